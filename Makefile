@@ -1,0 +1,37 @@
+# Two commands set everything up: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_VERSION ?= 2.13.0
+STAMP := $(VENV)/.optprompt-installed
+
+.PHONY: venv demo test test-fast bench lint clean
+
+venv: $(STAMP)
+
+# torch is installed first and pinned: the machine's CPU wheel satisfies it, so the
+# project's own `torch>=...` range then installs nothing more.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "torch==$(TORCH_VERSION)"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+demo: venv
+	$(VENV)/bin/optprompt run studies/sentiment.yaml
+
+test: venv
+	$(PY) -m pytest -q
+
+test-fast: venv
+	$(PY) -m pytest -q -m "not model"
+
+bench: venv
+	$(PY) benchmarks/run.py
+
+lint: venv
+	$(VENV)/bin/ruff check optprompt plugins tests
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

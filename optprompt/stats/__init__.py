@@ -1,0 +1,28 @@
+"""Statistics for judging whether a winning prompt really beats the baseline.
+
+Typical use on a test split with per-example scores::
+
+    from optprompt.stats import compare, doubtful_win_warnings
+
+    result = compare(baseline_scores, winner_scores)
+    print(result.difference, result.p_value, result.significant())
+"""
+
+from __future__ import annotations
+
+from optprompt.stats.bootstrap import Interval, PairedComparison, bootstrap_ci, paired_bootstrap
+from optprompt.stats.paired import McNemarResult, compare, mcnemar, permutation_test
+from optprompt.stats.warnings import doubtful_win_warnings, selection_noise_gain
+
+__all__ = [
+    "Interval",
+    "McNemarResult",
+    "PairedComparison",
+    "bootstrap_ci",
+    "compare",
+    "doubtful_win_warnings",
+    "mcnemar",
+    "paired_bootstrap",
+    "permutation_test",
+    "selection_noise_gain",
+]
