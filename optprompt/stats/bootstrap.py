@@ -49,7 +49,9 @@ class Interval:
             if not math.isfinite(getattr(self, name)):
                 raise ValueError(f"Interval.{name} must be finite, got {getattr(self, name)!r}")
         if self.low > self.high:
-            raise ValueError(f"Interval.low ({self.low}) must not exceed Interval.high ({self.high})")
+            raise ValueError(
+                f"Interval.low ({self.low}) must not exceed Interval.high ({self.high})"
+            )
 
     @property
     def width(self) -> float:
@@ -216,7 +218,7 @@ def paired_bootstrap(
         (xa[idx].mean(axis=1), xb[idx].mean(axis=1), diff[idx].mean(axis=1))
         for idx in _resample_indices(rng, xa.size, n_resamples)
     ]
-    boot_a, boot_b, boot_diff = (np.concatenate(parts) for parts in zip(*chunks))
+    boot_a, boot_b, boot_diff = (np.concatenate(parts) for parts in zip(*chunks, strict=True))
 
     mean_a = float(xa.mean())
     mean_b = float(xb.mean())

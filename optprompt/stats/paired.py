@@ -195,9 +195,7 @@ def compare(
         _check_binary(xa, "baseline")
         _check_binary(xb, "winner")
 
-    result = paired_bootstrap(
-        xa, xb, n_resamples=n_resamples, confidence=confidence, seed=seed
-    )
+    result = paired_bootstrap(xa, xb, n_resamples=n_resamples, confidence=confidence, seed=seed)
     if not binary:
         return result
 

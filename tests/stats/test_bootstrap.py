@@ -51,12 +51,12 @@ def test_bootstrap_ci_is_deterministic_for_a_seed() -> None:
 
 
 def test_bootstrap_ci_median_resists_an_outlier() -> None:
-    values = [float(v) for v in range(1, 20)] + [1000.0]
+    values = [float(v) for v in range(1, 21)] + [1000.0]
     median = bootstrap_ci(values, statistic="median")
     mean = bootstrap_ci(values)
-    assert median.estimate == 10.0
-    assert 1.0 <= median.low < 10.0 < median.high < 20.0
-    assert mean.estimate == pytest.approx(59.5)
+    assert median.estimate == 11.0
+    assert 1.0 <= median.low < 11.0 < median.high <= 20.0
+    assert mean.estimate == pytest.approx(1210 / 21)
     assert mean.high > 100.0
 
 
@@ -108,6 +108,7 @@ def test_paired_bootstrap_clear_improvement() -> None:
     assert result.difference.contains(0.45)
     assert result.baseline.estimate == 0.5 and result.winner.estimate == 0.95
     assert result.p_value == 0.0
+    assert type(result.p_value) is float
     assert result.significant(0.01)
 
 
@@ -194,3 +195,13 @@ def test_paired_comparison_significant_and_to_dict() -> None:
     assert data["p_value"] == 0.03 and data["test"] == "paired-bootstrap" and data["n"] == 10
     with pytest.raises(ValueError, match="p_value must be in"):
         PairedComparison(interval, interval, interval, 1.2, "paired-bootstrap", 10)
+
+
+def test_chunked_resampling_gives_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    from optprompt.stats import bootstrap
+
+    rng = np.random.default_rng(4)
+    a, b = rng.random(37), rng.random(37)
+    whole = paired_bootstrap(a, b, n_resamples=300)
+    monkeypatch.setattr(bootstrap, "_MAX_CHUNK_CELLS", 100)  # 2 resamples per chunk
+    assert paired_bootstrap(a, b, n_resamples=300) == whole

@@ -1,0 +1,58 @@
+"""optprompt: plugin-based automated prompt optimizer.
+
+Import the main objects from here; heavy libraries (torch, transformers) load only when a
+model is touched.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from optprompt._version import __version__
+from optprompt.errors import CandidateRejected, ConfigError, DataError, ModelError, OptpromptError, PluginError
+
+__all__ = [
+    "__version__",
+    "BaseStrategy",
+    "CandidateRejected",
+    "ConfigError",
+    "DataError",
+    "ModelError",
+    "OptpromptError",
+    "PluginError",
+    "PromptCandidate",
+    "PromptCard",
+    "StrategyConfig",
+    "StudySpec",
+    "export_card",
+    "load_card",
+    "load_spec",
+    "run_study",
+]
+
+_LAZY = {
+    "BaseStrategy": "optprompt.strategies",
+    "StrategyConfig": "optprompt.strategies",
+    "PromptCandidate": "optprompt.prompts",
+    "PromptCard": "optprompt.export",
+    "export_card": "optprompt.export",
+    "load_card": "optprompt.export",
+    "StudySpec": "optprompt.config",
+    "load_spec": "optprompt.config",
+    "run_study": "optprompt.study",
+}
+
+if TYPE_CHECKING:
+    from optprompt.config import StudySpec, load_spec
+    from optprompt.export import PromptCard, export_card, load_card
+    from optprompt.prompts import PromptCandidate
+    from optprompt.strategies import BaseStrategy, StrategyConfig
+    from optprompt.study import run_study
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'optprompt' has no attribute {name!r}")

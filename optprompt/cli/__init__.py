@@ -1,0 +1,1 @@
+"""The ``optprompt`` command line."""

@@ -1,0 +1,140 @@
+"""The ``optprompt`` command line. Heavy libraries are imported inside the commands only.
+
+Exit codes: 0 success, 1 unexpected failure, 2 bad input (study file, data, model
+name, plugin; the message says which), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main", "build_parser"]
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from optprompt.cli.output import print_result
+    from optprompt.config.loading import load_spec
+    from optprompt.study.runner import run_study
+
+    spec = load_spec(args.study)
+    if args.output:
+        spec = spec.model_copy(update={"output": args.output})
+    if args.trials is not None:
+        from optprompt.config.spec import StrategySpec
+
+        spec = spec.model_copy(update={"strategy": StrategySpec.model_validate({**spec.strategy.model_dump(), "trials": args.trials})})
+    result = run_study(spec, progress=not args.quiet)
+    print_result(result, output=spec.output)
+    return EXIT_OK
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from optprompt.cli.output import show_study
+
+    show_study(args.output_dir, top=args.top)
+    return EXIT_OK
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from optprompt.export.card import export_card
+
+    path = export_card(args.output_dir, args.to)
+    print(f"wrote {path} and {path.parent / 'prompt.txt'}")
+    return EXIT_OK
+
+
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    from optprompt.cli.output import print_plugins
+
+    print_plugins()
+    return EXIT_OK
+
+
+def _cmd_models_pull(args: argparse.Namespace) -> int:
+    from optprompt.models.loading import fingerprint_dir, resolve_model_path
+    from optprompt.plugins.manager import load_plugins
+
+    plugins = load_plugins()
+    if args.name not in plugins.models:
+        from optprompt.errors import ModelError
+
+        raise ModelError(f"unknown model {args.name!r}; registered names: {', '.join(plugins.models.names())}")
+    _, path = resolve_model_path(args.name, plugins)
+    print(f"{args.name}: {path} (fingerprint {fingerprint_dir(path)})")
+    return EXIT_OK
+
+
+def _cmd_models_list(args: argparse.Namespace) -> int:
+    from optprompt.models.home import optprompt_home
+    from optprompt.plugins.manager import load_plugins
+
+    home = optprompt_home()
+    for e in load_plugins().models:
+        pulled = (home / "models" / e.name).is_dir()
+        print(f"{e.name}\t{'pulled' if pulled else 'not pulled'}\t{e.description}\t[{e.source}]")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from optprompt._version import __version__
+
+    parser = argparse.ArgumentParser(prog="optprompt", description="Plugin-based automated prompt optimizer.")
+    parser.add_argument("--version", action="version", version=f"optprompt {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run a study, or resume it if it was interrupted")
+    p.add_argument("study", help="study YAML file")
+    p.add_argument("--output", help="override the study's output directory")
+    p.add_argument("--trials", type=int, help="override strategy.trials")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("show", help="print a study's leaderboard and result")
+    p.add_argument("output_dir", help="the study's output directory")
+    p.add_argument("--top", type=int, default=10, help="rows of the leaderboard (default 10)")
+    p.set_defaults(func=_cmd_show)
+
+    p = sub.add_parser("export", help="export the winning prompt as a prompt card")
+    p.add_argument("output_dir", help="a finished study's output directory")
+    p.add_argument("--to", required=True, help="directory to write prompt_card.json and prompt.txt into")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("plugins", help="list strategies, metrics, loaders and models, and where each comes from")
+    p.set_defaults(func=_cmd_plugins)
+
+    p = sub.add_parser("models", help="manage models")
+    msub = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    q = msub.add_parser("pull", help="fetch and convert a registered model into the cache")
+    q.add_argument("name")
+    q.set_defaults(func=_cmd_models_pull)
+    q = msub.add_parser("list", help="list registered model names")
+    q.set_defaults(func=_cmd_models_list)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="optprompt: %(levelname)s: %(message)s")
+    from optprompt.errors import OptpromptError
+
+    try:
+        return args.func(args)
+    except OptpromptError as e:
+        print(f"optprompt: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("optprompt: interrupted; finished trials are saved, run the same command to resume",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

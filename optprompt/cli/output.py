@@ -1,0 +1,103 @@
+"""What the CLI prints: results, leaderboards, plugin lists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from optprompt._io import read_json
+
+__all__ = ["print_result", "show_study", "print_plugins", "leaderboard"]
+
+
+def _score(entry: dict[str, Any], split: str) -> str:
+    s = entry[split]
+    return f"{s['value']:.3f}"
+
+
+def print_result(result: dict[str, Any], *, output: str | None = None) -> None:
+    """Baseline and winner, their prompts and dev/test scores, and the paired comparison."""
+    metric = result["task"]["metric"]
+    base, best = result["baseline"], result["best"]
+    print(f"\nstudy {result['name']!r}: {result['n_trials']} trials, model {result['model']['ref']}, "
+          f"{result['wall_seconds']:.0f} s")
+    sizes = result["task"]["sizes"]
+    print(f"task: {result['task']['source']} (train {sizes['train']}, dev {sizes['dev']}, test {sizes['test']})")
+    for title, e in (("BASELINE PROMPT", base), ("WINNING PROMPT", best)):
+        print(f"\n=== {title} (trial {e['trial']}) — dev {metric} {_score(e, 'dev')}, "
+              f"test {metric} {_score(e, 'test')} ===")
+        print(e["prompt"])
+        if e["candidate"].get("verbalizer"):
+            print("--- answers: " + ", ".join(f"{lbl} -> {w!r}" for lbl, w in e["candidate"]["verbalizer"]))
+    cmp_ = result.get("comparison") or {}
+    if cmp_:
+        d = cmp_["difference"]
+        print(f"\ntest {metric}: baseline {base['test']['value']:.3f} -> winner {best['test']['value']:.3f} "
+              f"(difference {d['estimate']:+.3f}, 95% CI [{d['low']:+.3f}, {d['high']:+.3f}], "
+              f"{cmp_['test']} p = {cmp_['p_value']:.3g}, n = {cmp_['n']})")
+    for w in result.get("warnings", []):
+        print(f"warning: {w}")
+    if output:
+        print(f"\nresults in {output}/result.json; `optprompt show {output}` for the leaderboard, "
+              f"`optprompt export {output} --to DIR` for the prompt card")
+
+
+def leaderboard(output_dir: str | Path, top: int = 10):  # type: ignore[no-untyped-def]
+    """A pandas DataFrame of the study's trials, best first."""
+    import pandas as pd
+
+    from optprompt.study import attrs
+    from optprompt.study.runner import SPEC_FILE
+    from optprompt.study.storage import open_study
+
+    meta = read_json(Path(output_dir) / SPEC_FILE, what=f"study directory file {SPEC_FILE}")
+    study = open_study(meta["storage"], meta["study_name"], create=False)
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        cand = t.user_attrs.get(attrs.CANDIDATE) or {}
+        rows.append({
+            "trial": t.number,
+            "state": t.state.name.lower(),
+            "dev": t.value,
+            "role": t.user_attrs.get(attrs.ROLE, ""),
+            "demos": len(cand.get("demo_ids", [])),
+            "template": (cand.get("template") or "").replace("\n", "⏎"),
+            "answers": "/".join(w for _, w in cand.get("verbalizer", [])) or cand.get("choice_format", ""),
+            "instruction": (cand.get("instruction") or "")[:60],
+            "note": t.user_attrs.get(attrs.FAIL_REASON, "") or (
+                f"same as trial {t.user_attrs[attrs.CACHED_FROM]}" if attrs.CACHED_FROM in t.user_attrs else ""),
+        })
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    df = df.sort_values(["dev", "trial"], ascending=[False, True], na_position="last")
+    return df.head(top).reset_index(drop=True)
+
+
+def show_study(output_dir: str | Path, top: int = 10) -> None:
+    """Print the leaderboard and, for a finished study, the result summary."""
+    import pandas as pd
+
+    from optprompt.study.runner import RESULT_FILE
+
+    df = leaderboard(output_dir, top)
+    with pd.option_context("display.max_colwidth", 60, "display.width", 200):
+        print(df.to_string(index=False) if not df.empty else "(no trials yet)")
+    result_path = Path(output_dir) / RESULT_FILE
+    if result_path.is_file():
+        print_result(read_json(result_path))
+    else:
+        print(f"\n(no {RESULT_FILE} yet: the study has not finished; run it again to resume)")
+
+
+def print_plugins() -> None:
+    """Every registered strategy, metric, loader and model name, with its source."""
+    from optprompt.plugins.manager import load_plugins
+
+    plugins = load_plugins()
+    for title, reg in (("strategies", plugins.strategies), ("metrics", plugins.metrics),
+                       ("task loaders", plugins.task_loaders), ("models", plugins.models)):
+        print(f"{title}:")
+        for e in reg:
+            print(f"  {e.name:<24} {e.description}")
+            print(f"  {'':<24} from {e.source}")

@@ -1,0 +1,14 @@
+"""Study configuration: typed specs and the YAML loader."""
+
+from optprompt.config.loading import load_spec, spec_from_dict
+from optprompt.config.spec import ScoringSpec, SplitSpec, StrategySpec, StudySpec, TaskSpec
+
+__all__ = [
+    "load_spec",
+    "spec_from_dict",
+    "ScoringSpec",
+    "SplitSpec",
+    "StrategySpec",
+    "StudySpec",
+    "TaskSpec",
+]

@@ -1,0 +1,63 @@
+"""Load a study YAML file into a :class:`StudySpec`, with errors that name file, line and key."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from optprompt.config.spec import StudySpec
+from optprompt.errors import ConfigError
+
+__all__ = ["load_spec", "spec_from_dict", "format_validation_error"]
+
+
+def format_validation_error(err: ValidationError, *, source: str, prefix: str = "") -> str:
+    """Turn a pydantic error into lines of ``source: key.path: message``."""
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in (prefix, *e["loc"]) if p != "")
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif e["type"] == "missing":
+            msg = "missing required key"
+        lines.append(f"{source}: {loc or '(top level)'}: {msg}")
+    return "\n".join(lines)
+
+
+def spec_from_dict(data: Any, *, source: str = "<spec>", base_dir: str | None = None) -> StudySpec:
+    """Validate a plain mapping (as loaded from YAML) into a :class:`StudySpec`."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: a study must be a mapping of keys, got {type(data).__name__}")
+    if base_dir is not None and "base_dir" not in data:
+        data = {**data, "base_dir": base_dir}
+    try:
+        return StudySpec.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, source=source)) from None
+
+
+def load_spec(path: str | os.PathLike[str]) -> StudySpec:
+    """Read and validate a study YAML file.
+
+    Raises:
+        ConfigError: the file is missing, is not valid YAML (file, line and column are
+            named) or has unknown, missing or invalid keys (their key paths are named).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"study file not found: {path}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError(f"YAML syntax error in {where}: {problem}") from None
+    return spec_from_dict(data, source=str(path), base_dir=str(path.resolve().parent))

@@ -1,0 +1,108 @@
+"""Typed, validated description of a study (what a study YAML file loads into)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = ["StudySpec", "TaskSpec", "SplitSpec", "StrategySpec", "ScoringSpec"]
+
+TaskType = Literal["classification", "multiple_choice"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SplitSpec(_Strict):
+    """Fractions of the data that go to train, dev and test (a deterministic split by seed)."""
+
+    train: float = Field(0.5, ge=0.0, lt=1.0)
+    dev: float = Field(0.25, gt=0.0, lt=1.0)
+    test: float = Field(0.25, gt=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> SplitSpec:
+        total = self.train + self.dev + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train + dev + test must add up to 1, got {total:g}")
+        return self
+
+
+class TaskSpec(_Strict):
+    """Where the data comes from and how its columns map onto a task."""
+
+    data: str | dict[str, str] = Field(
+        description="A JSONL/CSV/Parquet file, a BIG-bench task.json, a datasets hub name, "
+        "or a mapping {train: ..., dev: ..., test: ...} of given splits."
+    )
+    format: str | None = Field(None, description="Loader name; guessed from the file when unset.")
+    subset: str | None = Field(None, description="Configuration name of a hub data set.")
+    type: TaskType = "classification"
+    input: str = "input"
+    label: str = "label"
+    options: str | None = None
+    id: str | None = Field(None, description="Column with a stable example id (default: row number).")
+    labels: list[str] | None = Field(None, description="Label set; taken from the data when unset.")
+    verbalizer: dict[str, str] | None = Field(None, description="Label -> word the model should say.")
+    split: SplitSpec = SplitSpec()
+    prompt: str | None = Field(None, description="The baseline instruction.")
+    template: str | None = Field(None, description="Input template with an {input} placeholder.")
+    metric: str = "accuracy"
+    max_examples: int | None = Field(None, gt=0, description="Use at most this many rows.")
+
+    @field_validator("template")
+    @classmethod
+    def _template_has_input(cls, v: str | None) -> str | None:
+        if v is not None and "{input}" not in v:
+            raise ValueError("the template has no {input} placeholder")
+        return v
+
+    @model_validator(mode="after")
+    def _options_for_multiple_choice(self) -> TaskSpec:
+        if self.type == "multiple_choice" and not self.options:
+            raise ValueError("a multiple_choice task needs `options`: the column of choices")
+        return self
+
+
+class ScoringSpec(_Strict):
+    """How candidates are scored: device, dtype, batching and chat formatting."""
+
+    device: str = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    batch_tokens: int = Field(4096, gt=0, description="Upper bound on tokens per forward batch.")
+    chat: Literal["auto", "on", "off"] = Field(
+        "auto", description="Wrap prompts in the model's chat template (auto: when it has one)."
+    )
+
+
+class StrategySpec(BaseModel):
+    """The strategy's name plus its own options, validated later by the strategy's config."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str
+
+    def options(self) -> dict[str, Any]:
+        """The strategy-specific keys (everything but ``name``)."""
+        return dict(self.model_extra or {})
+
+
+class StudySpec(_Strict):
+    """A whole study: model, task, strategy, seed and where results go."""
+
+    name: str = Field(min_length=1)
+    model: str = Field(min_length=1, description="Short name, local path or hub id.")
+    seed: int = 0
+    output: str
+    task: TaskSpec
+    strategy: StrategySpec
+    scoring: ScoringSpec = ScoringSpec()
+    storage: str | None = Field(
+        None, description="Optuna storage URL; default: SQLite file in the output directory."
+    )
+    base_dir: str | None = Field(
+        None, description="Directory that relative data paths are looked up in first "
+        "(set to the study file's folder when loaded from YAML).",
+    )

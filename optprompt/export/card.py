@@ -1,0 +1,181 @@
+"""Prompt cards: the exported winner, loadable by any program.
+
+A card is a JSON file (``prompt_card.json``) plus the rendered prompt as text
+(``prompt.txt``). :meth:`PromptCard.format` rebuilds the exact text optprompt scored,
+for any new input, without optprompt's model or data.
+"""
+
+from __future__ import annotations
+
+import os
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from optprompt._io import atomic_write_json, atomic_write_text, read_json
+from optprompt._version import __version__
+from optprompt.errors import OptpromptError
+
+__all__ = ["PromptCard", "load_card", "export_card", "card_from_result", "CARD_FILE", "PROMPT_FILE"]
+
+CARD_FILE = "prompt_card.json"
+PROMPT_FILE = "prompt.txt"
+CARD_FORMAT = 1
+_LETTERS = string.ascii_uppercase
+
+
+@dataclass(frozen=True)
+class PromptCard:
+    """A winning prompt and everything needed to use and trust it.
+
+    Attributes:
+        instruction: The instruction with ``{labels}`` already filled in.
+        template: Per-example format with ``{input}`` (and maybe ``{options}``).
+        demos: Demonstrations: ``{"input", "answer", "options"}`` dicts, in order.
+        verbalizer: Label -> the word the model says for it (classification).
+        choice_format: ``text`` or ``letters`` (multiple choice).
+        separator: Text between instruction, demonstrations and query.
+        chat: Whether the prompt was scored as a user turn of the model's chat template.
+    """
+
+    instruction: str
+    template: str
+    demos: list[dict[str, Any]]
+    verbalizer: dict[str, str]
+    task_type: str
+    choice_format: str = "text"
+    separator: str = "\n\n"
+    chat: bool = False
+    model: dict[str, Any] = field(default_factory=dict)
+    task: dict[str, Any] = field(default_factory=dict)
+    scores: dict[str, Any] = field(default_factory=dict)
+    baseline_scores: dict[str, Any] = field(default_factory=dict)
+    comparison: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    seed: int = 0
+    study: str = ""
+    optprompt_version: str = __version__
+
+    # --- using the prompt ---------------------------------------------------------
+    def _options_block(self, options: list[str]) -> str:
+        if self.choice_format == "letters":
+            return "\n".join(f"{_LETTERS[i]}. {o}" for i, o in enumerate(options))
+        return "\n".join(f"- {o}" for o in options)
+
+    def _query(self, text: str, options: list[str] | None) -> str:
+        out = self.template.replace("{input}", text)
+        if "{options}" in out:
+            out = out.replace("{options}", self._options_block(list(options or [])))
+        return out
+
+    def format(self, text: str, options: list[str] | None = None) -> str:
+        """The full prompt for ``text`` (the user turn, when ``chat`` is true)."""
+        parts = [self.instruction] if self.instruction.strip() else []
+        for d in self.demos:
+            parts.append(f"{self._query(d['input'], d.get('options'))} {d['answer']}")
+        parts.append(self._query(text, options))
+        return self.separator.join(parts)
+
+    def messages(self, text: str, options: list[str] | None = None) -> list[dict[str, str]]:
+        """The prompt as chat messages (one user turn)."""
+        return [{"role": "user", "content": self.format(text, options)}]
+
+    def render(self, text: str, tokenizer: Any = None, options: list[str] | None = None) -> str:
+        """Exactly the text optprompt scored: through ``tokenizer``'s chat template when ``chat``."""
+        if self.chat:
+            if tokenizer is None:
+                raise OptpromptError("this card was scored with a chat template: pass the model's tokenizer")
+            return tokenizer.apply_chat_template(self.messages(text, options), tokenize=False,
+                                                 add_generation_prompt=True)
+        return self.format(text, options)
+
+    def answers(self, options: list[str] | None = None) -> dict[str, str]:
+        """Answer word -> label (classification) or -> option (multiple choice)."""
+        if self.task_type == "classification":
+            return {w: lbl for lbl, w in self.verbalizer.items()}
+        opts = list(options or [])
+        if self.choice_format == "letters":
+            return {_LETTERS[i]: o for i, o in enumerate(opts)}
+        return {o: o for o in opts}
+
+    def parse(self, output: str, options: list[str] | None = None) -> str | None:
+        """Map a model's generated answer back to a label/option (None when it matches none)."""
+        head = output.strip().split("\n")[0].strip().strip(".").strip()
+        answers = self.answers(options)
+        if head in answers:
+            return answers[head]
+        low = {k.lower(): v for k, v in answers.items()}
+        first = head.split(" ")[0].lower().strip(".,:;!") if head else ""
+        return low.get(head.lower(), low.get(first))
+
+    # --- files --------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return {"format": CARD_FORMAT, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "<card>") -> PromptCard:
+        data = dict(data)
+        fmt = data.pop("format", None)
+        if fmt != CARD_FORMAT:
+            raise OptpromptError(f"{source}: unsupported prompt card format {fmt!r} (expected {CARD_FORMAT})")
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise OptpromptError(f"{source}: unknown prompt card key(s): {', '.join(unknown)}")
+        try:
+            return cls(**data)
+        except TypeError as e:
+            raise OptpromptError(f"{source}: invalid prompt card: {e}") from None
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write ``prompt_card.json`` and ``prompt.txt`` into ``directory`` (atomically)."""
+        directory = Path(directory)
+        atomic_write_json(directory / CARD_FILE, self.to_dict())
+        atomic_write_text(directory / PROMPT_FILE, self.format("{input}") + "\n")
+        return directory / CARD_FILE
+
+
+def load_card(path: str | os.PathLike[str]) -> PromptCard:
+    """Load a card from its JSON file or from the directory holding ``prompt_card.json``."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CARD_FILE
+    return PromptCard.from_dict(read_json(path, what="prompt card"), source=str(path))
+
+
+def card_from_result(result: dict[str, Any]) -> PromptCard:
+    """Build the card of a finished study's winner from its ``result.json`` data."""
+    best = result["best"]
+    cand = best["candidate"]
+    verbalizer = {lbl: w for lbl, w in cand.get("verbalizer", [])}
+    words = ", ".join(verbalizer.get(lbl, lbl) for lbl in result["task"].get("labels", []))
+    instruction = cand["instruction"].replace("{labels}", words)
+    return PromptCard(
+        instruction=instruction,
+        template=cand["template"],
+        demos=[{"input": d["input"], "answer": d["answer"], "options": d.get("options") or None} for d in best["demos"]],
+        verbalizer=verbalizer,
+        task_type=result["task"]["type"],
+        choice_format=cand.get("choice_format", "text"),
+        separator=cand.get("separator", "\n\n"),
+        chat=bool(best.get("chat")),
+        model=result["model"],
+        task=result["task"],
+        scores={"dev": best["dev"], "test": best["test"]},
+        baseline_scores={"dev": result["baseline"]["dev"], "test": result["baseline"]["test"]},
+        comparison=result.get("comparison", {}),
+        warnings=list(result.get("warnings", [])),
+        seed=result["seed"],
+        study=result["name"],
+    )
+
+
+def export_card(output_dir: str | os.PathLike[str], to: str | os.PathLike[str]) -> Path:
+    """Export the winner of the finished study in ``output_dir`` into ``to``."""
+    from optprompt.study.runner import RESULT_FILE
+
+    result = read_json(Path(output_dir) / RESULT_FILE, what=f"finished study result ({RESULT_FILE})")
+    return card_from_result(result).save(to)

@@ -1,0 +1,137 @@
+"""Resolve a model reference and load it with its tokenizer, device and dtype."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from optprompt.errors import ModelError
+from optprompt.models.home import optprompt_home
+
+if TYPE_CHECKING:
+    import torch
+
+    from optprompt.plugins.manager import Plugins
+
+__all__ = ["LoadedModel", "load_model", "resolve_model_path", "select_device", "select_dtype", "fingerprint_dir"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to score: the module, its tokenizer and where it runs."""
+
+    ref: str
+    model: Any
+    tokenizer: Any
+    device: torch.device
+    dtype: torch.dtype
+    fingerprint: str
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    def chat_formatter(self):  # type: ignore[no-untyped-def]
+        """messages -> prompt text through the tokenizer's chat template."""
+        tok = self.tokenizer
+
+        def fmt(messages: list[dict[str, str]]) -> str:
+            return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+        return fmt
+
+
+def select_device(requested: str = "auto") -> torch.device:
+    """``auto``: CUDA when available, else CPU. Anything else is passed to torch."""
+    import torch
+
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(requested)
+    except RuntimeError as e:
+        raise ModelError(f"scoring.device: {requested!r} is not a torch device: {e}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ModelError(f"scoring.device: {requested!r} was asked for but CUDA is not available here")
+    return device
+
+
+def select_dtype(requested: str, device: torch.device) -> torch.dtype:
+    """``auto``: bfloat16 on CUDA, float32 elsewhere."""
+    import torch
+
+    if requested == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[requested]
+
+
+def fingerprint_dir(path: Path) -> str:
+    """A cheap, stable fingerprint of a model directory.
+
+    Pulled models carry their own (the source file's hash). Otherwise: config.json's
+    bytes plus each weight file's name, size and first and last MiB.
+    """
+    marker = path / "optprompt-model.json"
+    if marker.is_file():
+        return json.loads(marker.read_text())["fingerprint"]
+    h = hashlib.sha256()
+    cfg = path / "config.json"
+    if cfg.is_file():
+        h.update(cfg.read_bytes())
+    for f in sorted(path.iterdir()):
+        if f.suffix in {".safetensors", ".bin", ".pt", ".gguf"}:
+            size = f.stat().st_size
+            h.update(f"{f.name}:{size}".encode())
+            with f.open("rb") as fh:
+                h.update(fh.read(1 << 20))
+                if size > (1 << 20):
+                    fh.seek(max(size - (1 << 20), 0))
+                    h.update(fh.read(1 << 20))
+    return f"{path.name}:{h.hexdigest()[:16]}"
+
+
+def resolve_model_path(ref: str, plugins: Plugins, *, progress: bool = True) -> tuple[str, Path | None]:
+    """Return ``(kind, path)``: a registered name or a local dir gives a path; a hub id gives None."""
+    if ref in plugins.models:
+        return "registered", plugins.models.get(ref).obj(optprompt_home(), progress=progress)
+    p = Path(ref).expanduser()
+    if p.is_dir():
+        return "local", p
+    if p.exists():
+        raise ModelError(f"model {ref!r} is a file; give the model's directory")
+    known = ", ".join(plugins.models.names())
+    if "/" not in ref or ref.startswith((".", "/", "~")):
+        raise ModelError(
+            f"unknown model {ref!r}: not a registered name (known: {known}) and not a local directory"
+        )
+    return "hub", None
+
+
+def load_model(ref: str, plugins: Plugins, *, device: str = "auto", dtype: str = "auto",
+               progress: bool = True) -> LoadedModel:
+    """Load a causal LM by short name, local path or hub id. ``trust_remote_code`` stays off."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kind, path = resolve_model_path(ref, plugins, progress=progress)
+    dev = select_device(device)
+    dt = select_dtype(dtype, dev)
+    source = str(path) if path is not None else ref
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dt, trust_remote_code=False)
+    except OSError as e:
+        known = ", ".join(plugins.models.names())
+        hint = " (no model hub is reachable from this machine)" if kind == "hub" else ""
+        raise ModelError(f"could not load model {ref!r}{hint}: {e}. Registered names: {known}") from None
+    model.to(dev).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    fp = fingerprint_dir(path) if path is not None else f"hub:{ref}@{getattr(model.config, '_commit_hash', None) or 'unknown'}"
+    return LoadedModel(ref=ref, model=model, tokenizer=tokenizer, device=dev, dtype=dt, fingerprint=fp)

@@ -1,0 +1,76 @@
+"""Candidates: immutable descriptions of what gets scored."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from optprompt.errors import ConfigError
+
+__all__ = ["PromptCandidate", "DEMO_ORDERS", "CHOICE_FORMATS"]
+
+DEMO_ORDERS = ("as_chosen", "reversed", "by_label")
+CHOICE_FORMATS = ("text", "letters")
+
+
+@dataclass(frozen=True)
+class PromptCandidate:
+    """A discrete prompt: instruction, demonstrations, input format and verbalizer.
+
+    Attributes:
+        instruction: Text before the demonstrations. ``{labels}`` is replaced by the
+            verbalizer's words joined by ", ".
+        template: Per-example format with an ``{input}`` placeholder (and, for multiple
+            choice, optionally ``{options}``); the answer follows it.
+        demo_ids: Ids of train examples shown as demonstrations, in order.
+        verbalizer: ``(label, word)`` pairs: what the model should say for each label.
+            Empty for multiple choice.
+        choice_format: Multiple choice only: score option ``text`` or option ``letters``.
+        separator: Text between instruction, demonstrations and the query.
+    """
+
+    instruction: str
+    template: str
+    demo_ids: tuple[str, ...] = ()
+    verbalizer: tuple[tuple[str, str], ...] = ()
+    choice_format: Literal["text", "letters"] = "text"
+    separator: str = "\n\n"
+    metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if self.template.count("{input}") != 1:
+            raise ConfigError(
+                f"template {self.template!r} must contain the {{input}} placeholder exactly once"
+            )
+        if self.choice_format not in CHOICE_FORMATS:
+            raise ConfigError(f"choice_format must be one of {CHOICE_FORMATS}, got {self.choice_format!r}")
+        words = [w for _, w in self.verbalizer]
+        if any(not w.strip() for w in words):
+            raise ConfigError(f"verbalizer has an empty word: {dict(self.verbalizer)}")
+
+    @property
+    def verbalizer_map(self) -> dict[str, str]:
+        return dict(self.verbalizer)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (metadata excluded); :meth:`from_dict` inverts it."""
+        d = asdict(self)
+        d.pop("metadata")
+        d["demo_ids"] = list(self.demo_ids)
+        d["verbalizer"] = [list(p) for p in self.verbalizer]
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PromptCandidate:
+        data = dict(data)
+        data["demo_ids"] = tuple(data.get("demo_ids", ()))
+        data["verbalizer"] = tuple(tuple(p) for p in data.get("verbalizer", ()))
+        return cls(**data)
+
+    @property
+    def hash(self) -> str:
+        """Stable content hash (16 hex digits): the cache key and a trial attribute."""
+        payload = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]

@@ -1,0 +1,129 @@
+"""Render a candidate and an example into scoring requests.
+
+A rendered prompt is split into a ``prefix`` shared by every example of the candidate
+(system turn, instruction, demonstrations) and a per-example ``suffix``; the scorer
+computes the prefix once. The split is found by rendering with a sentinel in place of the
+input, so any chat template works.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from optprompt.errors import CandidateRejected
+from optprompt.prompts.candidate import PromptCandidate
+from optprompt.tasks.task import Example, Task
+
+__all__ = ["ScoreRequest", "PromptRenderer", "ChatFormatter"]
+
+# messages -> text, e.g. a tokenizer's apply_chat_template with add_generation_prompt.
+ChatFormatter = Callable[[list[dict[str, str]]], str]
+
+_SENTINEL = "\u27e6OPTPROMPT_INPUT\u27e7"
+_LETTERS = string.ascii_uppercase
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """Score each continuation after ``prefix + suffix``.
+
+    Attributes:
+        example_id: The example this request belongs to.
+        prefix: Text shared by every example of one candidate.
+        suffix: The example's own text, up to where the answer starts.
+        continuations: One answer text per choice (label or option), in choice order.
+    """
+
+    example_id: str
+    prefix: str
+    suffix: str
+    continuations: tuple[str, ...]
+
+
+class PromptRenderer:
+    """Turns (candidate, example) into text, with or without a chat template."""
+
+    def __init__(self, task: Task, chat_formatter: ChatFormatter | None = None) -> None:
+        self.task = task
+        self.chat_formatter = chat_formatter
+
+    # --- pieces -------------------------------------------------------------------
+    def answer_words(self, candidate: PromptCandidate, example: Example) -> tuple[str, ...]:
+        """What the model would say for each choice of ``example``."""
+        if self.task.type == "classification":
+            verbalizer = candidate.verbalizer_map
+            missing = [lbl for lbl in self.task.labels if lbl not in verbalizer]
+            if missing:
+                raise CandidateRejected(f"verbalizer has no word for label(s) {missing}")
+            words = tuple(verbalizer[lbl] for lbl in self.task.labels)
+            if len(set(words)) != len(words):
+                raise CandidateRejected(f"two labels share a verbalizer word: {verbalizer}")
+            return words
+        if candidate.choice_format == "letters":
+            if len(example.options) > len(_LETTERS):
+                raise CandidateRejected(f"{example.row}: too many options for letters")
+            return tuple(_LETTERS[: len(example.options)])
+        return example.options
+
+    def _options_block(self, candidate: PromptCandidate, example: Example) -> str:
+        if candidate.choice_format == "letters":
+            return "\n".join(f"{_LETTERS[i]}. {o}" for i, o in enumerate(example.options))
+        return "\n".join(f"- {o}" for o in example.options)
+
+    def _query(self, candidate: PromptCandidate, example: Example, text: str) -> str:
+        out = candidate.template.replace("{input}", text)
+        if "{options}" in out:
+            out = out.replace("{options}", self._options_block(candidate, example))
+        elif self.task.type == "multiple_choice" and candidate.choice_format == "letters":
+            raise CandidateRejected("letter answers need an {options} placeholder in the template")
+        return out
+
+    def instruction(self, candidate: PromptCandidate, example: Example | None = None) -> str:
+        labels = ", ".join(
+            candidate.verbalizer_map.get(lbl, lbl) for lbl in self.task.labels
+        ) if self.task.type == "classification" else ""
+        return candidate.instruction.replace("{labels}", labels)
+
+    def demos(self, candidate: PromptCandidate) -> list[Example]:
+        try:
+            return [self.task.example(i) for i in candidate.demo_ids]
+        except KeyError as e:
+            raise CandidateRejected(str(e)) from None
+
+    def _demo_text(self, candidate: PromptCandidate, demo: Example) -> str:
+        answer = self.answer_words(candidate, demo)[demo.target_index]
+        return f"{self._query(candidate, demo, demo.input)} {answer}"
+
+    # --- whole prompt -------------------------------------------------------------
+    def user_text(self, candidate: PromptCandidate, example: Example, text: str) -> str:
+        """Instruction, demonstrations and the query (everything the user turn says)."""
+        parts = [self.instruction(candidate, example)] if candidate.instruction.strip() else []
+        parts.extend(self._demo_text(candidate, d) for d in self.demos(candidate))
+        parts.append(self._query(candidate, example, text))
+        return candidate.separator.join(parts)
+
+    def request(self, candidate: PromptCandidate, example: Example) -> ScoreRequest:
+        """The scoring request of one example."""
+        words = self.answer_words(candidate, example)
+        body = self.user_text(candidate, example, _SENTINEL)
+        if self.chat_formatter is not None:
+            full = self.chat_formatter([{"role": "user", "content": body}])
+            continuations = words
+        else:
+            full = body
+            continuations = tuple(" " + w for w in words)
+        if full.count(_SENTINEL) != 1:
+            raise CandidateRejected("the chat template dropped or repeated the input")
+        prefix, rest = full.split(_SENTINEL)
+        return ScoreRequest(example.id, prefix, example.input + rest, continuations)
+
+    def requests(self, candidate: PromptCandidate, examples: Sequence[Example]) -> list[ScoreRequest]:
+        return [self.request(candidate, ex) for ex in examples]
+
+    def render_text(self, candidate: PromptCandidate, example_input: str = "{input}") -> str:
+        """The prompt as plain text, with ``{input}`` left as a placeholder by default."""
+        dummy = Example(id="_", input=example_input, target="", target_index=0,
+                        options=(), row="")
+        return self.user_text(candidate, dummy, example_input)

@@ -1,0 +1,100 @@
+"""The strategy extension point: a small base class with a typed config."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from optprompt.errors import ConfigError
+from optprompt.prompts.candidate import PromptCandidate
+from optprompt.tasks.task import Task
+
+if TYPE_CHECKING:
+    import optuna
+
+    from optprompt.scoring.evaluate import Evaluation
+
+__all__ = ["BaseStrategy", "StrategyConfig", "StrategyContext", "Budget"]
+
+
+class StrategyConfig(BaseModel):
+    """Options every strategy has. Subclass it to add a strategy's own (unknown keys are errors)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    trials: int = Field(40, ge=1, description="Trials to run, the baseline (trial 0) included.")
+    sampler: Literal["tpe", "random"] = Field("tpe", description="Optuna sampler.")
+
+
+@dataclass(frozen=True)
+class StrategyContext:
+    """What a strategy may see: the task (its train split for demonstrations), seed, baseline."""
+
+    task: Task
+    seed: int
+    baseline: PromptCandidate
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What a strategy will spend, declared up front."""
+
+    trials: int
+    dev_scorings: int
+
+    def to_dict(self) -> dict[str, int]:
+        return {"trials": self.trials, "dev_scorings": self.dev_scorings}
+
+
+class BaseStrategy(abc.ABC):
+    """Proposes candidates, one per Optuna trial.
+
+    Subclasses set ``name`` (the registry key), optionally ``config_class`` (a
+    :class:`StrategyConfig` subclass), and implement :meth:`propose`. The study scores
+    what they propose; a strategy never touches the model.
+    """
+
+    name: ClassVar[str]
+    config_class: ClassVar[type[StrategyConfig]] = StrategyConfig
+
+    def __init__(self, config: StrategyConfig, context: StrategyContext) -> None:
+        self.config = config
+        self.context = context
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any], context: StrategyContext) -> BaseStrategy:
+        """Validate ``options`` (the YAML's strategy keys) and build the strategy."""
+        from optprompt.config.loading import format_validation_error
+
+        try:
+            config = cls.config_class.model_validate(options)
+        except ValidationError as e:
+            raise ConfigError(format_validation_error(e, source=f"strategy {cls.name!r}", prefix="strategy")) from None
+        return cls(config, context)
+
+    def budget(self) -> Budget:
+        """Trials and dev scorings this strategy will use (one scoring per trial by default)."""
+        return Budget(trials=self.config.trials, dev_scorings=self.config.trials)
+
+    def create_sampler(self) -> optuna.samplers.BaseSampler:
+        """The Optuna sampler, seeded with the study's seed."""
+        import optuna
+
+        seed = self.context.seed
+        if self.config.sampler == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(1, self.config.trials // 4)))
+
+    @abc.abstractmethod
+    def propose(self, trial: optuna.Trial) -> PromptCandidate:
+        """Return the candidate for this trial, using ``trial.suggest_*`` for choices.
+
+        Raise :class:`~optprompt.errors.CandidateRejected` for an invalid combination;
+        the trial is then recorded as pruned with that reason.
+        """
+
+    def observe(self, trial: optuna.Trial, candidate: PromptCandidate, evaluation: Evaluation) -> None:  # noqa: B027
+        """Called after a proposed candidate was scored. Optional."""

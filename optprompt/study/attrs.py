@@ -1,0 +1,9 @@
+"""Names of the trial and study attributes optprompt stores in Optuna's storage."""
+
+ROLE = "optprompt.role"  # "baseline" on trial 0
+CANDIDATE = "optprompt.candidate"  # the candidate as a dict
+HASH = "optprompt.hash"  # the candidate's content hash
+METRICS = "optprompt.metrics"  # every metric on dev
+FAIL_REASON = "optprompt.fail_reason"  # why a trial failed or was pruned
+CACHED_FROM = "optprompt.cached_from"  # trial number whose score was reused
+SPEC_KEY = "optprompt.spec_key"  # study attribute: what the study was created with

@@ -1,0 +1,48 @@
+"""A rich progress bar for the study loop: trial n of N, running best, ETA."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+__all__ = ["StudyProgress"]
+
+
+class StudyProgress:
+    """Context manager; ``advance(value)`` after each trial. Does nothing when disabled."""
+
+    def __init__(self, total: int, done: int = 0, *, enabled: bool = True, best: float | None = None) -> None:
+        self.total = total
+        self.done = done
+        self.enabled = enabled
+        self.best = best
+        self._progress = None
+        self._task = None
+
+    def _desc(self) -> str:
+        best = "-" if self.best is None else f"{self.best:.3f}"
+        return f"trials (best dev {best})"
+
+    def __enter__(self) -> StudyProgress:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self._progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                console=Console(stderr=True), transient=False,
+            )
+            self._progress.__enter__()
+            self._task = self._progress.add_task(self._desc(), total=self.total, completed=min(self.done, self.total))
+        return self
+
+    def advance(self, value: float | None) -> None:
+        self.done += 1
+        if value is not None and (self.best is None or value > self.best):
+            self.best = value
+        if self._progress is not None:
+            self._progress.update(self._task, advance=1, description=self._desc())
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(et, ev, tb)

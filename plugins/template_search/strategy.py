@@ -1,0 +1,149 @@
+"""Template search: Optuna explores instruction, demonstrations, format and verbalizer."""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING
+
+from pydantic import Field
+
+from optprompt.errors import CandidateRejected, ConfigError
+from optprompt.prompts.candidate import CHOICE_FORMATS, DEMO_ORDERS, PromptCandidate
+from optprompt.strategies.base import BaseStrategy, StrategyConfig, StrategyContext
+from optprompt.tasks.task import Example
+
+if TYPE_CHECKING:
+    import optuna
+
+__all__ = ["TemplateSearch", "TemplateSearchConfig"]
+
+_GENERIC_INSTRUCTIONS = {
+    "classification": [
+        "Classify the text into one of these categories: {labels}.",
+        "Read the input and answer with one word: {labels}.",
+        "{base} Answer with one of: {labels}.",
+    ],
+    "multiple_choice": [
+        "Choose the correct answer.",
+        "Read the question and pick the best option.",
+        "{base} Reply with the correct option only.",
+    ],
+}
+_GENERIC_TEMPLATES = {
+    "classification": [
+        "Input: {input}\nAnswer:",
+        "Text: {input}\nLabel:",
+        "{input}\nCategory:",
+        "Q: {input}\nA:",
+    ],
+    "multiple_choice": [
+        "Question: {input}\nAnswer:",
+        "Question: {input}\nOptions:\n{options}\nAnswer:",
+        "Q: {input}\n{options}\nA:",
+    ],
+}
+
+
+class TemplateSearchConfig(StrategyConfig):
+    """Options of ``template_search`` (all optional)."""
+
+    instructions: list[str] = Field(default_factory=list, description="Extra instruction variants.")
+    templates: list[str] = Field(default_factory=list, description="Extra input templates ({input}).")
+    verbalizers: dict[str, list[str]] = Field(default_factory=dict, description="Extra words per label.")
+    max_demos: int = Field(4, ge=0, le=32, description="Most demonstrations in one prompt.")
+    demo_pool: int = Field(16, ge=1, description="Train examples the demonstrations are drawn from.")
+    generic: bool = Field(True, description="Add optprompt's generic instruction and format variants.")
+
+
+def _dedupe(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(i for i in items if i is not None))
+
+
+class TemplateSearch(BaseStrategy):
+    """Searches instruction, demonstrations (number, choice, order), format and verbalizer."""
+
+    name = "template_search"
+    config_class = TemplateSearchConfig
+    config: TemplateSearchConfig
+
+    def __init__(self, config: TemplateSearchConfig, context: StrategyContext) -> None:
+        super().__init__(config, context)
+        task = context.task
+        base = context.baseline
+        generic = config.generic
+        self.instructions = _dedupe(
+            [base.instruction]
+            + ([t.replace("{base}", base.instruction.rstrip()) for t in _GENERIC_INSTRUCTIONS[task.type]] if generic else [])
+            + config.instructions
+        )
+        for t in config.templates:
+            if t.count("{input}") != 1:
+                raise ConfigError(f"strategy.templates: {t!r} needs the {{input}} placeholder exactly once")
+        self.templates = _dedupe(
+            [base.template] + (_GENERIC_TEMPLATES[task.type] if generic else []) + config.templates
+        )
+        self.words: dict[str, list[str]] = {}
+        if task.type == "classification":
+            for key in config.verbalizers:
+                if key not in task.labels:
+                    raise ConfigError(f"strategy.verbalizers.{key}: not a label; labels are {list(task.labels)}")
+            for label in task.labels:
+                word = task.verbalizer[label]
+                variants = [word, word.capitalize(), word.lower()] + config.verbalizers.get(label, [])
+                self.words[label] = _dedupe([v for v in variants if v.strip()])
+        self.pool = self._demo_pool(task.train, config.demo_pool, context.seed, by_label=task.type == "classification")
+        self.max_demos = min(config.max_demos, len(self.pool))
+
+    @staticmethod
+    def _demo_pool(train: list[Example], size: int, seed: int, by_label: bool) -> list[Example]:
+        """A label-balanced, seeded sample of the train split."""
+        rng = random.Random(seed)
+        if not by_label:
+            return rng.sample(train, min(size, len(train)))
+        groups: dict[str, list[Example]] = {}
+        for ex in train:
+            groups.setdefault(ex.target, []).append(ex)
+        for g in groups.values():
+            rng.shuffle(g)
+        pool: list[Example] = []
+        while len(pool) < min(size, len(train)):
+            for key in sorted(groups):
+                if groups[key] and len(pool) < size:
+                    pool.append(groups[key].pop())
+        return pool
+
+    def propose(self, trial: optuna.Trial) -> PromptCandidate:
+        task = self.context.task
+        instruction = trial.suggest_categorical("instruction", self.instructions)
+        template = trial.suggest_categorical("template", self.templates)
+        verbalizer: tuple[tuple[str, str], ...] = ()
+        choice_format = "text"
+        if task.type == "classification":
+            verbalizer = tuple(
+                (label, trial.suggest_categorical(f"word[{label}]", self.words[label])) for label in task.labels
+            )
+            words = [w for _, w in verbalizer]
+            if len(set(words)) != len(words):
+                raise CandidateRejected(f"two labels share a word: {dict(verbalizer)}")
+        else:
+            choice_format = trial.suggest_categorical("choice_format", list(CHOICE_FORMATS))
+            if choice_format == "letters" and "{options}" not in template:
+                raise CandidateRejected("letter answers need a template that lists the {options}")
+        n_demos = trial.suggest_int("n_demos", 0, self.max_demos) if self.max_demos else 0
+        pool_ids = [ex.id for ex in self.pool]
+        chosen = _dedupe([trial.suggest_categorical(f"demo_{i}", pool_ids) for i in range(n_demos)])
+        demo_ids: tuple[str, ...] = tuple(chosen)
+        if len(chosen) > 1:
+            order = trial.suggest_categorical("demo_order", list(DEMO_ORDERS))
+            if order == "reversed":
+                demo_ids = tuple(reversed(chosen))
+            elif order == "by_label":
+                target = {ex.id: ex.target for ex in self.pool}
+                demo_ids = tuple(sorted(chosen, key=lambda i: (target[i], chosen.index(i))))
+        return PromptCandidate(
+            instruction=instruction,
+            template=template,
+            demo_ids=demo_ids,
+            verbalizer=verbalizer,
+            choice_format=choice_format,
+        )
