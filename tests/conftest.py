@@ -1,0 +1,128 @@
+"""Shared fixtures: a tiny random causal LM with a real (tiny) tokenizer, and data files."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+WORDS = ("great awful good bad fine terrible lovely poor movie food service hotel staff room price "
+         "quality the a was is and but very not really would never again recommend").split()
+
+
+def _make_tiny_model_dir(root: Path, *, chat: bool) -> Path:
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    corpus = [" ".join(random.Random(i).choices(WORDS, k=12)) for i in range(200)]
+    corpus += ["Input: Answer: Review: Sentiment: positive negative Positive Negative Text: Label: Q: A:"] * 5
+    tk = Tokenizer(models.BPE(unk_token=None))
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+    )
+    tk.train_from_iterator(corpus, trainer)
+    if not chat:  # like Llama tokenizers: prepend BOS to every encoding
+        from tokenizers.processors import TemplateProcessing
+
+        tk.post_processor = TemplateProcessing(single="<|endoftext|> $A", special_tokens=[("<|endoftext|>", 0)])
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<|endoftext|>", eos_token="<|im_end|>",
+                                  pad_token="<|endoftext|>")
+    if chat:
+        tok.chat_template = CHAT_TEMPLATE
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                      bos_token_id=0, eos_token_id=2, pad_token_id=0, tie_word_embeddings=True,
+                      initializer_range=0.3)  # large weights: sharply varying log-probs
+    model = LlamaForCausalLM(cfg)
+    out = root / ("tiny-chat" if chat else "tiny-plain")
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, hidden-64 Llama with a chat template, saved like any local model."""
+    return _make_tiny_model_dir(tmp_path_factory.mktemp("models"), chat=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_plain_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same without a chat template."""
+    return _make_tiny_model_dir(tmp_path_factory.mktemp("models"), chat=False)
+
+
+@pytest.fixture
+def plugins():
+    """A fresh plugin manager and registries per test (no shared global state)."""
+    from optprompt.plugins import load_plugins
+
+    return load_plugins()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_dir: Path):
+    from optprompt.models import load_model
+    from optprompt.plugins import load_plugins
+
+    return load_model(str(tiny_model_dir), load_plugins(), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_plain_model(tiny_plain_model_dir: Path):
+    from optprompt.models import load_model
+    from optprompt.plugins import load_plugins
+
+    return load_model(str(tiny_plain_model_dir), load_plugins(), device="cpu")
+
+
+def write_sentiment_jsonl(path: Path, n: int = 40, seed: int = 0) -> Path:
+    """A small balanced positive/negative data set of random short texts."""
+    rng = random.Random(seed)
+    pos = ["great", "good", "lovely", "fine"]
+    neg = ["awful", "bad", "terrible", "poor"]
+    with path.open("w") as f:
+        for i in range(n):
+            label = "positive" if i % 2 == 0 else "negative"
+            words = rng.choices(WORDS, k=rng.randint(3, 12)) + [rng.choice(pos if label == "positive" else neg)]
+            rng.shuffle(words)
+            f.write(json.dumps({"id": f"ex{i}", "text": " ".join(words), "label": label}) + "\n")
+    return path
+
+
+@pytest.fixture
+def sentiment_file(tmp_path: Path) -> Path:
+    return write_sentiment_jsonl(tmp_path / "sentiment.jsonl")
+
+
+@pytest.fixture
+def study_dict(sentiment_file: Path, tmp_path: Path, tiny_model_dir: Path) -> dict:
+    """A complete study spec (as loaded from YAML) on the tiny model."""
+    return {
+        "name": "tiny-study",
+        "model": str(tiny_model_dir),
+        "seed": 0,
+        "output": str(tmp_path / "out"),
+        "task": {
+            "data": str(sentiment_file),
+            "type": "classification",
+            "input": "text",
+            "label": "label",
+            "id": "id",
+            "prompt": "Classify the sentiment of the review.",
+        },
+        "strategy": {"name": "template_search", "trials": 6, "max_demos": 2, "demo_pool": 4},
+        "scoring": {"device": "cpu"},
+    }
