@@ -47,6 +47,7 @@ class PromptCard:
     choice_format: str = "text"
     separator: str = "\n\n"
     chat: bool = False
+    calibration: dict[str, Any] = field(default_factory=lambda: {"method": "none", "offsets": None})
     model: dict[str, Any] = field(default_factory=dict)
     task: dict[str, Any] = field(default_factory=dict)
     scores: dict[str, Any] = field(default_factory=dict)
@@ -98,6 +99,23 @@ class PromptCard:
         if self.choice_format == "letters":
             return {_LETTERS[i]: o for i, o in enumerate(opts)}
         return {o: o for o in opts}
+
+    def predict_from_logliks(self, logliks: dict[str, float]) -> str:
+        """The label this card predicts from per-label log-likelihoods of the answer words.
+
+        Applies the card's calibration exactly as optprompt did when it scored the card.
+        """
+        from optprompt.scoring.calibration import apply_offsets
+
+        labels = list(self.verbalizer)
+        missing = [lbl for lbl in labels if lbl not in logliks]
+        if missing:
+            raise OptpromptError(f"log-likelihoods missing for label(s) {missing}")
+        values = [logliks[lbl] for lbl in labels]
+        offsets = self.calibration.get("offsets")
+        if offsets:
+            values = apply_offsets(values, offsets)
+        return labels[max(range(len(values)), key=values.__getitem__)]
 
     def parse(self, output: str, options: list[str] | None = None) -> str | None:
         """Map a model's generated answer back to a label/option (None when it matches none)."""
@@ -162,6 +180,7 @@ def card_from_result(result: dict[str, Any]) -> PromptCard:
         choice_format=cand.get("choice_format", "text"),
         separator=cand.get("separator", "\n\n"),
         chat=bool(best.get("chat")),
+        calibration=best.get("calibration") or {"method": "none", "offsets": None},
         model=result["model"],
         task=result["task"],
         scores={"dev": best["dev"], "test": best["test"]},

@@ -9,10 +9,11 @@ from typing import Any, Literal
 
 from optprompt.errors import ConfigError
 
-__all__ = ["PromptCandidate", "DEMO_ORDERS", "CHOICE_FORMATS"]
+__all__ = ["PromptCandidate", "DEMO_ORDERS", "CHOICE_FORMATS", "CALIBRATIONS"]
 
 DEMO_ORDERS = ("as_chosen", "reversed", "by_label")
 CHOICE_FORMATS = ("text", "letters")
+CALIBRATIONS = ("none", "content_free", "mean")
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,12 @@ class PromptCandidate:
             Empty for multiple choice.
         choice_format: Multiple choice only: score option ``text`` or option ``letters``.
         separator: Text between instruction, demonstrations and the query.
+        calibration: How label scores are corrected for the model's prior preference
+            for some answers (classification only): ``none``; ``content_free``
+            (subtract the label distribution on content-free inputs such as "N/A",
+            Zhao et al. 2021); ``mean`` (subtract the mean label distribution over the
+            dev inputs, labels unused, Zhou et al. 2023; the offsets found on dev are
+            then fixed for test and exported with the card).
     """
 
     instruction: str
@@ -37,6 +44,7 @@ class PromptCandidate:
     verbalizer: tuple[tuple[str, str], ...] = ()
     choice_format: Literal["text", "letters"] = "text"
     separator: str = "\n\n"
+    calibration: Literal["none", "content_free", "mean"] = "none"
     metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -46,6 +54,8 @@ class PromptCandidate:
             )
         if self.choice_format not in CHOICE_FORMATS:
             raise ConfigError(f"choice_format must be one of {CHOICE_FORMATS}, got {self.choice_format!r}")
+        if self.calibration not in CALIBRATIONS:
+            raise ConfigError(f"calibration must be one of {CALIBRATIONS}, got {self.calibration!r}")
         words = [w for _, w in self.verbalizer]
         if any(not w.strip() for w in words):
             raise ConfigError(f"verbalizer has an empty word: {dict(self.verbalizer)}")
@@ -58,6 +68,8 @@ class PromptCandidate:
         """A JSON-ready dict (metadata excluded); :meth:`from_dict` inverts it."""
         d = asdict(self)
         d.pop("metadata")
+        if self.calibration == "none":  # keeps hashes of uncalibrated candidates stable
+            d.pop("calibration")
         d["demo_ids"] = list(self.demo_ids)
         d["verbalizer"] = [list(p) for p in self.verbalizer]
         return d

@@ -7,9 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from optprompt.errors import CandidateRejected
 from optprompt.plugins.manager import Registry
 from optprompt.prompts.candidate import PromptCandidate
 from optprompt.prompts.render import PromptRenderer
+from optprompt.scoring.calibration import CONTENT_FREE_INPUTS, apply_offsets, mean_offsets
 from optprompt.scoring.causal import CausalLMScorer
 from optprompt.tasks.task import Example, Task
 
@@ -38,6 +40,7 @@ class Evaluation:
     metrics: dict[str, float]
     predictions: list[ExamplePrediction]
     seconds: float = 0.0
+    offsets: list[float] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -69,17 +72,40 @@ class Evaluator:
         self.metrics = metrics
         metrics.get(task.metric)  # unknown metric: fail now, naming the known ones
 
-    def evaluate(self, candidate: PromptCandidate, examples: Sequence[Example], split: str = "dev") -> Evaluation:
+    def _offsets(self, candidate: PromptCandidate, logliks: list[list[float]],
+                 offsets: Sequence[float] | None) -> list[float] | None:
+        if candidate.calibration == "none":
+            return None
+        if self.task.type != "classification":
+            raise CandidateRejected("calibration applies to classification tasks only")
+        if offsets is not None:
+            return list(offsets)
+        if candidate.calibration == "mean":
+            return mean_offsets(logliks)
+        free = [Example(id=f"content-free-{i}", input=text, target="", target_index=0, row="content-free input")
+                for i, text in enumerate(CONTENT_FREE_INPUTS)]
+        return mean_offsets(self.scorer.loglikelihoods(self.renderer.requests(candidate, free)))
+
+    def evaluate(self, candidate: PromptCandidate, examples: Sequence[Example], split: str = "dev",
+                 offsets: Sequence[float] | None = None) -> Evaluation:
+        """Score ``candidate`` on ``examples``.
+
+        Args:
+            offsets: Calibration offsets to use as they are (e.g. found on dev, applied
+                to test). When None, a calibrated candidate computes its own.
+        """
         start = time.perf_counter()
         requests = self.renderer.requests(candidate, examples)
         logliks = self.scorer.loglikelihoods(requests)
+        used = self._offsets(candidate, logliks, offsets)
         preds = []
         for ex, ll in zip(examples, logliks):
-            best = max(range(len(ll)), key=lambda j: ll[j])
+            scores = ll if used is None else apply_offsets(ll, used)
+            best = max(range(len(scores)), key=lambda j: scores[j])
             preds.append(ExamplePrediction(ex.id, ex.target_index, best, tuple(ll)))
         gold = [p.gold for p in preds]
         pred = [p.pred for p in preds]
         n_classes = len(self.task.labels) or max((len(e.options) for e in examples), default=0)
         values = {e.name: float(e.obj(gold, pred, n_classes)) for e in self.metrics}
         return Evaluation(candidate.hash, split, self.task.metric, values, preds,
-                          seconds=time.perf_counter() - start)
+                          seconds=time.perf_counter() - start, offsets=used)

@@ -7,3 +7,4 @@ METRICS = "optprompt.metrics"  # every metric on dev
 FAIL_REASON = "optprompt.fail_reason"  # why a trial failed or was pruned
 CACHED_FROM = "optprompt.cached_from"  # trial number whose score was reused
 SPEC_KEY = "optprompt.spec_key"  # study attribute: what the study was created with
+OFFSETS = "optprompt.offsets"  # calibration offsets found on dev (calibrated candidates)

@@ -49,6 +49,7 @@ class _Scored:
     value: float
     metrics: dict[str, float]
     trial: int
+    offsets: list[float] | None = None
 
 
 class StudyRunner:
@@ -144,14 +145,22 @@ class StudyRunner:
         check_spec_key(study, self._spec_key(), where=url)
         budget = self.strategy.budget()
         scored = self._known_scores(study)
-        done = len(finished_trials(study))
+        done = self._budget_used(study)
         if done:
             logger.info("resuming study %r: %d of %d trials already finished", self.spec.name, done, budget.trials)
+        # Repeats of an already scored candidate cost no model time and do not count; a
+        # sampler that only repeats itself (a small, exhausted space) stops the study.
+        max_total = budget.trials * 3
         with StudyProgress(total=budget.trials, done=done, enabled=self.progress,
                            best=self._best_value(study)) as bar:
-            while len(finished_trials(study)) < budget.trials:
+            while (used := self._budget_used(study)) < budget.trials:
+                if len(finished_trials(study)) >= max_total:
+                    logger.warning("stopping after %d trials: the strategy keeps proposing candidates "
+                                   "already scored (%d distinct of %d budgeted)", max_total, used, budget.trials)
+                    break
                 value = self._one_trial(study, scored)
-                bar.advance(value)
+                if self._budget_used(study) > used:
+                    bar.advance(value)
         result = self._finish(study, started, budget.to_dict())
         return result
 
@@ -162,8 +171,14 @@ class StudyRunner:
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             h = t.user_attrs.get(attrs.HASH)
             if h and h not in scored and t.value is not None:
-                scored[h] = _Scored(t.value, t.user_attrs.get(attrs.METRICS, {}), t.number)
+                scored[h] = _Scored(t.value, t.user_attrs.get(attrs.METRICS, {}), t.number,
+                                    t.user_attrs.get(attrs.OFFSETS))
         return scored
+
+    @staticmethod
+    def _budget_used(study: optuna.Study) -> int:
+        """Finished trials that count against the budget: all but repeats of a scored candidate."""
+        return sum(attrs.CACHED_FROM not in t.user_attrs for t in finished_trials(study))
 
     @staticmethod
     def _best_value(study: optuna.Study) -> float | None:
@@ -197,12 +212,14 @@ class StudyRunner:
             known = scored.get(candidate.hash)
             if known is not None:
                 trial.set_user_attr(attrs.CACHED_FROM, known.trial)
-                value, metrics = known.value, known.metrics
+                value, metrics, offsets = known.value, known.metrics, known.offsets
             else:
                 evaluation = self.evaluator.evaluate(candidate, self.task.dev, "dev")
-                value, metrics = evaluation.value, evaluation.metrics
-                scored[candidate.hash] = _Scored(value, metrics, trial.number)
+                value, metrics, offsets = evaluation.value, evaluation.metrics, evaluation.offsets
+                scored[candidate.hash] = _Scored(value, metrics, trial.number, offsets)
             trial.set_user_attr(attrs.METRICS, metrics)
+            if offsets is not None:
+                trial.set_user_attr(attrs.OFFSETS, offsets)
             study.tell(trial, value)
             if evaluation is not None and not is_baseline:
                 self.strategy.observe(trial, candidate, evaluation)
@@ -255,7 +272,8 @@ class StudyRunner:
         best = PromptCandidate.from_dict(best_trial.user_attrs[attrs.CANDIDATE])
 
         test_base = self.evaluator.evaluate(baseline, self.task.test, "test")
-        test_best = test_base if best.hash == baseline.hash else self.evaluator.evaluate(best, self.task.test, "test")
+        test_best = test_base if best.hash == baseline.hash else self.evaluator.evaluate(
+            best, self.task.test, "test", offsets=best_trial.user_attrs.get(attrs.OFFSETS))
 
         def entry(trial: optuna.trial.FrozenTrial, cand: PromptCandidate, test: Evaluation) -> dict[str, Any]:
             metrics = trial.user_attrs.get(attrs.METRICS, {})
@@ -263,6 +281,7 @@ class StudyRunner:
                 "trial": trial.number,
                 **self._describe(cand),
                 "dev": {"value": trial.value, "metric": self.task.metric, "metrics": metrics, "n": len(self.task.dev)},
+                "calibration": {"method": cand.calibration, "offsets": test.offsets},
                 "test": test.to_dict(),
             }
 
@@ -289,6 +308,7 @@ class StudyRunner:
             "task": self.task.summary(),
             "strategy": {"name": self.spec.strategy.name, "options": self._strategy_options, "budget": budget},
             "n_trials": sum(states.values()),
+            "n_scored": self._budget_used(study),
             "trial_states": dict(states),
             "failure_reasons": dict(reasons),
             "baseline": entry(baseline_trial, baseline, test_base),

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
 from optprompt.errors import CandidateRejected, ConfigError
-from optprompt.prompts.candidate import CHOICE_FORMATS, DEMO_ORDERS, PromptCandidate
+from optprompt.prompts.candidate import CALIBRATIONS, CHOICE_FORMATS, DEMO_ORDERS, PromptCandidate
 from optprompt.strategies.base import BaseStrategy, StrategyConfig, StrategyContext
 from optprompt.tasks.task import Example
 
@@ -52,6 +52,9 @@ class TemplateSearchConfig(StrategyConfig):
     verbalizers: dict[str, list[str]] = Field(default_factory=dict, description="Extra words per label.")
     max_demos: int = Field(4, ge=0, le=32, description="Most demonstrations in one prompt.")
     demo_pool: int = Field(16, ge=1, description="Train examples the demonstrations are drawn from.")
+    calibrations: list[Literal["none", "content_free", "mean"]] = Field(
+        default_factory=lambda: list(CALIBRATIONS), min_length=1,
+        description="Label-bias calibrations to try (classification).")
     generic: bool = Field(True, description="Add optprompt's generic instruction and format variants.")
 
 
@@ -118,7 +121,9 @@ class TemplateSearch(BaseStrategy):
         template = trial.suggest_categorical("template", self.templates)
         verbalizer: tuple[tuple[str, str], ...] = ()
         choice_format = "text"
+        calibration = "none"
         if task.type == "classification":
+            calibration = trial.suggest_categorical("calibration", list(self.config.calibrations))
             verbalizer = tuple(
                 (label, trial.suggest_categorical(f"word[{label}]", self.words[label])) for label in task.labels
             )
@@ -146,4 +151,5 @@ class TemplateSearch(BaseStrategy):
             demo_ids=demo_ids,
             verbalizer=verbalizer,
             choice_format=choice_format,
+            calibration=calibration,
         )

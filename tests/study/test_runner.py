@@ -26,7 +26,8 @@ def test_study_runs_end_to_end_and_writes_result(study_dict: dict, tiny_model) -
     out = Path(spec.output)
     on_disk = json.loads((out / RESULT_FILE).read_text())
     assert on_disk == json.loads(json.dumps(result))
-    assert result["n_trials"] == 6
+    assert result["n_scored"] == 6  # distinct candidates scored: the budget
+    assert result["n_trials"] == len(_trials(out)) >= 6
     for role in ("baseline", "best"):
         assert {"dev", "test", "prompt"} <= set(result[role])
         assert 0.0 <= result[role]["dev"]["value"] <= 1.0
@@ -56,9 +57,9 @@ def test_rerun_resumes_without_rescoring(study_dict: dict, tiny_model, monkeypat
     from optprompt.scoring.evaluate import Evaluator
 
     real = Evaluator.evaluate
-    monkeypatch.setattr(Evaluator, "evaluate", lambda self, c, ex, split="dev": calls.append(split) or real(self, c, ex, split))
+    monkeypatch.setattr(Evaluator, "evaluate", lambda self, c, ex, split="dev", **kw: calls.append(split) or real(self, c, ex, split, **kw))
     run_study(bigger, model=tiny_model, progress=False)
-    assert len(_trials(out)) == 9
+    assert sum(attrs.CACHED_FROM not in t.user_attrs for t in _trials(out)) == 9
     assert calls.count("dev") <= 3  # at most the three new trials were scored on dev
 
 
@@ -106,6 +107,7 @@ def test_failing_trial_is_recorded_and_study_goes_on(study_dict: dict, tiny_mode
     assert [t.number for t in failed] == [2, 4]
     assert all(t.user_attrs[attrs.FAIL_REASON] == "RuntimeError: boom in propose" for t in failed)
     assert result["trial_states"] == {"complete": 3, "fail": 2}
+    assert result["n_trials"] == 5
     assert result["failure_reasons"] == {"RuntimeError": 2}
 
 
