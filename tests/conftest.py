@@ -126,3 +126,9 @@ def study_dict(sentiment_file: Path, tmp_path: Path, tiny_model_dir: Path) -> di
         "strategy": {"name": "template_search", "trials": 6, "max_demos": 2, "demo_pool": 4},
         "scoring": {"device": "cpu"},
     }
+
+
+@pytest.fixture(autouse=True)
+def _isolated_score_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets its own persistent score cache (the model cache stays shared)."""
+    monkeypatch.setenv("OPTPROMPT_SCORE_CACHE", str(tmp_path / "score-cache.sqlite"))

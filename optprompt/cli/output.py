@@ -29,6 +29,9 @@ def print_result(result: dict[str, Any], *, output: str | None = None) -> None:
         print(e["prompt"])
         if e["candidate"].get("verbalizer"):
             print("--- answers: " + ", ".join(f"{lbl} -> {w!r}" for lbl, w in e["candidate"]["verbalizer"]))
+        calibration = (e.get("calibration") or {}).get("method", "none")
+        if calibration != "none":
+            print(f"--- calibration: {calibration} (label offsets {e['calibration']['offsets']})")
     cmp_ = result.get("comparison") or {}
     if cmp_:
         d = cmp_["difference"]
@@ -63,6 +66,7 @@ def leaderboard(output_dir: str | Path, top: int = 10):  # type: ignore[no-untyp
             "demos": len(cand.get("demo_ids", [])),
             "template": (cand.get("template") or "").replace("\n", "⏎"),
             "answers": "/".join(w for _, w in cand.get("verbalizer", [])) or cand.get("choice_format", ""),
+            "calibration": cand.get("calibration", "none"),
             "instruction": (cand.get("instruction") or "")[:60],
             "note": t.user_attrs.get(attrs.FAIL_REASON, "") or (
                 f"same as trial {t.user_attrs[attrs.CACHED_FROM]}" if attrs.CACHED_FROM in t.user_attrs else ""),

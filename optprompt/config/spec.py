@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 __all__ = ["StudySpec", "TaskSpec", "SplitSpec", "StrategySpec", "ScoringSpec"]
 
-TaskType = Literal["classification", "multiple_choice"]
+TaskType = Literal["classification", "multiple_choice", "generation"]
 
 
 class _Strict(BaseModel):
@@ -49,7 +49,11 @@ class TaskSpec(_Strict):
     split: SplitSpec = SplitSpec()
     prompt: str | None = Field(None, description="The baseline instruction.")
     template: str | None = Field(None, description="Input template with an {input} placeholder.")
-    metric: str = "accuracy"
+    metric: str | None = Field(None, description="Default: accuracy (classification, multiple "
+                               "choice) or exact_match (generation).")
+    extract: str | None = Field(None, description="Generation: regex whose group 1 (or whole match) is the answer.")
+    max_new_tokens: int = Field(32, gt=0, description="Generation: token budget per answer.")
+    stop: list[str] = Field(default_factory=lambda: ["\n"], description="Generation: stop strings.")
     max_examples: int | None = Field(None, gt=0, description="Use at most this many rows.")
 
     @field_validator("template")
@@ -69,9 +73,12 @@ class TaskSpec(_Strict):
 class ScoringSpec(_Strict):
     """How candidates are scored: device, dtype, batching and chat formatting."""
 
+    backend: str = Field("auto", description="Model family backend: auto (from the config), causal, seq2seq, masked.")
     device: str = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     batch_tokens: int = Field(4096, gt=0, description="Upper bound on tokens per forward batch.")
+    cache: bool = Field(True, description="Keep scores in the persistent score cache.")
+    cache_path: str | None = Field(None, description="Score cache file (default $OPTPROMPT_HOME/cache/scores.sqlite).")
     chat: Literal["auto", "on", "off"] = Field(
         "auto", description="Wrap prompts in the model's chat template (auto: when it has one)."
     )

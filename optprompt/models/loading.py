@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from optprompt.plugins.manager import Plugins
 
-__all__ = ["LoadedModel", "load_model", "resolve_model_path", "select_device", "select_dtype", "fingerprint_dir"]
+__all__ = ["LoadedModel", "load_model", "select_family", "resolve_model_path", "select_device", "select_dtype", "fingerprint_dir"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ class LoadedModel:
     device: torch.device
     dtype: torch.dtype
     fingerprint: str
+    family: str = "causal"
 
     @property
     def has_chat_template(self) -> bool:
@@ -113,20 +114,40 @@ def resolve_model_path(ref: str, plugins: Plugins, *, progress: bool = True) -> 
     return "hub", None
 
 
+def select_family(config: Any, plugins: Plugins, requested: str = "auto") -> str:
+    """The backend for a model config: ``requested``, else the first backend whose
+    ``detect`` accepts it, else ``causal``."""
+    if requested != "auto":
+        plugins.backends.get(requested)  # unknown name: error listing the known ones
+        return requested
+    for entry in plugins.backends:
+        detect = entry.extra.get("detect")
+        if detect is not None and detect(config):
+            return entry.name
+    return "causal"
+
+
 def load_model(ref: str, plugins: Plugins, *, device: str = "auto", dtype: str = "auto",
-               progress: bool = True) -> LoadedModel:
-    """Load a causal LM by short name, local path or hub id. ``trust_remote_code`` stays off."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+               backend: str = "auto", progress: bool = True) -> LoadedModel:
+    """Load a model by short name, local path or hub id. ``trust_remote_code`` stays off.
+
+    The model family (causal, seq2seq, masked...) is read from its config unless
+    ``backend`` names one; the family's backend says which transformers Auto class loads it.
+    """
+    import transformers
+    from transformers import AutoConfig, AutoTokenizer
 
     kind, path = resolve_model_path(ref, plugins, progress=progress)
     dev = select_device(device)
     dt = select_dtype(dtype, dev)
     source = str(path) if path is not None else ref
     try:
+        config = AutoConfig.from_pretrained(source, trust_remote_code=False)
+        family = select_family(config, plugins, backend)
+        auto = getattr(transformers, plugins.backends.get(family).obj.auto_class)
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dt, trust_remote_code=False)
-    except OSError as e:
+        model = auto.from_pretrained(source, dtype=dt, trust_remote_code=False)
+    except (OSError, ValueError) as e:
         known = ", ".join(plugins.models.names())
         hint = " (no model hub is reachable from this machine)" if kind == "hub" else ""
         raise ModelError(f"could not load model {ref!r}{hint}: {e}. Registered names: {known}") from None
@@ -134,4 +155,5 @@ def load_model(ref: str, plugins: Plugins, *, device: str = "auto", dtype: str =
     for p in model.parameters():
         p.requires_grad_(False)
     fp = fingerprint_dir(path) if path is not None else f"hub:{ref}@{getattr(model.config, '_commit_hash', None) or 'unknown'}"
-    return LoadedModel(ref=ref, model=model, tokenizer=tokenizer, device=dev, dtype=dt, fingerprint=fp)
+    return LoadedModel(ref=ref, model=model, tokenizer=tokenizer, device=dev, dtype=dt, fingerprint=fp,
+                       family=family)

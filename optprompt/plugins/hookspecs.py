@@ -21,7 +21,12 @@ def register_strategies(register):  # type: ignore[no-untyped-def]
 
 @hookspec
 def register_metrics(register):  # type: ignore[no-untyped-def]
-    """Register metrics: ``register(name, fn, description=...)``; fn(gold, pred, labels)."""
+    """Register metrics: ``register(name, fn, description=..., kind=...)``.
+
+    ``kind="classification"``: ``fn(gold_indices, pred_indices, n_classes) -> float`` over
+    a split. ``kind="generation"``: ``fn(prediction, reference) -> float`` per example,
+    averaged over the split.
+    """
 
 
 @hookspec
@@ -32,3 +37,8 @@ def register_task_loaders(register):  # type: ignore[no-untyped-def]
 @hookspec
 def register_models(register):  # type: ignore[no-untyped-def]
     """Register model short names: ``register(name, resolve, description=...)``."""
+
+
+@hookspec
+def register_backends(register):  # type: ignore[no-untyped-def]
+    """Register model backends: ``register(name, BackendClass, detect=fn(config) | None, description=...)``."""

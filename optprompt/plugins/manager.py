@@ -26,7 +26,9 @@ ENTRY_POINT_GROUP = "optprompt"
 # under plugins/ and arrive through the entry-point group instead.
 _CORE_PLUGINS = (
     "optprompt.models.builtin",
+    "optprompt.scoring.backends",
     "optprompt.scoring.metrics",
+    "optprompt.scoring.text_metrics",
     "optprompt.tasks.loaders",
 )
 
@@ -88,6 +90,7 @@ class Plugins:
     metrics: Registry
     task_loaders: Registry
     models: Registry
+    backends: Registry
 
 
 def get_plugin_manager(
@@ -165,9 +168,11 @@ def load_plugins(pm: pluggy.PluginManager | None = None) -> Plugins:
         metrics=Registry("metric"),
         task_loaders=Registry("task loader"),
         models=Registry("model"),
+        backends=Registry("backend"),
     )
     _collect(pm, "register_strategies", plugins.strategies, _strategy_entry)
     _collect(pm, "register_metrics", plugins.metrics, _named_entry)
     _collect(pm, "register_task_loaders", plugins.task_loaders, _named_entry)
     _collect(pm, "register_models", plugins.models, _named_entry)
+    _collect(pm, "register_backends", plugins.backends, _named_entry)
     return plugins

@@ -51,7 +51,9 @@ class PromptRenderer:
 
     # --- pieces -------------------------------------------------------------------
     def answer_words(self, candidate: PromptCandidate, example: Example) -> tuple[str, ...]:
-        """What the model would say for each choice of ``example``."""
+        """What the model would say for each choice of ``example`` (generation: the reference)."""
+        if self.task.type == "generation":
+            return (example.target,)
         if self.task.type == "classification":
             verbalizer = candidate.verbalizer_map
             missing = [lbl for lbl in self.task.labels if lbl not in verbalizer]
@@ -93,7 +95,7 @@ class PromptRenderer:
             raise CandidateRejected(str(e)) from None
 
     def _demo_text(self, candidate: PromptCandidate, demo: Example) -> str:
-        answer = self.answer_words(candidate, demo)[demo.target_index]
+        answer = self.answer_words(candidate, demo)[max(demo.target_index, 0)]
         return f"{self._query(candidate, demo, demo.input)} {answer}"
 
     # --- whole prompt -------------------------------------------------------------
@@ -105,8 +107,8 @@ class PromptRenderer:
         return candidate.separator.join(parts)
 
     def request(self, candidate: PromptCandidate, example: Example) -> ScoreRequest:
-        """The scoring request of one example."""
-        words = self.answer_words(candidate, example)
+        """The scoring request of one example (generation: no continuations)."""
+        words = () if self.task.type == "generation" else self.answer_words(candidate, example)
         body = self.user_text(candidate, example, _SENTINEL)
         if self.chat_formatter is not None:
             full = self.chat_formatter([{"role": "user", "content": body}])

@@ -1,4 +1,4 @@
-"""Score a candidate on a list of examples: predictions, per-example correctness, metrics."""
+"""Score a candidate on a list of examples: predictions, per-example scores, metrics."""
 
 from __future__ import annotations
 
@@ -7,27 +7,47 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from optprompt.errors import CandidateRejected
+from optprompt.errors import CandidateRejected, ConfigError
 from optprompt.plugins.manager import Registry
 from optprompt.prompts.candidate import PromptCandidate
 from optprompt.prompts.render import PromptRenderer
+from optprompt.scoring.backends.base import Backend, GenerationSettings
 from optprompt.scoring.calibration import CONTENT_FREE_INPUTS, apply_offsets, mean_offsets
-from optprompt.scoring.causal import CausalLMScorer
 from optprompt.tasks.task import Example, Task
 
-__all__ = ["Evaluation", "ExamplePrediction", "Evaluator"]
+__all__ = ["Evaluation", "ExamplePrediction", "Evaluator", "metric_kind"]
 
 
 @dataclass(frozen=True)
 class ExamplePrediction:
+    """One example's outcome.
+
+    Attributes:
+        gold / pred: Choice indices (classification, multiple choice) or texts (generation).
+        score: The example's value of the task metric's per-example score (1/0 for a
+            correct/incorrect choice; the generation metric otherwise).
+        logliks: Raw log-likelihood of each choice (empty for generation).
+        output: The generated text before extraction (generation only).
+    """
+
     id: str
-    gold: int
-    pred: int
-    logliks: tuple[float, ...]
+    gold: Any
+    pred: Any
+    score: float
+    logliks: tuple[float, ...] = ()
+    output: str | None = None
 
     @property
     def correct(self) -> bool:
         return self.gold == self.pred
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"id": self.id, "gold": self.gold, "pred": self.pred, "score": self.score}
+        if self.logliks:
+            d["logliks"] = list(self.logliks)
+        if self.output is not None:
+            d["output"] = self.output
+        return d
 
 
 @dataclass
@@ -41,6 +61,7 @@ class Evaluation:
     predictions: list[ExamplePrediction]
     seconds: float = 0.0
     offsets: list[float] | None = None
+    format_failures: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -48,30 +69,58 @@ class Evaluation:
         return self.metrics[self.metric]
 
     @property
+    def scores(self) -> list[float]:
+        """Per-example scores, paired by position across candidates (for statistics)."""
+        return [p.score for p in self.predictions]
+
+    @property
     def correct(self) -> list[int]:
         return [int(p.correct) for p in self.predictions]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "split": self.split,
-            "metric": self.metric,
-            "value": self.value,
-            "metrics": self.metrics,
-            "n": len(self.predictions),
-            "seconds": round(self.seconds, 3),
-        }
+        d = {"split": self.split, "metric": self.metric, "value": self.value, "metrics": self.metrics,
+             "n": len(self.predictions), "seconds": round(self.seconds, 3)}
+        if self.format_failures:
+            d["format_failures"] = self.format_failures
+        return d
+
+
+def metric_kind(entry: Any) -> str:
+    return entry.extra.get("kind", "classification")
 
 
 class Evaluator:
-    """Renders, scores and measures candidates; strategies never see the model itself."""
+    """Renders, scores and measures candidates; strategies never see the model itself.
 
-    def __init__(self, task: Task, scorer: CausalLMScorer, renderer: PromptRenderer, metrics: Registry) -> None:
+    Args:
+        task: The task (its type decides ranking or generation).
+        backend: A :class:`Backend` (or a cached wrapper of one).
+        renderer: Turns candidates and examples into requests.
+        metrics: The metric registry.
+        generation: Decoding settings for generation tasks.
+        extract: Regex extracting the answer from generated text (generation tasks).
+    """
+
+    def __init__(self, task: Task, backend: Backend, renderer: PromptRenderer, metrics: Registry, *,
+                 generation: GenerationSettings | None = None, extract: str | None = None) -> None:
         self.task = task
-        self.scorer = scorer
+        self.backend = backend
         self.renderer = renderer
-        self.metrics = metrics
-        metrics.get(task.metric)  # unknown metric: fail now, naming the known ones
+        self.generation = generation or GenerationSettings()
+        kind = "generation" if task.type == "generation" else "classification"
+        entry = metrics.get(task.metric)
+        if metric_kind(entry) != kind:
+            fitting = ", ".join(e.name for e in metrics if metric_kind(e) == kind)
+            raise ConfigError(f"task.metric: {task.metric!r} is a {metric_kind(entry)} metric; "
+                              f"{task.type} tasks use one of: {fitting}")
+        self.metrics = [e for e in metrics if metric_kind(e) == kind]
+        self.pattern = None
+        if extract:
+            from optprompt.scoring.text_metrics import compile_pattern
 
+            self.pattern = compile_pattern(extract, key="task.extract")
+
+    # --- ranking (classification, multiple choice) --------------------------------
     def _offsets(self, candidate: PromptCandidate, logliks: list[list[float]],
                  offsets: Sequence[float] | None) -> list[float] | None:
         if candidate.calibration == "none":
@@ -84,7 +133,41 @@ class Evaluator:
             return mean_offsets(logliks)
         free = [Example(id=f"content-free-{i}", input=text, target="", target_index=0, row="content-free input")
                 for i, text in enumerate(CONTENT_FREE_INPUTS)]
-        return mean_offsets(self.scorer.loglikelihoods(self.renderer.requests(candidate, free)))
+        return mean_offsets(self.backend.loglikelihoods(self.renderer.requests(candidate, free)))
+
+    def _rank(self, candidate: PromptCandidate, examples: Sequence[Example],
+              offsets: Sequence[float] | None) -> tuple[list[ExamplePrediction], dict[str, float], list[float] | None]:
+        logliks = self.backend.loglikelihoods(self.renderer.requests(candidate, examples))
+        used = self._offsets(candidate, logliks, offsets)
+        preds = []
+        for ex, ll in zip(examples, logliks):
+            scores = ll if used is None else apply_offsets(ll, used)
+            best = max(range(len(scores)), key=lambda j: scores[j])
+            preds.append(ExamplePrediction(ex.id, ex.target_index, best, float(best == ex.target_index), tuple(ll)))
+        gold = [p.gold for p in preds]
+        pred = [p.pred for p in preds]
+        n_classes = len(self.task.labels) or max((len(e.options) for e in examples), default=0)
+        values = {e.name: float(e.obj(gold, pred, n_classes)) for e in self.metrics}
+        return preds, values, used
+
+    # --- generation ---------------------------------------------------------------
+    def _generate(self, candidate: PromptCandidate, examples: Sequence[Example]) -> tuple[list[ExamplePrediction], dict[str, float], int]:
+        from optprompt.scoring.text_metrics import extract_answer
+
+        requests = self.renderer.requests(candidate, examples)
+        outputs = self.backend.generate([r.prefix + r.suffix for r in requests], self.generation)
+        per_metric: dict[str, list[float]] = {e.name: [] for e in self.metrics}
+        preds = []
+        failures = 0
+        for ex, out in zip(examples, outputs):
+            answer = extract_answer(out, self.pattern)
+            if answer is None:
+                failures += 1
+            for e in self.metrics:
+                per_metric[e.name].append(0.0 if answer is None else float(e.obj(answer, ex.target)))
+            preds.append(ExamplePrediction(ex.id, ex.target, answer, per_metric[self.task.metric][-1], output=out))
+        n = max(1, len(examples))
+        return preds, {k: sum(v) / n for k, v in per_metric.items()}, failures
 
     def evaluate(self, candidate: PromptCandidate, examples: Sequence[Example], split: str = "dev",
                  offsets: Sequence[float] | None = None) -> Evaluation:
@@ -95,17 +178,11 @@ class Evaluator:
                 to test). When None, a calibrated candidate computes its own.
         """
         start = time.perf_counter()
-        requests = self.renderer.requests(candidate, examples)
-        logliks = self.scorer.loglikelihoods(requests)
-        used = self._offsets(candidate, logliks, offsets)
-        preds = []
-        for ex, ll in zip(examples, logliks):
-            scores = ll if used is None else apply_offsets(ll, used)
-            best = max(range(len(scores)), key=lambda j: scores[j])
-            preds.append(ExamplePrediction(ex.id, ex.target_index, best, tuple(ll)))
-        gold = [p.gold for p in preds]
-        pred = [p.pred for p in preds]
-        n_classes = len(self.task.labels) or max((len(e.options) for e in examples), default=0)
-        values = {e.name: float(e.obj(gold, pred, n_classes)) for e in self.metrics}
+        used = None
+        failures = 0
+        if self.task.type == "generation":
+            preds, values, failures = self._generate(candidate, examples)
+        else:
+            preds, values, used = self._rank(candidate, examples, offsets)
         return Evaluation(candidate.hash, split, self.task.metric, values, preds,
-                          seconds=time.perf_counter() - start, offsets=used)
+                          seconds=time.perf_counter() - start, offsets=used, format_failures=failures)

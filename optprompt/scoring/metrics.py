@@ -33,5 +33,5 @@ def macro_f1(gold: Sequence[int], pred: Sequence[int], n_classes: int) -> float:
 
 @hookimpl
 def register_metrics(register):  # type: ignore[no-untyped-def]
-    register("accuracy", accuracy, description="fraction of correct predictions")
-    register("macro_f1", macro_f1, description="unweighted mean of per-class F1")
+    register("accuracy", accuracy, description="fraction of correct predictions", kind="classification")
+    register("macro_f1", macro_f1, description="unweighted mean of per-class F1", kind="classification")

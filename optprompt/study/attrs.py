@@ -8,3 +8,4 @@ FAIL_REASON = "optprompt.fail_reason"  # why a trial failed or was pruned
 CACHED_FROM = "optprompt.cached_from"  # trial number whose score was reused
 SPEC_KEY = "optprompt.spec_key"  # study attribute: what the study was created with
 OFFSETS = "optprompt.offsets"  # calibration offsets found on dev (calibrated candidates)
+FORMAT_FAILURES = "optprompt.format_failures"  # generated answers the extraction could not parse

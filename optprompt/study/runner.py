@@ -87,7 +87,8 @@ class StudyRunner:
 
     def _setup(self) -> None:
         from optprompt.models.loading import load_model
-        from optprompt.scoring.causal import CausalLMScorer
+        from optprompt.scoring.backends.base import GenerationSettings
+        from optprompt.scoring.cache import CachedBackend, ScoreCache, default_cache_path
         from optprompt.scoring.evaluate import Evaluator
 
         sc = self.spec.scoring
@@ -97,15 +98,22 @@ class StudyRunner:
         self.strategy = self._strategy_cls.from_options(self._strategy_options, context)
         if self._model is None:
             self._model = load_model(self.spec.model, self.plugins, device=sc.device, dtype=sc.dtype,
-                                     progress=self.progress)
+                                     backend=sc.backend, progress=self.progress)
         model = self._model
-        chat = model.has_chat_template if sc.chat == "auto" else sc.chat == "on"
-        if chat and not model.has_chat_template:
-            raise OptpromptError(f"scoring.chat is 'on' but model {self.spec.model!r} has no chat template")
+        backend_cls = self.plugins.backends.get(model.family).obj
+        can_chat = model.has_chat_template and backend_cls.supports_chat
+        chat = can_chat if sc.chat == "auto" else sc.chat == "on"
+        if chat and not can_chat:
+            raise OptpromptError(f"scoring.chat is 'on' but model {self.spec.model!r} ({model.family}) "
+                                 "has no chat template it can be scored with")
         self.chat = chat
         self.renderer = PromptRenderer(self.task, model.chat_formatter() if chat else None)
-        self.scorer = CausalLMScorer(model, batch_tokens=sc.batch_tokens)
-        self.evaluator = Evaluator(self.task, self.scorer, self.renderer, self.plugins.metrics)
+        backend = backend_cls(model, batch_tokens=sc.batch_tokens)
+        self.backend = CachedBackend(backend, ScoreCache(sc.cache_path or default_cache_path())) if sc.cache else backend
+        ts = self.spec.task
+        self.evaluator = Evaluator(self.task, self.backend, self.renderer, self.plugins.metrics,
+                                   generation=GenerationSettings(ts.max_new_tokens, tuple(ts.stop)),
+                                   extract=ts.extract)
         self.baseline = self._baseline(chat)
         # Render the baseline once up front: a broken template fails here, not in trial 0.
         try:
@@ -218,6 +226,8 @@ class StudyRunner:
                 value, metrics, offsets = evaluation.value, evaluation.metrics, evaluation.offsets
                 scored[candidate.hash] = _Scored(value, metrics, trial.number, offsets)
             trial.set_user_attr(attrs.METRICS, metrics)
+            if evaluation is not None and evaluation.format_failures:
+                trial.set_user_attr(attrs.FORMAT_FAILURES, evaluation.format_failures)
             if offsets is not None:
                 trial.set_user_attr(attrs.OFFSETS, offsets)
             study.tell(trial, value)
@@ -248,7 +258,7 @@ class StudyRunner:
         assert self.renderer is not None
         demos = []
         for ex in self.renderer.demos(candidate):
-            word = self.renderer.answer_words(candidate, ex)[ex.target_index]
+            word = self.renderer.answer_words(candidate, ex)[max(ex.target_index, 0)]
             demos.append({"id": ex.id, "input": ex.input, "answer": word, "options": list(ex.options)})
         return {
             "candidate": candidate.to_dict(),
@@ -285,13 +295,14 @@ class StudyRunner:
                 "test": test.to_dict(),
             }
 
-        comparison = compare(test_base.correct, test_best.correct, binary=True)
+        comparison = compare(test_base.scores, test_best.scores)
         warnings = doubtful_win_warnings(
             dev_baseline=baseline_trial.value, dev_winner=best_trial.value,
             test_baseline=test_base.value, test_winner=test_best.value,
             n_candidates=len({t.user_attrs.get(attrs.HASH) for t in complete}),
             n_dev=len(self.task.dev), p_value=comparison.p_value,
         ) if best.hash != baseline.hash and self.task.metric == "accuracy" else []
+        failures = {"test_baseline": test_base.format_failures, "test_best": test_best.format_failures}
         states = Counter(t.state.name.lower() for t in trials if t.state.is_finished())
         reasons = Counter(
             t.user_attrs.get(attrs.FAIL_REASON, "unknown").split(":")[0]
@@ -315,15 +326,13 @@ class StudyRunner:
             "best": entry(best_trial, best, test_best),
             "comparison": comparison.to_dict(),
             "warnings": warnings,
+            "format_failures": {k: v for k, v in failures.items() if v},
             "wall_seconds": round(time.perf_counter() - started, 1),
         }
         import json
 
-        lines = []
-        for role, ev in (("baseline", test_base), ("best", test_best)):
-            for p in ev.predictions:
-                lines.append(json.dumps({"role": role, "split": "test", "id": p.id, "gold": p.gold,
-                                         "pred": p.pred, "logliks": list(p.logliks)}))
+        lines = [json.dumps({"role": role, "split": "test", **p.to_dict()})
+                 for role, ev in (("baseline", test_base), ("best", test_best)) for p in ev.predictions]
         atomic_write_text(self.output / PREDICTIONS_FILE, "\n".join(lines) + "\n")
         atomic_write_json(self.output / RESULT_FILE, result)
         return result

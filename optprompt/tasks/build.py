@@ -13,7 +13,7 @@ from typing import Any
 from optprompt.config.spec import TaskSpec
 from optprompt.errors import ConfigError, DataError
 from optprompt.plugins.manager import Plugins
-from optprompt.tasks.task import DEFAULT_INSTRUCTIONS, DEFAULT_TEMPLATES, Example, Task
+from optprompt.tasks.task import DEFAULT_INSTRUCTIONS, DEFAULT_METRICS, DEFAULT_TEMPLATES, Example, Task
 
 __all__ = ["build_task", "resolve_data_path"]
 
@@ -101,7 +101,10 @@ def _make_examples(rows: list[dict[str, Any]], spec: TaskSpec, source: str, tag:
     for i, row in enumerate(rows):
         where = f"{source} row {i + 1}"
         text = _as_text(row.get(spec.input), where=where, column=spec.input)
-        label = _as_text(row.get(spec.label), where=where, column=spec.label)
+        label = row.get(spec.label)
+        if spec.type == "generation" and isinstance(label, (list, tuple)) and label:
+            label = label[0]  # several references: the first is the one scored
+        label = _as_text(label, where=where, column=spec.label)
         ex_id = _as_text(row.get(spec.id), where=where, column=spec.id) if spec.id else f"{tag}{i + 1}"
         options: tuple[str, ...] = ()
         target = label
@@ -265,7 +268,7 @@ def build_task(spec: TaskSpec, *, plugins: Plugins, seed: int = 0, base_dir: str
         verbalizer=verbalizer,
         instruction=instruction,
         template=template,
-        metric=spec.metric,
+        metric=spec.metric or DEFAULT_METRICS[spec.type],
         source=source_desc,
         fingerprint=_fingerprint(splits),
     )

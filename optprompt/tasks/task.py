@@ -5,17 +5,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["Example", "Task", "TaskType", "DEFAULT_INSTRUCTIONS", "DEFAULT_TEMPLATES"]
+__all__ = ["Example", "Task", "TaskType", "DEFAULT_INSTRUCTIONS", "DEFAULT_METRICS", "DEFAULT_TEMPLATES"]
 
-TaskType = Literal["classification", "multiple_choice"]
+TaskType = Literal["classification", "multiple_choice", "generation"]
 
 DEFAULT_INSTRUCTIONS: dict[str, str] = {
     "classification": "Classify the input. Answer with one of: {labels}.",
     "multiple_choice": "Answer the question with the correct option.",
+    "generation": "Answer the question.",
 }
 DEFAULT_TEMPLATES: dict[str, str] = {
     "classification": "Input: {input}\nAnswer:",
     "multiple_choice": "Question: {input}\nAnswer:",
+    "generation": "Question: {input}\nAnswer:",
+}
+DEFAULT_METRICS: dict[str, str] = {
+    "classification": "accuracy",
+    "multiple_choice": "accuracy",
+    "generation": "exact_match",
 }
 
 
@@ -26,9 +33,11 @@ class Example:
     Attributes:
         id: Stable id (from the id column, else ``<source>:row<N>``).
         input: The text the prompt's ``{input}`` placeholder receives.
-        target: Gold label (classification) or the correct option's text (multiple choice).
+        target: Gold label (classification), the correct option's text (multiple
+            choice) or the reference answer (generation).
         options: The choices of a multiple-choice example; empty for classification.
-        target_index: Index of the gold answer in the task's labels or in ``options``.
+        target_index: Index of the gold answer in the task's labels or in ``options``
+            (-1 for generation).
         row: Where the example came from, for error messages (``file row N``).
     """
 
@@ -67,6 +76,8 @@ class Task:
 
     def answer_choices(self, example: Example) -> tuple[str, ...]:
         """The possible answers of ``example``: the labels, or its options."""
+        if self.type == "generation":
+            return ()
         return self.labels if self.type == "classification" else example.options
 
     def summary(self) -> dict[str, object]:

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from optprompt.prompts import PromptCandidate, PromptRenderer
-from optprompt.scoring import CausalLMScorer, Evaluator
+from optprompt.scoring import CausalLMBackend, Evaluator
 from optprompt.scoring.calibration import apply_offsets, mean_offsets, normalise
 from optprompt.tasks import Example, Task
 
@@ -41,7 +41,7 @@ def _task() -> Task:
 @pytest.mark.parametrize("method", ["mean", "content_free"])
 def test_evaluator_applies_calibration_and_reuses_given_offsets(tiny_model, plugins, method: str) -> None:
     task = _task()
-    ev = Evaluator(task, CausalLMScorer(tiny_model), PromptRenderer(task, tiny_model.chat_formatter()), plugins.metrics)
+    ev = Evaluator(task, CausalLMBackend(tiny_model), PromptRenderer(task, tiny_model.chat_formatter()), plugins.metrics)
     cand = PromptCandidate("Judge it.", "Input: {input}\nAnswer:", verbalizer=(("neg", "bad"), ("pos", "good")),
                            calibration=method)
     first = ev.evaluate(cand, task.dev)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from optprompt.prompts.render import ScoreRequest
-from optprompt.scoring import CausalLMScorer, naive_loglikelihoods
+from optprompt.scoring import CausalLMBackend, naive_loglikelihoods
 
 
 def _requests() -> list[ScoreRequest]:
@@ -23,7 +23,7 @@ def _requests() -> list[ScoreRequest]:
 @pytest.mark.parametrize("batch_tokens", [8, 64, 4096])
 def test_matches_naive_forward(tiny_model, batch_tokens: int) -> None:
     reqs = _requests()
-    fast = CausalLMScorer(tiny_model, batch_tokens=batch_tokens).loglikelihoods(reqs)
+    fast = CausalLMBackend(tiny_model, batch_tokens=batch_tokens).loglikelihoods(reqs)
     ref = naive_loglikelihoods(tiny_model, reqs)
     for f_row, r_row in zip(fast, ref):
         assert len(f_row) == len(r_row)
@@ -36,7 +36,7 @@ def test_matches_naive_forward(tiny_model, batch_tokens: int) -> None:
 def test_plain_model_with_bos(tiny_plain_model) -> None:
     reqs = [ScoreRequest("a", "Text: the room", " was awful\nLabel:", (" good", " bad")),
             ScoreRequest("b", "Text: the room", " was lovely and the staff fine\nLabel:", (" good", " bad"))]
-    scorer = CausalLMScorer(tiny_plain_model)
+    scorer = CausalLMBackend(tiny_plain_model)
     fast = scorer.loglikelihoods(reqs)
     ref = naive_loglikelihoods(tiny_plain_model, reqs)
     assert [v for row in fast for v in row] == pytest.approx([v for row in ref for v in row], abs=1e-4)
@@ -45,7 +45,7 @@ def test_plain_model_with_bos(tiny_plain_model) -> None:
 
 
 def test_prefix_cache_reused(tiny_model) -> None:
-    scorer = CausalLMScorer(tiny_model)
+    scorer = CausalLMBackend(tiny_model)
     reqs = _requests()[:4]
     scorer.loglikelihoods(reqs)
     first = scorer.computed_tokens

