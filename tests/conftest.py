@@ -17,10 +17,9 @@ WORDS = ("great awful good bad fine terrible lovely poor movie food service hote
          "quality the a was is and but very not really would never again recommend").split()
 
 
-def _make_tiny_model_dir(root: Path, *, chat: bool) -> Path:
-    import torch
+def _tiny_tokenizer(*, chat: bool, bos: bool):  # type: ignore[no-untyped-def]
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     corpus = [" ".join(random.Random(i).choices(WORDS, k=12)) for i in range(200)]
     corpus += ["Input: Answer: Review: Sentiment: positive negative Positive Negative Text: Label: Q: A:"] * 5
@@ -32,7 +31,7 @@ def _make_tiny_model_dir(root: Path, *, chat: bool) -> Path:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
     )
     tk.train_from_iterator(corpus, trainer)
-    if not chat:  # like Llama tokenizers: prepend BOS to every encoding
+    if bos:  # like Llama tokenizers: prepend BOS to every encoding
         from tokenizers.processors import TemplateProcessing
 
         tk.post_processor = TemplateProcessing(single="<|endoftext|> $A", special_tokens=[("<|endoftext|>", 0)])
@@ -40,6 +39,14 @@ def _make_tiny_model_dir(root: Path, *, chat: bool) -> Path:
                                   pad_token="<|endoftext|>")
     if chat:
         tok.chat_template = CHAT_TEMPLATE
+    return tok
+
+
+def _make_tiny_model_dir(root: Path, *, chat: bool) -> Path:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = _tiny_tokenizer(chat=chat, bos=not chat)
     torch.manual_seed(0)
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
@@ -50,6 +57,64 @@ def _make_tiny_model_dir(root: Path, *, chat: bool) -> Path:
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return out
+
+
+def _make_tiny_seq2seq_dir(root: Path) -> Path:
+    import torch
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    tok = _tiny_tokenizer(chat=False, bos=False)
+    torch.manual_seed(0)
+    cfg = T5Config(vocab_size=len(tok), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
+                   decoder_start_token_id=0, pad_token_id=0, eos_token_id=2)
+    out = root / "tiny-t5"
+    T5ForConditionalGeneration(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def _make_tiny_masked_dir(root: Path) -> Path:
+    import torch
+    from transformers import BertConfig, BertForMaskedLM
+
+    tok = _tiny_tokenizer(chat=False, bos=False)
+    tok.add_special_tokens({"mask_token": "[MASK]"})
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                     intermediate_size=64, pad_token_id=0, initializer_range=0.3)
+    out = root / "tiny-bert"
+    BertForMaskedLM(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_seq2seq_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer random T5 (encoder-decoder) with the tiny tokenizer."""
+    return _make_tiny_seq2seq_dir(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def tiny_masked_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer random BERT masked LM with the tiny tokenizer plus a [MASK] token."""
+    return _make_tiny_masked_dir(tmp_path_factory.mktemp("models"))
+
+
+def _load(path: Path):  # type: ignore[no-untyped-def]
+    from optprompt.models import load_model
+    from optprompt.plugins import load_plugins
+
+    return load_model(str(path), load_plugins(), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_seq2seq(tiny_seq2seq_dir: Path):
+    return _load(tiny_seq2seq_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_masked(tiny_masked_dir: Path):
+    return _load(tiny_masked_dir)
 
 
 @pytest.fixture(scope="session")

@@ -118,7 +118,15 @@ class PromptCard:
         return labels[max(range(len(values)), key=values.__getitem__)]
 
     def parse(self, output: str, options: list[str] | None = None) -> str | None:
-        """Map a model's generated answer back to a label/option (None when it matches none)."""
+        """Map a model's generated answer back to a label/option (None when it matches none).
+
+        For generation tasks: the answer extracted as optprompt did (the task's regex, or
+        the first non-empty line), None on a format failure.
+        """
+        if self.task_type == "generation":
+            from optprompt.scoring.text_metrics import extract_answer
+
+            return extract_answer(output, (self.task.get("generation") or {}).get("extract"))
         head = output.strip().split("\n")[0].strip().strip(".").strip()
         answers = self.answers(options)
         if head in answers:

@@ -316,7 +316,9 @@ class StudyRunner:
             "seed": self.spec.seed,
             "model": {"ref": self.spec.model, "fingerprint": model.fingerprint,
                       "device": str(model.device), "dtype": str(model.dtype).replace("torch.", "")},
-            "task": self.task.summary(),
+            "task": {**self.task.summary(), **({"generation": {
+                "max_new_tokens": self.spec.task.max_new_tokens, "stop": list(self.spec.task.stop),
+                "extract": self.spec.task.extract}} if self.task.type == "generation" else {})},
             "strategy": {"name": self.spec.strategy.name, "options": self._strategy_options, "budget": budget},
             "n_trials": sum(states.values()),
             "n_scored": self._budget_used(study),

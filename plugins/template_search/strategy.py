@@ -28,6 +28,11 @@ _GENERIC_INSTRUCTIONS = {
         "Read the question and pick the best option.",
         "{base} Reply with the correct option only.",
     ],
+    "generation": [
+        "Answer the question.",
+        "Give a short answer.",
+        "{base} Reply with the answer only.",
+    ],
 }
 _GENERIC_TEMPLATES = {
     "classification": [
@@ -40,6 +45,11 @@ _GENERIC_TEMPLATES = {
         "Question: {input}\nAnswer:",
         "Question: {input}\nOptions:\n{options}\nAnswer:",
         "Q: {input}\n{options}\nA:",
+    ],
+    "generation": [
+        "Question: {input}\nAnswer:",
+        "Input: {input}\nOutput:",
+        "Q: {input}\nA:",
     ],
 }
 
@@ -130,7 +140,7 @@ class TemplateSearch(BaseStrategy):
             words = [w for _, w in verbalizer]
             if len(set(words)) != len(words):
                 raise CandidateRejected(f"two labels share a word: {dict(verbalizer)}")
-        else:
+        elif task.type == "multiple_choice":
             choice_format = trial.suggest_categorical("choice_format", list(CHOICE_FORMATS))
             if choice_format == "letters" and "{options}" not in template:
                 raise CandidateRejected("letter answers need a template that lists the {options}")
