@@ -15,6 +15,8 @@ from optprompt.tasks.task import Task
 if TYPE_CHECKING:
     import optuna
 
+    from optprompt.strategies.services import StrategyServices, TextGenerator
+
     from optprompt.scoring.evaluate import Evaluation
 
 __all__ = ["BaseStrategy", "StrategyConfig", "StrategyContext", "Budget"]
@@ -31,11 +33,19 @@ class StrategyConfig(BaseModel):
 
 @dataclass(frozen=True)
 class StrategyContext:
-    """What a strategy may see: the task (its train split for demonstrations), seed, baseline."""
+    """What a strategy may see: the task (its train split for demonstrations), seed,
+    baseline, and services (text generation for LLM rewriting; None outside a study)."""
 
     task: Task
     seed: int
     baseline: PromptCandidate
+    services: StrategyServices | None = None
+
+    def generator(self, ref: str | None = None) -> TextGenerator:
+        """A text generator (the task model unless ``ref`` names another)."""
+        if self.services is None:
+            raise ConfigError("this strategy needs a model to generate text, but none is available here")
+        return self.services.generator(ref)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from optprompt.plugins.manager import Plugins, load_plugins
 from optprompt.prompts.candidate import PromptCandidate
 from optprompt.prompts.render import PromptRenderer
 from optprompt.strategies.base import BaseStrategy, StrategyContext
+from optprompt.strategies.services import StrategyServices
 from optprompt.study import attrs
 from optprompt.study.progress import StudyProgress
 from optprompt.study.storage import check_spec_key, finished_trials, open_study, spec_key_part, storage_url
@@ -78,6 +79,7 @@ class StudyRunner:
         self.strategy: BaseStrategy | None = None
         self.evaluator: Evaluator | None = None
         self.renderer: PromptRenderer | None = None
+        self._cache = None
 
     # --- set-up -------------------------------------------------------------------
     def _baseline(self, chat: bool) -> PromptCandidate:
@@ -88,13 +90,13 @@ class StudyRunner:
     def _setup(self) -> None:
         from optprompt.models.loading import load_model
         from optprompt.scoring.backends.base import GenerationSettings
-        from optprompt.scoring.cache import CachedBackend, ScoreCache, default_cache_path
         from optprompt.scoring.evaluate import Evaluator
 
         sc = self.spec.scoring
         # Build the strategy first: bad options fail before the model is loaded.
         baseline_probe = self._baseline(chat=False)
-        context = StrategyContext(task=self.task, seed=self.spec.seed, baseline=baseline_probe)
+        services = StrategyServices(self._load_for_strategy, default_ref=self.spec.model)
+        context = StrategyContext(task=self.task, seed=self.spec.seed, baseline=baseline_probe, services=services)
         self.strategy = self._strategy_cls.from_options(self._strategy_options, context)
         if self._model is None:
             self._model = load_model(self.spec.model, self.plugins, device=sc.device, dtype=sc.dtype,
@@ -108,8 +110,7 @@ class StudyRunner:
                                  "has no chat template it can be scored with")
         self.chat = chat
         self.renderer = PromptRenderer(self.task, model.chat_formatter() if chat else None)
-        backend = backend_cls(model, batch_tokens=sc.batch_tokens)
-        self.backend = CachedBackend(backend, ScoreCache(sc.cache_path or default_cache_path())) if sc.cache else backend
+        self.backend = self._backend_for(model)
         ts = self.spec.task
         self.evaluator = Evaluator(self.task, self.backend, self.renderer, self.plugins.metrics,
                                    generation=GenerationSettings(ts.max_new_tokens, tuple(ts.stop)),
@@ -120,6 +121,27 @@ class StudyRunner:
             self.renderer.request(self.baseline, self.task.dev[0])
         except CandidateRejected as e:
             raise OptpromptError(f"the baseline prompt cannot be rendered: {e}") from None
+
+    def _backend_for(self, model: LoadedModel):  # type: ignore[no-untyped-def]
+        from optprompt.scoring.cache import CachedBackend, ScoreCache, default_cache_path
+
+        sc = self.spec.scoring
+        backend = self.plugins.backends.get(model.family).obj(model, batch_tokens=sc.batch_tokens)
+        if not sc.cache:
+            return backend
+        if self._cache is None:
+            self._cache = ScoreCache(sc.cache_path or default_cache_path())
+        return CachedBackend(backend, self._cache)
+
+    def _load_for_strategy(self, ref: str):  # type: ignore[no-untyped-def]
+        """Backend and model for a strategy's generator; the task model when ``ref`` is it."""
+        from optprompt.models.loading import load_model
+
+        if ref == self.spec.model and self._model is not None:
+            return self.backend, self._model
+        sc = self.spec.scoring
+        loaded = load_model(ref, self.plugins, device=sc.device, dtype=sc.dtype, progress=self.progress)
+        return self._backend_for(loaded), loaded
 
     def _spec_key(self) -> dict[str, str]:
         return {

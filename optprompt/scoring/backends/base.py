@@ -23,13 +23,20 @@ __all__ = ["Backend", "GenerationSettings", "is_oom", "sorted_batches"]
 
 @dataclass(frozen=True)
 class GenerationSettings:
-    """Greedy decoding settings of a generation task."""
+    """Decoding settings: greedy when ``temperature`` is 0, else seeded sampling."""
 
     max_new_tokens: int = 32
     stop: tuple[str, ...] = ("\n",)
+    temperature: float = 0.0
+    seed: int = 0
 
     def key(self) -> list[Any]:
-        return [self.max_new_tokens, list(self.stop)]
+        return [self.max_new_tokens, list(self.stop), self.temperature, self.seed if self.temperature > 0 else None]
+
+    def sampling_kwargs(self) -> dict[str, Any]:
+        if self.temperature <= 0:
+            return {"do_sample": False, "num_beams": 1}
+        return {"do_sample": True, "temperature": self.temperature, "top_k": 0, "top_p": 1.0, "num_beams": 1}
 
 
 def is_oom(err: BaseException) -> bool:

@@ -215,6 +215,8 @@ class CausalLMBackend(Backend):
     def _generate_batch(self, seqs: list[list[int]], settings: GenerationSettings) -> list[str]:
         import torch
 
+        if settings.temperature > 0:
+            torch.manual_seed(settings.seed)
         L = max(len(s) for s in seqs)
         ids = torch.full((len(seqs), L), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(seqs), L), dtype=torch.long)
@@ -223,7 +225,7 @@ class CausalLMBackend(Backend):
             mask[b, L - len(s):] = 1
         gen = self.model.generate(
             input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-            max_new_tokens=settings.max_new_tokens, do_sample=False, num_beams=1,
+            max_new_tokens=settings.max_new_tokens, **settings.sampling_kwargs(),
             pad_token_id=self.pad_id, stop_strings=list(settings.stop) or None, tokenizer=self.tokenizer,
         )
         self.computed_tokens += int(mask.sum()) + gen.shape[0] * (gen.shape[1] - L)

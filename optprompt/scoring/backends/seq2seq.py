@@ -109,8 +109,10 @@ class Seq2SeqBackend(Backend):
                 for b, i in enumerate(batch):
                     ids[b, :len(encoded[i])] = torch.tensor(encoded[i])
                     mask[b, :len(encoded[i])] = 1
+                if settings.temperature > 0:
+                    torch.manual_seed(settings.seed)
                 gen = self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                                          max_new_tokens=settings.max_new_tokens, do_sample=False, num_beams=1,
+                                          max_new_tokens=settings.max_new_tokens, **settings.sampling_kwargs(),
                                           stop_strings=list(settings.stop) or None, tokenizer=self.tokenizer)
                 self.computed_tokens += int(mask.sum()) + gen.numel()
                 for i, t in zip(batch, self.tokenizer.batch_decode(gen, skip_special_tokens=True)):
