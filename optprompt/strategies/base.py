@@ -54,9 +54,10 @@ class Budget:
 
     trials: int
     dev_scorings: int
+    rewriter_calls: int = 0
 
     def to_dict(self) -> dict[str, int]:
-        return {"trials": self.trials, "dev_scorings": self.dev_scorings}
+        return {"trials": self.trials, "dev_scorings": self.dev_scorings, "rewriter_calls": self.rewriter_calls}
 
 
 class BaseStrategy(abc.ABC):
