@@ -26,6 +26,7 @@ __all__ = [
     "StudySpec",
     "export_card",
     "load_card",
+    "load_prompt",
     "load_spec",
     "run_study",
 ]
@@ -37,6 +38,7 @@ _LAZY = {
     "PromptCard": "optprompt.export",
     "export_card": "optprompt.export",
     "load_card": "optprompt.export",
+    "load_prompt": "optprompt.registry",
     "StudySpec": "optprompt.config",
     "load_spec": "optprompt.config",
     "run_study": "optprompt.study",
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
     from optprompt.config import StudySpec, load_spec
     from optprompt.export import PromptCard, export_card, load_card
     from optprompt.prompts import PromptCandidate
+    from optprompt.registry import load_prompt
     from optprompt.strategies import BaseStrategy, StrategyConfig
     from optprompt.study import run_study
 

@@ -115,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=_cmd_models_pull)
     q = msub.add_parser("list", help="list registered model names")
     q.set_defaults(func=_cmd_models_list)
+
+    from optprompt.cli.registry_cmd import add_registry_parser
+
+    add_registry_parser(sub)
     return parser
 
 

@@ -1,11 +1,12 @@
 """Study configuration: typed specs and the YAML loader."""
 
 from optprompt.config.loading import load_spec, spec_from_dict
-from optprompt.config.spec import ScoringSpec, SplitSpec, StrategySpec, StudySpec, TaskSpec
+from optprompt.config.spec import PruningSpec, ScoringSpec, SplitSpec, StrategySpec, StudySpec, TaskSpec
 
 __all__ = [
     "load_spec",
     "spec_from_dict",
+    "PruningSpec",
     "ScoringSpec",
     "SplitSpec",
     "StrategySpec",

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["StudySpec", "TaskSpec", "SplitSpec", "StrategySpec", "ScoringSpec"]
+__all__ = ["StudySpec", "TaskSpec", "SplitSpec", "StrategySpec", "ScoringSpec", "PruningSpec", "WorkersSpec"]
 
 TaskType = Literal["classification", "multiple_choice", "generation"]
 
@@ -84,6 +84,25 @@ class ScoringSpec(_Strict):
     )
 
 
+class PruningSpec(_Strict):
+    """Multi-fidelity evaluation: dev is scored in growing slices and Optuna's pruner may
+    stop a clearly worse candidate early. Pruned candidates never win."""
+
+    pruner: Literal["none", "median", "successive_halving", "wilcoxon"] = "none"
+    slices: int = Field(4, ge=2, le=64, description="Number of growing dev slices (median, successive_halving).")
+    min_fraction: float = Field(0.25, gt=0.0, lt=1.0, description="Size of the first slice, as a fraction of dev.")
+    warmup_trials: int = Field(5, ge=0, description="Completed trials before the median pruner prunes.")
+    p_threshold: float = Field(0.1, gt=0.0, lt=1.0, description="Wilcoxon pruner: p-value to prune at.")
+
+
+class WorkersSpec(_Strict):
+    """Crash detection for one or many workers sharing a study's storage."""
+
+    heartbeat_interval: int = Field(5, ge=1, description="Seconds between a running trial's heartbeats.")
+    grace_period: int = Field(20, ge=2, description="Seconds without a heartbeat before a running trial "
+                              "is declared dead, failed, and re-run.")
+
+
 class StrategySpec(BaseModel):
     """The strategy's name plus its own options, validated later by the strategy's config."""
 
@@ -108,6 +127,11 @@ class StudySpec(_Strict):
     scoring: ScoringSpec = ScoringSpec()
     storage: str | None = Field(
         None, description="Optuna storage URL; default: SQLite file in the output directory."
+    )
+    pruning: PruningSpec = PruningSpec()
+    workers: WorkersSpec = WorkersSpec()
+    trial_timeout: float | None = Field(
+        None, gt=0, description="Seconds one trial may take; a slower trial is failed with reason 'timeout'."
     )
     base_dir: str | None = Field(
         None, description="Directory that relative data paths are looked up in first "

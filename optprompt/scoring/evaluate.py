@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,24 +121,18 @@ class Evaluator:
             self.pattern = compile_pattern(extract, key="task.extract")
 
     # --- ranking (classification, multiple choice) --------------------------------
-    def _offsets(self, candidate: PromptCandidate, logliks: list[list[float]],
-                 offsets: Sequence[float] | None) -> list[float] | None:
-        if candidate.calibration == "none":
-            return None
-        if self.task.type != "classification":
-            raise CandidateRejected("calibration applies to classification tasks only")
-        if offsets is not None:
-            return list(offsets)
-        if candidate.calibration == "mean":
-            return mean_offsets(logliks)
+    def _content_free_offsets(self, candidate: PromptCandidate) -> list[float]:
         free = [Example(id=f"content-free-{i}", input=text, target="", target_index=0, row="content-free input")
                 for i, text in enumerate(CONTENT_FREE_INPUTS)]
         return mean_offsets(self.backend.loglikelihoods(self.renderer.requests(candidate, free)))
 
-    def _rank(self, candidate: PromptCandidate, examples: Sequence[Example],
+    def _rank(self, candidate: PromptCandidate, examples: Sequence[Example], logliks: list[list[float]],
               offsets: Sequence[float] | None) -> tuple[list[ExamplePrediction], dict[str, float], list[float] | None]:
-        logliks = self.backend.loglikelihoods(self.renderer.requests(candidate, examples))
-        used = self._offsets(candidate, logliks, offsets)
+        used: list[float] | None = None
+        if candidate.calibration != "none":
+            if self.task.type != "classification":
+                raise CandidateRejected("calibration applies to classification tasks only")
+            used = list(offsets) if offsets is not None else mean_offsets(logliks)
         preds = []
         for ex, ll in zip(examples, logliks):
             scores = ll if used is None else apply_offsets(ll, used)
@@ -151,11 +145,13 @@ class Evaluator:
         return preds, values, used
 
     # --- generation ---------------------------------------------------------------
-    def _generate(self, candidate: PromptCandidate, examples: Sequence[Example]) -> tuple[list[ExamplePrediction], dict[str, float], int]:
+    def _generations(self, candidate: PromptCandidate, examples: Sequence[Example]) -> list[str]:
+        requests = self.renderer.requests(candidate, examples)
+        return self.backend.generate([r.prefix + r.suffix for r in requests], self.generation)
+
+    def _measure_generations(self, examples: Sequence[Example], outputs: list[str]) -> tuple[list[ExamplePrediction], dict[str, float], int]:
         from optprompt.scoring.text_metrics import extract_answer
 
-        requests = self.renderer.requests(candidate, examples)
-        outputs = self.backend.generate([r.prefix + r.suffix for r in requests], self.generation)
         per_metric: dict[str, list[float]] = {e.name: [] for e in self.metrics}
         preds = []
         failures = 0
@@ -169,6 +165,38 @@ class Evaluator:
         n = max(1, len(examples))
         return preds, {k: sum(v) / n for k, v in per_metric.items()}, failures
 
+    # --- public -------------------------------------------------------------------
+    def iter_evaluate(self, candidate: PromptCandidate, examples: Sequence[Example], split: str = "dev", *,
+                      slices: Sequence[int] = (), offsets: Sequence[float] | None = None) -> Iterator[Evaluation]:
+        """Score ``examples`` slice by slice, yielding the evaluation of everything scored so far.
+
+        Args:
+            slices: Indices into ``examples`` where a slice ends (the last slice always
+                ends at ``len(examples)``). Multi-fidelity pruning stops iterating early.
+            offsets: Calibration offsets to use as they are (e.g. found on dev, applied
+                to test). When None, a ``mean``-calibrated candidate uses the mean over
+                the examples scored so far; ``content_free`` computes its own once.
+        """
+        start = time.perf_counter()
+        ends = sorted({e for e in slices if 0 < e < len(examples)} | {len(examples)})
+        if offsets is None and candidate.calibration == "content_free" and self.task.type == "classification":
+            offsets = self._content_free_offsets(candidate)
+        raw: list = []
+        done = 0
+        for end in ends:
+            chunk = examples[done:end]
+            if self.task.type == "generation":
+                raw.extend(self._generations(candidate, chunk))
+                preds, values, failures = self._measure_generations(examples[:end], raw)
+                used = None
+            else:
+                raw.extend(self.backend.loglikelihoods(self.renderer.requests(candidate, chunk)))
+                preds, values, used = self._rank(candidate, examples[:end], raw, offsets)
+                failures = 0
+            done = end
+            yield Evaluation(candidate.hash, split, self.task.metric, values, preds,
+                             seconds=time.perf_counter() - start, offsets=used, format_failures=failures)
+
     def evaluate(self, candidate: PromptCandidate, examples: Sequence[Example], split: str = "dev",
                  offsets: Sequence[float] | None = None) -> Evaluation:
         """Score ``candidate`` on ``examples``.
@@ -177,12 +205,5 @@ class Evaluator:
             offsets: Calibration offsets to use as they are (e.g. found on dev, applied
                 to test). When None, a calibrated candidate computes its own.
         """
-        start = time.perf_counter()
-        used = None
-        failures = 0
-        if self.task.type == "generation":
-            preds, values, failures = self._generate(candidate, examples)
-        else:
-            preds, values, used = self._rank(candidate, examples, offsets)
-        return Evaluation(candidate.hash, split, self.task.metric, values, preds,
-                          seconds=time.perf_counter() - start, offsets=used, format_failures=failures)
+        *_, last = self.iter_evaluate(candidate, examples, split, offsets=offsets)
+        return last

@@ -107,5 +107,9 @@ class BaseStrategy(abc.ABC):
         the trial is then recorded as pruned with that reason.
         """
 
+    def summary(self, study: optuna.Study) -> dict[str, Any]:
+        """Strategy-specific figures for result.json (e.g. rejected rewrites). Optional."""
+        return {}
+
     def observe(self, trial: optuna.Trial, candidate: PromptCandidate, evaluation: Evaluation) -> None:  # noqa: B027
         """Called after a proposed candidate was scored. Optional."""

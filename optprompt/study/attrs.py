@@ -9,3 +9,5 @@ CACHED_FROM = "optprompt.cached_from"  # trial number whose score was reused
 SPEC_KEY = "optprompt.spec_key"  # study attribute: what the study was created with
 OFFSETS = "optprompt.offsets"  # calibration offsets found on dev (calibrated candidates)
 FORMAT_FAILURES = "optprompt.format_failures"  # generated answers the extraction could not parse
+POSITION = "optprompt.position"  # the trial's position in the budget (seeds the sampler)
+DEV_SCORED = "optprompt.dev_scored"  # dev examples scored for this trial (0 for a repeat)

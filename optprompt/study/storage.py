@@ -12,7 +12,7 @@ from optprompt.study import attrs
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["storage_url", "open_study", "check_spec_key", "finished_trials"]
+__all__ = ["storage_url", "make_storage", "open_study", "check_spec_key"]
 
 STUDY_DB = "study.db"
 
@@ -24,16 +24,33 @@ def storage_url(storage: str | None, output: Path) -> str:
     return f"sqlite:///{(output / STUDY_DB).resolve()}"
 
 
-def open_study(url: str, name: str, *, sampler: Any = None, create: bool = True) -> optuna.Study:
-    """Create or load the Optuna study ``name`` at ``url``, with a clear error when unreadable."""
+def make_storage(url: str, *, heartbeat_interval: int | None = None,
+                 grace_period: int | None = None) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage at ``url``, with heartbeats when an interval is given."""
     import optuna
 
     try:
-        storage = optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True},
+                                          heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+    except Exception as e:  # sqlalchemy errors on a corrupt or foreign file, bad URL...
+        raise OptpromptError(f"cannot open study storage {url}: {type(e).__name__}: {e}") from None
+
+
+def open_study(storage: str | optuna.storages.BaseStorage, name: str, *, sampler: Any = None,
+               pruner: Any = None, create: bool = True) -> optuna.Study:
+    """Create or load the Optuna study ``name``, with a clear error when the storage is unreadable."""
+    import optuna
+
+    url = storage if isinstance(storage, str) else getattr(storage, "url", "storage")
+    try:
+        if isinstance(storage, str):
+            storage = make_storage(storage)
         if create:
-            return optuna.create_study(study_name=name, storage=storage, sampler=sampler,
+            return optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
                                        direction="maximize", load_if_exists=True)
-        return optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+        return optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+    except OptpromptError:
+        raise
     except KeyError:
         raise OptpromptError(f"no study named {name!r} in storage {url}") from None
     except Exception as e:  # sqlalchemy errors on a corrupt or foreign file, bad URL...
@@ -52,13 +69,6 @@ def check_spec_key(study: optuna.Study, key: dict[str, Any], where: str) -> None
             f"{where} already holds study {study.study_name!r} started with a different "
             f"{', '.join(changed)}; use a new output directory or study name to start afresh"
         )
-
-
-def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """Trials that count against the budget: complete, pruned, or failed."""
-    from optuna.trial import TrialState
-
-    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
 
 
 def spec_key_part(value: Any) -> str:
