@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
 import pytest
+from optprompt_testdata import WORDS, write_sentiment_jsonl  # noqa: F401  (re-exported for tests)
 
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
-WORDS = ("great awful good bad fine terrible lovely poor movie food service hotel staff room price "
-         "quality the a was is and but very not really would never again recommend").split()
 
 
 def _tiny_tokenizer(*, chat: bool, bos: bool):  # type: ignore[no-untyped-def]
@@ -151,20 +149,6 @@ def tiny_plain_model(tiny_plain_model_dir: Path):
     from optprompt.plugins import load_plugins
 
     return load_model(str(tiny_plain_model_dir), load_plugins(), device="cpu")
-
-
-def write_sentiment_jsonl(path: Path, n: int = 40, seed: int = 0) -> Path:
-    """A small balanced positive/negative data set of random short texts."""
-    rng = random.Random(seed)
-    pos = ["great", "good", "lovely", "fine"]
-    neg = ["awful", "bad", "terrible", "poor"]
-    with path.open("w") as f:
-        for i in range(n):
-            label = "positive" if i % 2 == 0 else "negative"
-            words = rng.choices(WORDS, k=rng.randint(3, 12)) + [rng.choice(pos if label == "positive" else neg)]
-            rng.shuffle(words)
-            f.write(json.dumps({"id": f"ex{i}", "text": " ".join(words), "label": label}) + "\n")
-    return path
 
 
 @pytest.fixture

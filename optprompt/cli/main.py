@@ -10,27 +10,57 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 __all__ = ["main", "build_parser"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
+def _overrides(spec, args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from optprompt.config.spec import StrategySpec
+
+    update = {}
+    if getattr(args, "output", None):
+        update["output"] = args.output
+    if getattr(args, "storage", None):
+        update["storage"] = args.storage
+    if getattr(args, "trials", None) is not None:
+        update["strategy"] = StrategySpec.model_validate({**spec.strategy.model_dump(), "trials": args.trials})
+    return spec.model_copy(update=update) if update else spec
+
+
+def _run(spec, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
     from optprompt.cli.output import print_result
-    from optprompt.config.loading import load_spec
-    from optprompt.study.runner import run_study
+    from optprompt.study.runner import StudyRunner
 
-    spec = load_spec(args.study)
-    if args.output:
-        spec = spec.model_copy(update={"output": args.output})
-    if args.trials is not None:
-        from optprompt.config.spec import StrategySpec
-
-        spec = spec.model_copy(update={"strategy": StrategySpec.model_validate({**spec.strategy.model_dump(), "trials": args.trials})})
-    result = run_study(spec, progress=not args.quiet)
+    runner = StudyRunner(spec, progress=not args.quiet, worker=args.command == "worker")
+    result = runner.run()
     print_result(result, output=spec.output)
+    if args.command == "worker":
+        print(f"this worker ran {runner.trials_run} of the study's {result['n_trials']} trials")
     return EXIT_OK
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from optprompt.config.loading import load_spec
+
+    spec = _overrides(load_spec(args.study), args)
+    if args.command == "worker" and not spec.storage:
+        from optprompt.errors import ConfigError
+
+        raise ConfigError("a worker joins a shared study: give --storage URL (or `storage:` in the study file)")
+    return _run(spec, args)
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from optprompt._io import read_json
+    from optprompt.config.loading import spec_from_dict
+    from optprompt.study.runner import SPEC_FILE
+
+    meta = read_json(Path(args.output_dir) / SPEC_FILE, what=f"study directory file {SPEC_FILE}")
+    spec = spec_from_dict(meta["spec"], source=str(Path(args.output_dir) / SPEC_FILE))
+    return _run(_overrides(spec, args), args)
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
@@ -91,7 +121,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a study, or resume it if it was interrupted")
     p.add_argument("study", help="study YAML file")
     p.add_argument("--output", help="override the study's output directory")
+    p.add_argument("--storage", help="Optuna storage URL (default: SQLite in the output directory)")
     p.add_argument("--trials", type=int, help="override strategy.trials")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("resume", help="resume the study in an output directory (no study file needed)")
+    p.add_argument("output_dir", help="the study's output directory")
+    p.add_argument("--trials", type=int, help="raise or lower strategy.trials")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_resume)
+
+    p = sub.add_parser("worker", help="join a study shared through a database; many workers split its budget")
+    p.add_argument("study", help="study YAML file")
+    p.add_argument("--storage", help="shared Optuna storage URL, e.g. postgresql://user@host/db")
+    p.add_argument("--output", help="this worker's output directory")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_run)
 
@@ -117,7 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=_cmd_models_list)
 
     from optprompt.cli.registry_cmd import add_registry_parser
+    from optprompt.cli.report_cmd import add_report_parser
 
+    add_report_parser(sub)
     add_registry_parser(sub)
     return parser
 

@@ -67,14 +67,15 @@ def score_with_pruning(evaluator: Evaluator, candidate: PromptCandidate, dev: Se
     for ev in evaluator.iter_evaluate(candidate, dev, "dev", slices=ends):
         last = ev
         n = len(ev.predictions)
-        if not prunable or spec.pruner == "none":
+        if spec.pruner == "none":
             continue
+        # Unprunable trials (the baseline) report too: pruners compare against them.
         if spec.pruner == "wilcoxon":
             for i in range(reported, n):
                 trial.report(ev.predictions[i].score, step=i)
         else:
             trial.report(ev.value, step=n)
         reported = n
-        if n < len(dev) and trial.should_prune():
+        if prunable and n < len(dev) and trial.should_prune():
             raise Pruned(n, len(dev), ev.value)
     return last

@@ -63,10 +63,13 @@ class StudyRunner:
         plugins: Loaded plugins; discovered from entry points when None.
         model: An already loaded model to score with (tests pass a tiny one).
         progress: Show a progress bar on stderr.
+        worker: One of several processes sharing the study (``optprompt worker``): its
+            sampler draws are salted so workers do not propose the same candidates.
+            A single run stays exactly reproducible, across crashes too.
     """
 
     def __init__(self, spec: StudySpec, *, plugins: Plugins | None = None, model: LoadedModel | None = None,
-                 progress: bool = True) -> None:
+                 progress: bool = True, worker: bool = False) -> None:
         self.spec = spec
         self.plugins = plugins or load_plugins()
         self.progress = progress
@@ -82,6 +85,9 @@ class StudyRunner:
         self.evaluator: Evaluator | None = None
         self.renderer: PromptRenderer | None = None
         self._cache = None
+        self.trials_run = 0  # trials this process ran (a worker's share)
+        # Concurrent workers must not replay each other's sampler draws.
+        self.worker_salt = random.SystemRandom().randrange(1, 2**31) if worker else 0
 
     # --- set-up -------------------------------------------------------------------
     def _baseline(self, chat: bool) -> PromptCandidate:
@@ -202,6 +208,7 @@ class StudyRunner:
                     continue
                 before = sum(counts(t) for t in study.get_trials(deepcopy=False))
                 value = self._one_trial(study, trial, scored)
+                self.trials_run += 1
                 if sum(counts(t) for t in study.get_trials(deepcopy=False)) > before:
                     bar.advance(value)
         return finish_study(self, study, started, budget.to_dict())
@@ -223,8 +230,11 @@ class StudyRunner:
                 logger.warning("stopping after %d trials: the strategy keeps proposing candidates already "
                                "scored (%d distinct of %d budgeted)", max_total, counted, budget)
                 return None, "done"
-            position = sum(not is_void(t) for t in trials)
-            reseed_sampler(self.sampler, self.spec.seed, position)
+            # The position ignores running trials: after a crash, the dead worker's trial is
+            # still "running" until its heartbeat expires, and the resumed run must propose
+            # what an uninterrupted one would have. Workers add their own salt instead.
+            position = sum(t.state.is_finished() and not is_void(t) for t in trials)
+            reseed_sampler(self.sampler, self.spec.seed + self.worker_salt, position)
             with warnings.catch_warnings():
                 # Optuna warns that heartbeats are meant for Study.optimize; with ask/tell
                 # the Heartbeat context manager below records them.

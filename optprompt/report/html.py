@@ -1,0 +1,395 @@
+"""One self-contained HTML file per study: plots embedded as data URIs, no outside resources."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import struct
+import tempfile
+from collections import Counter, defaultdict
+from datetime import UTC, datetime
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from optprompt._io import _umask, atomic_write_text
+from optprompt._version import __version__
+from optprompt.report.plots import Plot, study_plots
+from optprompt.report.source import StudySource, load_source
+from optprompt.study import attrs
+
+__all__ = ["REPORT_FILE", "render_html", "write_report", "files_dir_for"]
+
+REPORT_FILE = "report.html"
+
+_CSS = """
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d1d1f;
+       max-width: 1100px; margin: 0 auto; padding: 24px; background: #fff; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; }
+h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; }
+.status { color: #555; margin-top: 0; }
+.note { background: #fff8e1; border-left: 4px solid #f2b600; padding: 8px 12px; }
+.warning { background: #fdecea; border-left: 4px solid #d93025; padding: 6px 12px; margin: 4px 0; }
+table { border-collapse: collapse; margin: 8px 0; }
+th, td { border: 1px solid #ddd; padding: 4px 10px; text-align: left; vertical-align: top; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+th { background: #f5f5f7; }
+dl.info { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; }
+dl.info dt { font-weight: 600; } dl.info dd { margin: 0; }
+figure { margin: 16px 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { color: #555; font-size: 0.9em; }
+pre { background: #f5f5f7; padding: 10px; white-space: pre-wrap; word-break: break-word; }
+footer { margin-top: 2em; color: #777; font-size: 0.85em; }
+"""
+
+
+def files_dir_for(report: Path) -> Path:
+    """Where the PNG copies of a report's plots go: ``report.html`` -> ``report_files/``."""
+    return report.with_name(f"{report.stem}_files")
+
+
+def _png_size(png: bytes) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk."""
+    return struct.unpack(">II", png[16:24])
+
+
+def _num(x: Any, signed: bool = False) -> str:
+    if x is None:
+        return "—"
+    return f"{x:+.3f}" if signed else f"{x:.3f}"
+
+
+def _interval(iv: dict[str, Any] | None, signed: bool = False) -> str:
+    if not iv or iv.get("low") is None or iv.get("high") is None:
+        return "—"
+    return f"[{_num(iv['low'], signed)}, {_num(iv['high'], signed)}]"
+
+
+def _info(rows: list[tuple[str, Any]]) -> str:
+    items = "".join(
+        f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>" for k, v in rows if v not in (None, "")
+    )
+    return f'<dl class="info">{items}</dl>'
+
+
+def _strategy(name: str | None, options: dict[str, Any]) -> str | None:
+    return f"{name} {json.dumps(options, sort_keys=True)}" if name else None
+
+
+def _study_info(source: StudySource) -> str:
+    spec, result = source.spec, source.result
+    if result is not None:
+        m, t, s = result["model"], result["task"], result["strategy"]
+        sizes = t.get("sizes") or {}
+        rows = [
+            ("model", m.get("ref")),
+            ("model fingerprint", m.get("fingerprint")),
+            ("device / dtype", f"{m.get('device')} / {m.get('dtype')}"),
+            ("task data", t.get("source")),
+            ("task type", t.get("type")),
+            ("labels", ", ".join(t.get("labels") or [])),
+            ("metric", t.get("metric")),
+            ("examples", ", ".join(f"{k} {v}" for k, v in sizes.items())),
+            ("strategy", _strategy(s.get("name"), s.get("options") or {})),
+            ("seed", result.get("seed")),
+            ("wall time", f"{result.get('wall_seconds', 0):.0f} s"),
+            ("optprompt", result.get("optprompt_version")),
+        ]
+    else:
+        task = spec.get("task") or {}
+        strategy = dict(spec.get("strategy") or {})
+        rows = [
+            ("model", spec.get("model")),
+            (
+                "task data",
+                json.dumps(task.get("data"))
+                if isinstance(task.get("data"), dict)
+                else task.get("data"),
+            ),
+            ("task type", task.get("type")),
+            ("metric", source.metric),
+            ("strategy", _strategy(strategy.pop("name", None), strategy)),
+            ("seed", spec.get("seed")),
+            ("optprompt", source.meta.get("optprompt_version")),
+        ]
+    rows.append(("storage", f"{source.meta['storage']} (study {source.meta['study_name']!r})"))
+    return _info(rows)
+
+
+def _comparison(result: dict[str, Any]) -> str:
+    metric = result["task"]["metric"]
+    base, best = result["baseline"], result["best"]
+    cmp_ = result.get("comparison") or {}
+    conf = next(
+        (
+            cmp_[k]["confidence"]
+            for k in ("difference", "winner", "baseline")
+            if isinstance(cmp_.get(k), dict) and "confidence" in cmp_[k]
+        ),
+        None,
+    )
+    ci_head = f"test {conf:.0%} CI" if conf is not None else "test CI"
+    dev_diff = (
+        None
+        if base["dev"]["value"] is None or best["dev"]["value"] is None
+        else best["dev"]["value"] - base["dev"]["value"]
+    )
+    test_diff = (cmp_.get("difference") or {}).get("estimate")
+    if test_diff is None:
+        test_diff = best["test"]["value"] - base["test"]["value"]
+    rows = [
+        (
+            "baseline",
+            "baseline",
+            str(base["trial"]),
+            _num(base["dev"]["value"]),
+            _num(base["test"]["value"]),
+            _interval(cmp_.get("baseline")),
+        ),
+        (
+            "winner",
+            "best",
+            str(best["trial"]),
+            _num(best["dev"]["value"]),
+            _num(best["test"]["value"]),
+            _interval(cmp_.get("winner")),
+        ),
+        (
+            "difference",
+            "difference",
+            "",
+            _num(dev_diff, True),
+            _num(test_diff, True),
+            _interval(cmp_.get("difference"), True),
+        ),
+    ]
+    body = "".join(
+        f'<tr data-role="{role}"><th>{label}</th><td class="num" data-field="trial">{trial}</td>'
+        f'<td class="num" data-field="dev">{dev}</td><td class="num" data-field="test">{test}</td>'
+        f'<td class="num" data-field="ci">{ci}</td></tr>'
+        for label, role, trial, dev, test, ci in rows
+    )
+    out = [
+        f'<table id="comparison-table"><tr><th></th><th>trial</th><th>dev {escape(metric)}</th>'
+        f"<th>test {escape(metric)}</th><th>{ci_head}</th></tr>{body}</table>"
+    ]
+    if cmp_.get("p_value") is not None:
+        out.append(
+            f'<p id="significance">Paired test on the same {cmp_.get("n", "?")} test examples: '
+            f'{escape(str(cmp_.get("test", "")))}, <span data-field="p_value">p = '
+            f"{cmp_['p_value']:.3g}</span>.</p>"
+        )
+    metrics = sorted(set(base["dev"].get("metrics") or {}) | set(base["test"].get("metrics") or {}))
+    if len(metrics) > 1:
+        columns = ("metric", "baseline dev", "winner dev", "baseline test", "winner test")
+        head = "<tr>" + "".join(f"<th>{c}</th>" for c in columns) + "</tr>"
+        cells = "".join(
+            f"<tr><th>{escape(m)}</th>"
+            + "".join(
+                f'<td class="num">{_num((e[split].get("metrics") or {}).get(m))}</td>'
+                for split in ("dev", "test")
+                for e in (base, best)
+            )
+            + "</tr>"
+            for m in metrics
+        )
+        out.append(
+            "<details><summary>all metrics</summary>"
+            f'<table id="metrics-table">{head}{cells}</table></details>'
+        )
+    return "".join(out)
+
+
+def _trials(source: StudySource) -> str:
+    trials = source.study.get_trials(deepcopy=False)
+    states = Counter(t.state.name.lower() for t in trials)
+    reused = sum(attrs.CACHED_FROM in t.user_attrs for t in trials)
+    counts = ", ".join(f'<span data-state="{s}">{n} {s}</span>' for s, n in sorted(states.items()))
+    out = [f'<p id="trial-counts">{len(trials)} trials: {counts or "none yet"}']
+    if reused:
+        out.append(f"; {reused} repeated an already scored candidate (score reused)")
+    budget = (source.spec.get("strategy") or {}).get("trials")
+    if budget is not None:
+        out.append(f"; budget {budget} scored trials")
+    dev_scored = (source.result or {}).get("dev_examples_scored")
+    if dev_scored is not None:
+        out.append(f"; {dev_scored} dev examples scored in all")
+    out.append(".</p>")
+    failed: dict[str, list[int]] = defaultdict(list)
+    for t in trials:
+        if t.state.name in ("FAIL", "PRUNED"):
+            failed[str(t.user_attrs.get(attrs.FAIL_REASON, "no reason recorded"))[:500]].append(
+                t.number
+            )
+    if failed:
+        rows = "".join(
+            f'<tr><td class="num">{len(nums)}</td><td>{", ".join(map(str, nums[:10]))}'
+            f"{' …' if len(nums) > 10 else ''}</td><td>{escape(reason)}</td></tr>"
+            for reason, nums in sorted(failed.items(), key=lambda kv: (-len(kv[1]), kv[1][0]))
+        )
+        out.append(
+            '<table id="failure-table"><tr><th>count</th><th>trials</th>'
+            f"<th>failed or pruned because</th></tr>{rows}</table>"
+        )
+    if source.result and source.result.get("format_failures"):
+        out.append(
+            "<p>Generated answers the extraction could not parse: "
+            f"{escape(json.dumps(source.result['format_failures']))}.</p>"
+        )
+    return "".join(out)
+
+
+def _figure(plot: Plot) -> str:
+    if plot.png is None:
+        return (
+            f'<section class="plot-skipped" id="{plot.name}"><h3>{escape(plot.title)}</h3>'
+            f'<p class="note">Not drawn: {escape(plot.note)}.</p></section>'
+        )
+    w, h = _png_size(plot.png)
+    data = base64.b64encode(plot.png).decode("ascii")
+    return (
+        f'<figure id="{plot.name}"><h3>{escape(plot.title)}</h3>'
+        f'<img class="plot" data-plot="{plot.name}" width="{w}" height="{h}" '
+        f'alt="{escape(plot.title)}" '
+        f'src="data:image/png;base64,{data}"><figcaption>{escape(plot.note)}</figcaption></figure>'
+    )
+
+
+def _prompt(entry: dict[str, Any], title: str, anchor: str) -> str:
+    cand = entry.get("candidate") or {}
+    extras = []
+    if cand.get("verbalizer"):
+        extras.append("answers: " + ", ".join(f"{lbl} → {w!r}" for lbl, w in cand["verbalizer"]))
+    elif cand.get("choice_format"):
+        extras.append(f"options scored as {cand['choice_format']}")
+    cal = (entry.get("calibration") or {}).get("method") or "none"
+    if cal != "none":
+        extras.append(f"calibration: {cal}")
+    if entry.get("chat") is not None:
+        extras.append(
+            "rendered through the chat template"
+            if entry["chat"]
+            else "plain text, no chat template"
+        )
+    extra = "".join(f"<li>{escape(x)}</li>" for x in extras)
+    return (
+        f'<section id="{anchor}"><h3>{escape(title)} (trial {entry["trial"]})</h3>'
+        f'<pre class="prompt">{escape(entry.get("prompt") or "")}</pre><ul>{extra}</ul></section>'
+    )
+
+
+def render_html(source: StudySource, plots: list[Plot], files_dir: str | None = None) -> str:
+    """The report for ``source`` with ``plots`` embedded, as one HTML document."""
+    result = source.result
+    name = source.meta["study_name"]
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    status = "finished" if result is not None else "not finished"
+    parts = [
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>optprompt report: {escape(name)}</title><style>{_CSS}</style></head><body>",
+        f"<header><h1>optprompt report: {escape(name)}</h1>",
+        f'<p class="status" data-status="{status.replace(" ", "-")}">'
+        f"Study {status} · written {now}</p></header>",
+    ]
+    if result is None:
+        parts.append(
+            f'<p class="note" id="unfinished">This study has not finished: there is no result.json '
+            f"in {escape(str(source.output_dir))} yet. Shown are the trials so far; the test "
+            "comparison, the winning prompt and its confusion matrix appear once the study "
+            "ends (run the same study again to resume it).</p>"
+        )
+    parts.append(f'<section id="study"><h2>Study</h2>{_study_info(source)}</section>')
+    if result is not None:
+        parts.append(
+            f'<section id="comparison"><h2>Baseline vs winner</h2>{_comparison(result)}</section>'
+        )
+        warnings = result.get("warnings") or []
+        items = "".join(f'<div class="warning">{escape(w)}</div>' for w in warnings)
+        parts.append(f'<section id="warnings"><h2>Warnings</h2>{items or "<p>None.</p>"}</section>')
+    else:
+        best = _best_so_far(source)
+        if best:
+            parts.append(f'<p id="best-so-far">{escape(best)}</p>')
+    parts.append(f'<section id="trials"><h2>Trials</h2>{_trials(source)}</section>')
+    parts.append(
+        '<section id="plots"><h2>Plots</h2>' + "".join(_figure(p) for p in plots) + "</section>"
+    )
+    if result is not None:
+        best, base = result["best"], result["baseline"]
+        same = best.get("hash") is not None and best.get("hash") == base.get("hash")
+        parts.append(
+            '<section id="prompts"><h2>Prompts</h2>'
+            + _prompt(best, "Winning prompt", "winning-prompt")
+            + (
+                '<p id="baseline-prompt">No candidate beat the baseline on dev: the winner is '
+                "the baseline prompt.</p>"
+                if same
+                else _prompt(base, "Baseline prompt", "baseline-prompt")
+            )
+            + "</section>"
+        )
+    saved = f" PNG copies of the plots are in {escape(files_dir)}/." if files_dir else ""
+    parts.append(
+        f"<footer>Written by optprompt {escape(__version__)}.{saved}</footer></body></html>\n"
+    )
+    return "".join(parts)
+
+
+def _best_so_far(source: StudySource) -> str:
+    from optuna.trial import TrialState
+
+    if len(source.study.directions) != 1:
+        return ""
+    done = source.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not done:
+        return ""
+    best = max(done, key=lambda t: (t.value, -t.number))
+    return f"Best dev {source.metric} so far: {best.value:.3f} (trial {best.number})."
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    """Like :func:`optprompt._io.atomic_write_text`, for bytes."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # as the other output files: follow the umask
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_report(
+    output_dir: str | os.PathLike[str], to: str | os.PathLike[str] | None = None
+) -> Path:
+    """Write the HTML report of the study in ``output_dir``; returns the file written.
+
+    Works on a finished study and on one still running (then without the test comparison,
+    the prompts and the confusion matrix). The PNGs are also saved next to the report,
+    in ``report_files/`` for ``report.html``.
+
+    Args:
+        output_dir: The study's output directory (holds ``study.json``).
+        to: The HTML file to write (a directory gets ``report.html``); default
+            ``OUTPUT/report.html``.
+
+    Raises:
+        OptpromptError: ``output_dir`` is not a study's output directory.
+    """
+    source = load_source(output_dir)
+    target = Path(to) if to is not None else source.output_dir / REPORT_FILE
+    if target.is_dir():
+        target = target / REPORT_FILE
+    plots = study_plots(source)
+    files = files_dir_for(target)
+    files.mkdir(parents=True, exist_ok=True)
+    for plot in plots:
+        png = files / f"{plot.name}.png"
+        if plot.png is not None:
+            _write_bytes(png, plot.png)
+        else:  # not drawn this time: drop a stale copy from an earlier report
+            png.unlink(missing_ok=True)
+    return atomic_write_text(target, render_html(source, plots, files_dir=files.name))

@@ -1,0 +1,24 @@
+"""Small data sets the tests write (importable from any test folder)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+WORDS = ("great awful good bad fine terrible lovely poor movie food service hotel staff room price "
+         "quality the a was is and but very not really would never again recommend").split()
+
+
+def write_sentiment_jsonl(path: Path, n: int = 40, seed: int = 0) -> Path:
+    """A small balanced positive/negative data set of random short texts."""
+    rng = random.Random(seed)
+    pos = ["great", "good", "lovely", "fine"]
+    neg = ["awful", "bad", "terrible", "poor"]
+    with path.open("w") as f:
+        for i in range(n):
+            label = "positive" if i % 2 == 0 else "negative"
+            words = rng.choices(WORDS, k=rng.randint(3, 12)) + [rng.choice(pos if label == "positive" else neg)]
+            rng.shuffle(words)
+            f.write(json.dumps({"id": f"ex{i}", "text": " ".join(words), "label": label}) + "\n")
+    return path

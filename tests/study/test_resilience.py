@@ -1,0 +1,210 @@
+"""Robust studies, tested for real: SIGKILL and resume, two workers on PostgreSQL,
+trial timeouts, multi-fidelity pruning, corrupt storage."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from optprompt.config import spec_from_dict
+from optprompt.errors import OptpromptError
+from optprompt.plugins import hookimpl, load_plugins
+from optprompt.plugins.manager import get_plugin_manager
+from optprompt.prompts import PromptCandidate
+from optprompt.strategies import BaseStrategy
+from optprompt.study import StudyRunner, run_study
+from optprompt.study import attrs
+from optprompt.study.resilience import reseed_sampler
+from optprompt.study.trials import counts
+
+from optprompt_testdata import write_sentiment_jsonl
+
+POSTGRES = "postgresql+psycopg2://root@127.0.0.1:5432/test"
+
+
+def _study(tmp_path: Path, model_dir: Path, name: str, **extra) -> dict:
+    data = write_sentiment_jsonl(tmp_path / "data.jsonl", n=96)
+    return {
+        "name": name, "model": str(model_dir), "seed": 3, "output": str(tmp_path / "out"),
+        "task": {"data": str(data), "input": "text", "label": "label", "id": "id",
+                 "split": {"train": 0.25, "dev": 0.5, "test": 0.25}},
+        "strategy": {"name": "template_search", "trials": 8, "max_demos": 3, "demo_pool": 6},
+        "scoring": {"device": "cpu", "batch_tokens": 1024},
+        "workers": {"heartbeat_interval": 1, "grace_period": 3},
+        **extra,
+    }
+
+
+def _cli(*args: str, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "optprompt.cli.main", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+
+
+def _trials(url: str, name: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
+
+
+def test_sigkill_mid_trial_then_resume_equals_uninterrupted_run(tmp_path: Path, tiny_model_dir: Path) -> None:
+    # Reference: the same study, never interrupted.
+    ref_dir = tmp_path / "ref"
+    ref_dir.mkdir()
+    ref_yaml = ref_dir / "study.yaml"
+    slow = {"device": "cpu", "batch_tokens": 64}  # small batches: trials last long enough to be killed in
+    ref_yaml.write_text(yaml.safe_dump(_study(ref_dir, tiny_model_dir, "killme", scoring=slow)))
+    ref = _cli("run", str(ref_yaml), "-q")
+    assert ref.wait(timeout=240) == 0, ref.stderr.read()
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    study_yaml = run_dir / "study.yaml"
+    study_yaml.write_text(yaml.safe_dump(_study(run_dir, tiny_model_dir, "killme", scoring=slow)))
+    url = f"sqlite:///{run_dir / 'out' / 'study.db'}"
+    proc = _cli("run", str(study_yaml), "-q")
+    deadline = time.time() + 180
+    killed_running = None
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            trials = _trials(url, "killme")
+        except Exception:
+            time.sleep(0.05)
+            continue
+        done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+        running = [t.number for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+        if done >= 3 and running:
+            proc.send_signal(signal.SIGKILL)
+            killed_running = running[0]
+            break
+        time.sleep(0.02)
+    proc.wait(timeout=30)
+    assert killed_running is not None, "the run finished before it could be killed mid-trial"
+    assert not (run_dir / "out" / "result.json").exists()
+    # No half-written file was left behind.
+    assert not list((run_dir / "out").glob(".*.tmp"))
+
+    resumed = _cli("run", str(study_yaml), "-q")
+    assert resumed.wait(timeout=240) == 0, resumed.stderr.read()
+    trials = _trials(url, "killme")
+    dead = trials[killed_running]
+    assert dead.state == optuna.trial.TrialState.FAIL and attrs.FAIL_REASON not in dead.user_attrs
+    assert sum(counts(t) for t in trials) == 8  # the killed trial was re-run, not counted
+    ref_trials = _trials(f"sqlite:///{ref_dir / 'out' / 'study.db'}", "killme")
+    hashes = [t.user_attrs[attrs.HASH] for t in trials if t.state.is_finished() and counts(t) or attrs.CACHED_FROM in t.user_attrs]
+    ref_hashes = [t.user_attrs[attrs.HASH] for t in ref_trials if counts(t) or attrs.CACHED_FROM in t.user_attrs]
+    assert hashes == ref_hashes
+    got = json.loads((run_dir / "out" / "result.json").read_text())
+    want = json.loads((ref_dir / "out" / "result.json").read_text())
+    assert got["best"]["hash"] == want["best"]["hash"]
+    assert got["best"]["test"]["metrics"] == want["best"]["test"]["metrics"]
+    assert got["n_void"] == 1
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    import sqlalchemy
+
+    try:
+        sqlalchemy.create_engine(POSTGRES).connect().close()
+    except Exception as e:  # pragma: no cover - every machine of this project runs PostgreSQL
+        pytest.fail(f"PostgreSQL is required at {POSTGRES}: {e}")
+    return POSTGRES
+
+
+def test_two_workers_on_postgresql_share_one_budget(tmp_path: Path, tiny_model_dir: Path, postgres_url: str) -> None:
+    name = f"workers-{uuid.uuid4().hex[:8]}"
+    spec = _study(tmp_path, tiny_model_dir, name)
+    spec["strategy"]["trials"] = 12
+    study_yaml = tmp_path / "study.yaml"
+    study_yaml.write_text(yaml.safe_dump(spec))
+    try:
+        workers = [_cli("worker", str(study_yaml), "--storage", postgres_url, "-q", "--output", str(tmp_path / f"w{i}"))
+                   for i in range(2)]
+        outs = [w.communicate(timeout=300) for w in workers]
+        assert [w.returncode for w in workers] == [0, 0], [o[1][-2000:] for o in outs]
+        trials = _trials(postgres_url, name)
+        assert sum(counts(t) for t in trials) == 12  # the budget, exactly once
+        assert all(t.state.is_finished() for t in trials)
+        shares = [int(o[0].split("this worker ran ")[1].split(" ")[0]) for o in outs]
+        assert sum(shares) == len(trials)
+        assert len({t.number for t in trials}) == len(trials)
+        for i in range(2):
+            result = json.loads((tmp_path / f"w{i}" / "result.json").read_text())
+            assert result["n_scored"] == 12
+    finally:
+        try:
+            optuna.delete_study(study_name=name, storage=postgres_url)
+        except KeyError:
+            pass
+
+
+class _Sleepy(BaseStrategy):
+    """Every third proposal hangs."""
+
+    name = "sleepy"
+
+    def propose(self, trial):  # type: ignore[no-untyped-def]
+        if trial.number % 3 == 2:
+            time.sleep(30)
+        return PromptCandidate(instruction=f"Say #{trial.number}.", template="Input: {input}\nAnswer:",
+                               verbalizer=tuple((lbl, lbl) for lbl in self.context.task.labels))
+
+
+class _SleepyPlugin:
+    @hookimpl
+    def register_strategies(self, register):  # type: ignore[no-untyped-def]
+        register(_Sleepy)
+
+
+def test_trial_timeout_fails_trial_and_study_goes_on(study_dict: dict, tiny_model) -> None:
+    plugins = load_plugins(get_plugin_manager(extra_plugins=[_SleepyPlugin()]))
+    spec = spec_from_dict({**study_dict, "strategy": {"name": "sleepy", "trials": 5}, "trial_timeout": 1.5})
+    started = time.time()
+    result = StudyRunner(spec, plugins=plugins, model=tiny_model, progress=False).run()
+    assert time.time() - started < 20
+    assert result["failure_reasons"] == {"TrialTimeout": 1}
+    assert result["trial_states"]["fail"] == 1 and result["n_scored"] == 5
+
+
+@pytest.mark.parametrize("pruner", ["median", "successive_halving", "wilcoxon"])
+def test_pruning_saves_dev_scorings_and_pruned_never_win(tmp_path: Path, tiny_model, pruner: str) -> None:
+    spec = _study(tmp_path, Path("unused"), f"prune-{pruner}",
+                  pruning={"pruner": pruner, "slices": 4, "warmup_trials": 1, "p_threshold": 0.5})
+    spec["strategy"]["trials"] = 14
+    result = run_study(spec_from_dict(spec), model=tiny_model, progress=False)
+    trials = _trials(f"sqlite:///{tmp_path / 'out' / 'study.db'}", spec["name"])
+    pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED
+              and t.user_attrs[attrs.FAIL_REASON].startswith("pruned")]
+    n_dev = result["task"]["sizes"]["dev"]
+    assert pruned, "a random tiny model gives clearly worse candidates to prune"
+    assert all(t.user_attrs[attrs.DEV_SCORED] < n_dev for t in pruned)
+    assert result["best"]["trial"] not in {t.number for t in pruned}
+    assert result["dev_examples_scored"] < result["n_scored"] * n_dev
+
+
+def test_reseeded_sampler_replays_its_draws() -> None:
+    for sampler_cls in (optuna.samplers.RandomSampler, optuna.samplers.TPESampler):
+        draws = []
+        for _ in range(2):
+            sampler = sampler_cls(seed=1)
+            study = optuna.create_study(sampler=sampler)
+            assert reseed_sampler(sampler, 5, 3)
+            draws.append(study.ask().suggest_float("x", 0, 1))
+        assert draws[0] == draws[1]
+
+
+def test_truncated_storage_is_a_clear_error(study_dict: dict, tiny_model) -> None:
+    run_study(spec_from_dict(study_dict), model=tiny_model, progress=False)
+    db = Path(study_dict["output"]) / "study.db"
+    data = db.read_bytes()
+    db.write_bytes(data[: len(data) // 3])
+    with pytest.raises(OptpromptError, match="cannot open study storage|no study named"):
+        run_study(spec_from_dict(study_dict), model=tiny_model, progress=False)
