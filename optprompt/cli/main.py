@@ -73,8 +73,11 @@ def _cmd_show(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from optprompt.export.card import export_card
 
-    path = export_card(args.output_dir, args.to)
-    print(f"wrote {path} and {path.parent / 'prompt.txt'}")
+    path = export_card(args.output_dir, args.to, pick=args.pick, front=args.front)
+    if args.front:
+        print(f"wrote the Pareto front's cards and their index {path}")
+    else:
+        print(f"wrote {path} and {path.parent / 'prompt.txt'}")
     return EXIT_OK
 
 
@@ -147,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export the winning prompt as a prompt card")
     p.add_argument("output_dir", help="a finished study's output directory")
     p.add_argument("--to", required=True, help="directory to write prompt_card.json and prompt.txt into")
+    p.add_argument("--pick", help="multi-objective: pick from the Pareto front, e.g. 'prompt_tokens<=200'")
+    p.add_argument("--front", action="store_true", help="multi-objective: export every Pareto-front prompt")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("plugins", help="list strategies, metrics, loaders and models, and where each comes from")

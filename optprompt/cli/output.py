@@ -32,8 +32,19 @@ def print_result(result: dict[str, Any], *, output: str | None = None) -> None:
         calibration = (e.get("calibration") or {}).get("method", "none")
         if calibration != "none":
             print(f"--- calibration: {calibration} (label offsets {e['calibration']['offsets']})")
+    front = result.get("pareto") or []
+    if front:
+        names = result["objectives"]
+        print(f"\nPareto front ({len(front)} prompts; objectives {', '.join(names)}; select {result.get('select')!r}):")
+        for m in front:
+            mark = "*" if m["trial"] == best["trial"] else " "
+            print(f" {mark} trial {m['trial']:>4}: " + ", ".join(f"{n} {m['objectives'][n]:.4g}" for n in names))
     cmp_ = result.get("comparison") or {}
     if cmp_:
+        for label, key in (("baseline", "baseline"), ("winner", "winner")):
+            iv = cmp_.get(key)
+            if iv:
+                print(f"test {metric} {label}: {iv['estimate']:.3f} (95% CI [{iv['low']:.3f}, {iv['high']:.3f}])")
         d = cmp_["difference"]
         print(f"\ntest {metric}: baseline {base['test']['value']:.3f} -> winner {best['test']['value']:.3f} "
               f"(difference {d['estimate']:+.3f}, 95% CI [{d['low']:+.3f}, {d['high']:+.3f}], "
@@ -61,7 +72,7 @@ def leaderboard(output_dir: str | Path, top: int = 10):  # type: ignore[no-untyp
         rows.append({
             "trial": t.number,
             "state": t.state.name.lower(),
-            "dev": t.value,
+            "dev": t.values[0] if t.values else None,
             "role": t.user_attrs.get(attrs.ROLE, ""),
             "demos": len(cand.get("demo_ids", [])),
             "template": (cand.get("template") or "").replace("\n", "⏎"),

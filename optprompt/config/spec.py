@@ -128,11 +128,27 @@ class StudySpec(_Strict):
     storage: str | None = Field(
         None, description="Optuna storage URL; default: SQLite file in the output directory."
     )
+    objectives: list[Literal["score", "prompt_tokens", "latency"]] = Field(
+        default_factory=lambda: ["score"], min_length=1,
+        description="score (maximised), prompt_tokens and latency (minimised); more than one "
+        "makes the study multi-objective (NSGA-II by default) with a Pareto front.")
+    select: str | None = Field(None, description="Multi-objective: constraints picking the winner from the "
+                               "Pareto front, e.g. 'prompt_tokens<=200' (the best score that fits).")
     pruning: PruningSpec = PruningSpec()
     workers: WorkersSpec = WorkersSpec()
     trial_timeout: float | None = Field(
         None, gt=0, description="Seconds one trial may take; a slower trial is failed with reason 'timeout'."
     )
+    @model_validator(mode="after")
+    def _objectives(self) -> StudySpec:
+        if self.objectives[0] != "score" or len(set(self.objectives)) != len(self.objectives):
+            raise ValueError("objectives must start with score and name each objective once")
+        if len(self.objectives) > 1 and self.pruning.pruner != "none":
+            raise ValueError("pruning works with a single objective only (Optuna cannot prune multi-objective trials)")
+        if self.select and len(self.objectives) == 1:
+            raise ValueError("select picks from a Pareto front: add objectives such as prompt_tokens")
+        return self
+
     base_dir: str | None = Field(
         None, description="Directory that relative data paths are looked up in first "
         "(set to the study file's folder when loaded from YAML).",

@@ -172,9 +172,10 @@ def load_card(path: str | os.PathLike[str]) -> PromptCard:
     return PromptCard.from_dict(read_json(path, what="prompt card"), source=str(path))
 
 
-def card_from_result(result: dict[str, Any]) -> PromptCard:
-    """Build the card of a finished study's winner from its ``result.json`` data."""
-    best = result["best"]
+def card_from_result(result: dict[str, Any], member: dict[str, Any] | None = None) -> PromptCard:
+    """Build the card of a finished study's winner (or of one Pareto-front ``member``)
+    from its ``result.json`` data. A member other than the winner has dev scores only."""
+    best = result["best"] if member is None or member["trial"] == result["best"]["trial"] else member
     cand = best["candidate"]
     verbalizer = {lbl: w for lbl, w in cand.get("verbalizer", [])}
     words = ", ".join(verbalizer.get(lbl, lbl) for lbl in result["task"].get("labels", []))
@@ -191,7 +192,8 @@ def card_from_result(result: dict[str, Any]) -> PromptCard:
         calibration=best.get("calibration") or {"method": "none", "offsets": None},
         model=result["model"],
         task=result["task"],
-        scores={"dev": best["dev"], "test": best["test"]},
+        scores={"dev": best["dev"], "test": best.get("test"), **({"objectives": best["objectives"]}
+                                                                 if "objectives" in best else {})},
         baseline_scores={"dev": result["baseline"]["dev"], "test": result["baseline"]["test"]},
         comparison=result.get("comparison", {}),
         warnings=list(result.get("warnings", [])),
@@ -200,9 +202,34 @@ def card_from_result(result: dict[str, Any]) -> PromptCard:
     )
 
 
-def export_card(output_dir: str | os.PathLike[str], to: str | os.PathLike[str]) -> Path:
-    """Export the winner of the finished study in ``output_dir`` into ``to``."""
-    from optprompt.study.runner import RESULT_FILE
+def export_card(output_dir: str | os.PathLike[str], to: str | os.PathLike[str], *, pick: str | None = None,
+                front: bool = False) -> Path:
+    """Export the winner of the finished study in ``output_dir`` into ``to``.
+
+    Args:
+        pick: Multi-objective studies: constraints choosing another Pareto-front prompt,
+            e.g. ``"prompt_tokens<=200"`` (the best score that fits).
+        front: Multi-objective studies: write every Pareto-front prompt into
+            ``to/trial-N/`` plus ``to/pareto.json``; returns that index.
+    """
+    from optprompt.study.objectives import parse_rule, select
+    from optprompt.study.results import RESULT_FILE
 
     result = read_json(Path(output_dir) / RESULT_FILE, what=f"finished study result ({RESULT_FILE})")
-    return card_from_result(result).save(to)
+    pareto = result.get("pareto") or []
+    if (pick or front) and not pareto:
+        raise OptpromptError(f"{output_dir}: the study has a single objective, so there is no Pareto front to pick from")
+    if front:
+        index = []
+        for m in pareto:
+            card_from_result(result, m).save(Path(to) / f"trial-{m['trial']}")
+            index.append({"trial": m["trial"], "objectives": m["objectives"], "card": f"trial-{m['trial']}/{CARD_FILE}",
+                          "winner": m["trial"] == result["best"]["trial"]})
+        return atomic_write_json(Path(to) / "pareto.json", index)
+    member = None
+    if pick:
+        member = select(pareto, parse_rule(pick, result["objectives"], key="--pick"))
+        if member is None:
+            raise OptpromptError(f"no Pareto-front prompt meets {pick!r}; front: "
+                                 + "; ".join(f"trial {m['trial']} {m['objectives']}" for m in pareto))
+    return card_from_result(result, member).save(to)

@@ -345,8 +345,8 @@ def _best_so_far(source: StudySource) -> str:
     done = source.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not done:
         return ""
-    best = max(done, key=lambda t: (t.value, -t.number))
-    return f"Best dev {source.metric} so far: {best.value:.3f} (trial {best.number})."
+    best = max(done, key=lambda t: (t.values[0], -t.number))
+    return f"Best dev {source.metric} so far: {best.values[0]:.3f} (trial {best.number})."
 
 
 def _write_bytes(path: Path, data: bytes) -> None:

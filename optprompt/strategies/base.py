@@ -28,7 +28,8 @@ class StrategyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     trials: int = Field(40, ge=1, description="Trials to run, the baseline (trial 0) included.")
-    sampler: Literal["tpe", "random"] = Field("tpe", description="Optuna sampler.")
+    sampler: Literal["auto", "tpe", "random", "nsga2"] = Field(
+        "auto", description="Optuna sampler; auto: TPE, or NSGA-II for multi-objective studies.")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class StrategyContext:
     seed: int
     baseline: PromptCandidate
     services: StrategyServices | None = None
+    objectives: tuple[str, ...] = ("score",)
 
     def generator(self, ref: str | None = None) -> TextGenerator:
         """A text generator (the task model unless ``ref`` names another)."""
@@ -95,8 +97,13 @@ class BaseStrategy(abc.ABC):
         import optuna
 
         seed = self.context.seed
-        if self.config.sampler == "random":
+        sampler = self.config.sampler
+        if sampler == "auto":
+            sampler = "nsga2" if len(self.context.objectives) > 1 else "tpe"
+        if sampler == "random":
             return optuna.samplers.RandomSampler(seed=seed)
+        if sampler == "nsga2":
+            return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, self.config.trials // 4)))
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(1, self.config.trials // 4)))
 
     @abc.abstractmethod

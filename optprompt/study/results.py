@@ -11,6 +11,7 @@ from optprompt._io import atomic_write_json, atomic_write_text
 from optprompt._version import __version__
 from optprompt.prompts.candidate import PromptCandidate
 from optprompt.study import attrs
+from optprompt.study.objectives import parse_rule, select
 from optprompt.study.trials import counts, is_void
 
 if TYPE_CHECKING:
@@ -59,7 +60,27 @@ def finish_study(runner: StudyRunner, study: optuna.Study, started: float, budge
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     baseline_trial = next(t for t in complete if t.user_attrs.get(attrs.ROLE) == "baseline")
-    best_trial = max(complete, key=lambda t: (t.value, -t.number))
+    objectives = list(runner.spec.objectives)
+    pareto: list[dict[str, Any]] = []
+    notes: list[str] = []
+    if len(objectives) > 1:
+        pareto = []
+        for t in sorted(study.best_trials, key=lambda t: t.number):
+            cand = PromptCandidate.from_dict(t.user_attrs[attrs.CANDIDATE])
+            pareto.append({
+                "trial": t.number, "objectives": dict(zip(objectives, t.values)), **describe_candidate(runner, cand),
+                "dev": {"value": t.values[0], "metric": task.metric, "metrics": t.user_attrs.get(attrs.METRICS, {}),
+                        "n": len(task.dev)},
+                "calibration": {"method": cand.calibration, "offsets": t.user_attrs.get(attrs.OFFSETS)},
+            })
+        rule = runner.spec.select
+        chosen = select(pareto, parse_rule(rule, objectives))
+        if chosen is None:
+            notes.append(f"no Pareto-front prompt meets select {rule!r}; the winner is the best score on the front")
+            chosen = select(pareto, [])
+        best_trial = next(t for t in complete if t.number == chosen["trial"])
+    else:
+        best_trial = max(complete, key=lambda t: (t.values[0], -t.number))
     baseline = runner.baseline
     best = PromptCandidate.from_dict(best_trial.user_attrs[attrs.CANDIDATE])
 
@@ -70,8 +91,9 @@ def finish_study(runner: StudyRunner, study: optuna.Study, started: float, budge
     def entry(trial: optuna.trial.FrozenTrial, cand: PromptCandidate, test: Evaluation) -> dict[str, Any]:
         return {
             "trial": trial.number,
+            "objectives": dict(zip(objectives, trial.values)),
             **describe_candidate(runner, cand),
-            "dev": {"value": trial.value, "metric": task.metric, "metrics": trial.user_attrs.get(attrs.METRICS, {}),
+            "dev": {"value": trial.values[0], "metric": task.metric, "metrics": trial.user_attrs.get(attrs.METRICS, {}),
                     "n": len(task.dev)},
             "test": test.to_dict(),
             "calibration": {"method": cand.calibration, "offsets": test.offsets},
@@ -79,11 +101,12 @@ def finish_study(runner: StudyRunner, study: optuna.Study, started: float, budge
 
     comparison = compare(test_base.scores, test_best.scores)
     warnings = doubtful_win_warnings(
-        dev_baseline=baseline_trial.value, dev_winner=best_trial.value,
+        dev_baseline=baseline_trial.values[0], dev_winner=best_trial.values[0],
         test_baseline=test_base.value, test_winner=test_best.value,
         n_candidates=len({t.user_attrs.get(attrs.HASH) for t in complete}),
         n_dev=len(task.dev), p_value=comparison.p_value,
     ) if best.hash != baseline.hash and 0 <= test_base.value <= 1 else []
+    warnings = notes + warnings
     states = Counter(t.state.name.lower() for t in trials if t.state.is_finished())
     reasons = Counter(_reason(t) for t in trials if t.state in (TrialState.FAIL, TrialState.PRUNED))
     dev_scored = sum(t.user_attrs.get(attrs.DEV_SCORED, 0) for t in trials)
@@ -112,6 +135,8 @@ def finish_study(runner: StudyRunner, study: optuna.Study, started: float, budge
         "baseline": entry(baseline_trial, baseline, test_base),
         "best": entry(best_trial, best, test_best),
         "comparison": comparison.to_dict(),
+        "objectives": objectives,
+        **({"select": runner.spec.select, "pareto": pareto} if pareto else {}),
         "warnings": warnings,
         "format_failures": {k: v for k, v in failures.items() if v},
         "strategy_summary": runner.strategy.summary(study),

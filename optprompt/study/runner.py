@@ -26,13 +26,14 @@ from optprompt.strategies.base import BaseStrategy, StrategyContext
 from optprompt.strategies.services import StrategyServices
 from optprompt.study import attrs
 from optprompt.study.progress import StudyProgress
+from optprompt.study.objectives import directions, values_of
 from optprompt.study.fidelity import Pruned, make_pruner, score_with_pruning
 from optprompt.study.resilience import BudgetLock, Heartbeat, reseed_sampler, trial_timeout
 from optprompt.study.results import PREDICTIONS_FILE, RESULT_FILE, finish_study
 from optprompt.study.storage import check_spec_key, make_storage, open_study, spec_key_part, storage_url
 from optprompt.study.trials import INTERRUPTED, REJECTED, counts, is_running, is_void
 from optprompt.tasks.build import build_task
-from optprompt.tasks.task import Task
+from optprompt.tasks.task import Example, Task
 
 if TYPE_CHECKING:
     import optuna
@@ -49,7 +50,7 @@ SPEC_FILE = "study.json"
 
 @dataclass
 class _Scored:
-    value: float
+    values: list[float]  # one per objective; values[0] is the task score
     metrics: dict[str, float]
     trial: int
     offsets: list[float] | None = None
@@ -104,7 +105,8 @@ class StudyRunner:
         # Build the strategy first: bad options fail before the model is loaded.
         baseline_probe = self._baseline(chat=False)
         services = StrategyServices(self._load_for_strategy, default_ref=self.spec.model)
-        context = StrategyContext(task=self.task, seed=self.spec.seed, baseline=baseline_probe, services=services)
+        context = StrategyContext(task=self.task, seed=self.spec.seed, baseline=baseline_probe, services=services,
+                                  objectives=tuple(self.spec.objectives))
         self.strategy = self._strategy_cls.from_options(self.strategy_options, context)
         if self.model is None:
             self.model = load_model(self.spec.model, self.plugins, device=sc.device, dtype=sc.dtype,
@@ -153,6 +155,15 @@ class StudyRunner:
         loaded = load_model(ref, self.plugins, device=sc.device, dtype=sc.dtype, progress=self.progress)
         return self._backend_for(loaded), loaded
 
+    def prompt_tokens(self, candidate: PromptCandidate) -> int:
+        """Tokens of the prompt around the input (the rendered request for an empty input)."""
+        empty = Example(id="_length", input="", target="", target_index=0, options=(), row="")
+        try:
+            req = self.renderer.request(candidate, empty)
+        except CandidateRejected:
+            req = self.renderer.request(candidate, self.task.dev[0])
+        return len(self.model.tokenizer(req.prefix + req.suffix, add_special_tokens=False).input_ids)
+
     def _spec_key(self) -> dict[str, str]:
         return {
             "model": spec_key_part(self.spec.model),
@@ -160,6 +171,7 @@ class StudyRunner:
             "prompt": spec_key_part([self.task.instruction, self.task.template, self.task.verbalizer]),
             "strategy": spec_key_part([self.spec.strategy.name, {k: v for k, v in self.strategy_options.items() if k != "trials"}]),
             "seed": str(self.spec.seed),
+            "objectives": spec_key_part(self.spec.objectives),
         }
 
     # --- the loop -----------------------------------------------------------------
@@ -185,7 +197,8 @@ class StudyRunner:
         self.storage = make_storage(url, heartbeat_interval=workers.heartbeat_interval,
                                     grace_period=workers.grace_period)
         study = open_study(self.storage, self.spec.name, sampler=self.sampler,
-                           pruner=make_pruner(self.spec.pruning, len(self.dev)))
+                           pruner=make_pruner(self.spec.pruning, len(self.dev)),
+                           directions=directions(self.spec.objectives))
         self.study_id = self.storage.get_study_id_from_name(self.spec.name)
         check_spec_key(study, self._spec_key(), where=url)
         self.lock = BudgetLock(url, self.spec.name)
@@ -249,8 +262,8 @@ class StudyRunner:
         scored: dict[str, _Scored] = {}
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             h = t.user_attrs.get(attrs.HASH)
-            if h and h not in scored and t.value is not None:
-                scored[h] = _Scored(t.value, t.user_attrs.get(attrs.METRICS, {}), t.number,
+            if h and h not in scored and t.values is not None:
+                scored[h] = _Scored(list(t.values), t.user_attrs.get(attrs.METRICS, {}), t.number,
                                     t.user_attrs.get(attrs.OFFSETS))
         return scored
 
@@ -258,7 +271,7 @@ class StudyRunner:
     def _best_value(study: optuna.Study) -> float | None:
         from optuna.trial import TrialState
 
-        values = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+        values = [t.values[0] for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
         return max(values) if values else None
 
     @staticmethod
@@ -291,22 +304,24 @@ class StudyRunner:
                 if known is not None:
                     trial.set_user_attr(attrs.CACHED_FROM, known.trial)
                     trial.set_user_attr(attrs.DEV_SCORED, 0)
-                    value, metrics, offsets = known.value, known.metrics, known.offsets
+                    values, metrics, offsets = known.values, known.metrics, known.offsets
                 else:
                     evaluation = score_with_pruning(self.evaluator, candidate, self.dev, trial, self.spec.pruning,
                                                     prunable=not is_baseline)
-                    value, metrics, offsets = evaluation.value, evaluation.metrics, evaluation.offsets
+                    metrics, offsets = evaluation.metrics, evaluation.offsets
+                    values = values_of(self.spec.objectives, evaluation.value, self.prompt_tokens(candidate),
+                                       evaluation.seconds / max(1, len(self.dev)))
                     trial.set_user_attr(attrs.DEV_SCORED, len(self.dev))
-                    scored[candidate.hash] = _Scored(value, metrics, trial.number, offsets)
+                    scored[candidate.hash] = _Scored(values, metrics, trial.number, offsets)
                 trial.set_user_attr(attrs.METRICS, metrics)
                 if evaluation is not None and evaluation.format_failures:
                     trial.set_user_attr(attrs.FORMAT_FAILURES, evaluation.format_failures)
                 if offsets is not None:
                     trial.set_user_attr(attrs.OFFSETS, offsets)
-            study.tell(trial, value)
+            study.tell(trial, values if len(values) > 1 else values[0])
             if evaluation is not None and not is_baseline:
                 self.strategy.observe(trial, candidate, evaluation)
-            return value
+            return values[0]
         except Pruned as e:
             trial.set_user_attr(attrs.FAIL_REASON, f"pruned: {e}")
             trial.set_user_attr(attrs.DEV_SCORED, e.scored)

@@ -37,7 +37,7 @@ def make_storage(url: str, *, heartbeat_interval: int | None = None,
 
 
 def open_study(storage: str | optuna.storages.BaseStorage, name: str, *, sampler: Any = None,
-               pruner: Any = None, create: bool = True) -> optuna.Study:
+               pruner: Any = None, create: bool = True, directions: list[str] | None = None) -> optuna.Study:
     """Create or load the Optuna study ``name``, with a clear error when the storage is unreadable."""
     import optuna
 
@@ -47,7 +47,7 @@ def open_study(storage: str | optuna.storages.BaseStorage, name: str, *, sampler
             storage = make_storage(storage)
         if create:
             return optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
-                                       direction="maximize", load_if_exists=True)
+                                       directions=directions or ["maximize"], load_if_exists=True)
         return optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
     except OptpromptError:
         raise
