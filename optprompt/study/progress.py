@@ -1,4 +1,4 @@
-"""A rich progress bar for the study loop: trial n of N, running best, ETA."""
+"""A rich progress bar for the study loop: trial n of N, running best, examples/s, ETA."""
 
 from __future__ import annotations
 
@@ -17,12 +17,21 @@ class StudyProgress:
         self.best = best
         self._progress = None
         self._task = None
+        self._examples = 0
+        self._started = 0.0
 
     def _desc(self) -> str:
+        import time
+
         best = "-" if self.best is None else f"{self.best:.3f}"
-        return f"trials (best dev {best})"
+        elapsed = time.perf_counter() - self._started
+        rate = f", {self._examples / elapsed:.1f} ex/s" if self._examples and elapsed > 0 else ""
+        return f"trials (best dev {best}{rate})"
 
     def __enter__(self) -> StudyProgress:
+        import time
+
+        self._started = time.perf_counter()
         if self.enabled:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -36,8 +45,10 @@ class StudyProgress:
             self._task = self._progress.add_task(self._desc(), total=self.total, completed=min(self.done, self.total))
         return self
 
-    def advance(self, value: float | None) -> None:
+    def advance(self, value: float | None, examples: int = 0) -> None:
+        """One more trial; ``examples``: dev examples it scored (for the examples/s figure)."""
         self.done += 1
+        self._examples += examples
         if value is not None and (self.best is None or value > self.best):
             self.best = value
         if self._progress is not None:

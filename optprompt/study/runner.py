@@ -222,8 +222,9 @@ class StudyRunner:
                 before = sum(counts(t) for t in study.get_trials(deepcopy=False))
                 value = self._one_trial(study, trial, scored)
                 self.trials_run += 1
-                if sum(counts(t) for t in study.get_trials(deepcopy=False)) > before:
-                    bar.advance(value)
+                trials = study.get_trials(deepcopy=False)
+                if sum(counts(t) for t in trials) > before:
+                    bar.advance(value, examples=trials[trial.number].user_attrs.get(attrs.DEV_SCORED, 0))
         return finish_study(self, study, started, budget.to_dict())
 
     def _reserve(self, study: optuna.Study, budget: int, max_total: int) -> tuple[optuna.Trial | None, str]:

@@ -1,0 +1,167 @@
+"""Plumbing of the conformance checks: plugins with an instrumented strategy, one study
+run on the tiny model, and what its storage says."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from optprompt.plugins.manager import Entry, Plugins, Registry, get_plugin_manager, load_plugins
+from optprompt.strategies.base import BaseStrategy
+from optprompt.study import attrs
+from optprompt.study.trials import counts, is_void
+from optprompt.testing.fixtures import TinyStudyEnv, make_tiny_study_env
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
+
+    from optprompt.study.runner import StudyRunner
+
+__all__ = ["ConformanceError"]
+
+# propose(strategy, trial, call_original) -> candidate
+ProposeHook = Callable[[BaseStrategy, "optuna.Trial", Callable[[], Any]], Any]
+
+
+class ConformanceError(AssertionError):
+    """A strategy broke one of the contracts the conformance checks test."""
+
+
+class SimulatedInterrupt(KeyboardInterrupt):
+    """Raised inside ``propose`` to stop a study the way Ctrl-C does."""
+
+
+def strategy_plugins(
+    strategy: type[BaseStrategy] | str,
+    extra_plugins: Iterable[object] = (),
+    *,
+    hook: ProposeHook | None = None,
+    generated: list[int] | None = None,
+) -> tuple[Plugins, str]:
+    """Fresh plugins where ``strategy`` is registered (instrumented when asked).
+
+    Args:
+        strategy: A registered name, or a :class:`BaseStrategy` subclass (registered
+            in code here when no plugin registers it).
+        extra_plugins: Plugin objects or modules registered besides the entry points.
+        hook: Wraps every ``propose`` call.
+        generated: When given, every backend counts the prompts it generates into
+            ``generated[0]`` (a strategy's rewriter calls, with the score cache off).
+    """
+    plugins = load_plugins(get_plugin_manager(extra_plugins=list(extra_plugins)))
+    if isinstance(strategy, str):
+        entry = plugins.strategies.get(strategy)
+        cls = entry.obj
+    else:
+        cls = strategy
+        if not (isinstance(cls, type) and issubclass(cls, BaseStrategy)):
+            raise TypeError(f"expected a strategy name or a BaseStrategy subclass, got {strategy!r}")
+        name = getattr(cls, "name", None)
+        if not isinstance(name, str) or not name:
+            raise ConformanceError(f"strategy class {cls.__qualname__} has no `name`")
+        entry = Entry(name=name, obj=cls, plugin="optprompt.testing",
+                      source="registered in code (optprompt.testing)")
+        if name in plugins.strategies:
+            entry = dataclasses.replace(plugins.strategies.get(name), obj=cls)
+    if hook is not None:
+        entry = dataclasses.replace(entry, obj=_instrumented(cls, hook))
+    strategies = _replaced(plugins.strategies, [entry])
+    backends = plugins.backends
+    if generated is not None:
+        backends = _replaced(backends, [dataclasses.replace(e, obj=_counting(e.obj, generated))
+                                        for e in plugins.backends if isinstance(e.obj, type)])
+    return dataclasses.replace(plugins, strategies=strategies, backends=backends), entry.name
+
+
+def _replaced(registry: Registry, entries: list[Entry]) -> Registry:
+    by_name = {e.name: e for e in entries}
+    out = Registry(registry.kind)
+    for e in registry:
+        out.add(by_name.pop(e.name, e))
+    for e in by_name.values():
+        out.add(e)
+    return out
+
+
+def _instrumented(cls: type[BaseStrategy], hook: ProposeHook) -> type[BaseStrategy]:
+    def propose(self: BaseStrategy, trial: optuna.Trial) -> Any:
+        return hook(self, trial, lambda: cls.propose(self, trial))
+
+    return type(cls.__name__, (cls,), {"propose": propose, "__doc__": cls.__doc__,
+                                       "__module__": cls.__module__, "__qualname__": cls.__qualname__})
+
+
+def _counting(backend_cls: type, generated: list[int]) -> type:
+    def generate(self: Any, prompts: Any, settings: Any) -> Any:
+        generated[0] += len(prompts)
+        return backend_cls.generate(self, prompts, settings)
+
+    return type(backend_cls.__name__, (backend_cls,), {"generate": generate, "__module__": backend_cls.__module__})
+
+
+@contextlib.contextmanager
+def env_or_temp(env: TinyStudyEnv | None) -> Iterator[TinyStudyEnv]:
+    """``env``, or a tiny environment in a temporary directory removed afterwards."""
+    if env is not None:
+        yield env
+        return
+    with tempfile.TemporaryDirectory(prefix="optprompt-conformance-") as tmp:
+        yield make_tiny_study_env(tmp)
+
+
+@dataclass
+class StudyRun:
+    """One study run: its result (None when interrupted), runner and stored trials."""
+
+    result: dict[str, Any] | None
+    runner: StudyRunner
+    trials: list[FrozenTrial]
+    output: Path
+
+    @property
+    def counted(self) -> int:
+        """Trials that used up budget."""
+        return sum(counts(t) for t in self.trials)
+
+    def tokens(self) -> list[str]:
+        """What each trial that was not voided proposed, in order: state and candidate
+        hash, or state and reason when no candidate was recorded."""
+        return [trial_token(t) for t in self.trials if t.state.is_finished() and not is_void(t)]
+
+
+def trial_token(t: FrozenTrial) -> str:
+    what = t.user_attrs.get(attrs.HASH) or t.user_attrs.get(attrs.FAIL_REASON, "")
+    return f"{t.state.name.lower()} {what}"
+
+
+def run_study(env: TinyStudyEnv, plugins: Plugins, name: str, options: Mapping[str, Any], *, what: str,
+              seed: int = 0, cache: Path | None = None, output: Path | None = None) -> StudyRun:
+    """Run (or resume, given an existing ``output``) a study on the tiny model.
+
+    A :class:`SimulatedInterrupt` stops it with ``result`` None; any other error is
+    re-raised as a :class:`ConformanceError` that says which run failed.
+    """
+    import optuna
+
+    from optprompt.config import spec_from_dict
+    from optprompt.study.runner import StudyRunner
+    from optprompt.study.storage import storage_url
+
+    output = output or env.new_dir(what.replace(" ", "-"))
+    spec = spec_from_dict(env.study_dict(name, dict(options), output=output, seed=seed, cache=cache))
+    runner = StudyRunner(spec, plugins=plugins, model=env.model, progress=False)
+    result: dict[str, Any] | None = None
+    try:
+        result = runner.run()
+    except SimulatedInterrupt:
+        pass
+    except Exception as e:
+        raise ConformanceError(f"{name}: the {what} study failed: {type(e).__name__}: {e}") from e
+    study = optuna.load_study(study_name=spec.name, storage=storage_url(spec.storage, output))
+    return StudyRun(result, runner, study.get_trials(deepcopy=False), output)
