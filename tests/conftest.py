@@ -14,7 +14,6 @@ CHAT_TEMPLATE = (
 )
 
 
-
 def _tiny_tokenizer(*, chat: bool, bos: bool):  # type: ignore[no-untyped-def]
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -25,16 +24,19 @@ def _tiny_tokenizer(*, chat: bool, bos: bool):  # type: ignore[no-untyped-def]
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tk.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=400, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+        vocab_size=400,
+        special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     tk.train_from_iterator(corpus, trainer)
     if bos:  # like Llama tokenizers: prepend BOS to every encoding
         from tokenizers.processors import TemplateProcessing
 
         tk.post_processor = TemplateProcessing(single="<|endoftext|> $A", special_tokens=[("<|endoftext|>", 0)])
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<|endoftext|>", eos_token="<|im_end|>",
-                                  pad_token="<|endoftext|>")
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk, bos_token="<|endoftext|>", eos_token="<|im_end|>", pad_token="<|endoftext|>"
+    )
     if chat:
         tok.chat_template = CHAT_TEMPLATE
     return tok
@@ -46,10 +48,20 @@ def _make_tiny_model_dir(root: Path, *, chat: bool) -> Path:
 
     tok = _tiny_tokenizer(chat=chat, bos=not chat)
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                      bos_token_id=0, eos_token_id=2, pad_token_id=0, tie_word_embeddings=True,
-                      initializer_range=0.3)  # large weights: sharply varying log-probs
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        bos_token_id=0,
+        eos_token_id=2,
+        pad_token_id=0,
+        tie_word_embeddings=True,
+        initializer_range=0.3,
+    )  # large weights: sharply varying log-probs
     model = LlamaForCausalLM(cfg)
     out = root / ("tiny-chat" if chat else "tiny-plain")
     model.save_pretrained(out)
@@ -63,8 +75,17 @@ def _make_tiny_seq2seq_dir(root: Path) -> Path:
 
     tok = _tiny_tokenizer(chat=False, bos=False)
     torch.manual_seed(0)
-    cfg = T5Config(vocab_size=len(tok), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
-                   decoder_start_token_id=0, pad_token_id=0, eos_token_id=2)
+    cfg = T5Config(
+        vocab_size=len(tok),
+        d_model=32,
+        d_kv=8,
+        d_ff=64,
+        num_layers=2,
+        num_heads=4,
+        decoder_start_token_id=0,
+        pad_token_id=0,
+        eos_token_id=2,
+    )
     out = root / "tiny-t5"
     T5ForConditionalGeneration(cfg).save_pretrained(out)
     tok.save_pretrained(out)
@@ -78,8 +99,15 @@ def _make_tiny_masked_dir(root: Path) -> Path:
     tok = _tiny_tokenizer(chat=False, bos=False)
     tok.add_special_tokens({"mask_token": "[MASK]"})
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                     intermediate_size=64, pad_token_id=0, initializer_range=0.3)
+    cfg = BertConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        pad_token_id=0,
+        initializer_range=0.3,
+    )
     out = root / "tiny-bert"
     BertForMaskedLM(cfg).save_pretrained(out)
     tok.save_pretrained(out)

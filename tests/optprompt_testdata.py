@@ -6,8 +6,10 @@ import json
 import random
 from pathlib import Path
 
-WORDS = ("great awful good bad fine terrible lovely poor movie food service hotel staff room price "
-         "quality the a was is and but very not really would never again recommend").split()
+WORDS = (
+    "great awful good bad fine terrible lovely poor movie food service hotel staff room price "
+    "quality the a was is and but very not really would never again recommend"
+).split()
 
 
 def write_sentiment_jsonl(path: Path, n: int = 40, seed: int = 0) -> Path:

@@ -176,8 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="optprompt: %(levelname)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="optprompt: %(levelname)s: %(message)s"
+    )
     from optprompt.errors import OptpromptError
 
     try:
@@ -186,8 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"optprompt: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("optprompt: interrupted; finished trials are saved, run the same command to resume",
-              file=sys.stderr)
+        print("optprompt: interrupted; finished trials are saved, run the same command to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

@@ -19,13 +19,17 @@ def print_result(result: dict[str, Any], *, output: str | None = None) -> None:
     """Baseline and winner, their prompts and dev/test scores, and the paired comparison."""
     metric = result["task"]["metric"]
     base, best = result["baseline"], result["best"]
-    print(f"\nstudy {result['name']!r}: {result['n_trials']} trials, model {result['model']['ref']}, "
-          f"{result['wall_seconds']:.0f} s")
+    print(
+        f"\nstudy {result['name']!r}: {result['n_trials']} trials, model {result['model']['ref']}, "
+        f"{result['wall_seconds']:.0f} s"
+    )
     sizes = result["task"]["sizes"]
     print(f"task: {result['task']['source']} (train {sizes['train']}, dev {sizes['dev']}, test {sizes['test']})")
     for title, e in (("BASELINE PROMPT", base), ("WINNING PROMPT", best)):
-        print(f"\n=== {title} (trial {e['trial']}) — dev {metric} {_score(e, 'dev')}, "
-              f"test {metric} {_score(e, 'test')} ===")
+        print(
+            f"\n=== {title} (trial {e['trial']}) — dev {metric} {_score(e, 'dev')}, "
+            f"test {metric} {_score(e, 'test')} ==="
+        )
         print(e["prompt"])
         if e["candidate"].get("verbalizer"):
             print("--- answers: " + ", ".join(f"{lbl} -> {w!r}" for lbl, w in e["candidate"]["verbalizer"]))
@@ -46,14 +50,18 @@ def print_result(result: dict[str, Any], *, output: str | None = None) -> None:
             if iv:
                 print(f"test {metric} {label}: {iv['estimate']:.3f} (95% CI [{iv['low']:.3f}, {iv['high']:.3f}])")
         d = cmp_["difference"]
-        print(f"\ntest {metric}: baseline {base['test']['value']:.3f} -> winner {best['test']['value']:.3f} "
-              f"(difference {d['estimate']:+.3f}, 95% CI [{d['low']:+.3f}, {d['high']:+.3f}], "
-              f"{cmp_['test']} p = {cmp_['p_value']:.3g}, n = {cmp_['n']})")
+        print(
+            f"\ntest {metric}: baseline {base['test']['value']:.3f} -> winner {best['test']['value']:.3f} "
+            f"(difference {d['estimate']:+.3f}, 95% CI [{d['low']:+.3f}, {d['high']:+.3f}], "
+            f"{cmp_['test']} p = {cmp_['p_value']:.3g}, n = {cmp_['n']})"
+        )
     for w in result.get("warnings", []):
         print(f"warning: {w}")
     if output:
-        print(f"\nresults in {output}/result.json; `optprompt show {output}` for the leaderboard, "
-              f"`optprompt export {output} --to DIR` for the prompt card")
+        print(
+            f"\nresults in {output}/result.json; `optprompt show {output}` for the leaderboard, "
+            f"`optprompt export {output} --to DIR` for the prompt card"
+        )
 
 
 def leaderboard(output_dir: str | Path, top: int = 10):  # type: ignore[no-untyped-def]
@@ -69,19 +77,21 @@ def leaderboard(output_dir: str | Path, top: int = 10):  # type: ignore[no-untyp
     rows = []
     for t in study.get_trials(deepcopy=False):
         cand = t.user_attrs.get(attrs.CANDIDATE) or {}
-        rows.append({
-            "trial": t.number,
-            "state": t.state.name.lower(),
-            "dev": t.values[0] if t.values else None,
-            "role": t.user_attrs.get(attrs.ROLE, ""),
-            "demos": len(cand.get("demo_ids", [])),
-            "template": (cand.get("template") or "").replace("\n", "⏎"),
-            "answers": "/".join(w for _, w in cand.get("verbalizer", [])) or cand.get("choice_format", ""),
-            "calibration": cand.get("calibration", "none"),
-            "instruction": (cand.get("instruction") or "")[:60],
-            "note": t.user_attrs.get(attrs.FAIL_REASON, "") or (
-                f"same as trial {t.user_attrs[attrs.CACHED_FROM]}" if attrs.CACHED_FROM in t.user_attrs else ""),
-        })
+        rows.append(
+            {
+                "trial": t.number,
+                "state": t.state.name.lower(),
+                "dev": t.values[0] if t.values else None,
+                "role": t.user_attrs.get(attrs.ROLE, ""),
+                "demos": len(cand.get("demo_ids", [])),
+                "template": (cand.get("template") or "").replace("\n", "⏎"),
+                "answers": "/".join(w for _, w in cand.get("verbalizer", [])) or cand.get("choice_format", ""),
+                "calibration": cand.get("calibration", "none"),
+                "instruction": (cand.get("instruction") or "")[:60],
+                "note": t.user_attrs.get(attrs.FAIL_REASON, "")
+                or (f"same as trial {t.user_attrs[attrs.CACHED_FROM]}" if attrs.CACHED_FROM in t.user_attrs else ""),
+            }
+        )
     df = pd.DataFrame(rows)
     if df.empty:
         return df
@@ -110,8 +120,12 @@ def print_plugins() -> None:
     from optprompt.plugins.manager import load_plugins
 
     plugins = load_plugins()
-    for title, reg in (("strategies", plugins.strategies), ("metrics", plugins.metrics),
-                       ("task loaders", plugins.task_loaders), ("models", plugins.models)):
+    for title, reg in (
+        ("strategies", plugins.strategies),
+        ("metrics", plugins.metrics),
+        ("task loaders", plugins.task_loaders),
+        ("models", plugins.models),
+    ):
         print(f"{title}:")
         for e in reg:
             print(f"  {e.name:<24} {e.description}")

@@ -28,8 +28,7 @@ def add_report_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument(
         "--to",
         metavar="FILE",
-        help="HTML file to write (default OUTPUT_DIR/report.html); the PNGs go next to it, "
-        "in FILE's stem + _files/",
+        help="HTML file to write (default OUTPUT_DIR/report.html); the PNGs go next to it, in FILE's stem + _files/",
     )
     p.set_defaults(func=_cmd_report)
     return p

@@ -49,8 +49,9 @@ class TaskSpec(_Strict):
     split: SplitSpec = SplitSpec()
     prompt: str | None = Field(None, description="The baseline instruction.")
     template: str | None = Field(None, description="Input template with an {input} placeholder.")
-    metric: str | None = Field(None, description="Default: accuracy (classification, multiple "
-                               "choice) or exact_match (generation).")
+    metric: str | None = Field(
+        None, description="Default: accuracy (classification, multiple choice) or exact_match (generation)."
+    )
     extract: str | None = Field(None, description="Generation: regex whose group 1 (or whole match) is the answer.")
     max_new_tokens: int = Field(32, gt=0, description="Generation: token budget per answer.")
     stop: list[str] = Field(default_factory=lambda: ["\n"], description="Generation: stop strings.")
@@ -99,8 +100,9 @@ class WorkersSpec(_Strict):
     """Crash detection for one or many workers sharing a study's storage."""
 
     heartbeat_interval: int = Field(5, ge=1, description="Seconds between a running trial's heartbeats.")
-    grace_period: int = Field(20, ge=2, description="Seconds without a heartbeat before a running trial "
-                              "is declared dead, failed, and re-run.")
+    grace_period: int = Field(
+        20, ge=2, description="Seconds without a heartbeat before a running trial is declared dead, failed, and re-run."
+    )
 
 
 class StrategySpec(BaseModel):
@@ -125,20 +127,24 @@ class StudySpec(_Strict):
     task: TaskSpec
     strategy: StrategySpec
     scoring: ScoringSpec = ScoringSpec()
-    storage: str | None = Field(
-        None, description="Optuna storage URL; default: SQLite file in the output directory."
-    )
+    storage: str | None = Field(None, description="Optuna storage URL; default: SQLite file in the output directory.")
     objectives: list[Literal["score", "prompt_tokens", "latency"]] = Field(
-        default_factory=lambda: ["score"], min_length=1,
+        default_factory=lambda: ["score"],
+        min_length=1,
         description="score (maximised), prompt_tokens and latency (minimised); more than one "
-        "makes the study multi-objective (NSGA-II by default) with a Pareto front.")
-    select: str | None = Field(None, description="Multi-objective: constraints picking the winner from the "
-                               "Pareto front, e.g. 'prompt_tokens<=200' (the best score that fits).")
+        "makes the study multi-objective (NSGA-II by default) with a Pareto front.",
+    )
+    select: str | None = Field(
+        None,
+        description="Multi-objective: constraints picking the winner from the "
+        "Pareto front, e.g. 'prompt_tokens<=200' (the best score that fits).",
+    )
     pruning: PruningSpec = PruningSpec()
     workers: WorkersSpec = WorkersSpec()
     trial_timeout: float | None = Field(
         None, gt=0, description="Seconds one trial may take; a slower trial is failed with reason 'timeout'."
     )
+
     @model_validator(mode="after")
     def _objectives(self) -> StudySpec:
         if self.objectives[0] != "score" or len(set(self.objectives)) != len(self.objectives):
@@ -150,6 +156,7 @@ class StudySpec(_Strict):
         return self
 
     base_dir: str | None = Field(
-        None, description="Directory that relative data paths are looked up in first "
+        None,
+        description="Directory that relative data paths are looked up in first "
         "(set to the study file's folder when loaded from YAML).",
     )

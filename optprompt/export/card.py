@@ -87,8 +87,9 @@ class PromptCard:
         if self.chat:
             if tokenizer is None:
                 raise OptpromptError("this card was scored with a chat template: pass the model's tokenizer")
-            return tokenizer.apply_chat_template(self.messages(text, options), tokenize=False,
-                                                 add_generation_prompt=True)
+            return tokenizer.apply_chat_template(
+                self.messages(text, options), tokenize=False, add_generation_prompt=True
+            )
         return self.format(text, options)
 
     def answers(self, options: list[str] | None = None) -> dict[str, str]:
@@ -183,7 +184,9 @@ def card_from_result(result: dict[str, Any], member: dict[str, Any] | None = Non
     return PromptCard(
         instruction=instruction,
         template=cand["template"],
-        demos=[{"input": d["input"], "answer": d["answer"], "options": d.get("options") or None} for d in best["demos"]],
+        demos=[
+            {"input": d["input"], "answer": d["answer"], "options": d.get("options") or None} for d in best["demos"]
+        ],
         verbalizer=verbalizer,
         task_type=result["task"]["type"],
         choice_format=cand.get("choice_format", "text"),
@@ -192,8 +195,11 @@ def card_from_result(result: dict[str, Any], member: dict[str, Any] | None = Non
         calibration=best.get("calibration") or {"method": "none", "offsets": None},
         model=result["model"],
         task=result["task"],
-        scores={"dev": best["dev"], "test": best.get("test"), **({"objectives": best["objectives"]}
-                                                                 if "objectives" in best else {})},
+        scores={
+            "dev": best["dev"],
+            "test": best.get("test"),
+            **({"objectives": best["objectives"]} if "objectives" in best else {}),
+        },
         baseline_scores={"dev": result["baseline"]["dev"], "test": result["baseline"]["test"]},
         comparison=result.get("comparison", {}),
         warnings=list(result.get("warnings", [])),
@@ -202,8 +208,9 @@ def card_from_result(result: dict[str, Any], member: dict[str, Any] | None = Non
     )
 
 
-def export_card(output_dir: str | os.PathLike[str], to: str | os.PathLike[str], *, pick: str | None = None,
-                front: bool = False) -> Path:
+def export_card(
+    output_dir: str | os.PathLike[str], to: str | os.PathLike[str], *, pick: str | None = None, front: bool = False
+) -> Path:
     """Export the winner of the finished study in ``output_dir`` into ``to``.
 
     Args:
@@ -218,18 +225,28 @@ def export_card(output_dir: str | os.PathLike[str], to: str | os.PathLike[str], 
     result = read_json(Path(output_dir) / RESULT_FILE, what=f"finished study result ({RESULT_FILE})")
     pareto = result.get("pareto") or []
     if (pick or front) and not pareto:
-        raise OptpromptError(f"{output_dir}: the study has a single objective, so there is no Pareto front to pick from")
+        raise OptpromptError(
+            f"{output_dir}: the study has a single objective, so there is no Pareto front to pick from"
+        )
     if front:
         index = []
         for m in pareto:
             card_from_result(result, m).save(Path(to) / f"trial-{m['trial']}")
-            index.append({"trial": m["trial"], "objectives": m["objectives"], "card": f"trial-{m['trial']}/{CARD_FILE}",
-                          "winner": m["trial"] == result["best"]["trial"]})
+            index.append(
+                {
+                    "trial": m["trial"],
+                    "objectives": m["objectives"],
+                    "card": f"trial-{m['trial']}/{CARD_FILE}",
+                    "winner": m["trial"] == result["best"]["trial"],
+                }
+            )
         return atomic_write_json(Path(to) / "pareto.json", index)
     member = None
     if pick:
         member = select(pareto, parse_rule(pick, result["objectives"], key="--pick"))
         if member is None:
-            raise OptpromptError(f"no Pareto-front prompt meets {pick!r}; front: "
-                                 + "; ".join(f"trial {m['trial']} {m['objectives']}" for m in pareto))
+            raise OptpromptError(
+                f"no Pareto-front prompt meets {pick!r}; front: "
+                + "; ".join(f"trial {m['trial']} {m['objectives']}" for m in pareto)
+            )
     return card_from_result(result, member).save(to)

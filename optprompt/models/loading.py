@@ -17,7 +17,15 @@ if TYPE_CHECKING:
 
     from optprompt.plugins.manager import Plugins
 
-__all__ = ["LoadedModel", "load_model", "select_family", "resolve_model_path", "select_device", "select_dtype", "fingerprint_dir"]
+__all__ = [
+    "LoadedModel",
+    "load_model",
+    "select_family",
+    "resolve_model_path",
+    "select_device",
+    "select_dtype",
+    "fingerprint_dir",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -108,9 +116,7 @@ def resolve_model_path(ref: str, plugins: Plugins, *, progress: bool = True) -> 
         raise ModelError(f"model {ref!r} is a file; give the model's directory")
     known = ", ".join(plugins.models.names())
     if "/" not in ref or ref.startswith((".", "/", "~")):
-        raise ModelError(
-            f"unknown model {ref!r}: not a registered name (known: {known}) and not a local directory"
-        )
+        raise ModelError(f"unknown model {ref!r}: not a registered name (known: {known}) and not a local directory")
     return "hub", None
 
 
@@ -127,8 +133,15 @@ def select_family(config: Any, plugins: Plugins, requested: str = "auto") -> str
     return "causal"
 
 
-def load_model(ref: str, plugins: Plugins, *, device: str = "auto", dtype: str = "auto",
-               backend: str = "auto", progress: bool = True) -> LoadedModel:
+def load_model(
+    ref: str,
+    plugins: Plugins,
+    *,
+    device: str = "auto",
+    dtype: str = "auto",
+    backend: str = "auto",
+    progress: bool = True,
+) -> LoadedModel:
     """Load a model by short name, local path or hub id. ``trust_remote_code`` stays off.
 
     The model family (causal, seq2seq, masked...) is read from its config unless
@@ -154,6 +167,9 @@ def load_model(ref: str, plugins: Plugins, *, device: str = "auto", dtype: str =
     model.to(dev).eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    fp = fingerprint_dir(path) if path is not None else f"hub:{ref}@{getattr(model.config, '_commit_hash', None) or 'unknown'}"
-    return LoadedModel(ref=ref, model=model, tokenizer=tokenizer, device=dev, dtype=dt, fingerprint=fp,
-                       family=family)
+    fp = (
+        fingerprint_dir(path)
+        if path is not None
+        else f"hub:{ref}@{getattr(model.config, '_commit_hash', None) or 'unknown'}"
+    )
+    return LoadedModel(ref=ref, model=model, tokenizer=tokenizer, device=dev, dtype=dt, fingerprint=fp, family=family)

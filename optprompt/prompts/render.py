@@ -83,9 +83,11 @@ class PromptRenderer:
         return out
 
     def instruction(self, candidate: PromptCandidate, example: Example | None = None) -> str:
-        labels = ", ".join(
-            candidate.verbalizer_map.get(lbl, lbl) for lbl in self.task.labels
-        ) if self.task.type == "classification" else ""
+        labels = (
+            ", ".join(candidate.verbalizer_map.get(lbl, lbl) for lbl in self.task.labels)
+            if self.task.type == "classification"
+            else ""
+        )
         return candidate.instruction.replace("{labels}", labels)
 
     def demos(self, candidate: PromptCandidate) -> list[Example]:
@@ -126,6 +128,5 @@ class PromptRenderer:
 
     def render_text(self, candidate: PromptCandidate, example_input: str = "{input}") -> str:
         """The prompt as plain text, with ``{input}`` left as a placeholder by default."""
-        dummy = Example(id="_", input=example_input, target="", target_index=0,
-                        options=(), row="")
+        dummy = Example(id="_", input=example_input, target="", target_index=0, options=(), row="")
         return self.user_text(candidate, dummy, example_input)

@@ -58,10 +58,7 @@ def _field_changes(a: PromptCard, b: PromptCard) -> list[str]:
     ]
     if a.demos != b.demos:
         same_len = len(a.demos) == len(b.demos)
-        out.append(
-            f"demos: {len(a.demos)} -> {len(b.demos)}"
-            + (" (content or order changed)" if same_len else "")
-        )
+        out.append(f"demos: {len(a.demos)} -> {len(b.demos)}" + (" (content or order changed)" if same_len else ""))
     if _calibration(a) != _calibration(b):
         out.append(f"calibration: {_calibration(a)} -> {_calibration(b)}")
     for label, sa, sb in (
@@ -73,11 +70,7 @@ def _field_changes(a: PromptCard, b: PromptCard) -> list[str]:
             if (va, ma) == (vb, mb):
                 continue
             metric = ma if ma == mb else f"{_show(ma)} -> {_show(mb)}"
-            delta = (
-                f" ({vb - va:+.4f})"
-                if isinstance(va, int | float) and isinstance(vb, int | float)
-                else ""
-            )
+            delta = f" ({vb - va:+.4f})" if isinstance(va, int | float) and isinstance(vb, int | float) else ""
             out.append(f"{label}.{split} ({metric}): {_show(va)} -> {_show(vb)}{delta}")
     ma, mb, ta, tb = a.model or {}, b.model or {}, a.task or {}, b.task or {}
     for label, va, vb in (

@@ -91,11 +91,7 @@ class PromptRegistry:
         """Registered prompt names, sorted."""
         if not self.root.is_dir():
             return []
-        return sorted(
-            d.name
-            for d in self.root.iterdir()
-            if (d / INDEX_FILE).is_file() and not d.name.startswith(".")
-        )
+        return sorted(d.name for d in self.root.iterdir() if (d / INDEX_FILE).is_file() and not d.name.startswith("."))
 
     def list(self, name: str | None = None) -> builtins.list[RegistryVersion]:
         """The versions of ``name`` (oldest first), or of every name when None."""
@@ -157,15 +153,11 @@ class PromptRegistry:
             source = source if source is not None else str(path)
         if name is None:
             if not card.study:
-                raise RegistryError(
-                    f"prompt registry {self.root}: the card has no study name; give a name"
-                )
+                raise RegistryError(f"prompt registry {self.root}: the card has no study name; give a name")
             try:
                 name = validate_name(card.study)
             except RegistryError as e:
-                raise RegistryError(
-                    f"{e} (the card's study name); give a name explicitly"
-                ) from None
+                raise RegistryError(f"{e} (the card's study name); give a name explicitly") from None
         name = validate_name(name)
         digest = card_hash(card)
         versions_dir = self.root / name / VERSIONS_DIR
@@ -205,9 +197,7 @@ class PromptRegistry:
         """
         parsed = parse_ref(ref)
         if not parsed.explicit:
-            raise RegistryError(
-                f"prompt registry {self.root}: promote needs NAME@VERSION, got {ref!r}"
-            )
+            raise RegistryError(f"prompt registry {self.root}: promote needs NAME@VERSION, got {ref!r}")
         stage = validate_stage(stage)
         self._read_index(parsed.name, ref=ref)  # unknown name: fail before creating a lock file
         with self._lock(parsed.name):
@@ -268,22 +258,15 @@ class PromptRegistry:
                 }
             known = self.names()
             listing = f"registered: {', '.join(known)}" if known else "the registry is empty"
-            raise RegistryError(
-                f"prompt registry {self.root}: no prompt named {name!r} "
-                f"(reference {ref!r}); {listing}"
-            )
+            raise RegistryError(f"prompt registry {self.root}: no prompt named {name!r} (reference {ref!r}); {listing}")
         data = read_json(path, what="prompt registry index")
         if not isinstance(data, dict) or data.get("format") != INDEX_FORMAT:
             fmt = data.get("format") if isinstance(data, dict) else None
-            raise RegistryError(
-                f"{path}: unsupported registry index format {fmt!r} (expected {INDEX_FORMAT})"
-            )
+            raise RegistryError(f"{path}: unsupported registry index format {fmt!r} (expected {INDEX_FORMAT})")
         ok = (
             isinstance(data.get("versions"), builtins.list)
             and all(
-                isinstance(e, dict)
-                and isinstance(e.get("version"), int)
-                and isinstance(e.get("hash"), str)
+                isinstance(e, dict) and isinstance(e.get("version"), int) and isinstance(e.get("hash"), str)
                 for e in data["versions"]
             )
             and isinstance(data.get("stages"), dict)
@@ -310,9 +293,7 @@ class PromptRegistry:
             if number is None:
                 stages = ", ".join(f"{s} -> {v}" for s, v in sorted(index["stages"].items()))
                 hint = (
-                    f"stages: {stages}"
-                    if stages
-                    else f"no stage is set; promote one with 'promote {ref.name}@VERSION'"
+                    f"stages: {stages}" if stages else f"no stage is set; promote one with 'promote {ref.name}@VERSION'"
                 )
                 raise RegistryError(f"{where}: no stage {ref.selector!r} for {ref.name!r} ({hint})")
         for e in versions:
@@ -344,9 +325,7 @@ class _RegistryLock:
         try:
             self._lock.acquire()
         except Timeout:
-            raise RegistryError(
-                f"{self.path}: still locked by another process after {LOCK_TIMEOUT_S:.0f} s"
-            ) from None
+            raise RegistryError(f"{self.path}: still locked by another process after {LOCK_TIMEOUT_S:.0f} s") from None
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -27,11 +27,7 @@ def provenance_of(card: PromptCard) -> dict[str, Any]:
     """What a version records about its origin, taken from the card itself."""
     scores, base = card.scores or {}, card.baseline_scores or {}
     metric = next(
-        (
-            s["metric"]
-            for s in (scores.get("dev"), scores.get("test"))
-            if isinstance(s, dict) and s.get("metric")
-        ),
+        (s["metric"] for s in (scores.get("dev"), scores.get("test")) if isinstance(s, dict) and s.get("metric")),
         None,
     )
     return {

@@ -67,9 +67,7 @@ def _interval(iv: dict[str, Any] | None, signed: bool = False) -> str:
 
 
 def _info(rows: list[tuple[str, Any]]) -> str:
-    items = "".join(
-        f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>" for k, v in rows if v not in (None, "")
-    )
+    items = "".join(f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>" for k, v in rows if v not in (None, ""))
     return f'<dl class="info">{items}</dl>'
 
 
@@ -103,9 +101,7 @@ def _study_info(source: StudySource) -> str:
             ("model", spec.get("model")),
             (
                 "task data",
-                json.dumps(task.get("data"))
-                if isinstance(task.get("data"), dict)
-                else task.get("data"),
+                json.dumps(task.get("data")) if isinstance(task.get("data"), dict) else task.get("data"),
             ),
             ("task type", task.get("type")),
             ("metric", source.metric),
@@ -194,10 +190,7 @@ def _comparison(result: dict[str, Any]) -> str:
             + "</tr>"
             for m in metrics
         )
-        out.append(
-            "<details><summary>all metrics</summary>"
-            f'<table id="metrics-table">{head}{cells}</table></details>'
-        )
+        out.append(f'<details><summary>all metrics</summary><table id="metrics-table">{head}{cells}</table></details>')
     return "".join(out)
 
 
@@ -219,9 +212,7 @@ def _trials(source: StudySource) -> str:
     failed: dict[str, list[int]] = defaultdict(list)
     for t in trials:
         if t.state.name in ("FAIL", "PRUNED"):
-            failed[str(t.user_attrs.get(attrs.FAIL_REASON, "no reason recorded"))[:500]].append(
-                t.number
-            )
+            failed[str(t.user_attrs.get(attrs.FAIL_REASON, "no reason recorded"))[:500]].append(t.number)
     if failed:
         rows = "".join(
             f'<tr><td class="num">{len(nums)}</td><td>{", ".join(map(str, nums[:10]))}'
@@ -267,11 +258,7 @@ def _prompt(entry: dict[str, Any], title: str, anchor: str) -> str:
     if cal != "none":
         extras.append(f"calibration: {cal}")
     if entry.get("chat") is not None:
-        extras.append(
-            "rendered through the chat template"
-            if entry["chat"]
-            else "plain text, no chat template"
-        )
+        extras.append("rendered through the chat template" if entry["chat"] else "plain text, no chat template")
     extra = "".join(f"<li>{escape(x)}</li>" for x in extras)
     return (
         f'<section id="{anchor}"><h3>{escape(title)} (trial {entry["trial"]})</h3>'
@@ -290,8 +277,7 @@ def render_html(source: StudySource, plots: list[Plot], files_dir: str | None = 
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>optprompt report: {escape(name)}</title><style>{_CSS}</style></head><body>",
         f"<header><h1>optprompt report: {escape(name)}</h1>",
-        f'<p class="status" data-status="{status.replace(" ", "-")}">'
-        f"Study {status} · written {now}</p></header>",
+        f'<p class="status" data-status="{status.replace(" ", "-")}">Study {status} · written {now}</p></header>',
     ]
     if result is None:
         parts.append(
@@ -302,9 +288,7 @@ def render_html(source: StudySource, plots: list[Plot], files_dir: str | None = 
         )
     parts.append(f'<section id="study"><h2>Study</h2>{_study_info(source)}</section>')
     if result is not None:
-        parts.append(
-            f'<section id="comparison"><h2>Baseline vs winner</h2>{_comparison(result)}</section>'
-        )
+        parts.append(f'<section id="comparison"><h2>Baseline vs winner</h2>{_comparison(result)}</section>')
         warnings = result.get("warnings") or []
         items = "".join(f'<div class="warning">{escape(w)}</div>' for w in warnings)
         parts.append(f'<section id="warnings"><h2>Warnings</h2>{items or "<p>None.</p>"}</section>')
@@ -313,9 +297,7 @@ def render_html(source: StudySource, plots: list[Plot], files_dir: str | None = 
         if best:
             parts.append(f'<p id="best-so-far">{escape(best)}</p>')
     parts.append(f'<section id="trials"><h2>Trials</h2>{_trials(source)}</section>')
-    parts.append(
-        '<section id="plots"><h2>Plots</h2>' + "".join(_figure(p) for p in plots) + "</section>"
-    )
+    parts.append('<section id="plots"><h2>Plots</h2>' + "".join(_figure(p) for p in plots) + "</section>")
     if result is not None:
         best, base = result["best"], result["baseline"]
         same = best.get("hash") is not None and best.get("hash") == base.get("hash")
@@ -323,17 +305,14 @@ def render_html(source: StudySource, plots: list[Plot], files_dir: str | None = 
             '<section id="prompts"><h2>Prompts</h2>'
             + _prompt(best, "Winning prompt", "winning-prompt")
             + (
-                '<p id="baseline-prompt">No candidate beat the baseline on dev: the winner is '
-                "the baseline prompt.</p>"
+                '<p id="baseline-prompt">No candidate beat the baseline on dev: the winner is the baseline prompt.</p>'
                 if same
                 else _prompt(base, "Baseline prompt", "baseline-prompt")
             )
             + "</section>"
         )
     saved = f" PNG copies of the plots are in {escape(files_dir)}/." if files_dir else ""
-    parts.append(
-        f"<footer>Written by optprompt {escape(__version__)}.{saved}</footer></body></html>\n"
-    )
+    parts.append(f"<footer>Written by optprompt {escape(__version__)}.{saved}</footer></body></html>\n")
     return "".join(parts)
 
 
@@ -362,9 +341,7 @@ def _write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def write_report(
-    output_dir: str | os.PathLike[str], to: str | os.PathLike[str] | None = None
-) -> Path:
+def write_report(output_dir: str | os.PathLike[str], to: str | os.PathLike[str] | None = None) -> Path:
     """Write the HTML report of the study in ``output_dir``; returns the file written.
 
     Works on a finished study and on one still running (then without the test comparison,

@@ -131,9 +131,7 @@ def optimization_history(study: optuna.Study, metric: str = "accuracy") -> Plot:
             raise _Skip("no completed trials yet")
         name = objective_names(study, metric)[0]
         multi = len(study.directions) > 1
-        ax = plot_optimization_history(
-            study, target=(lambda t: t.values[0]) if multi else None, target_name=name
-        )
+        ax = plot_optimization_history(study, target=(lambda t: t.values[0]) if multi else None, target_name=name)
         fig = ax.figure
         fig.set_size_inches(*FIGSIZE)
         ax.set_ylabel(name)
@@ -169,9 +167,7 @@ def param_importances(study: optuna.Study, metric: str = "accuracy") -> Plot:
         with_params = [t for t in _complete(study) if t.params]
         names = {p for t in with_params for p in t.params}
         if len(with_params) < 2:
-            raise _Skip(
-                f"needs at least 2 completed trials with parameters; there are {len(with_params)}"
-            )
+            raise _Skip(f"needs at least 2 completed trials with parameters; there are {len(with_params)}")
         if len(names) < 2:
             raise _Skip(f"needs at least 2 searched parameters; the trials have {len(names)}")
         name = objective_names(study, metric)[0]
@@ -227,9 +223,7 @@ def pareto_front(study: optuna.Study, metric: str = "accuracy") -> Plot | None:
         fig = ax.figure
         fig.set_size_inches(*FIGSIZE)
         best = len(study.best_trials)
-        dirs = ", ".join(
-            f"{nm}: {d.name.lower()}" for nm, d in zip(names, study.directions, strict=True)
-        )
+        dirs = ", ".join(f"{nm}: {d.name.lower()}" for nm, d in zip(names, study.directions, strict=True))
         return fig, f"{best} of {len(trials)} completed trials are on the front ({dirs})"
 
     return _draw("pareto_front", "Pareto front", draw)
@@ -272,11 +266,7 @@ def confusion_matrix(
         except (KeyError, TypeError, ValueError):
             raise _Skip("the predictions are not answer indices") from None
         k = max(len(labels), max(gold) + 1, max(pred) + 1)
-        names = (
-            list(labels)
-            if labels
-            else [f"option {chr(65 + i)}" if i < 26 else f"option {i + 1}" for i in range(k)]
-        )
+        names = list(labels) if labels else [f"option {chr(65 + i)}" if i < 26 else f"option {i + 1}" for i in range(k)]
         names += [f"#{i}" for i in range(len(names), k)]
         m = _matrix(gold, pred, k)
         side = min(10.0, max(4.5, 0.55 * k + 2.5))
@@ -287,9 +277,7 @@ def confusion_matrix(
         bar.locator = MaxNLocator(integer=True)
         bar.update_ticks()
         slanted = k * max(map(len, names)) > 40
-        ax.set_xticks(
-            range(k), names, rotation=45 if slanted else 0, ha="right" if slanted else "center"
-        )
+        ax.set_xticks(range(k), names, rotation=45 if slanted else 0, ha="right" if slanted else "center")
         ax.set_yticks(range(k), names)
         ax.set_xlabel("predicted")
         ax.set_ylabel("gold")

@@ -51,9 +51,7 @@ class StudySource:
         if self.result is not None:
             return self.result["task"]["metric"]
         task = self.spec.get("task") or {}
-        return task.get("metric") or DEFAULT_METRICS.get(
-            task.get("type") or "classification", "accuracy"
-        )
+        return task.get("metric") or DEFAULT_METRICS.get(task.get("type") or "classification", "accuracy")
 
 
 def _read_predictions(path: Path) -> list[dict[str, Any]] | None:
@@ -91,9 +89,7 @@ def load_source(output_dir: str | Path) -> StudySource:
         )
     meta = read_json(spec_path, what=f"study directory file {SPEC_FILE}")
     if not isinstance(meta, dict) or not {"storage", "study_name"} <= meta.keys():
-        raise OptpromptError(
-            f"{spec_path}: lacks 'storage' or 'study_name'; not written by optprompt run?"
-        )
+        raise OptpromptError(f"{spec_path}: lacks 'storage' or 'study_name'; not written by optprompt run?")
     url = meta["storage"]
     # Opening a missing SQLite file would create an empty one; say what is wrong instead.
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
@@ -101,6 +97,4 @@ def load_source(output_dir: str | Path) -> StudySource:
     study = open_study(url, meta["study_name"], create=False)
     result_path = output_dir / RESULT_FILE
     result = read_json(result_path, what=RESULT_FILE) if result_path.is_file() else None
-    return StudySource(
-        output_dir, meta, study, result, _read_predictions(output_dir / PREDICTIONS_FILE)
-    )
+    return StudySource(output_dir, meta, study, result, _read_predictions(output_dir / PREDICTIONS_FILE))

@@ -48,15 +48,17 @@ class ScoreCache:
         out: dict[str, Any] = {}
         with self._lock:
             for start in range(0, len(keys), 500):
-                chunk = list(keys[start:start + 500])
+                chunk = list(keys[start : start + 500])
                 q = f"SELECT key, value FROM scores WHERE key IN ({','.join('?' * len(chunk))})"
                 out.update((k, json.loads(v)) for k, v in self._db.execute(q, chunk))
         return out
 
     def put_many(self, items: dict[str, Any]) -> None:
         with self._lock:
-            self._db.executemany("INSERT OR REPLACE INTO scores (key, value) VALUES (?, ?)",
-                                 [(k, json.dumps(v)) for k, v in items.items()])
+            self._db.executemany(
+                "INSERT OR REPLACE INTO scores (key, value) VALUES (?, ?)",
+                [(k, json.dumps(v)) for k, v in items.items()],
+            )
             self._db.commit()
 
     def __len__(self) -> int:

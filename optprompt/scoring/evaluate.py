@@ -78,8 +78,14 @@ class Evaluation:
         return [int(p.correct) for p in self.predictions]
 
     def to_dict(self) -> dict[str, Any]:
-        d = {"split": self.split, "metric": self.metric, "value": self.value, "metrics": self.metrics,
-             "n": len(self.predictions), "seconds": round(self.seconds, 3)}
+        d = {
+            "split": self.split,
+            "metric": self.metric,
+            "value": self.value,
+            "metrics": self.metrics,
+            "n": len(self.predictions),
+            "seconds": round(self.seconds, 3),
+        }
         if self.format_failures:
             d["format_failures"] = self.format_failures
         return d
@@ -101,8 +107,16 @@ class Evaluator:
         extract: Regex extracting the answer from generated text (generation tasks).
     """
 
-    def __init__(self, task: Task, backend: Backend, renderer: PromptRenderer, metrics: Registry, *,
-                 generation: GenerationSettings | None = None, extract: str | None = None) -> None:
+    def __init__(
+        self,
+        task: Task,
+        backend: Backend,
+        renderer: PromptRenderer,
+        metrics: Registry,
+        *,
+        generation: GenerationSettings | None = None,
+        extract: str | None = None,
+    ) -> None:
         self.task = task
         self.backend = backend
         self.renderer = renderer
@@ -111,8 +125,10 @@ class Evaluator:
         entry = metrics.get(task.metric)
         if metric_kind(entry) != kind:
             fitting = ", ".join(e.name for e in metrics if metric_kind(e) == kind)
-            raise ConfigError(f"task.metric: {task.metric!r} is a {metric_kind(entry)} metric; "
-                              f"{task.type} tasks use one of: {fitting}")
+            raise ConfigError(
+                f"task.metric: {task.metric!r} is a {metric_kind(entry)} metric; "
+                f"{task.type} tasks use one of: {fitting}"
+            )
         self.metrics = [e for e in metrics if metric_kind(e) == kind]
         self.pattern = None
         if extract:
@@ -122,12 +138,19 @@ class Evaluator:
 
     # --- ranking (classification, multiple choice) --------------------------------
     def _content_free_offsets(self, candidate: PromptCandidate) -> list[float]:
-        free = [Example(id=f"content-free-{i}", input=text, target="", target_index=0, row="content-free input")
-                for i, text in enumerate(CONTENT_FREE_INPUTS)]
+        free = [
+            Example(id=f"content-free-{i}", input=text, target="", target_index=0, row="content-free input")
+            for i, text in enumerate(CONTENT_FREE_INPUTS)
+        ]
         return mean_offsets(self.backend.loglikelihoods(self.renderer.requests(candidate, free)))
 
-    def _rank(self, candidate: PromptCandidate, examples: Sequence[Example], logliks: list[list[float]],
-              offsets: Sequence[float] | None) -> tuple[list[ExamplePrediction], dict[str, float], list[float] | None]:
+    def _rank(
+        self,
+        candidate: PromptCandidate,
+        examples: Sequence[Example],
+        logliks: list[list[float]],
+        offsets: Sequence[float] | None,
+    ) -> tuple[list[ExamplePrediction], dict[str, float], list[float] | None]:
         used: list[float] | None = None
         if candidate.calibration != "none":
             if self.task.type != "classification":
@@ -149,7 +172,9 @@ class Evaluator:
         requests = self.renderer.requests(candidate, examples)
         return self.backend.generate([r.prefix + r.suffix for r in requests], self.generation)
 
-    def _measure_generations(self, examples: Sequence[Example], outputs: list[str]) -> tuple[list[ExamplePrediction], dict[str, float], int]:
+    def _measure_generations(
+        self, examples: Sequence[Example], outputs: list[str]
+    ) -> tuple[list[ExamplePrediction], dict[str, float], int]:
         from optprompt.scoring.text_metrics import extract_answer
 
         per_metric: dict[str, list[float]] = {e.name: [] for e in self.metrics}
@@ -166,8 +191,15 @@ class Evaluator:
         return preds, {k: sum(v) / n for k, v in per_metric.items()}, failures
 
     # --- public -------------------------------------------------------------------
-    def iter_evaluate(self, candidate: PromptCandidate, examples: Sequence[Example], split: str = "dev", *,
-                      slices: Sequence[int] = (), offsets: Sequence[float] | None = None) -> Iterator[Evaluation]:
+    def iter_evaluate(
+        self,
+        candidate: PromptCandidate,
+        examples: Sequence[Example],
+        split: str = "dev",
+        *,
+        slices: Sequence[int] = (),
+        offsets: Sequence[float] | None = None,
+    ) -> Iterator[Evaluation]:
         """Score ``examples`` slice by slice, yielding the evaluation of everything scored so far.
 
         Args:
@@ -194,11 +226,24 @@ class Evaluator:
                 preds, values, used = self._rank(candidate, examples[:end], raw, offsets)
                 failures = 0
             done = end
-            yield Evaluation(candidate.hash, split, self.task.metric, values, preds,
-                             seconds=time.perf_counter() - start, offsets=used, format_failures=failures)
+            yield Evaluation(
+                candidate.hash,
+                split,
+                self.task.metric,
+                values,
+                preds,
+                seconds=time.perf_counter() - start,
+                offsets=used,
+                format_failures=failures,
+            )
 
-    def evaluate(self, candidate: PromptCandidate, examples: Sequence[Example], split: str = "dev",
-                 offsets: Sequence[float] | None = None) -> Evaluation:
+    def evaluate(
+        self,
+        candidate: PromptCandidate,
+        examples: Sequence[Example],
+        split: str = "dev",
+        offsets: Sequence[float] | None = None,
+    ) -> Evaluation:
         """Score ``candidate`` on ``examples``.
 
         Args:

@@ -49,9 +49,7 @@ class Interval:
             if not math.isfinite(getattr(self, name)):
                 raise ValueError(f"Interval.{name} must be finite, got {getattr(self, name)!r}")
         if self.low > self.high:
-            raise ValueError(
-                f"Interval.low ({self.low}) must not exceed Interval.high ({self.high})"
-            )
+            raise ValueError(f"Interval.low ({self.low}) must not exceed Interval.high ({self.high})")
 
     @property
     def width(self) -> float:
@@ -161,9 +159,7 @@ def bootstrap_ci(
     stat = _STATISTICS[statistic]
 
     rng = np.random.default_rng(seed)
-    boot = np.concatenate(
-        [stat(data[idx], axis=1) for idx in _resample_indices(rng, data.size, n_resamples)]
-    )
+    boot = np.concatenate([stat(data[idx], axis=1) for idx in _resample_indices(rng, data.size, n_resamples)])
     low, high = _percentiles(boot, confidence)
     return Interval(float(stat(data)), low, high, confidence)
 
@@ -258,9 +254,7 @@ def _as_scores(values: Sequence[float], name: str) -> np.ndarray:
         raise ValueError(f"{name} must not be empty")
     bad = np.flatnonzero(~np.isfinite(data))
     if bad.size:
-        raise ValueError(
-            f"{name} must hold only finite numbers; index {int(bad[0])} is {float(data[bad[0]])!r}"
-        )
+        raise ValueError(f"{name} must hold only finite numbers; index {int(bad[0])} is {float(data[bad[0]])!r}")
     return data
 
 
@@ -284,9 +278,7 @@ def _as_paired_scores(
     xa = _as_scores(a, names[0])
     xb = _as_scores(b, names[1])
     if xa.size != xb.size:
-        raise ValueError(
-            f"{names[0]} and {names[1]} must have the same length, got {xa.size} and {xb.size}"
-        )
+        raise ValueError(f"{names[0]} and {names[1]} must have the same length, got {xa.size} and {xb.size}")
     return xa, xb
 
 

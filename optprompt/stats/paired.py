@@ -217,9 +217,7 @@ def _is_binary(values: np.ndarray) -> bool:
 def _check_binary(values: np.ndarray, name: str) -> None:
     bad = np.flatnonzero((values != 0) & (values != 1))
     if bad.size:
-        raise ValueError(
-            f"{name} must hold only 0/1 outcomes; index {int(bad[0])} is {float(values[bad[0]])!r}"
-        )
+        raise ValueError(f"{name} must hold only 0/1 outcomes; index {int(bad[0])} is {float(values[bad[0]])!r}")
 
 
 def _chi2_sf_1df(statistic: float) -> float:

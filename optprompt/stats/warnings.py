@@ -93,8 +93,7 @@ def doubtful_win_warnings(
         )
     if p_value >= alpha:
         warnings.append(
-            f"The test difference is not statistically significant "
-            f"(p = {p_value:.3g} >= alpha = {alpha:g})."
+            f"The test difference is not statistically significant (p = {p_value:.3g} >= alpha = {alpha:g})."
         )
     if dev_gain > 0.0 and test_gain < DEV_TEST_GAP_RATIO * dev_gain:
         warnings.append(

@@ -15,9 +15,8 @@ from optprompt.tasks.task import Task
 if TYPE_CHECKING:
     import optuna
 
-    from optprompt.strategies.services import StrategyServices, TextGenerator
-
     from optprompt.scoring.evaluate import Evaluation
+    from optprompt.strategies.services import StrategyServices, TextGenerator
 
 __all__ = ["BaseStrategy", "StrategyConfig", "StrategyContext", "Budget"]
 
@@ -29,7 +28,8 @@ class StrategyConfig(BaseModel):
 
     trials: int = Field(40, ge=1, description="Trials to run, the baseline (trial 0) included.")
     sampler: Literal["auto", "tpe", "random", "nsga2"] = Field(
-        "auto", description="Optuna sampler; auto: TPE, or NSGA-II for multi-objective studies.")
+        "auto", description="Optuna sampler; auto: TPE, or NSGA-II for multi-objective studies."
+    )
 
 
 @dataclass(frozen=True)

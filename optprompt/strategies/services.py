@@ -28,14 +28,23 @@ class TextGenerator:
         self.ref = loaded.ref
         self._chat = loaded.chat_formatter() if loaded.has_chat_template else None
 
-    def generate(self, prompts: Sequence[str], *, max_new_tokens: int = 64, stop: Sequence[str] = (),
-                 temperature: float = 0.0, seed: int = 0, chat: bool = True) -> list[str]:
+    def generate(
+        self,
+        prompts: Sequence[str],
+        *,
+        max_new_tokens: int = 64,
+        stop: Sequence[str] = (),
+        temperature: float = 0.0,
+        seed: int = 0,
+        chat: bool = True,
+    ) -> list[str]:
         """Continue each prompt (as a user turn when ``chat`` and the model has a template)."""
         from optprompt.scoring.backends.base import GenerationSettings
 
         texts = [self._chat([{"role": "user", "content": p}]) if chat and self._chat else p for p in prompts]
-        settings = GenerationSettings(max_new_tokens=max_new_tokens, stop=tuple(stop),
-                                      temperature=temperature, seed=seed)
+        settings = GenerationSettings(
+            max_new_tokens=max_new_tokens, stop=tuple(stop), temperature=temperature, seed=seed
+        )
         return self.backend.generate(texts, settings)
 
 

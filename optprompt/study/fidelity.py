@@ -58,8 +58,15 @@ def slice_ends(spec: PruningSpec, n_dev: int) -> list[int]:
     return ends
 
 
-def score_with_pruning(evaluator: Evaluator, candidate: PromptCandidate, dev: Sequence[Example],
-                       trial: optuna.Trial, spec: PruningSpec, *, prunable: bool) -> Evaluation:
+def score_with_pruning(
+    evaluator: Evaluator,
+    candidate: PromptCandidate,
+    dev: Sequence[Example],
+    trial: optuna.Trial,
+    spec: PruningSpec,
+    *,
+    prunable: bool,
+) -> Evaluation:
     """Score ``candidate`` on ``dev``; raise :class:`Pruned` when the pruner says so."""
     ends = slice_ends(spec, len(dev)) if prunable else [len(dev)]
     reported = 0

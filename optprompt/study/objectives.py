@@ -55,8 +55,7 @@ def select(members: Sequence[dict[str, Any]], constraints: Sequence[tuple[str, s
     fitting = [m for m in members if all(_ok(m["objectives"][n], op, b) for n, op, b in constraints)]
     if not fitting:
         return None
-    return max(fitting, key=lambda m: (m["objectives"]["score"], -m["objectives"].get("prompt_tokens", 0),
-                                       -m["trial"]))
+    return max(fitting, key=lambda m: (m["objectives"]["score"], -m["objectives"].get("prompt_tokens", 0), -m["trial"]))
 
 
 def values_of(objectives: Sequence[str], score: float, prompt_tokens: int, latency: float) -> list[float]:

@@ -70,7 +70,7 @@ class BudgetLock:
         if url.startswith("sqlite:///"):
             from filelock import FileLock
 
-            self._file_lock = FileLock(url[len("sqlite:///"):] + ".lock")
+            self._file_lock = FileLock(url[len("sqlite:///") :] + ".lock")
         elif url.startswith("postgresql"):
             import sqlalchemy
 

@@ -67,12 +67,20 @@ def finish_study(runner: StudyRunner, study: optuna.Study, started: float, budge
         pareto = []
         for t in sorted(study.best_trials, key=lambda t: t.number):
             cand = PromptCandidate.from_dict(t.user_attrs[attrs.CANDIDATE])
-            pareto.append({
-                "trial": t.number, "objectives": dict(zip(objectives, t.values)), **describe_candidate(runner, cand),
-                "dev": {"value": t.values[0], "metric": task.metric, "metrics": t.user_attrs.get(attrs.METRICS, {}),
-                        "n": len(task.dev)},
-                "calibration": {"method": cand.calibration, "offsets": t.user_attrs.get(attrs.OFFSETS)},
-            })
+            pareto.append(
+                {
+                    "trial": t.number,
+                    "objectives": dict(zip(objectives, t.values)),
+                    **describe_candidate(runner, cand),
+                    "dev": {
+                        "value": t.values[0],
+                        "metric": task.metric,
+                        "metrics": t.user_attrs.get(attrs.METRICS, {}),
+                        "n": len(task.dev),
+                    },
+                    "calibration": {"method": cand.calibration, "offsets": t.user_attrs.get(attrs.OFFSETS)},
+                }
+            )
         rule = runner.spec.select
         chosen = select(pareto, parse_rule(rule, objectives))
         if chosen is None:
@@ -85,27 +93,41 @@ def finish_study(runner: StudyRunner, study: optuna.Study, started: float, budge
     best = PromptCandidate.from_dict(best_trial.user_attrs[attrs.CANDIDATE])
 
     test_base = evaluator.evaluate(baseline, task.test, "test")
-    test_best = test_base if best.hash == baseline.hash else evaluator.evaluate(
-        best, task.test, "test", offsets=best_trial.user_attrs.get(attrs.OFFSETS))
+    test_best = (
+        test_base
+        if best.hash == baseline.hash
+        else evaluator.evaluate(best, task.test, "test", offsets=best_trial.user_attrs.get(attrs.OFFSETS))
+    )
 
     def entry(trial: optuna.trial.FrozenTrial, cand: PromptCandidate, test: Evaluation) -> dict[str, Any]:
         return {
             "trial": trial.number,
             "objectives": dict(zip(objectives, trial.values)),
             **describe_candidate(runner, cand),
-            "dev": {"value": trial.values[0], "metric": task.metric, "metrics": trial.user_attrs.get(attrs.METRICS, {}),
-                    "n": len(task.dev)},
+            "dev": {
+                "value": trial.values[0],
+                "metric": task.metric,
+                "metrics": trial.user_attrs.get(attrs.METRICS, {}),
+                "n": len(task.dev),
+            },
             "test": test.to_dict(),
             "calibration": {"method": cand.calibration, "offsets": test.offsets},
         }
 
     comparison = compare(test_base.scores, test_best.scores)
-    warnings = doubtful_win_warnings(
-        dev_baseline=baseline_trial.values[0], dev_winner=best_trial.values[0],
-        test_baseline=test_base.value, test_winner=test_best.value,
-        n_candidates=len({t.user_attrs.get(attrs.HASH) for t in complete}),
-        n_dev=len(task.dev), p_value=comparison.p_value,
-    ) if best.hash != baseline.hash and 0 <= test_base.value <= 1 else []
+    warnings = (
+        doubtful_win_warnings(
+            dev_baseline=baseline_trial.values[0],
+            dev_winner=best_trial.values[0],
+            test_baseline=test_base.value,
+            test_winner=test_best.value,
+            n_candidates=len({t.user_attrs.get(attrs.HASH) for t in complete}),
+            n_dev=len(task.dev),
+            p_value=comparison.p_value,
+        )
+        if best.hash != baseline.hash and 0 <= test_base.value <= 1
+        else []
+    )
     warnings = notes + warnings
     states = Counter(t.state.name.lower() for t in trials if t.state.is_finished())
     reasons = Counter(_reason(t) for t in trials if t.state in (TrialState.FAIL, TrialState.PRUNED))
@@ -115,14 +137,22 @@ def finish_study(runner: StudyRunner, study: optuna.Study, started: float, budge
     failures = {"test_baseline": test_base.format_failures, "test_best": test_best.format_failures}
     task_info = task.summary()
     if task.type == "generation":
-        task_info["generation"] = {"max_new_tokens": spec.task.max_new_tokens, "stop": list(spec.task.stop),
-                                   "extract": spec.task.extract}
+        task_info["generation"] = {
+            "max_new_tokens": spec.task.max_new_tokens,
+            "stop": list(spec.task.stop),
+            "extract": spec.task.extract,
+        }
     result = {
         "name": spec.name,
         "optprompt_version": __version__,
         "seed": spec.seed,
-        "model": {"ref": spec.model, "fingerprint": model.fingerprint, "family": model.family,
-                  "device": str(model.device), "dtype": str(model.dtype).replace("torch.", "")},
+        "model": {
+            "ref": spec.model,
+            "fingerprint": model.fingerprint,
+            "family": model.family,
+            "device": str(model.device),
+            "dtype": str(model.dtype).replace("torch.", ""),
+        },
         "task": task_info,
         "strategy": {"name": spec.strategy.name, "options": runner.strategy_options, "budget": budget},
         "pruning": spec.pruning.model_dump(),
@@ -142,8 +172,11 @@ def finish_study(runner: StudyRunner, study: optuna.Study, started: float, budge
         "strategy_summary": runner.strategy.summary(study),
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
-    lines = [json.dumps({"role": role, "split": "test", **p.to_dict()})
-             for role, ev in (("baseline", test_base), ("best", test_best)) for p in ev.predictions]
+    lines = [
+        json.dumps({"role": role, "split": "test", **p.to_dict()})
+        for role, ev in (("baseline", test_base), ("best", test_best))
+        for p in ev.predictions
+    ]
     atomic_write_text(runner.output / PREDICTIONS_FILE, "\n".join(lines) + "\n")
     atomic_write_json(runner.output / RESULT_FILE, result)
     return result

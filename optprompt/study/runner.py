@@ -25,9 +25,9 @@ from optprompt.prompts.render import PromptRenderer
 from optprompt.strategies.base import BaseStrategy, StrategyContext
 from optprompt.strategies.services import StrategyServices
 from optprompt.study import attrs
-from optprompt.study.progress import StudyProgress
-from optprompt.study.objectives import directions, values_of
 from optprompt.study.fidelity import Pruned, make_pruner, score_with_pruning
+from optprompt.study.objectives import directions, values_of
+from optprompt.study.progress import StudyProgress
 from optprompt.study.resilience import BudgetLock, Heartbeat, reseed_sampler, trial_timeout
 from optprompt.study.results import PREDICTIONS_FILE, RESULT_FILE, finish_study
 from optprompt.study.storage import check_spec_key, make_storage, open_study, spec_key_part, storage_url
@@ -69,15 +69,23 @@ class StudyRunner:
             A single run stays exactly reproducible, across crashes too.
     """
 
-    def __init__(self, spec: StudySpec, *, plugins: Plugins | None = None, model: LoadedModel | None = None,
-                 progress: bool = True, worker: bool = False) -> None:
+    def __init__(
+        self,
+        spec: StudySpec,
+        *,
+        plugins: Plugins | None = None,
+        model: LoadedModel | None = None,
+        progress: bool = True,
+        worker: bool = False,
+    ) -> None:
         self.spec = spec
         self.plugins = plugins or load_plugins()
         self.progress = progress
         self.output = Path(spec.output)
         self.model = model
-        self.task: Task = build_task(spec.task, plugins=self.plugins, seed=spec.seed,
-                                     base_dir=spec.base_dir, name=spec.name)
+        self.task: Task = build_task(
+            spec.task, plugins=self.plugins, seed=spec.seed, base_dir=spec.base_dir, name=spec.name
+        )
         strategy_cls = self.plugins.strategies.get(spec.strategy.name).obj
         self.plugins.metrics.get(self.task.metric)
         self._strategy_cls: type[BaseStrategy] = strategy_cls
@@ -93,8 +101,12 @@ class StudyRunner:
     # --- set-up -------------------------------------------------------------------
     def _baseline(self, chat: bool) -> PromptCandidate:
         verbalizer = tuple((lbl, self.task.verbalizer[lbl]) for lbl in self.task.labels)
-        return PromptCandidate(instruction=self.task.instruction, template=self.task.template,
-                               verbalizer=verbalizer, metadata={"chat": chat})
+        return PromptCandidate(
+            instruction=self.task.instruction,
+            template=self.task.template,
+            verbalizer=verbalizer,
+            metadata={"chat": chat},
+        )
 
     def _setup(self) -> None:
         from optprompt.models.loading import load_model
@@ -105,26 +117,44 @@ class StudyRunner:
         # Build the strategy first: bad options fail before the model is loaded.
         baseline_probe = self._baseline(chat=False)
         services = StrategyServices(self._load_for_strategy, default_ref=self.spec.model)
-        context = StrategyContext(task=self.task, seed=self.spec.seed, baseline=baseline_probe, services=services,
-                                  objectives=tuple(self.spec.objectives))
+        context = StrategyContext(
+            task=self.task,
+            seed=self.spec.seed,
+            baseline=baseline_probe,
+            services=services,
+            objectives=tuple(self.spec.objectives),
+        )
         self.strategy = self._strategy_cls.from_options(self.strategy_options, context)
         if self.model is None:
-            self.model = load_model(self.spec.model, self.plugins, device=sc.device, dtype=sc.dtype,
-                                     backend=sc.backend, progress=self.progress)
+            self.model = load_model(
+                self.spec.model,
+                self.plugins,
+                device=sc.device,
+                dtype=sc.dtype,
+                backend=sc.backend,
+                progress=self.progress,
+            )
         model = self.model
         backend_cls = self.plugins.backends.get(model.family).obj
         can_chat = model.has_chat_template and backend_cls.supports_chat
         chat = can_chat if sc.chat == "auto" else sc.chat == "on"
         if chat and not can_chat:
-            raise OptpromptError(f"scoring.chat is 'on' but model {self.spec.model!r} ({model.family}) "
-                                 "has no chat template it can be scored with")
+            raise OptpromptError(
+                f"scoring.chat is 'on' but model {self.spec.model!r} ({model.family}) "
+                "has no chat template it can be scored with"
+            )
         self.chat = chat
         self.renderer = PromptRenderer(self.task, model.chat_formatter() if chat else None)
         self.backend = self._backend_for(model)
         ts = self.spec.task
-        self.evaluator = Evaluator(self.task, self.backend, self.renderer, self.plugins.metrics,
-                                   generation=GenerationSettings(ts.max_new_tokens, tuple(ts.stop)),
-                                   extract=ts.extract)
+        self.evaluator = Evaluator(
+            self.task,
+            self.backend,
+            self.renderer,
+            self.plugins.metrics,
+            generation=GenerationSettings(ts.max_new_tokens, tuple(ts.stop)),
+            extract=ts.extract,
+        )
         self.baseline = self._baseline(chat)
         # Every candidate sees dev in one seeded order (paired scores; fidelity slices).
         self.dev = random.Random(self.spec.seed).sample(self.task.dev, len(self.task.dev))
@@ -169,7 +199,9 @@ class StudyRunner:
             "model": spec_key_part(self.spec.model),
             "task": self.task.fingerprint,
             "prompt": spec_key_part([self.task.instruction, self.task.template, self.task.verbalizer]),
-            "strategy": spec_key_part([self.spec.strategy.name, {k: v for k, v in self.strategy_options.items() if k != "trials"}]),
+            "strategy": spec_key_part(
+                [self.spec.strategy.name, {k: v for k, v in self.strategy_options.items() if k != "trials"}]
+            ),
             "seed": str(self.spec.seed),
             "objectives": spec_key_part(self.spec.objectives),
         }
@@ -188,17 +220,27 @@ class StudyRunner:
 
         torch.manual_seed(self.spec.seed)
         url = storage_url(self.spec.storage, self.output)
-        atomic_write_json(self.output / SPEC_FILE, {
-            "spec": self.spec.model_dump(mode="json"), "storage": url, "study_name": self.spec.name,
-            "optprompt_version": __version__,
-        })
+        atomic_write_json(
+            self.output / SPEC_FILE,
+            {
+                "spec": self.spec.model_dump(mode="json"),
+                "storage": url,
+                "study_name": self.spec.name,
+                "optprompt_version": __version__,
+            },
+        )
         workers = self.spec.workers
         self.sampler = self.strategy.create_sampler()
-        self.storage = make_storage(url, heartbeat_interval=workers.heartbeat_interval,
-                                    grace_period=workers.grace_period)
-        study = open_study(self.storage, self.spec.name, sampler=self.sampler,
-                           pruner=make_pruner(self.spec.pruning, len(self.dev)),
-                           directions=directions(self.spec.objectives))
+        self.storage = make_storage(
+            url, heartbeat_interval=workers.heartbeat_interval, grace_period=workers.grace_period
+        )
+        study = open_study(
+            self.storage,
+            self.spec.name,
+            sampler=self.sampler,
+            pruner=make_pruner(self.spec.pruning, len(self.dev)),
+            directions=directions(self.spec.objectives),
+        )
         self.study_id = self.storage.get_study_id_from_name(self.spec.name)
         check_spec_key(study, self._spec_key(), where=url)
         self.lock = BudgetLock(url, self.spec.name)
@@ -210,8 +252,7 @@ class StudyRunner:
         # Repeats of an already scored candidate cost no model time and do not count; a
         # sampler that only repeats itself (a small, exhausted space) stops the study.
         max_total = budget.trials * 3
-        with StudyProgress(total=budget.trials, done=done, enabled=self.progress,
-                           best=self._best_value(study)) as bar:
+        with StudyProgress(total=budget.trials, done=done, enabled=self.progress, best=self._best_value(study)) as bar:
             while True:
                 trial, state = self._reserve(study, budget.trials, max_total)
                 if state == "done":
@@ -241,8 +282,13 @@ class StudyRunner:
             if counted + running >= budget:
                 return None, "wait"
             if sum(t.state.is_finished() for t in trials) >= max_total:
-                logger.warning("stopping after %d trials: the strategy keeps proposing candidates already "
-                               "scored (%d distinct of %d budgeted)", max_total, counted, budget)
+                logger.warning(
+                    "stopping after %d trials: the strategy keeps proposing candidates already "
+                    "scored (%d distinct of %d budgeted)",
+                    max_total,
+                    counted,
+                    budget,
+                )
                 return None, "done"
             # The position ignores running trials: after a crash, the dead worker's trial is
             # still "running" until its heartbeat expires, and the resumed run must propose
@@ -264,8 +310,9 @@ class StudyRunner:
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             h = t.user_attrs.get(attrs.HASH)
             if h and h not in scored and t.values is not None:
-                scored[h] = _Scored(list(t.values), t.user_attrs.get(attrs.METRICS, {}), t.number,
-                                    t.user_attrs.get(attrs.OFFSETS))
+                scored[h] = _Scored(
+                    list(t.values), t.user_attrs.get(attrs.METRICS, {}), t.number, t.user_attrs.get(attrs.OFFSETS)
+                )
         return scored
 
     @staticmethod
@@ -291,8 +338,14 @@ class StudyRunner:
         baseline_state = self._baseline_state(study)
         is_baseline = baseline_state == "free"
         try:
-            with Heartbeat(self.storage, self.storage.get_trial_id_from_study_id_trial_number(self.study_id, trial.number), self.spec.workers.heartbeat_interval), \
-                    trial_timeout(self.spec.trial_timeout):
+            with (
+                Heartbeat(
+                    self.storage,
+                    self.storage.get_trial_id_from_study_id_trial_number(self.study_id, trial.number),
+                    self.spec.workers.heartbeat_interval,
+                ),
+                trial_timeout(self.spec.trial_timeout),
+            ):
                 if is_baseline:
                     trial.set_user_attr(attrs.ROLE, "baseline")
                     candidate = self.baseline
@@ -307,11 +360,16 @@ class StudyRunner:
                     trial.set_user_attr(attrs.DEV_SCORED, 0)
                     values, metrics, offsets = known.values, known.metrics, known.offsets
                 else:
-                    evaluation = score_with_pruning(self.evaluator, candidate, self.dev, trial, self.spec.pruning,
-                                                    prunable=not is_baseline)
+                    evaluation = score_with_pruning(
+                        self.evaluator, candidate, self.dev, trial, self.spec.pruning, prunable=not is_baseline
+                    )
                     metrics, offsets = evaluation.metrics, evaluation.offsets
-                    values = values_of(self.spec.objectives, evaluation.value, self.prompt_tokens(candidate),
-                                       evaluation.seconds / max(1, len(self.dev)))
+                    values = values_of(
+                        self.spec.objectives,
+                        evaluation.value,
+                        self.prompt_tokens(candidate),
+                        evaluation.seconds / max(1, len(self.dev)),
+                    )
                     trial.set_user_attr(attrs.DEV_SCORED, len(self.dev))
                     scored[candidate.hash] = _Scored(values, metrics, trial.number, offsets)
                 trial.set_user_attr(attrs.METRICS, metrics)
@@ -346,6 +404,7 @@ class StudyRunner:
                 raise OptpromptError(f"scoring the baseline prompt failed: {reason}") from e
             logger.warning("trial %d failed: %s", trial.number, reason)
             return None
+
 
 def run_study(spec: StudySpec, **kwargs: Any) -> dict[str, Any]:
     """Run or resume ``spec``; returns what ``result.json`` holds. See :class:`StudyRunner`."""

@@ -24,20 +24,29 @@ def storage_url(storage: str | None, output: Path) -> str:
     return f"sqlite:///{(output / STUDY_DB).resolve()}"
 
 
-def make_storage(url: str, *, heartbeat_interval: int | None = None,
-                 grace_period: int | None = None) -> optuna.storages.RDBStorage:
+def make_storage(
+    url: str, *, heartbeat_interval: int | None = None, grace_period: int | None = None
+) -> optuna.storages.RDBStorage:
     """Optuna's RDB storage at ``url``, with heartbeats when an interval is given."""
     import optuna
 
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True},
-                                          heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+        return optuna.storages.RDBStorage(
+            url, engine_kwargs={"pool_pre_ping": True}, heartbeat_interval=heartbeat_interval, grace_period=grace_period
+        )
     except Exception as e:  # sqlalchemy errors on a corrupt or foreign file, bad URL...
         raise OptpromptError(f"cannot open study storage {url}: {type(e).__name__}: {e}") from None
 
 
-def open_study(storage: str | optuna.storages.BaseStorage, name: str, *, sampler: Any = None,
-               pruner: Any = None, create: bool = True, directions: list[str] | None = None) -> optuna.Study:
+def open_study(
+    storage: str | optuna.storages.BaseStorage,
+    name: str,
+    *,
+    sampler: Any = None,
+    pruner: Any = None,
+    create: bool = True,
+    directions: list[str] | None = None,
+) -> optuna.Study:
     """Create or load the Optuna study ``name``, with a clear error when the storage is unreadable."""
     import optuna
 
@@ -46,8 +55,14 @@ def open_study(storage: str | optuna.storages.BaseStorage, name: str, *, sampler
         if isinstance(storage, str):
             storage = make_storage(storage)
         if create:
-            return optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
-                                       directions=directions or ["maximize"], load_if_exists=True)
+            return optuna.create_study(
+                study_name=name,
+                storage=storage,
+                sampler=sampler,
+                pruner=pruner,
+                directions=directions or ["maximize"],
+                load_if_exists=True,
+            )
         return optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
     except OptpromptError:
         raise

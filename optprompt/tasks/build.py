@@ -95,7 +95,9 @@ def _check_columns(rows: list[dict[str, Any]], spec: TaskSpec, source: str) -> N
             )
 
 
-def _make_examples(rows: list[dict[str, Any]], spec: TaskSpec, source: str, tag: str) -> list[tuple[Example, str | None]]:
+def _make_examples(
+    rows: list[dict[str, Any]], spec: TaskSpec, source: str, tag: str
+) -> list[tuple[Example, str | None]]:
     """Examples with their raw label; the label index is filled in by build_task."""
     out = []
     for i, row in enumerate(rows):
@@ -123,12 +125,18 @@ def _make_examples(rows: list[dict[str, Any]], spec: TaskSpec, source: str, tag:
                     f"{where}: label {label!r} is neither one of the options {list(options)} nor an index into them"
                 )
             target = options[target_index]
-        out.append((Example(id=ex_id, input=text, target=target, target_index=target_index,
-                            options=options, row=where), row.get("__split__")))
+        out.append(
+            (
+                Example(id=ex_id, input=text, target=target, target_index=target_index, options=options, row=where),
+                row.get("__split__"),
+            )
+        )
     return out
 
 
-def _stratified_split(examples: list[Example], fractions: dict[str, float], seed: int, by_label: bool) -> dict[str, list[Example]]:
+def _stratified_split(
+    examples: list[Example], fractions: dict[str, float], seed: int, by_label: bool
+) -> dict[str, list[Example]]:
     rng = random.Random(seed)
     groups: dict[str, list[Example]] = defaultdict(list)
     for ex in examples:
@@ -141,8 +149,8 @@ def _stratified_split(examples: list[Example], fractions: dict[str, float], seed
         n_test = round(n * fractions["test"])
         n_dev = round(n * fractions["dev"])
         out["test"].extend(items[:n_test])
-        out["dev"].extend(items[n_test:n_test + n_dev])
-        out["train"].extend(items[n_test + n_dev:])
+        out["dev"].extend(items[n_test : n_test + n_dev])
+        out["train"].extend(items[n_test + n_dev :])
     for s in _SPLITS:  # interleave labels rather than keep them grouped
         rng.shuffle(out[s])
     return out
@@ -156,8 +164,9 @@ def _fingerprint(splits: dict[str, list[Example]]) -> str:
     return h.hexdigest()[:16]
 
 
-def build_task(spec: TaskSpec, *, plugins: Plugins, seed: int = 0, base_dir: str | None = None,
-               name: str = "task") -> Task:
+def build_task(
+    spec: TaskSpec, *, plugins: Plugins, seed: int = 0, base_dir: str | None = None, name: str = "task"
+) -> Task:
     """Load, validate and split the data a :class:`TaskSpec` describes.
 
     Raises:
@@ -234,12 +243,13 @@ def build_task(spec: TaskSpec, *, plugins: Plugins, seed: int = 0, base_dir: str
             verbalizer = {str(k): v for k, v in spec.verbalizer.items()}
             for k in verbalizer:
                 if k not in labels:
-                    raise ConfigError(f"task.verbalizer.{k}: {k!r} is not a label of the data; labels are {list(labels)}")
+                    raise ConfigError(
+                        f"task.verbalizer.{k}: {k!r} is not a label of the data; labels are {list(labels)}"
+                    )
             for ex in all_examples:
                 if ex.target not in verbalizer:
                     raise DataError(
-                        f"{ex.row}: label {ex.target!r} has no word in task.verbalizer "
-                        f"(it maps {sorted(verbalizer)})"
+                        f"{ex.row}: label {ex.target!r} has no word in task.verbalizer (it maps {sorted(verbalizer)})"
                     )
         else:
             if all(lbl.lstrip("-").isdigit() for lbl in labels):
@@ -253,8 +263,12 @@ def build_task(spec: TaskSpec, *, plugins: Plugins, seed: int = 0, base_dir: str
             raise ConfigError(f"task.verbalizer: two labels share a word: {verbalizer}")
         index = {lbl: i for i, lbl in enumerate(labels)}
         for s in _SPLITS:
-            splits[s] = [Example(id=e.id, input=e.input, target=e.target, target_index=index[e.target],
-                                 options=e.options, row=e.row) for e in splits[s]]
+            splits[s] = [
+                Example(
+                    id=e.id, input=e.input, target=e.target, target_index=index[e.target], options=e.options, row=e.row
+                )
+                for e in splits[s]
+            ]
 
     instruction = spec.prompt if spec.prompt is not None else DEFAULT_INSTRUCTIONS[spec.type]
     template = spec.template if spec.template is not None else DEFAULT_TEMPLATES[spec.type]

@@ -100,9 +100,7 @@ def load_rows_hub(source: str, subset: str | None = None) -> list[dict[str, Any]
     try:
         dsd = datasets.load_dataset(source, subset)
     except Exception as e:
-        raise DataError(
-            f"data {source!r} is not a local file and could not be loaded from the hub: {e}"
-        ) from None
+        raise DataError(f"data {source!r} is not a local file and could not be loaded from the hub: {e}") from None
     rows = []
     for split_name, ds in dsd.items():
         rows.extend({**dict(r), "__split__": split_name} for r in ds)
@@ -115,11 +113,18 @@ def _suffix_is(*suffixes: str):  # type: ignore[no-untyped-def]
 
 @hookimpl
 def register_task_loaders(register):  # type: ignore[no-untyped-def]
-    register("jsonl", load_rows_jsonl, detect=_suffix_is(".jsonl", ".ndjson"),
-             description="JSON lines file, through datasets")
+    register(
+        "jsonl",
+        load_rows_jsonl,
+        detect=_suffix_is(".jsonl", ".ndjson"),
+        description="JSON lines file, through datasets",
+    )
     register("csv", load_rows_csv, detect=_suffix_is(".csv"), description="CSV file, through datasets")
-    register("parquet", load_rows_parquet, detect=_suffix_is(".parquet"),
-             description="Parquet file, through datasets")
-    register("bigbench", load_rows_bigbench, detect=_suffix_is(".json"),
-             description="BIG-bench style task.json (examples with target_scores or target)")
+    register("parquet", load_rows_parquet, detect=_suffix_is(".parquet"), description="Parquet file, through datasets")
+    register(
+        "bigbench",
+        load_rows_bigbench,
+        detect=_suffix_is(".json"),
+        description="BIG-bench style task.json (examples with target_scores or target)",
+    )
     register("hub", load_rows_hub, detect=None, description="datasets hub name (needs network)")

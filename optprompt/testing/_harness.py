@@ -65,8 +65,7 @@ def strategy_plugins(
         name = getattr(cls, "name", None)
         if not isinstance(name, str) or not name:
             raise ConformanceError(f"strategy class {cls.__qualname__} has no `name`")
-        entry = Entry(name=name, obj=cls, plugin="optprompt.testing",
-                      source="registered in code (optprompt.testing)")
+        entry = Entry(name=name, obj=cls, plugin="optprompt.testing", source="registered in code (optprompt.testing)")
         if name in plugins.strategies:
             entry = dataclasses.replace(plugins.strategies.get(name), obj=cls)
     if hook is not None:
@@ -74,8 +73,14 @@ def strategy_plugins(
     strategies = _replaced(plugins.strategies, [entry])
     backends = plugins.backends
     if generated is not None:
-        backends = _replaced(backends, [dataclasses.replace(e, obj=_counting(e.obj, generated))
-                                        for e in plugins.backends if isinstance(e.obj, type)])
+        backends = _replaced(
+            backends,
+            [
+                dataclasses.replace(e, obj=_counting(e.obj, generated))
+                for e in plugins.backends
+                if isinstance(e.obj, type)
+            ],
+        )
     return dataclasses.replace(plugins, strategies=strategies, backends=backends), entry.name
 
 
@@ -93,8 +98,11 @@ def _instrumented(cls: type[BaseStrategy], hook: ProposeHook) -> type[BaseStrate
     def propose(self: BaseStrategy, trial: optuna.Trial) -> Any:
         return hook(self, trial, lambda: cls.propose(self, trial))
 
-    return type(cls.__name__, (cls,), {"propose": propose, "__doc__": cls.__doc__,
-                                       "__module__": cls.__module__, "__qualname__": cls.__qualname__})
+    return type(
+        cls.__name__,
+        (cls,),
+        {"propose": propose, "__doc__": cls.__doc__, "__module__": cls.__module__, "__qualname__": cls.__qualname__},
+    )
 
 
 def _counting(backend_cls: type, generated: list[int]) -> type:
@@ -140,8 +148,17 @@ def trial_token(t: FrozenTrial) -> str:
     return f"{t.state.name.lower()} {what}"
 
 
-def run_study(env: TinyStudyEnv, plugins: Plugins, name: str, options: Mapping[str, Any], *, what: str,
-              seed: int = 0, cache: Path | None = None, output: Path | None = None) -> StudyRun:
+def run_study(
+    env: TinyStudyEnv,
+    plugins: Plugins,
+    name: str,
+    options: Mapping[str, Any],
+    *,
+    what: str,
+    seed: int = 0,
+    cache: Path | None = None,
+    output: Path | None = None,
+) -> StudyRun:
     """Run (or resume, given an existing ``output``) a study on the tiny model.
 
     A :class:`SimulatedInterrupt` stops it with ``result`` None; any other error is

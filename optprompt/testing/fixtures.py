@@ -10,8 +10,10 @@ the conformance checks need.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,6 +70,20 @@ def write_labelled_jsonl(path: str | Path, *, n: int = 36, seed: int = 0) -> Pat
     return path
 
 
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """No progress bars while saving and loading the tiny model (restored afterwards)."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def _tiny_tokenizer(*, chat: bool):  # type: ignore[no-untyped-def]
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -88,9 +104,7 @@ def _tiny_tokenizer(*, chat: bool):  # type: ignore[no-untyped-def]
     if not chat:  # like Llama tokenizers: prepend BOS to every encoding
         from tokenizers.processors import TemplateProcessing
 
-        tk.post_processor = TemplateProcessing(
-            single="<|endoftext|> $A", special_tokens=[("<|endoftext|>", 0)]
-        )
+        tk.post_processor = TemplateProcessing(single="<|endoftext|> $A", special_tokens=[("<|endoftext|>", 0)])
     tok = PreTrainedTokenizerFast(
         tokenizer_object=tk, bos_token="<|endoftext|>", eos_token="<|im_end|>", pad_token="<|endoftext|>"
     )
@@ -110,17 +124,26 @@ def make_tiny_model_dir(root: str | Path, *, chat: bool = True, seed: int = 0) -
 
     tok = _tiny_tokenizer(chat=chat)
     cfg = LlamaConfig(
-        vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-        bos_token_id=0, eos_token_id=2, pad_token_id=0, tie_word_embeddings=True,
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        bos_token_id=0,
+        eos_token_id=2,
+        pad_token_id=0,
+        tie_word_embeddings=True,
         initializer_range=0.3,  # large weights: log-probs that differ between prompts
     )
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = LlamaForCausalLM(cfg)
     out = Path(root) / ("tiny-llama-chat" if chat else "tiny-llama")
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
+    with _quiet_transformers():
+        model.save_pretrained(out)
+        tok.save_pretrained(out)
     return out
 
 
@@ -146,7 +169,8 @@ class TinyStudyEnv:
             from optprompt.models import load_model
             from optprompt.plugins import load_plugins
 
-            self._model = load_model(str(self.model_dir), load_plugins(), device="cpu", progress=False)
+            with _quiet_transformers():
+                self._model = load_model(str(self.model_dir), load_plugins(), device="cpu", progress=False)
         return self._model
 
     def new_dir(self, label: str) -> Path:
@@ -156,8 +180,16 @@ class TinyStudyEnv:
         path.mkdir(parents=True)
         return path
 
-    def study_dict(self, strategy: str, options: dict[str, Any] | None = None, *, output: str | Path,
-                   seed: int = 0, cache: str | Path | None = None, name: str = "conformance") -> dict[str, Any]:
+    def study_dict(
+        self,
+        strategy: str,
+        options: dict[str, Any] | None = None,
+        *,
+        output: str | Path,
+        seed: int = 0,
+        cache: str | Path | None = None,
+        name: str = "conformance",
+    ) -> dict[str, Any]:
         """A complete study spec (as a study YAML would load) on the tiny model and data.
 
         Args:

@@ -1,7 +1,8 @@
 """Discrete template search: the ``template_search`` strategy plugin."""
 
-from optprompt.plugins import hookimpl
 from optprompt_plugins.template_search.strategy import TemplateSearch, TemplateSearchConfig
+
+from optprompt.plugins import hookimpl
 
 __all__ = ["TemplateSearch", "TemplateSearchConfig"]
 

@@ -63,8 +63,10 @@ class TemplateSearchConfig(StrategyConfig):
     max_demos: int = Field(4, ge=0, le=32, description="Most demonstrations in one prompt.")
     demo_pool: int = Field(16, ge=1, description="Train examples the demonstrations are drawn from.")
     calibrations: list[Literal["none", "content_free", "mean"]] = Field(
-        default_factory=lambda: list(CALIBRATIONS), min_length=1,
-        description="Label-bias calibrations to try (classification).")
+        default_factory=lambda: list(CALIBRATIONS),
+        min_length=1,
+        description="Label-bias calibrations to try (classification).",
+    )
     generic: bool = Field(True, description="Add optprompt's generic instruction and format variants.")
 
 
@@ -86,7 +88,11 @@ class TemplateSearch(BaseStrategy):
         generic = config.generic
         self.instructions = _dedupe(
             [base.instruction]
-            + ([t.replace("{base}", base.instruction.rstrip()) for t in _GENERIC_INSTRUCTIONS[task.type]] if generic else [])
+            + (
+                [t.replace("{base}", base.instruction.rstrip()) for t in _GENERIC_INSTRUCTIONS[task.type]]
+                if generic
+                else []
+            )
             + config.instructions
         )
         for t in config.templates:

@@ -36,9 +36,7 @@ def test_report_command_writes_the_file_and_prints_its_path(
     out = Path(study_dict["output"])
     assert main(["report", str(out)]) == 0
     assert capsys.readouterr().out.strip() == f"wrote {out / 'report.html'}"
-    assert (out / "report.html").is_file() and (
-        out / "report_files" / "optimization_history.png"
-    ).is_file()
+    assert (out / "report.html").is_file() and (out / "report_files" / "optimization_history.png").is_file()
 
     to = tmp_path / "elsewhere" / "tiny.html"
     assert main(["report", str(out), "--to", str(to)]) == 0
@@ -58,9 +56,7 @@ def test_report_parser_does_not_import_matplotlib() -> None:
         "p = argparse.ArgumentParser(); add_report_parser(p.add_subparsers())\n"
         "print(sorted(m for m in ('matplotlib', 'optuna', 'torch') if m in sys.modules))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
 

@@ -61,17 +61,38 @@ def test_missing_study_file(tmp_path: Path) -> None:
 
 def test_template_without_input_placeholder() -> None:
     with pytest.raises(ConfigError, match=r"task.template: .*no \{input\} placeholder"):
-        spec_from_dict({"name": "s", "model": "m", "output": "o", "strategy": {"name": "x"},
-                        "task": {"data": "d.jsonl", "template": "Review: \nSentiment:"}})
+        spec_from_dict(
+            {
+                "name": "s",
+                "model": "m",
+                "output": "o",
+                "strategy": {"name": "x"},
+                "task": {"data": "d.jsonl", "template": "Review: \nSentiment:"},
+            }
+        )
 
 
 def test_split_fractions_must_sum_to_one() -> None:
     with pytest.raises(ConfigError, match="task.split"):
-        spec_from_dict({"name": "s", "model": "m", "output": "o", "strategy": {"name": "x"},
-                        "task": {"data": "d.jsonl", "split": {"train": 0.5, "dev": 0.3, "test": 0.3}}})
+        spec_from_dict(
+            {
+                "name": "s",
+                "model": "m",
+                "output": "o",
+                "strategy": {"name": "x"},
+                "task": {"data": "d.jsonl", "split": {"train": 0.5, "dev": 0.3, "test": 0.3}},
+            }
+        )
 
 
 def test_multiple_choice_needs_options_column() -> None:
     with pytest.raises(ConfigError, match="options"):
-        spec_from_dict({"name": "s", "model": "m", "output": "o", "strategy": {"name": "x"},
-                        "task": {"data": "d.jsonl", "type": "multiple_choice"}})
+        spec_from_dict(
+            {
+                "name": "s",
+                "model": "m",
+                "output": "o",
+                "strategy": {"name": "x"},
+                "task": {"data": "d.jsonl", "type": "multiple_choice"},
+            }
+        )

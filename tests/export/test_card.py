@@ -41,9 +41,14 @@ def test_exported_card_reproduces_the_scored_prompt(study_dict: dict, tiny_model
 def test_card_parse_and_predict() -> None:
     from optprompt.export import PromptCard
 
-    card = PromptCard(instruction="Say good or bad.", template="Input: {input}\nAnswer:", demos=[],
-                      verbalizer={"neg": "bad", "pos": "good"}, task_type="classification",
-                      calibration={"method": "mean", "offsets": [-2.0, -0.1]})
+    card = PromptCard(
+        instruction="Say good or bad.",
+        template="Input: {input}\nAnswer:",
+        demos=[],
+        verbalizer={"neg": "bad", "pos": "good"},
+        task_type="classification",
+        calibration={"method": "mean", "offsets": [-2.0, -0.1]},
+    )
     assert card.parse(" Good.\nmore") == "pos"
     assert card.parse("bad") == "neg"
     assert card.parse("no idea") is None

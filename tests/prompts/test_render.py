@@ -11,16 +11,26 @@ def _task(kind: str = "classification") -> Task:
     if kind == "classification":
         train = [Example("t1", "lovely food", "pos", 1), Example("t2", "awful room", "neg", 0)]
         dev = [Example("d1", "fine staff", "pos", 1)]
-        return Task("t", "classification", train, dev, dev, labels=("neg", "pos"),
-                    verbalizer={"neg": "negative", "pos": "positive"})
+        return Task(
+            "t",
+            "classification",
+            train,
+            dev,
+            dev,
+            labels=("neg", "pos"),
+            verbalizer={"neg": "negative", "pos": "positive"},
+        )
     opts = ("red", "green")
     ex = [Example(f"m{i}", f"colour {i}?", opts[i % 2], i % 2, opts) for i in range(4)]
     return Task("m", "multiple_choice", ex[:2], ex[2:3], ex[3:])
 
 
 def _cand(**kw) -> PromptCandidate:
-    base = dict(instruction="Answer with {labels}.", template="Review: {input}\nSentiment:",
-                verbalizer=(("neg", "bad"), ("pos", "good")))
+    base = dict(
+        instruction="Answer with {labels}.",
+        template="Review: {input}\nSentiment:",
+        verbalizer=(("neg", "bad"), ("pos", "good")),
+    )
     return PromptCandidate(**{**base, **kw})
 
 

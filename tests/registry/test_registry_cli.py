@@ -33,13 +33,9 @@ def test_registry_commands_end_to_end(tmp_path: Path, make_card, capsys) -> None
 
     assert run("--root", root, "add", str(tmp_path / "v1"), "--name", "sent") == 0
     assert capsys.readouterr().out.startswith("sent@1 added (hash ")
-    assert (
-        run("add", str(tmp_path / "v2"), "--name", "sent", "--root", root) == 0
-    )  # --root after too
+    assert run("add", str(tmp_path / "v2"), "--name", "sent", "--root", root) == 0  # --root after too
     assert capsys.readouterr().out.startswith("sent@2 added")
-    assert (
-        run("--root", root, "add", str(tmp_path / "v1" / "prompt_card.json"), "--name", "sent") == 0
-    )
+    assert run("--root", root, "add", str(tmp_path / "v1" / "prompt_card.json"), "--name", "sent") == 0
     assert capsys.readouterr().out.startswith("sent@1 unchanged: identical content")
 
     assert run("--root", root, "list") == 0
@@ -67,9 +63,7 @@ def test_registry_commands_end_to_end(tmp_path: Path, make_card, capsys) -> None
     assert "model fingerprint: model-fp-1\n" in out and "data fingerprint: data-fp-1\n" in out
     assert "dev: 0.8000 (baseline 0.5000)\n" in out and "study: sentiment-demo\n" in out
     assert f"source: {(tmp_path / 'v2').resolve()}\n" in out
-    assert out.endswith(
-        make_card(instruction="Is the review negative or positive?").format("{input}") + "\n"
-    )
+    assert out.endswith(make_card(instruction="Is the review negative or positive?").format("{input}") + "\n")
 
     assert run("--root", root, "diff", "sent@1", "sent@production") == 0
     out = capsys.readouterr().out
@@ -77,16 +71,12 @@ def test_registry_commands_end_to_end(tmp_path: Path, make_card, capsys) -> None
     assert "scores.dev (accuracy): 0.7000 -> 0.8000 (+0.1000)" in out
 
 
-def test_registry_root_from_environment(
-    tmp_path: Path, make_card, capsys, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_registry_root_from_environment(tmp_path: Path, make_card, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPTPROMPT_REGISTRY", str(tmp_path / "env-reg"))
     make_card().save(tmp_path / "card")
     assert run("add", str(tmp_path / "card")) == 0
     assert capsys.readouterr().out.startswith("sentiment-demo@1 added")
-    assert (
-        tmp_path / "env-reg" / "sentiment-demo" / "versions" / "1" / "prompt_card.json"
-    ).is_file()
+    assert (tmp_path / "env-reg" / "sentiment-demo" / "versions" / "1" / "prompt_card.json").is_file()
 
 
 def test_registry_command_errors_are_optprompt_errors(tmp_path: Path, make_card) -> None:

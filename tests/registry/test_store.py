@@ -62,9 +62,7 @@ def test_versions_increment_and_identical_content_dedupes(tmp_path: Path, make_c
     assert [v.ref for v in reg.list()] == ["s@1", "s@2", "sentiment-demo@1"]
 
 
-def test_promote_and_load_prompt(
-    tmp_path: Path, make_card, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_promote_and_load_prompt(tmp_path: Path, make_card, monkeypatch: pytest.MonkeyPatch) -> None:
     reg = PromptRegistry(tmp_path)
     first, second = make_card(), make_card(instruction="Say negative or positive.")
     reg.add(first, name="s")
@@ -162,9 +160,7 @@ def test_unknown_names_versions_and_stages(tmp_path: Path, make_card) -> None:
         load_prompt("nope@production", root=tmp_path / "reg")
     with pytest.raises(RegistryError, match=r"'s@9': 's' has no version 9 \(versions: 1\)"):
         reg.get("s@9")
-    with pytest.raises(
-        RegistryError, match=r"'s@production': no stage 'production' for 's' \(no stage is set"
-    ):
+    with pytest.raises(RegistryError, match=r"'s@production': no stage 'production' for 's' \(no stage is set"):
         reg.get("s@production")
     with pytest.raises(RegistryError, match="promote needs NAME@VERSION, got 's'"):
         reg.promote("s")
@@ -172,9 +168,7 @@ def test_unknown_names_versions_and_stages(tmp_path: Path, make_card) -> None:
         reg.promote("s@1", stage="latest")
     with pytest.raises(RegistryError, match="invalid prompt name 'a/b'"):
         reg.add(make_card(), name="a/b")
-    with pytest.raises(
-        RegistryError, match="invalid prompt name 'my study'.*give a name explicitly"
-    ):
+    with pytest.raises(RegistryError, match="invalid prompt name 'my study'.*give a name explicitly"):
         reg.add(make_card(study="my study"))
     assert issubclass(RegistryError, OptpromptError)
     assert str(tmp_path / "reg") in str(pytest.raises(RegistryError, reg.get, "s@9").value)
@@ -236,9 +230,7 @@ def test_add_from_study_output_dir_and_card_dir(tmp_path: Path) -> None:
     # the exported card of the same study is the same content
     card_from_result(_result()).save(tmp_path / "card")
     assert reg.add(tmp_path / "card", name="tiny-study").version == 1
-    assert reg.add(tmp_path / "card" / "prompt_card.json", name="other").source.endswith(
-        "prompt_card.json"
-    )
+    assert reg.add(tmp_path / "card" / "prompt_card.json", name="other").source.endswith("prompt_card.json")
 
     with pytest.raises(RegistryError, match="neither a finished study's output directory"):
         reg.add(tmp_path / "runs")

@@ -50,9 +50,7 @@ class _StumblingPlugin:
 def _run(study_dict: dict, tiny_model) -> Path:
     """Run the study with the stumbling strategy; returns the output directory."""
     plugins = load_plugins(get_plugin_manager(extra_plugins=[_StumblingPlugin()]))
-    spec = spec_from_dict(
-        {**study_dict, "strategy": {**study_dict["strategy"], "name": _Stumbling.name}}
-    )
+    spec = spec_from_dict({**study_dict, "strategy": {**study_dict["strategy"], "name": _Stumbling.name}})
     run_study(spec, plugins=plugins, model=tiny_model, progress=False)
     return Path(study_dict["output"])
 
@@ -65,9 +63,7 @@ def finished(study_dict: dict, tiny_model) -> Path:
 
 def _images(page: str) -> dict[str, bytes]:
     """The embedded PNGs by their data-plot name."""
-    found = re.findall(
-        r'<img class="plot" data-plot="([a-z_]+)"[^>]*src="data:image/png;base64,([^"]+)"', page
-    )
+    found = re.findall(r'<img class="plot" data-plot="([a-z_]+)"[^>]*src="data:image/png;base64,([^"]+)"', page)
     return {name: base64.b64decode(data, validate=True) for name, data in found}
 
 
@@ -138,18 +134,14 @@ def test_report_of_a_finished_study(finished: Path) -> None:
     for w in result["warnings"]:
         assert html.escape(w) in page
     assert f'<span data-state="fail">{result["trial_states"]["fail"]} fail</span>' in page
-    assert (
-        "RuntimeError: boom &lt;b&gt;not bold&lt;/b&gt;" in page and "<b>not bold</b>" not in page
-    )
+    assert "RuntimeError: boom &lt;b&gt;not bold&lt;/b&gt;" in page and "<b>not bold</b>" not in page
     assert html.escape(result["best"]["prompt"]) in page
     assert result["model"]["ref"] in page and result["model"]["fingerprint"] in page
     assert ", ".join(result["task"]["labels"]) in page
     assert 'data-status="finished"' in page and 'id="unfinished"' not in page
 
 
-def test_report_of_a_study_still_running(
-    study_dict: dict, tiny_model, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_report_of_a_study_still_running(study_dict: dict, tiny_model, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_Stumbling, "interrupt_at", 5)
     with pytest.raises(KeyboardInterrupt):
         _run(study_dict, tiny_model)
@@ -233,15 +225,11 @@ def test_pareto_front_of_a_two_objective_study(tmp_path: Path) -> None:
 
     # The whole report of such a study (no result.json: the runner writes none yet).
     (tmp_path / "study.json").write_text(
-        json.dumps(
-            {"spec": {"task": {"type": "classification"}}, "storage": url, "study_name": "two"}
-        )
+        json.dumps({"spec": {"task": {"type": "classification"}}, "storage": url, "study_name": "two"})
     )
     page = write_report(tmp_path).read_text(encoding="utf-8")
     assert set(_images(page)) == {"optimization_history", "param_importances", "pareto_front"}
-    assert (
-        "prompt tokens: minimize" in page and "(the first of the study&#x27;s objectives)" in page
-    )
+    assert "prompt tokens: minimize" in page and "(the first of the study&#x27;s objectives)" in page
     assert "Best dev" not in page  # no single best for two objectives
     assert "strategy" not in page.split('id="study"')[1].split("</section>")[0]  # not in study.json
 
@@ -253,9 +241,7 @@ def test_param_importances_left_out_with_a_reason() -> None:
     study = optuna.create_study(direction="maximize")
     study.add_trial(create_trial(value=0.5, user_attrs=_candidate_attrs(0, "baseline")))
     plot = param_importances(study)
-    assert (
-        not plot.drawn and "at least 2 completed trials with parameters; there are 0" in plot.note
-    )
+    assert not plot.drawn and "at least 2 completed trials with parameters; there are 0" in plot.note
     dist = {"instruction": CategoricalDistribution(["a", "b"])}
     for i, ins in enumerate("abab", start=1):
         study.add_trial(
@@ -285,9 +271,7 @@ def test_param_importances_left_out_with_a_reason() -> None:
 
 
 def test_confusion_matrix_of_multiple_choice_names_positions() -> None:
-    rows = [
-        {"role": "best", "gold": g, "pred": p} for g, p in ((0, 0), (1, 1), (2, 0), (3, 3), (1, 2))
-    ]
+    rows = [{"role": "best", "gold": g, "pred": p} for g, p in ((0, 0), (1, 1), (2, 0), (3, 3), (1, 2))]
     rows += [{"role": "baseline", "gold": 0, "pred": 1}]
     plot = confusion_matrix(rows, [])
     assert plot.drawn and plot.note == "3 of 5 test examples answered correctly"
@@ -356,11 +340,7 @@ def test_report_renders_in_headless_chromium(finished: Path, tmp_path: Path) -> 
     assert m, f"the check script did not run; chromium printed:\n{dom[:2000]}"
     check = json.loads(html.unescape(m.group(1)))
     shown = {img["plot"]: img for img in check["images"]}
-    assert (
-        set(shown)
-        == set(embedded)
-        == {"optimization_history", "param_importances", "confusion_matrix"}
-    )
+    assert set(shown) == set(embedded) == {"optimization_history", "param_importances", "confusion_matrix"}
     for name, img in shown.items():
         with Image.open(io.BytesIO(embedded[name])) as im:
             size = im.size
@@ -374,9 +354,7 @@ def test_report_renders_in_headless_chromium(finished: Path, tmp_path: Path) -> 
     with Image.open(shot) as im:
         page = np.asarray(im.convert("RGB"), dtype=np.int16)
     assert page.shape[:2] == (height, 1280)
-    assert (
-        len(np.unique(page.reshape(-1, 3), axis=0)) > 200
-    )  # text, tables and plots, not a blank page
+    assert len(np.unique(page.reshape(-1, 3), axis=0)) > 200  # text, tables and plots, not a blank page
 
     # 3. Each plot's region of the screenshot shows that plot's pixels.
     for name, img in shown.items():
@@ -390,6 +368,4 @@ def test_report_renders_in_headless_chromium(finished: Path, tmp_path: Path) -> 
         assert got.shape == want_px.shape, (name, got.shape, want_px.shape)
         assert got.std() > 10, f"{name}: the region is blank"
         diff = np.abs(got - want_px).mean()
-        assert diff < 4, (
-            f"{name}: screenshot region differs from the plot (mean abs diff {diff:.1f})"
-        )
+        assert diff < 4, f"{name}: screenshot region differs from the plot (mean abs diff {diff:.1f})"

@@ -34,16 +34,26 @@ def test_apply_offsets_checks_lengths() -> None:
 def _task() -> Task:
     words = ["great food", "awful room", "fine staff", "bad price", "lovely hotel", "terrible service"]
     exs = [Example(f"e{i}", w, "pos" if i % 2 == 0 else "neg", 1 if i % 2 == 0 else 0) for i, w in enumerate(words)]
-    return Task("t", "classification", exs[:2], exs[2:], exs[2:], labels=("neg", "pos"),
-                verbalizer={"neg": "bad", "pos": "good"})
+    return Task(
+        "t",
+        "classification",
+        exs[:2],
+        exs[2:],
+        exs[2:],
+        labels=("neg", "pos"),
+        verbalizer={"neg": "bad", "pos": "good"},
+    )
 
 
 @pytest.mark.parametrize("method", ["mean", "content_free"])
 def test_evaluator_applies_calibration_and_reuses_given_offsets(tiny_model, plugins, method: str) -> None:
     task = _task()
-    ev = Evaluator(task, CausalLMBackend(tiny_model), PromptRenderer(task, tiny_model.chat_formatter()), plugins.metrics)
-    cand = PromptCandidate("Judge it.", "Input: {input}\nAnswer:", verbalizer=(("neg", "bad"), ("pos", "good")),
-                           calibration=method)
+    ev = Evaluator(
+        task, CausalLMBackend(tiny_model), PromptRenderer(task, tiny_model.chat_formatter()), plugins.metrics
+    )
+    cand = PromptCandidate(
+        "Judge it.", "Input: {input}\nAnswer:", verbalizer=(("neg", "bad"), ("pos", "good")), calibration=method
+    )
     first = ev.evaluate(cand, task.dev)
     assert first.offsets is not None and len(first.offsets) == 2
     expected = [max(range(2), key=apply_offsets(p.logliks, first.offsets).__getitem__) for p in first.predictions]

@@ -10,13 +10,23 @@ from optprompt.scoring import CausalLMBackend, naive_loglikelihoods
 
 def _requests() -> list[ScoreRequest]:
     prefix = "<|im_start|>user\nClassify the review.\n\nInput: lovely food\nAnswer: good\n\nInput: "
-    suffixes = ["the hotel was fine", "bad", "really terrible service and the staff would never recommend it again",
-                "a movie"]
-    out = [ScoreRequest(f"e{i}", prefix, s + "\nAnswer:<|im_end|>\n<|im_start|>assistant\n",
-                        ("good", "bad", "not very good at all")) for i, s in enumerate(suffixes)]
+    suffixes = [
+        "the hotel was fine",
+        "bad",
+        "really terrible service and the staff would never recommend it again",
+        "a movie",
+    ]
+    out = [
+        ScoreRequest(
+            f"e{i}", prefix, s + "\nAnswer:<|im_end|>\n<|im_start|>assistant\n", ("good", "bad", "not very good at all")
+        )
+        for i, s in enumerate(suffixes)
+    ]
     # a second prefix group with single-token answers, and an empty suffix
-    out += [ScoreRequest("p1", "Input: price", " quality\nAnswer:", (" a", " the")),
-            ScoreRequest("p2", "Input: price", "", (" a", " the"))]
+    out += [
+        ScoreRequest("p1", "Input: price", " quality\nAnswer:", (" a", " the")),
+        ScoreRequest("p2", "Input: price", "", (" a", " the")),
+    ]
     return out
 
 
@@ -34,8 +44,10 @@ def test_matches_naive_forward(tiny_model, batch_tokens: int) -> None:
 
 
 def test_plain_model_with_bos(tiny_plain_model) -> None:
-    reqs = [ScoreRequest("a", "Text: the room", " was awful\nLabel:", (" good", " bad")),
-            ScoreRequest("b", "Text: the room", " was lovely and the staff fine\nLabel:", (" good", " bad"))]
+    reqs = [
+        ScoreRequest("a", "Text: the room", " was awful\nLabel:", (" good", " bad")),
+        ScoreRequest("b", "Text: the room", " was lovely and the staff fine\nLabel:", (" good", " bad")),
+    ]
     scorer = CausalLMBackend(tiny_plain_model)
     fast = scorer.loglikelihoods(reqs)
     ref = naive_loglikelihoods(tiny_plain_model, reqs)

@@ -21,11 +21,15 @@ class _Rewriter(BaseStrategy):
 
     def propose(self, trial):  # type: ignore[no-untyped-def]
         gen = self.context.generator()
-        text = gen.generate([f"Rewrite: {self.context.baseline.instruction}"], max_new_tokens=5,
-                            temperature=0.7, seed=trial.number)[0]
+        text = gen.generate(
+            [f"Rewrite: {self.context.baseline.instruction}"], max_new_tokens=5, temperature=0.7, seed=trial.number
+        )[0]
         _Rewriter.seen.append(text)
-        return PromptCandidate(instruction=f"{self.context.baseline.instruction} {text}".strip(),
-                               template=self.context.baseline.template, verbalizer=self.context.baseline.verbalizer)
+        return PromptCandidate(
+            instruction=f"{self.context.baseline.instruction} {text}".strip(),
+            template=self.context.baseline.template,
+            verbalizer=self.context.baseline.verbalizer,
+        )
 
 
 class _Plugin:
@@ -41,9 +45,18 @@ def test_strategy_generates_with_the_task_model(study_dict: dict, tiny_model) ->
     StudyRunner(spec, plugins=plugins, model=tiny_model, progress=False).run()
     assert len(_Rewriter.seen) >= 2
     # seeded sampling: the same seed gives the same rewrite
-    again = StudyRunner(spec_from_dict({**study_dict, "output": str(Path(study_dict["output"]) / "b"),
-                                        "strategy": {"name": "rewriter_test", "trials": 3}}),
-                        plugins=plugins, model=tiny_model, progress=False)
+    again = StudyRunner(
+        spec_from_dict(
+            {
+                **study_dict,
+                "output": str(Path(study_dict["output"]) / "b"),
+                "strategy": {"name": "rewriter_test", "trials": 3},
+            }
+        ),
+        plugins=plugins,
+        model=tiny_model,
+        progress=False,
+    )
     first = list(_Rewriter.seen)
     _Rewriter.seen.clear()
     again.run()
@@ -53,7 +66,10 @@ def test_strategy_generates_with_the_task_model(study_dict: dict, tiny_model) ->
 def test_generator_outside_a_study_is_a_clear_error() -> None:
     from optprompt.tasks import Task
 
-    ctx = StrategyContext(task=Task("t", "classification", [], [], []), seed=0,
-                          baseline=PromptCandidate(instruction="x", template="{input}"))
+    ctx = StrategyContext(
+        task=Task("t", "classification", [], [], []),
+        seed=0,
+        baseline=PromptCandidate(instruction="x", template="{input}"),
+    )
     with pytest.raises(ConfigError, match="needs a model to generate"):
         ctx.generator()

@@ -9,8 +9,7 @@ from pathlib import Path
 import optuna
 
 from optprompt.config import spec_from_dict
-from optprompt.study import run_study
-from optprompt.study import attrs
+from optprompt.study import attrs, run_study
 
 
 def _qa_file(path: Path, n: int = 30) -> Path:
@@ -24,12 +23,23 @@ def _qa_file(path: Path, n: int = 30) -> Path:
 
 
 def test_generation_study_end_to_end(tiny_model, tmp_path: Path) -> None:
-    spec = spec_from_dict({
-        "name": "gen", "model": "unused", "output": str(tmp_path / "out"),
-        "task": {"data": str(_qa_file(tmp_path / "qa.jsonl")), "type": "generation", "input": "question",
-                 "label": "answer", "metric": "token_f1", "max_new_tokens": 4, "extract": r"(\w+)"},
-        "strategy": {"name": "template_search", "trials": 4, "max_demos": 2, "demo_pool": 4},
-    })
+    spec = spec_from_dict(
+        {
+            "name": "gen",
+            "model": "unused",
+            "output": str(tmp_path / "out"),
+            "task": {
+                "data": str(_qa_file(tmp_path / "qa.jsonl")),
+                "type": "generation",
+                "input": "question",
+                "label": "answer",
+                "metric": "token_f1",
+                "max_new_tokens": 4,
+                "extract": r"(\w+)",
+            },
+            "strategy": {"name": "template_search", "trials": 4, "max_demos": 2, "demo_pool": 4},
+        }
+    )
     result = run_study(spec, model=tiny_model, progress=False)
     assert result["task"]["type"] == "generation" and result["task"]["metric"] == "token_f1"
     assert set(result["best"]["test"]["metrics"]) == {"exact_match", "contains", "token_f1", "rouge_l", "bleu"}
@@ -46,12 +56,21 @@ def test_generation_metric_must_fit_task_type(tiny_model, tmp_path: Path) -> Non
 
     from optprompt.errors import ConfigError
 
-    spec = spec_from_dict({
-        "name": "gen", "model": "unused", "output": str(tmp_path / "out"),
-        "task": {"data": str(_qa_file(tmp_path / "qa.jsonl")), "type": "generation", "input": "question",
-                 "label": "answer", "metric": "accuracy"},
-        "strategy": {"name": "template_search", "trials": 2},
-    })
+    spec = spec_from_dict(
+        {
+            "name": "gen",
+            "model": "unused",
+            "output": str(tmp_path / "out"),
+            "task": {
+                "data": str(_qa_file(tmp_path / "qa.jsonl")),
+                "type": "generation",
+                "input": "question",
+                "label": "answer",
+                "metric": "accuracy",
+            },
+            "strategy": {"name": "template_search", "trials": 2},
+        }
+    )
     with pytest.raises(ConfigError, match="task.metric: 'accuracy' is a classification metric"):
         run_study(spec, model=tiny_model, progress=False)
 
@@ -74,7 +93,9 @@ def test_masked_lm_needs_single_token_baseline_answers(study_dict: dict, tiny_ma
 def test_masked_lm_cloze_study(study_dict: dict, tiny_masked) -> None:
     study_dict["task"]["verbalizer"] = {"positive": "good", "negative": "bad"}
     result = run_study(spec_from_dict(study_dict), model=tiny_masked, progress=False)
-    trials = optuna.load_study(study_name="tiny-study", storage=f"sqlite:///{Path(study_dict['output']) / 'study.db'}").trials
+    trials = optuna.load_study(
+        study_name="tiny-study", storage=f"sqlite:///{Path(study_dict['output']) / 'study.db'}"
+    ).trials
     assert result["n_scored"] == 6
     # multi-token verbalizers are rejected (pruned with a reason), never crash the study
     for t in trials:
@@ -85,12 +106,21 @@ def test_masked_lm_cloze_study(study_dict: dict, tiny_masked) -> None:
 def test_generation_card_parses_like_the_study(tiny_model, tmp_path: Path) -> None:
     from optprompt.export import export_card, load_card
 
-    spec = spec_from_dict({
-        "name": "gen", "model": "unused", "output": str(tmp_path / "out"),
-        "task": {"data": str(_qa_file(tmp_path / "qa.jsonl")), "type": "generation", "input": "question",
-                 "label": "answer", "extract": r"answer is (\w+)"},
-        "strategy": {"name": "template_search", "trials": 2},
-    })
+    spec = spec_from_dict(
+        {
+            "name": "gen",
+            "model": "unused",
+            "output": str(tmp_path / "out"),
+            "task": {
+                "data": str(_qa_file(tmp_path / "qa.jsonl")),
+                "type": "generation",
+                "input": "question",
+                "label": "answer",
+                "extract": r"answer is (\w+)",
+            },
+            "strategy": {"name": "template_search", "trials": 2},
+        }
+    )
     run_study(spec, model=tiny_model, progress=False)
     export_card(spec.output, tmp_path / "card")
     card = load_card(tmp_path / "card")

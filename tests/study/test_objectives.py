@@ -45,9 +45,11 @@ def test_multi_objective_study_exports_front_and_picks(study_dict: dict, tiny_mo
     # nobody on the front is dominated by another member
     for a in front:
         for b in front:
-            assert not (b["objectives"]["score"] >= a["objectives"]["score"]
-                        and b["objectives"]["prompt_tokens"] <= a["objectives"]["prompt_tokens"]
-                        and b["objectives"] != a["objectives"])
+            assert not (
+                b["objectives"]["score"] >= a["objectives"]["score"]
+                and b["objectives"]["prompt_tokens"] <= a["objectives"]["prompt_tokens"]
+                and b["objectives"] != a["objectives"]
+            )
     assert result["best"]["trial"] == select(front, [])["trial"]
     index = json.loads(export_card(study_dict["output"], tmp_path / "front", front=True).read_text())
     assert len(index) == len(front) and sum(e["winner"] for e in index) == 1

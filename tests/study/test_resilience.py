@@ -15,6 +15,7 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from optprompt_testdata import write_sentiment_jsonl
 
 from optprompt.config import spec_from_dict
 from optprompt.errors import OptpromptError
@@ -22,12 +23,9 @@ from optprompt.plugins import hookimpl, load_plugins
 from optprompt.plugins.manager import get_plugin_manager
 from optprompt.prompts import PromptCandidate
 from optprompt.strategies import BaseStrategy
-from optprompt.study import StudyRunner, run_study
-from optprompt.study import attrs
+from optprompt.study import StudyRunner, attrs, run_study
 from optprompt.study.resilience import reseed_sampler
 from optprompt.study.trials import counts
-
-from optprompt_testdata import write_sentiment_jsonl
 
 POSTGRES = "postgresql+psycopg2://root@127.0.0.1:5432/test"
 
@@ -35,9 +33,17 @@ POSTGRES = "postgresql+psycopg2://root@127.0.0.1:5432/test"
 def _study(tmp_path: Path, model_dir: Path, name: str, **extra) -> dict:
     data = write_sentiment_jsonl(tmp_path / "data.jsonl", n=96)
     return {
-        "name": name, "model": str(model_dir), "seed": 3, "output": str(tmp_path / "out"),
-        "task": {"data": str(data), "input": "text", "label": "label", "id": "id",
-                 "split": {"train": 0.25, "dev": 0.5, "test": 0.25}},
+        "name": name,
+        "model": str(model_dir),
+        "seed": 3,
+        "output": str(tmp_path / "out"),
+        "task": {
+            "data": str(data),
+            "input": "text",
+            "label": "label",
+            "id": "id",
+            "split": {"train": 0.25, "dev": 0.5, "test": 0.25},
+        },
         "strategy": {"name": "template_search", "trials": 8, "max_demos": 3, "demo_pool": 6},
         "scoring": {"device": "cpu", "batch_tokens": 1024},
         "workers": {"heartbeat_interval": 1, "grace_period": 3},
@@ -46,8 +52,13 @@ def _study(tmp_path: Path, model_dir: Path, name: str, **extra) -> dict:
 
 
 def _cli(*args: str, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "optprompt.cli.main", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+    return subprocess.Popen(
+        [sys.executable, "-m", "optprompt.cli.main", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def _trials(url: str, name: str) -> list[optuna.trial.FrozenTrial]:
@@ -98,7 +109,11 @@ def test_sigkill_mid_trial_then_resume_equals_uninterrupted_run(tmp_path: Path, 
     assert dead.state == optuna.trial.TrialState.FAIL and attrs.FAIL_REASON not in dead.user_attrs
     assert sum(counts(t) for t in trials) == 8  # the killed trial was re-run, not counted
     ref_trials = _trials(f"sqlite:///{ref_dir / 'out' / 'study.db'}", "killme")
-    hashes = [t.user_attrs[attrs.HASH] for t in trials if t.state.is_finished() and counts(t) or attrs.CACHED_FROM in t.user_attrs]
+    hashes = [
+        t.user_attrs[attrs.HASH]
+        for t in trials
+        if t.state.is_finished() and counts(t) or attrs.CACHED_FROM in t.user_attrs
+    ]
     ref_hashes = [t.user_attrs[attrs.HASH] for t in ref_trials if counts(t) or attrs.CACHED_FROM in t.user_attrs]
     assert hashes == ref_hashes
     got = json.loads((run_dir / "out" / "result.json").read_text())
@@ -126,8 +141,10 @@ def test_two_workers_on_postgresql_share_one_budget(tmp_path: Path, tiny_model_d
     study_yaml = tmp_path / "study.yaml"
     study_yaml.write_text(yaml.safe_dump(spec))
     try:
-        workers = [_cli("worker", str(study_yaml), "--storage", postgres_url, "-q", "--output", str(tmp_path / f"w{i}"))
-                   for i in range(2)]
+        workers = [
+            _cli("worker", str(study_yaml), "--storage", postgres_url, "-q", "--output", str(tmp_path / f"w{i}"))
+            for i in range(2)
+        ]
         outs = [w.communicate(timeout=300) for w in workers]
         assert [w.returncode for w in workers] == [0, 0], [o[1][-2000:] for o in outs]
         trials = _trials(postgres_url, name)
@@ -154,8 +171,11 @@ class _Sleepy(BaseStrategy):
     def propose(self, trial):  # type: ignore[no-untyped-def]
         if trial.number % 3 == 2:
             time.sleep(30)
-        return PromptCandidate(instruction=f"Say #{trial.number}.", template="Input: {input}\nAnswer:",
-                               verbalizer=tuple((lbl, lbl) for lbl in self.context.task.labels))
+        return PromptCandidate(
+            instruction=f"Say #{trial.number}.",
+            template="Input: {input}\nAnswer:",
+            verbalizer=tuple((lbl, lbl) for lbl in self.context.task.labels),
+        )
 
 
 class _SleepyPlugin:
@@ -176,13 +196,20 @@ def test_trial_timeout_fails_trial_and_study_goes_on(study_dict: dict, tiny_mode
 
 @pytest.mark.parametrize("pruner", ["median", "successive_halving", "wilcoxon"])
 def test_pruning_saves_dev_scorings_and_pruned_never_win(tmp_path: Path, tiny_model, pruner: str) -> None:
-    spec = _study(tmp_path, Path("unused"), f"prune-{pruner}",
-                  pruning={"pruner": pruner, "slices": 4, "warmup_trials": 1, "p_threshold": 0.5})
+    spec = _study(
+        tmp_path,
+        Path("unused"),
+        f"prune-{pruner}",
+        pruning={"pruner": pruner, "slices": 4, "warmup_trials": 1, "p_threshold": 0.5},
+    )
     spec["strategy"]["trials"] = 14
     result = run_study(spec_from_dict(spec), model=tiny_model, progress=False)
     trials = _trials(f"sqlite:///{tmp_path / 'out' / 'study.db'}", spec["name"])
-    pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED
-              and t.user_attrs[attrs.FAIL_REASON].startswith("pruned")]
+    pruned = [
+        t
+        for t in trials
+        if t.state == optuna.trial.TrialState.PRUNED and t.user_attrs[attrs.FAIL_REASON].startswith("pruned")
+    ]
     n_dev = result["task"]["sizes"]["dev"]
     assert pruned, "a random tiny model gives clearly worse candidates to prune"
     assert all(t.user_attrs[attrs.DEV_SCORED] < n_dev for t in pruned)

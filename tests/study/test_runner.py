@@ -12,8 +12,7 @@ from optprompt.plugins import hookimpl, load_plugins
 from optprompt.plugins.manager import get_plugin_manager
 from optprompt.prompts import PromptCandidate
 from optprompt.strategies import BaseStrategy
-from optprompt.study import RESULT_FILE, StudyRunner, run_study
-from optprompt.study import attrs
+from optprompt.study import RESULT_FILE, StudyRunner, attrs, run_study
 
 
 def _trials(out: Path, name: str = "tiny-study") -> list[optuna.trial.FrozenTrial]:
@@ -57,7 +56,11 @@ def test_rerun_resumes_without_rescoring(study_dict: dict, tiny_model, monkeypat
     from optprompt.scoring.evaluate import Evaluator
 
     real = Evaluator.evaluate
-    monkeypatch.setattr(Evaluator, "evaluate", lambda self, c, ex, split="dev", **kw: calls.append(split) or real(self, c, ex, split, **kw))
+    monkeypatch.setattr(
+        Evaluator,
+        "evaluate",
+        lambda self, c, ex, split="dev", **kw: calls.append(split) or real(self, c, ex, split, **kw),
+    )
     run_study(bigger, model=tiny_model, progress=False)
     assert sum(attrs.CACHED_FROM not in t.user_attrs for t in _trials(out)) == 9
     assert calls.count("dev") <= 3  # at most the three new trials were scored on dev
@@ -88,8 +91,11 @@ class _Flaky(BaseStrategy):
         if trial.number % 2 == 0:
             raise RuntimeError("boom in propose")
         x = trial.suggest_int("x", 0, 1000)
-        return PromptCandidate(instruction=f"Say it #{x}.", template="Input: {input}\nAnswer:",
-                               verbalizer=tuple((lbl, lbl) for lbl in self.context.task.labels))
+        return PromptCandidate(
+            instruction=f"Say it #{x}.",
+            template="Input: {input}\nAnswer:",
+            verbalizer=tuple((lbl, lbl) for lbl in self.context.task.labels),
+        )
 
 
 class _FlakyPlugin:

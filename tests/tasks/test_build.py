@@ -53,8 +53,9 @@ def test_csv_and_parquet_load_through_datasets(tmp_path: Path, plugins) -> None:
 def test_bigbench_task_json_multiple_choice(tmp_path: Path, plugins) -> None:
     examples = [{"input": f"q{i}", "target_scores": {"yes": int(i % 2 == 0), "no": int(i % 2 == 1)}} for i in range(12)]
     (tmp_path / "task.json").write_text(json.dumps({"name": "x", "examples": examples}))
-    t = build_task(TaskSpec(data=str(tmp_path / "task.json"), type="multiple_choice", options="options"),
-                   plugins=plugins)
+    t = build_task(
+        TaskSpec(data=str(tmp_path / "task.json"), type="multiple_choice", options="options"), plugins=plugins
+    )
     ex = t.dev[0]
     assert ex.options == ("yes", "no")
     assert ex.target == ex.options[ex.target_index]
@@ -69,7 +70,10 @@ def test_bigbench_target_scores_without_mc_type_gives_hint(tmp_path: Path, plugi
 
 def test_given_splits(tmp_path: Path, plugins) -> None:
     rows = _rows(30)
-    files = {s: str(_jsonl(tmp_path / f"{s}.jsonl", rows[i * 10:(i + 1) * 10])) for i, s in enumerate(["train", "dev", "test"])}
+    files = {
+        s: str(_jsonl(tmp_path / f"{s}.jsonl", rows[i * 10 : (i + 1) * 10]))
+        for i, s in enumerate(["train", "dev", "test"])
+    }
     t = build_task(_spec(files, id="id"), plugins=plugins)
     assert [e.id for e in t.dev] == [f"r{i}" for i in range(10, 20)]
 
@@ -87,7 +91,9 @@ def test_relative_data_found_next_to_study_file(tmp_path: Path, plugins) -> None
 
 def test_label_column_absent(tmp_path: Path, plugins) -> None:
     f = _jsonl(tmp_path / "d.jsonl", _rows(10))
-    with pytest.raises(DataError, match=r"column 'sentiment' \(from task.label\) is not in the data; columns are: id, text, label"):
+    with pytest.raises(
+        DataError, match=r"column 'sentiment' \(from task.label\) is not in the data; columns are: id, text, label"
+    ):
         build_task(TaskSpec(data=str(f), input="text", label="sentiment"), plugins=plugins)
 
 
@@ -144,16 +150,25 @@ def test_duplicate_ids(tmp_path: Path, plugins) -> None:
 
 
 def test_multiple_choice_label_as_index_or_text(tmp_path: Path, plugins) -> None:
-    rows = [{"q": f"q{i}", "choices": ["red", "green", "blue"], "answer": i % 3 if i % 2 else ["red", "green", "blue"][i % 3]}
-            for i in range(12)]
+    rows = [
+        {
+            "q": f"q{i}",
+            "choices": ["red", "green", "blue"],
+            "answer": i % 3 if i % 2 else ["red", "green", "blue"][i % 3],
+        }
+        for i in range(12)
+    ]
     f = _jsonl(tmp_path / "mc.jsonl", [{**r, "answer": str(r["answer"])} for r in rows])
-    t = build_task(TaskSpec(data=str(f), type="multiple_choice", input="q", label="answer", options="choices"),
-                   plugins=plugins)
+    t = build_task(
+        TaskSpec(data=str(f), type="multiple_choice", input="q", label="answer", options="choices"), plugins=plugins
+    )
     for ex in t.train + t.dev + t.test:
         i = int(ex.input[1:])
         assert ex.target == ["red", "green", "blue"][i % 3]
     rows[0]["answer"] = "purple"
     f2 = _jsonl(tmp_path / "mc2.jsonl", rows)
     with pytest.raises(DataError, match="row 1: label 'purple' is neither one of the options"):
-        build_task(TaskSpec(data=str(f2), type="multiple_choice", input="q", label="answer", options="choices"),
-                   plugins=plugins)
+        build_task(
+            TaskSpec(data=str(f2), type="multiple_choice", input="q", label="answer", options="choices"),
+            plugins=plugins,
+        )

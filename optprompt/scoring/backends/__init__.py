@@ -14,11 +14,28 @@ from optprompt.scoring.backends.causal import CausalLMBackend, naive_loglikeliho
 from optprompt.scoring.backends.masked import MaskedLMBackend
 from optprompt.scoring.backends.seq2seq import Seq2SeqBackend
 
-__all__ = ["Backend", "CausalLMBackend", "GenerationSettings", "MaskedLMBackend", "Seq2SeqBackend",
-           "naive_loglikelihoods"]
+__all__ = [
+    "Backend",
+    "CausalLMBackend",
+    "GenerationSettings",
+    "MaskedLMBackend",
+    "Seq2SeqBackend",
+    "naive_loglikelihoods",
+]
 
-_MASKED_TYPES = {"bert", "roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2",
-                 "xlm-roberta", "camembert", "mpnet", "modernbert"}
+_MASKED_TYPES = {
+    "bert",
+    "roberta",
+    "distilbert",
+    "albert",
+    "electra",
+    "deberta",
+    "deberta-v2",
+    "xlm-roberta",
+    "camembert",
+    "mpnet",
+    "modernbert",
+}
 
 
 def _is_seq2seq(config: Any) -> bool:
@@ -34,6 +51,21 @@ def _is_masked(config: Any) -> bool:
 
 @hookimpl
 def register_backends(register):  # type: ignore[no-untyped-def]
-    register("causal", CausalLMBackend, detect=None, description="decoder-only LMs; log-likelihood with prefix reuse; generation")
-    register("seq2seq", Seq2SeqBackend, detect=_is_seq2seq, description="encoder-decoder LMs (T5); decoder scores the answer; generation")
-    register("masked", MaskedLMBackend, detect=_is_masked, description="masked LMs (BERT); cloze scoring of single-token answers")
+    register(
+        "causal",
+        CausalLMBackend,
+        detect=None,
+        description="decoder-only LMs; log-likelihood with prefix reuse; generation",
+    )
+    register(
+        "seq2seq",
+        Seq2SeqBackend,
+        detect=_is_seq2seq,
+        description="encoder-decoder LMs (T5); decoder scores the answer; generation",
+    )
+    register(
+        "masked",
+        MaskedLMBackend,
+        detect=_is_masked,
+        description="masked LMs (BERT); cloze scoring of single-token answers",
+    )

@@ -88,7 +88,9 @@ class CausalLMBackend(Backend):
                 self._with_oom_backoff(self._score_group, prefix, [requests[i] for i in idxs], idxs, results)
         return results
 
-    def _rows(self, reqs: Sequence[ScoreRequest], idxs: Sequence[int], p_ids: list[int]) -> tuple[list[int], list[_Row]]:
+    def _rows(
+        self, reqs: Sequence[ScoreRequest], idxs: Sequence[int], p_ids: list[int]
+    ) -> tuple[list[int], list[_Row]]:
         suffixes = [self.tokens.encode(r.suffix) for r in reqs]
         if any(not s for s in suffixes):
             # Something must predict the first answer token: move the prefix's last
@@ -98,8 +100,9 @@ class CausalLMBackend(Backend):
             last = p_ids[-1]
             p_ids = p_ids[:-1]
             suffixes = [[last, *s] for s in suffixes]
-        rows = [_Row(i, s, [self.tokens.continuation(c) for c in r.continuations])
-                for r, s, i in zip(reqs, suffixes, idxs)]
+        rows = [
+            _Row(i, s, [self.tokens.continuation(c) for c in r.continuations]) for r, s, i in zip(reqs, suffixes, idxs)
+        ]
         return p_ids, rows
 
     def _prefix_kv(self, p_ids: list[int]):  # type: ignore[no-untyped-def]
@@ -127,13 +130,19 @@ class CausalLMBackend(Backend):
         kwargs = {"past_key_values": cache} if cache is not None else {}
         if self._keep_arg:
             kwargs["logits_to_keep"] = keep
-        out = self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
-                         position_ids=positions.to(self.device), use_cache=True, **kwargs)
+        out = self.model(
+            input_ids=input_ids.to(self.device),
+            attention_mask=mask.to(self.device),
+            position_ids=positions.to(self.device),
+            use_cache=True,
+            **kwargs,
+        )
         logits = out.logits[:, -keep:, :].float()
         return torch_log_softmax(logits), out.past_key_values
 
-    def _score_group(self, prefix: str, reqs: Sequence[ScoreRequest], idxs: Sequence[int],
-                     results: list[list[float]]) -> None:
+    def _score_group(
+        self, prefix: str, reqs: Sequence[ScoreRequest], idxs: Sequence[int], results: list[list[float]]
+    ) -> None:
         import torch
 
         p_ids, rows = self._rows(reqs, idxs, self.tokens.prefix(prefix))
@@ -148,9 +157,9 @@ class CausalLMBackend(Backend):
             positions = torch.full((B, L), P, dtype=torch.long)
             for b, r in enumerate(batch):
                 n = len(r.ids)
-                input_ids[b, L - n:] = torch.tensor(r.ids)
-                mask[b, P + L - n:] = 1
-                positions[b, L - n:] = torch.arange(P, P + n)
+                input_ids[b, L - n :] = torch.tensor(r.ids)
+                mask[b, P + L - n :] = 1
+                positions[b, L - n :] = torch.arange(P, P + n)
             cache = self._expanded(kv, B) if kv is not None else None
             logprobs, context_kv = self._forward(input_ids, mask, positions, cache, keep=1)
             self.computed_tokens += sum(len(r.ids) for r in batch)
@@ -163,22 +172,29 @@ class CausalLMBackend(Backend):
             if multi:
                 self._score_tails(batch, multi, context_kv, mask, P, results)
 
-    def _score_tails(self, batch: list[_Row], multi: list[tuple[int, int]], context_kv, mask,  # type: ignore[no-untyped-def]
-                     P: int, results: list[list[float]]) -> None:
+    def _score_tails(
+        self,
+        batch: list[_Row],
+        multi: list[tuple[int, int]],
+        context_kv,
+        mask,  # type: ignore[no-untyped-def]
+        P: int,
+        results: list[list[float]],
+    ) -> None:
         import torch
 
         width = mask.shape[1]
         per_chunk = max(1, min(self.max_batch_rows, self.batch_tokens // max(1, width)))
         for start in range(0, len(multi), per_chunk):
-            chunk = multi[start:start + per_chunk]
+            chunk = multi[start : start + per_chunk]
             T = max(len(batch[b].conts[j]) - 1 for b, j in chunk)
             ids = torch.full((len(chunk), T), self.pad_id, dtype=torch.long)
             tail_mask = torch.zeros((len(chunk), T), dtype=torch.long)
             positions = torch.zeros((len(chunk), T), dtype=torch.long)
             for k, (b, j) in enumerate(chunk):
                 c = batch[b].conts[j][:-1]
-                ids[k, :len(c)] = torch.tensor(c)
-                tail_mask[k, :len(c)] = 1
+                ids[k, : len(c)] = torch.tensor(c)
+                tail_mask[k, : len(c)] = 1
                 start_pos = P + len(batch[b].ids)
                 positions[k] = torch.arange(start_pos, start_pos + T)
             sel = torch.tensor([b for b, _ in chunk], device=self.device)
@@ -206,7 +222,9 @@ class CausalLMBackend(Backend):
         order = list(range(len(prompts)))
         budget = settings.max_new_tokens
         with torch.inference_mode():
-            for batch in sorted_batches(order, lambda i: len(encoded[i]) + budget, self.batch_tokens, self.max_batch_rows):
+            for batch in sorted_batches(
+                order, lambda i: len(encoded[i]) + budget, self.batch_tokens, self.max_batch_rows
+            ):
                 texts = self._with_oom_backoff(self._generate_batch, [encoded[i] for i in batch], settings)
                 for i, t in zip(batch, texts):
                     out[i] = t
@@ -221,12 +239,16 @@ class CausalLMBackend(Backend):
         ids = torch.full((len(seqs), L), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(seqs), L), dtype=torch.long)
         for b, s in enumerate(seqs):
-            ids[b, L - len(s):] = torch.tensor(s)
-            mask[b, L - len(s):] = 1
+            ids[b, L - len(s) :] = torch.tensor(s)
+            mask[b, L - len(s) :] = 1
         gen = self.model.generate(
-            input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-            max_new_tokens=settings.max_new_tokens, **settings.sampling_kwargs(),
-            pad_token_id=self.pad_id, stop_strings=list(settings.stop) or None, tokenizer=self.tokenizer,
+            input_ids=ids.to(self.device),
+            attention_mask=mask.to(self.device),
+            max_new_tokens=settings.max_new_tokens,
+            **settings.sampling_kwargs(),
+            pad_token_id=self.pad_id,
+            stop_strings=list(settings.stop) or None,
+            tokenizer=self.tokenizer,
         )
         self.computed_tokens += int(mask.sum()) + gen.shape[0] * (gen.shape[1] - L)
         texts = self.tokenizer.batch_decode(gen[:, L:], skip_special_tokens=True)

@@ -51,13 +51,14 @@ class MaskedLMBackend(Backend):
         pad = self.tokenizer.pad_token_id or 0
         with torch.inference_mode():
             for batch in sorted_batches(rows, lambda r: len(r[1]), self.batch_tokens, self.max_batch_rows):
+
                 def run(batch=batch) -> None:  # type: ignore[no-untyped-def]
                     L = max(len(r[1]) for r in batch)
                     ids = torch.full((len(batch), L), pad, dtype=torch.long)
                     mask = torch.zeros((len(batch), L), dtype=torch.long)
                     for b, (_, toks, _, _) in enumerate(batch):
-                        ids[b, :len(toks)] = torch.tensor(toks)
-                        mask[b, :len(toks)] = 1
+                        ids[b, : len(toks)] = torch.tensor(toks)
+                        mask[b, : len(toks)] = 1
                     logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
                     self.computed_tokens += int(mask.sum())
                     for b, (i, _, pos, answers) in enumerate(batch):

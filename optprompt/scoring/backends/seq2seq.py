@@ -41,8 +41,10 @@ class Seq2SeqBackend(Backend):
         import torch
 
         results: list[list[float]] = [[0.0] * len(r.continuations) for r in requests]
-        rows = [(i, self._encode_input(r.prefix + r.suffix), [self._encode_answer(c) for c in r.continuations])
-                for i, r in enumerate(requests)]
+        rows = [
+            (i, self._encode_input(r.prefix + r.suffix), [self._encode_answer(c) for c in r.continuations])
+            for i, r in enumerate(requests)
+        ]
         with torch.inference_mode():
             for batch in sorted_batches(rows, lambda r: len(r[1]), self.batch_tokens, self.max_batch_rows):
                 self._with_oom_backoff(self._score_batch, batch, results)
@@ -55,8 +57,8 @@ class Seq2SeqBackend(Backend):
         enc_ids = torch.full((len(batch), L), self._pad, dtype=torch.long)
         enc_mask = torch.zeros((len(batch), L), dtype=torch.long)
         for b, (_, ids, _) in enumerate(batch):
-            enc_ids[b, :len(ids)] = torch.tensor(ids)
-            enc_mask[b, :len(ids)] = 1
+            enc_ids[b, : len(ids)] = torch.tensor(ids)
+            enc_mask[b, : len(ids)] = 1
         enc_ids, enc_mask = enc_ids.to(self.device), enc_mask.to(self.device)
         hidden = self.model.get_encoder()(input_ids=enc_ids, attention_mask=enc_mask).last_hidden_state
         self.computed_tokens += int(enc_mask.sum())
@@ -66,13 +68,17 @@ class Seq2SeqBackend(Backend):
         dec_mask = torch.zeros((len(options), T), dtype=torch.long)
         for k, (_, _, c) in enumerate(options):
             seq = [self._start, *c[:-1]]
-            dec_ids[k, :len(seq)] = torch.tensor(seq)
-            dec_mask[k, :len(seq)] = 1
+            dec_ids[k, : len(seq)] = torch.tensor(seq)
+            dec_mask[k, : len(seq)] = 1
         sel = torch.tensor([b for b, _, _ in options], device=self.device)
         from transformers.modeling_outputs import BaseModelOutput
 
-        out = self.model(encoder_outputs=BaseModelOutput(last_hidden_state=hidden[sel]), attention_mask=enc_mask[sel],
-                         decoder_input_ids=dec_ids.to(self.device), decoder_attention_mask=dec_mask.to(self.device))
+        out = self.model(
+            encoder_outputs=BaseModelOutput(last_hidden_state=hidden[sel]),
+            attention_mask=enc_mask[sel],
+            decoder_input_ids=dec_ids.to(self.device),
+            decoder_attention_mask=dec_mask.to(self.device),
+        )
         self.computed_tokens += int(dec_mask.sum())
         logprobs = torch.log_softmax(out.logits.float(), dim=-1).cpu()
         for k, (b, j, c) in enumerate(options):
@@ -101,19 +107,28 @@ class Seq2SeqBackend(Backend):
         encoded = [self._encode_input(p) for p in prompts]
         out = [""] * len(prompts)
         with torch.inference_mode():
-            for batch in sorted_batches(list(range(len(prompts))), lambda i: len(encoded[i]) + settings.max_new_tokens,
-                                        self.batch_tokens, self.max_batch_rows):
+            for batch in sorted_batches(
+                list(range(len(prompts))),
+                lambda i: len(encoded[i]) + settings.max_new_tokens,
+                self.batch_tokens,
+                self.max_batch_rows,
+            ):
                 L = max(len(encoded[i]) for i in batch)
                 ids = torch.full((len(batch), L), self._pad, dtype=torch.long)
                 mask = torch.zeros((len(batch), L), dtype=torch.long)
                 for b, i in enumerate(batch):
-                    ids[b, :len(encoded[i])] = torch.tensor(encoded[i])
-                    mask[b, :len(encoded[i])] = 1
+                    ids[b, : len(encoded[i])] = torch.tensor(encoded[i])
+                    mask[b, : len(encoded[i])] = 1
                 if settings.temperature > 0:
                     torch.manual_seed(settings.seed)
-                gen = self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                                          max_new_tokens=settings.max_new_tokens, **settings.sampling_kwargs(),
-                                          stop_strings=list(settings.stop) or None, tokenizer=self.tokenizer)
+                gen = self.model.generate(
+                    input_ids=ids.to(self.device),
+                    attention_mask=mask.to(self.device),
+                    max_new_tokens=settings.max_new_tokens,
+                    **settings.sampling_kwargs(),
+                    stop_strings=list(settings.stop) or None,
+                    tokenizer=self.tokenizer,
+                )
                 self.computed_tokens += int(mask.sum()) + gen.numel()
                 for i, t in zip(batch, self.tokenizer.batch_decode(gen, skip_special_tokens=True)):
                     out[i] = cut_at_stop(t, settings.stop)
