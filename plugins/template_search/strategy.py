@@ -10,7 +10,7 @@ from pydantic import Field
 from optprompt.errors import CandidateRejected, ConfigError
 from optprompt.prompts.candidate import CALIBRATIONS, CHOICE_FORMATS, DEMO_ORDERS, PromptCandidate
 from optprompt.strategies.base import BaseStrategy, StrategyConfig, StrategyContext
-from optprompt.tasks.task import Example
+from optprompt.tasks.sampling import balanced_sample
 
 if TYPE_CHECKING:
     import optuna
@@ -110,26 +110,10 @@ class TemplateSearch(BaseStrategy):
                 word = task.verbalizer[label]
                 variants = [word, word.capitalize(), word.lower()] + config.verbalizers.get(label, [])
                 self.words[label] = _dedupe([v for v in variants if v.strip()])
-        self.pool = self._demo_pool(task.train, config.demo_pool, context.seed, by_label=task.type == "classification")
+        self.pool = balanced_sample(
+            task.train, config.demo_pool, random.Random(context.seed), by_label=task.type == "classification"
+        )
         self.max_demos = min(config.max_demos, len(self.pool))
-
-    @staticmethod
-    def _demo_pool(train: list[Example], size: int, seed: int, by_label: bool) -> list[Example]:
-        """A label-balanced, seeded sample of the train split."""
-        rng = random.Random(seed)
-        if not by_label:
-            return rng.sample(train, min(size, len(train)))
-        groups: dict[str, list[Example]] = {}
-        for ex in train:
-            groups.setdefault(ex.target, []).append(ex)
-        for g in groups.values():
-            rng.shuffle(g)
-        pool: list[Example] = []
-        while len(pool) < min(size, len(train)):
-            for key in sorted(groups):
-                if groups[key] and len(pool) < size:
-                    pool.append(groups[key].pop())
-        return pool
 
     def propose(self, trial: optuna.Trial) -> PromptCandidate:
         task = self.context.task
