@@ -35,8 +35,15 @@ _LABEL_SETS: dict[int, tuple[str, ...]] = {
 # Two verbalizer styles; both contain multi-token words.
 _VERBALIZERS: tuple[dict[str, str], ...] = (
     {lbl: lbl for lbl in _LABEL_SETS[7]},
-    {"very negative": "very bad", "negative": "bad", "neutral": "so-so", "positive": "good",
-     "very positive": "very good", "mixed": "mixed feelings", "sarcastic": "sarcastic"},
+    {
+        "very negative": "very bad",
+        "negative": "bad",
+        "neutral": "so-so",
+        "positive": "good",
+        "very positive": "very good",
+        "mixed": "mixed feelings",
+        "sarcastic": "sarcastic",
+    },
 )
 _GUIDE = {
     "very negative": "the writer is angry or deeply disappointed and would warn others away",
@@ -65,35 +72,62 @@ _TEMPLATES = (
 )
 
 _SUBJECTS = (
-    "The hotel", "This laptop", "The new phone", "Our waiter", "The sequel", "This blender",
-    "The airline", "The latest app update", "The concert", "This novel", "The delivery service",
-    "The rental car", "The museum tour", "This pair of headphones", "The customer support team",
-    "The gym", "The pizza place on Main Street", "This vacuum cleaner", "The online course",
+    "The hotel",
+    "This laptop",
+    "The new phone",
+    "Our waiter",
+    "The sequel",
+    "This blender",
+    "The airline",
+    "The latest app update",
+    "The concert",
+    "This novel",
+    "The delivery service",
+    "The rental car",
+    "The museum tour",
+    "This pair of headphones",
+    "The customer support team",
+    "The gym",
+    "The pizza place on Main Street",
+    "This vacuum cleaner",
+    "The online course",
 )
 _PHRASES = {
     "very negative": (
-        "was an absolute disaster from start to finish", "broke after two days and nobody cared",
-        "is the worst purchase I have made in years", "ruined our whole weekend",
+        "was an absolute disaster from start to finish",
+        "broke after two days and nobody cared",
+        "is the worst purchase I have made in years",
+        "ruined our whole weekend",
     ),
     "negative": (
-        "was disappointing and overpriced", "did not live up to the description",
-        "felt slow and clumsy most of the time", "left us waiting far too long",
+        "was disappointing and overpriced",
+        "did not live up to the description",
+        "felt slow and clumsy most of the time",
+        "left us waiting far too long",
     ),
     "neutral": (
-        "arrived on Tuesday as scheduled", "comes in three colours and two sizes",
-        "is located next to the train station", "has a menu that changes every season",
+        "arrived on Tuesday as scheduled",
+        "comes in three colours and two sizes",
+        "is located next to the train station",
+        "has a menu that changes every season",
     ),
     "positive": (
-        "was pleasant and well organised", "works well for everyday use",
-        "had friendly staff and fair prices", "is a solid choice for the money",
+        "was pleasant and well organised",
+        "works well for everyday use",
+        "had friendly staff and fair prices",
+        "is a solid choice for the money",
     ),
     "very positive": (
-        "was simply outstanding in every way", "exceeded every expectation I had",
-        "is the best thing I have bought this year", "made the whole trip unforgettable",
+        "was simply outstanding in every way",
+        "exceeded every expectation I had",
+        "is the best thing I have bought this year",
+        "made the whole trip unforgettable",
     ),
     "mixed": (
-        "looked fantastic but fell apart within a month", "had brilliant food and rude staff",
-        "is fast and beautiful yet painfully loud", "started wonderfully and ended in chaos",
+        "looked fantastic but fell apart within a month",
+        "had brilliant food and rude staff",
+        "is fast and beautiful yet painfully loud",
+        "started wonderfully and ended in chaos",
     ),
     "sarcastic": (
         "was great, if you enjoy waiting three hours for cold soup",
@@ -103,10 +137,15 @@ _PHRASES = {
     ),
 }
 _DETAILS = (
-    "we stayed there for three nights in March", "after two weeks of daily use",
-    "my sister recommended it to me", "I paid the full price", "we went on a busy Saturday",
-    "it was my second visit", "I compared it with two other brands first",
-    "the reviews online had been very mixed", "we booked it for a family celebration",
+    "we stayed there for three nights in March",
+    "after two weeks of daily use",
+    "my sister recommended it to me",
+    "I paid the full price",
+    "we went on a busy Saturday",
+    "it was my second visit",
+    "I compared it with two other brands first",
+    "the reviews online had been very mixed",
+    "we booked it for a family celebration",
 )
 
 
@@ -154,13 +193,27 @@ def _task(n_labels: int, n_dev: int, seed: int, count: Callable[[str], int]) -> 
         out = []
         for i in range(n):
             k = rng.randrange(n_labels)
-            out.append(Example(id=f"{split}{i}", input=_review(rng, labels[k], count),
-                               target=labels[k], target_index=k, row=f"synthetic {split} {i}"))
+            out.append(
+                Example(
+                    id=f"{split}{i}",
+                    input=_review(rng, labels[k], count),
+                    target=labels[k],
+                    target_index=k,
+                    row=f"synthetic {split} {i}",
+                )
+            )
         return out
 
-    return Task(name=f"reviews{n_labels}", type="classification", train=examples("train", N_TRAIN),
-                dev=examples("dev", n_dev), test=[], labels=labels,
-                verbalizer={lbl: lbl for lbl in labels}, source="synthetic")
+    return Task(
+        name=f"reviews{n_labels}",
+        type="classification",
+        train=examples("train", N_TRAIN),
+        dev=examples("dev", n_dev),
+        test=[],
+        labels=labels,
+        verbalizer={lbl: lbl for lbl in labels},
+        source="synthetic",
+    )
 
 
 def _candidate(rng: random.Random, task: Task, template: str) -> PromptCandidate:
@@ -169,8 +222,7 @@ def _candidate(rng: random.Random, task: Task, template: str) -> PromptCandidate
     guide = "\n".join(f"- {style[lbl]}: {_GUIDE[lbl]}" for lbl in task.labels)
     instruction = f"{rng.choice(_INSTRUCTIONS)}\nLabel guide:\n{guide}"
     demo_ids = tuple(ex.id for ex in rng.sample(task.train, N_DEMOS))
-    return PromptCandidate(instruction=instruction, template=template, demo_ids=demo_ids,
-                           verbalizer=verbalizer)
+    return PromptCandidate(instruction=instruction, template=template, demo_ids=demo_ids, verbalizer=verbalizer)
 
 
 def labels_for(candidate: int, n_candidates: int) -> int:
@@ -181,8 +233,14 @@ def labels_for(candidate: int, n_candidates: int) -> int:
     return lo + round((hi - lo) * candidate / (n_candidates - 1))
 
 
-def build_workload(tokenizer, chat_formatter, *, n_candidates: int, n_examples: int,  # type: ignore[no-untyped-def]
-                   seed: int = 0) -> Workload:
+def build_workload(
+    tokenizer,
+    chat_formatter,
+    *,
+    n_candidates: int,
+    n_examples: int,  # type: ignore[no-untyped-def]
+    seed: int = 0,
+) -> Workload:
     """Render ``n_candidates`` x ``n_examples`` requests; same seed, same requests."""
 
     def count(text: str) -> int:

@@ -273,7 +273,9 @@ class StudyRunner:
         import optuna
 
         with self.lock.hold():
-            optuna.storages.fail_stale_trials(study)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)
             trials = study.get_trials(deepcopy=False)
             counted = sum(counts(t) for t in trials)
             running = sum(is_running(t) for t in trials)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import tempfile
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +15,7 @@ from optprompt.plugins.manager import Entry, Plugins, Registry, get_plugin_manag
 from optprompt.strategies.base import BaseStrategy
 from optprompt.study import attrs
 from optprompt.study.trials import counts, is_void
-from optprompt.testing.fixtures import TinyStudyEnv, make_tiny_study_env
+from optprompt.testing.fixtures import TinyStudyEnv, make_tiny_study_env, scratch_dir
 
 if TYPE_CHECKING:
     import optuna
@@ -65,9 +65,14 @@ def strategy_plugins(
         name = getattr(cls, "name", None)
         if not isinstance(name, str) or not name:
             raise ConformanceError(f"strategy class {cls.__qualname__} has no `name`")
-        entry = Entry(name=name, obj=cls, plugin="optprompt.testing", source="registered in code (optprompt.testing)")
-        if name in plugins.strategies:
-            entry = dataclasses.replace(plugins.strategies.get(name), obj=cls)
+        doc = (cls.__doc__ or "").strip().splitlines()
+        entry = Entry(
+            name=name,
+            obj=cls,
+            plugin="optprompt.testing",
+            source="registered in code (optprompt.testing)",
+            description=doc[0] if doc else "",
+        )
     if hook is not None:
         entry = dataclasses.replace(entry, obj=_instrumented(cls, hook))
     strategies = _replaced(plugins.strategies, [entry])
@@ -114,12 +119,27 @@ def _counting(backend_cls: type, generated: list[int]) -> type:
 
 
 @contextlib.contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """Torch on one thread while a study runs (restored afterwards): the tiny model's
+    matrices are too small to gain from more, and on a busy machine extra threads only
+    wait for cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
 def env_or_temp(env: TinyStudyEnv | None) -> Iterator[TinyStudyEnv]:
     """``env``, or a tiny environment in a temporary directory removed afterwards."""
     if env is not None:
         yield env
         return
-    with tempfile.TemporaryDirectory(prefix="optprompt-conformance-") as tmp:
+    with scratch_dir("optprompt-conformance-") as tmp:
         yield make_tiny_study_env(tmp)
 
 
@@ -175,10 +195,67 @@ def run_study(
     runner = StudyRunner(spec, plugins=plugins, model=env.model, progress=False)
     result: dict[str, Any] | None = None
     try:
-        result = runner.run()
+        with _one_torch_thread(), warnings.catch_warnings():
+            # optprompt's own use of Optuna's experimental APIs is not the plugin's business
+            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+            result = runner.run()
     except SimulatedInterrupt:
         pass
     except Exception as e:
         raise ConformanceError(f"{name}: the {what} study failed: {type(e).__name__}: {e}") from e
     study = optuna.load_study(study_name=spec.name, storage=storage_url(spec.storage, output))
     return StudyRun(result, runner, study.get_trials(deepcopy=False), output)
+
+
+@dataclass
+class ObservedRun:
+    """A study run with every ``propose`` outcome and the texts generated with a model.
+
+    ``proposals`` holds ``(trial number, candidate or exception)`` per ``propose`` call;
+    ``generated`` counts the prompts the model backends generated for (score cache off).
+    """
+
+    run: StudyRun
+    proposals: list[tuple[int, object]]
+    generated: int
+
+
+def observed_run(
+    env: TinyStudyEnv,
+    strategy: type[BaseStrategy] | str,
+    options: Mapping[str, Any],
+    extra_plugins: Iterable[object],
+    seed: int,
+) -> ObservedRun:
+    """One plain study of ``strategy`` (score cache off), observed.
+
+    Several checks read the same run, so it is kept in ``env.memo`` (with its error, if
+    it failed) for the same strategy, options, plugins and seed.
+    """
+    import json
+
+    extra = tuple(extra_plugins)
+    key = ("observed", strategy, json.dumps(dict(options), sort_keys=True, default=repr), tuple(map(id, extra)), seed)
+    if key not in env.memo:
+        proposals: list[tuple[int, object]] = []
+        generated = [0]
+
+        def hook(strat: BaseStrategy, trial: optuna.Trial, call: Callable[[], Any]) -> Any:
+            try:
+                out = call()
+            except BaseException as e:
+                proposals.append((trial.number, e))
+                raise
+            proposals.append((trial.number, out))
+            return out
+
+        try:
+            plugins, name = strategy_plugins(strategy, extra, hook=hook, generated=generated)
+            run = run_study(env, plugins, name, options, what="observed", seed=seed)
+            env.memo[key] = ObservedRun(run, proposals, generated[0])
+        except ConformanceError as e:
+            env.memo[key] = e
+    found = env.memo[key]
+    if isinstance(found, ConformanceError):
+        raise found
+    return found

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +29,7 @@ __all__ = [
     "TinyStudyEnv",
     "make_tiny_model_dir",
     "make_tiny_study_env",
+    "scratch_dir",
     "write_labelled_jsonl",
 ]
 
@@ -152,13 +155,15 @@ class TinyStudyEnv:
     """A tiny model and data set in ``root``, and study specs that use them.
 
     Build one with :func:`make_tiny_study_env`. The model is loaded once, on first use
-    of :attr:`model`, and shared by every study run in this environment.
+    of :attr:`model`, and shared by every study run in this environment; ``memo`` keeps
+    study runs that several conformance checks read.
     """
 
     root: Path
     model_dir: Path
     data: Path
     prompt: str = "Classify the review."
+    memo: dict[Any, Any] = field(default_factory=dict, repr=False)
     _model: LoadedModel | None = field(default=None, repr=False)
     _dirs: int = field(default=0, repr=False)
 
@@ -227,3 +232,14 @@ def make_tiny_study_env(root: str | Path) -> TinyStudyEnv:
     model_dir = make_tiny_model_dir(root / "models")
     data = write_labelled_jsonl(root / "reviews.jsonl")
     return TinyStudyEnv(root=root, model_dir=model_dir, data=data)
+
+
+def scratch_dir(prefix: str = "optprompt-") -> tempfile.TemporaryDirectory[str]:
+    """A temporary directory, in RAM (``/dev/shm``) where there is one.
+
+    Studies commit every trial to SQLite; on a RAM disk those commits cost no disk
+    syncs, which halves the time of a tiny study on a busy machine.
+    """
+    shm = "/dev/shm"
+    ram = shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
+    return tempfile.TemporaryDirectory(prefix=prefix, dir=ram)

@@ -42,11 +42,12 @@ from optprompt.testing._harness import (
     SimulatedInterrupt,
     StudyRun,
     env_or_temp,
+    observed_run,
     run_study,
     strategy_plugins,
     trial_token,
 )
-from optprompt.testing.fixtures import TinyStudyEnv, make_tiny_study_env
+from optprompt.testing.fixtures import TinyStudyEnv, make_tiny_study_env, scratch_dir
 
 if TYPE_CHECKING:
     import optuna
@@ -126,29 +127,19 @@ def check_proposes_valid_candidates(
     ``to_dict`` is JSON and whose hash and value survive ``from_dict``, and which the
     study's renderer renders for every dev example (or rejects with
     :class:`CandidateRejected`); no other exception, no failed trial, at least one
-    candidate scored, and a JSON-ready ``summary``. Returns counts of what was seen.
+    candidate scored, and a ``summary`` that is a dict. Returns counts of what was seen.
     """
-    seen: list[tuple[int, object]] = []
-
-    def hook(strat: BaseStrategy, trial: optuna.Trial, call: Any) -> Any:
-        try:
-            out = call()
-        except BaseException as e:
-            seen.append((trial.number, e))
-            raise
-        seen.append((trial.number, out))
-        return out
-
     with env_or_temp(env) as env:
-        plugins, name = strategy_plugins(strategy, extra_plugins, hook=hook)
-        run = run_study(env, plugins, name, options or {}, what="valid candidates", seed=seed)
+        observed = observed_run(env, strategy, options or {}, extra_plugins, seed)
+    run, name = observed.run, observed.run.runner.spec.strategy.name
     problems: list[str] = []
-    candidates: list[PromptCandidate] = []
-    rejected = 0
-    for number, out in seen:
+    candidates = rejected = 0
+    raised = set()
+    for number, out in observed.proposals:
         if isinstance(out, CandidateRejected):
             rejected += 1
         elif isinstance(out, BaseException):
+            raised.add(number)
             problems.append(
                 f"trial {number}: propose raised {type(out).__name__}: {out} "
                 "(raise CandidateRejected for a candidate that cannot be scored)"
@@ -156,28 +147,22 @@ def check_proposes_valid_candidates(
         elif not isinstance(out, PromptCandidate):
             problems.append(f"trial {number}: propose returned {type(out).__name__}, not a PromptCandidate")
         else:
-            candidates.append(out)
+            candidates += 1
             problems.extend(f"trial {number}: {p}" for p in _candidate_problems(run, out))
-    failed = [
-        t
-        for t in run.trials
-        if t.state.name == "FAIL" and not t.user_attrs.get(attrs.FAIL_REASON, INTERRUPTED).startswith(INTERRUPTED)
-    ]
-    problems.extend(
-        f"trial {t.number} failed: {t.user_attrs[attrs.FAIL_REASON]}"
-        for t in failed
-        if not any(n == t.number for n, o in seen if isinstance(o, BaseException))
-    )
-    if not seen:
+    for t in run.trials:
+        reason = t.user_attrs.get(attrs.FAIL_REASON, INTERRUPTED)
+        if t.state.name == "FAIL" and not reason.startswith(INTERRUPTED) and t.number not in raised:
+            problems.append(f"trial {t.number} failed: {reason}")
+    if not observed.proposals:
         problems.append("propose was never called")
     elif not candidates:
-        problems.append(f"all {len(seen)} proposals were rejected or failed; none was scored")
+        problems.append(f"all {len(observed.proposals)} proposals were rejected or failed; none was scored")
     summary = run.result.get("strategy_summary") if run.result else None
     if not isinstance(summary, dict):
         problems.append(f"summary() returned {type(summary).__name__}, not a dict")
     if problems:
         raise ConformanceError(f"{name}: invalid proposals:\n  " + "\n  ".join(problems))
-    return {"proposed": len(seen), "candidates": len(candidates), "rejected": rejected}
+    return {"proposed": len(observed.proposals), "candidates": candidates, "rejected": rejected}
 
 
 def _candidate_problems(run: StudyRun, candidate: PromptCandidate) -> list[str]:
@@ -224,10 +209,10 @@ def check_respects_budget(
     result.json; then, with ``trials: smaller_trials`` (what ``optprompt run --trials``
     sets), exactly that many.
     """
-    generated = [0]
     with env_or_temp(env) as env:
-        plugins, name = strategy_plugins(strategy, extra_plugins, generated=generated)
-        run = run_study(env, plugins, name, options or {}, what="budget", seed=seed)
+        observed = observed_run(env, strategy, options or {}, extra_plugins, seed)
+        run = observed.run
+        name = run.runner.spec.strategy.name
         budget = run.runner.strategy.budget()
         problems = _budget_problems(run, budget.trials)
         scored = sum(1 for t in run.trials if t.user_attrs.get(attrs.DEV_SCORED, 0) > 0)
@@ -235,15 +220,16 @@ def check_respects_budget(
             problems.append(
                 f"{scored} candidates were scored on dev; the budget declares {budget.dev_scorings} dev scorings"
             )
-        if generated[0] > budget.rewriter_calls:
+        if observed.generated > budget.rewriter_calls:
             problems.append(
-                f"it generated {generated[0]} texts with a model; the budget declares "
+                f"it generated {observed.generated} texts with a model; the budget declares "
                 f"{budget.rewriter_calls} rewriter calls (override budget())"
             )
         declared = run.result["strategy"]["budget"] if run.result else None
         if declared != budget.to_dict():
             problems.append(f"result.json declares budget {declared}, budget() says {budget.to_dict()}")
         if smaller_trials is not None and smaller_trials < budget.trials and not problems:
+            plugins, name = strategy_plugins(strategy, extra_plugins)
             small = run_study(
                 env, plugins, name, {**(options or {}), "trials": smaller_trials}, what="smaller budget", seed=seed
             )
@@ -281,8 +267,8 @@ def check_survives_resume(
     ``propose`` (default: half the budget), as Ctrl-C would. Running the study again must
     keep every finished trial unchanged, score no candidate twice, and end with exactly
     the budget counted; with ``deterministic``, it must also propose the same candidates,
-    in the same order, as an uninterrupted run with the same seed. Both runs share one
-    score cache, as a user's runs do.
+    in the same order, as an uninterrupted run with the same seed. The interrupted and
+    the resumed run share one score cache, as a user's runs do.
     """
     calls = [0]
 
@@ -293,15 +279,15 @@ def check_survives_resume(
         return call()
 
     with env_or_temp(env) as env:
+        reference = observed_run(env, strategy, options or {}, extra_plugins, seed).run
         plugins, name = strategy_plugins(strategy, extra_plugins)
         cache = env.new_dir("resume-cache") / "scores.sqlite"
-        reference = run_study(env, plugins, name, options or {}, what="uninterrupted", seed=seed, cache=cache)
         budget = reference.runner.strategy.budget().trials
         stop_at = interrupt_at or max(1, budget // 2)
         if not 1 <= stop_at < budget:
             raise ConformanceError(
-                f"{name}: cannot interrupt at proposal {stop_at} of a {budget}-trial "
-                "budget; give a budget of at least 2 trials"
+                f"{name}: cannot interrupt at proposal {stop_at} of a {budget}-trial budget; "
+                "give a budget of at least 2 trials"
             )
         broken, _ = strategy_plugins(strategy, extra_plugins, hook=interrupting)
         first = run_study(env, broken, name, options or {}, what="interrupted", seed=seed, cache=cache)
@@ -354,8 +340,8 @@ def check_reproducible_with_seed(
     The score cache is off, so nothing replays a first run's generations.
     """
     with env_or_temp(env) as env:
+        a = observed_run(env, strategy, options or {}, extra_plugins, seed).run
         plugins, name = strategy_plugins(strategy, extra_plugins)
-        a = run_study(env, plugins, name, options or {}, what="seeded run 1", seed=seed)
         b = run_study(env, plugins, name, options or {}, what="seeded run 2", seed=seed)
     if a.tokens() != b.tokens():
         raise ConformanceError(
@@ -397,7 +383,7 @@ class StrategyConformanceTests:
     def setup_class(cls) -> None:
         if not cls.strategy_name:
             raise TypeError(f"{cls.__qualname__}: set strategy_name to the strategy under test")
-        cls._tmp = tempfile.TemporaryDirectory(prefix="optprompt-conformance-")
+        cls._tmp = scratch_dir("optprompt-conformance-")
         cls._env = None
 
     @classmethod
