@@ -37,8 +37,12 @@ def run(args: argparse.Namespace) -> dict:
         for seed in args.seeds:
             for pruner in args.pruners:
                 spec = dict(base)
-                spec.update(name=f"prune-{pruner}-{seed}", seed=seed, output=str(Path(tmp) / f"{pruner}-{seed}"),
-                            base_dir=str(ROOT / "studies"))
+                spec.update(
+                    name=f"prune-{pruner}-{seed}",
+                    seed=seed,
+                    output=str(Path(tmp) / f"{pruner}-{seed}"),
+                    base_dir=str(ROOT / "studies"),
+                )
                 spec["task"] = {**spec["task"], "max_examples": args.max_examples}
                 spec["strategy"] = {**{k: v for k, v in spec["strategy"].items()}, "trials": args.trials}
                 spec["scoring"] = {**spec["scoring"], "cache": False}
@@ -47,12 +51,18 @@ def run(args: argparse.Namespace) -> dict:
 
                 started = time.perf_counter()
                 result = run_study(spec_from_dict(spec), model=model, progress=False)
-                rows.append({
-                    "seed": seed, "pruner": pruner, "dev_examples_scored": result["dev_examples_scored"],
-                    "pruned": result["trial_states"].get("pruned", 0), "best_dev": result["best"]["dev"]["value"],
-                    "best_test": result["best"]["test"]["value"], "baseline_test": result["baseline"]["test"]["value"],
-                    "seconds": round(time.perf_counter() - started, 1),
-                })
+                rows.append(
+                    {
+                        "seed": seed,
+                        "pruner": pruner,
+                        "dev_examples_scored": result["dev_examples_scored"],
+                        "pruned": result["trial_states"].get("pruned", 0),
+                        "best_dev": result["best"]["dev"]["value"],
+                        "best_test": result["best"]["test"]["value"],
+                        "baseline_test": result["baseline"]["test"]["value"],
+                        "seconds": round(time.perf_counter() - started, 1),
+                    }
+                )
                 print(json.dumps(rows[-1]), flush=True)
     summary = []
     for pruner in args.pruners:
@@ -60,15 +70,23 @@ def run(args: argparse.Namespace) -> dict:
         ref = [r for r in rows if r["pruner"] == "none"]
         scored = statistics.mean(r["dev_examples_scored"] for r in mine)
         ref_scored = statistics.mean(r["dev_examples_scored"] for r in ref) if ref else None
-        summary.append({
-            "pruner": pruner, "seeds": len(mine), "dev_examples_scored": scored,
-            "saved_vs_none": None if not ref_scored else round(1 - scored / ref_scored, 3),
-            "best_test_mean": round(statistics.mean(r["best_test"] for r in mine), 4),
-            "best_test_per_seed": [r["best_test"] for r in mine],
-            "seconds_mean": round(statistics.mean(r["seconds"] for r in mine), 1),
-        })
-    return {"machine": {"platform": platform.platform(), "python": platform.python_version()},
-            "settings": vars(args), "runs": rows, "summary": summary}
+        summary.append(
+            {
+                "pruner": pruner,
+                "seeds": len(mine),
+                "dev_examples_scored": scored,
+                "saved_vs_none": None if not ref_scored else round(1 - scored / ref_scored, 3),
+                "best_test_mean": round(statistics.mean(r["best_test"] for r in mine), 4),
+                "best_test_per_seed": [r["best_test"] for r in mine],
+                "seconds_mean": round(statistics.mean(r["seconds"] for r in mine), 1),
+            }
+        )
+    return {
+        "machine": {"platform": platform.platform(), "python": platform.python_version()},
+        "settings": vars(args),
+        "runs": rows,
+        "summary": summary,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,8 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{'pruner':<20} {'seeds':>5} {'dev scored':>11} {'saved':>7} {'test (mean)':>12}  per seed")
     for s in report["summary"]:
         saved = "-" if s["saved_vs_none"] is None else f"{100 * s['saved_vs_none']:.0f}%"
-        print(f"{s['pruner']:<20} {s['seeds']:>5} {s['dev_examples_scored']:>11.0f} {saved:>7} "
-              f"{s['best_test_mean']:>12.3f}  {s['best_test_per_seed']}")
+        print(
+            f"{s['pruner']:<20} {s['seeds']:>5} {s['dev_examples_scored']:>11.0f} {saved:>7} "
+            f"{s['best_test_mean']:>12.3f}  {s['best_test_per_seed']}"
+        )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
