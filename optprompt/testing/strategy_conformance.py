@@ -68,7 +68,7 @@ Strategy = type[BaseStrategy] | str
 def _first_difference(a: list[str], b: list[str]) -> str:
     for i, (x, y) in enumerate(zip(a, b, strict=False)):
         if x != y:
-            return f"proposal {i} differs: {x!r} vs {y!r}"
+            return f"trial {i} differs (interrupted trials left out; 0 is the baseline): {x!r} vs {y!r}"
     return f"one run has {len(a)} trials, the other {len(b)}"
 
 
