@@ -1,0 +1,45 @@
+"""optprompt.testing's conformance suite on the built-in strategies.
+
+Each built-in strategy gets the same ``StrategyConformanceTests`` subclass a plugin author
+writes. A built-in that is not registered yet (no ``optprompt`` entry point) is skipped
+with a reason; a soft-prompt strategy joins here when it lands.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from optprompt.plugins import load_plugins
+from optprompt.testing import StrategyConformanceTests
+
+
+def _skip_unless_registered(name: str) -> None:
+    known = load_plugins().strategies
+    if name not in known:
+        pytest.skip(
+            f"strategy {name!r} is not registered (no `optprompt` entry point names it; known: "
+            f"{', '.join(known.names())}): add it to pyproject.toml's [project.entry-points.optprompt]"
+        )
+
+
+class TestTemplateSearch(StrategyConformanceTests):
+    strategy_name = "template_search"
+    strategy_options = {"trials": 6, "max_demos": 2, "demo_pool": 4}
+
+
+@pytest.mark.filterwarnings("ignore:strategy 'evolution' is experimental")
+class TestEvolution(StrategyConformanceTests):
+    strategy_name = "evolution"
+    strategy_options = {"population": 3, "generations": 2, "max_new_tokens": 12}
+
+    @classmethod
+    def setup_class(cls) -> None:
+        _skip_unless_registered(cls.strategy_name)
+        super().setup_class()
+
+
+def test_evolution_case_options_fit_its_config() -> None:
+    """The evolution case's options are valid even while the case itself is skipped."""
+    evolution = pytest.importorskip("optprompt_plugins.evolution")
+    config = evolution.EvolutionConfig.model_validate(dict(TestEvolution.strategy_options))
+    assert config.population == 3
