@@ -186,6 +186,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OptpromptError as e:
         print(f"optprompt: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # `optprompt plugins | head`: the reader left; not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except KeyboardInterrupt:
         print("optprompt: interrupted; finished trials are saved, run the same command to resume", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -26,6 +26,7 @@ from optprompt_plugins.evolution.population import ATTR, History, Individual, se
 from optprompt.errors import CandidateRejected, ConfigError, OptpromptError
 from optprompt.prompts.candidate import PromptCandidate
 from optprompt.strategies.base import BaseStrategy, Budget, StrategyContext
+from optprompt.tasks.sampling import balanced_sample
 from optprompt.tasks.task import DEFAULT_INSTRUCTIONS, Example
 
 if TYPE_CHECKING:
@@ -496,16 +497,4 @@ class _Proposal:
 def _demo_pool(train: list[Example], size: int, seed: int, by_label: bool) -> list[str]:
     """Ids of a label-balanced, seeded sample of the train split."""
     rng = random.Random(derive_seed(seed, "evolution-demos"))
-    if not by_label:
-        return [ex.id for ex in rng.sample(train, min(size, len(train)))]
-    groups: dict[str, list[Example]] = {}
-    for ex in train:
-        groups.setdefault(ex.target, []).append(ex)
-    for g in groups.values():
-        rng.shuffle(g)
-    pool: list[str] = []
-    while len(pool) < min(size, len(train)):
-        for key in sorted(groups):
-            if groups[key] and len(pool) < size:
-                pool.append(groups[key].pop().id)
-    return pool
+    return [ex.id for ex in balanced_sample(train, size, rng, by_label=by_label)]
