@@ -552,14 +552,13 @@ def print_table(summary: dict[str, Any], model: dict[str, Any]) -> None:
             f"{m['computed_tokens']:,}",
             f"{m['tokens_per_s']:,.0f}",
         ] + ([f"{m['mfu']:.1%}"] if has_mfu else [])
-        row += (
-            ["(reference)", ""]
-            if v is None
-            else [
-                f"{v['max_abs_diff']:.2e}",
-                "yes" if v["argmax_identical"] else f"no ({v['argmax_differs']}/{v['examples']})",
-            ]
-        )
+        if name == "naive":
+            row += ["(reference)", ""]
+        elif v is None:
+            row += ["naive not run", ""]
+        else:
+            differs = f"no ({v['argmax_differs']}/{v['examples']})"
+            row += [f"{v['max_abs_diff']:.2e}", "yes" if v["argmax_identical"] else differs]
         rows.append(row)
     title = (
         f"Scoring: {model['name']} ({model['params'] / 1e6:.0f}M params), "
