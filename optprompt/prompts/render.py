@@ -121,7 +121,10 @@ class PromptRenderer:
         if full.count(_SENTINEL) != 1:
             raise CandidateRejected("the chat template dropped or repeated the input")
         prefix, rest = full.split(_SENTINEL)
-        return ScoreRequest(example.id, prefix, example.input + rest, continuations)
+        # Keep the space before the input with the input ("Input:" + " The..."), so the
+        # input's first word tokenizes as it would in running text, not as " " + "The".
+        shared = prefix.rstrip(" \t")
+        return ScoreRequest(example.id, shared, prefix[len(shared):] + example.input + rest, continuations)
 
     def requests(self, candidate: PromptCandidate, examples: Sequence[Example]) -> list[ScoreRequest]:
         return [self.request(candidate, ex) for ex in examples]

@@ -38,8 +38,9 @@ def test_plain_render_and_prefix_split() -> None:
     task = _task()
     r = PromptRenderer(task)
     req = r.request(_cand(demo_ids=("t2",)), task.dev[0])
-    assert req.prefix == "Answer with bad, good.\n\nReview: awful room\nSentiment: bad\n\nReview: "
-    assert req.suffix == "fine staff\nSentiment:"
+    assert req.prefix == "Answer with bad, good.\n\nReview: awful room\nSentiment: bad\n\nReview:"
+    # the space before the input stays with it, so its first word tokenizes naturally
+    assert req.suffix == " fine staff\nSentiment:"
     assert req.continuations == (" bad", " good")
 
 
@@ -47,8 +48,8 @@ def test_chat_render_wraps_user_turn_and_answers_without_space() -> None:
     task = _task()
     fmt = lambda msgs: "<s>user: " + msgs[0]["content"] + "</s><s>assistant: "  # noqa: E731
     req = PromptRenderer(task, fmt).request(_cand(), task.dev[0])
-    assert req.prefix == "<s>user: Answer with bad, good.\n\nReview: "
-    assert req.suffix == "fine staff\nSentiment:</s><s>assistant: "
+    assert req.prefix == "<s>user: Answer with bad, good.\n\nReview:"
+    assert req.suffix == " fine staff\nSentiment:</s><s>assistant: "
     assert req.continuations == ("bad", "good")
 
 
