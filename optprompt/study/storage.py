@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,9 +32,14 @@ def make_storage(
     import optuna
 
     try:
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs={"pool_pre_ping": True}, heartbeat_interval=heartbeat_interval, grace_period=grace_period
-        )
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since v2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs={"pool_pre_ping": True},
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period,
+            )
     except Exception as e:  # sqlalchemy errors on a corrupt or foreign file, bad URL...
         raise OptpromptError(f"cannot open study storage {url}: {type(e).__name__}: {e}") from None
 
