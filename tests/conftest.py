@@ -8,38 +8,13 @@ from pathlib import Path
 import pytest
 from optprompt_testdata import WORDS, write_sentiment_jsonl  # noqa: F401  (re-exported for tests)
 
-CHAT_TEMPLATE = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-
 
 def _tiny_tokenizer(*, chat: bool, bos: bool):  # type: ignore[no-untyped-def]
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+    from optprompt.testing.fixtures import tiny_tokenizer
 
     corpus = [" ".join(random.Random(i).choices(WORDS, k=12)) for i in range(200)]
     corpus += ["Input: Answer: Review: Sentiment: positive negative Positive Negative Text: Label: Q: A:"] * 5
-    tk = Tokenizer(models.BPE(unk_token=None))
-    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tk.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400,
-        special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tk.train_from_iterator(corpus, trainer)
-    if bos:  # like Llama tokenizers: prepend BOS to every encoding
-        from tokenizers.processors import TemplateProcessing
-
-        tk.post_processor = TemplateProcessing(single="<|endoftext|> $A", special_tokens=[("<|endoftext|>", 0)])
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=tk, bos_token="<|endoftext|>", eos_token="<|im_end|>", pad_token="<|endoftext|>"
-    )
-    if chat:
-        tok.chat_template = CHAT_TEMPLATE
-    return tok
+    return tiny_tokenizer(corpus, chat=chat, bos=bos)
 
 
 def _make_tiny_model_dir(root: Path, *, chat: bool) -> Path:

@@ -15,7 +15,7 @@ import json
 import os
 import random
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -87,13 +87,16 @@ def _quiet_transformers() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def _tiny_tokenizer(*, chat: bool):  # type: ignore[no-untyped-def]
+def tiny_tokenizer(corpus: Sequence[str], *, chat: bool, bos: bool):  # type: ignore[no-untyped-def]
+    """A byte-level BPE tokenizer (vocabulary 400) trained on ``corpus`` in milliseconds.
+
+    Args:
+        chat: Give it a ChatML-style chat template.
+        bos: Prepend a BOS token to every encoding, as Llama tokenizers do.
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    vocab = list(FILLER_WORDS) + [w for cues in CUE_WORDS.values() for w in cues] + list(CUE_WORDS)
-    corpus = [" ".join(random.Random(i).choices(vocab, k=12)) for i in range(200)]
-    corpus += ["Input: Answer: Text: Label: Review: Sentiment: Classify the Positive Negative Neutral"] * 5
     tk = Tokenizer(models.BPE(unk_token=None))
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tk.decoder = decoders.ByteLevel()
@@ -104,7 +107,7 @@ def _tiny_tokenizer(*, chat: bool):  # type: ignore[no-untyped-def]
         show_progress=False,
     )
     tk.train_from_iterator(corpus, trainer)
-    if not chat:  # like Llama tokenizers: prepend BOS to every encoding
+    if bos:
         from tokenizers.processors import TemplateProcessing
 
         tk.post_processor = TemplateProcessing(single="<|endoftext|> $A", special_tokens=[("<|endoftext|>", 0)])
@@ -114,6 +117,13 @@ def _tiny_tokenizer(*, chat: bool):  # type: ignore[no-untyped-def]
     if chat:
         tok.chat_template = CHAT_TEMPLATE
     return tok
+
+
+def _tiny_tokenizer(*, chat: bool):  # type: ignore[no-untyped-def]
+    vocab = list(FILLER_WORDS) + [w for cues in CUE_WORDS.values() for w in cues] + list(CUE_WORDS)
+    corpus = [" ".join(random.Random(i).choices(vocab, k=12)) for i in range(200)]
+    corpus += ["Input: Answer: Text: Label: Review: Sentiment: Classify the Positive Negative Neutral"] * 5
+    return tiny_tokenizer(corpus, chat=chat, bos=not chat)
 
 
 def make_tiny_model_dir(root: str | Path, *, chat: bool = True, seed: int = 0) -> Path:
