@@ -63,24 +63,27 @@ def finish_study(runner: StudyRunner, study: optuna.Study, started: float, budge
     objectives = list(runner.spec.objectives)
     pareto: list[dict[str, Any]] = []
     notes: list[str] = []
+
+    def member(t: optuna.trial.FrozenTrial, cand: PromptCandidate) -> dict[str, Any]:
+        """A trial as result.json shows it (dev figures; calibration offsets found on dev)."""
+        return {
+            "trial": t.number,
+            "objectives": dict(zip(objectives, t.values)),
+            **describe_candidate(runner, cand),
+            "dev": {
+                "value": t.values[0],
+                "metric": task.metric,
+                "metrics": t.user_attrs.get(attrs.METRICS, {}),
+                "n": len(task.dev),
+            },
+            "calibration": {"method": cand.calibration, "offsets": t.user_attrs.get(attrs.OFFSETS)},
+        }
+
     if len(objectives) > 1:
-        pareto = []
-        for t in sorted(study.best_trials, key=lambda t: t.number):
-            cand = PromptCandidate.from_dict(t.user_attrs[attrs.CANDIDATE])
-            pareto.append(
-                {
-                    "trial": t.number,
-                    "objectives": dict(zip(objectives, t.values)),
-                    **describe_candidate(runner, cand),
-                    "dev": {
-                        "value": t.values[0],
-                        "metric": task.metric,
-                        "metrics": t.user_attrs.get(attrs.METRICS, {}),
-                        "n": len(task.dev),
-                    },
-                    "calibration": {"method": cand.calibration, "offsets": t.user_attrs.get(attrs.OFFSETS)},
-                }
-            )
+        pareto = [
+            member(t, PromptCandidate.from_dict(t.user_attrs[attrs.CANDIDATE]))
+            for t in sorted(study.best_trials, key=lambda t: t.number)
+        ]
         rule = runner.spec.select
         chosen = select(pareto, parse_rule(rule, objectives))
         if chosen is None:
@@ -101,15 +104,7 @@ def finish_study(runner: StudyRunner, study: optuna.Study, started: float, budge
 
     def entry(trial: optuna.trial.FrozenTrial, cand: PromptCandidate, test: Evaluation) -> dict[str, Any]:
         return {
-            "trial": trial.number,
-            "objectives": dict(zip(objectives, trial.values)),
-            **describe_candidate(runner, cand),
-            "dev": {
-                "value": trial.values[0],
-                "metric": task.metric,
-                "metrics": trial.user_attrs.get(attrs.METRICS, {}),
-                "n": len(task.dev),
-            },
+            **member(trial, cand),
             "test": test.to_dict(),
             "calibration": {"method": cand.calibration, "offsets": test.offsets},
         }
