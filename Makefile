@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 STAMP := $(VENV)/.optprompt-installed
 
-.PHONY: venv demo test test-fast bench lint clean browser
+.PHONY: venv demo test test-fast bench bench-pruning lint clean browser
 
 venv: $(STAMP)
 
@@ -34,8 +34,14 @@ test: venv browser
 test-fast: venv
 	$(PY) -m pytest -q -m "not model"
 
+# Benchmarks are not part of CI. Scoring (naive vs lm-eval vs optprompt) and generation
+# run by default; pruning (several studies per seed) has its own target.
 bench: venv
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/generation.py
+
+bench-pruning: venv
+	$(PY) benchmarks/pruning.py
 
 lint: venv
 	$(VENV)/bin/ruff check optprompt plugins tests
