@@ -18,30 +18,10 @@ def _tiny_tokenizer(*, chat: bool, bos: bool):  # type: ignore[no-untyped-def]
 
 
 def _make_tiny_model_dir(root: Path, *, chat: bool) -> Path:
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from optprompt.testing.fixtures import make_tiny_model_dir
 
     tok = _tiny_tokenizer(chat=chat, bos=not chat)
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
-        bos_token_id=0,
-        eos_token_id=2,
-        pad_token_id=0,
-        tie_word_embeddings=True,
-        initializer_range=0.3,
-    )  # large weights: sharply varying log-probs
-    model = LlamaForCausalLM(cfg)
-    out = root / ("tiny-chat" if chat else "tiny-plain")
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
+    return make_tiny_model_dir(root, chat=chat, tokenizer=tok, name="tiny-chat" if chat else "tiny-plain")
 
 
 def _make_tiny_seq2seq_dir(root: Path) -> Path:

@@ -126,16 +126,19 @@ def _tiny_tokenizer(*, chat: bool):  # type: ignore[no-untyped-def]
     return tiny_tokenizer(corpus, chat=chat, bos=not chat)
 
 
-def make_tiny_model_dir(root: str | Path, *, chat: bool = True, seed: int = 0) -> Path:
+def make_tiny_model_dir(
+    root: str | Path, *, chat: bool = True, seed: int = 0, tokenizer: Any = None, name: str | None = None
+) -> Path:
     """Save a 2-layer, hidden-64 random Llama and its tokenizer under ``root``; return the dir.
 
     With ``chat`` the tokenizer has a ChatML-style chat template, so studies render
-    prompts through it as they would for an instruct model.
+    prompts through it as they would for an instruct model. ``tokenizer`` replaces the
+    kit's own (see :func:`tiny_tokenizer`); ``name`` the directory's name.
     """
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    tok = _tiny_tokenizer(chat=chat)
+    tok = tokenizer if tokenizer is not None else _tiny_tokenizer(chat=chat)
     cfg = LlamaConfig(
         vocab_size=len(tok),
         hidden_size=64,
@@ -153,7 +156,7 @@ def make_tiny_model_dir(root: str | Path, *, chat: bool = True, seed: int = 0) -
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = LlamaForCausalLM(cfg)
-    out = Path(root) / ("tiny-llama-chat" if chat else "tiny-llama")
+    out = Path(root) / (name or ("tiny-llama-chat" if chat else "tiny-llama"))
     with _quiet_transformers():
         model.save_pretrained(out)
         tok.save_pretrained(out)
