@@ -17,7 +17,15 @@ from optprompt._io import atomic_write_json, atomic_write_text, read_json
 from optprompt._version import __version__
 from optprompt.errors import OptpromptError
 
-__all__ = ["PromptCard", "load_card", "export_card", "card_from_result", "CARD_FILE", "PROMPT_FILE"]
+__all__ = [
+    "PromptCard",
+    "load_card",
+    "export_card",
+    "card_from_result",
+    "card_from_description",
+    "CARD_FILE",
+    "PROMPT_FILE",
+]
 
 CARD_FILE = "prompt_card.json"
 PROMPT_FILE = "prompt.txt"
@@ -173,28 +181,40 @@ def load_card(path: str | os.PathLike[str]) -> PromptCard:
     return PromptCard.from_dict(read_json(path, what="prompt card"), source=str(path))
 
 
+def card_from_description(
+    desc: dict[str, Any], task: dict[str, Any], *, calibration: dict[str, Any] | None = None, **fields: Any
+) -> PromptCard:
+    """A card from a candidate as result.json describes it (``candidate``, ``demos``,
+    ``chat``: see :func:`optprompt.study.results.describe`) and the task's summary."""
+    cand = desc["candidate"]
+    verbalizer = {lbl: w for lbl, w in cand.get("verbalizer", [])}
+    words = ", ".join(verbalizer.get(lbl, lbl) for lbl in task.get("labels", []))
+    return PromptCard(
+        instruction=cand["instruction"].replace("{labels}", words),
+        template=cand["template"],
+        demos=[
+            {"input": d["input"], "answer": d["answer"], "options": d.get("options") or None} for d in desc["demos"]
+        ],
+        verbalizer=verbalizer,
+        task_type=task["type"],
+        choice_format=cand.get("choice_format", "text"),
+        separator=cand.get("separator", "\n\n"),
+        chat=bool(desc.get("chat")),
+        calibration=calibration or {"method": "none", "offsets": None},
+        task=task,
+        **fields,
+    )
+
+
 def card_from_result(result: dict[str, Any], member: dict[str, Any] | None = None) -> PromptCard:
     """Build the card of a finished study's winner (or of one Pareto-front ``member``)
     from its ``result.json`` data. A member other than the winner has dev scores only."""
     best = result["best"] if member is None or member["trial"] == result["best"]["trial"] else member
-    cand = best["candidate"]
-    verbalizer = {lbl: w for lbl, w in cand.get("verbalizer", [])}
-    words = ", ".join(verbalizer.get(lbl, lbl) for lbl in result["task"].get("labels", []))
-    instruction = cand["instruction"].replace("{labels}", words)
-    return PromptCard(
-        instruction=instruction,
-        template=cand["template"],
-        demos=[
-            {"input": d["input"], "answer": d["answer"], "options": d.get("options") or None} for d in best["demos"]
-        ],
-        verbalizer=verbalizer,
-        task_type=result["task"]["type"],
-        choice_format=cand.get("choice_format", "text"),
-        separator=cand.get("separator", "\n\n"),
-        chat=bool(best.get("chat")),
-        calibration=best.get("calibration") or {"method": "none", "offsets": None},
+    return card_from_description(
+        best,
+        result["task"],
+        calibration=best.get("calibration"),
         model=result["model"],
-        task=result["task"],
         scores={
             "dev": best["dev"],
             "test": best.get("test"),

@@ -72,8 +72,18 @@ class PromptCandidate:
         d["verbalizer"] = [list(p) for p in self.verbalizer]
         return d
 
+    @property
+    def virtual_tokens(self) -> int:
+        """Trained virtual tokens the model sees besides the text (soft candidates)."""
+        return 0
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PromptCandidate:
+        """Inverse of :meth:`to_dict`; a dict with ``kind: soft`` gives a soft candidate."""
+        if data.get("kind") == "soft" and cls is PromptCandidate:
+            from optprompt.adapters.candidate import SoftCandidate
+
+            return SoftCandidate.from_dict(data)
         data = dict(data)
         data["demo_ids"] = tuple(data.get("demo_ids", ()))
         data["verbalizer"] = tuple(tuple(p) for p in data.get("verbalizer", ()))

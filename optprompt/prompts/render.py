@@ -16,12 +16,13 @@ from optprompt.errors import CandidateRejected
 from optprompt.prompts.candidate import PromptCandidate
 from optprompt.tasks.task import Example, Task
 
-__all__ = ["ScoreRequest", "PromptRenderer", "ChatFormatter"]
+__all__ = ["ScoreRequest", "PromptRenderer", "ChatFormatter", "SENTINEL", "split_request"]
 
 # messages -> text, e.g. a tokenizer's apply_chat_template with add_generation_prompt.
 ChatFormatter = Callable[[list[dict[str, str]]], str]
 
-_SENTINEL = "\u27e6OPTPROMPT_INPUT\u27e7"
+#: Stands for the input while a prompt is rendered, to find where the shared prefix ends.
+SENTINEL = "\u27e6OPTPROMPT_INPUT\u27e7"
 _LETTERS = string.ascii_uppercase
 
 
@@ -40,6 +41,29 @@ class ScoreRequest:
     prefix: str
     suffix: str
     continuations: tuple[str, ...]
+
+
+def split_request(
+    example_id: str, body: str, text: str, words: Sequence[str], chat_formatter: ChatFormatter | None
+) -> ScoreRequest:
+    """The request for ``text``, from a user turn ``body`` holding :data:`SENTINEL` once.
+
+    Chat: ``body`` becomes the user turn of the template and answers follow the
+    assistant header as they are; plain: answers follow the prompt after a space.
+    """
+    if chat_formatter is not None:
+        full = chat_formatter([{"role": "user", "content": body}])
+        continuations = tuple(words)
+    else:
+        full = body
+        continuations = tuple(" " + w for w in words)
+    if full.count(SENTINEL) != 1:
+        raise CandidateRejected("the chat template dropped or repeated the input")
+    prefix, rest = full.split(SENTINEL)
+    # Keep the space before the input with the input ("Input:" + " The..."), so the
+    # input's first word tokenizes as it would in running text, not as " " + "The".
+    shared = prefix.rstrip(" \t")
+    return ScoreRequest(example_id, shared, prefix[len(shared) :] + text + rest, continuations)
 
 
 class PromptRenderer:
@@ -111,20 +135,8 @@ class PromptRenderer:
     def request(self, candidate: PromptCandidate, example: Example) -> ScoreRequest:
         """The scoring request of one example (generation: no continuations)."""
         words = () if self.task.type == "generation" else self.answer_words(candidate, example)
-        body = self.user_text(candidate, example, _SENTINEL)
-        if self.chat_formatter is not None:
-            full = self.chat_formatter([{"role": "user", "content": body}])
-            continuations = words
-        else:
-            full = body
-            continuations = tuple(" " + w for w in words)
-        if full.count(_SENTINEL) != 1:
-            raise CandidateRejected("the chat template dropped or repeated the input")
-        prefix, rest = full.split(_SENTINEL)
-        # Keep the space before the input with the input ("Input:" + " The..."), so the
-        # input's first word tokenizes as it would in running text, not as " " + "The".
-        shared = prefix.rstrip(" \t")
-        return ScoreRequest(example.id, shared, prefix[len(shared):] + example.input + rest, continuations)
+        body = self.user_text(candidate, example, SENTINEL)
+        return split_request(example.id, body, example.input, words, self.chat_formatter)
 
     def requests(self, candidate: PromptCandidate, examples: Sequence[Example]) -> list[ScoreRequest]:
         return [self.request(candidate, ex) for ex in examples]

@@ -136,6 +136,14 @@ class Evaluator:
 
             self.pattern = compile_pattern(extract, key="task.extract")
 
+    def with_backend(self, backend: Backend) -> Evaluator:
+        """The same evaluator scoring through another backend (e.g. an adapted model)."""
+        import copy
+
+        other = copy.copy(self)
+        other.backend = backend
+        return other
+
     # --- ranking (classification, multiple choice) --------------------------------
     def _content_free_offsets(self, candidate: PromptCandidate) -> list[float]:
         free = [

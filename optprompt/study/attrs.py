@@ -11,3 +11,4 @@ OFFSETS = "optprompt.offsets"  # calibration offsets found on dev (calibrated ca
 FORMAT_FAILURES = "optprompt.format_failures"  # generated answers the extraction could not parse
 POSITION = "optprompt.position"  # the trial's position in the budget (seeds the sampler)
 DEV_SCORED = "optprompt.dev_scored"  # dev examples scored for this trial (0 for a repeat)
+ARTIFACT = "optprompt.artifact"  # a file or directory kept for the candidate, relative to the output

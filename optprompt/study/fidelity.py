@@ -27,8 +27,8 @@ __all__ = ["make_pruner", "slice_ends", "score_with_pruning", "Pruned"]
 class Pruned(Exception):
     """Raised when the pruner stops a candidate; carries how much of dev was scored."""
 
-    def __init__(self, scored: int, total: int, value: float) -> None:
-        super().__init__(f"pruned after {scored} of {total} dev examples (running value {value:.4f})")
+    def __init__(self, scored: int, total: int, value: float, reason: str | None = None) -> None:
+        super().__init__(reason or f"pruned after {scored} of {total} dev examples (running value {value:.4f})")
         self.scored = scored
         self.total = total
         self.value = value

@@ -17,10 +17,11 @@ from optprompt.study.trials import counts, is_void
 if TYPE_CHECKING:
     import optuna
 
+    from optprompt.prompts.render import PromptRenderer
     from optprompt.scoring.evaluate import Evaluation
     from optprompt.study.runner import StudyRunner
 
-__all__ = ["finish_study", "describe_candidate", "RESULT_FILE", "PREDICTIONS_FILE"]
+__all__ = ["finish_study", "describe_candidate", "describe", "RESULT_FILE", "PREDICTIONS_FILE"]
 
 RESULT_FILE = "result.json"
 PREDICTIONS_FILE = "predictions.jsonl"
@@ -28,7 +29,11 @@ PREDICTIONS_FILE = "predictions.jsonl"
 
 def describe_candidate(runner: StudyRunner, candidate: PromptCandidate) -> dict[str, Any]:
     """The candidate as result.json shows it: rendered prompt and resolved demonstrations."""
-    renderer = runner.renderer
+    return describe(runner.renderer, runner.chat, candidate)
+
+
+def describe(renderer: PromptRenderer, chat: bool, candidate: PromptCandidate) -> dict[str, Any]:
+    """:func:`describe_candidate` from the renderer and chat flag alone."""
     demos = []
     for ex in renderer.demos(candidate):
         word = renderer.answer_words(candidate, ex)[max(ex.target_index, 0)]
@@ -36,7 +41,7 @@ def describe_candidate(runner: StudyRunner, candidate: PromptCandidate) -> dict[
     return {
         "candidate": candidate.to_dict(),
         "hash": candidate.hash,
-        "chat": runner.chat,
+        "chat": chat,
         "prompt": renderer.render_text(candidate),
         "demos": demos,
     }
@@ -76,7 +81,7 @@ def finish_study(runner: StudyRunner, study: optuna.Study, started: float, budge
                 "metrics": t.user_attrs.get(attrs.METRICS, {}),
                 "n": len(task.dev),
             },
-            "calibration": {"method": cand.calibration, "offsets": t.user_attrs.get(attrs.OFFSETS)},
+                "calibration": {"method": cand.calibration, "offsets": t.user_attrs.get(attrs.OFFSETS)},
         }
 
     if len(objectives) > 1:
@@ -96,17 +101,25 @@ def finish_study(runner: StudyRunner, study: optuna.Study, started: float, budge
     best = PromptCandidate.from_dict(best_trial.user_attrs[attrs.CANDIDATE])
 
     test_base = evaluator.evaluate(baseline, task.test, "test")
-    test_best = (
-        test_base
-        if best.hash == baseline.hash
-        else evaluator.evaluate(best, task.test, "test", offsets=best_trial.user_attrs.get(attrs.OFFSETS))
-    )
+    if best.hash == baseline.hash:
+        test_best = test_base
+    else:
+        with runner.strategy.scorer(best, runner.session) as best_evaluator:
+            test_best = best_evaluator.evaluate(
+                best, task.test, "test", offsets=best_trial.user_attrs.get(attrs.OFFSETS)
+            )
+    artifacts = {t.number: t.user_attrs.get(attrs.ARTIFACT) for t in trials}
+
+    def artifact_of(trial: optuna.trial.FrozenTrial) -> str | None:
+        return artifacts.get(trial.number) or artifacts.get(trial.user_attrs.get(attrs.CACHED_FROM, -1))
 
     def entry(trial: optuna.trial.FrozenTrial, cand: PromptCandidate, test: Evaluation) -> dict[str, Any]:
+        artifact = artifact_of(trial)
         return {
             **member(trial, cand),
             "test": test.to_dict(),
             "calibration": {"method": cand.calibration, "offsets": test.offsets},
+            **({"artifact": artifact} if artifact else {}),
         }
 
     comparison = compare(test_base.scores, test_best.scores)
@@ -172,6 +185,17 @@ def finish_study(runner: StudyRunner, study: optuna.Study, started: float, budge
         for role, ev in (("baseline", test_base), ("best", test_best))
         for p in ev.predictions
     ]
+    best_artifact = result["best"].get("artifact")
+    if best_artifact and (runner.output / best_artifact / "optprompt_adapter.json").is_file():
+        from optprompt.adapters.artifact import read_manifest, update_manifest
+
+        manifest = read_manifest(runner.output / best_artifact)
+        update_manifest(
+            runner.output / best_artifact,
+            scores={**manifest.get("scores", {}), "test": test_best.to_dict()},
+            baseline_scores={"dev": result["baseline"]["dev"], "test": result["baseline"]["test"]},
+            comparison=comparison.to_dict(),
+        )
     atomic_write_text(runner.output / PREDICTIONS_FILE, "\n".join(lines) + "\n")
     atomic_write_json(runner.output / RESULT_FILE, result)
     return result

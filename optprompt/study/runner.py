@@ -22,10 +22,10 @@ from optprompt.errors import CandidateRejected, OptpromptError
 from optprompt.plugins.manager import Plugins, load_plugins
 from optprompt.prompts.candidate import PromptCandidate
 from optprompt.prompts.render import PromptRenderer
-from optprompt.strategies.base import BaseStrategy, StrategyContext
+from optprompt.strategies.base import BaseStrategy, StrategyContext, TrialSession
 from optprompt.strategies.services import StrategyServices
 from optprompt.study import attrs
-from optprompt.study.fidelity import Pruned, make_pruner, score_with_pruning
+from optprompt.study.fidelity import Pruned, score_with_pruning
 from optprompt.study.objectives import directions, values_of
 from optprompt.study.progress import StudyProgress
 from optprompt.study.resilience import BudgetLock, Heartbeat, reseed_sampler, trial_timeout
@@ -163,6 +163,18 @@ class StudyRunner:
             self.renderer.request(self.baseline, self.task.dev[0])
         except CandidateRejected as e:
             raise OptpromptError(f"the baseline prompt cannot be rendered: {e}") from None
+        self.session = TrialSession(
+            model=model,
+            renderer=self.renderer,
+            evaluator=self.evaluator,
+            dev=self.dev,
+            pruning=self.spec.pruning,
+            artifacts=self.output / "artifacts",
+            output=self.output,
+            chat=chat,
+            study_name=self.spec.name,
+            seed=self.spec.seed,
+        )
 
     def _backend_for(self, model: LoadedModel):  # type: ignore[no-untyped-def]
         from optprompt.scoring.cache import CachedBackend, ScoreCache, default_cache_path
@@ -192,7 +204,8 @@ class StudyRunner:
             req = self.renderer.request(candidate, empty)
         except CandidateRejected:
             req = self.renderer.request(candidate, self.task.dev[0])
-        return len(self.model.tokenizer(req.prefix + req.suffix, add_special_tokens=False).input_ids)
+        text = len(self.model.tokenizer(req.prefix + req.suffix, add_special_tokens=False).input_ids)
+        return text + candidate.virtual_tokens
 
     def _spec_key(self) -> dict[str, str]:
         return {
@@ -238,7 +251,7 @@ class StudyRunner:
             self.storage,
             self.spec.name,
             sampler=self.sampler,
-            pruner=make_pruner(self.spec.pruning, len(self.dev)),
+            pruner=self.strategy.create_pruner(self.spec.pruning, len(self.dev)),
             directions=directions(self.spec.objectives),
         )
         self.study_id = self.storage.get_study_id_from_name(self.spec.name)
@@ -362,9 +375,12 @@ class StudyRunner:
                     trial.set_user_attr(attrs.DEV_SCORED, 0)
                     values, metrics, offsets = known.values, known.metrics, known.offsets
                 else:
-                    evaluation = score_with_pruning(
-                        self.evaluator, candidate, self.dev, trial, self.spec.pruning, prunable=not is_baseline
-                    )
+                    if is_baseline:
+                        evaluation = score_with_pruning(
+                            self.evaluator, candidate, self.dev, trial, self.spec.pruning, prunable=False
+                        )
+                    else:
+                        evaluation = self.strategy.score(trial, candidate, self.session)
                     metrics, offsets = evaluation.metrics, evaluation.offsets
                     values = values_of(
                         self.spec.objectives,
@@ -372,7 +388,9 @@ class StudyRunner:
                         self.prompt_tokens(candidate),
                         evaluation.seconds / max(1, len(self.dev)),
                     )
-                    trial.set_user_attr(attrs.DEV_SCORED, len(self.dev))
+                    trial.set_user_attr(attrs.DEV_SCORED, evaluation.extra.get("dev_scored", len(self.dev)))
+                    if evaluation.extra.get("artifact"):
+                        trial.set_user_attr(attrs.ARTIFACT, evaluation.extra["artifact"])
                     scored[candidate.hash] = _Scored(values, metrics, trial.number, offsets)
                 trial.set_user_attr(attrs.METRICS, metrics)
                 if evaluation is not None and evaluation.format_failures:

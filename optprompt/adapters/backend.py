@@ -1,0 +1,251 @@
+"""Scoring and generating with an adapted (PEFT) causal LM.
+
+The trainer and the scorer share one function, :func:`choice_logliks`: the summed
+log-probability of each answer of each example after its context, batched, with
+gradients when training and without when scoring. So the objective the adapter is
+trained on is exactly what the study ranks by.
+
+Sequences are right-padded: PEFT puts virtual tokens (or prefix key/values) in front of
+every row, and the model numbers positions from there, so right padding keeps every real
+token at the position it has unpadded. Only the positions that predict answer tokens are
+projected onto the vocabulary (``logits_to_keep``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from optprompt.errors import CandidateRejected
+from optprompt.prompts.render import ScoreRequest
+from optprompt.scoring.backends.base import Backend, GenerationSettings, sorted_batches
+from optprompt.scoring.backends.causal import Tokens, cut_at_stop
+
+if TYPE_CHECKING:
+    import torch
+    from peft import PeftModel
+
+    from optprompt.models.loading import LoadedModel
+
+__all__ = ["AdapterBackend", "Item", "choice_logliks", "encode_request", "adapter_digest"]
+
+
+@dataclass(frozen=True)
+class Item:
+    """One example as token ids: its context and each answer's tokens."""
+
+    context: list[int]
+    choices: list[list[int]]
+
+    @property
+    def length(self) -> int:
+        return len(self.context) + max((len(c) for c in self.choices), default=1) - 1
+
+
+def encode_request(tokens: Tokens, request: ScoreRequest, continuations: Sequence[str] | None = None) -> Item:
+    """Tokenise like the causal scorer: prefix (with BOS) and suffix separately, then answers."""
+    context = tokens.prefix(request.prefix) + tokens.encode(request.suffix)
+    if not context:
+        raise CandidateRejected("an empty prompt cannot be scored")
+    conts = request.continuations if continuations is None else continuations
+    return Item(context, [tokens.continuation(c) for c in conts])
+
+
+def choice_logliks(model: Any, items: Sequence[Item], pad_id: int, device: Any, *, keep_arg: bool = True) -> list:
+    """Summed log-probability of every answer of every item, in one forward pass.
+
+    Answers that share all but their last token share a row (single-token answers share
+    the context's row). Returns one 1-D tensor per item (differentiable when grad is on).
+    """
+    import torch
+
+    rows: list[list[int]] = []
+    index: dict[tuple[int, tuple[int, ...]], int] = {}
+    refs: list[tuple[int, int, int, list[int]]] = []  # item, row, first position, tokens
+    for i, it in enumerate(items):
+        for c in it.choices:
+            key = (i, tuple(c[:-1]))
+            if key not in index:
+                index[key] = len(rows)
+                rows.append(it.context + c[:-1])
+            refs.append((i, index[key], len(it.context) - 1, c))
+    width = max(len(r) for r in rows)
+    first = min(len(it.context) for it in items) - 1
+    keep = width - first
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for b, r in enumerate(rows):
+        ids[b, : len(r)] = torch.tensor(r)
+        mask[b, : len(r)] = 1
+    kwargs: dict[str, Any] = {"logits_to_keep": keep} if keep_arg else {}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Pp]osition ids are not supported.*")
+        out = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False, **kwargs)
+    logits = out.logits[:, -keep:, :]
+    row_idx, pos_idx, tok_idx, owner = [], [], [], []
+    for n, (_, row, start, toks) in enumerate(refs):
+        for k, t in enumerate(toks):
+            row_idx.append(row)
+            pos_idx.append(start + k - first)
+            tok_idx.append(t)
+            owner.append(n)
+    picked = logits[torch.tensor(row_idx), torch.tensor(pos_idx)].float()  # (tokens, vocab)
+    logp = torch.log_softmax(picked, dim=-1).gather(1, torch.tensor(tok_idx, device=picked.device)[:, None])[:, 0]
+    sums = torch.zeros(len(refs), dtype=logp.dtype, device=logp.device).index_add(
+        0, torch.tensor(owner, device=logp.device), logp
+    )
+    out_items: list = []
+    n = 0
+    for it in items:
+        out_items.append(sums[n : n + len(it.choices)])
+        n += len(it.choices)
+    return out_items
+
+
+def adapter_digest(peft_model: PeftModel) -> str:
+    """A content hash of the adapter's trainable weights (16 hex digits)."""
+    h = hashlib.sha256()
+    for name, p in sorted(peft_model.named_parameters()):
+        if p.requires_grad or "lora_" in name or "prompt_encoder" in name:
+            h.update(name.encode())
+            h.update(p.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+class AdapterBackend(Backend):
+    """Scores and generates through a PEFT model (the base model plus its adapter).
+
+    Args:
+        loaded: The base model (its tokenizer, device, fingerprint).
+        peft_model: The base model wrapped with the adapter.
+    """
+
+    family = "causal"
+    auto_class = "AutoModelForCausalLM"
+    supports_chat = True
+
+    def __init__(
+        self, loaded: LoadedModel, peft_model: PeftModel, *, batch_tokens: int = 4096, max_batch_rows: int = 64
+    ) -> None:
+        super().__init__(loaded, batch_tokens=batch_tokens, max_batch_rows=max_batch_rows)
+        self.model = peft_model
+        self.tokens = Tokens(loaded.tokenizer)
+        pad = loaded.tokenizer.pad_token_id
+        self.pad_id = pad if pad is not None else (loaded.tokenizer.eos_token_id or 0)
+        self.keep_arg = "logits_to_keep" in inspect.signature(loaded.model.forward).parameters
+        self.virtual_tokens = self._virtual_tokens()
+
+    def _virtual_tokens(self) -> int:
+        config = self.model.peft_config[self.model.active_adapter]
+        return int(getattr(config, "num_virtual_tokens", 0) or 0) if config.is_prompt_learning else 0
+
+    @property
+    def settings_key(self) -> list[Any]:
+        return [*super().settings_key, "adapter", adapter_digest(self.model)]
+
+    def items(self, requests: Sequence[ScoreRequest]) -> list[Item]:
+        return [encode_request(self.tokens, r) for r in requests]
+
+    def loglikelihoods(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
+        import torch
+
+        items = self.items(requests)
+        results: list[list[float]] = [[] for _ in items]
+        v = self.virtual_tokens
+
+        def run(batch: list[int]) -> None:
+            sums = choice_logliks(
+                self.model, [items[i] for i in batch], self.pad_id, self.device, keep_arg=self.keep_arg
+            )
+            for i, s in zip(batch, sums):
+                results[i] = [float(x) for x in s.tolist()]
+            self.computed_tokens += sum(items[i].length + v for i in batch)
+
+        with torch.inference_mode():
+            rows = list(range(len(items)))
+            width = max(1, max((len(it.choices) for it in items), default=1))
+            for batch in sorted_batches(
+                rows, lambda i: (items[i].length + v) * width, self.batch_tokens, self.max_batch_rows
+            ):
+                self._with_oom_backoff(run, batch)
+        return results
+
+    def naive_loglikelihoods(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
+        """One full forward per (request, answer) through the PEFT model, every position projected."""
+        import torch
+
+        out: list[list[float]] = []
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*[Pp]osition ids are not supported.*")
+            for it in self.items(requests):
+                scores = []
+                for c in it.choices:
+                    ids = torch.tensor([it.context + c], device=self.device)
+                    logits = self.model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[0].float()
+                    logits = logits[-(len(it.context) + len(c)) :]  # drop virtual-token positions
+                    logp = torch.log_softmax(logits, dim=-1)
+                    start = len(it.context) - 1
+                    scores.append(float(sum(logp[start + k, t] for k, t in enumerate(c))))
+                out.append(scores)
+        return out
+
+    def generate(self, prompts: Sequence[str], settings: GenerationSettings) -> list[str]:
+        """Generate through the PEFT model, so virtual tokens are in front of every prompt.
+
+        Prompts of equal token length are batched together (no padding, so positions are
+        exactly those of one prompt generated alone).
+        """
+        import torch
+
+        encoded = [self.tokens.prefix(p) for p in prompts]
+        groups: dict[int, list[int]] = {}
+        for i, e in enumerate(encoded):
+            groups.setdefault(len(e), []).append(i)
+        out = [""] * len(prompts)
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*[Pp]osition ids are not supported.*")
+            for length, idxs in groups.items():
+                step = max(1, min(self.max_batch_rows, self.batch_tokens // max(1, length + settings.max_new_tokens)))
+                for s in range(0, len(idxs), step):
+                    batch = idxs[s : s + step]
+                    texts = self._with_oom_backoff(self._generate_batch, [encoded[i] for i in batch], settings)
+                    for i, t in zip(batch, texts):
+                        out[i] = t
+        return out
+
+    def _generate_batch(self, seqs: list[list[int]], settings: GenerationSettings) -> list[str]:
+        import torch
+
+        if settings.temperature > 0:
+            torch.manual_seed(settings.seed)
+        ids = torch.tensor(seqs, device=self.device)
+        gen = self.model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=settings.max_new_tokens,
+            **settings.sampling_kwargs(),
+            pad_token_id=self.pad_id,
+            stop_strings=list(settings.stop) or None,
+            tokenizer=self.tokenizer,
+        )
+        length = ids.shape[1]
+        self.computed_tokens += gen.shape[0] * (gen.shape[1] + self.virtual_tokens)
+        texts = self.tokenizer.batch_decode(gen[:, length:], skip_special_tokens=True)
+        return [cut_at_stop(t, settings.stop) for t in texts]
+
+
+def loss_of(sums: Sequence[torch.Tensor], targets: Sequence[int], lengths: Sequence[int] | None = None):  # type: ignore[no-untyped-def]
+    """The training loss: cross-entropy over the answers' summed log-likelihoods
+    (ranking tasks), or the reference's mean per-token negative log-likelihood
+    (one answer per item: generation)."""
+    import torch
+
+    if all(len(s) == 1 for s in sums):
+        per_token = [-s[0] / max(1, n) for s, n in zip(sums, lengths or [1] * len(sums))]
+        return torch.stack(per_token).mean()
+    losses = [-torch.log_softmax(s, dim=0)[t] for s, t in zip(sums, targets)]
+    return torch.stack(losses).mean()

@@ -1,0 +1,91 @@
+"""Soft candidates: a discrete template plus the adapter trained on top of it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from optprompt.errors import ConfigError
+from optprompt.prompts.candidate import PromptCandidate
+
+__all__ = ["SoftCandidate"]
+
+
+@dataclass(frozen=True)
+class SoftCandidate(PromptCandidate):
+    """A :class:`PromptCandidate` (the text around the input) with a PEFT adapter.
+
+    Attributes:
+        method: ``prompt_tuning``, ``prefix_tuning``, ``p_tuning`` or ``lora``.
+        params: The adapter's and the training run's hyperparameters, as sorted
+            ``(name, value)`` pairs (JSON values), e.g. ``num_virtual_tokens``, ``lr``,
+            ``epochs``, ``init``. Part of the hash: two runs with the same template,
+            method and hyperparameters (and study seed) train the same adapter.
+    """
+
+    method: str = "prompt_tuning"
+    params: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from optprompt.adapters.methods import METHODS
+
+        if self.method not in METHODS:
+            raise ConfigError(f"unknown adapter method {self.method!r}; known: {', '.join(METHODS)}")
+        if self.calibration != "none":
+            raise ConfigError("soft candidates are trained, not calibrated: calibration must be 'none'")
+        json.dumps(dict(self.params))  # params must be JSON values (TypeError otherwise)
+
+    @classmethod
+    def create(cls, prompt: PromptCandidate, method: str, params: dict[str, Any]) -> SoftCandidate:
+        """The soft candidate training ``method`` with ``params`` around ``prompt``'s text."""
+        return cls(
+            instruction=prompt.instruction,
+            template=prompt.template,
+            demo_ids=prompt.demo_ids,
+            verbalizer=prompt.verbalizer,
+            choice_format=prompt.choice_format,
+            separator=prompt.separator,
+            calibration="none",
+            metadata=dict(prompt.metadata),
+            method=method,
+            params=tuple(sorted(params.items())),
+        )
+
+    @property
+    def param_map(self) -> dict[str, Any]:
+        return dict(self.params)
+
+    @property
+    def virtual_tokens(self) -> int:
+        """Virtual tokens the adapter puts before the text (0 for LoRA)."""
+        return int(self.param_map.get("num_virtual_tokens", 0)) if self.method != "lora" else 0
+
+    @property
+    def prompt(self) -> PromptCandidate:
+        """The discrete part alone."""
+        return PromptCandidate(
+            instruction=self.instruction,
+            template=self.template,
+            demo_ids=self.demo_ids,
+            verbalizer=self.verbalizer,
+            choice_format=self.choice_format,
+            separator=self.separator,
+            metadata=dict(self.metadata),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d["kind"] = "soft"
+        d["params"] = dict(self.params)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SoftCandidate:
+        data = dict(data)
+        data.pop("kind", None)
+        data["demo_ids"] = tuple(data.get("demo_ids", ()))
+        data["verbalizer"] = tuple(tuple(p) for p in data.get("verbalizer", ()))
+        data["params"] = tuple(sorted(dict(data.get("params", {})).items()))
+        return cls(**data)

@@ -1,0 +1,161 @@
+"""PEFT methods: a soft candidate's description -> a PEFT config, attached and detached.
+
+Prompt tuning, prefix tuning and P-tuning learn virtual tokens in front of the text
+("prompt learning"); LoRA learns low-rank updates of the attention weights and is the
+strong reference. The base model's own weights never change: LoRA layers are removed
+again when a trial ends (:func:`attached`), so the study's discrete scorer keeps scoring
+the untouched model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from optprompt.errors import ConfigError
+
+if TYPE_CHECKING:
+    from peft import PeftConfig, PeftModel
+
+    from optprompt.adapters.candidate import SoftCandidate
+    from optprompt.models.loading import LoadedModel
+
+__all__ = [
+    "METHODS",
+    "PROMPT_LEARNING",
+    "INITS",
+    "peft_config",
+    "attached",
+    "detach",
+    "init_from_text",
+    "trainable_parameters",
+]
+
+METHODS = ("prompt_tuning", "prefix_tuning", "p_tuning", "lora")
+PROMPT_LEARNING = ("prompt_tuning", "prefix_tuning", "p_tuning")
+#: Prompt-tuning initialisations: from a text's token embeddings, random, sampled vocabulary.
+INITS = ("text", "random", "vocab")
+
+
+def _positive(params: dict[str, Any], key: str, what: str, *, integer: bool = True) -> Any:
+    value = params.get(key)
+    if value is None:
+        raise ConfigError(f"adapter hyperparameter {key!r} ({what}) is missing")
+    if integer and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"adapter hyperparameter {key!r} ({what}) must be an integer, got {value!r}")
+    if value <= 0:
+        raise ConfigError(f"adapter hyperparameter {key!r} ({what}) must be at least 1, got {value!r}")
+    return value
+
+
+def peft_config(candidate: SoftCandidate, loaded: LoadedModel) -> PeftConfig:
+    """The PEFT config that ``candidate`` describes, for ``loaded``'s model.
+
+    Raises:
+        ConfigError: an unknown method or a hyperparameter out of range, named.
+    """
+    from peft import LoraConfig, PrefixTuningConfig, PromptEncoderConfig, PromptTuningConfig, TaskType
+
+    if loaded.family != "causal":
+        raise ConfigError(
+            f"soft prompts and adapters are trained on causal LMs; model {loaded.ref!r} is {loaded.family}"
+        )
+    p = candidate.param_map
+    method = candidate.method
+    if method == "lora":
+        r = _positive(p, "lora_r", "LoRA rank")
+        targets = p.get("lora_targets")
+        return LoraConfig(
+            task_type=TaskType.CAUSAL_LM,
+            r=r,
+            lora_alpha=p.get("lora_alpha", 2 * r),
+            lora_dropout=float(p.get("lora_dropout", 0.0)),
+            target_modules=list(targets) if targets else None,
+        )
+    n = _positive(p, "num_virtual_tokens", "number of virtual tokens")
+    if method == "prefix_tuning":
+        projection = bool(p.get("prefix_projection", False))
+        return PrefixTuningConfig(
+            task_type=TaskType.CAUSAL_LM,
+            num_virtual_tokens=n,
+            prefix_projection=projection,
+            encoder_hidden_size=int(p.get("encoder_hidden_size", loaded.model.config.hidden_size)),
+        )
+    if method == "p_tuning":
+        return PromptEncoderConfig(
+            task_type=TaskType.CAUSAL_LM,
+            num_virtual_tokens=n,
+            encoder_hidden_size=_positive(p, "encoder_hidden_size", "P-tuning encoder width"),
+        )
+    if method == "prompt_tuning":
+        from peft import PromptTuningInit
+
+        init = p.get("init", "text")
+        if init not in INITS:
+            raise ConfigError(f"adapter hyperparameter 'init' must be one of {INITS}, got {init!r}")
+        # Text init is done by :func:`attached` from the model's own tokenizer, so the
+        # saved adapter config never points at a tokenizer path to reload.
+        kind = PromptTuningInit.SAMPLE_VOCAB if init == "vocab" else PromptTuningInit.RANDOM
+        return PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=n, prompt_tuning_init=kind)
+    raise ConfigError(f"unknown adapter method {method!r}; known: {', '.join(METHODS)}")
+
+
+def init_from_text(peft_model: PeftModel, loaded: LoadedModel, text: str) -> None:
+    """Set prompt-tuning virtual tokens to the embeddings of ``text``'s tokens (repeated
+    or cut to the number of virtual tokens), as Lester et al. (2021) initialise them."""
+    import torch
+
+    ids = loaded.tokenizer(text.strip(), add_special_tokens=False).input_ids if text and text.strip() else []
+    if not ids:
+        raise ConfigError("prompt tuning with init 'text' needs a non-empty init text")
+    encoder = peft_model.prompt_encoder[peft_model.active_adapter]
+    n = encoder.embedding.weight.shape[0]
+    ids = (ids * (n // len(ids) + 1))[:n]
+    with torch.no_grad():
+        words = loaded.model.get_input_embeddings()(torch.tensor(ids, device=loaded.device))
+        encoder.embedding.weight.copy_(words.to(encoder.embedding.weight.dtype))
+
+
+@contextlib.contextmanager
+def attached(loaded: LoadedModel, candidate: SoftCandidate, init_text: str | None = None) -> Iterator[PeftModel]:
+    """The base model wrapped with a fresh adapter for ``candidate``; the base is
+    restored on exit.
+
+    LoRA injects its layers into the base model's modules: they are removed again
+    (``unload``, no merge). Prompt-learning wrappers leave the base modules alone.
+    Trainable weights are created in float32 whatever the model's dtype.
+    """
+    import torch
+    from peft import get_peft_model
+
+    config = peft_config(candidate, loaded)
+    model = loaded.model
+    flags = {name: p.requires_grad for name, p in model.named_parameters()}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Pp]osition ids are not supported.*")
+        peft_model = get_peft_model(model, config, autocast_adapter_dtype=True)
+    for p in peft_model.parameters():
+        if p.requires_grad and p.dtype != torch.float32:
+            p.data = p.data.float()
+    try:
+        if candidate.method == "prompt_tuning" and candidate.param_map.get("init", "text") == "text":
+            init_from_text(peft_model, loaded, init_text or candidate.instruction)
+        yield peft_model
+    finally:
+        detach(peft_model, loaded, flags)
+
+
+def detach(peft_model: PeftModel, loaded: LoadedModel, flags: dict[str, bool] | None = None) -> None:
+    """Remove ``peft_model``'s adapter from ``loaded``'s model (in place)."""
+    if not peft_model.peft_config[peft_model.active_adapter].is_prompt_learning:
+        peft_model.unload()
+    for name, p in loaded.model.named_parameters():
+        p.requires_grad_(flags.get(name, False) if flags else False)
+    loaded.model.eval()
+
+
+def trainable_parameters(peft_model: PeftModel) -> int:
+    """Parameters the adapter trains."""
+    return sum(p.numel() for p in peft_model.parameters() if p.requires_grad)

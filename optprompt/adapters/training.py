@@ -1,0 +1,146 @@
+"""Train an adapter on the train split with the objective the scorer ranks by.
+
+AdamW on the adapter's weights only, linear warm-up then linear decay, gradient
+clipping, length-bucketed batches (examples of similar length together, batch order
+shuffled each epoch), bf16 autocast on CUDA, float32 on the CPU. After each epoch a
+callback scores dev (and may stop the run: Optuna pruning); early stopping keeps the
+best epoch's weights.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from optprompt.adapters.backend import Item, choice_logliks, loss_of
+
+if TYPE_CHECKING:
+    from peft import PeftModel
+
+__all__ = ["TrainSettings", "TrainResult", "train_adapter", "bucketed_batches"]
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Training hyperparameters (validated by the strategy's config)."""
+
+    lr: float
+    epochs: int
+    batch_size: int = 8
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    patience: int = 2
+    seed: int = 0
+
+
+@dataclass
+class TrainResult:
+    """What a training run did: per-epoch history and the best epoch's payload."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_value: float = -math.inf
+    best_payload: Any = None
+    steps: int = 0
+    train_seconds: float = 0.0
+    stopped_early: bool = False
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.steps / self.train_seconds if self.train_seconds > 0 else 0.0
+
+
+def bucketed_batches(items: Sequence[Item], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Indices grouped into batches of similar length; the batch order shuffled by ``rng``.
+
+    Items are shuffled first (so equal lengths mix differently each epoch), sorted by
+    length, cut into batches, and the batches shuffled.
+    """
+    order = list(range(len(items)))
+    rng.shuffle(order)
+    order.sort(key=lambda i: items[i].length)
+    batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def train_adapter(
+    peft_model: PeftModel,
+    items: Sequence[Item],
+    targets: Sequence[int],
+    settings: TrainSettings,
+    *,
+    pad_id: int,
+    device: Any,
+    on_epoch: Callable[[int, float], tuple[float, Any]],
+    on_step: Callable[[int, float], None] | None = None,
+    keep_arg: bool = True,
+) -> TrainResult:
+    """Train ``peft_model``'s adapter on ``items`` (answer ``targets[i]`` is right).
+
+    Args:
+        on_epoch: ``(epoch, mean train loss) -> (dev value, payload)``, called after each
+            epoch (1-based); it may raise to stop the run (pruning). The best epoch's
+            payload is returned and its weights are left in the model.
+        on_step: ``(step, loss)`` after each optimisation step (progress, tests).
+    """
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    params = [p for p in peft_model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    rng = random.Random(settings.seed)
+    per_epoch = math.ceil(len(items) / settings.batch_size)
+    total = per_epoch * settings.epochs
+    scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(settings.warmup_ratio * total), total)
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if getattr(device, "type", str(device)) == "cuda"
+        else torch.autocast("cpu", enabled=False)
+    )
+    lengths = [len(it.choices[0]) for it in items]
+    result = TrainResult()
+    best_state: dict[str, torch.Tensor] | None = None
+    since_best = 0
+    peft_model.eval()  # no dropout: training is deterministic and matches scoring
+    for epoch in range(1, settings.epochs + 1):
+        started = time.perf_counter()
+        losses = []
+        for batch in bucketed_batches(items, settings.batch_size, rng):
+            with autocast:
+                sums = choice_logliks(peft_model, [items[i] for i in batch], pad_id, device, keep_arg=keep_arg)
+                loss = loss_of(sums, [targets[i] for i in batch], [lengths[i] for i in batch])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, settings.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            result.steps += 1
+            losses.append(float(loss.detach()))
+            if on_step is not None:
+                on_step(result.steps, losses[-1])
+        result.train_seconds += time.perf_counter() - started
+        mean_loss = sum(losses) / max(1, len(losses))
+        with torch.inference_mode():
+            value, payload = on_epoch(epoch, mean_loss)
+        result.history.append({"epoch": epoch, "train_loss": mean_loss, "dev": value})
+        if value > result.best_value:
+            result.best_value, result.best_epoch, result.best_payload = value, epoch, payload
+            best_state = {n: p.detach().clone() for n, p in peft_model.named_parameters() if p.requires_grad}
+            since_best = 0
+        else:
+            since_best += 1
+            if since_best >= settings.patience and epoch < settings.epochs:
+                result.stopped_early = True
+                break
+    if best_state is not None and result.best_epoch != len(result.history):
+        with torch.no_grad():
+            for n, p in peft_model.named_parameters():
+                if n in best_state:
+                    p.copy_(best_state[n])
+    return result
