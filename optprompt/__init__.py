@@ -22,9 +22,12 @@ __all__ = [
     "PluginError",
     "PromptCandidate",
     "PromptCard",
+    "SoftCandidate",
+    "SoftPrompt",
     "StrategyConfig",
     "StudySpec",
     "export_card",
+    "load_adapter",
     "load_card",
     "load_prompt",
     "load_spec",
@@ -38,6 +41,9 @@ _LAZY = {
     "PromptCard": "optprompt.export",
     "export_card": "optprompt.export",
     "load_card": "optprompt.export",
+    "load_adapter": "optprompt.adapters",
+    "SoftPrompt": "optprompt.adapters",
+    "SoftCandidate": "optprompt.adapters",
     "load_prompt": "optprompt.registry",
     "StudySpec": "optprompt.config",
     "load_spec": "optprompt.config",
@@ -45,6 +51,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from optprompt.adapters import SoftCandidate, SoftPrompt, load_adapter
     from optprompt.config import StudySpec, load_spec
     from optprompt.export import PromptCard, export_card, load_card
     from optprompt.prompts import PromptCandidate

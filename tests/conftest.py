@@ -164,3 +164,18 @@ def study_dict(sentiment_file: Path, tmp_path: Path, tiny_model_dir: Path) -> di
 def _isolated_score_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test gets its own persistent score cache (the model cache stays shared)."""
     monkeypatch.setenv("OPTPROMPT_SCORE_CACHE", str(tmp_path / "score-cache.sqlite"))
+
+
+@pytest.fixture
+def soft_runner(tmp_path: Path, tiny_model_dir: Path, tiny_model):
+    """A set-up (not run) soft_prompt study on the tiny model: its session and strategy at hand."""
+    from optprompt_testdata import soft_study_dict
+
+    from optprompt.config import spec_from_dict
+    from optprompt.study.runner import StudyRunner
+
+    data = write_sentiment_jsonl(tmp_path / "soft-sentiment.jsonl", n=48)
+    spec = spec_from_dict(soft_study_dict(data, tiny_model_dir, tmp_path / "soft-out", trials=3))
+    runner = StudyRunner(spec, model=tiny_model, progress=False)
+    runner._setup()
+    return runner

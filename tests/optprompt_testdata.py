@@ -24,3 +24,23 @@ def write_sentiment_jsonl(path: Path, n: int = 40, seed: int = 0) -> Path:
             rng.shuffle(words)
             f.write(json.dumps({"id": f"ex{i}", "text": " ".join(words), "label": label}) + "\n")
     return path
+
+
+def soft_study_dict(data: Path, model_dir: Path, output: Path, **strategy: object) -> dict:
+    """A soft_prompt study spec (as loaded from YAML) on a local model and data file."""
+    return {
+        "name": "soft",
+        "model": str(model_dir),
+        "seed": 0,
+        "output": str(output),
+        "task": {
+            "data": str(data),
+            "type": "classification",
+            "input": "text",
+            "label": "label",
+            "id": "id",
+            "prompt": "Classify the sentiment of the review.",
+        },
+        "strategy": {"name": "soft_prompt", **strategy},
+        "scoring": {"device": "cpu", "cache": False},
+    }

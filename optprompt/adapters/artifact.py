@@ -185,6 +185,7 @@ def attach_saved(loaded: LoadedModel, directory: str | os.PathLike[str]) -> Peft
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*[Pp]osition ids are not supported.*")
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
         peft_model = PeftModel.from_pretrained(loaded.model, str(directory), is_trainable=False)
     peft_model.to(loaded.device)
     peft_model.eval()

@@ -135,6 +135,7 @@ def attached(loaded: LoadedModel, candidate: SoftCandidate, init_text: str | Non
     flags = {name: p.requires_grad for name, p in model.named_parameters()}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*[Pp]osition ids are not supported.*")
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
         peft_model = get_peft_model(model, config, autocast_adapter_dtype=True)
     for p in peft_model.parameters():
         if p.requires_grad and p.dtype != torch.float32:

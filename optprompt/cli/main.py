@@ -76,6 +76,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
     path = export_card(args.output_dir, args.to, pick=args.pick, front=args.front)
     if args.front:
         print(f"wrote the Pareto front's cards and their index {path}")
+    elif (path.parent / "adapter_config.json").is_file():
+        print(
+            f"wrote the winning adapter to {path.parent}: PEFT files, optprompt_adapter.json (manifest) "
+            f"and the prompt card around the input; load it with optprompt.load_adapter({str(path.parent)!r})"
+        )
     else:
         print(f"wrote {path} and {path.parent / 'prompt.txt'}")
     return EXIT_OK

@@ -15,6 +15,21 @@ def _score(entry: dict[str, Any], split: str) -> str:
     return f"{s['value']:.3f}"
 
 
+def _adapter_text(cand: dict[str, Any]) -> str:
+    """A soft candidate's method and searched hyperparameters, in a few words."""
+    p = cand.get("params", {})
+    parts = [cand.get("method", "?")]
+    if "num_virtual_tokens" in p:
+        parts.append(f"{p['num_virtual_tokens']} tokens")
+    if "init" in p:
+        parts.append(f"init {p['init']}")
+    if "lora_r" in p:
+        parts.append(f"r {p['lora_r']}")
+    parts.append(f"lr {p.get('lr', 0):.2g}")
+    parts.append(f"{p.get('epochs', '?')} epochs")
+    return ", ".join(parts)
+
+
 def print_result(result: dict[str, Any], *, output: str | None = None) -> None:
     """Baseline and winner, their prompts and dev/test scores, and the paired comparison."""
     metric = result["task"]["metric"]
@@ -33,6 +48,8 @@ def print_result(result: dict[str, Any], *, output: str | None = None) -> None:
         print(e["prompt"])
         if e["candidate"].get("verbalizer"):
             print("--- answers: " + ", ".join(f"{lbl} -> {w!r}" for lbl, w in e["candidate"]["verbalizer"]))
+        if e["candidate"].get("kind") == "soft":
+            print(f"--- adapter: {_adapter_text(e['candidate'])}" + (f" ({e['artifact']})" if e.get("artifact") else ""))
         calibration = (e.get("calibration") or {}).get("method", "none")
         if calibration != "none":
             print(f"--- calibration: {calibration} (label offsets {e['calibration']['offsets']})")
@@ -60,7 +77,8 @@ def print_result(result: dict[str, Any], *, output: str | None = None) -> None:
     if output:
         print(
             f"\nresults in {output}/result.json; `optprompt show {output}` for the leaderboard, "
-            f"`optprompt export {output} --to DIR` for the prompt card"
+            f"`optprompt export {output} --to DIR` for the "
+            + ("adapter and its manifest" if best["candidate"].get("kind") == "soft" else "prompt card")
         )
 
 
@@ -75,8 +93,11 @@ def leaderboard(output_dir: str | Path, top: int = 10):  # type: ignore[no-untyp
     meta = read_json(Path(output_dir) / SPEC_FILE, what=f"study directory file {SPEC_FILE}")
     study = open_study(meta["storage"], meta["study_name"], create=False)
     rows = []
-    for t in study.get_trials(deepcopy=False):
+    trials = study.get_trials(deepcopy=False)
+    adapters = any((t.user_attrs.get(attrs.CANDIDATE) or {}).get("kind") == "soft" for t in trials)
+    for t in trials:
         cand = t.user_attrs.get(attrs.CANDIDATE) or {}
+        soft = {"adapter": _adapter_text(cand) if cand.get("kind") == "soft" else ""} if adapters else {}
         rows.append(
             {
                 "trial": t.number,
@@ -87,6 +108,7 @@ def leaderboard(output_dir: str | Path, top: int = 10):  # type: ignore[no-untyp
                 "template": (cand.get("template") or "").replace("\n", "⏎"),
                 "answers": "/".join(w for _, w in cand.get("verbalizer", [])) or cand.get("choice_format", ""),
                 "calibration": cand.get("calibration", "none"),
+                **soft,
                 "instruction": (cand.get("instruction") or "")[:60],
                 "note": t.user_attrs.get(attrs.FAIL_REASON, "")
                 or (f"same as trial {t.user_attrs[attrs.CACHED_FROM]}" if attrs.CACHED_FROM in t.user_attrs else ""),

@@ -23,6 +23,7 @@ __all__ = [
     "export_card",
     "card_from_result",
     "card_from_description",
+    "export_adapter",
     "CARD_FILE",
     "PROMPT_FILE",
 ]
@@ -261,6 +262,9 @@ def export_card(
                 }
             )
         return atomic_write_json(Path(to) / "pareto.json", index)
+    best_artifact = result["best"].get("artifact")
+    if not pick and best_artifact and (Path(output_dir) / best_artifact).is_dir():
+        return export_adapter(result, Path(output_dir) / best_artifact, to)
     member = None
     if pick:
         member = select(pareto, parse_rule(pick, result["objectives"], key="--pick"))
@@ -270,3 +274,29 @@ def export_card(
                 + "; ".join(f"trial {m['trial']} {m['objectives']}" for m in pareto)
             )
     return card_from_result(result, member).save(to)
+
+
+def export_adapter(result: dict[str, Any], adapter_dir: Path, to: str | os.PathLike[str]) -> Path:
+    """Copy the winner's adapter (PEFT files + manifest, with the study's final scores)
+    into ``to`` and write its prompt card beside it; returns the card's path."""
+    import shutil
+
+    from optprompt.adapters.artifact import read_manifest, update_manifest
+
+    read_manifest(adapter_dir)  # a clear error when the directory is not an adapter
+    to = Path(to)
+    to.mkdir(parents=True, exist_ok=True)
+    for f in adapter_dir.iterdir():
+        if f.is_file():
+            shutil.copy2(f, to / f.name)
+    card = card_from_result(result)
+    best = result["best"]
+    update_manifest(
+        to,
+        card=card.to_dict(),
+        scores={"dev": best["dev"], "test": best.get("test")},
+        baseline_scores={"dev": result["baseline"]["dev"], "test": result["baseline"]["test"]},
+        comparison=result.get("comparison", {}),
+        warnings=list(result.get("warnings", [])),
+    )
+    return card.save(to)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -85,6 +85,7 @@ class TrialSession:
         output: The study's output directory.
         chat: Whether prompts are rendered through the model's chat template.
         study_name / seed: The study's name and seed.
+        note: Shows a line of progress under the study's progress bar.
     """
 
     model: LoadedModel
@@ -97,6 +98,7 @@ class TrialSession:
     chat: bool
     study_name: str
     seed: int
+    note: Callable[[str], None] = lambda text: None
 
     def score(self, candidate: PromptCandidate, trial: optuna.Trial, *, prunable: bool = True) -> Evaluation:
         """Score ``candidate`` on dev the standard way (multi-fidelity pruning included)."""

@@ -19,6 +19,7 @@ class StudyProgress:
         self._task = None
         self._examples = 0
         self._started = 0.0
+        self._note_task = None
 
     def _desc(self) -> str:
         import time
@@ -65,6 +66,14 @@ class StudyProgress:
             self.best = value
         if self._progress is not None:
             self._progress.update(self._task, advance=1, description=self._desc())
+
+    def note(self, text: str) -> None:
+        """Show what the current trial is doing (e.g. a training run's epoch and loss)."""
+        if self._progress is None:
+            return
+        if self._note_task is None:
+            self._note_task = self._progress.add_task(text, total=None)
+        self._progress.update(self._note_task, description=text)
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         if self._progress is not None:

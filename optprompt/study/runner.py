@@ -266,6 +266,7 @@ class StudyRunner:
         # sampler that only repeats itself (a small, exhausted space) stops the study.
         max_total = budget.trials * 3
         with StudyProgress(total=budget.trials, done=done, enabled=self.progress, best=self._best_value(study)) as bar:
+            self.session.note = bar.note
             while True:
                 trial, state = self._reserve(study, budget.trials, max_total)
                 if state == "done":

@@ -234,6 +234,15 @@ class SoftPrompt(BaseStrategy):
                         )
                 return ev.value, ev
 
+            per_epoch = -(-len(items) // settings.batch_size)
+
+            def on_step(step: int, loss: float) -> None:
+                epoch = (step - 1) // per_epoch + 1
+                session.note(
+                    f"trial {trial.number}: {candidate.method} epoch {epoch}/{settings.epochs}, "
+                    f"step {step - (epoch - 1) * per_epoch}/{per_epoch}, loss {loss:.3f}"
+                )
+
             result = train_adapter(
                 peft_model,
                 items,
@@ -242,6 +251,7 @@ class SoftPrompt(BaseStrategy):
                 pad_id=backend.pad_id,
                 device=loaded.device,
                 on_epoch=on_epoch,
+                on_step=on_step,
                 keep_arg=backend.keep_arg,
             )
             evaluation: Evaluation = result.best_payload

@@ -2,7 +2,7 @@
 
 Each built-in strategy gets the same ``StrategyConformanceTests`` subclass a plugin author
 writes. A built-in that is not registered yet (no ``optprompt`` entry point) is skipped
-with a reason; a soft-prompt strategy joins here when it lands.
+with a reason.
 """
 
 from __future__ import annotations
@@ -36,6 +36,11 @@ class TestEvolution(StrategyConformanceTests):
     def setup_class(cls) -> None:
         _skip_unless_registered(cls.strategy_name)
         super().setup_class()
+
+
+class TestSoftPrompt(StrategyConformanceTests):
+    strategy_name = "soft_prompt"
+    strategy_options = {"trials": 4, "methods": ["prompt_tuning", "lora"], "epochs": [1, 1], "virtual_tokens": [4]}
 
 
 def test_evolution_case_options_fit_its_config() -> None:
