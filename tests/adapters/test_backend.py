@@ -42,12 +42,13 @@ def _requests() -> list[ScoreRequest]:
 @pytest.mark.parametrize("method", list(PARAMS))
 def test_batched_scores_equal_naive(soft_runner, method: str) -> None:
     cand = SoftCandidate.create(soft_runner.baseline, method, {**PARAMS[method], "lr": 0.01, "epochs": 1})
+    plain = soft_runner.evaluator.backend.loglikelihoods(_requests())  # the model without adapter
     with attached(soft_runner.model, cand) as peft_model:
         _scramble(peft_model)
         backend = AdapterBackend(soft_runner.model, peft_model, batch_tokens=40)  # forces several batches
         fast = backend.loglikelihoods(_requests())
         naive = backend.naive_loglikelihoods(_requests())
-        plain = soft_runner.evaluator.backend.loglikelihoods(_requests())
+    assert soft_runner.evaluator.backend.loglikelihoods(_requests()) == plain  # and after, the same again
     for f, n, p in zip(fast, naive, plain):
         assert f == pytest.approx(n, abs=1e-4)
         assert len(f) == len(p)

@@ -13,7 +13,7 @@ from optprompt.adapters.candidate import SoftCandidate
 from optprompt.adapters.methods import attached, trainable_parameters
 from optprompt.adapters.training import TrainSettings, bucketed_batches, train_adapter
 
-LR = {"prompt_tuning": 0.1, "prefix_tuning": 0.02, "p_tuning": 0.01, "lora": 0.02}
+LR = {"prompt_tuning": 0.1, "prefix_tuning": 0.1, "p_tuning": 0.01, "lora": 0.02}
 PARAMS = {
     "prompt_tuning": {"num_virtual_tokens": 4, "init": "text"},
     "prefix_tuning": {"num_virtual_tokens": 4},

@@ -19,6 +19,7 @@ from optprompt.export.card import export_card
 from optprompt.plugins import load_plugins
 from optprompt.study import StudyRunner, attrs
 from optprompt.study.fidelity import Pruned
+from optprompt.testing.fixtures import write_labelled_jsonl
 
 FAST = {"methods": ["prompt_tuning", "lora"], "epochs": [1, 2], "virtual_tokens": [4], "batch_size": 8}
 
@@ -100,21 +101,44 @@ def test_base_model_is_untouched_by_a_study(tmp_path, tiny_model_dir, tiny_model
     assert all(torch.equal(after[n], p) for n, p in before.items())
 
 
-def test_pruning_stops_a_hopeless_run(soft_runner) -> None:  # type: ignore[no-untyped-def]
-    runner = soft_runner
+def _memorisable_runner(tmp_path: Path, tiny_model_dir: Path, tiny_model) -> StudyRunner:  # type: ignore[no-untyped-def]
+    """A set-up study whose dev split holds the train texts: a run that learns shows it
+    after one epoch, even on a random tiny model."""
+    rows = [json.loads(line) for line in write_labelled_jsonl(tmp_path / "cues.jsonl", n=24).read_text().splitlines()]
+    files = {}
+    for split in ("train", "dev", "test"):
+        files[split] = str(tmp_path / f"{split}.jsonl")
+        Path(files[split]).write_text("".join(json.dumps({**r, "id": f"{split}-{r['id']}"}) + "\n" for r in rows))
+    raw = soft_study_dict(tmp_path / "cues.jsonl", tiny_model_dir, tmp_path / "memo", trials=3)
+    raw["task"]["data"] = files
+    runner = StudyRunner(spec_from_dict(raw), model=tiny_model, progress=False)
+    runner._setup()
+    return runner
+
+
+def test_pruning_stops_a_hopeless_run(tmp_path, tiny_model_dir, tiny_model) -> None:  # type: ignore[no-untyped-def]
+    runner = _memorisable_runner(tmp_path, tiny_model_dir, tiny_model)
     strategy: SoftPrompt = runner.strategy
     study = optuna.create_study(direction="maximize", pruner=strategy.create_pruner(runner.spec.pruning, 10))
-    good = SoftCandidate.create(runner.baseline, "lora", {"lora_r": 8, "lr": 0.03, "epochs": 3, "batch_size": 4})
+    study.enqueue_trial({})  # stands for the baseline: complete, nothing reported per epoch
+    study.tell(study.ask(), 0.3)
+    good = SoftCandidate.create(runner.baseline, "lora", {"lora_r": 8, "lr": 0.02, "epochs": 3, "batch_size": 4})
     hopeless = SoftCandidate.create(runner.baseline, "lora", {"lora_r": 8, "lr": 1e-9, "epochs": 3, "batch_size": 4})
-    for cand in (good, good):  # two finished runs: the median pruner's start-up (prune_after: 2)
+    for _ in range(2):  # two finished runs: the median pruner's start-up (prune_after: 2)
         trial = study.ask()
-        ev = strategy.score(trial, cand, runner.session)
+        ev = strategy.score(trial, good, runner.session)
         study.tell(trial, ev.value)
-    good_first_epoch = study.trials[0].intermediate_values[1]
+    good_first_epoch = study.trials[1].intermediate_values[1]
     trial = study.ask()
     with pytest.raises(Pruned, match="pruned after epoch 1 of 3"):
         strategy.score(trial, hopeless, runner.session)
-    assert study.trials[-1].intermediate_values[1] < good_first_epoch
+    assert trial.number == 3 and study.trials[3].intermediate_values[1] < good_first_epoch
+    # Without pruning the same hopeless run goes on to its last epoch.
+    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    unpruned = optuna.create_study(direction="maximize", pruner=optuna.pruners.NopPruner())
+    t = unpruned.ask()
+    strategy.score(t, hopeless, runner.session)
+    assert sorted(unpruned.trials[0].intermediate_values) == [1, 2, 3]
 
 
 def test_a_pruned_trial_is_recorded_with_its_reason(tmp_path, tiny_model_dir, tiny_model, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -206,7 +230,8 @@ def test_resume_reruns_the_interrupted_training_and_ends_like_an_uninterrupted_r
     done = [t for t in after if t.state == optuna.trial.TrialState.COMPLETE]
     ref = [t for t in _trials(_spec(tmp_path, tiny_model_dir, "reference", **options)) if t.state == optuna.trial.TrialState.COMPLETE]
     assert [(t.user_attrs[attrs.HASH], t.value) for t in done] == [(t.user_attrs[attrs.HASH], t.value) for t in ref]
-    assert result["best"]["dev"] == reference["best"]["dev"] and result["best"]["test"] == reference["best"]["test"]
+    for split in ("dev", "test"):
+        assert result["best"][split]["metrics"] == reference["best"][split]["metrics"]
     assert not list((Path(spec.output) / "artifacts" / "adapters").glob(".*"))  # no half-written adapter left
 
 
