@@ -21,7 +21,11 @@ from optprompt.adapters.backend import Item, choice_logliks, loss_of
 if TYPE_CHECKING:
     from peft import PeftModel
 
-__all__ = ["TrainSettings", "TrainResult", "train_adapter", "bucketed_batches"]
+    from optprompt.prompts.candidate import PromptCandidate
+    from optprompt.prompts.render import PromptRenderer
+    from optprompt.tasks.task import Example
+
+__all__ = ["TrainSettings", "TrainResult", "train_adapter", "bucketed_batches", "training_items"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,28 @@ class TrainResult:
     @property
     def steps_per_second(self) -> float:
         return self.steps / self.train_seconds if self.train_seconds > 0 else 0.0
+
+
+def training_items(
+    candidate: PromptCandidate, examples: Sequence[Example], renderer: PromptRenderer, tokenizer: Any, *, chat: bool
+) -> tuple[list[Item], list[int]]:
+    """Examples as the trainer sees them: tokenised exactly as the scorer tokenises them,
+    with the index of the right answer. Generation examples get one answer, their
+    reference (after the assistant header with a chat template, after a space without)."""
+    from optprompt.adapters.backend import encode_request
+    from optprompt.scoring.backends.causal import Tokens
+
+    tokens = Tokens(tokenizer)
+    items, targets = [], []
+    for ex in examples:
+        request = renderer.request(candidate, ex)
+        if renderer.task.type == "generation":
+            items.append(encode_request(tokens, request, [ex.target if chat else " " + ex.target]))
+            targets.append(0)
+        else:
+            items.append(encode_request(tokens, request))
+            targets.append(ex.target_index)
+    return items, targets
 
 
 def bucketed_batches(items: Sequence[Item], batch_size: int, rng: random.Random) -> list[list[int]]:

@@ -166,23 +166,6 @@ class SoftPrompt(BaseStrategy):
         digest = hashlib.sha256(f"{study_seed}:{candidate.hash}".encode()).hexdigest()
         return int(digest[:8], 16)
 
-    def _items(self, candidate: SoftCandidate, examples: list[Example], session: TrialSession):  # type: ignore[no-untyped-def]
-        from optprompt.adapters.backend import encode_request
-        from optprompt.scoring.backends.causal import Tokens
-
-        tokens = Tokens(session.model.tokenizer)
-        items, targets = [], []
-        for ex in examples:
-            request = session.renderer.request(candidate, ex)
-            if self.context.task.type == "generation":
-                answer = ex.target if session.chat else " " + ex.target
-                items.append(encode_request(tokens, request, [answer]))
-                targets.append(0)
-            else:
-                items.append(encode_request(tokens, request))
-                targets.append(ex.target_index)
-        return items, targets
-
     def adapter_dir(self, candidate: PromptCandidate, session: TrialSession) -> Path:
         return session.artifacts / ADAPTERS_DIR / candidate.hash
 
@@ -192,7 +175,7 @@ class SoftPrompt(BaseStrategy):
         from optprompt.adapters.artifact import manifest_for, save_adapter
         from optprompt.adapters.backend import AdapterBackend
         from optprompt.adapters.methods import attached, trainable_parameters
-        from optprompt.adapters.training import TrainSettings, train_adapter
+        from optprompt.adapters.training import TrainSettings, train_adapter, training_items
         from optprompt.study.fidelity import Pruned
         from optprompt.study.results import describe
 
@@ -202,7 +185,9 @@ class SoftPrompt(BaseStrategy):
         seed = self._seed(session.seed, candidate)
         torch.manual_seed(seed)
         examples = self._train_examples(candidate, seed)
-        items, targets = self._items(candidate, examples, session)
+        items, targets = training_items(
+            candidate, examples, session.renderer, session.model.tokenizer, chat=session.chat
+        )
         loaded = session.model
         init_text = p.get("init_text") or session.renderer.instruction(candidate) or self.context.task.instruction
         settings = TrainSettings(

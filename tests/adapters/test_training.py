@@ -11,7 +11,7 @@ import torch
 from optprompt.adapters.backend import Item
 from optprompt.adapters.candidate import SoftCandidate
 from optprompt.adapters.methods import attached, trainable_parameters
-from optprompt.adapters.training import TrainSettings, bucketed_batches, train_adapter
+from optprompt.adapters.training import TrainSettings, bucketed_batches, train_adapter, training_items
 
 LR = {"prompt_tuning": 0.1, "prefix_tuning": 0.1, "p_tuning": 0.01, "lora": 0.02}
 PARAMS = {
@@ -36,7 +36,7 @@ def _base_logits(runner) -> torch.Tensor:
 def test_loss_falls_and_only_the_adapter_learns(soft_runner, method: str) -> None:
     runner = soft_runner
     cand = _candidate(runner, method)
-    items, targets = runner.strategy._items(cand, runner.task.train, runner.session)
+    items, targets = training_items(cand, runner.task.train, runner.renderer, runner.model.tokenizer, chat=runner.chat)
     before_base = {n: p.detach().clone() for n, p in runner.model.model.named_parameters()}
     logits_before = _base_logits(runner)
     epoch_losses: list[float] = []
@@ -72,7 +72,7 @@ def test_loss_falls_and_only_the_adapter_learns(soft_runner, method: str) -> Non
 def test_early_stopping_keeps_the_best_epoch(soft_runner) -> None:
     runner = soft_runner
     cand = _candidate(runner, "prompt_tuning")
-    items, targets = runner.strategy._items(cand, runner.task.train, runner.session)
+    items, targets = training_items(cand, runner.task.train, runner.renderer, runner.model.tokenizer, chat=runner.chat)
     values = iter([0.5, 0.9, 0.4, 0.3, 0.2])
     snapshots = {}
     with attached(runner.model, cand, "Classify") as peft_model:

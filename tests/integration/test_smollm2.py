@@ -81,3 +81,47 @@ def test_tiny_study_on_smollm2(smollm2, demo_task, tmp_path: Path) -> None:
     assert result["n_scored"] == 3
     assert result["best"]["dev"]["value"] >= result["baseline"]["dev"]["value"]
     assert result["model"]["fingerprint"] == smollm2.fingerprint
+
+
+def test_soft_prompt_trains_and_reloads_exactly_on_smollm2(smollm2, demo_task, tmp_path) -> None:
+    """A short prompt-tuning run on SmolLM2 lowers the train loss; its saved adapter, loaded
+    back, scores exactly as the adapter did in memory."""
+    from optprompt.adapters import SoftCandidate, load_adapter
+    from optprompt.adapters.artifact import manifest_for, save_adapter
+    from optprompt.adapters.backend import AdapterBackend, choice_logliks, loss_of
+    from optprompt.adapters.methods import attached
+    from optprompt.adapters.training import TrainSettings, train_adapter, training_items
+    from optprompt.export.card import card_from_description
+    from optprompt.study.results import describe
+    from optprompt.study.runner import StudyRunner
+
+    spec, task = demo_task
+    spec = spec.model_copy(update={"output": str(tmp_path / "out")})
+    runner = StudyRunner(spec, model=smollm2, progress=False)
+    runner._setup()
+    cand = SoftCandidate.create(
+        runner.baseline, "prompt_tuning", {"num_virtual_tokens": 8, "init": "text", "lr": 0.01, "epochs": 1}
+    )
+    items, targets = training_items(cand, task.train[:32], runner.renderer, runner.model.tokenizer, chat=runner.chat)
+    texts = [e.input for e in task.dev[:6]]
+    requests = runner.renderer.requests(cand, task.dev[:6])
+    def train_loss(peft_model) -> float:  # type: ignore[no-untyped-def]
+        import torch
+
+        with torch.inference_mode():
+            return float(loss_of(choice_logliks(peft_model, items, 0, smollm2.device), targets))
+
+    with attached(smollm2, cand, "Classify the sentiment of the review.") as peft_model:
+        before = train_loss(peft_model)
+        train_adapter(
+            peft_model, items, targets, TrainSettings(lr=0.01, epochs=1, batch_size=4),
+            pad_id=0, device=smollm2.device, on_epoch=lambda e, loss: (0.0, None),
+        )
+        after = train_loss(peft_model)
+        in_memory = AdapterBackend(smollm2, peft_model).loglikelihoods(requests)
+        card = card_from_description(describe(runner.renderer, runner.chat, cand), task.summary())
+        save_adapter(peft_model, tmp_path / "adapter", manifest_for(cand, card, smollm2, task=task.summary(), training={}, dev={}))
+    assert after < before
+    with load_adapter(tmp_path / "adapter", smollm2) as soft:
+        reloaded = soft.loglikelihoods(texts)
+    assert [v for r in reloaded for v in r] == pytest.approx([v for r in in_memory for v in r], abs=1e-5)

@@ -15,7 +15,7 @@ from optprompt_testdata import soft_study_dict, write_sentiment_jsonl
 from optprompt.adapters import MANIFEST_FILE, SoftCandidate, load_adapter
 from optprompt.config import spec_from_dict
 from optprompt.errors import ConfigError
-from optprompt.export.card import export_card
+from optprompt.cli.main import main as cli_main
 from optprompt.plugins import load_plugins
 from optprompt.study import StudyRunner, attrs
 from optprompt.study.fidelity import Pruned
@@ -68,7 +68,7 @@ def test_study_trains_saves_and_exports_the_winning_adapter(tmp_path, tiny_model
     winner = json.loads((Path(spec.output) / best["artifact"] / MANIFEST_FILE).read_text())
     assert winner["scores"]["test"]["value"] == best["test"]["value"]
     out = tmp_path / "export"
-    export_card(spec.output, out)
+    assert cli_main(["export", spec.output, "--to", str(out)]) == 0
     assert {"adapter_config.json", "adapter_model.safetensors", MANIFEST_FILE, "prompt_card.json", "prompt.txt"} <= {
         f.name for f in out.iterdir()
     }
