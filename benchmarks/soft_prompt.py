@@ -114,8 +114,13 @@ def main(argv: list[str] | None = None) -> int:
         },
         "model": spec.model,
         "task": task.summary(),
-        "study": {"file": args.study, "trials": result["n_trials"], "wall_seconds": round(wall, 1),
-                  "result_wall_seconds": result["wall_seconds"], "trial_states": result["trial_states"]},
+        "study": {
+            "file": args.study,
+            "trials": result["n_trials"],
+            "wall_seconds": round(wall, 1),
+            "result_wall_seconds": result["wall_seconds"],
+            "trial_states": result["trial_states"],
+        },
         "rows": rows,
     }
     RESULTS.parent.mkdir(exist_ok=True)

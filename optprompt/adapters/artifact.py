@@ -217,7 +217,9 @@ def load_adapter(
 
     manifest = read_manifest(directory)
     if not isinstance(model, LoadedModel):
-        model = load_model(model or manifest["model"]["ref"], load_plugins(), device=device, dtype=dtype, progress=False)
+        model = load_model(
+            model or manifest["model"]["ref"], load_plugins(), device=device, dtype=dtype, progress=False
+        )
     want = manifest["model"].get("fingerprint")
     if check_fingerprint and want and model.fingerprint != want:
         raise OptpromptError(

@@ -49,7 +49,9 @@ def print_result(result: dict[str, Any], *, output: str | None = None) -> None:
         if e["candidate"].get("verbalizer"):
             print("--- answers: " + ", ".join(f"{lbl} -> {w!r}" for lbl, w in e["candidate"]["verbalizer"]))
         if e["candidate"].get("kind") == "soft":
-            print(f"--- adapter: {_adapter_text(e['candidate'])}" + (f" ({e['artifact']})" if e.get("artifact") else ""))
+            print(
+                f"--- adapter: {_adapter_text(e['candidate'])}" + (f" ({e['artifact']})" if e.get("artifact") else "")
+            )
         calibration = (e.get("calibration") or {}).get("method", "none")
         if calibration != "none":
             print(f"--- calibration: {calibration} (label offsets {e['calibration']['offsets']})")

@@ -81,7 +81,7 @@ def finish_study(runner: StudyRunner, study: optuna.Study, started: float, budge
                 "metrics": t.user_attrs.get(attrs.METRICS, {}),
                 "n": len(task.dev),
             },
-                "calibration": {"method": cand.calibration, "offsets": t.user_attrs.get(attrs.OFFSETS)},
+            "calibration": {"method": cand.calibration, "offsets": t.user_attrs.get(attrs.OFFSETS)},
         }
 
     if len(objectives) > 1:

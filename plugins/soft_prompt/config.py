@@ -35,7 +35,8 @@ class SoftPromptConfig(StrategyConfig):
     init: list[Literal["text", "random", "vocab"]] = Field(
         default_factory=lambda: ["text", "vocab"],
         min_length=1,
-        description="Prompt-tuning initialisations: the template's instruction (or init_text), random, sampled vocabulary.",
+        description="Prompt-tuning initialisations: the template's instruction (or init_text), "
+        "random, sampled vocabulary.",
     )
     init_text: str | None = Field(None, description="Text whose token embeddings initialise prompt tuning.")
     lr: dict[Method, tuple[float, float]] = Field(

@@ -68,8 +68,7 @@ class SoftPrompt(BaseStrategy):
             path = path / "result.json"
         if not path.is_file():
             raise ConfigError(
-                f"strategy.template: {ref!r} is neither 'baseline' nor a finished study "
-                f"(no result.json at {path})"
+                f"strategy.template: {ref!r} is neither 'baseline' nor a finished study (no result.json at {path})"
             )
         data = read_json(path, what="finished study result")
         try:
@@ -83,8 +82,7 @@ class SoftPrompt(BaseStrategy):
                 self.context.task.example(i)
             except KeyError:
                 raise ConfigError(
-                    f"strategy.template: {path}'s prompt shows demonstration {i!r}, "
-                    f"which is not in this task's data"
+                    f"strategy.template: {path}'s prompt shows demonstration {i!r}, which is not in this task's data"
                 ) from None
         return PromptCandidate(
             instruction=cand.instruction,
@@ -123,9 +121,7 @@ class SoftPrompt(BaseStrategy):
         e_low, e_high = c.epochs
         params["epochs"] = e_low if e_low == e_high else trial.suggest_int("epochs", e_low, e_high)
         if method in PROMPT_LEARNING:
-            params["num_virtual_tokens"] = trial.suggest_categorical(
-                f"{method}.virtual_tokens", list(c.virtual_tokens)
-            )
+            params["num_virtual_tokens"] = trial.suggest_categorical(f"{method}.virtual_tokens", list(c.virtual_tokens))
         if method == "prompt_tuning":
             params["init"] = trial.suggest_categorical("prompt_tuning.init", list(c.init))
             if params["init"] == "text" and c.init_text:

@@ -97,6 +97,8 @@ def test_generation_uses_the_virtual_tokens(soft_runner) -> None:
         expected = []
         for p in prompts:
             ids = backend.tokens.prefix(p)
-            expected.append(loaded.tokenizer.decode(_greedy_with_virtual_tokens(loaded, virtual, ids, 6), skip_special_tokens=True))
+            expected.append(
+                loaded.tokenizer.decode(_greedy_with_virtual_tokens(loaded, virtual, ids, 6), skip_special_tokens=True)
+            )
     assert adapted == expected
     assert adapted != plain  # random virtual tokens (std 1) change what the model says

@@ -58,7 +58,9 @@ def test_loss_falls_and_only_the_adapter_learns(soft_runner, method: str) -> Non
             device=runner.model.device,
             on_epoch=on_epoch,
         )
-        changed = [n for n, p in peft_model.named_parameters() if p.requires_grad and not torch.equal(p, adapter_before[n])]
+        changed = [
+            n for n, p in peft_model.named_parameters() if p.requires_grad and not torch.equal(p, adapter_before[n])
+        ]
         assert changed, "no adapter weight changed"
     assert result.steps == 4 * -(-len(items) // 4)
     assert epoch_losses[-1] < 0.8 * epoch_losses[0], epoch_losses
@@ -83,8 +85,13 @@ def test_early_stopping_keeps_the_best_epoch(soft_runner) -> None:
             return next(values), f"epoch {epoch}"
 
         result = train_adapter(
-            peft_model, items, targets, TrainSettings(lr=0.1, epochs=5, batch_size=8, patience=2),
-            pad_id=0, device="cpu", on_epoch=on_epoch,
+            peft_model,
+            items,
+            targets,
+            TrainSettings(lr=0.1, epochs=5, batch_size=8, patience=2),
+            pad_id=0,
+            device="cpu",
+            on_epoch=on_epoch,
         )
         assert result.stopped_early and len(result.history) == 4
         assert (result.best_epoch, result.best_value, result.best_payload) == (2, 0.9, "epoch 2")

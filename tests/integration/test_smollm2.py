@@ -105,6 +105,7 @@ def test_soft_prompt_trains_and_reloads_exactly_on_smollm2(smollm2, demo_task, t
     items, targets = training_items(cand, task.train[:32], runner.renderer, runner.model.tokenizer, chat=runner.chat)
     texts = [e.input for e in task.dev[:6]]
     requests = runner.renderer.requests(cand, task.dev[:6])
+
     def train_loss(peft_model) -> float:  # type: ignore[no-untyped-def]
         import torch
 
@@ -114,13 +115,22 @@ def test_soft_prompt_trains_and_reloads_exactly_on_smollm2(smollm2, demo_task, t
     with attached(smollm2, cand, "Classify the sentiment of the review.") as peft_model:
         before = train_loss(peft_model)
         train_adapter(
-            peft_model, items, targets, TrainSettings(lr=0.01, epochs=1, batch_size=4),
-            pad_id=0, device=smollm2.device, on_epoch=lambda e, loss: (0.0, None),
+            peft_model,
+            items,
+            targets,
+            TrainSettings(lr=0.01, epochs=1, batch_size=4),
+            pad_id=0,
+            device=smollm2.device,
+            on_epoch=lambda e, loss: (0.0, None),
         )
         after = train_loss(peft_model)
         in_memory = AdapterBackend(smollm2, peft_model).loglikelihoods(requests)
         card = card_from_description(describe(runner.renderer, runner.chat, cand), task.summary())
-        save_adapter(peft_model, tmp_path / "adapter", manifest_for(cand, card, smollm2, task=task.summary(), training={}, dev={}))
+        save_adapter(
+            peft_model,
+            tmp_path / "adapter",
+            manifest_for(cand, card, smollm2, task=task.summary(), training={}, dev={}),
+        )
     assert after < before
     with load_adapter(tmp_path / "adapter", smollm2) as soft:
         reloaded = soft.loglikelihoods(texts)

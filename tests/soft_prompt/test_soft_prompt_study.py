@@ -13,9 +13,9 @@ from optprompt_plugins.soft_prompt.strategy import HISTORY_ATTR, TRAINING_ATTR
 from optprompt_testdata import soft_study_dict, write_sentiment_jsonl
 
 from optprompt.adapters import MANIFEST_FILE, SoftCandidate, load_adapter
+from optprompt.cli.main import main as cli_main
 from optprompt.config import spec_from_dict
 from optprompt.errors import ConfigError
-from optprompt.cli.main import main as cli_main
 from optprompt.plugins import load_plugins
 from optprompt.study import StudyRunner, attrs
 from optprompt.study.fidelity import Pruned
@@ -73,7 +73,9 @@ def test_study_trains_saves_and_exports_the_winning_adapter(tmp_path, tiny_model
         f.name for f in out.iterdir()
     }
     exported = json.loads((out / MANIFEST_FILE).read_text())
-    assert exported["scores"]["test"] == best["test"] and exported["baseline_scores"]["dev"] == result["baseline"]["dev"]
+    assert (
+        exported["scores"]["test"] == best["test"] and exported["baseline_scores"]["dev"] == result["baseline"]["dev"]
+    )
 
     # Reloading the exported adapter onto the base model scores dev and test exactly as the study did.
     task = runner.task
@@ -163,7 +165,10 @@ def test_a_pruned_trial_is_recorded_with_its_reason(tmp_path, tiny_model_dir, ti
         ({"lora_r": [0]}, "strategy.lora_r: .*LoRA rank must be at least 1"),
         ({"methods": ["soft_lora"]}, "strategy.methods.0"),
         ({"batch_size": 0}, "strategy.batch_size"),
-        ({"template": "no/such/study"}, "strategy.template: 'no/such/study' is neither 'baseline' nor a finished study"),
+        (
+            {"template": "no/such/study"},
+            "strategy.template: 'no/such/study' is neither 'baseline' nor a finished study",
+        ),
     ],
 )
 def test_bad_hyperparameters_are_clear_errors(tmp_path, tiny_model_dir, tiny_model, options, message) -> None:  # type: ignore[no-untyped-def]
@@ -175,7 +180,9 @@ def test_bad_hyperparameters_are_clear_errors(tmp_path, tiny_model_dir, tiny_mod
 def test_bad_candidate_hyperparameters_are_clear_errors(soft_runner) -> None:  # type: ignore[no-untyped-def]
     from optprompt.adapters.methods import attached
 
-    zero = SoftCandidate.create(soft_runner.baseline, "prefix_tuning", {"num_virtual_tokens": 0, "lr": 0.1, "epochs": 1})
+    zero = SoftCandidate.create(
+        soft_runner.baseline, "prefix_tuning", {"num_virtual_tokens": 0, "lr": 0.1, "epochs": 1}
+    )
     with pytest.raises(ConfigError, match="'num_virtual_tokens' .* must be at least 1, got 0"):
         with attached(soft_runner.model, zero):
             pass
@@ -228,7 +235,11 @@ def test_resume_reruns_the_interrupted_training_and_ends_like_an_uninterrupted_r
     after = _trials(spec)
     assert [(t.number, t.value) for t in after[:2]] == [(t.number, t.value) for t in first[:2]]  # kept
     done = [t for t in after if t.state == optuna.trial.TrialState.COMPLETE]
-    ref = [t for t in _trials(_spec(tmp_path, tiny_model_dir, "reference", **options)) if t.state == optuna.trial.TrialState.COMPLETE]
+    ref = [
+        t
+        for t in _trials(_spec(tmp_path, tiny_model_dir, "reference", **options))
+        if t.state == optuna.trial.TrialState.COMPLETE
+    ]
     assert [(t.user_attrs[attrs.HASH], t.value) for t in done] == [(t.user_attrs[attrs.HASH], t.value) for t in ref]
     for split in ("dev", "test"):
         assert result["best"][split]["metrics"] == reference["best"][split]["metrics"]
@@ -239,10 +250,20 @@ def test_template_from_a_finished_template_study(tmp_path, tiny_model_dir, tiny_
     discrete = spec_from_dict({**study_dict, "strategy": {"name": "template_search", "trials": 4, "max_demos": 1}})
     found, _ = _run(discrete, tiny_model)
     raw = {**study_dict, "name": "soft-on-template", "output": str(tmp_path / "soft-on-template")}
-    raw["strategy"] = {"name": "soft_prompt", "trials": 2, "methods": ["lora"], "epochs": [1, 1], "template": discrete.output}
+    raw["strategy"] = {
+        "name": "soft_prompt",
+        "trials": 2,
+        "methods": ["lora"],
+        "epochs": [1, 1],
+        "template": discrete.output,
+    }
     result, _ = _run(spec_from_dict(raw), tiny_model)
     want = found["best"]["candidate"]
-    got = result["best"]["candidate"] if result["best"]["trial"] else _trials(spec_from_dict(raw))[1].user_attrs[attrs.CANDIDATE]
+    got = (
+        result["best"]["candidate"]
+        if result["best"]["trial"]
+        else _trials(spec_from_dict(raw))[1].user_attrs[attrs.CANDIDATE]
+    )
     for key in ("instruction", "template", "demo_ids", "verbalizer"):
         assert got[key] == want[key]
 
@@ -252,10 +273,27 @@ def test_generation_task_trains_on_the_reference(tmp_path, tiny_model_dir, tiny_
     with data.open("w") as f:
         for i in range(24):
             f.write(json.dumps({"id": f"q{i}", "question": f"say good {i % 3}", "answer": "good"}) + "\n")
-    raw = soft_study_dict(data, tiny_model_dir, tmp_path / "gen", trials=2, methods=["prompt_tuning"], epochs=[2, 2],
-                          virtual_tokens=[4], lr={"prompt_tuning": 0.3}, init=["vocab"])
-    raw["task"] = {"data": str(data), "type": "generation", "input": "question", "label": "answer", "id": "id",
-                   "prompt": "Answer the question.", "metric": "exact_match", "max_new_tokens": 3}
+    raw = soft_study_dict(
+        data,
+        tiny_model_dir,
+        tmp_path / "gen",
+        trials=2,
+        methods=["prompt_tuning"],
+        epochs=[2, 2],
+        virtual_tokens=[4],
+        lr={"prompt_tuning": 0.3},
+        init=["vocab"],
+    )
+    raw["task"] = {
+        "data": str(data),
+        "type": "generation",
+        "input": "question",
+        "label": "answer",
+        "id": "id",
+        "prompt": "Answer the question.",
+        "metric": "exact_match",
+        "max_new_tokens": 3,
+    }
     result, _ = _run(spec_from_dict(raw), tiny_model)
     t = _trials(spec_from_dict(raw))[1]
     history = t.user_attrs[HISTORY_ATTR]
