@@ -205,17 +205,13 @@ class AdapterBackend(Backend):
         groups: dict[int, list[int]] = {}
         for i, e in enumerate(encoded):
             groups.setdefault(len(e), []).append(i)
-        out = [""] * len(prompts)
+        batches = []
+        for length, idxs in groups.items():
+            step = max(1, min(self.max_batch_rows, self.batch_tokens // max(1, length + settings.max_new_tokens)))
+            batches.extend(idxs[s : s + step] for s in range(0, len(idxs), step))
         with torch.inference_mode(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*[Pp]osition ids are not supported.*")
-            for length, idxs in groups.items():
-                step = max(1, min(self.max_batch_rows, self.batch_tokens // max(1, length + settings.max_new_tokens)))
-                for s in range(0, len(idxs), step):
-                    batch = idxs[s : s + step]
-                    texts = self._with_oom_backoff(self._generate_batch, [encoded[i] for i in batch], settings)
-                    for i, t in zip(batch, texts):
-                        out[i] = t
-        return out
+            return self._generate_batches(encoded, batches, settings)
 
     def _generate_batch(self, seqs: list[list[int]], settings: GenerationSettings) -> list[str]:
         import torch

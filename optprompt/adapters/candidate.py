@@ -41,13 +41,7 @@ class SoftCandidate(PromptCandidate):
     def create(cls, prompt: PromptCandidate, method: str, params: dict[str, Any]) -> SoftCandidate:
         """The soft candidate training ``method`` with ``params`` around ``prompt``'s text."""
         return cls(
-            instruction=prompt.instruction,
-            template=prompt.template,
-            demo_ids=prompt.demo_ids,
-            verbalizer=prompt.verbalizer,
-            choice_format=prompt.choice_format,
-            separator=prompt.separator,
-            calibration="none",
+            **prompt.text_fields(),
             metadata=dict(prompt.metadata),
             method=method,
             params=tuple(sorted(params.items())),
@@ -65,15 +59,7 @@ class SoftCandidate(PromptCandidate):
     @property
     def prompt(self) -> PromptCandidate:
         """The discrete part alone."""
-        return PromptCandidate(
-            instruction=self.instruction,
-            template=self.template,
-            demo_ids=self.demo_ids,
-            verbalizer=self.verbalizer,
-            choice_format=self.choice_format,
-            separator=self.separator,
-            metadata=dict(self.metadata),
-        )
+        return PromptCandidate(**self.text_fields(), metadata=dict(self.metadata))
 
     def to_dict(self) -> dict[str, Any]:
         d = super().to_dict()

@@ -72,6 +72,17 @@ class PromptCandidate:
         d["verbalizer"] = [list(p) for p in self.verbalizer]
         return d
 
+    def text_fields(self) -> dict[str, Any]:
+        """The fields that make the prompt's text (no calibration, no metadata)."""
+        return {
+            "instruction": self.instruction,
+            "template": self.template,
+            "demo_ids": self.demo_ids,
+            "verbalizer": self.verbalizer,
+            "choice_format": self.choice_format,
+            "separator": self.separator,
+        }
+
     @property
     def virtual_tokens(self) -> int:
         """Trained virtual tokens the model sees besides the text (soft candidates)."""

@@ -75,8 +75,6 @@ class SoftPrompt(BaseStrategy):
             cand = PromptCandidate.from_dict(data["best"]["candidate"])
         except (KeyError, TypeError) as e:
             raise ConfigError(f"{path}: no winning candidate in it ({e})") from None
-        if isinstance(cand, SoftCandidate):
-            cand = cand.prompt
         for i in cand.demo_ids:
             try:
                 self.context.task.example(i)
@@ -84,14 +82,7 @@ class SoftPrompt(BaseStrategy):
                 raise ConfigError(
                     f"strategy.template: {path}'s prompt shows demonstration {i!r}, which is not in this task's data"
                 ) from None
-        return PromptCandidate(
-            instruction=cand.instruction,
-            template=cand.template,
-            demo_ids=cand.demo_ids,
-            verbalizer=cand.verbalizer,
-            choice_format=cand.choice_format,
-            separator=cand.separator,
-        )
+        return PromptCandidate(**cand.text_fields())
 
     # --- budget, sampler, pruner -----------------------------------------------------
     def budget(self) -> Budget:

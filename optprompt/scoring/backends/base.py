@@ -91,6 +91,18 @@ class Backend(abc.ABC):
         """Greedy continuations of ``prompts`` (stopping at a stop string or the budget)."""
         raise OptpromptError(f"{self.family} models cannot generate text; use a causal or seq2seq model")
 
+    def _generate_batches(
+        self, encoded: Sequence[list[int]], batches: Sequence[list[int]], settings: GenerationSettings
+    ) -> list[str]:
+        """Run the subclass's ``_generate_batch`` over ``batches`` of indices into ``encoded``
+        (token ids per prompt), with out-of-memory back-off; texts in prompt order."""
+        out = [""] * len(encoded)
+        for batch in batches:
+            texts = self._with_oom_backoff(self._generate_batch, [encoded[i] for i in batch], settings)  # type: ignore[attr-defined]
+            for i, t in zip(batch, texts):
+                out[i] = t
+        return out
+
     def _with_oom_backoff(self, fn, *args):  # type: ignore[no-untyped-def]
         """Run ``fn``; on out-of-memory halve the batch budget and retry (down to one row)."""
         import torch

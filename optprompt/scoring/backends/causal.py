@@ -218,17 +218,12 @@ class CausalLMBackend(Backend):
         import torch
 
         encoded = [self.tokens.prefix(p) for p in prompts]
-        out: list[str] = [""] * len(prompts)
-        order = list(range(len(prompts)))
         budget = settings.max_new_tokens
+        batches = sorted_batches(
+            list(range(len(prompts))), lambda i: len(encoded[i]) + budget, self.batch_tokens, self.max_batch_rows
+        )
         with torch.inference_mode():
-            for batch in sorted_batches(
-                order, lambda i: len(encoded[i]) + budget, self.batch_tokens, self.max_batch_rows
-            ):
-                texts = self._with_oom_backoff(self._generate_batch, [encoded[i] for i in batch], settings)
-                for i, t in zip(batch, texts):
-                    out[i] = t
-        return out
+            return self._generate_batches(encoded, batches, settings)
 
     def _generate_batch(self, seqs: list[list[int]], settings: GenerationSettings) -> list[str]:
         import torch
