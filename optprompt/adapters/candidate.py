@@ -9,7 +9,7 @@ from typing import Any
 from optprompt.errors import ConfigError
 from optprompt.prompts.candidate import PromptCandidate
 
-__all__ = ["SoftCandidate"]
+__all__ = ["SoftCandidate", "adapter_summary"]
 
 
 @dataclass(frozen=True)
@@ -75,3 +75,18 @@ class SoftCandidate(PromptCandidate):
         data["verbalizer"] = tuple(tuple(p) for p in data.get("verbalizer", ()))
         data["params"] = tuple(sorted(dict(data.get("params", {})).items()))
         return cls(**data)
+
+
+def adapter_summary(candidate: dict[str, Any]) -> str:
+    """A soft candidate (as a dict) in a few words: method and searched hyperparameters."""
+    p = candidate.get("params", {})
+    parts = [candidate.get("method", "?")]
+    if "num_virtual_tokens" in p:
+        parts.append(f"{p['num_virtual_tokens']} tokens")
+    if "init" in p:
+        parts.append(f"init {p['init']}")
+    if "lora_r" in p:
+        parts.append(f"r {p['lora_r']}")
+    parts.append(f"lr {p.get('lr', 0):.2g}")
+    parts.append(f"{p.get('epochs', '?')} epochs")
+    return ", ".join(parts)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from optprompt._io import read_json
+from optprompt.adapters.candidate import adapter_summary
 
 __all__ = ["print_result", "show_study", "print_plugins", "leaderboard"]
 
@@ -13,21 +14,6 @@ __all__ = ["print_result", "show_study", "print_plugins", "leaderboard"]
 def _score(entry: dict[str, Any], split: str) -> str:
     s = entry[split]
     return f"{s['value']:.3f}"
-
-
-def _adapter_text(cand: dict[str, Any]) -> str:
-    """A soft candidate's method and searched hyperparameters, in a few words."""
-    p = cand.get("params", {})
-    parts = [cand.get("method", "?")]
-    if "num_virtual_tokens" in p:
-        parts.append(f"{p['num_virtual_tokens']} tokens")
-    if "init" in p:
-        parts.append(f"init {p['init']}")
-    if "lora_r" in p:
-        parts.append(f"r {p['lora_r']}")
-    parts.append(f"lr {p.get('lr', 0):.2g}")
-    parts.append(f"{p.get('epochs', '?')} epochs")
-    return ", ".join(parts)
 
 
 def print_result(result: dict[str, Any], *, output: str | None = None) -> None:
@@ -50,7 +36,7 @@ def print_result(result: dict[str, Any], *, output: str | None = None) -> None:
             print("--- answers: " + ", ".join(f"{lbl} -> {w!r}" for lbl, w in e["candidate"]["verbalizer"]))
         if e["candidate"].get("kind") == "soft":
             print(
-                f"--- adapter: {_adapter_text(e['candidate'])}" + (f" ({e['artifact']})" if e.get("artifact") else "")
+                f"--- adapter: {adapter_summary(e['candidate'])}" + (f" ({e['artifact']})" if e.get("artifact") else "")
             )
         calibration = (e.get("calibration") or {}).get("method", "none")
         if calibration != "none":
@@ -99,7 +85,7 @@ def leaderboard(output_dir: str | Path, top: int = 10):  # type: ignore[no-untyp
     adapters = any((t.user_attrs.get(attrs.CANDIDATE) or {}).get("kind") == "soft" for t in trials)
     for t in trials:
         cand = t.user_attrs.get(attrs.CANDIDATE) or {}
-        soft = {"adapter": _adapter_text(cand) if cand.get("kind") == "soft" else ""} if adapters else {}
+        soft = {"adapter": adapter_summary(cand) if cand.get("kind") == "soft" else ""} if adapters else {}
         rows.append(
             {
                 "trial": t.number,

@@ -224,6 +224,12 @@ class PromptRegistry:
         p = Path(path).expanduser().resolve()
         if p.is_dir() and (p / RESULT_FILE).is_file():
             result = read_json(p / RESULT_FILE, what=f"finished study result ({RESULT_FILE})")
+            if (result.get("best") or {}).get("candidate", {}).get("kind") == "soft":
+                raise RegistryError(
+                    f"{p / RESULT_FILE}: the winner is a trained adapter, and the registry versions "
+                    "prompt cards (text only); export it with `optprompt export` and load it with "
+                    "optprompt.load_adapter"
+                )
             try:
                 return card_from_result(result), p
             except (KeyError, TypeError, AttributeError) as e:

@@ -17,6 +17,7 @@ from optprompt.cli.main import main as cli_main
 from optprompt.config import spec_from_dict
 from optprompt.errors import ConfigError
 from optprompt.plugins import load_plugins
+from optprompt.registry import PromptRegistry, RegistryError
 from optprompt.study import StudyRunner, attrs
 from optprompt.study.fidelity import Pruned
 from optprompt.testing.fixtures import write_labelled_jsonl
@@ -40,7 +41,7 @@ def _trials(spec) -> list[optuna.trial.FrozenTrial]:  # type: ignore[no-untyped-
     return optuna.load_study(study_name=spec.name, storage=f"sqlite:///{Path(spec.output) / 'study.db'}").trials
 
 
-def test_study_trains_saves_and_exports_the_winning_adapter(tmp_path, tiny_model_dir, tiny_model) -> None:  # type: ignore[no-untyped-def]
+def test_study_trains_saves_and_exports_the_winning_adapter(tmp_path, tiny_model_dir, tiny_model, capsys) -> None:  # type: ignore[no-untyped-def]
     spec = _spec(tmp_path, tiny_model_dir, trials=4, **FAST)
     result, runner = _run(spec, tiny_model)
     trials = _trials(spec)
@@ -76,6 +77,13 @@ def test_study_trains_saves_and_exports_the_winning_adapter(tmp_path, tiny_model
     assert (
         exported["scores"]["test"] == best["test"] and exported["baseline_scores"]["dev"] == result["baseline"]["dev"]
     )
+
+    # The CLI shows it as an adapter; the prompt registry (text only) refuses it clearly.
+    assert cli_main(["show", spec.output]) == 0
+    shown = capsys.readouterr().out
+    assert "--- adapter: " in shown and best["artifact"] in shown and "adapter and its manifest" not in shown
+    with pytest.raises(RegistryError, match="the winner is a trained adapter"):
+        PromptRegistry(tmp_path / "registry").add(spec.output, "soft")
 
     # Reloading the exported adapter onto the base model scores dev and test exactly as the study did.
     task = runner.task
