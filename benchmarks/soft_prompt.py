@@ -29,12 +29,57 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results" / "soft_prompt.json"
 
 
+#: One run per method: the middle of each default learning-rate range (log scale), 2 epochs.
+EACH_METHOD = {
+    "prompt_tuning": {"num_virtual_tokens": 16, "init": "text", "lr": 0.03},
+    "prefix_tuning": {"num_virtual_tokens": 16, "lr": 0.005},
+    "p_tuning": {"num_virtual_tokens": 16, "encoder_hidden_size": 128, "lr": 0.001},
+    "lora": {"lora_r": 8, "lr": 0.0005},
+}
+
+
+def _each_method(runner, task, row) -> None:  # type: ignore[no-untyped-def]
+    """Train each method once (fixed settings) through the strategy, score it on test."""
+    import optuna
+
+    from optprompt.adapters.candidate import SoftCandidate
+
+    fixed = {"epochs": 2, "batch_size": 8, "warmup_ratio": 0.1, "max_grad_norm": 1.0, "patience": 2}
+    template = runner.strategy.template
+    for method, params in EACH_METHOD.items():
+        cand = SoftCandidate.create(template, method, {**params, **fixed})
+        study = optuna.create_study(direction="maximize")
+        trial = study.ask()
+        started = time.perf_counter()
+        dev = runner.strategy.score(trial, cand, runner.session)
+        seconds = time.perf_counter() - started
+        with runner.strategy.scorer(cand, runner.session) as evaluator:
+            test = evaluator.evaluate(cand, task.test, "test")
+        info = trial.user_attrs.get("soft_prompt.training", {})
+        row(
+            f"{method} (fixed settings)",
+            dev.value,
+            test,
+            {
+                "trainable_parameters": info.get("trainable_parameters"),
+                "steps_per_second": info.get("steps_per_second"),
+                "params": cand.param_map,
+                "seconds": round(seconds, 1),
+            },
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--study", default=str(ROOT / "studies" / "sentiment-soft.yaml"))
     parser.add_argument("--discrete", help="a finished template study's output directory")
     parser.add_argument("--output", help="override the soft study's output directory")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument(
+        "--each-method",
+        action="store_true",
+        help="also train one run of every method (prompt, prefix, P-tuning, LoRA) with fixed mid-range settings",
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -103,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
                 "params": cand.param_map,
             },
         )
+    if args.each_method:
+        _each_method(runner, task, row)
     report = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
