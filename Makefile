@@ -39,6 +39,7 @@ test-fast: venv
 bench: venv
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/generation.py
+	$(PY) benchmarks/soft_prompt_speed.py
 
 bench-pruning: venv
 	$(PY) benchmarks/pruning.py

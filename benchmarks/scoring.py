@@ -51,6 +51,13 @@ RANDOM_CONFIGS: dict[str, dict[str, int]] = {
         num_attention_heads=16,
         num_key_value_heads=8,
     ),
+    "llama-1b": dict(
+        hidden_size=2048,
+        intermediate_size=8192,
+        num_hidden_layers=16,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+    ),
     "llama-1.5b": dict(
         hidden_size=1536,
         intermediate_size=8960,
