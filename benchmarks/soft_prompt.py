@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                 "prompt": name,
                 "dev": round(dev, 4),
                 "test": round(test.value, 4),
-                "test_vs_baseline_p": None if name == "baseline" else round(c.p_value, 4),
+                "test_vs_baseline_p": None if not rows else float(f"{c.p_value:.3g}"),
                 **extra,
             }
         )
