@@ -197,7 +197,8 @@ class SoftPrompt(BaseStrategy):
                 ev = evaluator.evaluate(candidate, session.dev, "dev")
                 if single:
                     trial.report(ev.value, epoch)
-                    if trial.should_prune():
+                    # After the last epoch there is nothing left to save: keep the run.
+                    if epoch < settings.epochs and trial.should_prune():
                         raise Pruned(
                             n_dev * epoch,
                             n_dev,

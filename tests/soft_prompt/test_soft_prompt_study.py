@@ -162,6 +162,14 @@ def test_a_pruned_trial_is_recorded_with_its_reason(tmp_path, tiny_model_dir, ti
     assert result["trial_states"]["pruned"] == 1
 
 
+def test_a_finished_run_is_never_pruned(tmp_path, tiny_model_dir, tiny_model, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """After the last epoch pruning would save nothing: the run is kept whatever the pruner says."""
+    monkeypatch.setattr(optuna.trial.Trial, "should_prune", lambda self: True)
+    spec = _spec(tmp_path, tiny_model_dir, trials=3, methods=["lora"], epochs=[1, 1], prune_after=0)
+    result, _ = _run(spec, tiny_model)
+    assert result["trial_states"] == {"complete": 3}
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
