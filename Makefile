@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 STAMP := $(VENV)/.optprompt-installed
 
-.PHONY: venv demo test test-fast bench bench-pruning lint clean browser
+.PHONY: venv demo demo-soft test test-fast bench bench-pruning lint clean browser
 
 venv: $(STAMP)
 
@@ -20,6 +20,10 @@ $(STAMP): pyproject.toml
 
 demo: venv
 	$(VENV)/bin/optprompt run studies/sentiment.yaml
+
+# Soft prompts and LoRA trained on the same data (about 10 minutes on a 2-core CPU).
+demo-soft: venv
+	$(VENV)/bin/optprompt run studies/sentiment-soft.yaml
 
 # The report's browser test needs Debian's chromium: installed when missing and apt-get is
 # there (as root, or through sudo); elsewhere that one test is skipped and says why.

@@ -19,7 +19,7 @@ class StudyProgress:
         self._task = None
         self._examples = 0
         self._started = 0.0
-        self._note_task = None
+        self._note = ""
 
     def _desc(self) -> str:
         import time
@@ -27,7 +27,8 @@ class StudyProgress:
         best = "-" if self.best is None else f"{self.best:.3f}"
         elapsed = time.perf_counter() - self._started
         rate = f", {self._examples / elapsed:.1f} ex/s" if self._examples and elapsed > 0 else ""
-        return f"trials (best dev {best}{rate})"
+        note = f" · {self._note}" if self._note else ""
+        return f"trials (best dev {best}{rate}){note}"
 
     def __enter__(self) -> StudyProgress:
         import time
@@ -64,16 +65,15 @@ class StudyProgress:
         self._examples += examples
         if value is not None and (self.best is None or value > self.best):
             self.best = value
+        self._note = ""
         if self._progress is not None:
             self._progress.update(self._task, advance=1, description=self._desc())
 
     def note(self, text: str) -> None:
         """Show what the current trial is doing (e.g. a training run's epoch and loss)."""
-        if self._progress is None:
-            return
-        if self._note_task is None:
-            self._note_task = self._progress.add_task(text, total=None)
-        self._progress.update(self._note_task, description=text)
+        self._note = text
+        if self._progress is not None:
+            self._progress.update(self._task, description=self._desc())
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         if self._progress is not None:
