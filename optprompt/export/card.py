@@ -249,6 +249,12 @@ def export_card(
         raise OptpromptError(
             f"{output_dir}: the study has a single objective, so there is no Pareto front to pick from"
         )
+    if (pick or front) and any(m.get("candidate", {}).get("kind") == "soft" for m in pareto):
+        raise OptpromptError(
+            f"{output_dir}: the Pareto front holds trained adapters; --pick/--front export prompt cards "
+            "only. Export the winner (no --pick/--front), or load any trial's adapter from "
+            "OUTPUT/artifacts/adapters/<hash> with optprompt.load_adapter"
+        )
     if front:
         index = []
         for m in pareto:

@@ -322,3 +322,24 @@ def test_registered_through_the_entry_point_group() -> None:
     entry = load_plugins().strategies.get("soft_prompt")
     assert entry.obj is SoftPrompt
     assert "entry point optprompt:soft_prompt" in entry.source
+
+
+def test_multi_objective_soft_study_exports_its_winner_not_a_front(
+    tmp_path, tiny_model_dir, tiny_model, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    raw = soft_study_dict(
+        write_sentiment_jsonl(tmp_path / "d.jsonl"),
+        tiny_model_dir,
+        tmp_path / "mo",
+        trials=3,
+        methods=["prompt_tuning"],
+        epochs=[1, 1],
+        virtual_tokens=[2, 8],
+    )
+    raw["objectives"] = ["score", "prompt_tokens"]
+    spec = spec_from_dict(raw)
+    result, _ = _run(spec, tiny_model)
+    assert result["pareto"]
+    assert cli_main(["export", spec.output, "--to", str(tmp_path / "front"), "--front"]) != 0
+    assert "the Pareto front holds trained adapters" in capsys.readouterr().err
+    assert cli_main(["export", spec.output, "--to", str(tmp_path / "winner")]) == 0
