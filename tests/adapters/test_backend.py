@@ -87,6 +87,7 @@ def test_generation_uses_the_virtual_tokens(soft_runner) -> None:
     cand = SoftCandidate.create(
         soft_runner.baseline, "prompt_tuning", {"num_virtual_tokens": 6, "init": "random", "lr": 0.1, "epochs": 1}
     )
+    torch.manual_seed(0)  # the random virtual tokens
     prompts = ["Review: great food\nSentiment:", "Review: bad\nSentiment:", "Review: fine\nSentiment:"]
     settings = GenerationSettings(max_new_tokens=6, stop=())
     plain = soft_runner.evaluator.backend.generate(prompts, settings)

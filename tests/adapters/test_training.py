@@ -13,7 +13,7 @@ from optprompt.adapters.candidate import SoftCandidate
 from optprompt.adapters.methods import attached, trainable_parameters
 from optprompt.adapters.training import TrainSettings, bucketed_batches, train_adapter, training_items
 
-LR = {"prompt_tuning": 0.1, "prefix_tuning": 0.1, "p_tuning": 0.01, "lora": 0.02}
+LR = {"prompt_tuning": 0.03, "prefix_tuning": 0.2, "p_tuning": 0.01, "lora": 0.02}
 PARAMS = {
     "prompt_tuning": {"num_virtual_tokens": 4, "init": "text"},
     "prefix_tuning": {"num_virtual_tokens": 4},
@@ -32,9 +32,11 @@ def _base_logits(runner) -> torch.Tensor:
         return runner.model.model(input_ids=ids).logits.clone()
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("method", list(PARAMS))
-def test_loss_falls_and_only_the_adapter_learns(soft_runner, method: str) -> None:
+def test_loss_falls_and_only_the_adapter_learns(soft_runner, method: str, seed: int) -> None:
     runner = soft_runner
+    torch.manual_seed(seed)  # the adapter's initialisation
     cand = _candidate(runner, method)
     items, targets = training_items(cand, runner.task.train, runner.renderer, runner.model.tokenizer, chat=runner.chat)
     before_base = {n: p.detach().clone() for n, p in runner.model.model.named_parameters()}
@@ -53,7 +55,7 @@ def test_loss_falls_and_only_the_adapter_learns(soft_runner, method: str) -> Non
             peft_model,
             items,
             targets,
-            TrainSettings(lr=LR[method], epochs=4, batch_size=4, seed=0, patience=4),
+            TrainSettings(lr=LR[method], epochs=4, batch_size=4, seed=seed, patience=4),
             pad_id=0,
             device=runner.model.device,
             on_epoch=on_epoch,
