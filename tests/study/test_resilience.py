@@ -98,6 +98,11 @@ def test_sigkill_mid_trial_then_resume_equals_uninterrupted_run(tmp_path: Path, 
         time.sleep(0.02)
     proc.wait(timeout=30)
     assert killed_running is not None, "the run finished before it could be killed mid-trial"
+    # The trial seen running may have finished between that read and the kill: the killed
+    # trial is the one the storage still shows running.
+    left_running = [t.number for t in _trials(url, "killme") if t.state == optuna.trial.TrialState.RUNNING]
+    assert left_running, "the kill landed between two trials"
+    killed_running = left_running[0]
     assert not (run_dir / "out" / "result.json").exists()
     # No half-written file was left behind.
     assert not list((run_dir / "out").glob(".*.tmp"))
