@@ -229,6 +229,39 @@ def pareto_front(study: optuna.Study, metric: str = "accuracy") -> Plot | None:
     return _draw("pareto_front", "Pareto front", draw)
 
 
+def intermediate_values(study: optuna.Study, metric: str = "accuracy") -> Plot | None:
+    """Values trials reported on their way (epochs of a training run, dev slices under
+    multi-fidelity pruning); None when no trial reported any."""
+    if not any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
+        return None
+    from optuna.visualization.matplotlib import plot_intermediate_values
+
+    def draw() -> tuple[Figure, str]:
+        trials = study.get_trials(deepcopy=False)
+        ax = plot_intermediate_values(study)
+        fig = ax.figure
+        fig.set_size_inches(*FIGSIZE)
+        name = objective_names(study, metric)[0]
+        ax.set_ylabel(name)
+        soft = _is_soft(study)
+        ax.set_xlabel("epoch" if soft else "dev examples scored")
+        if soft:
+            from matplotlib.ticker import MaxNLocator
+
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        pruned = sum(t.state.name == "PRUNED" and bool(t.intermediate_values) for t in trials)
+        what = "after each training epoch" if soft else "after each slice of dev"
+        return fig, f"each trial's {name} {what}; {pruned} trial(s) stopped early by the pruner"
+
+    return _draw("intermediate_values", "Learning curves" if _is_soft(study) else "Intermediate values", draw)
+
+
+def _is_soft(study: optuna.Study) -> bool:
+    return any(
+        (t.user_attrs.get(attrs.CANDIDATE) or {}).get("kind") == "soft" for t in study.get_trials(deepcopy=False)
+    )
+
+
 def _matrix(gold: Sequence[int], pred: Sequence[int], k: int) -> list[list[int]]:
     m = [[0] * k for _ in range(k)]
     for g, p in zip(gold, pred, strict=True):
@@ -308,6 +341,9 @@ def study_plots(source: StudySource) -> list[Plot]:
     front = pareto_front(source.study, metric)
     if front is not None:
         plots.append(front)
+    curves = intermediate_values(source.study, metric)
+    if curves is not None:
+        plots.append(curves)
     title = "Confusion matrix (winner on test)"
     if result is None:
         plots.append(

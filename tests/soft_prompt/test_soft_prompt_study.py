@@ -85,6 +85,13 @@ def test_study_trains_saves_and_exports_the_winning_adapter(tmp_path, tiny_model
     with pytest.raises(RegistryError, match="the winner is a trained adapter"):
         PromptRegistry(tmp_path / "registry").add(spec.output, "soft")
 
+    # The HTML report draws each run's per-epoch dev scores and names the adapter.
+    from optprompt.report import write_report
+
+    page = write_report(spec.output).read_text()
+    assert 'id="intermediate_values"' in page and "Learning curves" in page
+    assert "trained adapter: " in page
+
     # Reloading the exported adapter onto the base model scores dev and test exactly as the study did.
     task = runner.task
     with load_adapter(out, tiny_model) as sp:
