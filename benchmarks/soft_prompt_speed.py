@@ -84,10 +84,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from optprompt.adapters.backend import choice_logliks, loss_of
+    from optprompt.adapters.backend import choice_logliks
     from optprompt.adapters.candidate import SoftCandidate
     from optprompt.adapters.methods import attached, trainable_parameters
-    from optprompt.adapters.training import training_items
+    from optprompt.adapters.training import loss_of, training_items
     from optprompt.config import load_spec
     from optprompt.plugins import load_plugins
     from optprompt.prompts import PromptRenderer

@@ -30,7 +30,16 @@ if TYPE_CHECKING:
     from optprompt.models.loading import LoadedModel
     from optprompt.scoring.backends.base import GenerationSettings
 
-__all__ = ["MANIFEST_FILE", "MANIFEST_FORMAT", "save_adapter", "read_manifest", "load_adapter", "SoftPrompt"]
+__all__ = [
+    "MANIFEST_FILE",
+    "MANIFEST_FORMAT",
+    "save_adapter",
+    "read_manifest",
+    "update_manifest",
+    "result_fields",
+    "load_adapter",
+    "SoftPrompt",
+]
 
 MANIFEST_FILE = "optprompt_adapter.json"
 MANIFEST_FORMAT = 1
@@ -66,6 +75,18 @@ def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
         if key not in data:
             raise OptpromptError(f"{path}: manifest key {key!r} is missing")
     return data
+
+
+def result_fields(result: dict[str, Any]) -> dict[str, Any]:
+    """What a finished study's ``result.json`` adds to its winner's manifest: the final
+    dev and test scores, the baseline's, the paired comparison and the warnings."""
+    best = result["best"]
+    return {
+        "scores": {"dev": best["dev"], "test": best.get("test")},
+        "baseline_scores": {"dev": result["baseline"]["dev"], "test": result["baseline"]["test"]},
+        "comparison": result.get("comparison", {}),
+        "warnings": list(result.get("warnings", [])),
+    }
 
 
 def update_manifest(directory: str | os.PathLike[str], **fields: Any) -> dict[str, Any]:
@@ -179,13 +200,11 @@ class SoftPrompt:
 
 def attach_saved(loaded: LoadedModel, directory: str | os.PathLike[str]) -> PeftModel:
     """Put the adapter saved in ``directory`` onto ``loaded``'s model (inference mode)."""
-    import warnings
-
     from peft import PeftModel
 
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*[Pp]osition ids are not supported.*")
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+    from optprompt.adapters.methods import peft_quiet
+
+    with peft_quiet():
         peft_model = PeftModel.from_pretrained(loaded.model, str(directory), is_trainable=False)
     peft_model.to(loaded.device)
     peft_model.eval()

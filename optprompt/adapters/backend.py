@@ -15,18 +15,17 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from optprompt.adapters.methods import peft_quiet
 from optprompt.errors import CandidateRejected
 from optprompt.prompts.render import ScoreRequest
 from optprompt.scoring.backends.base import Backend, GenerationSettings, sorted_batches
 from optprompt.scoring.backends.causal import Tokens, cut_at_stop
 
 if TYPE_CHECKING:
-    import torch
     from peft import PeftModel
 
     from optprompt.models.loading import LoadedModel
@@ -82,8 +81,7 @@ def choice_logliks(model: Any, items: Sequence[Item], pad_id: int, device: Any, 
         ids[b, : len(r)] = torch.tensor(r)
         mask[b, : len(r)] = 1
     kwargs: dict[str, Any] = {"logits_to_keep": keep} if keep_arg else {}
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*[Pp]osition ids are not supported.*")
+    with peft_quiet():
         out = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False, **kwargs)
     logits = out.logits[:, -keep:, :]
     row_idx, pos_idx, tok_idx, owner = [], [], [], []
@@ -134,8 +132,7 @@ class AdapterBackend(Backend):
         super().__init__(loaded, batch_tokens=batch_tokens, max_batch_rows=max_batch_rows)
         self.model = peft_model
         self.tokens = Tokens(loaded.tokenizer)
-        pad = loaded.tokenizer.pad_token_id
-        self.pad_id = pad if pad is not None else (loaded.tokenizer.eos_token_id or 0)
+        self.pad_id = self.tokens.pad_id
         self.keep_arg = "logits_to_keep" in inspect.signature(loaded.model.forward).parameters
         self.virtual_tokens = self._virtual_tokens()
 
@@ -179,8 +176,7 @@ class AdapterBackend(Backend):
         import torch
 
         out: list[list[float]] = []
-        with torch.inference_mode(), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*[Pp]osition ids are not supported.*")
+        with torch.inference_mode(), peft_quiet():
             for it in self.items(requests):
                 scores = []
                 for c in it.choices:
@@ -209,8 +205,7 @@ class AdapterBackend(Backend):
         for length, idxs in groups.items():
             step = max(1, min(self.max_batch_rows, self.batch_tokens // max(1, length + settings.max_new_tokens)))
             batches.extend(idxs[s : s + step] for s in range(0, len(idxs), step))
-        with torch.inference_mode(), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*[Pp]osition ids are not supported.*")
+        with torch.inference_mode(), peft_quiet():
             return self._generate_batches(encoded, batches, settings)
 
     def _generate_batch(self, seqs: list[list[int]], settings: GenerationSettings) -> list[str]:
@@ -232,16 +227,3 @@ class AdapterBackend(Backend):
         self.computed_tokens += gen.shape[0] * (gen.shape[1] + self.virtual_tokens)
         texts = self.tokenizer.batch_decode(gen[:, length:], skip_special_tokens=True)
         return [cut_at_stop(t, settings.stop) for t in texts]
-
-
-def loss_of(sums: Sequence[torch.Tensor], targets: Sequence[int], lengths: Sequence[int] | None = None):  # type: ignore[no-untyped-def]
-    """The training loss: cross-entropy over the answers' summed log-likelihoods
-    (ranking tasks), or the reference's mean per-token negative log-likelihood
-    (one answer per item: generation)."""
-    import torch
-
-    if all(len(s) == 1 for s in sums):
-        per_token = [-s[0] / max(1, n) for s, n in zip(sums, lengths or [1] * len(sums))]
-        return torch.stack(per_token).mean()
-    losses = [-torch.log_softmax(s, dim=0)[t] for s, t in zip(sums, targets)]
-    return torch.stack(losses).mean()

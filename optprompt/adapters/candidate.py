@@ -69,12 +69,9 @@ class SoftCandidate(PromptCandidate):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SoftCandidate:
-        data = dict(data)
-        data.pop("kind", None)
-        data["demo_ids"] = tuple(data.get("demo_ids", ()))
-        data["verbalizer"] = tuple(tuple(p) for p in data.get("verbalizer", ()))
+        data = {k: v for k, v in data.items() if k != "kind"}
         data["params"] = tuple(sorted(dict(data.get("params", {})).items()))
-        return cls(**data)
+        return super().from_dict(data)  # type: ignore[return-value]
 
 
 def adapter_summary(candidate: dict[str, Any]) -> str:

@@ -30,6 +30,7 @@ __all__ = [
     "attached",
     "detach",
     "init_from_text",
+    "peft_quiet",
     "trainable_parameters",
 ]
 
@@ -37,6 +38,17 @@ METHODS = ("prompt_tuning", "prefix_tuning", "p_tuning", "lora")
 PROMPT_LEARNING = ("prompt_tuning", "prefix_tuning", "p_tuning")
 #: Prompt-tuning initialisations: from a text's token embeddings, random, sampled vocabulary.
 INITS = ("text", "random", "vocab")
+
+
+@contextlib.contextmanager
+def peft_quiet() -> Iterator[None]:
+    """Silence what PEFT says on every call that is no news here: it ignores position ids
+    for prompt learning (positions follow the virtual tokens, as intended), and it asks
+    transformers about gradient checkpointing through a deprecated name."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Pp]osition ids are not supported.*")
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+        yield
 
 
 def _positive(params: dict[str, Any], key: str, what: str, *, integer: bool = True) -> Any:
@@ -133,9 +145,7 @@ def attached(loaded: LoadedModel, candidate: SoftCandidate, init_text: str | Non
     config = peft_config(candidate, loaded)
     model = loaded.model
     flags = {name: p.requires_grad for name, p in model.named_parameters()}
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*[Pp]osition ids are not supported.*")
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+    with peft_quiet():
         peft_model = get_peft_model(model, config, autocast_adapter_dtype=True)
     for p in peft_model.parameters():
         if p.requires_grad and p.dtype != torch.float32:

@@ -16,16 +16,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from optprompt.adapters.backend import Item, choice_logliks, loss_of
+from optprompt.adapters.backend import Item, choice_logliks
 
 if TYPE_CHECKING:
+    import torch
     from peft import PeftModel
 
     from optprompt.prompts.candidate import PromptCandidate
     from optprompt.prompts.render import PromptRenderer
     from optprompt.tasks.task import Example
 
-__all__ = ["TrainSettings", "TrainResult", "train_adapter", "bucketed_batches", "training_items"]
+__all__ = ["TrainSettings", "TrainResult", "train_adapter", "bucketed_batches", "training_items", "loss_of"]
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,19 @@ def training_items(
             items.append(encode_request(tokens, request))
             targets.append(ex.target_index)
     return items, targets
+
+
+def loss_of(sums: Sequence[torch.Tensor], targets: Sequence[int], lengths: Sequence[int] | None = None):  # type: ignore[no-untyped-def]
+    """The training loss: cross-entropy over the answers' summed log-likelihoods
+    (ranking tasks), or the reference's mean per-token negative log-likelihood
+    (one answer per item: generation)."""
+    import torch
+
+    if all(len(s) == 1 for s in sums):
+        per_token = [-s[0] / max(1, n) for s, n in zip(sums, lengths or [1] * len(sums))]
+        return torch.stack(per_token).mean()
+    losses = [-torch.log_softmax(s, dim=0)[t] for s, t in zip(sums, targets)]
+    return torch.stack(losses).mean()
 
 
 def bucketed_batches(items: Sequence[Item], batch_size: int, rng: random.Random) -> list[list[int]]:

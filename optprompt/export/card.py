@@ -287,7 +287,7 @@ def export_adapter(result: dict[str, Any], adapter_dir: Path, to: str | os.PathL
     into ``to`` and write its prompt card beside it; returns the card's path."""
     import shutil
 
-    from optprompt.adapters.artifact import read_manifest, update_manifest
+    from optprompt.adapters.artifact import read_manifest, result_fields, update_manifest
 
     read_manifest(adapter_dir)  # a clear error when the directory is not an adapter
     to = Path(to)
@@ -296,13 +296,5 @@ def export_adapter(result: dict[str, Any], adapter_dir: Path, to: str | os.PathL
         if f.is_file():
             shutil.copy2(f, to / f.name)
     card = card_from_result(result)
-    best = result["best"]
-    update_manifest(
-        to,
-        card=card.to_dict(),
-        scores={"dev": best["dev"], "test": best.get("test")},
-        baseline_scores={"dev": result["baseline"]["dev"], "test": result["baseline"]["test"]},
-        comparison=result.get("comparison", {}),
-        warnings=list(result.get("warnings", [])),
-    )
+    update_manifest(to, card=card.to_dict(), **result_fields(result))
     return card.save(to)

@@ -236,6 +236,10 @@ def intermediate_values(study: optuna.Study, metric: str = "accuracy") -> Plot |
         return None
     from optuna.visualization.matplotlib import plot_intermediate_values
 
+    soft = any(
+        (t.user_attrs.get(attrs.CANDIDATE) or {}).get("kind") == "soft" for t in study.get_trials(deepcopy=False)
+    )
+
     def draw() -> tuple[Figure, str]:
         trials = study.get_trials(deepcopy=False)
         ax = plot_intermediate_values(study)
@@ -243,7 +247,6 @@ def intermediate_values(study: optuna.Study, metric: str = "accuracy") -> Plot |
         fig.set_size_inches(*FIGSIZE)
         name = objective_names(study, metric)[0]
         ax.set_ylabel(name)
-        soft = _is_soft(study)
         ax.set_xlabel("epoch" if soft else "dev examples scored")
         if soft:
             from matplotlib.ticker import MaxNLocator
@@ -253,13 +256,7 @@ def intermediate_values(study: optuna.Study, metric: str = "accuracy") -> Plot |
         what = "after each training epoch" if soft else "after each slice of dev"
         return fig, f"each trial's {name} {what}; {pruned} trial(s) stopped early by the pruner"
 
-    return _draw("intermediate_values", "Learning curves" if _is_soft(study) else "Intermediate values", draw)
-
-
-def _is_soft(study: optuna.Study) -> bool:
-    return any(
-        (t.user_attrs.get(attrs.CANDIDATE) or {}).get("kind") == "soft" for t in study.get_trials(deepcopy=False)
-    )
+    return _draw("intermediate_values", "Learning curves" if soft else "Intermediate values", draw)
 
 
 def _matrix(gold: Sequence[int], pred: Sequence[int], k: int) -> list[list[int]]:

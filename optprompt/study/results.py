@@ -186,16 +186,11 @@ def finish_study(runner: StudyRunner, study: optuna.Study, started: float, budge
         for p in ev.predictions
     ]
     best_artifact = result["best"].get("artifact")
-    if best_artifact and (runner.output / best_artifact / "optprompt_adapter.json").is_file():
-        from optprompt.adapters.artifact import read_manifest, update_manifest
+    if best_artifact:
+        from optprompt.adapters.artifact import MANIFEST_FILE, result_fields, update_manifest
 
-        manifest = read_manifest(runner.output / best_artifact)
-        update_manifest(
-            runner.output / best_artifact,
-            scores={**manifest.get("scores", {}), "test": test_best.to_dict()},
-            baseline_scores={"dev": result["baseline"]["dev"], "test": result["baseline"]["test"]},
-            comparison=comparison.to_dict(),
-        )
+        if (runner.output / best_artifact / MANIFEST_FILE).is_file():
+            update_manifest(runner.output / best_artifact, **result_fields(result))
     atomic_write_text(runner.output / PREDICTIONS_FILE, "\n".join(lines) + "\n")
     atomic_write_json(runner.output / RESULT_FILE, result)
     return result

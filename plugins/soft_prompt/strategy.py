@@ -163,6 +163,7 @@ class SoftPrompt(BaseStrategy):
         from optprompt.adapters.backend import AdapterBackend
         from optprompt.adapters.methods import attached, trainable_parameters
         from optprompt.adapters.training import TrainSettings, train_adapter, training_items
+        from optprompt.export.card import card_from_description
         from optprompt.study.fidelity import Pruned
         from optprompt.study.results import describe
 
@@ -239,8 +240,6 @@ class SoftPrompt(BaseStrategy):
                 "stopped_early": result.stopped_early,
                 "seed": seed,
             }
-            from optprompt.export.card import card_from_description
-
             task_info = self.context.task.summary()
             card = card_from_description(describe(session.renderer, session.chat, candidate), task_info)
             directory = self.adapter_dir(candidate, session)

@@ -88,9 +88,9 @@ def test_soft_prompt_trains_and_reloads_exactly_on_smollm2(smollm2, demo_task, t
     back, scores exactly as the adapter did in memory."""
     from optprompt.adapters import SoftCandidate, load_adapter
     from optprompt.adapters.artifact import manifest_for, save_adapter
-    from optprompt.adapters.backend import AdapterBackend, choice_logliks, loss_of
+    from optprompt.adapters.backend import AdapterBackend, choice_logliks
     from optprompt.adapters.methods import attached
-    from optprompt.adapters.training import TrainSettings, train_adapter, training_items
+    from optprompt.adapters.training import TrainSettings, loss_of, train_adapter, training_items
     from optprompt.export.card import card_from_description
     from optprompt.study.results import describe
     from optprompt.study.runner import StudyRunner

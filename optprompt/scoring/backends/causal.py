@@ -35,6 +35,9 @@ class Tokens:
         adds_bos = bos is not None and tokenizer("a").input_ids[:1] == [bos]
         self.bos = [bos] if adds_bos else []
         self.bos_text = tokenizer.bos_token if adds_bos else None
+        pad = tokenizer.pad_token_id
+        #: Filler for padded positions (masked out): the pad token, else EOS, else 0.
+        self.pad_id = pad if pad is not None else (tokenizer.eos_token_id or 0)
 
     def encode(self, text: str) -> list[int]:
         return self.tok(text, add_special_tokens=False).input_ids if text else []
@@ -72,8 +75,7 @@ class CausalLMBackend(Backend):
         params = inspect.signature(self.model.forward).parameters
         self._keep_arg = "logits_to_keep" in params
         self._prefix_cache: OrderedDict[tuple[int, ...], object] = OrderedDict()
-        pad = loaded.tokenizer.pad_token_id
-        self.pad_id = pad if pad is not None else (loaded.tokenizer.eos_token_id or 0)
+        self.pad_id = self.tokens.pad_id
 
     # --- log-likelihoods ----------------------------------------------------------
     def loglikelihoods(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
