@@ -24,6 +24,7 @@ from optprompt.errors import CandidateRejected
 from optprompt.prompts.render import ScoreRequest
 from optprompt.scoring.backends.base import Backend, GenerationSettings, sorted_batches
 from optprompt.scoring.backends.causal import Tokens, cut_at_stop
+from optprompt.scoring.backends.decoding import Lead, decode
 
 if TYPE_CHECKING:
     from peft import PeftModel
@@ -190,40 +191,47 @@ class AdapterBackend(Backend):
         return out
 
     def generate(self, prompts: Sequence[str], settings: GenerationSettings) -> list[str]:
-        """Generate through the PEFT model, so virtual tokens are in front of every prompt.
+        """Generate with the adapter: virtual tokens (or prefix key/values) in front of
+        every prompt, LoRA layers in every forward pass.
 
-        Prompts of equal token length are batched together (no padding, so positions are
-        exactly those of one prompt generated alone).
+        Decoding runs optprompt's own loop over the base model's forward pass
+        (:func:`~optprompt.scoring.backends.decoding.decode`), not ``PeftModel.generate``,
+        whose cache handling for prompt learning broke with transformers 5.24.
         """
         import torch
 
         encoded = [self.tokens.prefix(p) for p in prompts]
-        groups: dict[int, list[int]] = {}
-        for i, e in enumerate(encoded):
-            groups.setdefault(len(e), []).append(i)
-        batches = []
-        for length, idxs in groups.items():
-            step = max(1, min(self.max_batch_rows, self.batch_tokens // max(1, length + settings.max_new_tokens)))
-            batches.extend(idxs[s : s + step] for s in range(0, len(idxs), step))
+        budget = settings.max_new_tokens
+        batches = sorted_batches(
+            list(range(len(prompts))),
+            lambda i: len(encoded[i]) + budget + self.virtual_tokens,
+            self.batch_tokens,
+            self.max_batch_rows,
+        )
         with torch.inference_mode(), peft_quiet():
             return self._generate_batches(encoded, batches, settings)
 
-    def _generate_batch(self, seqs: list[list[int]], settings: GenerationSettings) -> list[str]:
-        import torch
+    def _lead(self) -> Lead:
+        """The adapter's virtual positions in front of the prompt (none for LoRA)."""
+        v = self.virtual_tokens
+        if not v:
+            return Lead()
+        prompt = self.model.get_prompt(batch_size=1)
+        if torch_is_tensor(prompt):  # prompt tuning, P-tuning: virtual token embeddings
+            return Lead(length=v, embeds=prompt)
+        return Lead(length=v, cache=prompt)  # prefix tuning: a key/value cache per layer
 
-        if settings.temperature > 0:
-            torch.manual_seed(settings.seed)
-        ids = torch.tensor(seqs, device=self.device)
-        gen = self.model.generate(
-            input_ids=ids,
-            attention_mask=torch.ones_like(ids),
-            max_new_tokens=settings.max_new_tokens,
-            **settings.sampling_kwargs(),
-            pad_token_id=self.pad_id,
-            stop_strings=list(settings.stop) or None,
-            tokenizer=self.tokenizer,
+    def _generate_batch(self, seqs: list[list[int]], settings: GenerationSettings) -> list[str]:
+        base = self.model.get_base_model()
+        gen, computed = decode(
+            base, self.tokenizer, seqs, settings, pad_id=self.pad_id, lead=self._lead(), keep_arg=self.keep_arg
         )
-        length = ids.shape[1]
-        self.computed_tokens += gen.shape[0] * (gen.shape[1] + self.virtual_tokens)
-        texts = self.tokenizer.batch_decode(gen[:, length:], skip_special_tokens=True)
+        self.computed_tokens += computed
+        texts = self.tokenizer.batch_decode(gen, skip_special_tokens=True)
         return [cut_at_stop(t, settings.stop) for t in texts]
+
+
+def torch_is_tensor(x: Any) -> bool:
+    import torch
+
+    return isinstance(x, torch.Tensor)

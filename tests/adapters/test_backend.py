@@ -103,3 +103,49 @@ def test_generation_uses_the_virtual_tokens(soft_runner) -> None:
             )
     assert adapted == expected
     assert adapted != plain  # random virtual tokens (std 1) change what the model says
+
+
+def _greedy_through_peft(peft_model, tokenizer, ids: list[int], n: int, eos: set[int]) -> list[int]:
+    """Reference: PEFT's own forward pass over the whole sequence at every step, no cache."""
+    seq, out = list(ids), []
+    with torch.inference_mode():
+        for _ in range(n):
+            t = torch.tensor([seq])
+            nxt = int(peft_model(input_ids=t, attention_mask=torch.ones_like(t)).logits[0, -1].argmax())
+            if nxt in eos:
+                break
+            out.append(nxt)
+            seq.append(nxt)
+    return out
+
+
+@pytest.mark.parametrize("method", list(PARAMS))
+def test_generation_equals_a_forward_pass_greedy_loop(soft_runner, method: str) -> None:
+    """Every PEFT method, prompts of different lengths in one batch (left padding), several
+    batches: the text equals a cache-free greedy loop over PEFT's forward, prompt by prompt."""
+    from optprompt.scoring.backends.decoding import eos_ids
+
+    loaded = soft_runner.model
+    cand = SoftCandidate.create(soft_runner.baseline, method, {**PARAMS[method], "lr": 0.01, "epochs": 1})
+    prompts = [
+        "Review: great food\nSentiment:",
+        "Review: the staff was rude and the room was cold\nSentiment:",
+        "fine",
+        "Review: bad\nSentiment:",
+    ]
+    settings = GenerationSettings(max_new_tokens=7, stop=())
+    with attached(loaded, cand) as peft_model:
+        _scramble(peft_model)
+        backend = AdapterBackend(loaded, peft_model, batch_tokens=60)  # several batches, mixed lengths
+        adapted = backend.generate(prompts, settings)
+        eos = eos_ids(loaded.model, loaded.tokenizer)
+        expected = [
+            loaded.tokenizer.decode(
+                _greedy_through_peft(peft_model, loaded.tokenizer, backend.tokens.prefix(p), 7, eos),
+                skip_special_tokens=True,
+            )
+            for p in prompts
+        ]
+    assert adapted == expected
+    plain = soft_runner.evaluator.backend.generate(prompts, settings)
+    assert adapted != plain  # the adapter is really in the loop
