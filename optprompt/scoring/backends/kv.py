@@ -14,7 +14,7 @@ from typing import Any
 __all__ = ["cache_kwargs", "output_cache", "cache_arg"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _arg_for(forward_owner: type) -> str:
     params = inspect.signature(forward_owner.forward).parameters
     return "cache" if "cache" in params else "past_key_values"
