@@ -99,11 +99,13 @@ def test_score_cache_answers_repeats_without_model_time(tiny_model, tmp_path) ->
     assert again.misses == 2  # a different token budget is a different key
 
 
-def test_oom_backoff_halves_batch(tiny_model, monkeypatch) -> None:
+@pytest.mark.parametrize("engine", ["packed", "legacy"])
+def test_oom_backoff_halves_batch(tiny_model, monkeypatch, engine: str) -> None:
     import torch
 
-    backend = CausalLMBackend(tiny_model, batch_tokens=1024)
-    real = backend._score_group
+    backend = CausalLMBackend(tiny_model, batch_tokens=1024, engine=engine)
+    owner, name = (backend._packed, "score") if engine == "packed" else (backend, "_score_group")
+    real = getattr(owner, name)
     calls = {"n": 0}
 
     def flaky(*args):  # type: ignore[no-untyped-def]
@@ -112,7 +114,9 @@ def test_oom_backoff_halves_batch(tiny_model, monkeypatch) -> None:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
         return real(*args)
 
-    monkeypatch.setattr(backend, "_score_group", flaky)
+    monkeypatch.setattr(owner, name, flaky)
     out = backend.loglikelihoods(_requests())
     assert backend.batch_tokens == 512
+    if engine == "packed":
+        assert backend._packed.budget == 512  # rows shrink with the budget
     assert _flat(out) == pytest.approx(_flat(backend.naive_loglikelihoods(_requests())), abs=1e-4)

@@ -1,27 +1,36 @@
-"""Causal LM backend: log-likelihood of continuations with shared-prefix reuse.
+"""Causal LM backend: log-likelihood of continuations, every distinct token computed once.
 
-Every request of one candidate shares its prefix (system turn, instruction,
-demonstrations): its key/value cache is computed once and expanded over each batch of
-suffixes. Suffixes are left-padded *after* the prefix, with an attention mask that hides
-the padding and explicit position ids, so every row ends at the same position and only
-the last position's logits are projected onto the vocabulary. That position scores the
-first token of every answer; answers longer than one token then run only their own
-tokens against the cached context of their example (one context forward per example,
-however many answers it has).
+The default engine (``packed``, :mod:`optprompt.scoring.backends.packed`) puts a scoring
+job's contexts and answers into one token trie: the shared prompt prefix runs once into a
+key/value cache, per-example text and answers are packed into rows under a 4-D tree
+attention mask. Models whose attention cannot take such masks use the padded path of
+optprompt 0.x (``legacy``, :mod:`optprompt.scoring.backends.legacy`), said once in the log.
+Generation reuses the cached prefix too, through optprompt's own decoding loop.
 """
 
 from __future__ import annotations
 
-import copy
 import inspect
-from collections import OrderedDict, defaultdict
+import logging
+import os
+from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
-from optprompt.errors import CandidateRejected
+from optprompt.errors import CandidateRejected, ConfigError
 from optprompt.models.loading import LoadedModel
 from optprompt.prompts.render import ScoreRequest
 from optprompt.scoring.backends.base import Backend, GenerationSettings, sorted_batches
+from optprompt.scoring.backends.decoding import Lead, decode
+from optprompt.scoring.backends.legacy import LegacyScoring
+from optprompt.scoring.backends.packed import PackedScorer
+from optprompt.scoring.backends.threads import configure_threads
+
+log = logging.getLogger(__name__)
+
+#: Scoring engines: ``packed`` (tree-packed, the default) and ``legacy`` (padded rows).
+ENGINES = ("auto", "packed", "legacy")
+#: Attention implementations that take an arbitrary 4-D float mask.
+_MASKABLE = ("eager", "sdpa")
 
 __all__ = ["CausalLMBackend", "naive_loglikelihoods", "Tokens"]
 
@@ -55,161 +64,86 @@ class Tokens:
         return ids
 
 
-@dataclass
-class _Row:
-    request: int
-    ids: list[int]  # the example's suffix tokens
-    conts: list[list[int]] = field(default_factory=list)
+class CausalLMBackend(LegacyScoring, Backend):
+    """Decoder-only models (Llama, SmolLM2, GPT-2, Qwen...).
 
-
-class CausalLMBackend(Backend):
-    """Decoder-only models (Llama, SmolLM2, GPT-2, Qwen...)."""
+    Args:
+        engine: ``auto`` (packed where the model's attention takes 4-D masks, else
+            legacy), ``packed`` or ``legacy``; the environment variable
+            ``OPTPROMPT_SCORING_ENGINE`` sets the default.
+        pack_tokens: Tokens per packed row (default 1024 on CPU, 4096 on GPU); the
+            attention work of a row grows with its square, its matmuls with its length.
+    """
 
     family = "causal"
     auto_class = "AutoModelForCausalLM"
     supports_chat = True
 
-    def __init__(self, loaded: LoadedModel, *, batch_tokens: int = 4096, max_batch_rows: int = 64) -> None:
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        *,
+        batch_tokens: int = 4096,
+        max_batch_rows: int = 64,
+        engine: str | None = None,
+        pack_tokens: int | None = None,
+    ) -> None:
         super().__init__(loaded, batch_tokens=batch_tokens, max_batch_rows=max_batch_rows)
+        if self.device.type == "cpu":
+            configure_threads()
         self.tokens = Tokens(loaded.tokenizer)
         params = inspect.signature(self.model.forward).parameters
         self._keep_arg = "logits_to_keep" in params
         self._prefix_cache: OrderedDict[tuple[int, ...], object] = OrderedDict()
         self.pad_id = self.tokens.pad_id
+        self.engine = self._choose_engine(engine or os.environ.get("OPTPROMPT_SCORING_ENGINE", "auto"))
+        self.pack_tokens = pack_tokens or (4096 if self.device.type == "cuda" else 1024)
+        self._packed = PackedScorer(self.model, budget=self.pack_tokens, keep_arg=self._keep_arg)
+        self._lead = Lead()  # the cached prompt prefix while generate() runs
+
+    def _choose_engine(self, engine: str) -> str:
+        if engine not in ENGINES:
+            raise ConfigError(f"scoring engine {engine!r} is not one of {', '.join(ENGINES)}")
+        attn = getattr(self.model.config, "_attn_implementation", None) or "eager"
+        if engine == "legacy":
+            return engine
+        if attn not in _MASKABLE:
+            if engine == "packed":
+                raise ConfigError(f"the packed scoring engine needs eager or sdpa attention, the model uses {attn!r}")
+            log.warning("%s attention cannot take tree masks: scoring with the padded (legacy) engine", attn)
+            return "legacy"
+        return "packed"
 
     # --- log-likelihoods ----------------------------------------------------------
     def loglikelihoods(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
         import torch
 
-        results: list[list[float]] = [[0.0] * len(r.continuations) for r in requests]
-        groups: dict[str, list[int]] = defaultdict(list)
-        for i, r in enumerate(requests):
-            groups[r.prefix].append(i)
+        if not requests:
+            return []
         with torch.inference_mode():
-            for prefix, idxs in groups.items():
-                self._with_oom_backoff(self._score_group, prefix, [requests[i] for i in idxs], idxs, results)
-        return results
+            if self.engine == "legacy":
+                return self._legacy_loglikelihoods(requests)
+            return self._with_oom_backoff(self._packed_loglikelihoods, requests)
 
-    def _rows(
-        self, reqs: Sequence[ScoreRequest], idxs: Sequence[int], p_ids: list[int]
-    ) -> tuple[list[int], list[_Row]]:
-        suffixes = [self.tokens.encode(r.suffix) for r in reqs]
-        if any(not s for s in suffixes):
-            # Something must predict the first answer token: move the prefix's last
-            # token into every row.
-            if not p_ids:
+    def _packed_loglikelihoods(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
+        prefixes: dict[str, list[int]] = {}
+        contexts, answers, prefix_lengths = [], [], []
+        for r in requests:
+            p_ids = prefixes.get(r.prefix)
+            if p_ids is None:
+                p_ids = prefixes[r.prefix] = self.tokens.prefix(r.prefix)
+            ctx = p_ids + self.tokens.encode(r.suffix)
+            if not ctx:
                 raise CandidateRejected("an empty prompt cannot be scored")
-            last = p_ids[-1]
-            p_ids = p_ids[:-1]
-            suffixes = [[last, *s] for s in suffixes]
-        rows = [
-            _Row(i, s, [self.tokens.continuation(c) for c in r.continuations]) for r, s, i in zip(reqs, suffixes, idxs)
-        ]
-        return p_ids, rows
-
-    def _prefix_kv(self, p_ids: list[int]):  # type: ignore[no-untyped-def]
-        import torch
-
-        key = tuple(p_ids)
-        if key in self._prefix_cache:
-            self._prefix_cache.move_to_end(key)
-            return self._prefix_cache[key]
-        ids = torch.tensor([p_ids], device=self.device)
-        out = self.model(input_ids=ids, use_cache=True, **({"logits_to_keep": 1} if self._keep_arg else {}))
-        self.computed_tokens += len(p_ids)
-        kv = out.past_key_values
-        self._prefix_cache[key] = kv
-        while len(self._prefix_cache) > 4:
-            self._prefix_cache.popitem(last=False)
-        return kv
-
-    def _expanded(self, kv, n: int):  # type: ignore[no-untyped-def]
-        cache = copy.deepcopy(kv)
-        cache.batch_repeat_interleave(n)
-        return cache
-
-    def _forward(self, input_ids, mask, positions, cache, keep: int):  # type: ignore[no-untyped-def]
-        kwargs = {"past_key_values": cache} if cache is not None else {}
-        if self._keep_arg:
-            kwargs["logits_to_keep"] = keep
-        out = self.model(
-            input_ids=input_ids.to(self.device),
-            attention_mask=mask.to(self.device),
-            position_ids=positions.to(self.device),
-            use_cache=True,
-            **kwargs,
-        )
-        logits = out.logits[:, -keep:, :].float()
-        return torch_log_softmax(logits), out.past_key_values
-
-    def _score_group(
-        self, prefix: str, reqs: Sequence[ScoreRequest], idxs: Sequence[int], results: list[list[float]]
-    ) -> None:
-        import torch
-
-        p_ids, rows = self._rows(reqs, idxs, self.tokens.prefix(prefix))
-        P = len(p_ids)
-        kv = self._prefix_kv(p_ids) if P else None
-        for batch in sorted_batches(rows, lambda r: len(r.ids), self.batch_tokens, self.max_batch_rows):
-            B = len(batch)
-            L = max(len(r.ids) for r in batch)
-            input_ids = torch.full((B, L), self.pad_id, dtype=torch.long)
-            mask = torch.zeros((B, P + L), dtype=torch.long)
-            mask[:, :P] = 1
-            positions = torch.full((B, L), P, dtype=torch.long)
-            for b, r in enumerate(batch):
-                n = len(r.ids)
-                input_ids[b, L - n :] = torch.tensor(r.ids)
-                mask[b, P + L - n :] = 1
-                positions[b, L - n :] = torch.arange(P, P + n)
-            cache = self._expanded(kv, B) if kv is not None else None
-            logprobs, context_kv = self._forward(input_ids, mask, positions, cache, keep=1)
-            self.computed_tokens += sum(len(r.ids) for r in batch)
-            last = logprobs[:, -1, :].cpu()
-            for b, r in enumerate(batch):
-                for j, c in enumerate(r.conts):
-                    results[r.request][j] = float(last[b, c[0]])
-            # Answers of more than one token: their remaining tokens, against the context.
-            multi = [(b, j) for b, r in enumerate(batch) for j, c in enumerate(r.conts) if len(c) > 1]
-            if multi:
-                self._score_tails(batch, multi, context_kv, mask, P, results)
-
-    def _score_tails(
-        self,
-        batch: list[_Row],
-        multi: list[tuple[int, int]],
-        context_kv,
-        mask,  # type: ignore[no-untyped-def]
-        P: int,
-        results: list[list[float]],
-    ) -> None:
-        import torch
-
-        width = mask.shape[1]
-        per_chunk = max(1, min(self.max_batch_rows, self.batch_tokens // max(1, width)))
-        for start in range(0, len(multi), per_chunk):
-            chunk = multi[start : start + per_chunk]
-            T = max(len(batch[b].conts[j]) - 1 for b, j in chunk)
-            ids = torch.full((len(chunk), T), self.pad_id, dtype=torch.long)
-            tail_mask = torch.zeros((len(chunk), T), dtype=torch.long)
-            positions = torch.zeros((len(chunk), T), dtype=torch.long)
-            for k, (b, j) in enumerate(chunk):
-                c = batch[b].conts[j][:-1]
-                ids[k, : len(c)] = torch.tensor(c)
-                tail_mask[k, : len(c)] = 1
-                start_pos = P + len(batch[b].ids)
-                positions[k] = torch.arange(start_pos, start_pos + T)
-            sel = torch.tensor([b for b, _ in chunk], device=self.device)
-            cache = copy.deepcopy(context_kv)
-            cache.batch_select_indices(sel)
-            full_mask = torch.cat([mask[[b for b, _ in chunk]], tail_mask], dim=1)
-            logprobs, _ = self._forward(ids, full_mask, positions, cache, keep=T)
-            self.computed_tokens += int(tail_mask.sum())
-            logprobs = logprobs.cpu()
-            for k, (b, j) in enumerate(chunk):
-                c = batch[b].conts[j]
-                tail = sum(float(logprobs[k, t, c[t + 1]]) for t in range(len(c) - 1))
-                results[batch[b].request][j] += tail
+            contexts.append(ctx)
+            answers.append([self.tokens.continuation(c) for c in r.continuations])
+            prefix_lengths.append(len(p_ids))
+        self._packed.budget = max(1, min(self.pack_tokens, self.batch_tokens))
+        before = self._packed.computed_tokens
+        try:
+            return self._packed.score(contexts, answers, prefix_lengths)
+        finally:
+            self.computed_tokens += self._packed.computed_tokens - before
 
     def naive_loglikelihoods(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
         """Reference: one full forward per (request, answer); see :func:`naive_loglikelihoods`."""
@@ -217,39 +151,50 @@ class CausalLMBackend(Backend):
 
     # --- generation ---------------------------------------------------------------
     def generate(self, prompts: Sequence[str], settings: GenerationSettings) -> list[str]:
+        """Greedy (or seeded sampled) continuations; the prompts' shared leading tokens run
+        once into a cached prefix that every batch continues from."""
         import torch
 
+        if not prompts:
+            return []
         encoded = [self.tokens.prefix(p) for p in prompts]
+        if any(not e for e in encoded):
+            raise CandidateRejected("an empty prompt cannot be continued")
         budget = settings.max_new_tokens
-        batches = sorted_batches(
-            list(range(len(prompts))), lambda i: len(encoded[i]) + budget, self.batch_tokens, self.max_batch_rows
-        )
         with torch.inference_mode():
-            return self._generate_batches(encoded, batches, settings)
+            shared = common_prefix(encoded)
+            before = self._packed.computed_tokens
+            cache = self._packed.root_cache(tuple(encoded[0][:shared])) if shared else None
+            self.computed_tokens += self._packed.computed_tokens - before
+            self._lead = Lead(length=shared, cache=cache)
+            rest = [e[shared:] for e in encoded]
+            batches = sorted_batches(
+                list(range(len(prompts))), lambda i: len(rest[i]) + budget, self.batch_tokens, self.max_batch_rows
+            )
+            try:
+                return self._generate_batches(rest, batches, settings)
+            finally:
+                self._lead = Lead()
 
     def _generate_batch(self, seqs: list[list[int]], settings: GenerationSettings) -> list[str]:
-        import torch
-
-        if settings.temperature > 0:
-            torch.manual_seed(settings.seed)
-        L = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), L), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(seqs), L), dtype=torch.long)
-        for b, s in enumerate(seqs):
-            ids[b, L - len(s) :] = torch.tensor(s)
-            mask[b, L - len(s) :] = 1
-        gen = self.model.generate(
-            input_ids=ids.to(self.device),
-            attention_mask=mask.to(self.device),
-            max_new_tokens=settings.max_new_tokens,
-            **settings.sampling_kwargs(),
-            pad_token_id=self.pad_id,
-            stop_strings=list(settings.stop) or None,
-            tokenizer=self.tokenizer,
+        gen, computed = decode(
+            self.model, self.tokenizer, seqs, settings, pad_id=self.pad_id, lead=self._lead, keep_arg=self._keep_arg
         )
-        self.computed_tokens += int(mask.sum()) + gen.shape[0] * (gen.shape[1] - L)
-        texts = self.tokenizer.batch_decode(gen[:, L:], skip_special_tokens=True)
+        self.computed_tokens += computed
+        texts = self.tokenizer.batch_decode(gen, skip_special_tokens=True)
         return [cut_at_stop(t, settings.stop) for t in texts]
+
+
+def common_prefix(seqs: Sequence[list[int]]) -> int:
+    """Leading tokens all ``seqs`` share, leaving each at least one of its own."""
+    first = seqs[0]
+    n = min(len(s) for s in seqs) - 1
+    for s in seqs[1:]:
+        k = 0
+        while k < n and s[k] == first[k]:
+            k += 1
+        n = k
+    return max(0, n)
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:
@@ -260,12 +205,6 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> str:
         if s and i != -1:
             cut = min(cut, i)
     return text[:cut]
-
-
-def torch_log_softmax(logits):  # type: ignore[no-untyped-def]
-    import torch
-
-    return torch.log_softmax(logits, dim=-1)
 
 
 def naive_loglikelihoods(loaded: LoadedModel, requests: Sequence[ScoreRequest]) -> list[list[float]]:

@@ -11,7 +11,7 @@ import functools
 import inspect
 from typing import Any
 
-__all__ = ["cache_kwargs", "output_cache", "cache_arg"]
+__all__ = ["cache_kwargs", "output_cache", "cache_arg", "crop_to"]
 
 
 @functools.cache
@@ -34,3 +34,14 @@ def output_cache(output: Any) -> Any:
     """The key/value cache a forward pass returned (``cache``, else ``past_key_values``)."""
     cache = getattr(output, "cache", None)
     return cache if cache is not None else getattr(output, "past_key_values", None)
+
+
+def crop_to(cache: Any, length: int) -> None:
+    """Cut ``cache`` back to its first ``length`` positions.
+
+    Passes the number of positions to drop as a negative count, which every transformers
+    5.x version reads the same way (5.24 refuses the older absolute length).
+    """
+    extra = cache.get_seq_length() - length
+    if extra > 0:
+        cache.crop(-extra)
