@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 STAMP := $(VENV)/.optprompt-installed
 
-.PHONY: venv demo demo-soft test test-fast bench bench-pruning lint clean browser
+.PHONY: venv demo demo-soft test test-fast bench bench-pruning bench-study lint clean browser
 
 venv: $(STAMP)
 
@@ -41,12 +41,16 @@ test-fast: venv
 # Benchmarks are not part of CI. Scoring (naive vs lm-eval vs optprompt) and generation
 # run by default; pruning (several studies per seed) has its own target.
 bench: venv
-	$(PY) benchmarks/run.py
+	$(PY) benchmarks/engine.py
 	$(PY) benchmarks/generation.py
 	$(PY) benchmarks/soft_prompt_speed.py
 
 bench-pruning: venv
 	$(PY) benchmarks/pruning.py
+
+# A 16-trial template_search study on the 7-intent workload from a cold cache, timed.
+bench-study: venv
+	$(PY) benchmarks/engine_study.py
 
 lint: venv
 	$(VENV)/bin/ruff check optprompt plugins tests

@@ -71,7 +71,7 @@ class CausalLMBackend(LegacyScoring, Backend):
         engine: ``auto`` (packed where the model's attention takes 4-D masks, else
             legacy), ``packed`` or ``legacy``; the environment variable
             ``OPTPROMPT_SCORING_ENGINE`` sets the default.
-        pack_tokens: Tokens per packed row (default 1024 on CPU, 4096 on GPU); the
+        pack_tokens: Tokens per packed row (default 384 on CPU, 2048 on GPU); the
             attention work of a row grows with its square, its matmuls with its length.
     """
 
@@ -97,7 +97,7 @@ class CausalLMBackend(LegacyScoring, Backend):
         self._prefix_cache: OrderedDict[tuple[int, ...], object] = OrderedDict()
         self.pad_id = self.tokens.pad_id
         self.engine = self._choose_engine(engine or os.environ.get("OPTPROMPT_SCORING_ENGINE", "auto"))
-        self.pack_tokens = pack_tokens or (4096 if self.device.type == "cuda" else 1024)
+        self.pack_tokens = pack_tokens or (2048 if self.device.type == "cuda" else 384)
         self._packed = PackedScorer(self.model, budget=self.pack_tokens, keep_arg=self._keep_arg)
         self._lead = Lead()  # the cached prompt prefix while generate() runs
 
