@@ -32,8 +32,10 @@ def _overrides(spec, args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 def _run(spec, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
     from optprompt.cli.output import print_result
+    from optprompt.scoring.backends.threads import announce_worker
     from optprompt.study.runner import StudyRunner
 
+    announce_worker()  # torch threads are shared among the studies running on this machine
     runner = StudyRunner(spec, progress=not args.quiet, worker=args.command == "worker")
     result = runner.run()
     print_result(result, output=spec.output)

@@ -2,9 +2,10 @@
 optprompt workers on this machine, unless ``OPTPROMPT_THREADS`` says otherwise.
 
 Two workers with two threads each on two cores stall each other at every parallel region
-(seconds become minutes), so each worker announces itself with a small file under
-``$OPTPROMPT_HOME/workers`` (``~/.cache/optprompt`` by default) while it runs, and each
-takes ``cores // live workers`` threads (at least one).
+(seconds become minutes), so each study process (``optprompt run`` / ``optprompt worker``)
+announces itself with a small file under ``$OPTPROMPT_HOME/workers`` while it runs, and
+each takes ``cores // running studies`` threads (at least one). A process that scores
+without announcing itself (a library user, a test) counts itself on top.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from pathlib import Path
 
 from optprompt.errors import ConfigError
 
-__all__ = ["configure_threads", "available_cores", "live_workers", "threads_for"]
+__all__ = ["announce_worker", "configure_threads", "available_cores", "live_workers", "threads_for"]
 
 log = logging.getLogger(__name__)
 _configured: int | None = None
+_announced = False
 
 
 def available_cores() -> int:
@@ -31,8 +33,9 @@ def available_cores() -> int:
 
 
 def _workers_dir() -> Path:
-    home = os.environ.get("OPTPROMPT_HOME") or str(Path.home() / ".cache" / "optprompt")
-    return Path(home) / "workers"
+    from optprompt.models.home import optprompt_home
+
+    return optprompt_home() / "workers"
 
 
 def _alive(pid: int) -> bool:
@@ -74,13 +77,18 @@ def threads_for(cores: int, workers: int, override: str | None) -> int:
     return max(1, cores // max(1, workers))
 
 
-def _announce() -> None:
+def announce_worker() -> None:
+    """Count this process as a study worker on this machine until it exits."""
+    global _announced
+    if _announced:
+        return
     directory = _workers_dir()
     try:
         directory.mkdir(parents=True, exist_ok=True)
         f = directory / f"{os.getpid()}.pid"
         f.touch()
         atexit.register(f.unlink, missing_ok=True)
+        _announced = True
     except OSError as e:  # a read-only home still runs, it just cannot coordinate
         log.debug("cannot announce this worker in %s: %s", directory, e)
 
@@ -92,8 +100,8 @@ def configure_threads() -> int:
         return _configured
     import torch
 
-    _announce()
-    n = threads_for(available_cores(), live_workers(), os.environ.get("OPTPROMPT_THREADS"))
+    workers = live_workers() + (0 if _announced else 1)
+    n = threads_for(available_cores(), workers, os.environ.get("OPTPROMPT_THREADS"))
     if n != torch.get_num_threads():
         torch.set_num_threads(n)
         log.info("torch uses %d CPU thread(s)", n)
