@@ -316,6 +316,10 @@ class StudyRunner:
                 # the Heartbeat context manager below records them.
                 warnings.filterwarnings("ignore", message="Heartbeat of storage")
                 trial = study.ask()
+            # Beat at once, inside the lock: a worker killed before its heartbeat thread
+            # starts must still leave a trial that goes stale (one with no heartbeat never does).
+            if hasattr(self.storage, "record_heartbeat") and self.spec.workers.heartbeat_interval:
+                self.storage.record_heartbeat(trial._trial_id)
             trial.set_user_attr(attrs.POSITION, position)
             return trial, "run"
 

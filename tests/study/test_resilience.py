@@ -240,3 +240,43 @@ def test_truncated_storage_is_a_clear_error(study_dict: dict, tiny_model) -> Non
     db.write_bytes(data[: len(data) // 3])
     with pytest.raises(OptpromptError, match="cannot open study storage|no study named"):
         run_study(spec_from_dict(study_dict), model=tiny_model, progress=False)
+
+
+class _DiedBeforeHeartbeat(BaseException):
+    """Stands for SIGKILL landing between asking for a trial and starting its heartbeat thread."""
+
+
+def test_worker_killed_before_its_heartbeat_thread_leaves_a_stale_trial(
+    tmp_path: Path, tiny_model_dir: Path, tiny_model, monkeypatch
+) -> None:
+    import threading
+
+    from optprompt.study import runner as runner_module
+
+    spec = spec_from_dict(_study(tmp_path, tiny_model_dir, "early"))
+    real_enter = runner_module.Heartbeat.__enter__
+    calls = {"n": 0}
+
+    def dies_on_second(self):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise _DiedBeforeHeartbeat
+        return real_enter(self)
+
+    monkeypatch.setattr(runner_module.Heartbeat, "__enter__", dies_on_second)
+    with pytest.raises(_DiedBeforeHeartbeat):
+        StudyRunner(spec, model=tiny_model, progress=False).run()
+    monkeypatch.setattr(runner_module.Heartbeat, "__enter__", real_enter)
+    url = f"sqlite:///{tmp_path / 'out' / 'study.db'}"
+    assert [t.state for t in _trials(url, "early")][-1] == optuna.trial.TrialState.RUNNING
+
+    out: dict = {}
+    resumed = threading.Thread(
+        target=lambda: out.update(r=StudyRunner(spec, model=tiny_model, progress=False).run()), daemon=True
+    )
+    resumed.start()
+    resumed.join(timeout=120)
+    assert not resumed.is_alive(), "the resumed run waits forever for a trial that never beat"
+    trials = _trials(url, "early")
+    assert trials[1].state == optuna.trial.TrialState.FAIL  # went stale after the grace period
+    assert out["r"]["n_scored"] == 8
