@@ -48,20 +48,11 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from engine_data import INTENTS, choice_rows, intent_rows  # noqa: E402
+from scoring import RANDOM_CONFIGS  # noqa: E402
+from scoring import load as load  # noqa: E402
 
 WORKLOADS = ("a-sentiment", "b-intent", "c-choice", "d-generation")
 METHODS = ("naive", "lm_eval", "legacy", "packed")
-RANDOM_CONFIGS = {
-    "llama-1b": dict(
-        hidden_size=2048,
-        intermediate_size=8192,
-        num_hidden_layers=16,
-        num_attention_heads=32,
-        num_key_value_heads=8,
-        vocab_size=49152,
-        max_position_embeddings=8192,
-    ),
-}
 
 
 # --- workloads ---------------------------------------------------------------------
@@ -372,24 +363,6 @@ def print_table(summary: list[dict[str, Any]]) -> None:
             )
 
 
-def load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from optprompt.models import load_model
-    from optprompt.plugins import load_plugins
-
-    if not args.random_config:
-        return load_model(args.model, load_plugins(), device=args.device, dtype=args.dtype, progress=False)
-    import tempfile
-
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    smol = load_model(args.model, load_plugins(), device="cpu", progress=False)
-    d = Path(tempfile.mkdtemp(prefix="engine-bench-"))
-    cfg = LlamaConfig(**RANDOM_CONFIGS[args.random_config], tie_word_embeddings=True)
-    LlamaForCausalLM(cfg).save_pretrained(d)
-    smol.tokenizer.save_pretrained(d)
-    return load_model(str(d), load_plugins(), device=args.device, dtype=args.dtype, progress=False)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workloads", nargs="*", default=list(WORKLOADS), choices=WORKLOADS)
@@ -401,6 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--random-config", choices=sorted(RANDOM_CONFIGS), help="random weights of this size (GPU speed)")
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="auto")
+    p.add_argument("--seed", type=int, default=0, help="random model seed")
     p.add_argument("--output", type=Path, default=HERE / "results" / "engine.json")
     args = p.parse_args(argv)
 

@@ -103,7 +103,7 @@ def test_score_cache_answers_repeats_without_model_time(tiny_model, tmp_path) ->
 def test_oom_backoff_halves_batch(tiny_model, monkeypatch, engine: str) -> None:
     import torch
 
-    backend = CausalLMBackend(tiny_model, batch_tokens=1024, engine=engine)
+    backend = CausalLMBackend(tiny_model, batch_tokens=1024, engine=engine, pack_tokens=1024)
     owner, name = (backend._packed, "score") if engine == "packed" else (backend, "_score_group")
     real = getattr(owner, name)
     calls = {"n": 0}

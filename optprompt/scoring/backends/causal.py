@@ -24,6 +24,7 @@ from optprompt.scoring.backends.decoding import Lead, decode
 from optprompt.scoring.backends.legacy import LegacyScoring
 from optprompt.scoring.backends.packed import PackedScorer
 from optprompt.scoring.backends.threads import configure_threads
+from optprompt.scoring.backends.trie import shared_prefix
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,7 @@ class CausalLMBackend(LegacyScoring, Backend):
             raise CandidateRejected("an empty prompt cannot be continued")
         budget = settings.max_new_tokens
         with torch.inference_mode():
-            shared = common_prefix(encoded)
+            shared = shared_prefix(encoded, min(len(e) for e in encoded) - 1)
             before = self._packed.computed_tokens
             cache = self._packed.root_cache(tuple(encoded[0][:shared])) if shared else None
             self.computed_tokens += self._packed.computed_tokens - before
@@ -183,18 +184,6 @@ class CausalLMBackend(LegacyScoring, Backend):
         self.computed_tokens += computed
         texts = self.tokenizer.batch_decode(gen, skip_special_tokens=True)
         return [cut_at_stop(t, settings.stop) for t in texts]
-
-
-def common_prefix(seqs: Sequence[list[int]]) -> int:
-    """Leading tokens all ``seqs`` share, leaving each at least one of its own."""
-    first = seqs[0]
-    n = min(len(s) for s in seqs) - 1
-    for s in seqs[1:]:
-        k = 0
-        while k < n and s[k] == first[k]:
-            k += 1
-        n = k
-    return max(0, n)
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from optprompt.scoring.backends.kv import cache_kwargs, crop_to, output_cache
-from optprompt.scoring.backends.trie import TokenTrie, build_trie, pack_forest, tree_mask
+from optprompt.scoring.backends.trie import TokenTrie, build_trie, pack_forest, shared_prefix, tree_mask
 
 __all__ = ["PackedScorer", "common_root"]
 
@@ -27,14 +27,7 @@ def common_root(contexts: Sequence[Sequence[int]], prefix_lengths: Sequence[int]
     """How many leading tokens every context shares, within every request's own prompt
     prefix (so the cached root is the same for every slice of one candidate's examples)
     and leaving each context at least one token (its last one predicts the answers)."""
-    first = contexts[0]
-    n = min(min(prefix_lengths), min(len(c) for c in contexts) - 1)
-    for c in contexts[1:]:
-        k = 0
-        while k < n and c[k] == first[k]:
-            k += 1
-        n = k
-    return max(0, n)
+    return shared_prefix(contexts, min(min(prefix_lengths), min(len(c) for c in contexts) - 1))
 
 
 class PackedScorer:

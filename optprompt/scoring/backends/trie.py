@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["TokenTrie", "Scored", "build_trie", "pack_forest", "tree_mask"]
+__all__ = ["TokenTrie", "Scored", "build_trie", "pack_forest", "shared_prefix", "tree_mask"]
 
 
 @dataclass
@@ -88,6 +88,18 @@ class Scored:
                 for node, tok in pairs:
                     out.setdefault(node, set()).add(tok)
         return out
+
+
+def shared_prefix(seqs: Sequence[Sequence[int]], cap: int) -> int:
+    """How many leading tokens all ``seqs`` share, at most ``cap`` (never below 0)."""
+    first = seqs[0]
+    n = min(cap, len(first))
+    for s in seqs[1:]:
+        k = 0
+        while k < n and k < len(s) and s[k] == first[k]:
+            k += 1
+        n = k
+    return max(0, n)
 
 
 def build_trie(contexts: Sequence[Sequence[int]], answers: Sequence[Sequence[Sequence[int]]], skip: int) -> Scored:
