@@ -14,7 +14,16 @@ from pathlib import Path
 
 __all__ = ["main", "build_parser"]
 
-EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: the running trial is recorded as interrupted and
+    everything finished stays saved."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 def _overrides(spec, args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -36,6 +45,9 @@ def _run(spec, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
     from optprompt.study.runner import StudyRunner
 
     announce_worker()  # torch threads are shared among the studies running on this machine
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
     runner = StudyRunner(spec, progress=not args.quiet, worker=args.command == "worker")
     result = runner.run()
     print_result(result, output=spec.output)
@@ -198,9 +210,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
-    except KeyboardInterrupt:
-        print("optprompt: interrupted; finished trials are saved, run the same command to resume", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as e:
+        what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+        print(f"optprompt: {what}; finished trials are saved, run the same command to resume", file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

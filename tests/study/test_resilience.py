@@ -280,3 +280,36 @@ def test_worker_killed_before_its_heartbeat_thread_leaves_a_stale_trial(
     trials = _trials(url, "early")
     assert trials[1].state == optuna.trial.TrialState.FAIL  # went stale after the grace period
     assert out["r"]["n_scored"] == 8
+
+
+def test_sigterm_is_handled_like_ctrl_c(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """A real process: SIGTERM mid-study exits 143 with a message, the running trial is
+    recorded as interrupted, finished ones stay, and the same command completes the study."""
+    study_yaml = tmp_path / "study.yaml"
+    study_yaml.write_text(
+        yaml.safe_dump(_study(tmp_path, tiny_model_dir, "term", scoring={"device": "cpu", "batch_tokens": 64}))
+    )
+    url = f"sqlite:///{tmp_path / 'out' / 'study.db'}"
+    proc = _cli("run", str(study_yaml), "-q")
+    deadline = time.time() + 180
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            trials = _trials(url, "term")
+        except Exception:
+            time.sleep(0.05)
+            continue
+        if sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials) >= 2:
+            proc.send_signal(signal.SIGTERM)
+            break
+        time.sleep(0.02)
+    assert proc.wait(timeout=60) == 143, proc.stderr.read()
+    assert "terminated (SIGTERM)" in proc.stderr.read()
+    trials = _trials(url, "term")
+    assert not any(t.state == optuna.trial.TrialState.RUNNING for t in trials)  # none left for a heartbeat to expire
+    finished = [t.number for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(finished) >= 2
+    resumed = _cli("run", str(study_yaml), "-q")
+    assert resumed.wait(timeout=240) == 0, resumed.stderr.read()
+    after = _trials(url, "term")
+    assert all(after[n].state == optuna.trial.TrialState.COMPLETE for n in finished)  # nothing finished was lost
+    assert json.loads((tmp_path / "out" / "result.json").read_text())["n_scored"] == 8
