@@ -48,8 +48,11 @@ def _run(spec, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
     import signal
 
     signal.signal(signal.SIGTERM, _terminate)
-    runner = StudyRunner(spec, progress=not args.quiet, worker=args.command == "worker")
-    result = runner.run()
+    from optprompt.study.exclusive import output_lock
+
+    with output_lock(spec.output):
+        runner = StudyRunner(spec, progress=not args.quiet, worker=args.command == "worker")
+        result = runner.run()
     print_result(result, output=spec.output)
     if args.command == "worker":
         print(f"this worker ran {runner.trials_run} of the study's {result['n_trials']} trials")
