@@ -12,8 +12,24 @@ __all__ = ["atomic_write_text", "atomic_write_json", "read_json"]
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename.
+
+    A failing write (disk full, read-only filesystem) leaves the previous file as it was
+    and raises :class:`~optprompt.errors.OptpromptError` naming the file and the reason.
+    """
     path = Path(path)
+    try:
+        return _atomic_write(path, text)
+    except OSError as e:
+        from optprompt.errors import OptpromptError
+
+        raise OptpromptError(
+            f"cannot write {path}: {e.strerror or e}. Everything finished so far is kept in the study's storage: "
+            "make room (or fix the directory) and run the same command again"
+        ) from None
+
+
+def _atomic_write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
