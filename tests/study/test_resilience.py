@@ -313,3 +313,49 @@ def test_sigterm_is_handled_like_ctrl_c(tmp_path: Path, tiny_model_dir: Path) ->
     after = _trials(url, "term")
     assert all(after[n].state == optuna.trial.TrialState.COMPLETE for n in finished)  # nothing finished was lost
     assert json.loads((tmp_path / "out" / "result.json").read_text())["n_scored"] == 8
+
+
+def test_postgresql_connections_killed_mid_study(tmp_path: Path, tiny_model_dir: Path, postgres_url: str) -> None:
+    """pg_terminate_backend on every connection of a running worker, twice, mid-trial: the
+    worker reconnects (or fails that one trial with its reason) and the study completes."""
+    import sqlalchemy
+
+    name = f"pgkill-{uuid.uuid4().hex[:8]}"
+    spec = _study(tmp_path, tiny_model_dir, name, scoring={"device": "cpu", "batch_tokens": 64})
+    study_yaml = tmp_path / "study.yaml"
+    study_yaml.write_text(yaml.safe_dump(spec))
+    admin = sqlalchemy.create_engine(postgres_url, poolclass=sqlalchemy.pool.NullPool)
+    # The worker's connections carry a name of their own: only they are killed.
+    worker_url = f"{postgres_url}?application_name={name}"
+    kill = sqlalchemy.text(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = :app"
+    ).bindparams(app=name)
+    try:
+        proc = _cli("worker", str(study_yaml), "--storage", worker_url, "-q", "--output", str(tmp_path / "w"))
+        killed, deadline = 0, time.time() + 180
+        while time.time() < deadline and proc.poll() is None and killed < 2:
+            try:
+                trials = _trials(postgres_url, name)
+            except Exception:
+                time.sleep(0.1)
+                continue
+            done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+            if done >= 2 + 2 * killed and any(t.state == optuna.trial.TrialState.RUNNING for t in trials):
+                with admin.connect() as conn:
+                    if conn.execute(kill).scalar():
+                        killed += 1
+            time.sleep(0.05)
+        assert killed == 2, "the study finished before its connections could be killed twice"
+        assert proc.wait(timeout=240) == 0, proc.stderr.read()
+        trials = _trials(postgres_url, name)
+        assert sum(counts(t) for t in trials) == 8
+        assert not any(t.state == optuna.trial.TrialState.RUNNING for t in trials)
+        for t in trials:
+            if t.state == optuna.trial.TrialState.FAIL:  # a failed trial says why
+                assert attrs.FAIL_REASON in t.user_attrs
+        assert (tmp_path / "w" / "result.json").exists()
+    finally:
+        try:
+            optuna.delete_study(study_name=name, storage=postgres_url)
+        except KeyError:
+            pass
