@@ -133,6 +133,10 @@ def select_family(config: Any, plugins: Plugins, requested: str = "auto") -> str
     return "causal"
 
 
+#: Files of which a model directory needs at least one to have a tokenizer.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model", "tokenizer_config.json")
+
+
 def load_model(
     ref: str,
     plugins: Plugins,
@@ -154,6 +158,11 @@ def load_model(
     dev = select_device(device)
     dt = select_dtype(dtype, dev)
     source = str(path) if path is not None else ref
+    if path is not None and not any((path / f).exists() for f in TOKENIZER_FILES):
+        raise ModelError(
+            f"model directory {path} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}): copy the "
+            "tokenizer files saved with the model (tokenizer.save_pretrained) next to its config.json"
+        )
     try:
         config = AutoConfig.from_pretrained(source, trust_remote_code=False)
         family = select_family(config, plugins, backend)
