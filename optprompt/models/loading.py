@@ -134,7 +134,14 @@ def select_family(config: Any, plugins: Plugins, requested: str = "auto") -> str
 
 
 #: Files of which a model directory needs at least one to have a tokenizer.
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model", "tokenizer_config.json")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer.model",
+    "vocab.json",
+    "vocab.txt",
+    "spiece.model",
+    "tokenizer_config.json",
+)
 
 
 def load_model(

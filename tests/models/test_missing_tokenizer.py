@@ -46,8 +46,7 @@ def test_run_refuses_with_exit_2(tmp_path: Path, tiny_model_dir: Path) -> None:
             }
         )
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "optprompt.cli.main", "run", str(study), "-q"], capture_output=True, text=True, timeout=120
-    )
+    cmd = [sys.executable, "-m", "optprompt.cli.main", "run", str(study), "-q"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert f"model directory {broken} has no tokenizer" in proc.stderr and "Traceback" not in proc.stderr
