@@ -48,10 +48,10 @@ def describe(renderer: PromptRenderer, chat: bool, candidate: PromptCandidate) -
 
 
 def _reason(t: optuna.trial.FrozenTrial) -> str:
-    reason = t.user_attrs.get(attrs.FAIL_REASON)
-    if reason is None:
-        return "stale (its worker stopped)"
-    return reason.split(":")[0]
+    from optprompt.study.reasons import failure_reason
+
+    reason = failure_reason(t)
+    return reason.kind if reason is not None else ""
 
 
 def finish_study(runner: StudyRunner, study: optuna.Study, started: float, budget: dict[str, int]) -> dict[str, Any]:
