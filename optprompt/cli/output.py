@@ -60,6 +60,12 @@ def print_result(result: dict[str, Any], *, output: str | None = None) -> None:
             f"(difference {d['estimate']:+.3f}, 95% CI [{d['low']:+.3f}, {d['high']:+.3f}], "
             f"{cmp_['test']} p = {cmp_['p_value']:.3g}, n = {cmp_['n']})"
         )
+    context = result.get("context") or {}
+    if context.get("truncated_examples"):
+        print(
+            f"\ncontext: {context['truncated_examples']} example(s) cut to fit the model's {context['limit']} tokens "
+            f"(task.truncate: {context['truncate']}; up to {context['max_tokens_cut']} input tokens cut)"
+        )
     reasons = result.get("failure_reasons") or {}
     if reasons:
         counted = ", ".join(f"{n} {kind}" for kind, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from optprompt._io import atomic_write_json, atomic_write_text
 from optprompt._version import __version__
 from optprompt.prompts.candidate import PromptCandidate
+from optprompt.prompts.context import ContextLimitedRenderer
 from optprompt.study import attrs
 from optprompt.study.objectives import parse_rule, select
 from optprompt.study.trials import counts, is_void
@@ -177,6 +178,7 @@ def finish_study(runner: StudyRunner, study: optuna.Study, started: float, budge
         **({"select": runner.spec.select, "pareto": pareto} if pareto else {}),
         "warnings": warnings,
         "format_failures": {k: v for k, v in failures.items() if v},
+        **({"context": runner.renderer.summary()} if isinstance(runner.renderer, ContextLimitedRenderer) else {}),
         "strategy_summary": runner.strategy.summary(study),
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
