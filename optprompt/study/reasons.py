@@ -33,16 +33,12 @@ class FailureReason:
         kind: Short and stable (the key of ``failure_reasons`` in result.json): ``pruned``,
             ``rejected``, ``interrupted``, ``worker died``, ``TrialTimeout``, or the
             exception's class name.
-        detail: The rest of the message ("" when there is none).
+        text: The whole reason as the leaderboard and the report show it (it starts
+            with ``kind``).
     """
 
     kind: str
-    detail: str = ""
-
-    @property
-    def text(self) -> str:
-        """``kind: detail``, as the leaderboard and the report show it."""
-        return f"{self.kind}: {self.detail}" if self.detail else self.kind
+    text: str
 
 
 def failure_reason(t: FrozenTrial) -> FailureReason | None:
@@ -54,12 +50,10 @@ def failure_reason(t: FrozenTrial) -> FailureReason | None:
     stored = t.user_attrs.get(attrs.FAIL_REASON)
     if stored is None:
         if t.state == TrialState.FAIL:
-            return FailureReason(WORKER_DIED, _WORKER_DIED_DETAIL)
-        return FailureReason("pruned")  # pruned by Optuna itself (no optprompt message)
-    stored = str(stored)
+            return FailureReason(WORKER_DIED, f"{WORKER_DIED}: {_WORKER_DIED_DETAIL}")
+        return FailureReason("pruned", "pruned")  # pruned by Optuna itself (no optprompt message)
+    stored = str(stored).strip()
     if stored.startswith(_INTERRUPTED):
-        return FailureReason(_INTERRUPTED, stored[len(_INTERRUPTED) :].strip(" :"))
-    kind, sep, detail = stored.partition(":")
-    if not sep:
-        return FailureReason(stored.strip())
-    return FailureReason(kind.strip(), detail.strip())
+        return FailureReason(_INTERRUPTED, stored)
+    kind, sep, _ = stored.partition(":")
+    return FailureReason(kind.strip() if sep else stored, stored)

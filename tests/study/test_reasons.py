@@ -25,7 +25,7 @@ def _trial(state: TrialState, reason: str | None = None):  # type: ignore[no-unt
         (TrialState.FAIL, None, WORKER_DIED, "worker died: its process stopped before recording a result"),
         (TrialState.FAIL, "RuntimeError: boom: again", "RuntimeError", "RuntimeError: boom: again"),
         (TrialState.FAIL, "TrialTimeout: trial exceeded trial_timeout of 5 s", "TrialTimeout", "TrialTimeout: trial"),
-        (TrialState.FAIL, "interrupted by the user", "interrupted", "interrupted: by the user"),
+        (TrialState.FAIL, "interrupted by the user", "interrupted", "interrupted by the user"),
         (TrialState.PRUNED, "pruned: pruned after 3 of 12 dev examples", "pruned", "pruned: pruned after 3"),
         (TrialState.PRUNED, "rejected: two labels share the word 'a'", "rejected", "rejected: two labels"),
         (TrialState.PRUNED, None, "pruned", "pruned"),
