@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 STAMP := $(VENV)/.optprompt-installed
 
-.PHONY: venv demo demo-soft test test-fast test-oldest bench bench-pruning lint clean browser
+.PHONY: venv demo demo-soft test test-fast bench bench-pruning lint clean browser
 
 venv: $(STAMP)
 
@@ -44,6 +44,7 @@ test-fast: venv
 # machine's CPU wheel (TORCH_VERSION): any other torch from the registry brings GBs of CUDA.
 OLDEST ?= .venv-oldest
 OLDEST_PY := $(OLDEST)/bin/python
+.PHONY: test-oldest
 test-oldest:
 	rm -rf $(OLDEST)
 	$(PYTHON) -m venv $(OLDEST)
