@@ -38,6 +38,23 @@ test: venv browser
 test-fast: venv
 	$(PY) -m pytest -q -m "not model"
 
+# The lowest declared versions of every dependency, in their own environment, running the
+# unit tests (not part of `make test`). pip cannot resolve to the lowest versions itself, so
+# tools/lowest_constraints.py pins each to its pyproject.toml lower bound. torch stays the
+# machine's CPU wheel (TORCH_VERSION): any other torch from the registry brings GBs of CUDA.
+OLDEST ?= .venv-oldest
+OLDEST_PY := $(OLDEST)/bin/python
+.PHONY: test-oldest
+test-oldest:
+	rm -rf $(OLDEST)
+	$(PYTHON) -m venv $(OLDEST)
+	$(OLDEST_PY) -m pip install -q --upgrade pip
+	$(OLDEST_PY) -m pip install -q "torch==$(TORCH_VERSION)"
+	$(PYTHON) tools/lowest_constraints.py --extra dev --skip torch > $(OLDEST)/constraints.txt
+	$(OLDEST_PY) -m pip install -q -c $(OLDEST)/constraints.txt -e ".[dev]"
+	$(OLDEST_PY) -m pip list --format=freeze > $(OLDEST)/installed.txt
+	$(OLDEST_PY) -m pytest -q -m "not model" -p no:cacheprovider
+
 # Benchmarks are not part of CI. Scoring (naive vs lm-eval vs optprompt) and generation
 # run by default; pruning (several studies per seed) has its own target.
 bench: venv
@@ -56,4 +73,4 @@ lint: venv
 	$(VENV)/bin/ruff check optprompt plugins tests
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(OLDEST) runs .pytest_cache

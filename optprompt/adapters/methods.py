@@ -43,11 +43,21 @@ INITS = ("text", "random", "vocab")
 @contextlib.contextmanager
 def peft_quiet() -> Iterator[None]:
     """Silence what PEFT says on every call that is no news here: it ignores position ids
-    for prompt learning (positions follow the virtual tokens, as intended), and it asks
-    transformers about gradient checkpointing through a deprecated name."""
+    for prompt learning (positions follow the virtual tokens, as intended), it asks
+    transformers about gradient checkpointing through a deprecated name, and prefix tuning
+    hands its key/values to transformers as ``past_key_values`` (renamed ``cache`` in
+    transformers 5.24, the old name removed in 5.40: pyproject.toml caps transformers
+    below 5.40 for this). These are PEFT's calls, not optprompt's; a user cannot act on them.
+
+    Not silenced: "Both `past_key_values` and `cache` are set", which says the prefix was
+    dropped (a real fault, not noise).
+    """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*[Pp]osition ids are not supported.*")
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+        warnings.filterwarnings(
+            "ignore", message=r"`past_key_values` is deprecated and will be removed", category=FutureWarning
+        )
         yield
 
 

@@ -115,16 +115,25 @@ def _cmd_models_pull(args: argparse.Namespace) -> int:
     from optprompt.plugins.manager import load_plugins
 
     plugins = load_plugins()
-    if args.name not in plugins.models:
+    if args.name not in plugins.models and not Path(args.name).expanduser().exists():
+        from optprompt._suggest import did_you_mean
         from optprompt.errors import ModelError
 
-        raise ModelError(f"unknown model {args.name!r}; registered names: {', '.join(plugins.models.names())}")
-    _, path = resolve_model_path(args.name, plugins)
+        raise ModelError(
+            f"unknown model {args.name!r}{did_you_mean(args.name, plugins.models.names())}; "
+            f"give a registered name ({', '.join(plugins.models.names())}) or a .gguf file"
+        )
+    kind, path = resolve_model_path(args.name, plugins)
+    if kind == "local":
+        from optprompt.errors import ModelError
+
+        raise ModelError(f"{args.name!r} is a model directory already: nothing to pull; use it as `model:` directly")
     print(f"{args.name}: {path} (fingerprint {fingerprint_dir(path)})")
     return EXIT_OK
 
 
 def _cmd_models_list(args: argparse.Namespace) -> int:
+    from optprompt.models.gguf import list_converted
     from optprompt.models.home import optprompt_home
     from optprompt.plugins.manager import load_plugins
 
@@ -132,6 +141,9 @@ def _cmd_models_list(args: argparse.Namespace) -> int:
     for e in load_plugins().models:
         pulled = (home / "models" / e.name).is_dir()
         print(f"{e.name}\t{'pulled' if pulled else 'not pulled'}\t{e.description}\t[{e.source}]")
+    for m in list_converted(home):
+        sha = str(m.get("gguf_sha256", "?"))[:16]
+        print(f"{m.get('name', '?')}\tconverted\tGGUF sha256 {sha}\t[{m.get('source', '?')}]")
     return EXIT_OK
 
 
@@ -181,10 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="manage models")
     msub = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
-    q = msub.add_parser("pull", help="fetch and convert a registered model into the cache")
-    q.add_argument("name")
+    q = msub.add_parser("pull", help="fetch and convert a registered model, or convert a .gguf file, into the cache")
+    q.add_argument("name", help="a registered model name, or a .gguf file (or a directory holding one)")
     q.set_defaults(func=_cmd_models_pull)
-    q = msub.add_parser("list", help="list registered model names")
+    q = msub.add_parser("list", help="list registered model names and converted GGUF files")
     q.set_defaults(func=_cmd_models_list)
 
     from optprompt.cli.registry_cmd import add_registry_parser

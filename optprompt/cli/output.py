@@ -60,6 +60,16 @@ def print_result(result: dict[str, Any], *, output: str | None = None) -> None:
             f"(difference {d['estimate']:+.3f}, 95% CI [{d['low']:+.3f}, {d['high']:+.3f}], "
             f"{cmp_['test']} p = {cmp_['p_value']:.3g}, n = {cmp_['n']})"
         )
+    context = result.get("context") or {}
+    if context.get("truncated_examples"):
+        print(
+            f"\ncontext: {context['truncated_examples']} example(s) cut to fit the model's {context['limit']} tokens "
+            f"(task.truncate: {context['truncate']}; up to {context['max_tokens_cut']} input tokens cut)"
+        )
+    reasons = result.get("failure_reasons") or {}
+    if reasons:
+        counted = ", ".join(f"{n} {kind}" for kind, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
+        print(f"\nfailed or pruned trials: {counted}")
     for w in result.get("warnings", []):
         print(f"warning: {w}")
     if output:
@@ -75,6 +85,7 @@ def leaderboard(output_dir: str | Path, top: int = 10):  # type: ignore[no-untyp
     import pandas as pd
 
     from optprompt.study import attrs
+    from optprompt.study.reasons import failure_reason
     from optprompt.study.runner import SPEC_FILE
     from optprompt.study.storage import open_study
 
@@ -98,7 +109,7 @@ def leaderboard(output_dir: str | Path, top: int = 10):  # type: ignore[no-untyp
                 "calibration": cand.get("calibration", "none"),
                 **soft,
                 "instruction": (cand.get("instruction") or "")[:60],
-                "note": t.user_attrs.get(attrs.FAIL_REASON, "")
+                "note": getattr(failure_reason(t), "text", "")
                 or (f"same as trial {t.user_attrs[attrs.CACHED_FROM]}" if attrs.CACHED_FROM in t.user_attrs else ""),
             }
         )

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from optprompt.config.spec import StudySpec
 from optprompt.errors import ConfigError
@@ -15,14 +15,38 @@ from optprompt.errors import ConfigError
 __all__ = ["load_spec", "spec_from_dict", "format_validation_error"]
 
 
-def format_validation_error(err: ValidationError, *, source: str, prefix: str = "") -> str:
-    """Turn a pydantic error into lines of ``source: key.path: message``."""
+def _keys_at(model: type[BaseModel] | None, path: tuple[Any, ...]) -> list[str]:
+    """The keys the (nested) pydantic model at ``path`` accepts; [] when it cannot be told."""
+    for part in path:
+        if model is None or not isinstance(part, str) or part not in model.model_fields:
+            return []
+        annotation = model.model_fields[part].annotation
+        candidates = [a for a in (annotation, *get_args(annotation)) if isinstance(a, type)]
+        model = next((a for a in candidates if issubclass(a, BaseModel)), None)
+    if model is None:
+        return []
+    return [k for name, f in model.model_fields.items() for k in (name, f.alias) if k]
+
+
+def format_validation_error(
+    err: ValidationError, *, source: str, prefix: str = "", model: type[BaseModel] | None = None
+) -> str:
+    """Turn a pydantic error into lines of ``source: key.path: message``.
+
+    With ``model`` (the class that was validated), an unknown key gets a did-you-mean
+    suggestion from the keys accepted at its place: ``task.promtp: unknown key (did you
+    mean 'prompt'?)``.
+    """
+    from optprompt._suggest import did_you_mean
+
     lines = []
     for e in err.errors():
         loc = ".".join(str(p) for p in (prefix, *e["loc"]) if p != "")
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
-            msg = "unknown key"
+            key = e["loc"][-1] if e["loc"] else ""
+            hint = did_you_mean(key, _keys_at(model, tuple(e["loc"][:-1]))) if isinstance(key, str) else ""
+            msg = f"unknown key{hint}"
         elif e["type"] == "missing":
             msg = "missing required key"
         lines.append(f"{source}: {loc or '(top level)'}: {msg}")
@@ -38,7 +62,7 @@ def spec_from_dict(data: Any, *, source: str = "<spec>", base_dir: str | None = 
     try:
         return StudySpec.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(format_validation_error(e, source=source)) from None
+        raise ConfigError(format_validation_error(e, source=source, model=StudySpec)) from None
 
 
 def load_spec(path: str | os.PathLike[str]) -> StudySpec:

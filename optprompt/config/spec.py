@@ -56,6 +56,11 @@ class TaskSpec(_Strict):
     max_new_tokens: int = Field(32, gt=0, description="Generation: token budget per answer.")
     stop: list[str] = Field(default_factory=lambda: ["\n"], description="Generation: stop strings.")
     max_examples: int | None = Field(None, gt=0, description="Use at most this many rows.")
+    truncate: Literal["error", "left", "right"] = Field(
+        "error",
+        description="Prompt + input longer than the model's context: error (naming the example and the "
+        "lengths), left (cut the input's start) or right (cut its end).",
+    )
 
     @field_validator("template")
     @classmethod

@@ -106,17 +106,31 @@ def fingerprint_dir(path: Path) -> str:
 
 
 def resolve_model_path(ref: str, plugins: Plugins, *, progress: bool = True) -> tuple[str, Path | None]:
-    """Return ``(kind, path)``: a registered name or a local dir gives a path; a hub id gives None."""
+    """Return ``(kind, path)``: a registered name, a local dir or a GGUF file gives a path; a hub id gives None.
+
+    A ``.gguf`` file, or a directory holding one and no ``config.json``, is converted once
+    into the model cache (see :mod:`optprompt.models.gguf`); the path is the converted copy.
+    """
+    from optprompt._suggest import did_you_mean
+    from optprompt.models.gguf import find_gguf, resolve_gguf
+
     if ref in plugins.models:
         return "registered", plugins.models.get(ref).obj(optprompt_home(), progress=progress)
     p = Path(ref).expanduser()
+    if p.exists() and find_gguf(p) is not None:
+        return "gguf", resolve_gguf(p, optprompt_home(), progress=progress)
     if p.is_dir():
         return "local", p
     if p.exists():
-        raise ModelError(f"model {ref!r} is a file; give the model's directory")
+        raise ModelError(
+            f"model {ref!r} is a file but not a .gguf file; give a GGUF file or a transformers model directory"
+        )
     known = ", ".join(plugins.models.names())
     if "/" not in ref or ref.startswith((".", "/", "~")):
-        raise ModelError(f"unknown model {ref!r}: not a registered name (known: {known}) and not a local directory")
+        raise ModelError(
+            f"unknown model {ref!r}{did_you_mean(ref, plugins.models.names())}: not a registered name "
+            f"(known: {known}), not a local directory and not a .gguf file"
+        )
     return "hub", None
 
 

@@ -65,8 +65,11 @@ class Registry:
         try:
             return self._entries[name]
         except KeyError:
+            from optprompt._suggest import did_you_mean
+
             known = ", ".join(sorted(self._entries)) or "none"
-            raise PluginError(f"unknown {self.kind} {name!r}; known: {known}") from None
+            hint = did_you_mean(name, self._entries) if isinstance(name, str) else ""
+            raise PluginError(f"unknown {self.kind} {name!r}{hint}; known: {known}") from None
 
     def names(self) -> list[str]:
         return sorted(self._entries)

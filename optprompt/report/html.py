@@ -209,10 +209,13 @@ def _trials(source: StudySource) -> str:
     if dev_scored is not None:
         out.append(f"; {dev_scored} dev examples scored in all")
     out.append(".</p>")
+    from optprompt.study.reasons import failure_reason
+
     failed: dict[str, list[int]] = defaultdict(list)
     for t in trials:
-        if t.state.name in ("FAIL", "PRUNED"):
-            failed[str(t.user_attrs.get(attrs.FAIL_REASON, "no reason recorded"))[:500]].append(t.number)
+        reason = failure_reason(t)
+        if reason is not None:
+            failed[reason.text[:500]].append(t.number)
     if failed:
         rows = "".join(
             f'<tr><td class="num">{len(nums)}</td><td>{", ".join(map(str, nums[:10]))}'

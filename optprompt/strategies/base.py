@@ -130,7 +130,9 @@ class BaseStrategy(abc.ABC):
         try:
             config = cls.config_class.model_validate(options)
         except ValidationError as e:
-            raise ConfigError(format_validation_error(e, source=f"strategy {cls.name!r}", prefix="strategy")) from None
+            raise ConfigError(
+                format_validation_error(e, source=f"strategy {cls.name!r}", prefix="strategy", model=cls.config_class)
+            ) from None
         return cls(config, context)
 
     def budget(self) -> Budget:

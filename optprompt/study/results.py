@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from optprompt._io import atomic_write_json, atomic_write_text
 from optprompt._version import __version__
 from optprompt.prompts.candidate import PromptCandidate
+from optprompt.prompts.context import ContextLimitedRenderer
 from optprompt.study import attrs
 from optprompt.study.objectives import parse_rule, select
 from optprompt.study.trials import counts, is_void
@@ -48,10 +49,10 @@ def describe(renderer: PromptRenderer, chat: bool, candidate: PromptCandidate) -
 
 
 def _reason(t: optuna.trial.FrozenTrial) -> str:
-    reason = t.user_attrs.get(attrs.FAIL_REASON)
-    if reason is None:
-        return "stale (its worker stopped)"
-    return reason.split(":")[0]
+    from optprompt.study.reasons import failure_reason
+
+    reason = failure_reason(t)
+    return reason.kind if reason is not None else ""
 
 
 def finish_study(runner: StudyRunner, study: optuna.Study, started: float, budget: dict[str, int]) -> dict[str, Any]:
@@ -177,6 +178,7 @@ def finish_study(runner: StudyRunner, study: optuna.Study, started: float, budge
         **({"select": runner.spec.select, "pareto": pareto} if pareto else {}),
         "warnings": warnings,
         "format_failures": {k: v for k, v in failures.items() if v},
+        **({"context": runner.renderer.summary()} if isinstance(runner.renderer, ContextLimitedRenderer) else {}),
         "strategy_summary": runner.strategy.summary(study),
         "wall_seconds": round(time.perf_counter() - started, 1),
     }

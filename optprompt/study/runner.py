@@ -21,6 +21,7 @@ from optprompt.config.spec import StudySpec
 from optprompt.errors import CandidateRejected, OptpromptError
 from optprompt.plugins.manager import Plugins, load_plugins
 from optprompt.prompts.candidate import PromptCandidate
+from optprompt.prompts.context import check_context, context_limited_renderer
 from optprompt.prompts.render import PromptRenderer
 from optprompt.strategies.base import BaseStrategy, StrategyContext, TrialSession
 from optprompt.strategies.services import StrategyServices
@@ -144,7 +145,7 @@ class StudyRunner:
                 "has no chat template it can be scored with"
             )
         self.chat = chat
-        self.renderer = PromptRenderer(self.task, model.chat_formatter() if chat else None)
+        self.renderer = context_limited_renderer(self.task, model, chat, self.spec.task)
         self.backend = self._backend_for(model)
         ts = self.spec.task
         self.evaluator = Evaluator(
@@ -163,6 +164,7 @@ class StudyRunner:
             self.renderer.request(self.baseline, self.task.dev[0])
         except CandidateRejected as e:
             raise OptpromptError(f"the baseline prompt cannot be rendered: {e}") from None
+        check_context(self.renderer, self.baseline, self.task)  # task.truncate: error stops here
         self.session = TrialSession(
             model=model,
             renderer=self.renderer,

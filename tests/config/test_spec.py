@@ -39,8 +39,25 @@ def test_valid_yaml_loads_with_defaults_and_base_dir(tmp_path: Path) -> None:
 def test_unknown_key_is_named_with_its_path(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as e:
         load_spec(_write(tmp_path, GOOD.replace("  prompt:", "  promtp:")))
-    assert "task.promtp: unknown key" in str(e.value)
+    assert "task.promtp: unknown key (did you mean 'prompt'?)" in str(e.value)
     assert "study.yaml" in str(e.value)
+
+
+def test_unknown_keys_get_suggestions_from_their_own_level(tmp_path: Path) -> None:
+    from optprompt.config import spec_from_dict
+
+    data = load_spec(_write(tmp_path, GOOD)).model_dump()
+    data["task"]["split"] = {"tran": 0.5, "dev": 0.25, "test": 0.25}
+    data["scorng"] = {}
+    data["workers"] = {"grace": 3}
+    data["task"]["xyzzy"] = 1
+    with pytest.raises(ConfigError) as e:
+        spec_from_dict(data, source="s.yaml")
+    msg = str(e.value)
+    assert "s.yaml: task.split.tran: unknown key (did you mean 'train'?)" in msg
+    assert "s.yaml: scorng: unknown key (did you mean 'scoring' or 'storage'?)" in msg
+    assert "s.yaml: workers.grace: unknown key (did you mean 'grace_period'?)" in msg
+    assert "s.yaml: task.xyzzy: unknown key\n" in msg + "\n"  # nothing close: no suggestion
 
 
 def test_missing_key_is_named(tmp_path: Path) -> None:

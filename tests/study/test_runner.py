@@ -117,6 +117,18 @@ def test_failing_trial_is_recorded_and_study_goes_on(study_dict: dict, tiny_mode
     assert result["failure_reasons"] == {"RuntimeError": 2}
 
 
+def test_misspelt_strategy_and_metric_get_a_suggestion(study_dict: dict, tiny_model) -> None:
+    spec = spec_from_dict({**study_dict, "strategy": {"name": "tempate_search"}})
+    with pytest.raises(PluginError, match=r"unknown strategy 'tempate_search' \(did you mean 'template_search'\?\)"):
+        run_study(spec, model=tiny_model, progress=False)
+    spec = spec_from_dict({**study_dict, "task": {**study_dict["task"], "metric": "acuracy"}})
+    with pytest.raises(PluginError, match=r"unknown metric 'acuracy' \(did you mean 'accuracy'\?\)"):
+        run_study(spec, model=tiny_model, progress=False)
+    spec = spec_from_dict({**study_dict, "task": {**study_dict["task"], "format": "jsnl"}})
+    with pytest.raises(PluginError, match=r"unknown task loader 'jsnl' \(did you mean 'jsonl'\?\)"):
+        run_study(spec, model=tiny_model, progress=False)
+
+
 def test_unknown_strategy_lists_known(study_dict: dict, tiny_model) -> None:
     spec = spec_from_dict({**study_dict, "strategy": {"name": "nope"}})
     with pytest.raises(PluginError, match=r"unknown strategy 'nope'; known: .*template_search"):
@@ -125,7 +137,7 @@ def test_unknown_strategy_lists_known(study_dict: dict, tiny_model) -> None:
 
 def test_unknown_strategy_option_is_named(study_dict: dict, tiny_model) -> None:
     spec = spec_from_dict({**study_dict, "strategy": {"name": "template_search", "max_demo": 3}})
-    with pytest.raises(ConfigError, match=r"strategy.max_demo: unknown key"):
+    with pytest.raises(ConfigError, match=r"strategy.max_demo: unknown key \(did you mean 'max_demos'\?\)"):
         run_study(spec, model=tiny_model, progress=False)
 
 
