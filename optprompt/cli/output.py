@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 from optprompt._io import read_json
-from optprompt.adapters.candidate import adapter_summary
 
 __all__ = ["print_result", "show_study", "print_plugins", "leaderboard"]
 
@@ -16,8 +15,15 @@ def _score(entry: dict[str, Any], split: str) -> str:
     return f"{s['value']:.3f}"
 
 
+def _kinds():  # type: ignore[no-untyped-def]
+    from optprompt.plugins.manager import load_plugins
+
+    return load_plugins().candidate_kinds
+
+
 def print_result(result: dict[str, Any], *, output: str | None = None) -> None:
     """Baseline and winner, their prompts and dev/test scores, and the paired comparison."""
+    kinds = _kinds()
     metric = result["task"]["metric"]
     base, best = result["baseline"], result["best"]
     print(
@@ -31,13 +37,13 @@ def print_result(result: dict[str, Any], *, output: str | None = None) -> None:
             f"\n=== {title} (trial {e['trial']}) — dev {metric} {_score(e, 'dev')}, "
             f"test {metric} {_score(e, 'test')} ==="
         )
-        print(e["prompt"])
+        print(e.get("prompt") or "")
         if e["candidate"].get("verbalizer"):
             print("--- answers: " + ", ".join(f"{lbl} -> {w!r}" for lbl, w in e["candidate"]["verbalizer"]))
-        if e["candidate"].get("kind") == "soft":
-            print(
-                f"--- adapter: {adapter_summary(e['candidate'])}" + (f" ({e['artifact']})" if e.get("artifact") else "")
-            )
+        kind = kinds.of_dict(e["candidate"])
+        summary = kind.summary(e["candidate"])
+        if summary:
+            print(f"--- {kind.column or kind.label}: {summary}" + (f" ({e['artifact']})" if e.get("artifact") else ""))
         calibration = (e.get("calibration") or {}).get("method", "none")
         if calibration != "none":
             print(f"--- calibration: {calibration} (label offsets {e['calibration']['offsets']})")
@@ -65,8 +71,7 @@ def print_result(result: dict[str, Any], *, output: str | None = None) -> None:
     if output:
         print(
             f"\nresults in {output}/result.json; `optprompt show {output}` for the leaderboard, "
-            f"`optprompt export {output} --to DIR` for the "
-            + ("adapter and its manifest" if best["candidate"].get("kind") == "soft" else "prompt card")
+            f"`optprompt export {output} --to DIR` for the {kinds.of_dict(best['candidate']).export_label}"
         )
 
 
@@ -80,12 +85,15 @@ def leaderboard(output_dir: str | Path, top: int = 10):  # type: ignore[no-untyp
 
     meta = read_json(Path(output_dir) / SPEC_FILE, what=f"study directory file {SPEC_FILE}")
     study = open_study(meta["storage"], meta["study_name"], create=False)
+    kinds = _kinds()
     rows = []
     trials = study.get_trials(deepcopy=False)
-    adapters = any((t.user_attrs.get(attrs.CANDIDATE) or {}).get("kind") == "soft" for t in trials)
-    for t in trials:
-        cand = t.user_attrs.get(attrs.CANDIDATE) or {}
-        soft = {"adapter": adapter_summary(cand) if cand.get("kind") == "soft" else ""} if adapters else {}
+    cands = [t.user_attrs.get(attrs.CANDIDATE) or {} for t in trials]
+    # One column per kind that describes its candidates beyond their text (e.g. "adapter").
+    columns = sorted({k.column for k in (kinds.of_dict(c) for c in cands) if k.column})
+    for t, cand in zip(trials, cands):
+        kind = kinds.of_dict(cand)
+        described = {col: kind.summary(cand) if kind.column == col else "" for col in columns}
         rows.append(
             {
                 "trial": t.number,
@@ -96,7 +104,7 @@ def leaderboard(output_dir: str | Path, top: int = 10):  # type: ignore[no-untyp
                 "template": (cand.get("template") or "").replace("\n", "⏎"),
                 "answers": "/".join(w for _, w in cand.get("verbalizer", [])) or cand.get("choice_format", ""),
                 "calibration": cand.get("calibration", "none"),
-                **soft,
+                **described,
                 "instruction": (cand.get("instruction") or "")[:60],
                 "note": t.user_attrs.get(attrs.FAIL_REASON, "")
                 or (f"same as trial {t.user_attrs[attrs.CACHED_FROM]}" if attrs.CACHED_FROM in t.user_attrs else ""),

@@ -247,6 +247,12 @@ def _figure(plot: Plot) -> str:
     )
 
 
+def _kinds():  # type: ignore[no-untyped-def]
+    from optprompt.plugins.manager import load_plugins
+
+    return load_plugins().candidate_kinds
+
+
 def _prompt(entry: dict[str, Any], title: str, anchor: str) -> str:
     cand = entry.get("candidate") or {}
     extras = []
@@ -254,11 +260,11 @@ def _prompt(entry: dict[str, Any], title: str, anchor: str) -> str:
         extras.append("answers: " + ", ".join(f"{lbl} → {w!r}" for lbl, w in cand["verbalizer"]))
     elif cand.get("choice_format"):
         extras.append(f"options scored as {cand['choice_format']}")
-    if cand.get("kind") == "soft":
-        from optprompt.adapters.candidate import adapter_summary
-
+    kind = _kinds().of_dict(cand)
+    summary = kind.summary(cand)
+    if summary:
         where = f" (saved in {entry['artifact']})" if entry.get("artifact") else ""
-        extras.append(f"trained adapter: {adapter_summary(cand)}{where}; the text below is what surrounds the input")
+        extras.append(f"{kind.label}: {summary}{where}; the text below is what surrounds the input")
     cal = (entry.get("calibration") or {}).get("method") or "none"
     if cal != "none":
         extras.append(f"calibration: {cal}")
