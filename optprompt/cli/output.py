@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from optprompt._io import read_json
+
+if TYPE_CHECKING:
+    from optprompt.plugins.manager import Plugins
 
 __all__ = ["print_result", "show_study", "print_plugins", "leaderboard"]
 
@@ -15,15 +18,18 @@ def _score(entry: dict[str, Any], split: str) -> str:
     return f"{s['value']:.3f}"
 
 
-def _kinds():  # type: ignore[no-untyped-def]
+def _kinds(plugins: Plugins | None = None):  # type: ignore[no-untyped-def]
     from optprompt.plugins.manager import load_plugins
 
-    return load_plugins().candidate_kinds
+    return (plugins or load_plugins()).candidate_kinds
 
 
-def print_result(result: dict[str, Any], *, output: str | None = None) -> None:
-    """Baseline and winner, their prompts and dev/test scores, and the paired comparison."""
-    kinds = _kinds()
+def print_result(result: dict[str, Any], *, output: str | None = None, plugins: Plugins | None = None) -> None:
+    """Baseline and winner, their prompts and dev/test scores, and the paired comparison.
+
+    ``plugins``: the loaded plugins whose candidate kinds describe the candidates
+    (discovered when None)."""
+    kinds = _kinds(plugins)
     metric = result["task"]["metric"]
     base, best = result["baseline"], result["best"]
     print(

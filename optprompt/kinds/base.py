@@ -171,6 +171,13 @@ class CandidateKind(abc.ABC):
             req = ctx.renderer.request(candidate, ctx.task.dev[0])
         return len(ctx.model.tokenizer(req.prefix + req.suffix, add_special_tokens=False).input_ids)
 
+    def check(self, candidate: Any, ctx: KindContext, examples: Sequence[Example]) -> None:
+        """Raise :class:`~optprompt.errors.CandidateRejected` when ``candidate`` cannot be
+        scored on ``examples`` (the conformance suite calls it on every proposal). The
+        default renders every example."""
+        for example in examples:
+            ctx.renderer.request(candidate, example)
+
     def describe(self, candidate: Any, ctx: KindContext) -> dict[str, Any]:
         """The candidate as ``result.json`` shows it (at least ``candidate`` and ``hash``)."""
         return {"candidate": candidate.to_dict(), "hash": candidate.hash}

@@ -5,7 +5,7 @@ and raises :class:`ConformanceError` (an ``AssertionError``) saying what broke:
 
 - :func:`check_registration`: the strategy is registered under its name, and its config
   is typed, forbids unknown keys and accepts the options given;
-- :func:`check_proposes_valid_candidates`: every proposal is a :class:`PromptCandidate`
+- :func:`check_proposes_valid_candidates`: every proposal is a candidate of a registered kind
   that renders for every dev example, or a :class:`CandidateRejected`, never another
   exception; its hash survives ``to_dict``/JSON/``from_dict``;
 - :func:`check_respects_budget`: the study ends exactly at the declared budget, scores
@@ -33,7 +33,6 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from optprompt.errors import CandidateRejected
-from optprompt.prompts.candidate import PromptCandidate
 from optprompt.strategies.base import BaseStrategy, StrategyConfig
 from optprompt.study import attrs
 from optprompt.study.trials import INTERRUPTED
@@ -51,6 +50,8 @@ from optprompt.testing.fixtures import TinyStudyEnv, make_tiny_study_env, scratc
 
 if TYPE_CHECKING:
     import optuna
+
+    from optprompt.kinds.base import Candidate
 
 __all__ = [
     "ConformanceError",
@@ -123,10 +124,10 @@ def check_proposes_valid_candidates(
 ) -> dict[str, int]:
     """Every proposal renders for every dev example or is a :class:`CandidateRejected`.
 
-    Runs one study and checks each ``propose`` result: a :class:`PromptCandidate` whose
-    ``to_dict`` is JSON and whose hash and value survive ``from_dict``, and which the
-    study's renderer renders for every dev example (or rejects with
-    :class:`CandidateRejected`); no other exception, no failed trial, at least one
+    Runs one study and checks each ``propose`` result: a candidate of a registered kind
+    whose ``to_dict`` is JSON and whose hash and value survive its kind's ``from_dict``,
+    and which its kind's ``check`` accepts for every dev example (or rejects with
+    :class:`CandidateRejected`; a prompt is rendered); no other exception, no failed trial, at least one
     candidate scored, and a ``summary`` that is a dict. Returns counts of what was seen.
     """
     with env_or_temp(env) as env:
@@ -144,8 +145,11 @@ def check_proposes_valid_candidates(
                 f"trial {number}: propose raised {type(out).__name__}: {out} "
                 "(raise CandidateRejected for a candidate that cannot be scored)"
             )
-        elif not isinstance(out, PromptCandidate):
-            problems.append(f"trial {number}: propose returned {type(out).__name__}, not a PromptCandidate")
+        elif getattr(type(out), "kind", None) not in run.runner.kinds.names():
+            problems.append(
+                f"trial {number}: propose returned {type(out).__name__}, not a candidate of a registered kind "
+                f"({', '.join(run.runner.kinds.names())})"
+            )
         else:
             candidates += 1
             problems.extend(f"trial {number}: {p}" for p in _candidate_problems(run, out))
@@ -165,30 +169,25 @@ def check_proposes_valid_candidates(
     return {"proposed": len(observed.proposals), "candidates": candidates, "rejected": rejected}
 
 
-def _candidate_problems(run: StudyRun, candidate: PromptCandidate) -> list[str]:
+def _candidate_problems(run: StudyRun, candidate: Candidate) -> list[str]:
     problems = []
     try:
         data = json.loads(json.dumps(candidate.to_dict()))
     except (TypeError, ValueError) as e:
         return [f"to_dict() is not JSON-ready: {e}"]
+    kinds = run.runner.kinds
     try:
-        back = PromptCandidate.from_dict(data)
+        back = kinds.from_dict(data)
     except Exception as e:
         return [f"from_dict(to_dict()) raised {type(e).__name__}: {e}"]
     if back != candidate or back.hash != candidate.hash:
         problems.append(f"the candidate changes through to_dict/from_dict: {candidate!r} became {back!r}")
-    renderer = run.runner.renderer
-    where = "the prompt text (render_text)"
     try:
-        for example in run.runner.task.dev:
-            where = f"dev example {example.id!r}"
-            renderer.request(candidate, example)
-        where = "the prompt text (render_text)"
-        renderer.render_text(candidate)
+        kinds.of(candidate).check(candidate, run.runner.kind_context, run.runner.task.dev)
     except CandidateRejected:
         pass  # the study records it as rejected: allowed
     except Exception as e:
-        problems.append(f"rendering {where} raised {type(e).__name__}: {e} (candidate {candidate.to_dict()})")
+        problems.append(f"checking it on dev raised {type(e).__name__}: {e} (candidate {candidate.to_dict()})")
     return problems
 
 

@@ -12,7 +12,9 @@ from optprompt_plugins.soft_prompt import SoftPrompt
 from optprompt_plugins.soft_prompt.strategy import HISTORY_ATTR, TRAINING_ATTR
 from optprompt_testdata import soft_study_dict, write_sentiment_jsonl
 
-from optprompt.adapters import MANIFEST_FILE, AdapterKind, SoftCandidate, load_adapter
+import optprompt
+from optprompt.adapters import MANIFEST_FILE, AdapterKind, SoftCandidate
+from optprompt.adapters import SoftPrompt as SoftPrompt_
 from optprompt.cli.main import main as cli_main
 from optprompt.config import spec_from_dict
 from optprompt.errors import ConfigError
@@ -91,9 +93,11 @@ def test_study_trains_saves_and_exports_the_winning_adapter(tmp_path, tiny_model
     assert 'id="intermediate_values"' in page and "Learning curves" in page
     assert "trained adapter: " in page
 
-    # Reloading the exported adapter onto the base model scores dev and test exactly as the study did.
+    # Reloading the exported adapter onto the base model (optprompt.load: one call for every
+    # kind's export) scores dev and test exactly as the study did.
     task = runner.task
-    with load_adapter(out, tiny_model) as sp:
+    with optprompt.load(out, tiny_model) as sp:
+        assert isinstance(sp, SoftPrompt_)
         for split, want in (("dev", best["dev"]["value"]), ("test", best["test"]["value"])):
             examples = getattr(task, split)
             preds = sp.predict([e.input for e in examples])

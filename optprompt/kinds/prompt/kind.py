@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ if TYPE_CHECKING:
     from optprompt.kinds.prompt.predictor import CardPredictor
     from optprompt.models.loading import LoadedModel
     from optprompt.prompts.render import PromptRenderer
+    from optprompt.tasks.task import Example
 
 __all__ = ["PromptKind", "describe"]
 
@@ -40,6 +42,10 @@ class PromptKind(CandidateKind):
     label = "prompt"
     export_label = "prompt card"
     text_only = True
+
+    def check(self, candidate: PromptCandidate, ctx: KindContext, examples: Sequence[Example]) -> None:
+        super().check(candidate, ctx, examples)
+        ctx.renderer.render_text(candidate)
 
     def describe(self, candidate: PromptCandidate, ctx: KindContext) -> dict[str, Any]:
         return describe(ctx.renderer, ctx.chat, candidate)
