@@ -25,9 +25,8 @@ from optprompt_plugins.evolution.population import ATTR, History, Individual, se
 
 from optprompt.errors import CandidateRejected, ConfigError, OptpromptError
 from optprompt.prompts import PromptCandidate, fill_labels
-from optprompt.strategies.base import BaseStrategy, Budget, StrategyContext
-from optprompt.tasks.sampling import balanced_sample
-from optprompt.tasks.task import DEFAULT_INSTRUCTIONS, Example
+from optprompt.strategies import BaseStrategy, Budget, StrategyContext
+from optprompt.tasks import DEFAULT_INSTRUCTIONS, Example, balanced_sample
 
 if TYPE_CHECKING:
     import optuna
