@@ -1,7 +1,7 @@
 """The core's layers, checked on every import statement (module level and inside functions;
 ``if TYPE_CHECKING:`` blocks excepted, they never run).
 
-    foundation (errors, _io, _version, plugins) -> config -> tasks, models -> prompts
+    foundation (errors, _io, _version, plugins) -> config, results -> tasks, models -> prompts
       -> scoring -> kinds, adapters, strategies, stats -> study
       -> export, report, registry, testing -> cli
 
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 LAYERS: list[set[str]] = [
     {"errors", "_io", "_version", "plugins"},
-    {"config"},
+    {"config", "results"},
     {"tasks", "models"},
     {"prompts"},
     {"scoring"},
@@ -44,8 +44,10 @@ PLUGIN_API = {
     "optprompt.config",
     "optprompt.errors",
     "optprompt.kinds",
+    "optprompt.kinds.prompt",
     "optprompt.plugins",
     "optprompt.prompts",
+    "optprompt.results",
     "optprompt.strategies",
     "optprompt.study.attrs",
     "optprompt.tasks",

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from optprompt.adapters.artifact import SoftPrompt
     from optprompt.models.loading import LoadedModel
+    from optprompt.results import ResultEntry, StudyResult
     from optprompt.scoring.evaluate import Evaluation, Evaluator
     from optprompt.tasks.task import Example
 
@@ -45,15 +46,18 @@ def training_seed(study_seed: int, candidate: SoftCandidate) -> int:
     return int(digest[:8], 16)
 
 
-def result_fields(result: dict[str, Any]) -> dict[str, Any]:
-    """What a finished study's ``result.json`` adds to its winner's manifest: the final
-    dev and test scores, the baseline's, the paired comparison and the warnings."""
-    best = result["best"]
+def result_fields(result: StudyResult) -> dict[str, Any]:
+    """What a finished study's result adds to its winner's manifest: the final dev and
+    test scores, the baseline's, the paired comparison and the warnings."""
+
+    def dumped(score: Any) -> Any:
+        return score.model_dump(mode="json", exclude_unset=True) if score is not None else None
+
     return {
-        "scores": {"dev": best["dev"], "test": best.get("test")},
-        "baseline_scores": {"dev": result["baseline"]["dev"], "test": result["baseline"]["test"]},
-        "comparison": result.get("comparison", {}),
-        "warnings": list(result.get("warnings", [])),
+        "scores": {"dev": dumped(result.best.dev), "test": dumped(result.best.test)},
+        "baseline_scores": {"dev": dumped(result.baseline.dev), "test": dumped(result.baseline.test)},
+        "comparison": dict(result.comparison),
+        "warnings": list(result.warnings),
     }
 
 
@@ -215,26 +219,26 @@ class AdapterKind(CandidateKind):
         finally:
             detach(peft_model, ctx.model)
 
-    def finish(self, result: dict[str, Any], output: Path) -> None:
+    def finish(self, result: StudyResult, output: Path) -> None:
         """Write the study's final scores into the winning adapter's manifest."""
         from optprompt.adapters.artifact import update_manifest
 
-        artifact = result["best"].get("artifact")
+        artifact = result.best.artifact
         if artifact and (output / artifact / MANIFEST_FILE).is_file():
             update_manifest(output / artifact, **result_fields(result))
 
     # --- export and loading back ----------------------------------------------------
-    def export(self, result: dict[str, Any], output: Path, to: Path, member: dict[str, Any] | None = None) -> Path:
+    def export(self, result: StudyResult, output: Path, to: Path, member: ResultEntry | None = None) -> Path:
         """Copy the winner's adapter (PEFT files + manifest, with the study's final scores)
         into ``to`` and write its prompt card beside it; returns the card's path."""
         from optprompt.adapters.artifact import read_manifest, update_manifest
 
-        if member is not None and member["trial"] != result["best"]["trial"]:
+        if member is not None and member.trial != result.best.trial:
             raise OptpromptError(
                 "only the winner's adapter is exported; load any trial's adapter from "
                 "OUTPUT/artifacts/adapters/<hash> with optprompt.load"
             )
-        artifact = result["best"].get("artifact")
+        artifact = result.best.artifact
         if not artifact or not (output / artifact).is_dir():
             raise OptpromptError(f"{output}: the winning adapter is missing ({artifact or 'no artifact recorded'})")
         adapter_dir = output / artifact

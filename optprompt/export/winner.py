@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from optprompt._io import atomic_write_json, read_json
+from optprompt._io import atomic_write_json
 from optprompt.errors import OptpromptError
 from optprompt.kinds.prompt.card import CARD_FILE
+from optprompt.results import load_result
 
 if TYPE_CHECKING:
     from optprompt.plugins.manager import Plugins
 
-__all__ = ["export_card", "read_result"]
-
-
-def read_result(output_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """The ``result.json`` of the finished study in ``output_dir``."""
-    from optprompt.study.results import RESULT_FILE
-
-    return read_json(Path(output_dir) / RESULT_FILE, what=f"finished study result ({RESULT_FILE})")
+__all__ = ["export_card"]
 
 
 def export_card(
@@ -46,14 +40,14 @@ def export_card(
 
     kinds = (plugins or load_plugins()).candidate_kinds
     output, to = Path(output_dir), Path(to)
-    result = read_result(output)
-    pareto = result.get("pareto") or []
+    result = load_result(output)
+    pareto = list(result.pareto or [])
     if (pick or front) and not pareto:
         raise OptpromptError(
             f"{output_dir}: the study has a single objective, so there is no Pareto front to pick from"
         )
     if pick or front:
-        fixed = [kinds.of_dict(m.get("candidate", {})) for m in pareto]
+        fixed = [kinds.of_dict(m.candidate) for m in pareto]
         fixed = [k for k in fixed if not k.exports_front_members]
         if fixed:
             raise OptpromptError(
@@ -64,23 +58,24 @@ def export_card(
     if front:
         index = []
         for m in pareto:
-            kinds.of_dict(m["candidate"]).export(result, output, to / f"trial-{m['trial']}", m)
+            kinds.of_dict(m.candidate).export(result, output, to / f"trial-{m.trial}", m)
             index.append(
                 {
-                    "trial": m["trial"],
-                    "objectives": m["objectives"],
-                    "card": f"trial-{m['trial']}/{CARD_FILE}",
-                    "winner": m["trial"] == result["best"]["trial"],
+                    "trial": m.trial,
+                    "objectives": dict(m.objectives),
+                    "card": f"trial-{m.trial}/{CARD_FILE}",
+                    "winner": m.trial == result.best.trial,
                 }
             )
         return atomic_write_json(to / "pareto.json", index)
     member = None
     if pick:
-        member = select(pareto, parse_rule(pick, result["objectives"], key="--pick"))
-        if member is None:
+        picked = select([m.to_dict() for m in pareto], parse_rule(pick, result.objectives, key="--pick"))
+        if picked is None:
             raise OptpromptError(
                 f"no Pareto-front prompt meets {pick!r}; front: "
-                + "; ".join(f"trial {m['trial']} {m['objectives']}" for m in pareto)
+                + "; ".join(f"trial {m.trial} {dict(m.objectives)}" for m in pareto)
             )
-    chosen = member or result["best"]
-    return kinds.of_dict(chosen["candidate"]).export(result, output, to, member)
+        member = next(m for m in pareto if m.trial == picked["trial"])
+    chosen = member or result.best
+    return kinds.of_dict(chosen.candidate).export(result, output, to, member)

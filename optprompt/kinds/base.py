@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from optprompt.config.spec import PruningSpec
     from optprompt.models.loading import LoadedModel
     from optprompt.prompts.render import PromptRenderer
+    from optprompt.results import ResultEntry, StudyResult
     from optprompt.scoring.evaluate import Evaluation, Evaluator
     from optprompt.tasks.task import Example, Task
 
@@ -182,13 +183,13 @@ class CandidateKind(abc.ABC):
         """The candidate as ``result.json`` shows it (at least ``candidate`` and ``hash``)."""
         return {"candidate": candidate.to_dict(), "hash": candidate.hash}
 
-    def finish(self, result: dict[str, Any], output: Path) -> None:  # noqa: B027
+    def finish(self, result: StudyResult, output: Path) -> None:  # noqa: B027
         """Called once the study's result is known with its winner (e.g. to write the final
         scores into an artifact's manifest). Optional."""
 
     # --- export and loading back ----------------------------------------------------
     @abc.abstractmethod
-    def export(self, result: dict[str, Any], output: Path, to: Path, member: dict[str, Any] | None = None) -> Path:
+    def export(self, result: StudyResult, output: Path, to: Path, member: ResultEntry | None = None) -> Path:
         """Write the winner (or the Pareto-front ``member``) of the finished study in
         ``output`` into ``to``; return the main file written. Call :func:`mark_export`."""
 

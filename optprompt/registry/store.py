@@ -219,13 +219,17 @@ class PromptRegistry:
 
     # --- internals --------------------------------------------------------------------
     def _card_from_path(self, path: str | os.PathLike[str]) -> tuple[PromptCard, Path]:
+        from optprompt.errors import OptpromptError
         from optprompt.plugins.manager import load_plugins
-        from optprompt.study.results import RESULT_FILE
+        from optprompt.results import RESULT_FILE, load_result
 
         p = Path(path).expanduser().resolve()
         if p.is_dir() and (p / RESULT_FILE).is_file():
-            result = read_json(p / RESULT_FILE, what=f"finished study result ({RESULT_FILE})")
-            kind = load_plugins().candidate_kinds.of_dict((result.get("best") or {}).get("candidate") or {})
+            try:
+                result = load_result(p)
+            except OptpromptError as e:  # an incomplete or foreign file, named
+                raise RegistryError(str(e)) from None
+            kind = load_plugins().candidate_kinds.of_dict(result.best.candidate)
             if not kind.text_only:
                 raise RegistryError(
                     f"{p / RESULT_FILE}: the winner is a {kind.label}, and the registry versions "

@@ -11,13 +11,16 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from optprompt._io import _umask, atomic_write_text
 from optprompt._version import __version__
 from optprompt.report.plots import Plot, study_plots
 from optprompt.report.source import StudySource, load_source
 from optprompt.study import attrs
+
+if TYPE_CHECKING:
+    from optprompt.results import StudyResult
 
 __all__ = ["REPORT_FILE", "render_html", "write_report", "files_dir_for"]
 
@@ -78,21 +81,21 @@ def _strategy(name: str | None, options: dict[str, Any]) -> str | None:
 def _study_info(source: StudySource) -> str:
     spec, result = source.spec, source.result
     if result is not None:
-        m, t, s = result["model"], result["task"], result["strategy"]
+        m, t, s = result.model, result.task, result.strategy
         sizes = t.get("sizes") or {}
         rows = [
-            ("model", m.get("ref")),
-            ("model fingerprint", m.get("fingerprint")),
-            ("device / dtype", f"{m.get('device')} / {m.get('dtype')}"),
+            ("model", m.ref),
+            ("model fingerprint", m.fingerprint),
+            ("device / dtype", f"{m.device} / {m.dtype}"),
             ("task data", t.get("source")),
             ("task type", t.get("type")),
             ("labels", ", ".join(t.get("labels") or [])),
             ("metric", t.get("metric")),
             ("examples", ", ".join(f"{k} {v}" for k, v in sizes.items())),
-            ("strategy", _strategy(s.get("name"), s.get("options") or {})),
-            ("seed", result.get("seed")),
-            ("wall time", f"{result.get('wall_seconds', 0):.0f} s"),
-            ("optprompt", result.get("optprompt_version")),
+            ("strategy", _strategy(s.name, s.options) if s is not None else None),
+            ("seed", result.seed),
+            ("wall time", f"{result.wall_seconds:.0f} s"),
+            ("optprompt", result.optprompt_version),
         ]
     else:
         task = spec.get("task") or {}
@@ -113,10 +116,10 @@ def _study_info(source: StudySource) -> str:
     return _info(rows)
 
 
-def _comparison(result: dict[str, Any]) -> str:
-    metric = result["task"]["metric"]
-    base, best = result["baseline"], result["best"]
-    cmp_ = result.get("comparison") or {}
+def _comparison(result: StudyResult) -> str:
+    metric = result.metric
+    base, best = result.baseline.to_dict(), result.best.to_dict()
+    cmp_ = result.comparison
     conf = next(
         (
             cmp_[k]["confidence"]
@@ -205,7 +208,7 @@ def _trials(source: StudySource) -> str:
     budget = (source.spec.get("strategy") or {}).get("trials")
     if budget is not None:
         out.append(f"; budget {budget} scored trials")
-    dev_scored = (source.result or {}).get("dev_examples_scored")
+    dev_scored = source.result.dev_examples_scored if source.result is not None else None
     if dev_scored is not None:
         out.append(f"; {dev_scored} dev examples scored in all")
     out.append(".</p>")
@@ -223,10 +226,10 @@ def _trials(source: StudySource) -> str:
             '<table id="failure-table"><tr><th>count</th><th>trials</th>'
             f"<th>failed or pruned because</th></tr>{rows}</table>"
         )
-    if source.result and source.result.get("format_failures"):
+    if source.result is not None and source.result.format_failures:
         out.append(
             "<p>Generated answers the extraction could not parse: "
-            f"{escape(json.dumps(source.result['format_failures']))}.</p>"
+            f"{escape(json.dumps(source.result.format_failures))}.</p>"
         )
     return "".join(out)
 
@@ -300,7 +303,7 @@ def render_html(source: StudySource, plots: list[Plot], files_dir: str | None = 
     parts.append(f'<section id="study"><h2>Study</h2>{_study_info(source)}</section>')
     if result is not None:
         parts.append(f'<section id="comparison"><h2>Baseline vs winner</h2>{_comparison(result)}</section>')
-        warnings = result.get("warnings") or []
+        warnings = result.warnings
         items = "".join(f'<div class="warning">{escape(w)}</div>' for w in warnings)
         parts.append(f'<section id="warnings"><h2>Warnings</h2>{items or "<p>None.</p>"}</section>')
     else:
@@ -310,7 +313,7 @@ def render_html(source: StudySource, plots: list[Plot], files_dir: str | None = 
     parts.append(f'<section id="trials"><h2>Trials</h2>{_trials(source)}</section>')
     parts.append('<section id="plots"><h2>Plots</h2>' + "".join(_figure(p) for p in plots) + "</section>")
     if result is not None:
-        best, base = result["best"], result["baseline"]
+        best, base = result.best.to_dict(), result.baseline.to_dict()
         same = best.get("hash") is not None and best.get("hash") == base.get("hash")
         parts.append(
             '<section id="prompts"><h2>Prompts</h2>'

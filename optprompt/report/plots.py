@@ -358,24 +358,23 @@ def study_plots(source: StudySource) -> list[Plot]:
                 "the study has not finished; the winner is scored on test when it has",
             )
         )
-    elif result["task"].get("type") not in RANKED_TYPES:
+    elif result.task.get("type") not in RANKED_TYPES:
         plots.append(
             Plot(
                 "confusion_matrix",
                 title,
                 None,
-                f"not drawn for {result['task'].get('type')} tasks (answers are free text)",
+                f"not drawn for {result.task.get('type')} tasks (answers are free text)",
             )
         )
     elif not source.predictions:
         plots.append(Plot("confusion_matrix", title, None, "predictions.jsonl is missing"))
     else:
-        best = result["best"]
         plots.append(
             confusion_matrix(
                 source.predictions,
-                result["task"].get("labels") or [],
-                title=f"Winner (trial {best['trial']}) on test",
+                result.task.get("labels") or [],
+                title=f"Winner (trial {result.best.trial}) on test",
             )
         )
     return plots

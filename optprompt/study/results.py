@@ -12,8 +12,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from optprompt._io import atomic_write_json, atomic_write_text
+from optprompt._io import atomic_write_text
 from optprompt._version import __version__
+from optprompt.results import PREDICTIONS_FILE, RESULT_FILE, RESULT_FORMAT, StudyResult
 from optprompt.study import attrs
 from optprompt.study.objectives import parse_rule, select
 from optprompt.study.trials import counts, is_void
@@ -30,8 +31,6 @@ if TYPE_CHECKING:
 
 __all__ = ["finish_study", "StudyEnd", "RESULT_FILE", "PREDICTIONS_FILE"]
 
-RESULT_FILE = "result.json"
-PREDICTIONS_FILE = "predictions.jsonl"
 
 
 def _reason(t: optuna.trial.FrozenTrial) -> str:
@@ -71,7 +70,8 @@ class StudyEnd:
 
 
 def finish_study(end: StudyEnd, study: optuna.Study) -> dict[str, Any]:
-    """Score baseline and winner on test, compare them, write result.json and predictions."""
+    """Score baseline and winner on test, compare them, write result.json (through
+    :class:`~optprompt.results.StudyResult`) and predictions; return what result.json holds."""
     from optuna.trial import TrialState
 
     from optprompt.stats import compare, doubtful_win_warnings
@@ -169,6 +169,7 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> dict[str, Any]:
             "extract": spec.task.extract,
         }
     result = {
+        "format_version": RESULT_FORMAT,
         "name": spec.name,
         "optprompt_version": __version__,
         "seed": spec.seed,
@@ -203,10 +204,11 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> dict[str, Any]:
         for role, ev in (("baseline", test_base), ("best", test_best))
         for p in ev.predictions
     ]
-    kinds.of(best).finish(result, ctx.output)
+    typed = StudyResult.from_dict(result)
+    kinds.of(best).finish(typed, ctx.output)
     atomic_write_text(ctx.output / PREDICTIONS_FILE, "\n".join(lines) + "\n")
-    atomic_write_json(ctx.output / RESULT_FILE, result)
-    return result
+    typed.write(ctx.output)
+    return typed.to_dict()
 
 
 def _calibration(candidate: Candidate) -> str:

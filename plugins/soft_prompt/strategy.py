@@ -10,15 +10,15 @@ this strategy sets up can stop weak runs) and saves it with its manifest under
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from optprompt_plugins.soft_prompt.config import SoftPromptConfig
 
 from optprompt.adapters import ADAPTERS_DIR, HISTORY_ATTR, PROMPT_LEARNING, TRAINING_ATTR, SoftCandidate
-from optprompt.errors import ConfigError
+from optprompt.errors import ConfigError, OptpromptError
 from optprompt.prompts import PromptCandidate
+from optprompt.results import load_result
 from optprompt.strategies import BaseStrategy, Budget, StrategyContext
 
 if TYPE_CHECKING:
@@ -59,8 +59,8 @@ class SoftPrompt(BaseStrategy):
                 f"strategy.template: {ref!r} is neither 'baseline' nor a finished study (no result.json at {path})"
             )
         try:
-            cand = PromptCandidate.from_dict(json.loads(path.read_text(encoding="utf-8"))["best"]["candidate"])
-        except (KeyError, TypeError, ValueError) as e:
+            cand = PromptCandidate.from_dict(load_result(path).best.candidate)
+        except (OptpromptError, KeyError, TypeError) as e:
             raise ConfigError(f"{path}: no winning candidate in it ({e})") from None
         for i in cand.demo_ids:
             try:

@@ -11,12 +11,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from optprompt._io import atomic_write_json, atomic_write_text, read_json
 from optprompt._version import __version__
 from optprompt.errors import OptpromptError
 from optprompt.prompts.render import choice_letters, fill_labels, fill_query, join_prompt
+
+if TYPE_CHECKING:
+    from optprompt.results import ResultEntry, StudyResult
 
 __all__ = [
     "PromptCard",
@@ -194,23 +197,32 @@ def card_from_description(
     )
 
 
-def card_from_result(result: dict[str, Any], member: dict[str, Any] | None = None) -> PromptCard:
+def card_from_result(
+    result: StudyResult | dict[str, Any], member: ResultEntry | dict[str, Any] | None = None
+) -> PromptCard:
     """Build the card of a finished study's winner (or of one Pareto-front ``member``)
-    from its ``result.json`` data. A member other than the winner has dev scores only."""
-    best = result["best"] if member is None or member["trial"] == result["best"]["trial"] else member
+    from its result. A member other than the winner has dev scores only."""
+    from optprompt.results import ResultEntry, StudyResult
+
+    result = StudyResult.from_dict(result)
+    if isinstance(member, dict):
+        member = ResultEntry.model_validate(member)
+    chosen = result.best if member is None or member.trial == result.best.trial else member
+    entry = chosen.to_dict()
+    baseline = result.baseline.to_dict()
     return card_from_description(
-        best,
-        result["task"],
-        calibration=best.get("calibration"),
-        model=result["model"],
+        entry,
+        dict(result.task),
+        calibration=entry.get("calibration"),
+        model=result.model.model_dump(mode="json", exclude_unset=True),
         scores={
-            "dev": best["dev"],
-            "test": best.get("test"),
-            **({"objectives": best["objectives"]} if "objectives" in best else {}),
+            "dev": entry["dev"],
+            "test": entry.get("test"),
+            **({"objectives": entry["objectives"]} if "objectives" in entry else {}),
         },
-        baseline_scores={"dev": result["baseline"]["dev"], "test": result["baseline"]["test"]},
-        comparison=result.get("comparison", {}),
-        warnings=list(result.get("warnings", [])),
-        seed=result["seed"],
-        study=result["name"],
+        baseline_scores={"dev": baseline["dev"], "test": baseline.get("test")},
+        comparison=dict(result.comparison),
+        warnings=list(result.warnings),
+        seed=result.seed,
+        study=result.name,
     )

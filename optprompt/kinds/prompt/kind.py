@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from optprompt.kinds.prompt.predictor import CardPredictor
     from optprompt.models.loading import LoadedModel
     from optprompt.prompts.render import PromptRenderer
+    from optprompt.results import ResultEntry, StudyResult
     from optprompt.tasks.task import Example
 
 __all__ = ["PromptKind", "describe"]
@@ -50,7 +51,7 @@ class PromptKind(CandidateKind):
     def describe(self, candidate: PromptCandidate, ctx: KindContext) -> dict[str, Any]:
         return describe(ctx.renderer, ctx.chat, candidate)
 
-    def export(self, result: dict[str, Any], output: Path, to: Path, member: dict[str, Any] | None = None) -> Path:
+    def export(self, result: StudyResult, output: Path, to: Path, member: ResultEntry | None = None) -> Path:
         path = card_from_result(result, member).save(to)
         mark_export(to, self.name)
         return path

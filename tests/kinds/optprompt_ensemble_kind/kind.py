@@ -112,11 +112,12 @@ class EnsembleKind(CandidateKind):
             "members": members,
         }
 
-    def export(self, result: dict[str, Any], output: Path, to: Path, member: dict[str, Any] | None = None) -> Path:
-        chosen = member or result["best"]
+    def export(self, result: Any, output: Path, to: Path, member: Any = None) -> Path:
+        chosen = (member or result.best).to_dict()
+        model = result.model.model_dump(mode="json")
         names = []
         for i, desc in enumerate(chosen["members"]):
-            card = card_from_description(desc, result["task"], model=result["model"], study=result["name"])
+            card = card_from_description(desc, dict(result.task), model=model, study=result.name)
             card.save(to / f"member-{i}")
             names.append(f"member-{i}")
         (to / MEMBERS_FILE).write_text(json.dumps({"members": names}))
