@@ -124,6 +124,12 @@ class BaseStrategy(abc.ABC):
 
         return make_pruner(pruning, n_dev)
 
+    def finished(self, study: optuna.Study) -> bool:
+        """Whether the strategy has spent its own budget (e.g. minutes) before ``trials``
+        trials count; the study then ends. Decide from ``study`` (its trials' durations,
+        attributes), so a resumed run agrees. Optional: never, by default."""
+        return False
+
     def summary(self, study: optuna.Study) -> dict[str, Any]:
         """Strategy-specific figures for result.json (e.g. rejected rewrites). Optional."""
         return {}

@@ -141,6 +141,26 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> dict[str, Any]:
         }
 
     comparison = compare(test_base.scores, test_best.scores)
+    families = _families(trials)
+    if families:
+        # A study spanning several families of candidates: each family's best on dev,
+        # scored on test and compared with the baseline, side by side.
+        scored_tests = {baseline.hash: test_base, best.hash: test_best}
+        for name, members in families.items():
+            done = [t for t in members if t.state == TrialState.COMPLETE]
+            families[name] = {"trials": sum(counts(t) for t in members)}
+            if not done:
+                continue
+            top = max(done, key=lambda t: (t.values[0], -t.number))
+            cand = kinds.from_dict(top.user_attrs[attrs.CANDIDATE])
+            if cand.hash not in scored_tests:
+                with kinds.of(cand).scorer(cand, ctx) as fam_evaluator:
+                    scored_tests[cand.hash] = fam_evaluator.evaluate(
+                        cand, task.test, "test", offsets=top.user_attrs.get(attrs.OFFSETS)
+                    )
+            test = scored_tests[cand.hash]
+            families[name]["best"] = entry(top, cand, test)
+            families[name]["comparison"] = compare(test_base.scores, test.scores).to_dict()
     warnings = (
         doubtful_win_warnings(
             dev_baseline=baseline_trial.values[0],
@@ -197,6 +217,7 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> dict[str, Any]:
         "warnings": warnings,
         "format_failures": {k: v for k, v in failures.items() if v},
         "strategy_summary": end.strategy_summary,
+        **({"families": families} if families else {}),
         "wall_seconds": round(time.perf_counter() - end.started, 1),
     }
     lines = [
@@ -209,6 +230,16 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> dict[str, Any]:
     atomic_write_text(ctx.output / PREDICTIONS_FILE, "\n".join(lines) + "\n")
     typed.write(ctx.output)
     return typed.to_dict()
+
+
+def _families(trials: list[optuna.trial.FrozenTrial]) -> dict[str, Any]:
+    """Trials by the family a strategy tagged them with (:data:`attrs.FAMILY`), in order."""
+    out: dict[str, Any] = {}
+    for t in trials:
+        family = t.user_attrs.get(attrs.FAMILY)
+        if family:
+            out.setdefault(family, []).append(t)
+    return out
 
 
 def _calibration(candidate: Candidate) -> str:

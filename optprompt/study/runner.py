@@ -312,7 +312,7 @@ class StudyRunner:
             trials = study.get_trials(deepcopy=False)
             counted = sum(counts(t) for t in trials)
             running = sum(is_running(t) for t in trials)
-            if counted >= budget:
+            if counted >= budget or (counted and self.strategy.finished(study)):
                 return None, "done"
             if counted + running >= budget:
                 return None, "wait"
