@@ -69,6 +69,30 @@ def _interval(iv: dict[str, Any] | None, signed: bool = False) -> str:
     return f"[{_num(iv['low'], signed)}, {_num(iv['high'], signed)}]"
 
 
+def _families(result: StudyResult) -> str:
+    """The families of a study spanning several, side by side: each one's best on dev,
+    its dev and test scores and its paired test against the baseline."""
+    metric = escape(result.metric)
+    rows = []
+    for name, fam in (result.families or {}).items():
+        best = fam.best
+        p = fam.comparison.get("p_value")
+        rows.append(
+            f'<tr data-family="{escape(name)}"><th>{escape(name)}</th><td class="num">{fam.trials}</td>'
+            f'<td class="num">{best.trial if best else "—"}</td>'
+            f'<td class="num">{_num(best.dev.value if best else None)}</td>'
+            f'<td class="num">{_num(best.test.value if best and best.test else None)}</td>'
+            f'<td class="num">{_interval(fam.comparison.get("difference"), True)}</td>'
+            f'<td class="num">{format(p, ".3g") if p is not None else "—"}</td></tr>'
+        )
+    return (
+        '<table id="families-table"><tr><th>family</th><th>trials</th><th>best trial</th>'
+        f"<th>dev {metric}</th><th>test {metric}</th><th>test difference vs baseline (CI)</th><th>p</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
+
+
 def _info(rows: list[tuple[str, Any]]) -> str:
     items = "".join(f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>" for k, v in rows if v not in (None, ""))
     return f'<dl class="info">{items}</dl>'
@@ -303,6 +327,8 @@ def render_html(source: StudySource, plots: list[Plot], files_dir: str | None = 
     parts.append(f'<section id="study"><h2>Study</h2>{_study_info(source)}</section>')
     if result is not None:
         parts.append(f'<section id="comparison"><h2>Baseline vs winner</h2>{_comparison(result)}</section>')
+        if result.families:
+            parts.append(f'<section id="families"><h2>Families</h2>{_families(result)}</section>')
         warnings = result.warnings
         items = "".join(f'<div class="warning">{escape(w)}</div>' for w in warnings)
         parts.append(f'<section id="warnings"><h2>Warnings</h2>{items or "<p>None.</p>"}</section>')

@@ -11,12 +11,14 @@ The study's end scores each family's best on test against the baseline
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from optprompt_plugins.auto.config import AutoConfig
 from optprompt_plugins.auto.schedule import next_family, spent
 from optprompt_plugins.auto.view import FamilyStudy, FamilyTrial
 from optprompt_plugins.evolution import Evolution
+from optprompt_plugins.evolution.strategy import ExperimentalWarning
 from optprompt_plugins.soft_prompt import SoftPrompt
 from optprompt_plugins.template_search import TemplateSearch
 
@@ -49,6 +51,11 @@ class Auto(BaseStrategy):
 
     def __init__(self, config: AutoConfig, context: StrategyContext) -> None:
         super().__init__(config, context)
+        warnings.warn(
+            "strategy 'auto' is experimental: its options and stored attributes may change",
+            ExperimentalWarning,
+            stacklevel=2,
+        )
         self.families: dict[str, BaseStrategy] = {}
         for family in config.enabled():
             options = config.options(family)

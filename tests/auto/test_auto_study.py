@@ -14,6 +14,8 @@ from optprompt.config import spec_from_dict
 from optprompt.errors import ConfigError
 from optprompt.study import StudyRunner, attrs
 
+pytestmark = pytest.mark.filterwarnings("ignore:strategy '(evolution|auto)' is experimental")
+
 FAMILIES = {
     "template_search": {"max_demos": 1, "demo_pool": 4},
     "evolution": {"population": 3, "generations": 1, "operators": "edit"},
@@ -29,7 +31,6 @@ def _trials(spec) -> list[optuna.trial.FrozenTrial]:  # type: ignore[no-untyped-
     return optuna.load_study(study_name=spec.name, storage=f"sqlite:///{Path(spec.output) / 'study.db'}").trials
 
 
-@pytest.mark.filterwarnings("ignore:strategy 'evolution' is experimental")
 def test_one_study_spans_the_families_and_compares_them_on_test(study_dict, tiny_model, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     spec = _spec(study_dict, trials=9)
     runner = StudyRunner(spec, model=tiny_model, progress=False)
@@ -105,3 +106,14 @@ def test_schedule_rolls_unspent_shares_over() -> None:
 def test_bad_options_are_clear_errors(study_dict, tiny_model, options, message) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigError, match=message):
         StudyRunner(_spec(study_dict, **options), model=tiny_model, progress=False).run()
+
+
+def test_the_report_shows_the_families_side_by_side(study_dict, tiny_model) -> None:  # type: ignore[no-untyped-def]
+    from optprompt.report import write_report
+
+    spec = _spec(study_dict, trials=5, evolution=False, soft_prompt={"methods": ["lora"], "epochs": [1, 1]})
+    result = StudyRunner(spec, model=tiny_model, progress=False).run()
+    page = write_report(spec.output).read_text()
+    assert 'id="families-table"' in page
+    for name in result["families"]:
+        assert f'data-family="{name}"' in page

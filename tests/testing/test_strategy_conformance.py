@@ -50,7 +50,7 @@ def test_evolution_case_options_fit_its_config() -> None:
     assert config.population == 3
 
 
-@pytest.mark.filterwarnings("ignore:strategy 'evolution' is experimental")
+@pytest.mark.filterwarnings("ignore:strategy '(evolution|auto)' is experimental")
 class TestAuto(StrategyConformanceTests):
     strategy_name = "auto"
     strategy_options = {
