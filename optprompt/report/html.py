@@ -20,7 +20,7 @@ from optprompt.report.source import StudySource, load_source
 from optprompt.study import attrs
 
 if TYPE_CHECKING:
-    from optprompt.results import StudyResult
+    from optprompt.results import ResultEntry, StudyResult
 
 __all__ = ["REPORT_FILE", "render_html", "write_report", "files_dir_for"]
 
@@ -142,7 +142,7 @@ def _study_info(source: StudySource) -> str:
 
 def _comparison(result: StudyResult) -> str:
     metric = result.metric
-    base, best = result.baseline.to_dict(), result.best.to_dict()
+    base, best = result.baseline, result.best
     cmp_ = result.comparison
     conf = next(
         (
@@ -153,31 +153,22 @@ def _comparison(result: StudyResult) -> str:
         None,
     )
     ci_head = f"test {conf:.0%} CI" if conf is not None else "test CI"
-    dev_diff = (
-        None
-        if base["dev"]["value"] is None or best["dev"]["value"] is None
-        else best["dev"]["value"] - base["dev"]["value"]
-    )
+    dev_diff = best.dev.value - base.dev.value
+    base_test = base.test.value if base.test is not None else None
+    best_test = best.test.value if best.test is not None else None
     test_diff = (cmp_.get("difference") or {}).get("estimate")
-    if test_diff is None:
-        test_diff = best["test"]["value"] - base["test"]["value"]
+    if test_diff is None and base_test is not None and best_test is not None:
+        test_diff = best_test - base_test
     rows = [
         (
             "baseline",
             "baseline",
-            str(base["trial"]),
-            _num(base["dev"]["value"]),
-            _num(base["test"]["value"]),
+            str(base.trial),
+            _num(base.dev.value),
+            _num(base_test),
             _interval(cmp_.get("baseline")),
         ),
-        (
-            "winner",
-            "best",
-            str(best["trial"]),
-            _num(best["dev"]["value"]),
-            _num(best["test"]["value"]),
-            _interval(cmp_.get("winner")),
-        ),
+        ("winner", "best", str(best.trial), _num(best.dev.value), _num(best_test), _interval(cmp_.get("winner"))),
         (
             "difference",
             "difference",
@@ -203,16 +194,15 @@ def _comparison(result: StudyResult) -> str:
             f'{escape(str(cmp_.get("test", "")))}, <span data-field="p_value">p = '
             f"{cmp_['p_value']:.3g}</span>.</p>"
         )
-    metrics = sorted(set(base["dev"].get("metrics") or {}) | set(base["test"].get("metrics") or {}))
+    metrics = sorted(set(base.dev.metrics) | set(base.test.metrics if base.test is not None else {}))
     if len(metrics) > 1:
         columns = ("metric", "baseline dev", "winner dev", "baseline test", "winner test")
         head = "<tr>" + "".join(f"<th>{c}</th>" for c in columns) + "</tr>"
         cells = "".join(
             f"<tr><th>{escape(m)}</th>"
             + "".join(
-                f'<td class="num">{_num((e[split].get("metrics") or {}).get(m))}</td>'
-                for split in ("dev", "test")
-                for e in (base, best)
+                f'<td class="num">{_num(score.metrics.get(m) if score is not None else None)}</td>'
+                for score in (base.dev, best.dev, base.test, best.test)
             )
             + "</tr>"
             for m in metrics
@@ -280,8 +270,9 @@ def _kinds():  # type: ignore[no-untyped-def]
     return load_plugins().candidate_kinds
 
 
-def _prompt(entry: dict[str, Any], title: str, anchor: str) -> str:
-    cand = entry.get("candidate") or {}
+def _prompt(result_entry: ResultEntry, title: str, anchor: str) -> str:
+    entry = result_entry.to_dict()
+    cand = result_entry.candidate
     extras = []
     if cand.get("verbalizer"):
         extras.append("answers: " + ", ".join(f"{lbl} → {w!r}" for lbl, w in cand["verbalizer"]))
@@ -290,17 +281,17 @@ def _prompt(entry: dict[str, Any], title: str, anchor: str) -> str:
     kind = _kinds().of_dict(cand)
     summary = kind.summary(cand)
     if summary:
-        where = f" (saved in {entry['artifact']})" if entry.get("artifact") else ""
+        where = f" (saved in {result_entry.artifact})" if result_entry.artifact else ""
         extras.append(f"{kind.label}: {summary}{where}; the text below is what surrounds the input")
-    cal = (entry.get("calibration") or {}).get("method") or "none"
+    cal = result_entry.calibration.method
     if cal != "none":
         extras.append(f"calibration: {cal}")
     if entry.get("chat") is not None:
         extras.append("rendered through the chat template" if entry["chat"] else "plain text, no chat template")
     extra = "".join(f"<li>{escape(x)}</li>" for x in extras)
     return (
-        f'<section id="{anchor}"><h3>{escape(title)} (trial {entry["trial"]})</h3>'
-        f'<pre class="prompt">{escape(entry.get("prompt") or "")}</pre><ul>{extra}</ul></section>'
+        f'<section id="{anchor}"><h3>{escape(title)} (trial {result_entry.trial})</h3>'
+        f'<pre class="prompt">{escape(result_entry.prompt)}</pre><ul>{extra}</ul></section>'
     )
 
 
@@ -339,8 +330,8 @@ def render_html(source: StudySource, plots: list[Plot], files_dir: str | None = 
     parts.append(f'<section id="trials"><h2>Trials</h2>{_trials(source)}</section>')
     parts.append('<section id="plots"><h2>Plots</h2>' + "".join(_figure(p) for p in plots) + "</section>")
     if result is not None:
-        best, base = result.best.to_dict(), result.baseline.to_dict()
-        same = best.get("hash") is not None and best.get("hash") == base.get("hash")
+        best, base = result.best, result.baseline
+        same = best.hash is not None and best.hash == base.hash
         parts.append(
             '<section id="prompts"><h2>Prompts</h2>'
             + _prompt(best, "Winning prompt", "winning-prompt")

@@ -33,6 +33,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from optprompt.errors import CandidateRejected
+from optprompt.results import StudyResult
 from optprompt.strategies.base import BaseStrategy, StrategyConfig
 from optprompt.study import attrs
 from optprompt.study.trials import INTERRUPTED
@@ -161,7 +162,7 @@ def check_proposes_valid_candidates(
         problems.append("propose was never called")
     elif not candidates:
         problems.append(f"all {len(observed.proposals)} proposals were rejected or failed; none was scored")
-    summary = run.result.get("strategy_summary") if run.result else None
+    summary = StudyResult.from_dict(run.result).strategy_summary if run.result else None
     if not isinstance(summary, dict):
         problems.append(f"summary() returned {type(summary).__name__}, not a dict")
     if problems:
@@ -224,7 +225,8 @@ def check_respects_budget(
                 f"it generated {observed.generated} texts with a model; the budget declares "
                 f"{budget.rewriter_calls} rewriter calls (override budget())"
             )
-        declared = run.result["strategy"]["budget"] if run.result else None
+        recorded = StudyResult.from_dict(run.result).strategy if run.result else None
+        declared = dict(recorded.budget) if recorded is not None else None
         if declared != budget.to_dict():
             problems.append(f"result.json declares budget {declared}, budget() says {budget.to_dict()}")
         if smaller_trials is not None and smaller_trials < budget.trials and not problems:
