@@ -77,6 +77,9 @@ class AdapterKind(CandidateKind):
     def summary(self, data: dict[str, Any]) -> str:
         return adapter_summary(data)
 
+    def details(self, data: dict[str, Any]) -> list[tuple[str, str]]:
+        return PromptKind().details(data)  # the text around the input is a prompt
+
     def describe(self, candidate: SoftCandidate, ctx: KindContext) -> dict[str, Any]:
         return PromptKind().describe(candidate, ctx)
 

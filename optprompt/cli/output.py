@@ -44,9 +44,9 @@ def print_result(
         test = f"{e.test.value:.3f}" if e.test is not None else "-"
         print(f"\n=== {title} (trial {e.trial}) — dev {metric} {e.dev.value:.3f}, test {metric} {test} ===")
         print(e.prompt)
-        if e.candidate.get("verbalizer"):
-            print("--- answers: " + ", ".join(f"{lbl} -> {w!r}" for lbl, w in e.candidate["verbalizer"]))
         kind = kinds.of_dict(e.candidate)
+        for what, text in kind.details(e.candidate):
+            print(f"--- {what}: {text}")
         summary = kind.summary(e.candidate)
         if summary:
             print(f"--- {kind.column or kind.label}: {summary}" + (f" ({e.artifact})" if e.artifact else ""))

@@ -142,6 +142,11 @@ class CandidateKind(abc.ABC):
         """A few words on a candidate (as a dict) beyond its text; "" when there is nothing to add."""
         return ""
 
+    def details(self, data: dict[str, Any]) -> list[tuple[str, str]]:
+        """``(what, text)`` lines that ``show`` and the report print under a candidate's
+        text (e.g. ``("answers", "negative -> 'bad', ...")``). None by default."""
+        return []
+
     # --- scoring --------------------------------------------------------------------
     def score(self, trial: optuna.Trial, candidate: Any, ctx: KindContext, *, prunable: bool = True) -> Evaluation:
         """Score ``candidate`` on ``ctx.dev`` (train it first if it needs training).

@@ -273,12 +273,8 @@ def _kinds():  # type: ignore[no-untyped-def]
 def _prompt(result_entry: ResultEntry, title: str, anchor: str) -> str:
     entry = result_entry.to_dict()
     cand = result_entry.candidate
-    extras = []
-    if cand.get("verbalizer"):
-        extras.append("answers: " + ", ".join(f"{lbl} → {w!r}" for lbl, w in cand["verbalizer"]))
-    elif cand.get("choice_format"):
-        extras.append(f"options scored as {cand['choice_format']}")
     kind = _kinds().of_dict(cand)
+    extras = [f"{what}: {text}" for what, text in kind.details(cand)]
     summary = kind.summary(cand)
     if summary:
         where = f" (saved in {result_entry.artifact})" if result_entry.artifact else ""

@@ -44,6 +44,14 @@ class PromptKind(CandidateKind):
     export_label = "prompt card"
     text_only = True
 
+    def details(self, data: dict[str, Any]) -> list[tuple[str, str]]:
+        """The answer words (classification) or how options are scored (multiple choice)."""
+        if data.get("verbalizer"):
+            return [("answers", ", ".join(f"{lbl} -> {w!r}" for lbl, w in data["verbalizer"]))]
+        if data.get("choice_format"):
+            return [("options scored as", str(data["choice_format"]))]
+        return []
+
     def check(self, candidate: PromptCandidate, ctx: KindContext, examples: Sequence[Example]) -> None:
         super().check(candidate, ctx, examples)
         ctx.renderer.render_text(candidate)
