@@ -77,6 +77,12 @@ class AdapterKind(CandidateKind):
     def summary(self, data: dict[str, Any]) -> str:
         return adapter_summary(data)
 
+    def columns(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The prompt's columns with the adapter's summary before the instruction."""
+        prompt = PromptKind().columns(data)
+        instruction = prompt.pop("instruction")
+        return {**prompt, "adapter": self.summary(data), "instruction": instruction}
+
     def details(self, data: dict[str, Any]) -> list[tuple[str, str]]:
         return PromptKind().details(data)  # the text around the input is a prompt
 

@@ -111,29 +111,31 @@ def leaderboard(output_dir: str | Path, top: int = 10):  # type: ignore[no-untyp
     study = open_study(meta["storage"], meta["study_name"], create=False)
     kinds = _kinds()
     rows = []
-    trials = study.get_trials(deepcopy=False)
-    cands = [t.user_attrs.get(attrs.CANDIDATE) or {} for t in trials]
-    # One column per kind that describes its candidates beyond their text (e.g. "adapter").
-    columns = sorted({k.column for k in (kinds.of_dict(c) for c in cands) if k.column})
-    for t, cand in zip(trials, cands):
-        kind = kinds.of_dict(cand)
-        described = {col: kind.summary(cand) if kind.column == col else "" for col in columns}
+    order: list[str] = []  # the kinds' columns, merged in the order each kind gives them
+    for t in study.get_trials(deepcopy=False):
+        cand = t.user_attrs.get(attrs.CANDIDATE) or {}
+        described = kinds.of_dict(cand).columns(cand)
+        previous = None
+        for col in described:
+            if col not in order:
+                order.insert(order.index(previous) + 1 if previous else len(order), col)
+            previous = col
         rows.append(
             {
                 "trial": t.number,
                 "state": t.state.name.lower(),
                 "dev": t.values[0] if t.values else None,
                 "role": t.user_attrs.get(attrs.ROLE, ""),
-                "demos": len(cand.get("demo_ids", [])),
-                "template": (cand.get("template") or "").replace("\n", "⏎"),
-                "answers": "/".join(w for _, w in cand.get("verbalizer", [])) or cand.get("choice_format", ""),
-                "calibration": cand.get("calibration", "none"),
+                "family": t.user_attrs.get(attrs.FAMILY, ""),
                 **described,
-                "instruction": (cand.get("instruction") or "")[:60],
                 "note": t.user_attrs.get(attrs.FAIL_REASON, "")
                 or (f"same as trial {t.user_attrs[attrs.CACHED_FROM]}" if attrs.CACHED_FROM in t.user_attrs else ""),
             }
         )
+    fixed = ["trial", "state", "dev", "role"]
+    if any(r["family"] for r in rows):  # a study spanning several families (the auto strategy)
+        fixed.append("family")
+    rows = [{c: r.get(c, "") for c in [*fixed, *order, "note"]} for r in rows]
     df = pd.DataFrame(rows)
     if df.empty:
         return df

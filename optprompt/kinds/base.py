@@ -142,6 +142,11 @@ class CandidateKind(abc.ABC):
         """A few words on a candidate (as a dict) beyond its text; "" when there is nothing to add."""
         return ""
 
+    def columns(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The leaderboard's columns for a candidate (as a dict), in order: by default its
+        :meth:`summary` under :attr:`column`."""
+        return {self.column: self.summary(data)} if self.column else {}
+
     def details(self, data: dict[str, Any]) -> list[tuple[str, str]]:
         """``(what, text)`` lines that ``show`` and the report print under a candidate's
         text (e.g. ``("answers", "negative -> 'bad', ...")``). None by default."""

@@ -44,6 +44,16 @@ class PromptKind(CandidateKind):
     export_label = "prompt card"
     text_only = True
 
+    def columns(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Demonstrations, template, answer words, calibration and instruction."""
+        return {
+            "demos": len(data.get("demo_ids", [])),
+            "template": (data.get("template") or "").replace("\n", "⏎"),
+            "answers": "/".join(w for _, w in data.get("verbalizer", [])) or data.get("choice_format", ""),
+            "calibration": data.get("calibration", "none"),
+            "instruction": (data.get("instruction") or "")[:60],
+        }
+
     def details(self, data: dict[str, Any]) -> list[tuple[str, str]]:
         """The answer words (classification) or how options are scored (multiple choice)."""
         if data.get("verbalizer"):
