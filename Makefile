@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 STAMP := $(VENV)/.optprompt-installed
 
-.PHONY: venv demo demo-soft test test-fast bench bench-pruning bench-study lint clean browser
+.PHONY: venv demo demo-soft demo-auto test test-fast bench bench-pruning bench-study lint clean browser
 
 venv: $(STAMP)
 
@@ -24,6 +24,11 @@ demo: venv
 # Soft prompts and LoRA trained on the same data (about 10 minutes on a 2-core CPU).
 demo-soft: venv
 	$(VENV)/bin/optprompt run studies/sentiment-soft.yaml
+
+# One study over template search, evolution and soft prompts / LoRA under one budget
+# (the `auto` strategy; about 12 minutes on a 2-core CPU).
+demo-auto: venv
+	$(VENV)/bin/optprompt run studies/sentiment-auto.yaml
 
 # The report's browser test needs Debian's chromium: installed when missing and apt-get is
 # there (as root, or through sudo); elsewhere that one test is skipped and says why.

@@ -51,9 +51,9 @@ def _each_method(runner, task, row) -> None:  # type: ignore[no-untyped-def]
         study = optuna.create_study(direction="maximize")
         trial = study.ask()
         started = time.perf_counter()
-        dev = runner.strategy.score(trial, cand, runner.session)
+        dev = runner.kinds.of(cand).score(trial, cand, runner.kind_context)
         seconds = time.perf_counter() - started
-        with runner.strategy.scorer(cand, runner.session) as evaluator:
+        with runner.kinds.of(cand).scorer(cand, runner.kind_context) as evaluator:
             test = evaluator.evaluate(cand, task.test, "test")
         info = trial.user_attrs.get("soft_prompt.training", {})
         row(
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             best_by_method[m] = t
     for method, t in sorted(best_by_method.items()):
         cand = SoftCandidate.from_dict(t.user_attrs[attrs.CANDIDATE])
-        with runner.strategy.scorer(cand, runner.session) as evaluator:
+        with runner.kinds.of(cand).scorer(cand, runner.kind_context) as evaluator:
             ev = evaluator.evaluate(cand, task.test, "test")
         training = t.user_attrs["soft_prompt.training"]
         row(

@@ -14,6 +14,7 @@ from optprompt.errors import CandidateRejected, ConfigError, DataError, ModelErr
 __all__ = [
     "__version__",
     "BaseStrategy",
+    "CandidateKind",
     "CandidateRejected",
     "ConfigError",
     "DataError",
@@ -27,6 +28,7 @@ __all__ = [
     "StrategyConfig",
     "StudySpec",
     "export_card",
+    "load",
     "load_adapter",
     "load_card",
     "load_prompt",
@@ -37,6 +39,8 @@ __all__ = [
 _LAZY = {
     "BaseStrategy": "optprompt.strategies",
     "StrategyConfig": "optprompt.strategies",
+    "CandidateKind": "optprompt.kinds",
+    "load": "optprompt.kinds",
     "PromptCandidate": "optprompt.prompts",
     "PromptCard": "optprompt.export",
     "export_card": "optprompt.export",
@@ -54,6 +58,7 @@ if TYPE_CHECKING:
     from optprompt.adapters import SoftCandidate, SoftPrompt, load_adapter
     from optprompt.config import StudySpec, load_spec
     from optprompt.export import PromptCard, export_card, load_card
+    from optprompt.kinds import CandidateKind, load
     from optprompt.prompts import PromptCandidate
     from optprompt.registry import load_prompt
     from optprompt.strategies import BaseStrategy, StrategyConfig

@@ -1,10 +1,18 @@
-"""Exceptions raised by optprompt.
+"""Exceptions raised by optprompt: user errors and the study's control-flow signals.
 
 Every error a user can cause derives from :class:`OptpromptError`; its message names the
 file, key, row or plugin at fault. The CLI prints these without a traceback.
+
+Control-flow signals: :class:`CandidateRejected` (a proposal that cannot be scored),
+:class:`TrialTimeout` (a trial ran past ``trial_timeout``) and Optuna's own
+``TrialPruned`` (the pruner stopped a candidate; :func:`pruned` builds one that says how
+much of dev was scored). ``TrialPruned`` is imported from Optuna on first use, so this
+module stays light.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 __all__ = [
     "OptpromptError",
@@ -13,6 +21,10 @@ __all__ = [
     "ModelError",
     "PluginError",
     "CandidateRejected",
+    "RegistryError",
+    "TrialTimeout",
+    "TrialPruned",  # noqa: F822 (Optuna's, served by __getattr__)
+    "pruned",
 ]
 
 
@@ -41,3 +53,29 @@ class CandidateRejected(OptpromptError):
 
     The study records the trial as pruned with this message and goes on.
     """
+
+
+class RegistryError(OptpromptError):
+    """A prompt registry operation failed (bad reference, unknown name or version, lock)."""
+
+
+class TrialTimeout(Exception):
+    """A trial ran past ``trial_timeout``."""
+
+
+def pruned(message: str, *, scored: int) -> Exception:
+    """Optuna's ``TrialPruned`` with ``message``, carrying ``scored``: the dev examples scored
+    before the pruner stopped the candidate (the study records it)."""
+    import optuna
+
+    error = optuna.TrialPruned(message)
+    error.scored = scored  # type: ignore[attr-defined]
+    return error
+
+
+def __getattr__(name: str) -> Any:
+    if name == "TrialPruned":  # Optuna's own class, imported only when asked for
+        import optuna
+
+        return optuna.TrialPruned
+    raise AttributeError(f"module 'optprompt.errors' has no attribute {name!r}")

@@ -168,7 +168,7 @@ def _isolated_score_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 
 @pytest.fixture
 def soft_runner(tmp_path: Path, tiny_model_dir: Path, tiny_model):
-    """A set-up (not run) soft_prompt study on the tiny model: its session and strategy at hand."""
+    """A set-up (not run) soft_prompt study on the tiny model: its kind context and strategy at hand."""
     from optprompt_testdata import soft_study_dict
 
     from optprompt.config import spec_from_dict

@@ -14,21 +14,20 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from optprompt._io import atomic_write_json, read_json
 from optprompt._version import __version__
 from optprompt.errors import OptpromptError
+from optprompt.kinds.prompt.card import PromptCard
+from optprompt.kinds.prompt.predictor import CardPredictor
 
 if TYPE_CHECKING:
     from peft import PeftModel
 
     from optprompt.adapters.candidate import SoftCandidate
-    from optprompt.export.card import PromptCard
     from optprompt.models.loading import LoadedModel
-    from optprompt.scoring.backends.base import GenerationSettings
 
 __all__ = [
     "MANIFEST_FILE",
@@ -36,7 +35,6 @@ __all__ = [
     "save_adapter",
     "read_manifest",
     "update_manifest",
-    "result_fields",
     "load_adapter",
     "SoftPrompt",
 ]
@@ -77,18 +75,6 @@ def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
-def result_fields(result: dict[str, Any]) -> dict[str, Any]:
-    """What a finished study's ``result.json`` adds to its winner's manifest: the final
-    dev and test scores, the baseline's, the paired comparison and the warnings."""
-    best = result["best"]
-    return {
-        "scores": {"dev": best["dev"], "test": best.get("test")},
-        "baseline_scores": {"dev": result["baseline"]["dev"], "test": result["baseline"]["test"]},
-        "comparison": result.get("comparison", {}),
-        "warnings": list(result.get("warnings", [])),
-    }
-
-
 def update_manifest(directory: str | os.PathLike[str], **fields: Any) -> dict[str, Any]:
     """Merge ``fields`` into the manifest of the adapter in ``directory``."""
     data = read_manifest(directory)
@@ -97,86 +83,25 @@ def update_manifest(directory: str | os.PathLike[str], **fields: Any) -> dict[st
     return data
 
 
-class SoftPrompt:
+class SoftPrompt(CardPredictor):
     """A trained adapter on its base model: score, predict and generate with it.
 
-    Build it with :func:`load_adapter`. Use it as a context manager (or call
-    :meth:`close`) to take the adapter off the base model again (LoRA changes the
-    model's modules in place while it is loaded).
+    Build it with :func:`load_adapter`. It renders inputs through its prompt card exactly
+    as a card does (:class:`~optprompt.kinds.prompt.CardPredictor`), and scores through
+    the adapted model. Use it as a context manager (or call :meth:`close`) to take the
+    adapter off the base model again (LoRA changes the model's modules in place while it
+    is loaded).
     """
 
     def __init__(self, manifest: dict[str, Any], card: PromptCard, loaded: LoadedModel, peft_model: PeftModel) -> None:
         from optprompt.adapters.backend import AdapterBackend
         from optprompt.adapters.candidate import SoftCandidate
 
+        super().__init__(card, loaded, AdapterBackend(loaded, peft_model))
         self.manifest = manifest
-        self.card = card
-        self.loaded = loaded
         self.peft_model = peft_model
         self.candidate: SoftCandidate = SoftCandidate.from_dict(manifest["candidate"])
-        self.backend = AdapterBackend(loaded, peft_model)
         self._closed = False
-
-    # --- the prompt text ------------------------------------------------------------
-    def _chat_formatter(self):  # type: ignore[no-untyped-def]
-        if not self.card.chat:
-            return None
-        if not self.loaded.has_chat_template:
-            raise OptpromptError("this adapter was trained with a chat template, but the model has none")
-        return self.loaded.chat_formatter()
-
-    def _words(self, options: Sequence[str] | None) -> list[str]:
-        return list(self.card.answers(list(options) if options is not None else None))
-
-    def request(self, text: str, options: Sequence[str] | None = None):  # type: ignore[no-untyped-def]
-        """The scoring request of ``text``: exactly what the study scored."""
-        from optprompt.prompts.render import SENTINEL, split_request
-
-        body = self.card.format(SENTINEL, list(options) if options is not None else None)
-        words = [] if self.card.task_type == "generation" else self._words(options)
-        return split_request("input", body, text, words, self._chat_formatter())
-
-    def prompt(self, text: str, options: Sequence[str] | None = None) -> str:
-        """The full prompt text for ``text`` (the adapter's virtual tokens come before it)."""
-        r = self.request(text, options)
-        return r.prefix + r.suffix
-
-    # --- using it -------------------------------------------------------------------
-    def loglikelihoods(self, texts: Sequence[str], options: Sequence[Sequence[str]] | None = None) -> list[list[float]]:
-        """Log-likelihood of each answer (label words / options) after each text."""
-        self._check_open()
-        if self.card.task_type == "generation":
-            raise OptpromptError("generation adapters have no answers to rank; use generate()")
-        opts = list(options) if options is not None else [None] * len(texts)
-        return self.backend.loglikelihoods([self.request(t, o) for t, o in zip(texts, opts)])
-
-    def predict(self, texts: Sequence[str], options: Sequence[Sequence[str]] | None = None) -> list[str]:
-        """The label (classification), option (multiple choice) or extracted answer
-        (generation) for each text."""
-        if self.card.task_type == "generation":
-            return [self.card.parse(out) or "" for out in self.generate(texts)]
-        opts = list(options) if options is not None else [None] * len(texts)
-        out = []
-        for ll, o in zip(self.loglikelihoods(texts, options), opts):
-            answers = list(self.card.answers(list(o) if o is not None else None).values())
-            out.append(answers[max(range(len(ll)), key=ll.__getitem__)])
-        return out
-
-    def generate(
-        self, texts: Sequence[str], *, max_new_tokens: int | None = None, stop: Sequence[str] | None = None
-    ) -> list[str]:
-        """Greedy continuations, with the adapter's virtual tokens in front of each prompt."""
-        self._check_open()
-        return self.backend.generate([self.prompt(t) for t in texts], self._settings(max_new_tokens, stop))
-
-    def _settings(self, max_new_tokens: int | None, stop: Sequence[str] | None) -> GenerationSettings:
-        from optprompt.scoring.backends.base import GenerationSettings
-
-        gen = (self.card.task.get("generation") or {}) if isinstance(self.card.task, dict) else {}
-        return GenerationSettings(
-            max_new_tokens=max_new_tokens or int(gen.get("max_new_tokens", 32)),
-            stop=tuple(stop if stop is not None else gen.get("stop", ("\n",))),
-        )
 
     # --- lifetime -------------------------------------------------------------------
     def _check_open(self) -> None:
@@ -230,7 +155,6 @@ def load_adapter(
         check_fingerprint: Refuse a base model whose fingerprint differs from the one
             the adapter was trained on.
     """
-    from optprompt.export.card import PromptCard
     from optprompt.models.loading import LoadedModel, load_model
     from optprompt.plugins.manager import load_plugins
 

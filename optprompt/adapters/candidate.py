@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from optprompt.errors import ConfigError
 from optprompt.prompts.candidate import PromptCandidate
@@ -23,6 +23,8 @@ class SoftCandidate(PromptCandidate):
             ``epochs``, ``init``. Part of the hash: two runs with the same template,
             method and hyperparameters (and study seed) train the same adapter.
     """
+
+    kind: ClassVar[str] = "soft"
 
     method: str = "prompt_tuning"
     params: tuple[tuple[str, Any], ...] = ()
@@ -63,7 +65,7 @@ class SoftCandidate(PromptCandidate):
 
     def to_dict(self) -> dict[str, Any]:
         d = super().to_dict()
-        d["kind"] = "soft"
+        d["kind"] = self.kind
         d["params"] = dict(self.params)
         return d
 

@@ -88,7 +88,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from optprompt.export.card import export_card
+    from optprompt.export import export_card
 
     path = export_card(args.output_dir, args.to, pick=args.pick, front=args.front)
     if args.front:

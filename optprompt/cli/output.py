@@ -3,52 +3,65 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from optprompt._io import read_json
-from optprompt.adapters.candidate import adapter_summary
 
-__all__ = ["print_result", "show_study", "print_plugins", "leaderboard"]
+if TYPE_CHECKING:
+    from optprompt.plugins.manager import Plugins
+    from optprompt.results import StudyResult
 
-
-def _score(entry: dict[str, Any], split: str) -> str:
-    s = entry[split]
-    return f"{s['value']:.3f}"
+__all__ = ["print_result", "print_families", "show_study", "print_plugins", "leaderboard"]
 
 
-def print_result(result: dict[str, Any], *, output: str | None = None) -> None:
-    """Baseline and winner, their prompts and dev/test scores, and the paired comparison."""
-    metric = result["task"]["metric"]
-    base, best = result["baseline"], result["best"]
-    print(
-        f"\nstudy {result['name']!r}: {result['n_trials']} trials, model {result['model']['ref']}, "
-        f"{result['wall_seconds']:.0f} s"
-    )
-    sizes = result["task"]["sizes"]
-    print(f"task: {result['task']['source']} (train {sizes['train']}, dev {sizes['dev']}, test {sizes['test']})")
+def _kinds(plugins: Plugins | None = None):  # type: ignore[no-untyped-def]
+    from optprompt.plugins.manager import load_plugins
+
+    return (plugins or load_plugins()).candidate_kinds
+
+
+def print_result(
+    result: StudyResult | dict[str, Any], *, output: str | None = None, plugins: Plugins | None = None
+) -> None:
+    """Baseline and winner, their prompts and dev/test scores, and the paired comparison.
+
+    Args:
+        result: The study's result (as :func:`run_study` returns it, or loaded).
+        output: The output directory, to say where the files are.
+        plugins: The loaded plugins whose candidate kinds describe the candidates
+            (discovered when None).
+    """
+    from optprompt.results import StudyResult
+
+    result = StudyResult.from_dict(result)
+    kinds = _kinds(plugins)
+    metric = result.metric
+    base, best = result.baseline, result.best
+    print(f"\nstudy {result.name!r}: {result.n_trials} trials, model {result.model.ref}, {result.wall_seconds:.0f} s")
+    sizes = result.task["sizes"]
+    print(f"task: {result.task['source']} (train {sizes['train']}, dev {sizes['dev']}, test {sizes['test']})")
     for title, e in (("BASELINE PROMPT", base), ("WINNING PROMPT", best)):
-        print(
-            f"\n=== {title} (trial {e['trial']}) — dev {metric} {_score(e, 'dev')}, "
-            f"test {metric} {_score(e, 'test')} ==="
-        )
-        print(e["prompt"])
-        if e["candidate"].get("verbalizer"):
-            print("--- answers: " + ", ".join(f"{lbl} -> {w!r}" for lbl, w in e["candidate"]["verbalizer"]))
-        if e["candidate"].get("kind") == "soft":
-            print(
-                f"--- adapter: {adapter_summary(e['candidate'])}" + (f" ({e['artifact']})" if e.get("artifact") else "")
-            )
-        calibration = (e.get("calibration") or {}).get("method", "none")
-        if calibration != "none":
-            print(f"--- calibration: {calibration} (label offsets {e['calibration']['offsets']})")
-    front = result.get("pareto") or []
+        test = f"{e.test.value:.3f}" if e.test is not None else "-"
+        print(f"\n=== {title} (trial {e.trial}) — dev {metric} {e.dev.value:.3f}, test {metric} {test} ===")
+        print(e.prompt)
+        kind = kinds.of_dict(e.candidate)
+        for what, text in kind.details(e.candidate):
+            print(f"--- {what}: {text}")
+        summary = kind.summary(e.candidate)
+        if summary:
+            print(f"--- {kind.column or kind.label}: {summary}" + (f" ({e.artifact})" if e.artifact else ""))
+        if e.calibration.method != "none":
+            print(f"--- calibration: {e.calibration.method} (label offsets {e.calibration.offsets})")
+    front = result.pareto or []
     if front:
-        names = result["objectives"]
-        print(f"\nPareto front ({len(front)} prompts; objectives {', '.join(names)}; select {result.get('select')!r}):")
+        names = result.objectives
+        print(f"\nPareto front ({len(front)} prompts; objectives {', '.join(names)}; select {result.select!r}):")
         for m in front:
-            mark = "*" if m["trial"] == best["trial"] else " "
-            print(f" {mark} trial {m['trial']:>4}: " + ", ".join(f"{n} {m['objectives'][n]:.4g}" for n in names))
-    cmp_ = result.get("comparison") or {}
+            mark = "*" if m.trial == best.trial else " "
+            print(f" {mark} trial {m.trial:>4}: " + ", ".join(f"{n} {m.objectives[n]:.4g}" for n in names))
+    if result.families:
+        print_families(result)
+    cmp_ = result.comparison
     if cmp_:
         for label, key in (("baseline", "baseline"), ("winner", "winner")):
             iv = cmp_.get(key)
@@ -56,27 +69,43 @@ def print_result(result: dict[str, Any], *, output: str | None = None) -> None:
                 print(f"test {metric} {label}: {iv['estimate']:.3f} (95% CI [{iv['low']:.3f}, {iv['high']:.3f}])")
         d = cmp_["difference"]
         print(
-            f"\ntest {metric}: baseline {base['test']['value']:.3f} -> winner {best['test']['value']:.3f} "
+            f"\ntest {metric}: baseline {base.test.value:.3f} -> winner {best.test.value:.3f} "
             f"(difference {d['estimate']:+.3f}, 95% CI [{d['low']:+.3f}, {d['high']:+.3f}], "
             f"{cmp_['test']} p = {cmp_['p_value']:.3g}, n = {cmp_['n']})"
         )
-    context = result.get("context") or {}
+    context = result.context or {}
     if context.get("truncated_examples"):
         print(
             f"\ncontext: {context['truncated_examples']} example(s) cut to fit the model's {context['limit']} tokens "
             f"(task.truncate: {context['truncate']}; up to {context['max_tokens_cut']} input tokens cut)"
         )
-    reasons = result.get("failure_reasons") or {}
+    reasons = result.failure_reasons or {}
     if reasons:
         counted = ", ".join(f"{n} {kind}" for kind, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
         print(f"\nfailed or pruned trials: {counted}")
-    for w in result.get("warnings", []):
+    for w in result.warnings:
         print(f"warning: {w}")
     if output:
         print(
             f"\nresults in {output}/result.json; `optprompt show {output}` for the leaderboard, "
-            f"`optprompt export {output} --to DIR` for the "
-            + ("adapter and its manifest" if best["candidate"].get("kind") == "soft" else "prompt card")
+            f"`optprompt export {output} --to DIR` for the {kinds.of_dict(best.candidate).export_label}"
+        )
+
+
+def print_families(result: StudyResult) -> None:
+    """The families of a study spanning several, side by side: best on dev, dev and test, p-value."""
+    metric = result.metric
+    print(f"\nfamilies (best of each on dev, scored on test against the baseline; {metric}):")
+    print(f"  {'family':<18} {'trials':>6} {'trial':>6} {'dev':>7} {'test':>7} {'p':>7}")
+    for name, fam in (result.families or {}).items():
+        if fam.best is None:
+            print(f"  {name:<18} {fam.trials:>6} {'-':>6} {'-':>7} {'-':>7} {'-':>7}")
+            continue
+        test = f"{fam.best.test.value:.3f}" if fam.best.test is not None else "-"
+        p = fam.comparison.get("p_value")
+        print(
+            f"  {name:<18} {fam.trials:>6} {fam.best.trial:>6} {fam.best.dev.value:>7.3f} {test:>7} "
+            + (f"{p:>7.3g}" if p is not None else f"{'-':>7}")
         )
 
 
@@ -91,28 +120,33 @@ def leaderboard(output_dir: str | Path, top: int = 10):  # type: ignore[no-untyp
 
     meta = read_json(Path(output_dir) / SPEC_FILE, what=f"study directory file {SPEC_FILE}")
     study = open_study(meta["storage"], meta["study_name"], create=False)
+    kinds = _kinds()
     rows = []
-    trials = study.get_trials(deepcopy=False)
-    adapters = any((t.user_attrs.get(attrs.CANDIDATE) or {}).get("kind") == "soft" for t in trials)
-    for t in trials:
+    order: list[str] = []  # the kinds' columns, merged in the order each kind gives them
+    for t in study.get_trials(deepcopy=False):
         cand = t.user_attrs.get(attrs.CANDIDATE) or {}
-        soft = {"adapter": adapter_summary(cand) if cand.get("kind") == "soft" else ""} if adapters else {}
+        described = kinds.of_dict(cand).columns(cand)
+        previous = None
+        for col in described:
+            if col not in order:
+                order.insert(order.index(previous) + 1 if previous else len(order), col)
+            previous = col
         rows.append(
             {
                 "trial": t.number,
                 "state": t.state.name.lower(),
                 "dev": t.values[0] if t.values else None,
                 "role": t.user_attrs.get(attrs.ROLE, ""),
-                "demos": len(cand.get("demo_ids", [])),
-                "template": (cand.get("template") or "").replace("\n", "⏎"),
-                "answers": "/".join(w for _, w in cand.get("verbalizer", [])) or cand.get("choice_format", ""),
-                "calibration": cand.get("calibration", "none"),
-                **soft,
-                "instruction": (cand.get("instruction") or "")[:60],
+                "family": t.user_attrs.get(attrs.FAMILY, ""),
+                **described,
                 "note": getattr(failure_reason(t), "text", "")
                 or (f"same as trial {t.user_attrs[attrs.CACHED_FROM]}" if attrs.CACHED_FROM in t.user_attrs else ""),
             }
         )
+    fixed = ["trial", "state", "dev", "role"]
+    if any(r["family"] for r in rows):  # a study spanning several families (the auto strategy)
+        fixed.append("family")
+    rows = [{c: r.get(c, "") for c in [*fixed, *order, "note"]} for r in rows]
     df = pd.DataFrame(rows)
     if df.empty:
         return df
@@ -124,25 +158,26 @@ def show_study(output_dir: str | Path, top: int = 10) -> None:
     """Print the leaderboard and, for a finished study, the result summary."""
     import pandas as pd
 
-    from optprompt.study.runner import RESULT_FILE
+    from optprompt.results import RESULT_FILE, load_result
 
     df = leaderboard(output_dir, top)
     with pd.option_context("display.max_colwidth", 60, "display.width", 200):
         print(df.to_string(index=False) if not df.empty else "(no trials yet)")
     result_path = Path(output_dir) / RESULT_FILE
     if result_path.is_file():
-        print_result(read_json(result_path))
+        print_result(load_result(result_path))
     else:
         print(f"\n(no {RESULT_FILE} yet: the study has not finished; run it again to resume)")
 
 
 def print_plugins() -> None:
-    """Every registered strategy, metric, loader and model name, with its source."""
+    """Every registered strategy, candidate kind, metric, loader and model name, with its source."""
     from optprompt.plugins.manager import load_plugins
 
     plugins = load_plugins()
     for title, reg in (
         ("strategies", plugins.strategies),
+        ("candidate kinds", plugins.kinds),
         ("metrics", plugins.metrics),
         ("task loaders", plugins.task_loaders),
         ("models", plugins.models),

@@ -1,5 +1,10 @@
-"""Export: prompt cards that other programs load and format inputs with."""
+"""Export: a finished study's winner in its kind's format, and prompt cards.
 
-from optprompt.export.card import CARD_FILE, PROMPT_FILE, PromptCard, card_from_result, export_card, load_card
+The prompt card is the discrete-prompt kind's format (:mod:`optprompt.kinds.prompt`);
+it is re-exported here for the programs that load cards.
+"""
+
+from optprompt.export.winner import export_card
+from optprompt.kinds.prompt.card import CARD_FILE, PROMPT_FILE, PromptCard, card_from_result, load_card
 
 __all__ = ["CARD_FILE", "PROMPT_FILE", "PromptCard", "card_from_result", "export_card", "load_card"]

@@ -42,3 +42,9 @@ def register_models(register):  # type: ignore[no-untyped-def]
 @hookspec
 def register_backends(register):  # type: ignore[no-untyped-def]
     """Register model backends: ``register(name, BackendClass, detect=fn(config) | None, description=...)``."""
+
+
+@hookspec
+def register_candidate_kinds(register):  # type: ignore[no-untyped-def]
+    """Register kinds of candidates: ``register(KindClass)``, a :class:`~optprompt.kinds.CandidateKind`
+    subclass (its ``name`` is the key and the ``kind`` value of its candidates' dicts)."""

@@ -22,9 +22,12 @@ __all__ = ["Entry", "Registry", "Plugins", "get_plugin_manager", "load_plugins",
 
 ENTRY_POINT_GROUP = "optprompt"
 
-# Core modules that implement hooks (models, metrics, task loaders). Strategies live
-# under plugins/ and arrive through the entry-point group instead.
+# Core modules that implement hooks (models, metrics, task loaders, the two built-in
+# candidate kinds). Strategies live under plugins/ and arrive through the entry-point
+# group instead.
 _CORE_PLUGINS = (
+    "optprompt.kinds.prompt",
+    "optprompt.adapters.kind",
     "optprompt.models.builtin",
     "optprompt.scoring.backends",
     "optprompt.scoring.metrics",
@@ -94,6 +97,16 @@ class Plugins:
     task_loaders: Registry
     models: Registry
     backends: Registry
+    kinds: Registry
+
+    @property
+    def candidate_kinds(self):  # type: ignore[no-untyped-def]
+        """The candidate kinds as :class:`~optprompt.kinds.CandidateKinds` (one instance each)."""
+        from optprompt.kinds.registry import CandidateKinds
+
+        if "_candidate_kinds" not in self.__dict__:
+            self.__dict__["_candidate_kinds"] = CandidateKinds(self.kinds)
+        return self.__dict__["_candidate_kinds"]
 
 
 def get_plugin_manager(*, entry_points: bool = True, extra_plugins: Iterable[object] = ()) -> pluggy.PluginManager:
@@ -154,6 +167,20 @@ def _strategy_entry(cls: Any, *, plugin: str, source: str) -> Entry:
     return Entry(name=name, obj=cls, plugin=plugin, source=source, description=doc[0] if doc else "")
 
 
+def _kind_entry(cls: Any, *, plugin: str, source: str) -> Entry:
+    from optprompt.kinds.base import CandidateKind
+
+    if not (isinstance(cls, type) and issubclass(cls, CandidateKind)):
+        raise PluginError(
+            f"plugin {plugin!r} registered {cls!r} as a candidate kind, but it is not a CandidateKind subclass"
+        )
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name:
+        raise PluginError(f"plugin {plugin!r}: candidate kind class {cls.__qualname__} has no `name`")
+    doc = (cls.__doc__ or "").strip().splitlines()
+    return Entry(name=name, obj=cls, plugin=plugin, source=source, description=doc[0] if doc else "")
+
+
 def _named_entry(name: str, obj: Any, *, plugin: str, source: str, description: str = "", **extra: Any) -> Entry:
     if not callable(obj):
         raise PluginError(f"plugin {plugin!r} registered {name!r} with a non-callable {obj!r}")
@@ -170,10 +197,12 @@ def load_plugins(pm: pluggy.PluginManager | None = None) -> Plugins:
         task_loaders=Registry("task loader"),
         models=Registry("model"),
         backends=Registry("backend"),
+        kinds=Registry("candidate kind"),
     )
     _collect(pm, "register_strategies", plugins.strategies, _strategy_entry)
     _collect(pm, "register_metrics", plugins.metrics, _named_entry)
     _collect(pm, "register_task_loaders", plugins.task_loaders, _named_entry)
     _collect(pm, "register_models", plugins.models, _named_entry)
     _collect(pm, "register_backends", plugins.backends, _named_entry)
+    _collect(pm, "register_candidate_kinds", plugins.kinds, _kind_entry)
     return plugins

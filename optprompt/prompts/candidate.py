@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from optprompt.errors import ConfigError
 
@@ -37,6 +37,8 @@ class PromptCandidate:
             dev inputs, labels unused, Zhou et al. 2023; the offsets found on dev are
             then fixed for test and exported with the card).
     """
+
+    kind: ClassVar[str] = "prompt"
 
     instruction: str
     template: str
@@ -83,19 +85,11 @@ class PromptCandidate:
             "separator": self.separator,
         }
 
-    @property
-    def virtual_tokens(self) -> int:
-        """Trained virtual tokens the model sees besides the text (soft candidates)."""
-        return 0
-
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PromptCandidate:
-        """Inverse of :meth:`to_dict`; a dict with ``kind: soft`` gives a soft candidate."""
-        if data.get("kind") == "soft" and cls is PromptCandidate:
-            from optprompt.adapters.candidate import SoftCandidate
-
-            return SoftCandidate.from_dict(data)
-        data = dict(data)
+        """Inverse of :meth:`to_dict` (candidates of other kinds: read them through their
+        kind, :meth:`optprompt.kinds.CandidateKinds.from_dict`)."""
+        data = {k: v for k, v in data.items() if k != "kind"}
         data["demo_ids"] = tuple(data.get("demo_ids", ()))
         data["verbalizer"] = tuple(tuple(p) for p in data.get("verbalizer", ()))
         return cls(**data)

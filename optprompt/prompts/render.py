@@ -16,7 +16,18 @@ from optprompt.errors import CandidateRejected
 from optprompt.prompts.candidate import PromptCandidate
 from optprompt.tasks.task import Example, Task
 
-__all__ = ["ScoreRequest", "PromptRenderer", "ChatFormatter", "SENTINEL", "split_request"]
+__all__ = [
+    "ScoreRequest",
+    "PromptRenderer",
+    "ChatFormatter",
+    "SENTINEL",
+    "split_request",
+    "options_block",
+    "choice_letters",
+    "fill_query",
+    "fill_labels",
+    "join_prompt",
+]
 
 # messages -> text, e.g. a tokenizer's apply_chat_template with add_generation_prompt.
 ChatFormatter = Callable[[list[dict[str, str]]], str]
@@ -41,6 +52,40 @@ class ScoreRequest:
     prefix: str
     suffix: str
     continuations: tuple[str, ...]
+
+
+# --- the prompt format: one definition, used by the study and by exported prompt cards ---
+def options_block(options: Sequence[str], choice_format: str) -> str:
+    """The ``{options}`` block of a multiple-choice query: lettered or bulleted options."""
+    if choice_format == "letters":
+        return "\n".join(f"{_LETTERS[i]}. {o}" for i, o in enumerate(options))
+    return "\n".join(f"- {o}" for o in options)
+
+
+def choice_letters(n: int) -> tuple[str, ...]:
+    """The answer letters of ``n`` options (A, B, C...)."""
+    return tuple(_LETTERS[:n])
+
+
+def fill_query(template: str, text: str, options: Sequence[str] | None, choice_format: str) -> str:
+    """One example's query: ``template`` with ``{input}`` (and ``{options}``) filled in."""
+    out = template.replace("{input}", text)
+    if "{options}" in out:
+        out = out.replace("{options}", options_block(list(options or ()), choice_format))
+    return out
+
+
+def fill_labels(instruction: str, words: Sequence[str]) -> str:
+    """The instruction with ``{labels}`` replaced by the answer words joined by ", "."""
+    return instruction.replace("{labels}", ", ".join(words))
+
+
+def join_prompt(instruction: str, demos: Sequence[str], query: str, separator: str) -> str:
+    """The user turn: instruction (when not blank), demonstrations, then the query."""
+    parts = [instruction] if instruction.strip() else []
+    parts.extend(demos)
+    parts.append(query)
+    return separator.join(parts)
 
 
 def split_request(
@@ -90,29 +135,25 @@ class PromptRenderer:
         if candidate.choice_format == "letters":
             if len(example.options) > len(_LETTERS):
                 raise CandidateRejected(f"{example.row}: too many options for letters")
-            return tuple(_LETTERS[: len(example.options)])
+            return choice_letters(len(example.options))
         return example.options
 
-    def _options_block(self, candidate: PromptCandidate, example: Example) -> str:
-        if candidate.choice_format == "letters":
-            return "\n".join(f"{_LETTERS[i]}. {o}" for i, o in enumerate(example.options))
-        return "\n".join(f"- {o}" for o in example.options)
-
     def _query(self, candidate: PromptCandidate, example: Example, text: str) -> str:
-        out = candidate.template.replace("{input}", text)
-        if "{options}" in out:
-            out = out.replace("{options}", self._options_block(candidate, example))
-        elif self.task.type == "multiple_choice" and candidate.choice_format == "letters":
+        if (
+            "{options}" not in candidate.template
+            and self.task.type == "multiple_choice"
+            and candidate.choice_format == "letters"
+        ):
             raise CandidateRejected("letter answers need an {options} placeholder in the template")
-        return out
+        return fill_query(candidate.template, text, example.options, candidate.choice_format)
 
     def instruction(self, candidate: PromptCandidate, example: Example | None = None) -> str:
-        labels = (
-            ", ".join(candidate.verbalizer_map.get(lbl, lbl) for lbl in self.task.labels)
+        words = (
+            [candidate.verbalizer_map.get(lbl, lbl) for lbl in self.task.labels]
             if self.task.type == "classification"
-            else ""
+            else []
         )
-        return candidate.instruction.replace("{labels}", labels)
+        return fill_labels(candidate.instruction, words)
 
     def demos(self, candidate: PromptCandidate) -> list[Example]:
         try:
@@ -127,10 +168,9 @@ class PromptRenderer:
     # --- whole prompt -------------------------------------------------------------
     def user_text(self, candidate: PromptCandidate, example: Example, text: str) -> str:
         """Instruction, demonstrations and the query (everything the user turn says)."""
-        parts = [self.instruction(candidate, example)] if candidate.instruction.strip() else []
-        parts.extend(self._demo_text(candidate, d) for d in self.demos(candidate))
-        parts.append(self._query(candidate, example, text))
-        return candidate.separator.join(parts)
+        instruction = self.instruction(candidate, example) if candidate.instruction.strip() else ""
+        demos = [self._demo_text(candidate, d) for d in self.demos(candidate)]
+        return join_prompt(instruction, demos, self._query(candidate, example, text), candidate.separator)
 
     def request(self, candidate: PromptCandidate, example: Example) -> ScoreRequest:
         """The scoring request of one example (generation: no continuations)."""

@@ -6,7 +6,7 @@ import difflib
 import json
 from typing import Any
 
-from optprompt.export.card import PromptCard
+from optprompt.kinds.prompt.card import PromptCard
 
 __all__ = ["diff_cards"]
 

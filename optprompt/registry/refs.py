@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from optprompt.errors import OptpromptError
+from optprompt.errors import RegistryError
 
 __all__ = ["RegistryError", "PromptRef", "parse_ref", "validate_name", "validate_stage", "LATEST"]
 
@@ -13,10 +13,6 @@ LATEST = "latest"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _STAGE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,49}")
 _REF_FORMS = "NAME, NAME@VERSION (a number), NAME@latest or NAME@STAGE (e.g. NAME@production)"
-
-
-class RegistryError(OptpromptError):
-    """A prompt registry operation failed: bad name or reference, unknown version or stage."""
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from optprompt._io import atomic_write_json, read_json
-from optprompt.export.card import CARD_FILE, PromptCard, card_from_result, load_card
+from optprompt.kinds.prompt.card import CARD_FILE, PromptCard, card_from_result, load_card
 from optprompt.registry.diff import diff_cards
 from optprompt.registry.refs import (
     LATEST,
@@ -219,16 +219,22 @@ class PromptRegistry:
 
     # --- internals --------------------------------------------------------------------
     def _card_from_path(self, path: str | os.PathLike[str]) -> tuple[PromptCard, Path]:
-        from optprompt.study import RESULT_FILE
+        from optprompt.errors import OptpromptError
+        from optprompt.plugins.manager import load_plugins
+        from optprompt.results import RESULT_FILE, load_result
 
         p = Path(path).expanduser().resolve()
         if p.is_dir() and (p / RESULT_FILE).is_file():
-            result = read_json(p / RESULT_FILE, what=f"finished study result ({RESULT_FILE})")
-            if (result.get("best") or {}).get("candidate", {}).get("kind") == "soft":
+            try:
+                result = load_result(p)
+            except OptpromptError as e:  # an incomplete or foreign file, named
+                raise RegistryError(str(e)) from None
+            kind = load_plugins().candidate_kinds.of_dict(result.best.candidate)
+            if not kind.text_only:
                 raise RegistryError(
-                    f"{p / RESULT_FILE}: the winner is a trained adapter, and the registry versions "
+                    f"{p / RESULT_FILE}: the winner is a {kind.label}, and the registry versions "
                     "prompt cards (text only); export it with `optprompt export` and load it with "
-                    "optprompt.load_adapter"
+                    "optprompt.load"
                 )
             try:
                 return card_from_result(result), p

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from optprompt.export.card import CARD_FILE, PromptCard, load_card
+from optprompt.kinds.prompt.card import CARD_FILE, PromptCard, load_card
 
 __all__ = ["RegistryVersion", "card_hash", "provenance_of"]
 

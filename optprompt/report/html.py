@@ -11,13 +11,16 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from optprompt._io import _umask, atomic_write_text
 from optprompt._version import __version__
 from optprompt.report.plots import Plot, study_plots
 from optprompt.report.source import StudySource, load_source
 from optprompt.study import attrs
+
+if TYPE_CHECKING:
+    from optprompt.results import ResultEntry, StudyResult
 
 __all__ = ["REPORT_FILE", "render_html", "write_report", "files_dir_for"]
 
@@ -66,6 +69,30 @@ def _interval(iv: dict[str, Any] | None, signed: bool = False) -> str:
     return f"[{_num(iv['low'], signed)}, {_num(iv['high'], signed)}]"
 
 
+def _families(result: StudyResult) -> str:
+    """The families of a study spanning several, side by side: each one's best on dev,
+    its dev and test scores and its paired test against the baseline."""
+    metric = escape(result.metric)
+    rows = []
+    for name, fam in (result.families or {}).items():
+        best = fam.best
+        p = fam.comparison.get("p_value")
+        rows.append(
+            f'<tr data-family="{escape(name)}"><th>{escape(name)}</th><td class="num">{fam.trials}</td>'
+            f'<td class="num">{best.trial if best else "—"}</td>'
+            f'<td class="num">{_num(best.dev.value if best else None)}</td>'
+            f'<td class="num">{_num(best.test.value if best and best.test else None)}</td>'
+            f'<td class="num">{_interval(fam.comparison.get("difference"), True)}</td>'
+            f'<td class="num">{format(p, ".3g") if p is not None else "—"}</td></tr>'
+        )
+    return (
+        '<table id="families-table"><tr><th>family</th><th>trials</th><th>best trial</th>'
+        f"<th>dev {metric}</th><th>test {metric}</th><th>test difference vs baseline (CI)</th><th>p</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
+
+
 def _info(rows: list[tuple[str, Any]]) -> str:
     items = "".join(f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>" for k, v in rows if v not in (None, ""))
     return f'<dl class="info">{items}</dl>'
@@ -78,21 +105,21 @@ def _strategy(name: str | None, options: dict[str, Any]) -> str | None:
 def _study_info(source: StudySource) -> str:
     spec, result = source.spec, source.result
     if result is not None:
-        m, t, s = result["model"], result["task"], result["strategy"]
+        m, t, s = result.model, result.task, result.strategy
         sizes = t.get("sizes") or {}
         rows = [
-            ("model", m.get("ref")),
-            ("model fingerprint", m.get("fingerprint")),
-            ("device / dtype", f"{m.get('device')} / {m.get('dtype')}"),
+            ("model", m.ref),
+            ("model fingerprint", m.fingerprint),
+            ("device / dtype", f"{m.device} / {m.dtype}"),
             ("task data", t.get("source")),
             ("task type", t.get("type")),
             ("labels", ", ".join(t.get("labels") or [])),
             ("metric", t.get("metric")),
             ("examples", ", ".join(f"{k} {v}" for k, v in sizes.items())),
-            ("strategy", _strategy(s.get("name"), s.get("options") or {})),
-            ("seed", result.get("seed")),
-            ("wall time", f"{result.get('wall_seconds', 0):.0f} s"),
-            ("optprompt", result.get("optprompt_version")),
+            ("strategy", _strategy(s.name, s.options) if s is not None else None),
+            ("seed", result.seed),
+            ("wall time", f"{result.wall_seconds:.0f} s"),
+            ("optprompt", result.optprompt_version),
         ]
     else:
         task = spec.get("task") or {}
@@ -113,10 +140,10 @@ def _study_info(source: StudySource) -> str:
     return _info(rows)
 
 
-def _comparison(result: dict[str, Any]) -> str:
-    metric = result["task"]["metric"]
-    base, best = result["baseline"], result["best"]
-    cmp_ = result.get("comparison") or {}
+def _comparison(result: StudyResult) -> str:
+    metric = result.metric
+    base, best = result.baseline, result.best
+    cmp_ = result.comparison
     conf = next(
         (
             cmp_[k]["confidence"]
@@ -126,31 +153,22 @@ def _comparison(result: dict[str, Any]) -> str:
         None,
     )
     ci_head = f"test {conf:.0%} CI" if conf is not None else "test CI"
-    dev_diff = (
-        None
-        if base["dev"]["value"] is None or best["dev"]["value"] is None
-        else best["dev"]["value"] - base["dev"]["value"]
-    )
+    dev_diff = best.dev.value - base.dev.value
+    base_test = base.test.value if base.test is not None else None
+    best_test = best.test.value if best.test is not None else None
     test_diff = (cmp_.get("difference") or {}).get("estimate")
-    if test_diff is None:
-        test_diff = best["test"]["value"] - base["test"]["value"]
+    if test_diff is None and base_test is not None and best_test is not None:
+        test_diff = best_test - base_test
     rows = [
         (
             "baseline",
             "baseline",
-            str(base["trial"]),
-            _num(base["dev"]["value"]),
-            _num(base["test"]["value"]),
+            str(base.trial),
+            _num(base.dev.value),
+            _num(base_test),
             _interval(cmp_.get("baseline")),
         ),
-        (
-            "winner",
-            "best",
-            str(best["trial"]),
-            _num(best["dev"]["value"]),
-            _num(best["test"]["value"]),
-            _interval(cmp_.get("winner")),
-        ),
+        ("winner", "best", str(best.trial), _num(best.dev.value), _num(best_test), _interval(cmp_.get("winner"))),
         (
             "difference",
             "difference",
@@ -176,16 +194,15 @@ def _comparison(result: dict[str, Any]) -> str:
             f'{escape(str(cmp_.get("test", "")))}, <span data-field="p_value">p = '
             f"{cmp_['p_value']:.3g}</span>.</p>"
         )
-    metrics = sorted(set(base["dev"].get("metrics") or {}) | set(base["test"].get("metrics") or {}))
+    metrics = sorted(set(base.dev.metrics) | set(base.test.metrics if base.test is not None else {}))
     if len(metrics) > 1:
         columns = ("metric", "baseline dev", "winner dev", "baseline test", "winner test")
         head = "<tr>" + "".join(f"<th>{c}</th>" for c in columns) + "</tr>"
         cells = "".join(
             f"<tr><th>{escape(m)}</th>"
             + "".join(
-                f'<td class="num">{_num((e[split].get("metrics") or {}).get(m))}</td>'
-                for split in ("dev", "test")
-                for e in (base, best)
+                f'<td class="num">{_num(score.metrics.get(m) if score is not None else None)}</td>'
+                for score in (base.dev, best.dev, base.test, best.test)
             )
             + "</tr>"
             for m in metrics
@@ -205,7 +222,7 @@ def _trials(source: StudySource) -> str:
     budget = (source.spec.get("strategy") or {}).get("trials")
     if budget is not None:
         out.append(f"; budget {budget} scored trials")
-    dev_scored = (source.result or {}).get("dev_examples_scored")
+    dev_scored = source.result.dev_examples_scored if source.result is not None else None
     if dev_scored is not None:
         out.append(f"; {dev_scored} dev examples scored in all")
     out.append(".</p>")
@@ -226,10 +243,10 @@ def _trials(source: StudySource) -> str:
             '<table id="failure-table"><tr><th>count</th><th>trials</th>'
             f"<th>failed or pruned because</th></tr>{rows}</table>"
         )
-    if source.result and source.result.get("format_failures"):
+    if source.result is not None and source.result.format_failures:
         out.append(
             "<p>Generated answers the extraction could not parse: "
-            f"{escape(json.dumps(source.result['format_failures']))}.</p>"
+            f"{escape(json.dumps(source.result.format_failures))}.</p>"
         )
     return "".join(out)
 
@@ -250,27 +267,30 @@ def _figure(plot: Plot) -> str:
     )
 
 
-def _prompt(entry: dict[str, Any], title: str, anchor: str) -> str:
-    cand = entry.get("candidate") or {}
-    extras = []
-    if cand.get("verbalizer"):
-        extras.append("answers: " + ", ".join(f"{lbl} → {w!r}" for lbl, w in cand["verbalizer"]))
-    elif cand.get("choice_format"):
-        extras.append(f"options scored as {cand['choice_format']}")
-    if cand.get("kind") == "soft":
-        from optprompt.adapters.candidate import adapter_summary
+def _kinds():  # type: ignore[no-untyped-def]
+    from optprompt.plugins.manager import load_plugins
 
-        where = f" (saved in {entry['artifact']})" if entry.get("artifact") else ""
-        extras.append(f"trained adapter: {adapter_summary(cand)}{where}; the text below is what surrounds the input")
-    cal = (entry.get("calibration") or {}).get("method") or "none"
+    return load_plugins().candidate_kinds
+
+
+def _prompt(result_entry: ResultEntry, title: str, anchor: str) -> str:
+    entry = result_entry.to_dict()
+    cand = result_entry.candidate
+    kind = _kinds().of_dict(cand)
+    extras = [f"{what}: {text}" for what, text in kind.details(cand)]
+    summary = kind.summary(cand)
+    if summary:
+        where = f" (saved in {result_entry.artifact})" if result_entry.artifact else ""
+        extras.append(f"{kind.label}: {summary}{where}; the text below is what surrounds the input")
+    cal = result_entry.calibration.method
     if cal != "none":
         extras.append(f"calibration: {cal}")
     if entry.get("chat") is not None:
         extras.append("rendered through the chat template" if entry["chat"] else "plain text, no chat template")
     extra = "".join(f"<li>{escape(x)}</li>" for x in extras)
     return (
-        f'<section id="{anchor}"><h3>{escape(title)} (trial {entry["trial"]})</h3>'
-        f'<pre class="prompt">{escape(entry.get("prompt") or "")}</pre><ul>{extra}</ul></section>'
+        f'<section id="{anchor}"><h3>{escape(title)} (trial {result_entry.trial})</h3>'
+        f'<pre class="prompt">{escape(result_entry.prompt)}</pre><ul>{extra}</ul></section>'
     )
 
 
@@ -297,7 +317,9 @@ def render_html(source: StudySource, plots: list[Plot], files_dir: str | None = 
     parts.append(f'<section id="study"><h2>Study</h2>{_study_info(source)}</section>')
     if result is not None:
         parts.append(f'<section id="comparison"><h2>Baseline vs winner</h2>{_comparison(result)}</section>')
-        warnings = result.get("warnings") or []
+        if result.families:
+            parts.append(f'<section id="families"><h2>Families</h2>{_families(result)}</section>')
+        warnings = result.warnings
         items = "".join(f'<div class="warning">{escape(w)}</div>' for w in warnings)
         parts.append(f'<section id="warnings"><h2>Warnings</h2>{items or "<p>None.</p>"}</section>')
     else:
@@ -307,8 +329,8 @@ def render_html(source: StudySource, plots: list[Plot], files_dir: str | None = 
     parts.append(f'<section id="trials"><h2>Trials</h2>{_trials(source)}</section>')
     parts.append('<section id="plots"><h2>Plots</h2>' + "".join(_figure(p) for p in plots) + "</section>")
     if result is not None:
-        best, base = result["best"], result["baseline"]
-        same = best.get("hash") is not None and best.get("hash") == base.get("hash")
+        best, base = result.best, result.baseline
+        same = best.hash is not None and best.hash == base.hash
         parts.append(
             '<section id="prompts"><h2>Prompts</h2>'
             + _prompt(best, "Winning prompt", "winning-prompt")

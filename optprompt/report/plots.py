@@ -236,9 +236,17 @@ def intermediate_values(study: optuna.Study, metric: str = "accuracy") -> Plot |
         return None
     from optuna.visualization.matplotlib import plot_intermediate_values
 
-    soft = any(
-        (t.user_attrs.get(attrs.CANDIDATE) or {}).get("kind") == "soft" for t in study.get_trials(deepcopy=False)
-    )
+    from optprompt.plugins.manager import load_plugins
+
+    kinds = load_plugins().candidate_kinds
+    # The kinds of the trials that reported say what a step is (a slice of dev, an
+    # epoch of training); a kind with its own steps names the axis when kinds mix.
+    reporting = {
+        (k := kinds.of_dict(t.user_attrs.get(attrs.CANDIDATE) or {})).name: k
+        for t in study.get_trials(deepcopy=False)
+        if t.intermediate_values
+    }
+    kind = next((k for k in reporting.values() if k.curve_title), next(iter(reporting.values())))
 
     def draw() -> tuple[Figure, str]:
         trials = study.get_trials(deepcopy=False)
@@ -247,16 +255,15 @@ def intermediate_values(study: optuna.Study, metric: str = "accuracy") -> Plot |
         fig.set_size_inches(*FIGSIZE)
         name = objective_names(study, metric)[0]
         ax.set_ylabel(name)
-        ax.set_xlabel("epoch" if soft else "dev examples scored")
-        if soft:
+        ax.set_xlabel(kind.step_name)
+        if kind.curve_title:  # whole steps (epochs)
             from matplotlib.ticker import MaxNLocator
 
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         pruned = sum(t.state.name == "PRUNED" and bool(t.intermediate_values) for t in trials)
-        what = "after each training epoch" if soft else "after each slice of dev"
-        return fig, f"each trial's {name} {what}; {pruned} trial(s) stopped early by the pruner"
+        return fig, f"each trial's {name} {kind.step_note}; {pruned} trial(s) stopped early by the pruner"
 
-    return _draw("intermediate_values", "Learning curves" if soft else "Intermediate values", draw)
+    return _draw("intermediate_values", kind.curve_title or "Intermediate values", draw)
 
 
 def _matrix(gold: Sequence[int], pred: Sequence[int], k: int) -> list[list[int]]:
@@ -351,24 +358,23 @@ def study_plots(source: StudySource) -> list[Plot]:
                 "the study has not finished; the winner is scored on test when it has",
             )
         )
-    elif result["task"].get("type") not in RANKED_TYPES:
+    elif result.task.get("type") not in RANKED_TYPES:
         plots.append(
             Plot(
                 "confusion_matrix",
                 title,
                 None,
-                f"not drawn for {result['task'].get('type')} tasks (answers are free text)",
+                f"not drawn for {result.task.get('type')} tasks (answers are free text)",
             )
         )
     elif not source.predictions:
         plots.append(Plot("confusion_matrix", title, None, "predictions.jsonl is missing"))
     else:
-        best = result["best"]
         plots.append(
             confusion_matrix(
                 source.predictions,
-                result["task"].get("labels") or [],
-                title=f"Winner (trial {best['trial']}) on test",
+                result.task.get("labels") or [],
+                title=f"Winner (trial {result.best.trial}) on test",
             )
         )
     return plots

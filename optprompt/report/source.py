@@ -13,6 +13,8 @@ from optprompt.errors import OptpromptError
 if TYPE_CHECKING:
     import optuna
 
+    from optprompt.results import StudyResult
+
 __all__ = ["StudySource", "load_source"]
 
 
@@ -24,14 +26,15 @@ class StudySource:
         output_dir: The directory.
         meta: ``study.json`` (spec, storage URL, study name).
         study: The Optuna study, read from its storage.
-        result: ``result.json``, or None while the study has not finished.
+        result: ``result.json`` (read through :class:`~optprompt.results.StudyResult`), or
+            None while the study has not finished.
         predictions: The rows of ``predictions.jsonl``, or None when there is none.
     """
 
     output_dir: Path
     meta: dict[str, Any]
     study: optuna.Study
-    result: dict[str, Any] | None
+    result: StudyResult | None
     predictions: list[dict[str, Any]] | None
 
     @property
@@ -49,7 +52,7 @@ class StudySource:
         from optprompt.tasks.task import DEFAULT_METRICS
 
         if self.result is not None:
-            return self.result["task"]["metric"]
+            return self.result.metric
         task = self.spec.get("task") or {}
         return task.get("metric") or DEFAULT_METRICS.get(task.get("type") or "classification", "accuracy")
 
@@ -75,7 +78,8 @@ def load_source(output_dir: str | Path) -> StudySource:
         OptpromptError: ``output_dir`` is not a study output directory, or its files or
             storage cannot be read.
     """
-    from optprompt.study.runner import PREDICTIONS_FILE, RESULT_FILE, SPEC_FILE
+    from optprompt.results import PREDICTIONS_FILE, RESULT_FILE, load_result
+    from optprompt.study.runner import SPEC_FILE
     from optprompt.study.storage import open_study
 
     output_dir = Path(output_dir)
@@ -96,5 +100,5 @@ def load_source(output_dir: str | Path) -> StudySource:
         raise OptpromptError(f"{output_dir}: the study storage {url} does not exist")
     study = open_study(url, meta["study_name"], create=False)
     result_path = output_dir / RESULT_FILE
-    result = read_json(result_path, what=RESULT_FILE) if result_path.is_file() else None
+    result = load_result(result_path) if result_path.is_file() else None
     return StudySource(output_dir, meta, study, result, _read_predictions(output_dir / PREDICTIONS_FILE))

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import abc
-import contextlib
-from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -19,13 +16,11 @@ if TYPE_CHECKING:
     import optuna
 
     from optprompt.config.spec import PruningSpec
-    from optprompt.models.loading import LoadedModel
-    from optprompt.prompts.render import PromptRenderer
-    from optprompt.scoring.evaluate import Evaluation, Evaluator
+    from optprompt.kinds.base import Candidate
+    from optprompt.scoring.evaluate import Evaluation
     from optprompt.strategies.services import StrategyServices, TextGenerator
-    from optprompt.tasks.task import Example
 
-__all__ = ["BaseStrategy", "StrategyConfig", "StrategyContext", "Budget", "TrialSession"]
+__all__ = ["BaseStrategy", "StrategyConfig", "StrategyContext", "Budget"]
 
 
 class StrategyConfig(BaseModel):
@@ -69,50 +64,14 @@ class Budget:
         return {"trials": self.trials, "dev_scorings": self.dev_scorings, "rewriter_calls": self.rewriter_calls}
 
 
-@dataclass
-class TrialSession:
-    """What the study lends a strategy that scores its own candidates (:meth:`BaseStrategy.score`).
-
-    Attributes:
-        model: The task model (strategies that train adapters wrap it; they must leave
-            its weights as they found them).
-        renderer: Renders candidates and examples into the text that is scored.
-        evaluator: The study's scorer (the plain model, behind the score cache).
-        dev: The dev examples, in the study's seeded order (every candidate sees this order).
-        pruning: The study's ``pruning`` settings.
-        artifacts: A directory inside the study's output for files a strategy keeps
-            (e.g. trained adapters); results refer to them relative to the output.
-        output: The study's output directory.
-        chat: Whether prompts are rendered through the model's chat template.
-        study_name / seed: The study's name and seed.
-        note: Shows a line of progress under the study's progress bar.
-    """
-
-    model: LoadedModel
-    renderer: PromptRenderer
-    evaluator: Evaluator
-    dev: Sequence[Example]
-    pruning: PruningSpec
-    artifacts: Path
-    output: Path
-    chat: bool
-    study_name: str
-    seed: int
-    note: Callable[[str], None] = lambda text: None
-
-    def score(self, candidate: PromptCandidate, trial: optuna.Trial, *, prunable: bool = True) -> Evaluation:
-        """Score ``candidate`` on dev the standard way (multi-fidelity pruning included)."""
-        from optprompt.study.fidelity import score_with_pruning
-
-        return score_with_pruning(self.evaluator, candidate, self.dev, trial, self.pruning, prunable=prunable)
-
-
 class BaseStrategy(abc.ABC):
     """Proposes candidates, one per Optuna trial.
 
     Subclasses set ``name`` (the registry key), optionally ``config_class`` (a
-    :class:`StrategyConfig` subclass), and implement :meth:`propose`. The study scores
-    what they propose; a strategy never touches the model.
+    :class:`StrategyConfig` subclass), and implement :meth:`propose`. A strategy only
+    proposes: the study scores what it proposes through the candidate's kind
+    (:class:`~optprompt.kinds.CandidateKind`), which also trains it when it needs
+    training; a strategy never touches the model.
     """
 
     name: ClassVar[str]
@@ -154,40 +113,28 @@ class BaseStrategy(abc.ABC):
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(1, self.config.trials // 4)))
 
     @abc.abstractmethod
-    def propose(self, trial: optuna.Trial) -> PromptCandidate:
+    def propose(self, trial: optuna.Trial) -> Candidate:
         """Return the candidate for this trial, using ``trial.suggest_*`` for choices.
 
         Raise :class:`~optprompt.errors.CandidateRejected` for an invalid combination;
         the trial is then recorded as pruned with that reason.
         """
 
-    def score(self, trial: optuna.Trial, candidate: PromptCandidate, session: TrialSession) -> Evaluation:
-        """Score the candidate this strategy proposed, on ``session.dev``.
-
-        The default scores it with the study's scorer. Strategies whose candidates need
-        work first (training an adapter) override it, report intermediate values with
-        ``trial.report`` and raise :class:`~optprompt.study.fidelity.Pruned` when
-        ``trial.should_prune()``. Set ``evaluation.extra["dev_scored"]`` to the number
-        of dev examples scored in all, and ``evaluation.extra["artifact"]`` to a file or
-        directory kept for the candidate (relative to ``session.output``).
-        """
-        return session.score(candidate, trial)
-
-    @contextlib.contextmanager
-    def scorer(self, candidate: PromptCandidate, session: TrialSession) -> Iterator[Evaluator]:
-        """An evaluator that scores ``candidate`` as :meth:`score` did (the study uses it
-        for the winner's test split). The default is the study's scorer."""
-        yield session.evaluator
-
     def create_pruner(self, pruning: PruningSpec, n_dev: int) -> optuna.pruners.BasePruner:
         """The study's Optuna pruner (from its ``pruning`` settings by default)."""
-        from optprompt.study.fidelity import make_pruner
+        from optprompt.kinds.fidelity import make_pruner
 
         return make_pruner(pruning, n_dev)
+
+    def finished(self, study: optuna.Study) -> bool:
+        """Whether the strategy has spent its own budget (e.g. minutes) before ``trials``
+        trials count; the study then ends. Decide from ``study`` (its trials' durations,
+        attributes), so a resumed run agrees. Optional: never, by default."""
+        return False
 
     def summary(self, study: optuna.Study) -> dict[str, Any]:
         """Strategy-specific figures for result.json (e.g. rejected rewrites). Optional."""
         return {}
 
-    def observe(self, trial: optuna.Trial, candidate: PromptCandidate, evaluation: Evaluation) -> None:  # noqa: B027
+    def observe(self, trial: optuna.Trial, candidate: Candidate, evaluation: Evaluation) -> None:  # noqa: B027
         """Called after a proposed candidate was scored. Optional."""

@@ -12,3 +12,4 @@ FORMAT_FAILURES = "optprompt.format_failures"  # generated answers the extractio
 POSITION = "optprompt.position"  # the trial's position in the budget (seeds the sampler)
 DEV_SCORED = "optprompt.dev_scored"  # dev examples scored for this trial (0 for a repeat)
 ARTIFACT = "optprompt.artifact"  # a file or directory kept for the candidate, relative to the output
+FAMILY = "optprompt.family"  # the family of candidates a trial belongs to (strategies spanning several)

@@ -20,6 +20,8 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from optprompt.errors import TrialTimeout
+
 if TYPE_CHECKING:
     import optuna
 
@@ -120,10 +122,6 @@ def reseed_sampler(sampler: optuna.samplers.BaseSampler, seed: int, position: in
     for i, state in enumerate(states):
         state.rng.seed((seed * 1_000_003 + position * 7919 + i) % (2**32))
     return bool(states)
-
-
-class TrialTimeout(Exception):
-    """A trial ran past ``trial_timeout``."""
 
 
 @contextlib.contextmanager

@@ -1,16 +1,21 @@
-"""The end of a study: the winner and the baseline on test, statistics, result files."""
+"""The end of a study: the winner and the baseline on test, statistics, result files.
+
+:func:`finish_study` gets everything it needs in one typed :class:`StudyEnd`; it never
+sees the runner. Candidates are read, described and scored through their kind.
+"""
 
 from __future__ import annotations
 
 import json
 import time
 from collections import Counter
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from optprompt._io import atomic_write_json, atomic_write_text
+from optprompt._io import atomic_write_text
 from optprompt._version import __version__
-from optprompt.prompts.candidate import PromptCandidate
 from optprompt.prompts.context import ContextLimitedRenderer
+from optprompt.results import PREDICTIONS_FILE, RESULT_FILE, RESULT_FORMAT, StudyResult
 from optprompt.study import attrs
 from optprompt.study.objectives import parse_rule, select
 from optprompt.study.trials import counts, is_void
@@ -18,34 +23,20 @@ from optprompt.study.trials import counts, is_void
 if TYPE_CHECKING:
     import optuna
 
-    from optprompt.prompts.render import PromptRenderer
+    from optprompt.config.spec import StudySpec
+    from optprompt.kinds.base import Candidate, KindContext
+    from optprompt.kinds.registry import CandidateKinds
+    from optprompt.models.loading import LoadedModel
     from optprompt.scoring.evaluate import Evaluation
-    from optprompt.study.runner import StudyRunner
+    from optprompt.tasks.task import Task
 
-__all__ = ["finish_study", "describe_candidate", "describe", "RESULT_FILE", "PREDICTIONS_FILE"]
-
-RESULT_FILE = "result.json"
-PREDICTIONS_FILE = "predictions.jsonl"
+__all__ = ["finish_study", "StudyEnd", "RESULT_FILE", "PREDICTIONS_FILE"]
 
 
-def describe_candidate(runner: StudyRunner, candidate: PromptCandidate) -> dict[str, Any]:
-    """The candidate as result.json shows it: rendered prompt and resolved demonstrations."""
-    return describe(runner.renderer, runner.chat, candidate)
 
-
-def describe(renderer: PromptRenderer, chat: bool, candidate: PromptCandidate) -> dict[str, Any]:
-    """:func:`describe_candidate` from the renderer and chat flag alone."""
-    demos = []
-    for ex in renderer.demos(candidate):
-        word = renderer.answer_words(candidate, ex)[max(ex.target_index, 0)]
-        demos.append({"id": ex.id, "input": ex.input, "answer": word, "options": list(ex.options)})
-    return {
-        "candidate": candidate.to_dict(),
-        "hash": candidate.hash,
-        "chat": chat,
-        "prompt": renderer.render_text(candidate),
-        "demos": demos,
-    }
+def _limited(end: StudyEnd) -> bool:
+    """Whether the study's renderer fits prompts to the model's context (task.truncate)."""
+    return isinstance(end.kind_context.renderer, ContextLimitedRenderer)
 
 
 def _reason(t: optuna.trial.FrozenTrial) -> str:
@@ -55,42 +46,73 @@ def _reason(t: optuna.trial.FrozenTrial) -> str:
     return reason.kind if reason is not None else ""
 
 
-def finish_study(runner: StudyRunner, study: optuna.Study, started: float, budget: dict[str, int]) -> dict[str, Any]:
-    """Score baseline and winner on test, compare them, write result.json and predictions."""
+@dataclass(frozen=True)
+class StudyEnd:
+    """What the end of a study works with.
+
+    Attributes:
+        spec: The study.
+        task: Its task (splits, metric).
+        model: The task model (its reference, fingerprint, device and dtype are recorded).
+        baseline: The baseline candidate (trial 0).
+        kinds: The registered candidate kinds.
+        kind_context: What kinds score with (the winner's test split is scored through it).
+        strategy_options: The strategy's options as the study file gave them.
+        strategy_summary: The strategy's own figures (:meth:`BaseStrategy.summary`).
+        budget: The strategy's declared budget.
+        started: ``time.perf_counter()`` when the study started (for the wall time).
+    """
+
+    spec: StudySpec
+    task: Task
+    model: LoadedModel
+    baseline: Candidate
+    kinds: CandidateKinds
+    kind_context: KindContext
+    strategy_options: dict[str, Any]
+    strategy_summary: dict[str, Any]
+    budget: dict[str, int]
+    started: float
+
+
+def finish_study(end: StudyEnd, study: optuna.Study) -> dict[str, Any]:
+    """Score baseline and winner on test, compare them, write result.json (through
+    :class:`~optprompt.results.StudyResult`) and predictions; return what result.json holds."""
     from optuna.trial import TrialState
 
     from optprompt.stats import compare, doubtful_win_warnings
 
-    task = runner.task
-    evaluator = runner.evaluator
+    task = end.task
+    kinds = end.kinds
+    ctx = end.kind_context
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     baseline_trial = next(t for t in complete if t.user_attrs.get(attrs.ROLE) == "baseline")
-    objectives = list(runner.spec.objectives)
+    objectives = list(end.spec.objectives)
     pareto: list[dict[str, Any]] = []
     notes: list[str] = []
 
-    def member(t: optuna.trial.FrozenTrial, cand: PromptCandidate) -> dict[str, Any]:
+    def member(t: optuna.trial.FrozenTrial, cand: Candidate) -> dict[str, Any]:
         """A trial as result.json shows it (dev figures; calibration offsets found on dev)."""
         return {
             "trial": t.number,
             "objectives": dict(zip(objectives, t.values)),
-            **describe_candidate(runner, cand),
+            **kinds.of(cand).describe(cand, ctx),
             "dev": {
                 "value": t.values[0],
                 "metric": task.metric,
                 "metrics": t.user_attrs.get(attrs.METRICS, {}),
                 "n": len(task.dev),
             },
-            "calibration": {"method": cand.calibration, "offsets": t.user_attrs.get(attrs.OFFSETS)},
+            "calibration": {"method": _calibration(cand), "offsets": t.user_attrs.get(attrs.OFFSETS)},
         }
 
     if len(objectives) > 1:
         pareto = [
-            member(t, PromptCandidate.from_dict(t.user_attrs[attrs.CANDIDATE]))
+            member(t, kinds.from_dict(t.user_attrs[attrs.CANDIDATE]))
             for t in sorted(study.best_trials, key=lambda t: t.number)
         ]
-        rule = runner.spec.select
+        rule = end.spec.select
         chosen = select(pareto, parse_rule(rule, objectives))
         if chosen is None:
             notes.append(f"no Pareto-front prompt meets select {rule!r}; the winner is the best score on the front")
@@ -98,14 +120,15 @@ def finish_study(runner: StudyRunner, study: optuna.Study, started: float, budge
         best_trial = next(t for t in complete if t.number == chosen["trial"])
     else:
         best_trial = max(complete, key=lambda t: (t.values[0], -t.number))
-    baseline = runner.baseline
-    best = PromptCandidate.from_dict(best_trial.user_attrs[attrs.CANDIDATE])
+    baseline = end.baseline
+    best = kinds.from_dict(best_trial.user_attrs[attrs.CANDIDATE])
 
-    test_base = evaluator.evaluate(baseline, task.test, "test")
+    with kinds.of(baseline).scorer(baseline, ctx) as base_evaluator:
+        test_base = base_evaluator.evaluate(baseline, task.test, "test")
     if best.hash == baseline.hash:
         test_best = test_base
     else:
-        with runner.strategy.scorer(best, runner.session) as best_evaluator:
+        with kinds.of(best).scorer(best, ctx) as best_evaluator:
             test_best = best_evaluator.evaluate(
                 best, task.test, "test", offsets=best_trial.user_attrs.get(attrs.OFFSETS)
             )
@@ -114,16 +137,36 @@ def finish_study(runner: StudyRunner, study: optuna.Study, started: float, budge
     def artifact_of(trial: optuna.trial.FrozenTrial) -> str | None:
         return artifacts.get(trial.number) or artifacts.get(trial.user_attrs.get(attrs.CACHED_FROM, -1))
 
-    def entry(trial: optuna.trial.FrozenTrial, cand: PromptCandidate, test: Evaluation) -> dict[str, Any]:
+    def entry(trial: optuna.trial.FrozenTrial, cand: Candidate, test: Evaluation) -> dict[str, Any]:
         artifact = artifact_of(trial)
         return {
             **member(trial, cand),
             "test": test.to_dict(),
-            "calibration": {"method": cand.calibration, "offsets": test.offsets},
+            "calibration": {"method": _calibration(cand), "offsets": test.offsets},
             **({"artifact": artifact} if artifact else {}),
         }
 
     comparison = compare(test_base.scores, test_best.scores)
+    families = _families(trials)
+    if families:
+        # A study spanning several families of candidates: each family's best on dev,
+        # scored on test and compared with the baseline, side by side.
+        scored_tests = {baseline.hash: test_base, best.hash: test_best}
+        for name, members in families.items():
+            done = [t for t in members if t.state == TrialState.COMPLETE]
+            families[name] = {"trials": sum(counts(t) for t in members)}
+            if not done:
+                continue
+            top = max(done, key=lambda t: (t.values[0], -t.number))
+            cand = kinds.from_dict(top.user_attrs[attrs.CANDIDATE])
+            if cand.hash not in scored_tests:
+                with kinds.of(cand).scorer(cand, ctx) as fam_evaluator:
+                    scored_tests[cand.hash] = fam_evaluator.evaluate(
+                        cand, task.test, "test", offsets=top.user_attrs.get(attrs.OFFSETS)
+                    )
+            test = scored_tests[cand.hash]
+            families[name]["best"] = entry(top, cand, test)
+            families[name]["comparison"] = compare(test_base.scores, test.scores).to_dict()
     warnings = (
         doubtful_win_warnings(
             dev_baseline=baseline_trial.values[0],
@@ -141,8 +184,8 @@ def finish_study(runner: StudyRunner, study: optuna.Study, started: float, budge
     states = Counter(t.state.name.lower() for t in trials if t.state.is_finished())
     reasons = Counter(_reason(t) for t in trials if t.state in (TrialState.FAIL, TrialState.PRUNED))
     dev_scored = sum(t.user_attrs.get(attrs.DEV_SCORED, 0) for t in trials)
-    model = runner.model
-    spec = runner.spec
+    model = end.model
+    spec = end.spec
     failures = {"test_baseline": test_base.format_failures, "test_best": test_best.format_failures}
     task_info = task.summary()
     if task.type == "generation":
@@ -152,6 +195,7 @@ def finish_study(runner: StudyRunner, study: optuna.Study, started: float, budge
             "extract": spec.task.extract,
         }
     result = {
+        "format_version": RESULT_FORMAT,
         "name": spec.name,
         "optprompt_version": __version__,
         "seed": spec.seed,
@@ -163,7 +207,7 @@ def finish_study(runner: StudyRunner, study: optuna.Study, started: float, budge
             "dtype": str(model.dtype).replace("torch.", ""),
         },
         "task": task_info,
-        "strategy": {"name": spec.strategy.name, "options": runner.strategy_options, "budget": budget},
+        "strategy": {"name": spec.strategy.name, "options": end.strategy_options, "budget": end.budget},
         "pruning": spec.pruning.model_dump(),
         "n_trials": sum(states.values()),
         "n_scored": sum(counts(t) for t in trials),
@@ -175,24 +219,36 @@ def finish_study(runner: StudyRunner, study: optuna.Study, started: float, budge
         "best": entry(best_trial, best, test_best),
         "comparison": comparison.to_dict(),
         "objectives": objectives,
-        **({"select": runner.spec.select, "pareto": pareto} if pareto else {}),
+        **({"select": spec.select, "pareto": pareto} if pareto else {}),
         "warnings": warnings,
         "format_failures": {k: v for k, v in failures.items() if v},
-        **({"context": runner.renderer.summary()} if isinstance(runner.renderer, ContextLimitedRenderer) else {}),
-        "strategy_summary": runner.strategy.summary(study),
-        "wall_seconds": round(time.perf_counter() - started, 1),
+        **({"context": end.kind_context.renderer.summary()} if _limited(end) else {}),
+        "strategy_summary": end.strategy_summary,
+        **({"families": families} if families else {}),
+        "wall_seconds": round(time.perf_counter() - end.started, 1),
     }
     lines = [
         json.dumps({"role": role, "split": "test", **p.to_dict()})
         for role, ev in (("baseline", test_base), ("best", test_best))
         for p in ev.predictions
     ]
-    best_artifact = result["best"].get("artifact")
-    if best_artifact:
-        from optprompt.adapters.artifact import MANIFEST_FILE, result_fields, update_manifest
+    typed = StudyResult.from_dict(result)
+    kinds.of(best).finish(typed, ctx.output)
+    atomic_write_text(ctx.output / PREDICTIONS_FILE, "\n".join(lines) + "\n")
+    typed.write(ctx.output)
+    return typed.to_dict()
 
-        if (runner.output / best_artifact / MANIFEST_FILE).is_file():
-            update_manifest(runner.output / best_artifact, **result_fields(result))
-    atomic_write_text(runner.output / PREDICTIONS_FILE, "\n".join(lines) + "\n")
-    atomic_write_json(runner.output / RESULT_FILE, result)
-    return result
+
+def _families(trials: list[optuna.trial.FrozenTrial]) -> dict[str, Any]:
+    """Trials by the family a strategy tagged them with (:data:`attrs.FAMILY`), in order."""
+    out: dict[str, Any] = {}
+    for t in trials:
+        family = t.user_attrs.get(attrs.FAMILY)
+        if family:
+            out.setdefault(family, []).append(t)
+    return out
+
+
+def _calibration(candidate: Candidate) -> str:
+    """The candidate's calibration method ("none" for kinds without one)."""
+    return str(candidate.to_dict().get("calibration", "none"))

@@ -19,18 +19,18 @@ from optprompt._io import atomic_write_json
 from optprompt._version import __version__
 from optprompt.config.spec import StudySpec
 from optprompt.errors import CandidateRejected, OptpromptError
+from optprompt.kinds.base import Candidate, KindContext
 from optprompt.plugins.manager import Plugins, load_plugins
 from optprompt.prompts.candidate import PromptCandidate
 from optprompt.prompts.context import check_context, context_limited_renderer
 from optprompt.prompts.render import PromptRenderer
-from optprompt.strategies.base import BaseStrategy, StrategyContext, TrialSession
+from optprompt.strategies.base import BaseStrategy, StrategyContext
 from optprompt.strategies.services import StrategyServices
 from optprompt.study import attrs
-from optprompt.study.fidelity import Pruned, score_with_pruning
 from optprompt.study.objectives import directions, values_of
 from optprompt.study.progress import StudyProgress
 from optprompt.study.resilience import BudgetLock, Heartbeat, reseed_sampler, trial_timeout
-from optprompt.study.results import PREDICTIONS_FILE, RESULT_FILE, finish_study
+from optprompt.study.results import PREDICTIONS_FILE, RESULT_FILE, StudyEnd, finish_study
 from optprompt.study.storage import check_spec_key, make_storage, open_study, spec_key_part, storage_url
 from optprompt.study.trials import INTERRUPTED, REJECTED, counts, is_running, is_void
 from optprompt.tasks.build import build_task
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     import optuna
 
     from optprompt.models.loading import LoadedModel
+    from optprompt.scoring.backends.base import Backend
     from optprompt.scoring.evaluate import Evaluation, Evaluator
 
 __all__ = ["StudyRunner", "run_study", "RESULT_FILE", "SPEC_FILE", "PREDICTIONS_FILE"]
@@ -91,9 +92,19 @@ class StudyRunner:
         self.plugins.metrics.get(self.task.metric)
         self._strategy_cls: type[BaseStrategy] = strategy_cls
         self.strategy_options = spec.strategy.options()
+        self.kinds = self.plugins.candidate_kinds
         self.strategy: BaseStrategy | None = None
         self.evaluator: Evaluator | None = None
         self.renderer: PromptRenderer | None = None
+        self.backend: Backend | None = None
+        self.chat = False
+        self.baseline: PromptCandidate | None = None
+        self.dev: list[Example] = []
+        self.kind_context: KindContext | None = None  # what kinds score and train with
+        self.sampler: optuna.samplers.BaseSampler | None = None
+        self.storage: optuna.storages.RDBStorage | None = None
+        self.study_id: int | None = None
+        self.lock: BudgetLock | None = None
         self._cache = None
         self.trials_run = 0  # trials this process ran (a worker's share)
         # Concurrent workers must not replay each other's sampler draws.
@@ -165,7 +176,8 @@ class StudyRunner:
         except CandidateRejected as e:
             raise OptpromptError(f"the baseline prompt cannot be rendered: {e}") from None
         check_context(self.renderer, self.baseline, self.task)  # task.truncate: error stops here
-        self.session = TrialSession(
+        self.kind_context = KindContext(
+            task=self.task,
             model=model,
             renderer=self.renderer,
             evaluator=self.evaluator,
@@ -176,6 +188,7 @@ class StudyRunner:
             chat=chat,
             study_name=self.spec.name,
             seed=self.spec.seed,
+            objectives=tuple(self.spec.objectives),
         )
 
     def _backend_for(self, model: LoadedModel):  # type: ignore[no-untyped-def]
@@ -199,15 +212,9 @@ class StudyRunner:
         loaded = load_model(ref, self.plugins, device=sc.device, dtype=sc.dtype, progress=self.progress)
         return self._backend_for(loaded), loaded
 
-    def prompt_tokens(self, candidate: PromptCandidate) -> int:
-        """Tokens of the prompt around the input (the rendered request for an empty input)."""
-        empty = Example(id="_length", input="", target="", target_index=0, options=(), row="")
-        try:
-            req = self.renderer.request(candidate, empty)
-        except CandidateRejected:
-            req = self.renderer.request(candidate, self.task.dev[0])
-        text = len(self.model.tokenizer(req.prefix + req.suffix, add_special_tokens=False).input_ids)
-        return text + candidate.virtual_tokens
+    def prompt_tokens(self, candidate: Candidate) -> int:
+        """Tokens the model reads around the input (its kind counts them)."""
+        return self.kinds.of(candidate).prompt_tokens(candidate, self.kind_context)
 
     def _spec_key(self) -> dict[str, str]:
         return {
@@ -268,7 +275,7 @@ class StudyRunner:
         # sampler that only repeats itself (a small, exhausted space) stops the study.
         max_total = budget.trials * 3
         with StudyProgress(total=budget.trials, done=done, enabled=self.progress, best=self._best_value(study)) as bar:
-            self.session.note = bar.note
+            self.kind_context.note = bar.note
             while True:
                 trial, state = self._reserve(study, budget.trials, max_total)
                 if state == "done":
@@ -282,7 +289,19 @@ class StudyRunner:
                 trials = study.get_trials(deepcopy=False)
                 if sum(counts(t) for t in trials) > before:
                     bar.advance(value, examples=trials[trial.number].user_attrs.get(attrs.DEV_SCORED, 0))
-        return finish_study(self, study, started, budget.to_dict())
+        end = StudyEnd(
+            spec=self.spec,
+            task=self.task,
+            model=self.model,
+            baseline=self.baseline,
+            kinds=self.kinds,
+            kind_context=self.kind_context,
+            strategy_options=self.strategy_options,
+            strategy_summary=self.strategy.summary(study),
+            budget=budget.to_dict(),
+            started=started,
+        )
+        return finish_study(end, study)
 
     def _reserve(self, study: optuna.Study, budget: int, max_total: int) -> tuple[optuna.Trial | None, str]:
         """Atomically (across workers): is budget left? then ask for a trial."""
@@ -295,7 +314,7 @@ class StudyRunner:
             trials = study.get_trials(deepcopy=False)
             counted = sum(counts(t) for t in trials)
             running = sum(is_running(t) for t in trials)
-            if counted >= budget:
+            if counted >= budget or (counted and self.strategy.finished(study)):
                 return None, "done"
             if counted + running >= budget:
                 return None, "wait"
@@ -357,6 +376,8 @@ class StudyRunner:
     def _one_trial(self, study: optuna.Study, trial: optuna.Trial, scored: dict[str, _Scored]) -> float | None:
         from optuna.trial import TrialState
 
+        from optprompt.errors import TrialPruned
+
         baseline_state = self._baseline_state(study)
         is_baseline = baseline_state == "free"
         try:
@@ -370,9 +391,10 @@ class StudyRunner:
             ):
                 if is_baseline:
                     trial.set_user_attr(attrs.ROLE, "baseline")
-                    candidate = self.baseline
+                    candidate: Candidate = self.baseline
                 else:
                     candidate = self.strategy.propose(trial)
+                kind = self.kinds.of(candidate)
                 trial.set_user_attr(attrs.CANDIDATE, candidate.to_dict())
                 trial.set_user_attr(attrs.HASH, candidate.hash)
                 evaluation: Evaluation | None = None
@@ -382,12 +404,8 @@ class StudyRunner:
                     trial.set_user_attr(attrs.DEV_SCORED, 0)
                     values, metrics, offsets = known.values, known.metrics, known.offsets
                 else:
-                    if is_baseline:
-                        evaluation = score_with_pruning(
-                            self.evaluator, candidate, self.dev, trial, self.spec.pruning, prunable=False
-                        )
-                    else:
-                        evaluation = self.strategy.score(trial, candidate, self.session)
+                    # The baseline is never pruned: pruners compare the others against it.
+                    evaluation = kind.score(trial, candidate, self.kind_context, prunable=not is_baseline)
                     metrics, offsets = evaluation.metrics, evaluation.offsets
                     values = values_of(
                         self.spec.objectives,
@@ -408,9 +426,9 @@ class StudyRunner:
             if evaluation is not None and not is_baseline:
                 self.strategy.observe(trial, candidate, evaluation)
             return values[0]
-        except Pruned as e:
+        except TrialPruned as e:
             trial.set_user_attr(attrs.FAIL_REASON, f"pruned: {e}")
-            trial.set_user_attr(attrs.DEV_SCORED, e.scored)
+            trial.set_user_attr(attrs.DEV_SCORED, getattr(e, "scored", 0))
             study.tell(trial, state=TrialState.PRUNED)
             return None
         except CandidateRejected as e:

@@ -1,6 +1,7 @@
 """Tasks: loading data sets, mapping columns, splitting, validating labels."""
 
 from optprompt.tasks.build import build_task, resolve_data_path
-from optprompt.tasks.task import Example, Task
+from optprompt.tasks.sampling import balanced_sample
+from optprompt.tasks.task import DEFAULT_INSTRUCTIONS, Example, Task
 
-__all__ = ["Example", "Task", "build_task", "resolve_data_path"]
+__all__ = ["DEFAULT_INSTRUCTIONS", "Example", "Task", "balanced_sample", "build_task", "resolve_data_path"]

@@ -5,7 +5,7 @@ and raises :class:`ConformanceError` (an ``AssertionError``) saying what broke:
 
 - :func:`check_registration`: the strategy is registered under its name, and its config
   is typed, forbids unknown keys and accepts the options given;
-- :func:`check_proposes_valid_candidates`: every proposal is a :class:`PromptCandidate`
+- :func:`check_proposes_valid_candidates`: every proposal is a candidate of a registered kind
   that renders for every dev example, or a :class:`CandidateRejected`, never another
   exception; its hash survives ``to_dict``/JSON/``from_dict``;
 - :func:`check_respects_budget`: the study ends exactly at the declared budget, scores
@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from optprompt.errors import CandidateRejected
-from optprompt.prompts.candidate import PromptCandidate
+from optprompt.results import StudyResult
 from optprompt.strategies.base import BaseStrategy, StrategyConfig
 from optprompt.study import attrs
 from optprompt.study.trials import INTERRUPTED
@@ -51,6 +51,8 @@ from optprompt.testing.fixtures import TinyStudyEnv, make_tiny_study_env, scratc
 
 if TYPE_CHECKING:
     import optuna
+
+    from optprompt.kinds.base import Candidate
 
 __all__ = [
     "ConformanceError",
@@ -123,10 +125,10 @@ def check_proposes_valid_candidates(
 ) -> dict[str, int]:
     """Every proposal renders for every dev example or is a :class:`CandidateRejected`.
 
-    Runs one study and checks each ``propose`` result: a :class:`PromptCandidate` whose
-    ``to_dict`` is JSON and whose hash and value survive ``from_dict``, and which the
-    study's renderer renders for every dev example (or rejects with
-    :class:`CandidateRejected`); no other exception, no failed trial, at least one
+    Runs one study and checks each ``propose`` result: a candidate of a registered kind
+    whose ``to_dict`` is JSON and whose hash and value survive its kind's ``from_dict``,
+    and which its kind's ``check`` accepts for every dev example (or rejects with
+    :class:`CandidateRejected`; a prompt is rendered); no other exception, no failed trial, at least one
     candidate scored, and a ``summary`` that is a dict. Returns counts of what was seen.
     """
     with env_or_temp(env) as env:
@@ -144,8 +146,11 @@ def check_proposes_valid_candidates(
                 f"trial {number}: propose raised {type(out).__name__}: {out} "
                 "(raise CandidateRejected for a candidate that cannot be scored)"
             )
-        elif not isinstance(out, PromptCandidate):
-            problems.append(f"trial {number}: propose returned {type(out).__name__}, not a PromptCandidate")
+        elif getattr(type(out), "kind", None) not in run.runner.kinds.names():
+            problems.append(
+                f"trial {number}: propose returned {type(out).__name__}, not a candidate of a registered kind "
+                f"({', '.join(run.runner.kinds.names())})"
+            )
         else:
             candidates += 1
             problems.extend(f"trial {number}: {p}" for p in _candidate_problems(run, out))
@@ -157,7 +162,7 @@ def check_proposes_valid_candidates(
         problems.append("propose was never called")
     elif not candidates:
         problems.append(f"all {len(observed.proposals)} proposals were rejected or failed; none was scored")
-    summary = run.result.get("strategy_summary") if run.result else None
+    summary = StudyResult.from_dict(run.result).strategy_summary if run.result else None
     if not isinstance(summary, dict):
         problems.append(f"summary() returned {type(summary).__name__}, not a dict")
     if problems:
@@ -165,30 +170,25 @@ def check_proposes_valid_candidates(
     return {"proposed": len(observed.proposals), "candidates": candidates, "rejected": rejected}
 
 
-def _candidate_problems(run: StudyRun, candidate: PromptCandidate) -> list[str]:
+def _candidate_problems(run: StudyRun, candidate: Candidate) -> list[str]:
     problems = []
     try:
         data = json.loads(json.dumps(candidate.to_dict()))
     except (TypeError, ValueError) as e:
         return [f"to_dict() is not JSON-ready: {e}"]
+    kinds = run.runner.kinds
     try:
-        back = PromptCandidate.from_dict(data)
+        back = kinds.from_dict(data)
     except Exception as e:
         return [f"from_dict(to_dict()) raised {type(e).__name__}: {e}"]
     if back != candidate or back.hash != candidate.hash:
         problems.append(f"the candidate changes through to_dict/from_dict: {candidate!r} became {back!r}")
-    renderer = run.runner.renderer
-    where = "the prompt text (render_text)"
     try:
-        for example in run.runner.task.dev:
-            where = f"dev example {example.id!r}"
-            renderer.request(candidate, example)
-        where = "the prompt text (render_text)"
-        renderer.render_text(candidate)
+        kinds.of(candidate).check(candidate, run.runner.kind_context, run.runner.task.dev)
     except CandidateRejected:
         pass  # the study records it as rejected: allowed
     except Exception as e:
-        problems.append(f"rendering {where} raised {type(e).__name__}: {e} (candidate {candidate.to_dict()})")
+        problems.append(f"checking it on dev raised {type(e).__name__}: {e} (candidate {candidate.to_dict()})")
     return problems
 
 
@@ -225,7 +225,8 @@ def check_respects_budget(
                 f"it generated {observed.generated} texts with a model; the budget declares "
                 f"{budget.rewriter_calls} rewriter calls (override budget())"
             )
-        declared = run.result["strategy"]["budget"] if run.result else None
+        recorded = StudyResult.from_dict(run.result).strategy if run.result else None
+        declared = dict(recorded.budget) if recorded is not None else None
         if declared != budget.to_dict():
             problems.append(f"result.json declares budget {declared}, budget() says {budget.to_dict()}")
         if smaller_trials is not None and smaller_trials < budget.trials and not problems:

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from optprompt.errors import ConfigError
-from optprompt.strategies.base import StrategyConfig
+from optprompt.strategies import StrategyConfig
 
 __all__ = ["EvolutionConfig", "OperatorTemplates", "DEFAULT_TEMPLATES", "EDIT_OPS", "check_config"]
 

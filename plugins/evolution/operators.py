@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from optprompt_plugins.evolution.junk import normalize
 
 if TYPE_CHECKING:
-    from optprompt.strategies.services import TextGenerator
+    from optprompt.strategies import TextGenerator
 
 __all__ = [
     "derive_seed",

@@ -24,10 +24,9 @@ from optprompt_plugins.evolution.operators import (
 from optprompt_plugins.evolution.population import ATTR, History, Individual, select_parents
 
 from optprompt.errors import CandidateRejected, ConfigError, OptpromptError
-from optprompt.prompts.candidate import PromptCandidate
-from optprompt.strategies.base import BaseStrategy, Budget, StrategyContext
-from optprompt.tasks.sampling import balanced_sample
-from optprompt.tasks.task import DEFAULT_INSTRUCTIONS, Example
+from optprompt.prompts import PromptCandidate, fill_labels
+from optprompt.strategies import BaseStrategy, Budget, StrategyContext
+from optprompt.tasks import DEFAULT_INSTRUCTIONS, Example, balanced_sample
 
 if TYPE_CHECKING:
     import optuna
@@ -211,13 +210,13 @@ class Evolution(BaseStrategy):
     def rewriter(self) -> Rewriter:
         """The LLM operators on the rewriter model (loaded on first use)."""
         if self._rewriter is None:
-            words = ", ".join(self.words)
+            words = list(self.words)
             self._rewriter = Rewriter(
                 self.context.generator(self.config.rewriter),
                 self.config.templates.model_dump(),
                 temperature=self.config.temperature,
                 max_new_tokens=self.config.max_new_tokens,
-                show=lambda s: s.replace("{labels}", words) if words else s,
+                show=lambda s: fill_labels(s, words) if words else s,
             )
         return self._rewriter
 

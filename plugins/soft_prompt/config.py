@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from optprompt.strategies.base import StrategyConfig
+from optprompt.strategies import StrategyConfig
 
 __all__ = ["SoftPromptConfig", "DEFAULT_LR", "Method"]
 

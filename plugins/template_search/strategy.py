@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from optprompt.errors import CandidateRejected, ConfigError
-from optprompt.prompts.candidate import CALIBRATIONS, CHOICE_FORMATS, DEMO_ORDERS, PromptCandidate
-from optprompt.strategies.base import BaseStrategy, StrategyConfig, StrategyContext
-from optprompt.tasks.sampling import balanced_sample
+from optprompt.prompts import CALIBRATIONS, CHOICE_FORMATS, DEMO_ORDERS, PromptCandidate
+from optprompt.strategies import BaseStrategy, StrategyConfig, StrategyContext
+from optprompt.tasks import balanced_sample
 
 if TYPE_CHECKING:
     import optuna

@@ -91,8 +91,7 @@ def test_soft_prompt_trains_and_reloads_exactly_on_smollm2(smollm2, demo_task, t
     from optprompt.adapters.backend import AdapterBackend, choice_logliks
     from optprompt.adapters.methods import attached
     from optprompt.adapters.training import TrainSettings, loss_of, train_adapter, training_items
-    from optprompt.export.card import card_from_description
-    from optprompt.study.results import describe
+    from optprompt.kinds.prompt import card_from_description, describe
     from optprompt.study.runner import StudyRunner
 
     spec, task = demo_task

@@ -12,14 +12,15 @@ from optprompt_plugins.soft_prompt import SoftPrompt
 from optprompt_plugins.soft_prompt.strategy import HISTORY_ATTR, TRAINING_ATTR
 from optprompt_testdata import soft_study_dict, write_sentiment_jsonl
 
-from optprompt.adapters import MANIFEST_FILE, SoftCandidate, load_adapter
+import optprompt
+from optprompt.adapters import MANIFEST_FILE, AdapterKind, SoftCandidate
+from optprompt.adapters import SoftPrompt as SoftPrompt_
 from optprompt.cli.main import main as cli_main
 from optprompt.config import spec_from_dict
 from optprompt.errors import ConfigError
 from optprompt.plugins import load_plugins
 from optprompt.registry import PromptRegistry, RegistryError
 from optprompt.study import StudyRunner, attrs
-from optprompt.study.fidelity import Pruned
 from optprompt.testing.fixtures import write_labelled_jsonl
 
 FAST = {"methods": ["prompt_tuning", "lora"], "epochs": [1, 2], "virtual_tokens": [4], "batch_size": 8}
@@ -92,9 +93,11 @@ def test_study_trains_saves_and_exports_the_winning_adapter(tmp_path, tiny_model
     assert 'id="intermediate_values"' in page and "Learning curves" in page
     assert "trained adapter: " in page
 
-    # Reloading the exported adapter onto the base model scores dev and test exactly as the study did.
+    # Reloading the exported adapter onto the base model (optprompt.load: one call for every
+    # kind's export) scores dev and test exactly as the study did.
     task = runner.task
-    with load_adapter(out, tiny_model) as sp:
+    with optprompt.load(out, tiny_model) as sp:
+        assert isinstance(sp, SoftPrompt_)
         for split, want in (("dev", best["dev"]["value"]), ("test", best["test"]["value"])):
             examples = getattr(task, split)
             preds = sp.predict([e.input for e in examples])
@@ -136,6 +139,7 @@ def _memorisable_runner(tmp_path: Path, tiny_model_dir: Path, tiny_model) -> Stu
 def test_pruning_stops_a_hopeless_run(tmp_path, tiny_model_dir, tiny_model) -> None:  # type: ignore[no-untyped-def]
     runner = _memorisable_runner(tmp_path, tiny_model_dir, tiny_model)
     strategy: SoftPrompt = runner.strategy
+    kind = AdapterKind()  # trains and scores what the strategy proposes
     study = optuna.create_study(direction="maximize", pruner=strategy.create_pruner(runner.spec.pruning, 10))
     study.enqueue_trial({})  # stands for the baseline: complete, nothing reported per epoch
     study.tell(study.ask(), 0.3)
@@ -143,18 +147,18 @@ def test_pruning_stops_a_hopeless_run(tmp_path, tiny_model_dir, tiny_model) -> N
     hopeless = SoftCandidate.create(runner.baseline, "lora", {"lora_r": 8, "lr": 1e-9, "epochs": 3, "batch_size": 4})
     for _ in range(2):  # two finished runs: the median pruner's start-up (prune_after: 2)
         trial = study.ask()
-        ev = strategy.score(trial, good, runner.session)
+        ev = kind.score(trial, good, runner.kind_context)
         study.tell(trial, ev.value)
     good_first_epoch = study.trials[1].intermediate_values[1]
     trial = study.ask()
-    with pytest.raises(Pruned, match="pruned after epoch 1 of 3"):
-        strategy.score(trial, hopeless, runner.session)
+    with pytest.raises(optuna.TrialPruned, match="pruned after epoch 1 of 3"):
+        kind.score(trial, hopeless, runner.kind_context)
     assert trial.number == 3 and study.trials[3].intermediate_values[1] < good_first_epoch
     # Without pruning the same hopeless run goes on to its last epoch.
     study.tell(trial, state=optuna.trial.TrialState.PRUNED)
     unpruned = optuna.create_study(direction="maximize", pruner=optuna.pruners.NopPruner())
     t = unpruned.ask()
-    strategy.score(t, hopeless, runner.session)
+    kind.score(t, hopeless, runner.kind_context)
     assert sorted(unpruned.trials[0].intermediate_values) == [1, 2, 3]
 
 

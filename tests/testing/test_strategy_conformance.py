@@ -48,3 +48,14 @@ def test_evolution_case_options_fit_its_config() -> None:
     evolution = pytest.importorskip("optprompt_plugins.evolution")
     config = evolution.EvolutionConfig.model_validate(dict(TestEvolution.strategy_options))
     assert config.population == 3
+
+
+@pytest.mark.filterwarnings("ignore:strategy '(evolution|auto)' is experimental")
+class TestAuto(StrategyConformanceTests):
+    strategy_name = "auto"
+    strategy_options = {
+        "trials": 6,
+        "template_search": {"max_demos": 1, "demo_pool": 4},
+        "evolution": {"population": 3, "generations": 1, "operators": "edit"},
+        "soft_prompt": {"methods": ["lora"], "epochs": [1, 1], "lora_r": [4]},
+    }

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from optprompt.config.spec import PruningSpec
+from optprompt.errors import pruned
 
 if TYPE_CHECKING:
     import optuna
@@ -21,17 +22,7 @@ if TYPE_CHECKING:
     from optprompt.scoring.evaluate import Evaluation, Evaluator
     from optprompt.tasks.task import Example
 
-__all__ = ["make_pruner", "slice_ends", "score_with_pruning", "Pruned"]
-
-
-class Pruned(Exception):
-    """Raised when the pruner stops a candidate; carries how much of dev was scored."""
-
-    def __init__(self, scored: int, total: int, value: float, reason: str | None = None) -> None:
-        super().__init__(reason or f"pruned after {scored} of {total} dev examples (running value {value:.4f})")
-        self.scored = scored
-        self.total = total
-        self.value = value
+__all__ = ["make_pruner", "slice_ends", "score_with_pruning"]
 
 
 def make_pruner(spec: PruningSpec, n_dev: int) -> optuna.pruners.BasePruner:
@@ -67,7 +58,7 @@ def score_with_pruning(
     *,
     prunable: bool,
 ) -> Evaluation:
-    """Score ``candidate`` on ``dev``; raise :class:`Pruned` when the pruner says so."""
+    """Score ``candidate`` on ``dev``; raise Optuna's ``TrialPruned`` when the pruner says so."""
     ends = slice_ends(spec, len(dev)) if prunable else [len(dev)]
     reported = 0
     last: Any = None
@@ -84,5 +75,5 @@ def score_with_pruning(
             trial.report(ev.value, step=n)
         reported = n
         if prunable and n < len(dev) and trial.should_prune():
-            raise Pruned(n, len(dev), ev.value)
+            raise pruned(f"pruned after {n} of {len(dev)} dev examples (running value {ev.value:.4f})", scored=n)
     return last

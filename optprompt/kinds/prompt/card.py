@@ -2,28 +2,30 @@
 
 A card is a JSON file (``prompt_card.json``) plus the rendered prompt as text
 (``prompt.txt``). :meth:`PromptCard.format` rebuilds the exact text optprompt scored,
-for any new input, without optprompt's model or data.
+for any new input, without optprompt's model or data: it formats through the same
+functions (:mod:`optprompt.prompts.render`) the study's renderer scores with.
 """
 
 from __future__ import annotations
 
 import os
-import string
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from optprompt._io import atomic_write_json, atomic_write_text, read_json
 from optprompt._version import __version__
 from optprompt.errors import OptpromptError
+from optprompt.prompts.render import choice_letters, fill_labels, fill_query, join_prompt
+
+if TYPE_CHECKING:
+    from optprompt.results import ResultEntry, StudyResult
 
 __all__ = [
     "PromptCard",
     "load_card",
-    "export_card",
     "card_from_result",
     "card_from_description",
-    "export_adapter",
     "CARD_FILE",
     "PROMPT_FILE",
 ]
@@ -31,7 +33,6 @@ __all__ = [
 CARD_FILE = "prompt_card.json"
 PROMPT_FILE = "prompt.txt"
 CARD_FORMAT = 1
-_LETTERS = string.ascii_uppercase
 
 
 @dataclass(frozen=True)
@@ -68,24 +69,13 @@ class PromptCard:
     optprompt_version: str = __version__
 
     # --- using the prompt ---------------------------------------------------------
-    def _options_block(self, options: list[str]) -> str:
-        if self.choice_format == "letters":
-            return "\n".join(f"{_LETTERS[i]}. {o}" for i, o in enumerate(options))
-        return "\n".join(f"- {o}" for o in options)
-
     def _query(self, text: str, options: list[str] | None) -> str:
-        out = self.template.replace("{input}", text)
-        if "{options}" in out:
-            out = out.replace("{options}", self._options_block(list(options or [])))
-        return out
+        return fill_query(self.template, text, options, self.choice_format)
 
     def format(self, text: str, options: list[str] | None = None) -> str:
         """The full prompt for ``text`` (the user turn, when ``chat`` is true)."""
-        parts = [self.instruction] if self.instruction.strip() else []
-        for d in self.demos:
-            parts.append(f"{self._query(d['input'], d.get('options'))} {d['answer']}")
-        parts.append(self._query(text, options))
-        return self.separator.join(parts)
+        demos = [f"{self._query(d['input'], d.get('options'))} {d['answer']}" for d in self.demos]
+        return join_prompt(self.instruction, demos, self._query(text, options), self.separator)
 
     def messages(self, text: str, options: list[str] | None = None) -> list[dict[str, str]]:
         """The prompt as chat messages (one user turn)."""
@@ -107,7 +97,7 @@ class PromptCard:
             return {w: lbl for lbl, w in self.verbalizer.items()}
         opts = list(options or [])
         if self.choice_format == "letters":
-            return {_LETTERS[i]: o for i, o in enumerate(opts)}
+            return dict(zip(choice_letters(len(opts)), opts))
         return {o: o for o in opts}
 
     def predict_from_logliks(self, logliks: dict[str, float]) -> str:
@@ -186,12 +176,12 @@ def card_from_description(
     desc: dict[str, Any], task: dict[str, Any], *, calibration: dict[str, Any] | None = None, **fields: Any
 ) -> PromptCard:
     """A card from a candidate as result.json describes it (``candidate``, ``demos``,
-    ``chat``: see :func:`optprompt.study.results.describe`) and the task's summary."""
+    ``chat``: see :func:`optprompt.kinds.prompt.describe`) and the task's summary."""
     cand = desc["candidate"]
     verbalizer = {lbl: w for lbl, w in cand.get("verbalizer", [])}
-    words = ", ".join(verbalizer.get(lbl, lbl) for lbl in task.get("labels", []))
+    words = [verbalizer.get(lbl, lbl) for lbl in task.get("labels", [])]
     return PromptCard(
-        instruction=cand["instruction"].replace("{labels}", words),
+        instruction=fill_labels(cand["instruction"], words),
         template=cand["template"],
         demos=[
             {"input": d["input"], "answer": d["answer"], "options": d.get("options") or None} for d in desc["demos"]
@@ -207,94 +197,32 @@ def card_from_description(
     )
 
 
-def card_from_result(result: dict[str, Any], member: dict[str, Any] | None = None) -> PromptCard:
+def card_from_result(
+    result: StudyResult | dict[str, Any], member: ResultEntry | dict[str, Any] | None = None
+) -> PromptCard:
     """Build the card of a finished study's winner (or of one Pareto-front ``member``)
-    from its ``result.json`` data. A member other than the winner has dev scores only."""
-    best = result["best"] if member is None or member["trial"] == result["best"]["trial"] else member
+    from its result. A member other than the winner has dev scores only."""
+    from optprompt.results import ResultEntry, StudyResult
+
+    result = StudyResult.from_dict(result)
+    if isinstance(member, dict):
+        member = ResultEntry.model_validate(member)
+    chosen = result.best if member is None or member.trial == result.best.trial else member
+    entry = chosen.to_dict()
+    baseline = result.baseline.to_dict()
     return card_from_description(
-        best,
-        result["task"],
-        calibration=best.get("calibration"),
-        model=result["model"],
+        entry,
+        dict(result.task),
+        calibration=entry.get("calibration"),
+        model=result.model.model_dump(mode="json", exclude_unset=True),
         scores={
-            "dev": best["dev"],
-            "test": best.get("test"),
-            **({"objectives": best["objectives"]} if "objectives" in best else {}),
+            "dev": entry["dev"],
+            "test": entry.get("test"),
+            **({"objectives": entry["objectives"]} if "objectives" in entry else {}),
         },
-        baseline_scores={"dev": result["baseline"]["dev"], "test": result["baseline"]["test"]},
-        comparison=result.get("comparison", {}),
-        warnings=list(result.get("warnings", [])),
-        seed=result["seed"],
-        study=result["name"],
+        baseline_scores={"dev": baseline["dev"], "test": baseline.get("test")},
+        comparison=dict(result.comparison),
+        warnings=list(result.warnings),
+        seed=result.seed,
+        study=result.name,
     )
-
-
-def export_card(
-    output_dir: str | os.PathLike[str], to: str | os.PathLike[str], *, pick: str | None = None, front: bool = False
-) -> Path:
-    """Export the winner of the finished study in ``output_dir`` into ``to``.
-
-    Args:
-        pick: Multi-objective studies: constraints choosing another Pareto-front prompt,
-            e.g. ``"prompt_tokens<=200"`` (the best score that fits).
-        front: Multi-objective studies: write every Pareto-front prompt into
-            ``to/trial-N/`` plus ``to/pareto.json``; returns that index.
-    """
-    from optprompt.study.objectives import parse_rule, select
-    from optprompt.study.results import RESULT_FILE
-
-    result = read_json(Path(output_dir) / RESULT_FILE, what=f"finished study result ({RESULT_FILE})")
-    pareto = result.get("pareto") or []
-    if (pick or front) and not pareto:
-        raise OptpromptError(
-            f"{output_dir}: the study has a single objective, so there is no Pareto front to pick from"
-        )
-    if (pick or front) and any(m.get("candidate", {}).get("kind") == "soft" for m in pareto):
-        raise OptpromptError(
-            f"{output_dir}: the Pareto front holds trained adapters; --pick/--front export prompt cards "
-            "only. Export the winner (no --pick/--front), or load any trial's adapter from "
-            "OUTPUT/artifacts/adapters/<hash> with optprompt.load_adapter"
-        )
-    if front:
-        index = []
-        for m in pareto:
-            card_from_result(result, m).save(Path(to) / f"trial-{m['trial']}")
-            index.append(
-                {
-                    "trial": m["trial"],
-                    "objectives": m["objectives"],
-                    "card": f"trial-{m['trial']}/{CARD_FILE}",
-                    "winner": m["trial"] == result["best"]["trial"],
-                }
-            )
-        return atomic_write_json(Path(to) / "pareto.json", index)
-    best_artifact = result["best"].get("artifact")
-    if not pick and best_artifact and (Path(output_dir) / best_artifact).is_dir():
-        return export_adapter(result, Path(output_dir) / best_artifact, to)
-    member = None
-    if pick:
-        member = select(pareto, parse_rule(pick, result["objectives"], key="--pick"))
-        if member is None:
-            raise OptpromptError(
-                f"no Pareto-front prompt meets {pick!r}; front: "
-                + "; ".join(f"trial {m['trial']} {m['objectives']}" for m in pareto)
-            )
-    return card_from_result(result, member).save(to)
-
-
-def export_adapter(result: dict[str, Any], adapter_dir: Path, to: str | os.PathLike[str]) -> Path:
-    """Copy the winner's adapter (PEFT files + manifest, with the study's final scores)
-    into ``to`` and write its prompt card beside it; returns the card's path."""
-    import shutil
-
-    from optprompt.adapters.artifact import read_manifest, result_fields, update_manifest
-
-    read_manifest(adapter_dir)  # a clear error when the directory is not an adapter
-    to = Path(to)
-    to.mkdir(parents=True, exist_ok=True)
-    for f in adapter_dir.iterdir():
-        if f.is_file():
-            shutil.copy2(f, to / f.name)
-    card = card_from_result(result)
-    update_manifest(to, card=card.to_dict(), **result_fields(result))
-    return card.save(to)

@@ -1,0 +1,276 @@
+"""The trained-adapter kind (``soft``): a discrete template plus a PEFT adapter trained on it.
+
+The kind trains each candidate on the train split when it is scored (one PEFT run per
+trial, dev scored after each epoch and reported to Optuna's pruner), keeps the adapter
+under ``OUTPUT/artifacts/adapters/<hash>``, scores the winner on test through it, and
+exports it as PEFT files plus a manifest and the prompt card of the text around the input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import random
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from optprompt.adapters.artifact import MANIFEST_FILE
+from optprompt.adapters.candidate import SoftCandidate, adapter_summary
+from optprompt.errors import ConfigError, OptpromptError
+from optprompt.kinds.base import CandidateKind, KindContext, mark_export
+from optprompt.kinds.prompt import PromptKind, card_from_description, card_from_result
+from optprompt.plugins.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    import optuna
+
+    from optprompt.adapters.artifact import SoftPrompt
+    from optprompt.models.loading import LoadedModel
+    from optprompt.results import ResultEntry, StudyResult
+    from optprompt.scoring.evaluate import Evaluation, Evaluator
+    from optprompt.tasks.task import Example
+
+__all__ = ["AdapterKind", "ADAPTERS_DIR", "HISTORY_ATTR", "TRAINING_ATTR", "training_seed"]
+
+ADAPTERS_DIR = "adapters"
+HISTORY_ATTR = "soft_prompt.history"  # per-epoch train loss and dev score
+TRAINING_ATTR = "soft_prompt.training"  # trainable parameters, steps, steps/s, best epoch
+
+
+def training_seed(study_seed: int, candidate: SoftCandidate) -> int:
+    """The seed of ``candidate``'s training run: from the study's seed and its hash, so a
+    resumed study re-trains an interrupted trial to the same adapter."""
+    digest = hashlib.sha256(f"{study_seed}:{candidate.hash}".encode()).hexdigest()
+    return int(digest[:8], 16)
+
+
+def result_fields(result: StudyResult) -> dict[str, Any]:
+    """What a finished study's result adds to its winner's manifest: the final dev and
+    test scores, the baseline's, the paired comparison and the warnings."""
+
+    def dumped(score: Any) -> Any:
+        return score.model_dump(mode="json", exclude_unset=True) if score is not None else None
+
+    return {
+        "scores": {"dev": dumped(result.best.dev), "test": dumped(result.best.test)},
+        "baseline_scores": {"dev": dumped(result.baseline.dev), "test": dumped(result.baseline.test)},
+        "comparison": dict(result.comparison),
+        "warnings": list(result.warnings),
+    }
+
+
+class AdapterKind(CandidateKind):
+    """Soft prompts and LoRA adapters trained on the train split (model weights frozen)."""
+
+    name = SoftCandidate.kind
+    candidate_class = SoftCandidate
+    label = "trained adapter"
+    column = "adapter"
+    export_label = "adapter and its manifest"
+    step_name = "epoch"
+    step_note = "after each training epoch"
+    curve_title = "Learning curves"
+    exports_front_members = False
+
+    def summary(self, data: dict[str, Any]) -> str:
+        return adapter_summary(data)
+
+    def columns(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The prompt's columns with the adapter's summary before the instruction."""
+        prompt = PromptKind().columns(data)
+        instruction = prompt.pop("instruction")
+        return {**prompt, "adapter": self.summary(data), "instruction": instruction}
+
+    def details(self, data: dict[str, Any]) -> list[tuple[str, str]]:
+        return PromptKind().details(data)  # the text around the input is a prompt
+
+    def describe(self, candidate: SoftCandidate, ctx: KindContext) -> dict[str, Any]:
+        return PromptKind().describe(candidate, ctx)
+
+    def prompt_tokens(self, candidate: SoftCandidate, ctx: KindContext) -> int:
+        return super().prompt_tokens(candidate, ctx) + candidate.virtual_tokens
+
+    def adapter_dir(self, candidate: SoftCandidate, ctx: KindContext) -> Path:
+        """Where ``candidate``'s adapter is kept in the study's output."""
+        return ctx.artifacts / ADAPTERS_DIR / candidate.hash
+
+    # --- training and scoring --------------------------------------------------------
+    def _train_examples(self, candidate: SoftCandidate, ctx: KindContext, seed: int) -> list[Example]:
+        from optprompt.tasks.sampling import balanced_sample
+
+        if not ctx.task.train:
+            raise ConfigError("trained adapters learn from the train split, which is empty")
+        shown = set(candidate.demo_ids)
+        pool = [ex for ex in ctx.task.train if ex.id not in shown]
+        n = candidate.param_map.get("max_train_examples")
+        if n and n < len(pool):
+            pool = balanced_sample(pool, n, random.Random(seed), by_label=ctx.task.type == "classification")
+        return pool
+
+    def score(
+        self, trial: optuna.Trial, candidate: SoftCandidate, ctx: KindContext, *, prunable: bool = True
+    ) -> Evaluation:
+        """Train ``candidate``'s adapter, scoring dev after each epoch (reported to the
+        pruner), keep the best epoch's adapter with its manifest, return its dev score."""
+        import torch
+
+        from optprompt.adapters import training
+        from optprompt.adapters.artifact import manifest_for, save_adapter
+        from optprompt.adapters.backend import AdapterBackend
+        from optprompt.adapters.methods import attached, trainable_parameters
+        from optprompt.errors import pruned
+
+        p = candidate.param_map
+        seed = training_seed(ctx.seed, candidate)
+        torch.manual_seed(seed)
+        examples = self._train_examples(candidate, ctx, seed)
+        items, targets = training.training_items(candidate, examples, ctx.renderer, ctx.model.tokenizer, chat=ctx.chat)
+        loaded = ctx.model
+        init_text = p.get("init_text") or ctx.renderer.instruction(candidate) or ctx.task.instruction
+        settings = training.TrainSettings(
+            lr=p["lr"],
+            epochs=p["epochs"],
+            batch_size=p.get("batch_size", 8),
+            warmup_ratio=p.get("warmup_ratio", 0.1),
+            weight_decay=p.get("weight_decay", 0.0),
+            max_grad_norm=p.get("max_grad_norm", 1.0),
+            patience=p.get("patience", 2),
+            seed=seed,
+        )
+        report = len(ctx.objectives) == 1
+        n_dev = len(ctx.dev)
+        with attached(loaded, candidate, init_text) as peft_model:
+            backend = AdapterBackend(loaded, peft_model, batch_tokens=ctx.evaluator.backend.batch_tokens)
+            evaluator = ctx.evaluator.with_backend(backend)
+
+            def on_epoch(epoch: int, loss: float) -> tuple[float, Evaluation]:
+                ev = evaluator.evaluate(candidate, ctx.dev, "dev")
+                if report:
+                    trial.report(ev.value, epoch)
+                    # After the last epoch there is nothing left to save: keep the run.
+                    if prunable and epoch < settings.epochs and trial.should_prune():
+                        raise pruned(
+                            f"pruned after epoch {epoch} of {settings.epochs} (dev {ev.value:.4f})",
+                            scored=n_dev * epoch,
+                        )
+                return ev.value, ev
+
+            per_epoch = -(-len(items) // settings.batch_size)
+
+            def on_step(step: int, loss: float) -> None:
+                epoch = (step - 1) // per_epoch + 1
+                ctx.note(
+                    f"trial {trial.number}: {candidate.method} epoch {epoch}/{settings.epochs}, "
+                    f"step {step - (epoch - 1) * per_epoch}/{per_epoch}, loss {loss:.3f}"
+                )
+
+            result = training.train_adapter(
+                peft_model,
+                items,
+                targets,
+                settings,
+                pad_id=backend.pad_id,
+                device=loaded.device,
+                on_epoch=on_epoch,
+                on_step=on_step,
+                keep_arg=backend.keep_arg,
+            )
+            evaluation: Evaluation = result.best_payload
+            figures = {
+                "trainable_parameters": trainable_parameters(peft_model),
+                "train_examples": len(items),
+                "steps": result.steps,
+                "train_seconds": round(result.train_seconds, 2),
+                "steps_per_second": round(result.steps_per_second, 3),
+                "best_epoch": result.best_epoch,
+                "epochs_run": len(result.history),
+                "stopped_early": result.stopped_early,
+                "seed": seed,
+            }
+            task_info = ctx.task.summary()
+            card = card_from_description(self.describe(candidate, ctx), task_info)
+            directory = self.adapter_dir(candidate, ctx)
+            save_adapter(
+                peft_model,
+                directory,
+                manifest_for(
+                    candidate,
+                    card,
+                    loaded,
+                    task=task_info,
+                    training={**figures, "history": result.history},
+                    dev=evaluation.to_dict(),
+                    study=ctx.study_name,
+                    seed=ctx.seed,
+                ),
+            )
+        trial.set_user_attr(HISTORY_ATTR, result.history)
+        trial.set_user_attr(TRAINING_ATTR, figures)
+        evaluation.extra["dev_scored"] = n_dev * len(result.history)
+        evaluation.extra["artifact"] = str(directory.relative_to(ctx.output))
+        return evaluation
+
+    @contextlib.contextmanager
+    def scorer(self, candidate: SoftCandidate, ctx: KindContext) -> Iterator[Evaluator]:
+        from optprompt.adapters.artifact import attach_saved
+        from optprompt.adapters.backend import AdapterBackend
+        from optprompt.adapters.methods import detach
+
+        directory = self.adapter_dir(candidate, ctx)
+        if not directory.is_dir():
+            raise ConfigError(f"the adapter of candidate {candidate.hash} is missing: {directory}")
+        peft_model = attach_saved(ctx.model, directory)
+        try:
+            backend = AdapterBackend(ctx.model, peft_model, batch_tokens=ctx.evaluator.backend.batch_tokens)
+            yield ctx.evaluator.with_backend(backend)
+        finally:
+            detach(peft_model, ctx.model)
+
+    def finish(self, result: StudyResult, output: Path) -> None:
+        """Write the study's final scores into the winning adapter's manifest."""
+        from optprompt.adapters.artifact import update_manifest
+
+        artifact = result.best.artifact
+        if artifact and (output / artifact / MANIFEST_FILE).is_file():
+            update_manifest(output / artifact, **result_fields(result))
+
+    # --- export and loading back ----------------------------------------------------
+    def export(self, result: StudyResult, output: Path, to: Path, member: ResultEntry | None = None) -> Path:
+        """Copy the winner's adapter (PEFT files + manifest, with the study's final scores)
+        into ``to`` and write its prompt card beside it; returns the card's path."""
+        from optprompt.adapters.artifact import read_manifest, update_manifest
+
+        if member is not None and member.trial != result.best.trial:
+            raise OptpromptError(
+                "only the winner's adapter is exported; load any trial's adapter from "
+                "OUTPUT/artifacts/adapters/<hash> with optprompt.load"
+            )
+        artifact = result.best.artifact
+        if not artifact or not (output / artifact).is_dir():
+            raise OptpromptError(f"{output}: the winning adapter is missing ({artifact or 'no artifact recorded'})")
+        adapter_dir = output / artifact
+        read_manifest(adapter_dir)  # a clear error when the directory is not an adapter
+        to.mkdir(parents=True, exist_ok=True)
+        for f in adapter_dir.iterdir():
+            if f.is_file():
+                shutil.copy2(f, to / f.name)
+        card = card_from_result(result)
+        update_manifest(to, card=card.to_dict(), **result_fields(result))
+        path = card.save(to)
+        mark_export(to, self.name)
+        return path
+
+    def load(self, path: Path, model: str | LoadedModel | None = None, **options: Any) -> SoftPrompt:
+        from optprompt.adapters.artifact import load_adapter
+
+        return load_adapter(path, model, **options)
+
+    def detect(self, path: Path) -> bool:
+        return (path / MANIFEST_FILE).is_file()
+
+
+@hookimpl
+def register_candidate_kinds(register):  # type: ignore[no-untyped-def]
+    register(AdapterKind)

@@ -1,0 +1,85 @@
+"""The discrete-prompt kind: instruction, demonstrations, format and verbalizer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from optprompt.kinds.base import CandidateKind, KindContext, mark_export
+from optprompt.kinds.prompt.card import CARD_FILE, card_from_result, load_card
+from optprompt.prompts.candidate import PromptCandidate
+
+if TYPE_CHECKING:
+    from optprompt.kinds.prompt.predictor import CardPredictor
+    from optprompt.models.loading import LoadedModel
+    from optprompt.prompts.render import PromptRenderer
+    from optprompt.results import ResultEntry, StudyResult
+    from optprompt.tasks.task import Example
+
+__all__ = ["PromptKind", "describe"]
+
+
+def describe(renderer: PromptRenderer, chat: bool, candidate: PromptCandidate) -> dict[str, Any]:
+    """A prompt candidate as result.json shows it: rendered prompt and resolved demonstrations."""
+    demos = []
+    for ex in renderer.demos(candidate):
+        word = renderer.answer_words(candidate, ex)[max(ex.target_index, 0)]
+        demos.append({"id": ex.id, "input": ex.input, "answer": word, "options": list(ex.options)})
+    return {
+        "candidate": candidate.to_dict(),
+        "hash": candidate.hash,
+        "chat": chat,
+        "prompt": renderer.render_text(candidate),
+        "demos": demos,
+    }
+
+
+class PromptKind(CandidateKind):
+    """Discrete prompts, scored by the study's scorer and exported as prompt cards."""
+
+    name = PromptCandidate.kind
+    candidate_class = PromptCandidate
+    label = "prompt"
+    export_label = "prompt card"
+    text_only = True
+
+    def columns(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Demonstrations, template, answer words, calibration and instruction."""
+        return {
+            "demos": len(data.get("demo_ids", [])),
+            "template": (data.get("template") or "").replace("\n", "⏎"),
+            "answers": "/".join(w for _, w in data.get("verbalizer", [])) or data.get("choice_format", ""),
+            "calibration": data.get("calibration", "none"),
+            "instruction": (data.get("instruction") or "")[:60],
+        }
+
+    def details(self, data: dict[str, Any]) -> list[tuple[str, str]]:
+        """The answer words (classification) or how options are scored (multiple choice)."""
+        if data.get("verbalizer"):
+            return [("answers", ", ".join(f"{lbl} -> {w!r}" for lbl, w in data["verbalizer"]))]
+        if data.get("choice_format"):
+            return [("options scored as", str(data["choice_format"]))]
+        return []
+
+    def check(self, candidate: PromptCandidate, ctx: KindContext, examples: Sequence[Example]) -> None:
+        super().check(candidate, ctx, examples)
+        ctx.renderer.render_text(candidate)
+
+    def describe(self, candidate: PromptCandidate, ctx: KindContext) -> dict[str, Any]:
+        return describe(ctx.renderer, ctx.chat, candidate)
+
+    def export(self, result: StudyResult, output: Path, to: Path, member: ResultEntry | None = None) -> Path:
+        path = card_from_result(result, member).save(to)
+        mark_export(to, self.name)
+        return path
+
+    def load(self, path: Path, model: str | LoadedModel | None = None, **options: Any) -> CardPredictor:
+        from optprompt.kinds.prompt.predictor import CardPredictor, load_card_model
+
+        card = load_card(path)
+        loaded = load_card_model(card, model, **options)
+        return CardPredictor(card, loaded)
+
+    def detect(self, path: Path) -> bool:
+        return (path / CARD_FILE).is_file() or (path.is_file() and path.suffix == ".json")

@@ -1,0 +1,121 @@
+"""A prompt card on its model: predicts exactly what the study measured.
+
+:class:`CardPredictor` renders each input through the card (the same format functions the
+study scored with, through the model's chat template when the card says so), ranks the
+answers by log-likelihood, applies the card's calibration offsets and returns the label
+(classification), the option (multiple choice) or the extracted answer (generation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from optprompt.errors import OptpromptError
+from optprompt.prompts.render import SENTINEL, ScoreRequest, split_request
+
+if TYPE_CHECKING:
+    from optprompt.kinds.prompt.card import PromptCard
+    from optprompt.models.loading import LoadedModel
+    from optprompt.scoring.backends.base import Backend, GenerationSettings
+
+__all__ = ["CardPredictor", "load_card_model"]
+
+
+def load_card_model(
+    card: PromptCard, model: str | LoadedModel | None, *, device: str = "auto", dtype: str = "auto"
+) -> LoadedModel:
+    """The model a card was scored on: ``model`` when it is loaded, else the reference
+    given (or the card's own), loaded with the registered plugins."""
+    from optprompt.models.loading import LoadedModel, load_model
+    from optprompt.plugins.manager import load_plugins
+
+    if isinstance(model, LoadedModel):
+        return model
+    ref = model or card.model.get("ref")
+    if not ref:
+        raise OptpromptError("this prompt card names no model: pass model=...")
+    return load_model(ref, load_plugins(), device=device, dtype=dtype, progress=False)
+
+
+class CardPredictor:
+    """A prompt card and a backend on its model: score, predict and generate with it.
+
+    Args:
+        card: The card (its format, verbalizer, calibration and task).
+        loaded: The model it was scored on.
+        backend: Scores and generates; the model's own backend when None.
+    """
+
+    def __init__(self, card: PromptCard, loaded: LoadedModel, backend: Backend | None = None) -> None:
+        self.card = card
+        self.loaded = loaded
+        if backend is None:
+            from optprompt.plugins.manager import load_plugins
+
+            backend = load_plugins().backends.get(loaded.family).obj(loaded)
+        self.backend = backend
+
+    # --- the prompt text ------------------------------------------------------------
+    def _chat_formatter(self):  # type: ignore[no-untyped-def]
+        if not self.card.chat:
+            return None
+        if not self.loaded.has_chat_template:
+            raise OptpromptError("this card was scored with a chat template, but the model has none")
+        return self.loaded.chat_formatter()
+
+    def request(self, text: str, options: Sequence[str] | None = None) -> ScoreRequest:
+        """The scoring request of ``text``: exactly what the study scored."""
+        opts = list(options) if options is not None else None
+        body = self.card.format(SENTINEL, opts)
+        words = [] if self.card.task_type == "generation" else list(self.card.answers(opts))
+        return split_request("input", body, text, words, self._chat_formatter())
+
+    def prompt(self, text: str, options: Sequence[str] | None = None) -> str:
+        """The full prompt text for ``text``, as the model reads it."""
+        r = self.request(text, options)
+        return r.prefix + r.suffix
+
+    # --- using it -------------------------------------------------------------------
+    def loglikelihoods(self, texts: Sequence[str], options: Sequence[Sequence[str]] | None = None) -> list[list[float]]:
+        """Log-likelihood of each answer (label words / options) after each text."""
+        self._check_open()
+        if self.card.task_type == "generation":
+            raise OptpromptError("generation prompts have no answers to rank; use generate()")
+        opts = list(options) if options is not None else [None] * len(texts)
+        return self.backend.loglikelihoods([self.request(t, o) for t, o in zip(texts, opts)])
+
+    def predict(self, texts: Sequence[str], options: Sequence[Sequence[str]] | None = None) -> list[str]:
+        """The label (classification), option (multiple choice) or extracted answer
+        (generation) for each text, calibrated as the study calibrated it."""
+        from optprompt.scoring.calibration import apply_offsets
+
+        if self.card.task_type == "generation":
+            return [self.card.parse(out) or "" for out in self.generate(texts)]
+        opts = list(options) if options is not None else [None] * len(texts)
+        offsets = (self.card.calibration or {}).get("offsets")
+        out = []
+        for ll, o in zip(self.loglikelihoods(texts, options), opts):
+            scores = apply_offsets(ll, offsets) if offsets else ll
+            answers = list(self.card.answers(list(o) if o is not None else None).values())
+            out.append(answers[max(range(len(scores)), key=scores.__getitem__)])
+        return out
+
+    def generate(
+        self, texts: Sequence[str], *, max_new_tokens: int | None = None, stop: Sequence[str] | None = None
+    ) -> list[str]:
+        """Greedy continuations of each text's prompt, with the study's decoding settings."""
+        self._check_open()
+        return self.backend.generate([self.prompt(t) for t in texts], self._settings(max_new_tokens, stop))
+
+    def _settings(self, max_new_tokens: int | None, stop: Sequence[str] | None) -> GenerationSettings:
+        from optprompt.scoring.backends.base import GenerationSettings
+
+        gen: dict[str, Any] = (self.card.task.get("generation") or {}) if isinstance(self.card.task, dict) else {}
+        return GenerationSettings(
+            max_new_tokens=max_new_tokens or int(gen.get("max_new_tokens", 32)),
+            stop=tuple(stop if stop is not None else gen.get("stop", ("\n",))),
+        )
+
+    def _check_open(self) -> None:
+        """Subclasses that can be closed raise here once closed."""

@@ -1,0 +1,64 @@
+"""One family's view of a study: its trials only, its parameters under its own prefix.
+
+The families' strategies run unchanged inside ``auto``: each gets a trial whose
+``suggest_*`` names are prefixed with the family (no clash between families' search
+spaces) and whose ``study`` shows the baseline and that family's trials only (a strategy
+rebuilding its state from the study sees its own history).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from optprompt.study.attrs import FAMILY, ROLE
+
+__all__ = ["FamilyTrial", "FamilyStudy"]
+
+
+class FamilyStudy:
+    """``study`` seen by one family."""
+
+    def __init__(self, study: Any, family: str) -> None:
+        self._study = study
+        self.family = family
+
+    def get_trials(self, deepcopy: bool = True, states: Any = None) -> list[Any]:
+        return [
+            t
+            for t in self._study.get_trials(deepcopy=deepcopy, states=states)
+            if t.user_attrs.get(FAMILY) == self.family or t.user_attrs.get(ROLE) == "baseline"
+        ]
+
+    @property
+    def trials(self) -> list[Any]:
+        return self.get_trials()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._study, name)
+
+
+class FamilyTrial:
+    """``trial`` seen by one family."""
+
+    def __init__(self, trial: Any, family: str) -> None:
+        self._trial = trial
+        self.family = family
+
+    def _name(self, name: str) -> str:
+        return f"{self.family}.{name}"
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any:
+        return self._trial.suggest_categorical(self._name(name), choices)
+
+    def suggest_int(self, name: str, *args: Any, **kwargs: Any) -> int:
+        return self._trial.suggest_int(self._name(name), *args, **kwargs)
+
+    def suggest_float(self, name: str, *args: Any, **kwargs: Any) -> float:
+        return self._trial.suggest_float(self._name(name), *args, **kwargs)
+
+    @property
+    def study(self) -> FamilyStudy:
+        return FamilyStudy(self._trial.study, self.family)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._trial, name)

@@ -1,0 +1,119 @@
+"""The ``auto`` strategy: one study over template search, evolution and soft prompts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+from optprompt_plugins.auto.schedule import next_family
+
+from optprompt.cli.main import main as cli_main
+from optprompt.config import spec_from_dict
+from optprompt.errors import ConfigError
+from optprompt.study import StudyRunner, attrs
+
+pytestmark = pytest.mark.filterwarnings("ignore:strategy '(evolution|auto)' is experimental")
+
+FAMILIES = {
+    "template_search": {"max_demos": 1, "demo_pool": 4},
+    "evolution": {"population": 3, "generations": 1, "operators": "edit"},
+    "soft_prompt": {"methods": ["lora"], "epochs": [1, 1], "lora_r": [4]},
+}
+
+
+def _spec(study_dict: dict, **strategy):  # type: ignore[no-untyped-def]
+    return spec_from_dict({**study_dict, "strategy": {"name": "auto", **FAMILIES, **strategy}})
+
+
+def _trials(spec) -> list[optuna.trial.FrozenTrial]:  # type: ignore[no-untyped-def]
+    return optuna.load_study(study_name=spec.name, storage=f"sqlite:///{Path(spec.output) / 'study.db'}").trials
+
+
+def test_one_study_spans_the_families_and_compares_them_on_test(study_dict, tiny_model, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    spec = _spec(study_dict, trials=9)
+    runner = StudyRunner(spec, model=tiny_model, progress=False)
+    result = runner.run()
+    trials = _trials(spec)
+    families = [t.user_attrs.get(attrs.FAMILY) for t in trials]
+    # Cheapest first: template search, then evolution, then soft prompts (budget in trials: 8 after the baseline).
+    seen = [f for i, f in enumerate(families) if f and f not in families[:i]]
+    assert seen == ["template_search", "evolution", "soft_prompt"]
+    assert families[0] is None and trials[0].user_attrs[attrs.ROLE] == "baseline"
+    assert result["n_scored"] == 9
+    # Parameters of each family carry its prefix: the search spaces never clash.
+    assert all(p.startswith(f"{t.user_attrs[attrs.FAMILY]}.") for t in trials[1:] for p in t.params)
+    # Soft prompts train around the best discrete prompt found before them.
+    discrete = [t for t in trials if t.state.name == "COMPLETE" and t.user_attrs.get(attrs.FAMILY) != "soft_prompt"]
+    best = max(discrete, key=lambda t: (t.values[0], -t.number)).user_attrs[attrs.CANDIDATE]
+    soft = next(t for t in trials if t.user_attrs.get(attrs.FAMILY) == "soft_prompt")
+    assert soft.user_attrs[attrs.CANDIDATE]["instruction"] == best["instruction"]
+    assert soft.user_attrs[attrs.CANDIDATE]["demo_ids"] == best["demo_ids"]
+
+    # result.json: each family's best on dev, scored on test, with its p-value against the baseline.
+    fams = result["families"]
+    assert list(fams) == ["template_search", "evolution", "soft_prompt"]
+    for name, fam in fams.items():
+        assert fam["best"]["test"]["n"] == len(runner.task.test)
+        assert 0 <= fam["comparison"]["p_value"] <= 1
+        assert fam["best"]["trial"] in [t.number for t in trials if t.user_attrs.get(attrs.FAMILY) == name]
+    winner = max(fams.values(), key=lambda f: (f["best"]["dev"]["value"], -f["best"]["trial"]))
+    if result["best"]["trial"] != 0:
+        assert result["best"]["dev"]["value"] == winner["best"]["dev"]["value"]
+
+    # show prints the families side by side; export writes the winner in its own kind's format.
+    assert cli_main(["show", spec.output]) == 0
+    shown = capsys.readouterr().out
+    assert "families (best of each on dev" in shown and "soft_prompt" in shown
+    out = tmp_path / "winner"
+    assert cli_main(["export", spec.output, "--to", str(out)]) == 0
+    kind = json.loads((out / "optprompt_export.json").read_text())["kind"]
+    assert kind == (result["best"]["candidate"].get("kind") or "prompt")
+
+
+def test_a_minutes_budget_ends_the_study_before_trials(study_dict, tiny_model) -> None:  # type: ignore[no-untyped-def]
+    spec = _spec(study_dict, trials=40, budget={"minutes": 0.001}, evolution=False, soft_prompt=False)
+    result = StudyRunner(spec, model=tiny_model, progress=False).run()
+    assert result["n_scored"] < 40
+    assert result["strategy_summary"]["budget"]["unit"] == "minutes"
+
+
+def test_schedule_rolls_unspent_shares_over() -> None:
+    class T:
+        def __init__(self, family: str, reason: str = "") -> None:
+            self.user_attrs = {attrs.FAMILY: family, **({attrs.FAIL_REASON: reason} if reason else {})}
+            self.state = optuna.trial.TrialState.PRUNED if reason else optuna.trial.TrialState.COMPLETE
+
+    shares = {"template_search": 0.5, "evolution": 0.5}
+    fams = ["template_search", "evolution"]
+    assert next_family([], fams, shares, 4, "trials") == "template_search"
+    assert next_family([T("template_search")] * 2, fams, shares, 4, "trials") == "evolution"
+    stuck = [T("evolution", "rejected: done")] * 3
+    assert next_family([T("template_search")] * 2 + stuck, fams, shares, 4, "trials") == "template_search"
+    assert next_family([T("template_search")] * 4, fams, shares, 4, "trials") is None
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"template_search": False, "evolution": False, "soft_prompt": False}, "every family is off"),
+        ({"budget": {"minutes": 1, "dev_examples": 10}}, "give minutes or dev_examples, not both"),
+        ({"shares": {"grid": 1.0}}, "unknown families"),
+        ({"template_search": {"nope": 1}}, "nope"),
+    ],
+)
+def test_bad_options_are_clear_errors(study_dict, tiny_model, options, message) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError, match=message):
+        StudyRunner(_spec(study_dict, **options), model=tiny_model, progress=False).run()
+
+
+def test_the_report_shows_the_families_side_by_side(study_dict, tiny_model) -> None:  # type: ignore[no-untyped-def]
+    from optprompt.report import write_report
+
+    spec = _spec(study_dict, trials=5, evolution=False, soft_prompt={"methods": ["lora"], "epochs": [1, 1]})
+    result = StudyRunner(spec, model=tiny_model, progress=False).run()
+    page = write_report(spec.output).read_text()
+    assert 'id="families-table"' in page
+    for name in result["families"]:
+        assert f'data-family="{name}"' in page
