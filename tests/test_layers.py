@@ -24,7 +24,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 LAYERS: list[set[str]] = [
-    {"errors", "_io", "_version", "plugins"},
+    {"errors", "_io", "_version", "_suggest", "plugins"},
     {"config", "results"},
     {"tasks", "models"},
     {"prompts"},

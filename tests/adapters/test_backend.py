@@ -107,8 +107,10 @@ def test_generation_uses_the_virtual_tokens(soft_runner) -> None:
 
 def _greedy_through_peft(peft_model, tokenizer, ids: list[int], n: int, eos: set[int]) -> list[int]:
     """Reference: PEFT's own forward pass over the whole sequence at every step, no cache."""
+    from optprompt.adapters.methods import peft_quiet
+
     seq, out = list(ids), []
-    with torch.inference_mode():
+    with torch.inference_mode(), peft_quiet():
         for _ in range(n):
             t = torch.tensor([seq])
             nxt = int(peft_model(input_ids=t, attention_mask=torch.ones_like(t)).logits[0, -1].argmax())

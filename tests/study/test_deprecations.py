@@ -8,7 +8,6 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from optprompt_testdata import soft_study_dict, write_sentiment_jsonl
 
 from optprompt.config import spec_from_dict
@@ -47,10 +46,9 @@ def _template_study(study_dict: dict) -> dict:
     }
 
 
-def test_deprecated_calls_are_left_only_in_the_scoring_engine(study_dict: dict, tmp_path: Path) -> None:
+def test_no_deprecated_call_is_left(study_dict: dict, tmp_path: Path) -> None:
     """Template search (with pruning) and soft prompts (prompt tuning, prefix tuning, LoRA):
-    no deprecated transformers / PEFT / Optuna call outside optprompt/scoring/, which is
-    being rewritten separately (its `past_key_values` calls; see the xfail test below)."""
+    no deprecated transformers / PEFT / Optuna call anywhere in optprompt's own code."""
     data = write_sentiment_jsonl(tmp_path / "soft.jsonl", n=48)
     soft = soft_study_dict(
         data,
@@ -65,15 +63,9 @@ def test_deprecated_calls_are_left_only_in_the_scoring_engine(study_dict: dict, 
     with recorded_deprecations() as found:
         run_study(spec_from_dict(_template_study(study_dict)), progress=False)
         run_study(spec_from_dict(soft), progress=False)
-    outside = sorted({(msg[:200], where) for msg, where in found if not where.startswith("optprompt/scoring/")})
-    assert outside == []
+    assert sorted({(msg[:200], where) for msg, where in found}) == []
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="optprompt/scoring/backends/causal.py still passes and reads `past_key_values` "
-    "(transformers 5.24 renamed it `cache`); fixed by the scoring rewrite",
-)
 def test_a_study_runs_with_deprecation_warnings_as_errors(study_dict: dict) -> None:
     with warnings.catch_warnings():
         for category in DEPRECATIONS:
