@@ -81,11 +81,12 @@ def _cached_sha256(path: Path, home: Path) -> str:
         return hit["sha256"]
     sha = file_sha256(path)
     index[key] = {"stamp": stamp, "sha256": sha}
-    try:
-        from optprompt._io import atomic_write_json
+    from optprompt._io import atomic_write_json
+    from optprompt.errors import OptpromptError
 
+    try:
         atomic_write_json(index_path, index)
-    except OSError:  # a read-only cache still works; the file is hashed again next time
+    except OptpromptError:  # a failing write (read-only cache) still works; the file is hashed again next time
         pass
     return sha
 
