@@ -23,6 +23,10 @@ class Terminated(KeyboardInterrupt):
 
 
 def _terminate(signum: int, frame: object) -> None:
+    import signal
+
+    # One SIGTERM is the request; a second must not cut the clean-up it started short.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise Terminated()
 
 

@@ -32,6 +32,7 @@ from optprompt.study.progress import StudyProgress
 from optprompt.study.resilience import BudgetLock, Heartbeat, reseed_sampler, trial_timeout
 from optprompt.study.results import PREDICTIONS_FILE, RESULT_FILE, StudyEnd, finish_study
 from optprompt.study.storage import check_spec_key, make_storage, open_study, spec_key_part, storage_url
+from optprompt.study.interrupts import deferred_interrupts
 from optprompt.study.trials import INTERRUPTED, REJECTED, counts, is_running, is_void
 from optprompt.tasks.build import build_task
 from optprompt.tasks.task import Example, Task
@@ -107,6 +108,7 @@ class StudyRunner:
         self.lock: BudgetLock | None = None
         self._cache = None
         self.trials_run = 0  # trials this process ran (a worker's share)
+        self._reserved: optuna.Trial | None = None  # the trial this process holds, if any
         # Concurrent workers must not replay each other's sampler draws.
         self.worker_salt = random.SystemRandom().randrange(1, 2**31) if worker else 0
 
@@ -277,14 +279,22 @@ class StudyRunner:
         with StudyProgress(total=budget.trials, done=done, enabled=self.progress, best=self._best_value(study)) as bar:
             self.kind_context.note = bar.note
             while True:
-                trial, state = self._reserve(study, budget.trials, max_total)
-                if state == "done":
-                    break
-                if state == "wait":  # other workers hold the last trials; they may fail
-                    time.sleep(min(2.0, workers.heartbeat_interval))
-                    continue
-                before = sum(counts(t) for t in study.get_trials(deepcopy=False))
-                value = self._one_trial(study, trial, scored)
+                self._reserved = None
+                try:
+                    trial, state = self._reserve(study, budget.trials, max_total)
+                    if state == "done":
+                        break
+                    if state == "wait":  # other workers hold the last trials; they may fail
+                        time.sleep(min(2.0, workers.heartbeat_interval))
+                        continue
+                    before = sum(counts(t) for t in study.get_trials(deepcopy=False))
+                    value = self._one_trial(study, trial, scored)
+                except KeyboardInterrupt:
+                    # Ctrl-C or SIGTERM can land anywhere, also between asking for the trial
+                    # and _one_trial's own handler: never leave a trial running behind us.
+                    if self._reserved is not None:
+                        self._fail_if_running(study, self._reserved, f"{INTERRUPTED} by the user")
+                    raise
                 self.trials_run += 1
                 trials = study.get_trials(deepcopy=False)
                 if sum(counts(t) for t in trials) > before:
@@ -332,17 +342,31 @@ class StudyRunner:
             # what an uninterrupted one would have. Workers add their own salt instead.
             position = sum(t.state.is_finished() and not is_void(t) for t in trials)
             reseed_sampler(self.sampler, self.spec.seed + self.worker_salt, position)
-            with warnings.catch_warnings():
+            # Ctrl-C / SIGTERM wait until the trial is ours; the caller then fails it cleanly.
+            with deferred_interrupts(), warnings.catch_warnings():
                 # Optuna warns that heartbeats are meant for Study.optimize; with ask/tell
                 # the Heartbeat context manager below records them.
                 warnings.filterwarnings("ignore", message="Heartbeat of storage")
                 trial = study.ask()
+                self._reserved = trial
             # Beat at once, inside the lock: a worker killed before its heartbeat thread
             # starts must still leave a trial that goes stale (one with no heartbeat never does).
             if hasattr(self.storage, "record_heartbeat") and self.spec.workers.heartbeat_interval:
                 self.storage.record_heartbeat(trial._trial_id)
             trial.set_user_attr(attrs.POSITION, position)
             return trial, "run"
+
+    def _fail_if_running(self, study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
+        """Record ``trial`` as failed with ``reason`` unless it already finished."""
+        from optuna.trial import TrialState
+
+        try:
+            if self.storage.get_trial(trial._trial_id).state != TrialState.RUNNING:
+                return
+            trial.set_user_attr(attrs.FAIL_REASON, reason)
+            study.tell(trial, state=TrialState.FAIL)
+        except Exception as e:  # the storage itself may be what failed; the heartbeat covers it
+            logger.warning("could not record trial %d as %s: %s", trial.number, reason, e)
 
     def _known_scores(self, study: optuna.Study) -> dict[str, _Scored]:
         from optuna.trial import TrialState
@@ -438,8 +462,7 @@ class StudyRunner:
                 raise OptpromptError(f"the baseline prompt was rejected: {e}") from None
             return None
         except KeyboardInterrupt:
-            trial.set_user_attr(attrs.FAIL_REASON, f"{INTERRUPTED} by the user")
-            study.tell(trial, state=TrialState.FAIL)
+            self._fail_if_running(study, trial, f"{INTERRUPTED} by the user")
             raise
         except Exception as e:
             reason = f"{type(e).__name__}: {e}"

@@ -24,6 +24,7 @@ from optprompt.plugins.manager import get_plugin_manager
 from optprompt.prompts import PromptCandidate
 from optprompt.strategies import BaseStrategy
 from optprompt.study import StudyRunner, attrs, run_study
+from optprompt.study.interrupts import deferred_interrupts
 from optprompt.study.resilience import reseed_sampler
 from optprompt.study.trials import counts
 
@@ -366,3 +367,61 @@ def test_postgresql_connections_killed_mid_study(tmp_path: Path, tiny_model_dir:
             optuna.delete_study(study_name=name, storage=postgres_url)
         except KeyError:
             pass
+
+# --- Ctrl-C / SIGTERM never leave a trial running, wherever they land ---------------
+
+
+class _Raised(Exception):
+    pass
+
+
+def test_a_signal_inside_the_block_is_delivered_once_after_it() -> None:
+    seen: list[str] = []
+
+    def handler(signum, frame):  # type: ignore[no-untyped-def]
+        raise _Raised(signal.Signals(signum).name)
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        with pytest.raises(_Raised, match="SIGTERM"):
+            with deferred_interrupts():
+                os.kill(os.getpid(), signal.SIGTERM)
+                os.kill(os.getpid(), signal.SIGTERM)
+                seen.append("block finished")
+        assert seen == ["block finished"]
+        assert signal.getsignal(signal.SIGTERM) is handler  # restored
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def test_ctrl_c_inside_the_block_becomes_keyboard_interrupt_after_it() -> None:
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with deferred_interrupts():
+            os.kill(os.getpid(), signal.SIGINT)
+            done.append(1)
+    assert done == [1]
+
+
+def test_interrupt_between_reserving_and_scoring_fails_the_trial(
+    tmp_path: Path, tiny_model_dir: Path, tiny_model, monkeypatch
+) -> None:
+    """The window _one_trial's own handler does not cover: the trial is asked for, not yet scored."""
+    spec = spec_from_dict(_study(tmp_path, tiny_model_dir, "window"))
+    real = StudyRunner._baseline_state
+    calls = {"n": 0}
+
+    def interrupted_on_third(study):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(study)
+
+    monkeypatch.setattr(StudyRunner, "_baseline_state", staticmethod(interrupted_on_third))
+    with pytest.raises(KeyboardInterrupt):
+        StudyRunner(spec, model=tiny_model, progress=False).run()
+    trials = _trials(f"sqlite:///{tmp_path / 'out' / 'study.db'}", "window")
+    states = [t.state for t in trials]
+    assert states[:2] == [optuna.trial.TrialState.COMPLETE] * 2
+    assert states[2] == optuna.trial.TrialState.FAIL
+    assert "interrupted" in trials[2].user_attrs[attrs.FAIL_REASON]
