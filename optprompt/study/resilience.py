@@ -8,6 +8,8 @@
 - :func:`reseed_sampler`: reseeds the sampler from (seed, position in the budget) before
   each trial, so a resumed study proposes what an uninterrupted one would have.
 - :func:`trial_timeout`: fails a trial that runs past its time limit.
+- :func:`with_reconnect`: repeats a storage step whose database connection was lost
+  (server restart, ``pg_terminate_backend``, network); the pool then opens a new one.
 """
 
 from __future__ import annotations
@@ -17,17 +19,78 @@ import hashlib
 import logging
 import signal
 import threading
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from optprompt.errors import TrialTimeout
+from optprompt.errors import OptpromptError, TrialTimeout
 
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["Heartbeat", "BudgetLock", "reseed_sampler", "trial_timeout", "TrialTimeout"]
+__all__ = [
+    "Heartbeat",
+    "BudgetLock",
+    "reseed_sampler",
+    "trial_timeout",
+    "TrialTimeout",
+    "connection_lost",
+    "with_reconnect",
+]
 
 logger = logging.getLogger("optprompt")
+T = TypeVar("T")
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it, through Optuna's wrappers) is a lost or refused
+    database connection, or a busy SQLite file: worth trying again on a fresh connection."""
+    import sqlalchemy.exc
+
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, sqlalchemy.exc.DBAPIError) and e.connection_invalidated:
+            return True
+        if isinstance(e, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)):
+            return True
+        if type(e).__name__ in ("OperationalError", "InterfaceError") and "psycopg" in type(e).__module__:
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def with_reconnect(
+    step: Callable[[], T],
+    *,
+    what: str,
+    where: str,
+    attempts: int = 6,
+    delay: float = 0.25,
+    on_retry: Callable[[BaseException], None] | None = None,
+) -> T:
+    """``step()``, run again (up to ``attempts`` times, backing off from ``delay`` seconds)
+    while it fails because the database connection was lost. ``on_retry`` undoes what a
+    half-done step left behind. Other errors pass through; the last lost connection
+    becomes an :class:`OptpromptError` naming the storage and the step."""
+    attempt = 0
+    while True:
+        try:
+            return step()
+        except Exception as e:
+            attempt += 1
+            if not connection_lost(e):
+                raise
+            if attempt == attempts:
+                raise OptpromptError(
+                    f"lost the connection to study storage {where} while {what}, "
+                    f"{attempts} times in a row: {type(e).__name__}: {str(e).splitlines()[0]}"
+                ) from e
+            logger.warning("study storage connection lost while %s; reconnecting (%s)", what, type(e).__name__)
+            if on_retry is not None:
+                on_retry(e)
+            time.sleep(delay * 2 ** (attempt - 1))
 
 
 class Heartbeat:

@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 __all__ = ["finish_study", "StudyEnd", "RESULT_FILE", "PREDICTIONS_FILE"]
 
 
-
 def _limited(end: StudyEnd) -> bool:
     """Whether the study's renderer fits prompts to the model's context (task.truncate)."""
     return isinstance(end.kind_context.renderer, ContextLimitedRenderer)

@@ -11,9 +11,10 @@ import logging
 import random
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from optprompt._io import atomic_write_json
 from optprompt._version import __version__
@@ -27,13 +28,13 @@ from optprompt.prompts.render import PromptRenderer
 from optprompt.strategies.base import BaseStrategy, StrategyContext
 from optprompt.strategies.services import StrategyServices
 from optprompt.study import attrs
+from optprompt.study.interrupts import deferred_interrupts
 from optprompt.study.objectives import directions, values_of
 from optprompt.study.progress import StudyProgress
-from optprompt.study.resilience import BudgetLock, Heartbeat, reseed_sampler, trial_timeout
+from optprompt.study.resilience import BudgetLock, Heartbeat, reseed_sampler, trial_timeout, with_reconnect
 from optprompt.study.results import PREDICTIONS_FILE, RESULT_FILE, StudyEnd, finish_study
 from optprompt.study.storage import check_spec_key, make_storage, open_study, spec_key_part, storage_url
-from optprompt.study.interrupts import deferred_interrupts
-from optprompt.study.trials import INTERRUPTED, REJECTED, counts, is_running, is_void
+from optprompt.study.trials import CONNECTION_LOST, INTERRUPTED, REJECTED, counts, is_running, is_void
 from optprompt.tasks.build import build_task
 from optprompt.tasks.task import Example, Task
 
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = ["StudyRunner", "run_study", "RESULT_FILE", "SPEC_FILE", "PREDICTIONS_FILE"]
 
 logger = logging.getLogger("optprompt")
+T = TypeVar("T")
 
 SPEC_FILE = "study.json"
 
@@ -255,22 +257,11 @@ class StudyRunner:
         )
         workers = self.spec.workers
         self.sampler = self.strategy.create_sampler()
-        self.storage = make_storage(
-            url, heartbeat_interval=workers.heartbeat_interval, grace_period=workers.grace_period
-        )
-        study = open_study(
-            self.storage,
-            self.spec.name,
-            sampler=self.sampler,
-            pruner=self.strategy.create_pruner(self.spec.pruning, len(self.dev)),
-            directions=directions(self.spec.objectives),
-        )
-        self.study_id = self.storage.get_study_id_from_name(self.spec.name)
-        check_spec_key(study, self._spec_key(), where=url)
+        study = self._reconnecting(lambda: self._open_study(url), "opening the study")
         self.lock = BudgetLock(url, self.spec.name)
         budget = self.strategy.budget()
-        scored = self._known_scores(study)
-        done = sum(counts(t) for t in study.get_trials(deepcopy=False))
+        scored = self._reconnecting(lambda: self._known_scores(study), "reading finished trials")
+        done = self._reconnecting(lambda: sum(counts(t) for t in study.get_trials(deepcopy=False)), "counting trials")
         if done:
             logger.info("resuming study %r: %d of %d trials already finished", self.spec.name, done, budget.trials)
         # Repeats of an already scored candidate cost no model time and do not count; a
@@ -281,22 +272,34 @@ class StudyRunner:
             while True:
                 self._reserved = None
                 try:
-                    trial, state = self._reserve(study, budget.trials, max_total)
+                    # A lost connection mid-reservation may leave a trial asked for but not
+                    # yet ours: fail it (it has no heartbeat to go stale by) and ask again.
+                    trial, state = self._reconnecting(
+                        lambda: self._reserve(study, budget.trials, max_total),
+                        "reserving a trial",
+                        on_retry=lambda e: self._abandon_reserved(study, e),
+                    )
                     if state == "done":
                         break
                     if state == "wait":  # other workers hold the last trials; they may fail
                         time.sleep(min(2.0, workers.heartbeat_interval))
                         continue
-                    before = sum(counts(t) for t in study.get_trials(deepcopy=False))
+                    before = self._reconnecting(
+                        lambda: sum(counts(t) for t in study.get_trials(deepcopy=False)), "counting trials"
+                    )
                     value = self._one_trial(study, trial, scored)
                 except KeyboardInterrupt:
                     # Ctrl-C or SIGTERM can land anywhere, also between asking for the trial
                     # and _one_trial's own handler: never leave a trial running behind us.
                     if self._reserved is not None:
-                        self._fail_if_running(study, self._reserved, f"{INTERRUPTED} by the user")
+                        self._close_trial(study, self._reserved, f"{INTERRUPTED} by the user")
+                    raise
+                except Exception as e:
+                    if self._reserved is not None:
+                        self._close_trial(study, self._reserved, f"{type(e).__name__}: {e}"[:2000])
                     raise
                 self.trials_run += 1
-                trials = study.get_trials(deepcopy=False)
+                trials = self._reconnecting(lambda: study.get_trials(deepcopy=False), "reading trials")
                 if sum(counts(t) for t in trials) > before:
                     bar.advance(value, examples=trials[trial.number].user_attrs.get(attrs.DEV_SCORED, 0))
         end = StudyEnd(
@@ -312,6 +315,40 @@ class StudyRunner:
             started=started,
         )
         return finish_study(end, study)
+
+    def _open_study(self, url: str) -> optuna.Study:
+        workers = self.spec.workers
+        self.storage = make_storage(
+            url, heartbeat_interval=workers.heartbeat_interval, grace_period=workers.grace_period
+        )
+        study = open_study(
+            self.storage,
+            self.spec.name,
+            sampler=self.sampler,
+            pruner=self.strategy.create_pruner(self.spec.pruning, len(self.dev)),
+            directions=directions(self.spec.objectives),
+        )
+        self.study_id = self.storage.get_study_id_from_name(self.spec.name)
+        check_spec_key(study, self._spec_key(), where=url)
+        return study
+
+    def _reconnecting(
+        self, step: Callable[[], T], what: str, on_retry: Callable[[BaseException], None] | None = None
+    ) -> T:
+        """``step()``, repeated on a fresh connection while the storage's connection is lost."""
+        where = storage_url(self.spec.storage, self.output)
+        return with_reconnect(step, what=what, where=where, on_retry=on_retry)
+
+    def _abandon_reserved(self, study: optuna.Study, error: BaseException) -> None:
+        """Fail the trial a reservation cut short by a lost connection had created, if any."""
+        reason = f"{CONNECTION_LOST}: storage connection dropped while reserving it ({type(error).__name__})"
+        if self._reserved is not None:
+            self._close_trial(study, self._reserved, reason)
+        else:  # lost inside study.ask(), after the trial was created
+            created = getattr(self.storage, "last_created_trial_id", None)
+            if created is not None:  # every earlier trial of this process has ended: a no-op then
+                self._close_trial(study, created, reason)
+        self._reserved = None
 
     def _reserve(self, study: optuna.Study, budget: int, max_total: int) -> tuple[optuna.Trial | None, str]:
         """Atomically (across workers): is budget left? then ask for a trial."""
@@ -349,24 +386,38 @@ class StudyRunner:
                 warnings.filterwarnings("ignore", message="Heartbeat of storage")
                 trial = study.ask()
                 self._reserved = trial
-            # Beat at once, inside the lock: a worker killed before its heartbeat thread
-            # starts must still leave a trial that goes stale (one with no heartbeat never does).
-            if hasattr(self.storage, "record_heartbeat") and self.spec.workers.heartbeat_interval:
-                self.storage.record_heartbeat(trial._trial_id)
+            # The storage beat for the new trial at once: a worker killed before its heartbeat
+            # thread starts still leaves a trial that goes stale (one with no heartbeat never does).
             trial.set_user_attr(attrs.POSITION, position)
             return trial, "run"
 
-    def _fail_if_running(self, study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
-        """Record ``trial`` as failed with ``reason`` unless it already finished."""
+    def _close_trial(
+        self,
+        study: optuna.Study,
+        trial: optuna.Trial | int,
+        reason: str,
+        state: optuna.trial.TrialState | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """Record ``trial`` (a trial or its storage id) as ``state`` (failed by default) with
+        ``reason``, unless it already ended; a lost connection is retried, and a storage that
+        stays gone is logged: the trial's heartbeat then stops and it goes stale."""
         from optuna.trial import TrialState
 
-        try:
-            if self.storage.get_trial(trial._trial_id).state != TrialState.RUNNING:
+        trial_id = trial if isinstance(trial, int) else trial._trial_id
+
+        def record() -> None:
+            frozen = self.storage.get_trial(trial_id)
+            if frozen.state != TrialState.RUNNING:
                 return
-            trial.set_user_attr(attrs.FAIL_REASON, reason)
-            study.tell(trial, state=TrialState.FAIL)
-        except Exception as e:  # the storage itself may be what failed; the heartbeat covers it
-            logger.warning("could not record trial %d as %s: %s", trial.number, reason, e)
+            for key, value in {attrs.FAIL_REASON: reason, **(extra or {})}.items():
+                self.storage.set_trial_user_attr(trial_id, key, value)
+            study.tell(frozen.number, state=state or TrialState.FAIL)
+
+        try:
+            self._reconnecting(record, "recording a trial as ended")
+        except Exception as e:
+            logger.warning("could not record trial (id %d) as ended (%s): %s", trial_id, reason, e)
 
     def _known_scores(self, study: optuna.Study) -> dict[str, _Scored]:
         from optuna.trial import TrialState
@@ -402,7 +453,7 @@ class StudyRunner:
 
         from optprompt.errors import TrialPruned
 
-        baseline_state = self._baseline_state(study)
+        baseline_state = self._reconnecting(lambda: self._baseline_state(study), "reading the baseline's state")
         is_baseline = baseline_state == "free"
         try:
             with (
@@ -446,28 +497,28 @@ class StudyRunner:
                     trial.set_user_attr(attrs.FORMAT_FAILURES, evaluation.format_failures)
                 if offsets is not None:
                     trial.set_user_attr(attrs.OFFSETS, offsets)
-            study.tell(trial, values if len(values) > 1 else values[0])
+            self._reconnecting(
+                lambda: study.tell(trial, values if len(values) > 1 else values[0]), "recording a finished trial"
+            )
             if evaluation is not None and not is_baseline:
                 self.strategy.observe(trial, candidate, evaluation)
             return values[0]
         except TrialPruned as e:
-            trial.set_user_attr(attrs.FAIL_REASON, f"pruned: {e}")
-            trial.set_user_attr(attrs.DEV_SCORED, getattr(e, "scored", 0))
-            study.tell(trial, state=TrialState.PRUNED)
+            self._close_trial(
+                study, trial, f"pruned: {e}", TrialState.PRUNED, {attrs.DEV_SCORED: getattr(e, "scored", 0)}
+            )
             return None
         except CandidateRejected as e:
-            trial.set_user_attr(attrs.FAIL_REASON, f"{REJECTED}: {e}")
-            study.tell(trial, state=TrialState.PRUNED)
+            self._close_trial(study, trial, f"{REJECTED}: {e}", TrialState.PRUNED)
             if is_baseline:
                 raise OptpromptError(f"the baseline prompt was rejected: {e}") from None
             return None
         except KeyboardInterrupt:
-            self._fail_if_running(study, trial, f"{INTERRUPTED} by the user")
+            self._close_trial(study, trial, f"{INTERRUPTED} by the user")
             raise
         except Exception as e:
             reason = f"{type(e).__name__}: {e}"
-            trial.set_user_attr(attrs.FAIL_REASON, reason[:2000])
-            study.tell(trial, state=TrialState.FAIL)
+            self._close_trial(study, trial, reason[:2000])
             if is_baseline:
                 raise OptpromptError(f"scoring the baseline prompt failed: {reason}") from e
             logger.warning("trial %d failed: %s", trial.number, reason)

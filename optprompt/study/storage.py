@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import warnings
 from pathlib import Path
@@ -25,16 +26,91 @@ def storage_url(storage: str | None, output: Path) -> str:
     return f"sqlite:///{(output / STUDY_DB).resolve()}"
 
 
+# Storage steps that may simply run again on a new connection: reads, and writes that set a
+# value (a repeat writes the same). Creating a trial and finishing one are not among them; the
+# runner handles those with what it knows of the trial.
+_REPEATABLE = (
+    "get_study_id_from_name",
+    "get_study_name_from_id",
+    "get_study_directions",
+    "get_study_user_attrs",
+    "get_study_system_attrs",
+    "get_all_studies",
+    "get_trial",
+    "get_all_trials",
+    "get_n_trials",
+    "get_best_trial",
+    "get_trial_id_from_study_id_trial_number",
+    "get_trial_number_from_id",
+    "get_trial_params",
+    "get_trial_user_attrs",
+    "get_trial_system_attrs",
+    "set_study_user_attr",
+    "set_study_system_attr",
+    "set_trial_user_attr",
+    "set_trial_system_attr",
+    "set_trial_intermediate_value",
+    "record_heartbeat",
+    # Optuna's cached storage (what a study really talks to) reaches these private ones.
+    "_get_trials",
+    "_get_best_trial_id",
+    "_get_stale_trial_ids",
+    # Adds a row: repeated after a commit whose acknowledgement was lost, it fails that one
+    # trial with the database's duplicate-key error; far more often the commit never happened.
+    "set_trial_param",
+    "_set_trial_param",
+)
+
+
+@functools.cache
+def _reconnecting_storage_class() -> type[optuna.storages.RDBStorage]:
+    import optuna
+
+    from optprompt.study.resilience import with_reconnect
+
+    class ReconnectingRDBStorage(optuna.storages.RDBStorage):
+        """Optuna's RDB storage that survives a lost database connection (server restart,
+        ``pg_terminate_backend``, network): repeatable steps run again on a new connection,
+        and a new trial beats at once, so a worker that loses it before holding it leaves a
+        trial that goes stale instead of one that runs forever."""
+
+        last_created_trial_id: int | None = None
+
+        # Optuna's cached storage calls the private _create_new_trial; create_new_trial goes
+        # through it too.
+        def _create_new_trial(self, study_id: int, template_trial: Any = None) -> Any:
+            frozen = super()._create_new_trial(study_id, template_trial)
+            self.last_created_trial_id = frozen._trial_id
+            if self.heartbeat_interval:
+                self.record_heartbeat(frozen._trial_id)
+            return frozen
+
+    def repeatable(name: str) -> Any:
+        step = getattr(optuna.storages.RDBStorage, name)
+
+        @functools.wraps(step)
+        def again(self: Any, *args: Any, **kwargs: Any) -> Any:
+            return with_reconnect(lambda: step(self, *args, **kwargs), what=name.strip("_"), where=self.url)
+
+        return again
+
+    for name in _REPEATABLE:
+        if hasattr(optuna.storages.RDBStorage, name):  # older Optuna versions lack a few
+            setattr(ReconnectingRDBStorage, name, repeatable(name))
+    return ReconnectingRDBStorage
+
+
 def make_storage(
     url: str, *, heartbeat_interval: int | None = None, grace_period: int | None = None
 ) -> optuna.storages.RDBStorage:
-    """Optuna's RDB storage at ``url``, with heartbeats when an interval is given."""
+    """Optuna's RDB storage at ``url`` (reconnecting after a lost connection), with
+    heartbeats when an interval is given."""
     import optuna
 
     try:
         with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since v2.9
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
+            return _reconnecting_storage_class()(
                 url,
                 engine_kwargs={"pool_pre_ping": True},
                 heartbeat_interval=heartbeat_interval,

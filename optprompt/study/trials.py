@@ -4,8 +4,9 @@
 - pruned by the pruner: counts (part of dev was scored); rejected candidates do not
   (nothing was scored);
 - failed with a reason (exception, timeout): counts;
-- failed without a reason (its worker died; failed by the heartbeat check) or
-  interrupted by the user: void: re-run on resume;
+- failed without a reason (its worker died; failed by the heartbeat check),
+  interrupted by the user, or abandoned while being reserved (the storage connection
+  was lost before anything ran): void: re-run on resume;
 - running: reserved for the worker running it.
 """
 
@@ -22,6 +23,7 @@ __all__ = ["is_void", "counts", "is_running"]
 
 INTERRUPTED = "interrupted"
 REJECTED = "rejected"
+CONNECTION_LOST = "connection lost"
 
 
 def is_void(t: FrozenTrial) -> bool:
@@ -31,7 +33,7 @@ def is_void(t: FrozenTrial) -> bool:
     if t.state != TrialState.FAIL:
         return False
     reason = t.user_attrs.get(attrs.FAIL_REASON)
-    return reason is None or reason.startswith(INTERRUPTED)
+    return reason is None or reason.startswith((INTERRUPTED, CONNECTION_LOST))
 
 
 def counts(t: FrozenTrial) -> bool:
