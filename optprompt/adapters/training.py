@@ -65,7 +65,8 @@ def training_items(
 ) -> tuple[list[Item], list[int]]:
     """Examples as the trainer sees them: tokenised exactly as the scorer tokenises them,
     with the index of the right answer. Generation examples get one answer, their
-    reference (after the assistant header with a chat template, after a space without)."""
+    reference (extraction: the gold entities serialised as the candidate asks; after
+    the assistant header with a chat template, after a space without)."""
     from optprompt.adapters.backend import encode_request
     from optprompt.scoring.backends.causal import Tokens
 
@@ -73,8 +74,9 @@ def training_items(
     items, targets = [], []
     for ex in examples:
         request = renderer.request(candidate, ex)
-        if renderer.task.type == "generation":
-            items.append(encode_request(tokens, request, [ex.target if chat else " " + ex.target]))
+        if renderer.task.generates:  # the reference, or the gold entities in the candidate's format
+            answer = renderer.answer_words(candidate, ex)[0]
+            items.append(encode_request(tokens, request, [answer if chat else " " + answer]))
             targets.append(0)
         else:
             items.append(encode_request(tokens, request))

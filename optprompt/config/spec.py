@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 __all__ = ["StudySpec", "TaskSpec", "SplitSpec", "StrategySpec", "ScoringSpec", "PruningSpec", "WorkersSpec"]
 
-TaskType = Literal["classification", "multiple_choice", "generation"]
+TaskType = Literal["classification", "multiple_choice", "generation", "extraction"]
 
 
 class _Strict(BaseModel):
@@ -44,7 +44,15 @@ class TaskSpec(_Strict):
     label: str = "label"
     options: str | None = None
     id: str | None = Field(None, description="Column with a stable example id (default: row number).")
-    labels: list[str] | None = Field(None, description="Label set; taken from the data when unset.")
+    labels: list[str] | None = Field(
+        None, description="Label set (extraction: the entity types); taken from the data when unset."
+    )
+    descriptions: dict[str, str] | None = Field(
+        None, description="Extraction: entity type -> what it covers, shown to the model through {types}."
+    )
+    output_format: Literal["lines", "json", "inline"] = Field(
+        "lines", description="Extraction: the baseline's output format (TYPE: text lines, a JSON list, inline tags)."
+    )
     verbalizer: dict[str, str] | None = Field(None, description="Label -> word the model should say.")
     split: SplitSpec = SplitSpec()
     prompt: str | None = Field(None, description="The baseline instruction.")
@@ -53,8 +61,10 @@ class TaskSpec(_Strict):
         None, description="Default: accuracy (classification, multiple choice) or exact_match (generation)."
     )
     extract: str | None = Field(None, description="Generation: regex whose group 1 (or whole match) is the answer.")
-    max_new_tokens: int = Field(32, gt=0, description="Generation: token budget per answer.")
-    stop: list[str] = Field(default_factory=lambda: ["\n"], description="Generation: stop strings.")
+    max_new_tokens: int = Field(32, gt=0, description="Generation: token budget per answer (extraction: 64).")
+    stop: list[str] = Field(
+        default_factory=lambda: ["\n"], description="Generation: stop strings (extraction: a blank line)."
+    )
     max_examples: int | None = Field(None, gt=0, description="Use at most this many rows.")
     truncate: Literal["error", "left", "right"] = Field(
         "error",
@@ -73,6 +83,15 @@ class TaskSpec(_Strict):
     def _options_for_multiple_choice(self) -> TaskSpec:
         if self.type == "multiple_choice" and not self.options:
             raise ValueError("a multiple_choice task needs `options`: the column of choices")
+        if self.descriptions and self.type != "extraction":
+            raise ValueError("descriptions describe entity types: they need type: extraction")
+        if self.type == "extraction":
+            # Entity lists take several lines: a blank line (not the end of a line) ends the
+            # answer, and the budget is larger, unless the study file says otherwise.
+            defaults = {"max_new_tokens": 64, "stop": ["\n\n"]}
+            for key, value in defaults.items():
+                if key not in self.model_fields_set:
+                    object.__setattr__(self, key, value)
         return self
 
 

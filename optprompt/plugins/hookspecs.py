@@ -25,7 +25,8 @@ def register_metrics(register):  # type: ignore[no-untyped-def]
 
     ``kind="classification"``: ``fn(gold_indices, pred_indices, n_classes) -> float`` over
     a split. ``kind="generation"``: ``fn(prediction, reference) -> float`` per example,
-    averaged over the split.
+    averaged over the split. ``kind="extraction"``: ``fn(counts) -> value`` of per-type
+    ``[tp, fp, fn]`` entity counts summed over the split (vectorised over leading axes).
     """
 
 

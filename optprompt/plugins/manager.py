@@ -31,6 +31,7 @@ _CORE_PLUGINS = (
     "optprompt.models.builtin",
     "optprompt.scoring.backends",
     "optprompt.scoring.metrics",
+    "optprompt.scoring.entity_metrics",
     "optprompt.scoring.text_metrics",
     "optprompt.tasks.loaders",
 )

@@ -36,6 +36,10 @@ class PromptCandidate:
             Zhao et al. 2021); ``mean`` (subtract the mean label distribution over the
             dev inputs, labels unused, Zhou et al. 2023; the offsets found on dev are
             then fixed for test and exported with the card).
+        output_format: Extraction only: how the model is asked to write the entities
+            (``lines``, ``json`` or ``inline``; see :mod:`optprompt.prompts.entity_formats`).
+            For extraction the verbalizer maps each entity type to the word the prompt
+            and the answers use for it.
     """
 
     kind: ClassVar[str] = "prompt"
@@ -47,6 +51,7 @@ class PromptCandidate:
     choice_format: Literal["text", "letters"] = "text"
     separator: str = "\n\n"
     calibration: Literal["none", "content_free", "mean"] = "none"
+    output_format: str = ""
     metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -56,6 +61,10 @@ class PromptCandidate:
             raise ConfigError(f"choice_format must be one of {CHOICE_FORMATS}, got {self.choice_format!r}")
         if self.calibration not in CALIBRATIONS:
             raise ConfigError(f"calibration must be one of {CALIBRATIONS}, got {self.calibration!r}")
+        if self.output_format:
+            from optprompt.prompts.entity_formats import entity_format
+
+            entity_format(self.output_format)
         words = [w for _, w in self.verbalizer]
         if any(not w.strip() for w in words):
             raise ConfigError(f"verbalizer has an empty word: {dict(self.verbalizer)}")
@@ -70,6 +79,8 @@ class PromptCandidate:
         d.pop("metadata")
         if self.calibration == "none":  # keeps hashes of uncalibrated candidates stable
             d.pop("calibration")
+        if not self.output_format:  # only extraction candidates have one; other hashes stay as they were
+            d.pop("output_format")
         d["demo_ids"] = list(self.demo_ids)
         d["verbalizer"] = [list(p) for p in self.verbalizer]
         return d
@@ -83,6 +94,7 @@ class PromptCandidate:
             "verbalizer": self.verbalizer,
             "choice_format": self.choice_format,
             "separator": self.separator,
+            "output_format": self.output_format,
         }
 
     @classmethod

@@ -173,14 +173,14 @@ class ContextLimitedRenderer(PromptRenderer):
 
 def context_limited_renderer(task: Task, model: LoadedModel, chat: bool, spec: TaskSpec) -> ContextLimitedRenderer:
     """The study's renderer for ``model``: its chat template when ``chat``, its context
-    length, ``spec.truncate``, and room for ``spec.max_new_tokens`` on generation tasks."""
+    length, ``spec.truncate``, and room for ``spec.max_new_tokens`` on generation and extraction tasks."""
     return ContextLimitedRenderer(
         task,
         model.chat_formatter() if chat else None,
         tokenizer=model.tokenizer,
         context=context_length(model.model, model.tokenizer),
         policy=spec.truncate,
-        reserve=spec.max_new_tokens if task.type == "generation" else 0,
+        reserve=spec.max_new_tokens if task.generates else 0,
     )
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from optprompt.errors import CandidateRejected
 from optprompt.prompts.candidate import PromptCandidate
+from optprompt.prompts.entity_formats import describe_format, describe_types, serialize_entities
 from optprompt.tasks.task import Example, Task
 
 __all__ = [
@@ -26,7 +27,9 @@ __all__ = [
     "choice_letters",
     "fill_query",
     "fill_labels",
+    "fill_entity_prompt",
     "join_prompt",
+    "demo_text",
 ]
 
 # messages -> text, e.g. a tokenizer's apply_chat_template with add_generation_prompt.
@@ -80,12 +83,32 @@ def fill_labels(instruction: str, words: Sequence[str]) -> str:
     return instruction.replace("{labels}", ", ".join(words))
 
 
+def demo_text(query: str, answer: str) -> str:
+    """A demonstration: its query and answer, after a space (a newline when the answer
+    takes several lines, e.g. one entity per line)."""
+    return f"{query}{chr(10) if chr(10) in answer else ' '}{answer}"
+
+
 def join_prompt(instruction: str, demos: Sequence[str], query: str, separator: str) -> str:
     """The user turn: instruction (when not blank), demonstrations, then the query."""
     parts = [instruction] if instruction.strip() else []
     parts.extend(demos)
     parts.append(query)
     return separator.join(parts)
+
+
+def fill_entity_prompt(
+    instruction: str, words: dict[str, str], descriptions: dict[str, str], output_format: str
+) -> str:
+    """An extraction instruction with its placeholders filled: ``{labels}`` (the type words),
+    ``{types}`` (the words with their descriptions) and ``{format}`` (what to write)."""
+    described = {words.get(t, t): d for t, d in descriptions.items()}
+    ordered = list(words.values())
+    return (
+        instruction.replace("{labels}", ", ".join(ordered))
+        .replace("{types}", describe_types(ordered, described))
+        .replace("{format}", describe_format(output_format))
+    )
 
 
 def split_request(
@@ -120,7 +143,14 @@ class PromptRenderer:
 
     # --- pieces -------------------------------------------------------------------
     def answer_words(self, candidate: PromptCandidate, example: Example) -> tuple[str, ...]:
-        """What the model would say for each choice of ``example`` (generation: the reference)."""
+        """What the model would say for each choice of ``example`` (generation: the reference;
+        extraction: the gold entities written in the candidate's output format)."""
+        if self.task.type == "extraction":
+            return (
+                serialize_entities(
+                    example.input, example.entities, self.output_format(candidate), self.type_words(candidate)
+                ),
+            )
         if self.task.type == "generation":
             return (example.target,)
         if self.task.type == "classification":
@@ -147,7 +177,21 @@ class PromptRenderer:
             raise CandidateRejected("letter answers need an {options} placeholder in the template")
         return fill_query(candidate.template, text, example.options, candidate.choice_format)
 
+    def output_format(self, candidate: PromptCandidate) -> str:
+        """Extraction: the candidate's output format (the task's when it names none)."""
+        return candidate.output_format or self.task.output_format or "lines"
+
+    def type_words(self, candidate: PromptCandidate) -> dict[str, str]:
+        """Extraction: entity type -> the word the candidate uses for it."""
+        words = candidate.verbalizer_map
+        return {lbl: words.get(lbl, self.task.verbalizer.get(lbl, lbl)) for lbl in self.task.labels}
+
     def instruction(self, candidate: PromptCandidate, example: Example | None = None) -> str:
+        if self.task.type == "extraction":
+            words = self.type_words(candidate)
+            return fill_entity_prompt(
+                candidate.instruction, words, self.task.descriptions, self.output_format(candidate)
+            )
         words = (
             [candidate.verbalizer_map.get(lbl, lbl) for lbl in self.task.labels]
             if self.task.type == "classification"
@@ -163,7 +207,7 @@ class PromptRenderer:
 
     def _demo_text(self, candidate: PromptCandidate, demo: Example) -> str:
         answer = self.answer_words(candidate, demo)[max(demo.target_index, 0)]
-        return f"{self._query(candidate, demo, demo.input)} {answer}"
+        return demo_text(self._query(candidate, demo, demo.input), answer)
 
     # --- whole prompt -------------------------------------------------------------
     def user_text(self, candidate: PromptCandidate, example: Example, text: str) -> str:
@@ -174,7 +218,7 @@ class PromptRenderer:
 
     def request(self, candidate: PromptCandidate, example: Example) -> ScoreRequest:
         """The scoring request of one example (generation: no continuations)."""
-        words = () if self.task.type == "generation" else self.answer_words(candidate, example)
+        words = () if self.task.generates else self.answer_words(candidate, example)
         body = self.user_text(candidate, example, SENTINEL)
         return split_request(example.id, body, example.input, words, self.chat_formatter)
 

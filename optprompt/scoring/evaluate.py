@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,7 +52,15 @@ class ExamplePrediction:
 
 @dataclass
 class Evaluation:
-    """The result of scoring one candidate on one split."""
+    """The result of scoring one candidate on one split.
+
+    Attributes:
+        counts / statistic: For a metric computed over the whole split from summed
+            per-example counts (extraction's entity F1): each example's counts (an array)
+            and the function from their sum to the metric's value. The paired test
+            resamples examples and recomputes the metric with them; None for metrics that
+            are a mean of per-example scores.
+    """
 
     candidate_hash: str
     split: str
@@ -63,6 +71,8 @@ class Evaluation:
     offsets: list[float] | None = None
     format_failures: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    counts: list[Any] | None = None
+    statistic: Callable[[Any], Any] | None = None
 
     @property
     def value(self) -> float:
@@ -121,7 +131,7 @@ class Evaluator:
         self.backend = backend
         self.renderer = renderer
         self.generation = generation or GenerationSettings()
-        kind = "generation" if task.type == "generation" else "classification"
+        kind = task.type if task.type in ("generation", "extraction") else "classification"
         entry = metrics.get(task.metric)
         if metric_kind(entry) != kind:
             fitting = ", ".join(e.name for e in metrics if metric_kind(e) == kind)
@@ -130,6 +140,7 @@ class Evaluator:
                 f"{task.type} tasks use one of: {fitting}"
             )
         self.metrics = [e for e in metrics if metric_kind(e) == kind]
+        self._metric_fn = entry.obj
         self.pattern = None
         if extract:
             from optprompt.scoring.text_metrics import compile_pattern
@@ -198,6 +209,39 @@ class Evaluator:
         n = max(1, len(examples))
         return preds, {k: sum(v) / n for k, v in per_metric.items()}, failures
 
+    # --- extraction ---------------------------------------------------------------
+    def _measure_extractions(
+        self, candidate: PromptCandidate, examples: Sequence[Example], outputs: list[str]
+    ) -> tuple[list[ExamplePrediction], dict[str, float], int, list[Any]]:
+        from optprompt.prompts.entity_formats import parse_entities
+        from optprompt.scoring.entity_metrics import entity_counts, entity_f1
+
+        fmt = self.renderer.output_format(candidate)
+        words = self.renderer.type_words(candidate)
+        types = self.task.labels
+        preds, counts = [], []
+        failures = 0
+        for ex, out in zip(examples, outputs):
+            found = parse_entities(out, ex.input, fmt, words)
+            failures += found is None
+            c = entity_counts(ex.entities, found, types)
+            counts.append(c)
+            score = 0.0 if found is None else float(entity_f1(c))
+            preds.append(
+                ExamplePrediction(
+                    ex.id,
+                    [e.to_dict() for e in ex.entities],
+                    None if found is None else [e.to_dict() for e in found],
+                    score,
+                    output=out,
+                )
+            )
+        import numpy as np
+
+        total = np.sum(counts, axis=0) if counts else np.zeros((len(types), 3))
+        values = {e.name: float(e.obj(total)) for e in self.metrics}
+        return preds, values, failures, counts
+
     # --- public -------------------------------------------------------------------
     def iter_evaluate(
         self,
@@ -225,7 +269,13 @@ class Evaluator:
         done = 0
         for end in ends:
             chunk = examples[done:end]
-            if self.task.type == "generation":
+            counts = statistic = None
+            if self.task.type == "extraction":
+                raw.extend(self._generations(candidate, chunk))
+                preds, values, failures, counts = self._measure_extractions(candidate, examples[:end], raw)
+                statistic = self._metric_fn
+                used = None
+            elif self.task.type == "generation":
                 raw.extend(self._generations(candidate, chunk))
                 preds, values, failures = self._measure_generations(examples[:end], raw)
                 used = None
@@ -243,6 +293,8 @@ class Evaluator:
                 seconds=time.perf_counter() - start,
                 offsets=used,
                 format_failures=failures,
+                counts=counts,
+                statistic=statistic,
             )
 
     def evaluate(

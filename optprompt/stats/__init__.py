@@ -10,7 +10,13 @@ Typical use on a test split with per-example scores::
 
 from __future__ import annotations
 
-from optprompt.stats.bootstrap import Interval, PairedComparison, bootstrap_ci, paired_bootstrap
+from optprompt.stats.bootstrap import (
+    Interval,
+    PairedComparison,
+    bootstrap_ci,
+    paired_bootstrap,
+    paired_bootstrap_corpus,
+)
 from optprompt.stats.paired import McNemarResult, compare, mcnemar, permutation_test
 from optprompt.stats.warnings import doubtful_win_warnings, selection_noise_gain
 
@@ -23,6 +29,7 @@ __all__ = [
     "doubtful_win_warnings",
     "mcnemar",
     "paired_bootstrap",
+    "paired_bootstrap_corpus",
     "permutation_test",
     "selection_noise_gain",
 ]

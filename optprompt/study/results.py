@@ -79,7 +79,7 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> dict[str, Any]:
     :class:`~optprompt.results.StudyResult`) and predictions; return what result.json holds."""
     from optuna.trial import TrialState
 
-    from optprompt.stats import compare, doubtful_win_warnings
+    from optprompt.stats import doubtful_win_warnings
 
     task = end.task
     kinds = end.kinds
@@ -145,7 +145,7 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> dict[str, Any]:
             **({"artifact": artifact} if artifact else {}),
         }
 
-    comparison = compare(test_base.scores, test_best.scores)
+    comparison = _compare(test_base, test_best)
     families = _families(trials)
     if families:
         # A study spanning several families of candidates: each family's best on dev,
@@ -165,7 +165,7 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> dict[str, Any]:
                     )
             test = scored_tests[cand.hash]
             families[name]["best"] = entry(top, cand, test)
-            families[name]["comparison"] = compare(test_base.scores, test.scores).to_dict()
+            families[name]["comparison"] = _compare(test_base, test).to_dict()
     warnings = (
         doubtful_win_warnings(
             dev_baseline=baseline_trial.values[0],
@@ -187,7 +187,7 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> dict[str, Any]:
     spec = end.spec
     failures = {"test_baseline": test_base.format_failures, "test_best": test_best.format_failures}
     task_info = task.summary()
-    if task.type == "generation":
+    if task.generates:
         task_info["generation"] = {
             "max_new_tokens": spec.task.max_new_tokens,
             "stop": list(spec.task.stop),
@@ -236,6 +236,17 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> dict[str, Any]:
     atomic_write_text(ctx.output / PREDICTIONS_FILE, "\n".join(lines) + "\n")
     typed.write(ctx.output)
     return typed.to_dict()
+
+
+def _compare(baseline: Evaluation, winner: Evaluation) -> Any:
+    """The paired test of two evaluations on the same test examples: a paired bootstrap of
+    the corpus-level metric when the evaluations carry per-example counts (entity F1),
+    else McNemar / the paired bootstrap of per-example scores."""
+    from optprompt.stats import compare, paired_bootstrap_corpus
+
+    if baseline.counts is not None and winner.counts is not None and baseline.statistic is not None:
+        return paired_bootstrap_corpus(baseline.counts, winner.counts, baseline.statistic)
+    return compare(baseline.scores, winner.scores)
 
 
 def _families(trials: list[optuna.trial.FrozenTrial]) -> dict[str, Any]:

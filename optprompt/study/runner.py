@@ -121,6 +121,7 @@ class StudyRunner:
             instruction=self.task.instruction,
             template=self.task.template,
             verbalizer=verbalizer,
+            output_format=self.task.output_format,
             metadata={"chat": chat},
         )
 

@@ -13,6 +13,7 @@ from typing import Any
 from optprompt.config.spec import TaskSpec
 from optprompt.errors import ConfigError, DataError
 from optprompt.plugins.manager import Plugins
+from optprompt.tasks.entities import entities_from_value
 from optprompt.tasks.task import DEFAULT_INSTRUCTIONS, DEFAULT_METRICS, DEFAULT_TEMPLATES, Example, Task
 
 __all__ = ["build_task", "resolve_data_path"]
@@ -104,10 +105,16 @@ def _make_examples(
         where = f"{source} row {i + 1}"
         text = _as_text(row.get(spec.input), where=where, column=spec.input)
         label = row.get(spec.label)
+        ex_id = _as_text(row.get(spec.id), where=where, column=spec.id) if spec.id else f"{tag}{i + 1}"
+        if spec.type == "extraction":
+            entities = entities_from_value(label, text, where=f"{where} column {spec.label!r}")
+            gold = "\n".join(f"{e.type}: {e.text}" for e in entities) or "none"
+            ex = Example(id=ex_id, input=text, target=gold, target_index=-1, row=where, entities=entities)
+            out.append((ex, row.get("__split__")))
+            continue
         if spec.type == "generation" and isinstance(label, (list, tuple)) and label:
             label = label[0]  # several references: the first is the one scored
         label = _as_text(label, where=where, column=spec.label)
-        ex_id = _as_text(row.get(spec.id), where=where, column=spec.id) if spec.id else f"{tag}{i + 1}"
         options: tuple[str, ...] = ()
         target = label
         target_index = -1
@@ -161,6 +168,8 @@ def _fingerprint(splits: dict[str, list[Example]]) -> str:
     for s in _SPLITS:
         for ex in splits[s]:
             h.update(json.dumps([s, ex.id, ex.input, ex.target, ex.options]).encode())
+            if ex.entities:
+                h.update(json.dumps([e.key for e in ex.entities]).encode())
     return h.hexdigest()[:16]
 
 
@@ -270,6 +279,10 @@ def build_task(
                 for e in splits[s]
             ]
 
+    descriptions: dict[str, str] = {}
+    if spec.type == "extraction":
+        labels, verbalizer, descriptions = _entity_types(spec, all_examples, source_desc)
+
     instruction = spec.prompt if spec.prompt is not None else DEFAULT_INSTRUCTIONS[spec.type]
     template = spec.template if spec.template is not None else DEFAULT_TEMPLATES[spec.type]
     return Task(
@@ -285,4 +298,36 @@ def build_task(
         metric=spec.metric or DEFAULT_METRICS[spec.type],
         source=source_desc,
         fingerprint=_fingerprint(splits),
+        descriptions=descriptions,
+        output_format=spec.output_format if spec.type == "extraction" else "",
     )
+
+
+def _entity_types(
+    spec: TaskSpec, examples: list[Example], source: str
+) -> tuple[tuple[str, ...], dict[str, str], dict[str, str]]:
+    """Entity types (task.labels, else those in the data), their words and descriptions."""
+    in_data = sorted({e.type for ex in examples for e in ex.entities})
+    if spec.labels is not None:
+        labels = tuple(str(lbl) for lbl in spec.labels)
+        for ex in examples:
+            for e in ex.entities:
+                if e.type not in labels:
+                    raise DataError(
+                        f"{ex.row}: entity {e.text!r} has type {e.type!r}, not in task.labels {list(labels)}"
+                    )
+    elif spec.descriptions:
+        labels = tuple(dict.fromkeys([*spec.descriptions, *in_data]))
+    else:
+        labels = tuple(in_data)
+    if not labels:
+        raise DataError(f"{source}: no entity types: the data has no entities and task.labels is not set")
+    for key, table in (("task.descriptions", spec.descriptions or {}), ("task.verbalizer", spec.verbalizer or {})):
+        for k in table:
+            if k not in labels:
+                raise ConfigError(f"{key}.{k}: {k!r} is not an entity type; the types are {list(labels)}")
+    verbalizer = {lbl: (spec.verbalizer or {}).get(lbl, lbl) for lbl in labels}
+    words = list(verbalizer.values())
+    if len({w.lower() for w in words}) != len(words):
+        raise ConfigError(f"task.verbalizer: two entity types share a word: {verbalizer}")
+    return labels, verbalizer, {lbl: d for lbl, d in (spec.descriptions or {}).items()}

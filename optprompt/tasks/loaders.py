@@ -13,7 +13,14 @@ from typing import Any
 from optprompt.errors import DataError
 from optprompt.plugins.hookspecs import hookimpl
 
-__all__ = ["load_rows_jsonl", "load_rows_csv", "load_rows_parquet", "load_rows_bigbench", "load_rows_hub"]
+__all__ = [
+    "load_rows_jsonl",
+    "load_rows_csv",
+    "load_rows_parquet",
+    "load_rows_bigbench",
+    "load_rows_conll",
+    "load_rows_hub",
+]
 
 
 def _via_datasets(builder: str, path: Path) -> list[dict[str, Any]]:
@@ -92,6 +99,53 @@ def load_rows_bigbench(source: str, subset: str | None = None) -> list[dict[str,
     return rows
 
 
+def load_rows_conll(source: str, subset: str | None = None) -> list[dict[str, Any]]:
+    """Rows of a CoNLL-style file: one token per line with its BIO tag in the last column,
+    a blank line between sentences (``-DOCSTART-`` lines and ``#`` comments skipped).
+
+    Each sentence becomes ``{"input": tokens joined by spaces, "label": [entity spans],
+    "tokens": [...], "tags": [...]}`` (entity spans as ``{start, end, type, text}``), so an
+    extraction task reads it with the default columns.
+
+    Raises:
+        DataError: a line with a single column, or a tag that is not BIO; the message
+            names the file and line.
+    """
+    from optprompt.tasks.entities import bio_to_spans
+
+    path = Path(source)
+    rows: list[dict[str, Any]] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    first = 0
+
+    def flush() -> None:
+        if tokens:
+            text, spans = bio_to_spans(tokens, tags, where=f"{path} line {first}")
+            rows.append(
+                {"input": text, "label": [e.to_dict() for e in spans], "tokens": list(tokens), "tags": list(tags)}
+            )
+        tokens.clear()
+        tags.clear()
+
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            parts = line.split()
+            if not parts:
+                flush()
+                continue
+            if parts[0] == "-DOCSTART-" or line.startswith("#"):
+                continue
+            if len(parts) < 2:
+                raise DataError(f"{path} line {n}: expected a token and its tag, got {line.strip()!r}")
+            if not tokens:
+                first = n
+            tokens.append(parts[0])
+            tags.append(parts[-1])
+    flush()
+    return rows
+
+
 def load_rows_hub(source: str, subset: str | None = None) -> list[dict[str, Any]]:
     """All rows of every split of a ``datasets`` hub data set, with a ``__split__`` column."""
     import datasets
@@ -126,5 +180,11 @@ def register_task_loaders(register):  # type: ignore[no-untyped-def]
         load_rows_bigbench,
         detect=_suffix_is(".json"),
         description="BIG-bench style task.json (examples with target_scores or target)",
+    )
+    register(
+        "conll",
+        load_rows_conll,
+        detect=_suffix_is(".conll", ".bio", ".iob", ".iob2"),
+        description="CoNLL-style token/BIO-tag file (extraction tasks)",
     )
     register("hub", load_rows_hub, detect=None, description="datasets hub name (needs network)")

@@ -7,22 +7,27 @@ from typing import Literal
 
 __all__ = ["Example", "Task", "TaskType", "DEFAULT_INSTRUCTIONS", "DEFAULT_METRICS", "DEFAULT_TEMPLATES"]
 
-TaskType = Literal["classification", "multiple_choice", "generation"]
+from optprompt.tasks.entities import Entity
+
+TaskType = Literal["classification", "multiple_choice", "generation", "extraction"]
 
 DEFAULT_INSTRUCTIONS: dict[str, str] = {
     "classification": "Classify the input. Answer with one of: {labels}.",
     "multiple_choice": "Answer the question with the correct option.",
     "generation": "Answer the question.",
+    "extraction": "Find the named entities in the text. Entity types: {types}.\n{format}",
 }
 DEFAULT_TEMPLATES: dict[str, str] = {
     "classification": "Input: {input}\nAnswer:",
     "multiple_choice": "Question: {input}\nAnswer:",
     "generation": "Question: {input}\nAnswer:",
+    "extraction": "Text: {input}\nEntities:",
 }
 DEFAULT_METRICS: dict[str, str] = {
     "classification": "accuracy",
     "multiple_choice": "accuracy",
     "generation": "exact_match",
+    "extraction": "entity_f1",
 }
 
 
@@ -34,11 +39,13 @@ class Example:
         id: Stable id (from the id column, else ``<source>:row<N>``).
         input: The text the prompt's ``{input}`` placeholder receives.
         target: Gold label (classification), the correct option's text (multiple
-            choice) or the reference answer (generation).
+            choice), the reference answer (generation) or the gold entities as
+            ``TYPE: text`` lines (extraction; what is scored are ``entities``).
         options: The choices of a multiple-choice example; empty for classification.
         target_index: Index of the gold answer in the task's labels or in ``options``
             (-1 for generation).
         row: Where the example came from, for error messages (``file row N``).
+        entities: Extraction: the gold entity spans of ``input``, sorted.
     """
 
     id: str
@@ -47,11 +54,17 @@ class Example:
     target_index: int
     options: tuple[str, ...] = ()
     row: str = ""
+    entities: tuple[Entity, ...] = ()
 
 
 @dataclass
 class Task:
-    """Splits, label set, verbalizer, baseline prompt and metric of one study's task."""
+    """Splits, label set, verbalizer, baseline prompt and metric of one study's task.
+
+    For extraction tasks ``labels`` are the entity types, ``verbalizer`` the word the
+    prompt uses for each, ``descriptions`` what each covers and ``output_format`` the
+    baseline's answer format.
+    """
 
     name: str
     type: TaskType
@@ -65,6 +78,8 @@ class Task:
     metric: str = "accuracy"
     source: str = ""
     fingerprint: str = ""
+    descriptions: dict[str, str] = field(default_factory=dict)
+    output_format: str = ""
 
     def example(self, example_id: str) -> Example:
         """Look an example up by id in any split."""
@@ -74,9 +89,14 @@ class Task:
                     return ex
         raise KeyError(f"no example with id {example_id!r} in task {self.name!r}")
 
+    @property
+    def generates(self) -> bool:
+        """Whether the model's answers are generated (generation, extraction) rather than ranked."""
+        return self.type in ("generation", "extraction")
+
     def answer_choices(self, example: Example) -> tuple[str, ...]:
         """The possible answers of ``example``: the labels, or its options."""
-        if self.type == "generation":
+        if self.generates:
             return ()
         return self.labels if self.type == "classification" else example.options
 
@@ -89,4 +109,5 @@ class Task:
             "metric": self.metric,
             "sizes": {"train": len(self.train), "dev": len(self.dev), "test": len(self.test)},
             "fingerprint": self.fingerprint,
+            **({"descriptions": dict(self.descriptions)} if self.descriptions else {}),
         }

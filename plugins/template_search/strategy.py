@@ -33,6 +33,11 @@ _GENERIC_INSTRUCTIONS = {
         "Give a short answer.",
         "{base} Reply with the answer only.",
     ],
+    "extraction": [
+        "List the named entities in the text. Types: {types}.\n{format}",
+        "Extract every name of a {labels} from the text.\n{format}",
+        "{base}",
+    ],
 }
 _GENERIC_TEMPLATES = {
     "classification": [
@@ -51,6 +56,11 @@ _GENERIC_TEMPLATES = {
         "Input: {input}\nOutput:",
         "Q: {input}\nA:",
     ],
+    "extraction": [
+        "Text: {input}\nEntities:",
+        "Sentence: {input}\nNamed entities:",
+        "Input: {input}\nOutput:",
+    ],
 }
 
 
@@ -68,6 +78,11 @@ class TemplateSearchConfig(StrategyConfig):
         description="Label-bias calibrations to try (classification).",
     )
     generic: bool = Field(True, description="Add optprompt's generic instruction and format variants.")
+    output_formats: list[Literal["lines", "json", "inline"]] = Field(
+        default_factory=lambda: ["lines", "json", "inline"],
+        min_length=1,
+        description="Extraction: the answer formats to try (the baseline's is always one).",
+    )
 
 
 def _dedupe(items: list[str]) -> list[str]:
@@ -102,7 +117,8 @@ class TemplateSearch(BaseStrategy):
             [base.template] + (_GENERIC_TEMPLATES[task.type] if generic else []) + config.templates
         )
         self.words: dict[str, list[str]] = {}
-        if task.type == "classification":
+        self.formats = _dedupe([base.output_format, *config.output_formats]) if task.type == "extraction" else []
+        if task.type in ("classification", "extraction"):
             for key in config.verbalizers:
                 if key not in task.labels:
                     raise ConfigError(f"strategy.verbalizers.{key}: not a label; labels are {list(task.labels)}")
@@ -122,6 +138,7 @@ class TemplateSearch(BaseStrategy):
         verbalizer: tuple[tuple[str, str], ...] = ()
         choice_format = "text"
         calibration = "none"
+        output_format = ""
         if task.type == "classification":
             calibration = trial.suggest_categorical("calibration", list(self.config.calibrations))
             verbalizer = tuple(
@@ -130,6 +147,14 @@ class TemplateSearch(BaseStrategy):
             words = [w for _, w in verbalizer]
             if len(set(words)) != len(words):
                 raise CandidateRejected(f"two labels share a word: {dict(verbalizer)}")
+        elif task.type == "extraction":
+            output_format = trial.suggest_categorical("output_format", self.formats)
+            verbalizer = tuple(
+                (label, trial.suggest_categorical(f"word[{label}]", self.words[label])) for label in task.labels
+            )
+            words = [w.lower() for _, w in verbalizer]
+            if len(set(words)) != len(words):
+                raise CandidateRejected(f"two entity types share a word: {dict(verbalizer)}")
         elif task.type == "multiple_choice":
             choice_format = trial.suggest_categorical("choice_format", list(CHOICE_FORMATS))
             if choice_format == "letters" and "{options}" not in template:
@@ -152,4 +177,5 @@ class TemplateSearch(BaseStrategy):
             verbalizer=verbalizer,
             choice_format=choice_format,
             calibration=calibration,
+            output_format=output_format,
         )

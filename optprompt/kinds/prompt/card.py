@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from optprompt._io import atomic_write_json, atomic_write_text, read_json
 from optprompt._version import __version__
 from optprompt.errors import OptpromptError
-from optprompt.prompts.render import choice_letters, fill_labels, fill_query, join_prompt
+from optprompt.prompts.render import choice_letters, demo_text, fill_entity_prompt, fill_labels, fill_query, join_prompt
 
 if TYPE_CHECKING:
     from optprompt.results import ResultEntry, StudyResult
@@ -43,10 +43,13 @@ class PromptCard:
         instruction: The instruction with ``{labels}`` already filled in.
         template: Per-example format with ``{input}`` (and maybe ``{options}``).
         demos: Demonstrations: ``{"input", "answer", "options"}`` dicts, in order.
-        verbalizer: Label -> the word the model says for it (classification).
+        verbalizer: Label -> the word the model says for it (classification; extraction:
+            entity type -> the word the prompt and the answers use for it).
         choice_format: ``text`` or ``letters`` (multiple choice).
         separator: Text between instruction, demonstrations and query.
         chat: Whether the prompt was scored as a user turn of the model's chat template.
+        output_format: Extraction: how the answer lists the entities (``lines``, ``json``,
+            ``inline``); :meth:`parse` reads it back into entities.
     """
 
     instruction: str
@@ -66,6 +69,7 @@ class PromptCard:
     warnings: list[str] = field(default_factory=list)
     seed: int = 0
     study: str = ""
+    output_format: str = ""
     optprompt_version: str = __version__
 
     # --- using the prompt ---------------------------------------------------------
@@ -74,7 +78,7 @@ class PromptCard:
 
     def format(self, text: str, options: list[str] | None = None) -> str:
         """The full prompt for ``text`` (the user turn, when ``chat`` is true)."""
-        demos = [f"{self._query(d['input'], d.get('options'))} {d['answer']}" for d in self.demos]
+        demos = [demo_text(self._query(d["input"], d.get("options")), d["answer"]) for d in self.demos]
         return join_prompt(self.instruction, demos, self._query(text, options), self.separator)
 
     def messages(self, text: str, options: list[str] | None = None) -> list[dict[str, str]]:
@@ -117,12 +121,21 @@ class PromptCard:
             values = apply_offsets(values, offsets)
         return labels[max(range(len(values)), key=values.__getitem__)]
 
-    def parse(self, output: str, options: list[str] | None = None) -> str | None:
+    def parse(self, output: str, options: list[str] | None = None, *, text: str | None = None) -> Any:
         """Map a model's generated answer back to a label/option (None when it matches none).
 
         For generation tasks: the answer extracted as optprompt did (the task's regex, or
-        the first non-empty line), None on a format failure.
+        the first non-empty line), None on a format failure. For extraction: the entities
+        the output names, as ``{"type", "text", "start", "end"}`` dicts placed in ``text``
+        (the input; ``start == end == -1`` for text not in it), None on a format failure.
         """
+        if self.task_type == "extraction":
+            from optprompt.prompts.entity_formats import parse_entities
+
+            if text is None:
+                raise OptpromptError("an extraction card parses an output against its input: pass text=...")
+            found = parse_entities(output, text, self.output_format or "lines", self.verbalizer)
+            return None if found is None else [e.to_dict() for e in found]
         if self.task_type == "generation":
             from optprompt.scoring.text_metrics import extract_answer
 
@@ -180,8 +193,17 @@ def card_from_description(
     cand = desc["candidate"]
     verbalizer = {lbl: w for lbl, w in cand.get("verbalizer", [])}
     words = [verbalizer.get(lbl, lbl) for lbl in task.get("labels", [])]
+    output_format = cand.get("output_format", "")
+    if task["type"] == "extraction":
+        verbalizer = {lbl: verbalizer.get(lbl, lbl) for lbl in task.get("labels", [])}
+        output_format = output_format or "lines"
+        instruction = fill_entity_prompt(
+            cand["instruction"], verbalizer, dict(task.get("descriptions") or {}), output_format
+        )
+    else:
+        instruction = fill_labels(cand["instruction"], words)
     return PromptCard(
-        instruction=fill_labels(cand["instruction"], words),
+        instruction=instruction,
         template=cand["template"],
         demos=[
             {"input": d["input"], "answer": d["answer"], "options": d.get("options") or None} for d in desc["demos"]
@@ -191,6 +213,7 @@ def card_from_description(
         choice_format=cand.get("choice_format", "text"),
         separator=cand.get("separator", "\n\n"),
         chat=bool(desc.get("chat")),
+        output_format=output_format,
         calibration=calibration or {"method": "none", "offsets": None},
         task=task,
         **fields,

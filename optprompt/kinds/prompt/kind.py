@@ -55,7 +55,11 @@ class PromptKind(CandidateKind):
         }
 
     def details(self, data: dict[str, Any]) -> list[tuple[str, str]]:
-        """The answer words (classification) or how options are scored (multiple choice)."""
+        """The answer words (classification), the output format and type words (extraction)
+        or how options are scored (multiple choice)."""
+        if data.get("output_format"):
+            words = ", ".join(f"{lbl} -> {w!r}" for lbl, w in data.get("verbalizer", []))
+            return [("output format", f"{data['output_format']}; entity types: {words}")]
         if data.get("verbalizer"):
             return [("answers", ", ".join(f"{lbl} -> {w!r}" for lbl, w in data["verbalizer"]))]
         if data.get("choice_format"):

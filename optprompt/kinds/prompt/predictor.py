@@ -68,7 +68,7 @@ class CardPredictor:
         """The scoring request of ``text``: exactly what the study scored."""
         opts = list(options) if options is not None else None
         body = self.card.format(SENTINEL, opts)
-        words = [] if self.card.task_type == "generation" else list(self.card.answers(opts))
+        words = [] if self.card.task_type in ("generation", "extraction") else list(self.card.answers(opts))
         return split_request("input", body, text, words, self._chat_formatter())
 
     def prompt(self, text: str, options: Sequence[str] | None = None) -> str:
@@ -80,16 +80,20 @@ class CardPredictor:
     def loglikelihoods(self, texts: Sequence[str], options: Sequence[Sequence[str]] | None = None) -> list[list[float]]:
         """Log-likelihood of each answer (label words / options) after each text."""
         self._check_open()
-        if self.card.task_type == "generation":
-            raise OptpromptError("generation prompts have no answers to rank; use generate()")
+        if self.card.task_type in ("generation", "extraction"):
+            raise OptpromptError(f"{self.card.task_type} prompts have no answers to rank; use generate()")
         opts = list(options) if options is not None else [None] * len(texts)
         return self.backend.loglikelihoods([self.request(t, o) for t, o in zip(texts, opts)])
 
-    def predict(self, texts: Sequence[str], options: Sequence[Sequence[str]] | None = None) -> list[str]:
+    def predict(self, texts: Sequence[str], options: Sequence[Sequence[str]] | None = None) -> list[Any]:
         """The label (classification), option (multiple choice) or extracted answer
-        (generation) for each text, calibrated as the study calibrated it."""
+        (generation) for each text, calibrated as the study calibrated it. Extraction: the
+        list of entities (``{"type", "text", "start", "end"}`` dicts) of each text, or None
+        where the output could not be read (a format failure), as the study recorded it."""
         from optprompt.scoring.calibration import apply_offsets
 
+        if self.card.task_type == "extraction":
+            return [self.card.parse(out, text=t) for t, out in zip(texts, self.generate(texts))]
         if self.card.task_type == "generation":
             return [self.card.parse(out) or "" for out in self.generate(texts)]
         opts = list(options) if options is not None else [None] * len(texts)

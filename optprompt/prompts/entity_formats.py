@@ -1,0 +1,230 @@
+"""Output formats of extraction tasks: how a prompt asks for entities and how answers are read.
+
+A format writes gold entities as the answer a demonstration shows (and soft prompts train
+on), says in words what the model should write (the instruction's ``{format}``), and
+parses a model's output back into entities, tolerantly: junk lines, code fences, stray
+quotes and unknown types are skipped; output with nothing readable in it is a *format
+failure* (:func:`parse_entities` returns None), which the scorer counts and scores 0.
+
+Types are written with the candidate's verbalizer (type -> word, e.g. ``PER -> person``)
+and read back through it (case-insensitively). Entities named by their text are placed in
+the input with :func:`optprompt.tasks.entities.locate` (left to right, an occurrence not
+used yet); text that is not in the input keeps the span ``(-1, -1)`` and matches no gold.
+
+Formats (:data:`ENTITY_FORMATS`):
+
+- ``lines``: one ``TYPE: text`` per line; ``none`` when there is no entity.
+- ``json``: a JSON list of ``{"type": ..., "text": ...}`` objects; ``[]`` when there is none.
+- ``inline``: the input with each entity wrapped in tags, ``<PER>Ada Lovelace</PER>``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+
+from optprompt.errors import ConfigError
+from optprompt.tasks.entities import Entity, locate
+
+__all__ = [
+    "ENTITY_FORMATS",
+    "EntityFormat",
+    "entity_format",
+    "describe_format",
+    "describe_types",
+    "parse_entities",
+    "serialize_entities",
+]
+
+_NONE_WORDS = {"none", "no entities", "nothing", "n/a", "-", "[]", "{}", "no entity", "none."}
+_FENCE = re.compile(r"```[a-zA-Z]*")
+_LINE = re.compile(r"^\s*(?:[-*•]\s*|\d+[.)]\s*)?([A-Za-z][\w /&.-]{0,40}?)\s*(?::|=|\s[-–]\s)\s*(.+?)\s*$")
+_TAG = re.compile(r"<\s*([A-Za-z][\w-]{0,40})\s*>(.*?)<\s*/\s*\1\s*>", re.S)
+_QUOTES = "\"'`“”‘’«»"
+
+
+class EntityFormat:
+    """One output format: what the prompt says about it, how gold entities are written in
+    it, and how (type word, text) pairs are read from a model's output (None: unreadable)."""
+
+    name: str = ""
+    description: str = ""
+
+    def serialize(self, text: str, entities: Sequence[Entity], words: Mapping[str, str]) -> str:
+        raise NotImplementedError
+
+    def pairs(self, output: str, text: str) -> list[tuple[str, str]] | None:
+        raise NotImplementedError
+
+
+def _clean(value: str) -> str:
+    value = value.strip().strip(_QUOTES).strip()
+    return value.rstrip(",;").strip().strip(_QUOTES).strip()
+
+
+def _is_none(output: str) -> bool:
+    return output.strip().lower().strip(".") in _NONE_WORDS
+
+
+class LinesFormat(EntityFormat):
+    name = "lines"
+    description = 'Write one entity per line as TYPE: text. Write "none" if there are no entities.'
+
+    def serialize(self, text: str, entities: Sequence[Entity], words: Mapping[str, str]) -> str:
+        return "\n".join(f"{words.get(e.type, e.type)}: {e.text}" for e in sorted(entities)) or "none"
+
+    def pairs(self, output: str, text: str) -> list[tuple[str, str]] | None:
+        if output.lstrip().startswith(("[", "{")):  # JSON answers read as JSON, not as "key: value" lines
+            return None
+        pairs = []
+        readable = False
+        for line in output.splitlines():
+            if not line.strip():
+                continue
+            if _is_none(line):
+                readable = True
+                continue
+            m = _LINE.match(line)
+            if m:
+                readable = True
+                for value in m.group(2).split(";"):  # "PER: Ada; Bob" names two
+                    if _clean(value):
+                        pairs.append((m.group(1).strip(), _clean(value)))
+        return pairs if readable else None
+
+
+def _json_items(value: object) -> list[tuple[str, str]]:
+    pairs: list[tuple[str, str]] = []
+    if isinstance(value, dict):
+        if "type" in value and "text" in value:
+            return [(str(value["type"]), str(value["text"]))]
+        for key, item in value.items():  # {"PER": ["Ada", ...], ...}
+            for text in item if isinstance(item, list) else [item]:
+                if isinstance(text, (str, int, float)):
+                    pairs.append((str(key), str(text)))
+        return pairs
+    if isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict) and "type" in item and "text" in item:
+                pairs.append((str(item["type"]), str(item["text"])))
+            elif isinstance(item, (list, tuple)) and len(item) == 2:
+                pairs.append((str(item[0]), str(item[1])))
+    return pairs
+
+
+class JsonFormat(EntityFormat):
+    name = "json"
+    description = 'Answer with a JSON list of {"type": TYPE, "text": text} objects; [] if there are no entities.'
+
+    def serialize(self, text: str, entities: Sequence[Entity], words: Mapping[str, str]) -> str:
+        items = [{"type": words.get(e.type, e.type), "text": e.text} for e in sorted(entities)]
+        return json.dumps(items, ensure_ascii=False)
+
+    def pairs(self, output: str, text: str) -> list[tuple[str, str]] | None:
+        decoder = json.JSONDecoder()
+        for i, ch in enumerate(output):
+            if ch not in "[{":
+                continue
+            try:
+                value, _ = decoder.raw_decode(output[i:])
+            except json.JSONDecodeError:
+                continue
+            if isinstance(value, (list, dict)):
+                return [(t, _clean(x)) for t, x in _json_items(value) if _clean(x)]
+        return [] if _is_none(output) else None
+
+
+class InlineFormat(EntityFormat):
+    name = "inline"
+    description = "Repeat the text with every entity wrapped in tags, like <TYPE>text</TYPE>."
+
+    def serialize(self, text: str, entities: Sequence[Entity], words: Mapping[str, str]) -> str:
+        out, pos = [], 0
+        for e in sorted(entities):
+            if e.start < pos:  # nested or overlapping spans cannot be tagged inline: the first is kept
+                continue
+            w = words.get(e.type, e.type)
+            out.append(f"{text[pos : e.start]}<{w}>{e.text}</{w}>")
+            pos = e.end
+        out.append(text[pos:])
+        return "".join(out)
+
+    def pairs(self, output: str, text: str) -> list[tuple[str, str]] | None:
+        pairs = [(m.group(1), _clean(m.group(2))) for m in _TAG.finditer(output)]
+        if pairs:
+            return [p for p in pairs if p[1]]
+        if _is_none(output):
+            return []
+        # No tags: "no entities" only when the model repeated the text; anything else is unreadable.
+        stripped = output.strip()
+        return [] if stripped and stripped.split()[:3] == text.split()[:3] else None
+
+
+#: The output formats by name (a format's parser falls back on the others, in this order).
+ENTITY_FORMATS: dict[str, EntityFormat] = {f.name: f for f in (LinesFormat(), JsonFormat(), InlineFormat())}
+
+
+def entity_format(name: str) -> EntityFormat:
+    """The format called ``name``.
+
+    Raises:
+        ConfigError: no such format (the known ones are named).
+    """
+    try:
+        return ENTITY_FORMATS[name]
+    except KeyError:
+        raise ConfigError(f"unknown output format {name!r}; known: {', '.join(ENTITY_FORMATS)}") from None
+
+
+def describe_format(name: str) -> str:
+    """What the prompt's ``{format}`` placeholder becomes for format ``name``."""
+    return entity_format(name).description
+
+
+def describe_types(words: Sequence[str], descriptions: Mapping[str, str]) -> str:
+    """The ``{types}`` placeholder: each type word with its description (when it has one)."""
+    return ", ".join(f"{w} ({descriptions[w]})" if descriptions.get(w) else w for w in words)
+
+
+def serialize_entities(text: str, entities: Sequence[Entity], fmt: str, words: Mapping[str, str]) -> str:
+    """The answer for ``entities`` of ``text`` in format ``fmt``, types written as ``words[type]``."""
+    return entity_format(fmt).serialize(text, entities, words)
+
+
+def parse_entities(output: str, text: str, fmt: str, words: Mapping[str, str]) -> tuple[Entity, ...] | None:
+    """The entities an output names, placed in ``text``; None when nothing in it is readable.
+
+    Every format's parser falls back on the others (a model asked for lines may answer in
+    JSON), so only output none of them can read is a format failure. Types are mapped back
+    from their words (``words``: type -> word) case-insensitively; a pair whose type is no
+    known type is dropped.
+    """
+    output = _FENCE.sub("", output or "")
+    first = entity_format(fmt)
+    pairs = None
+    for f in [first, *(f for f in ENTITY_FORMATS.values() if f is not first)]:
+        pairs = f.pairs(output, text)
+        if pairs is not None:
+            break
+    if pairs is None:
+        return None
+    by_word = {}
+    for etype, word in words.items():
+        by_word.setdefault(word.lower(), etype)
+        by_word.setdefault(etype.lower(), etype)
+    out: list[Entity] = []
+    taken: set[tuple[int, int]] = set()
+    cursor = 0
+    for word, value in pairs:
+        etype = by_word.get(word.strip().lower())
+        if etype is None:
+            continue
+        start, end = locate(text, value, after=cursor, taken=taken)
+        if start < 0:
+            out.append(Entity(-1, -1, etype, value))
+            continue
+        taken.add((start, end))
+        cursor = end
+        out.append(Entity(start, end, etype, text[start:end]))
+    return tuple(dict.fromkeys(out))
