@@ -122,16 +122,26 @@ class JsonFormat(EntityFormat):
         return json.dumps(items, ensure_ascii=False)
 
     def pairs(self, output: str, text: str) -> list[tuple[str, str]] | None:
+        # Every JSON value in the output, one after the other: small models often write
+        # objects separated by commas without the list around them, or stop mid-list.
         decoder = json.JSONDecoder()
-        for i, ch in enumerate(output):
-            if ch not in "[{":
+        found: list[tuple[str, str]] = []
+        readable = False
+        i = 0
+        while i < len(output):
+            if output[i] not in "[{":
+                i += 1
                 continue
             try:
-                value, _ = decoder.raw_decode(output[i:])
+                value, end = decoder.raw_decode(output, i)
             except json.JSONDecodeError:
+                i += 1
                 continue
-            if isinstance(value, (list, dict)):
-                return [(t, _clean(x)) for t, x in _json_items(value) if _clean(x)]
+            readable = True
+            found.extend((t, _clean(x)) for t, x in _json_items(value) if _clean(x))
+            i = end
+        if readable:
+            return found
         return [] if _is_none(output) else None
 
 
