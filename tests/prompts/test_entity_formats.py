@@ -1,0 +1,105 @@
+"""Output formats of extraction tasks: writing gold entities, reading model output tolerantly."""
+
+from __future__ import annotations
+
+import pytest
+
+from optprompt.errors import ConfigError
+from optprompt.prompts.entity_formats import ENTITY_FORMATS, parse_entities, serialize_entities
+from optprompt.tasks.entities import Entity
+
+TEXT = "Ada Lovelace joined Acme Corp in Paris."
+GOLD = (Entity(0, 12, "PER", "Ada Lovelace"), Entity(20, 29, "ORG", "Acme Corp"), Entity(33, 38, "LOC", "Paris"))
+WORDS = {"PER": "person", "ORG": "organization", "LOC": "location"}
+
+
+def test_serialize_each_format() -> None:
+    assert serialize_entities(TEXT, GOLD, "lines", WORDS) == (
+        "person: Ada Lovelace\norganization: Acme Corp\nlocation: Paris"
+    )
+    assert serialize_entities(TEXT, GOLD, "json", WORDS) == (
+        '[{"type": "person", "text": "Ada Lovelace"}, {"type": "organization", "text": "Acme Corp"}, '
+        '{"type": "location", "text": "Paris"}]'
+    )
+    assert serialize_entities(TEXT, GOLD, "inline", WORDS) == (
+        "<person>Ada Lovelace</person> joined <organization>Acme Corp</organization> in <location>Paris</location>."
+    )
+    assert serialize_entities(TEXT, (), "lines", WORDS) == "none"
+    assert serialize_entities(TEXT, (), "json", WORDS) == "[]"
+    assert serialize_entities(TEXT, (), "inline", WORDS) == TEXT
+
+
+@pytest.mark.parametrize("fmt", sorted(ENTITY_FORMATS))
+def test_every_format_reads_back_what_it_writes(fmt: str) -> None:
+    assert parse_entities(serialize_entities(TEXT, GOLD, fmt, WORDS), TEXT, fmt, WORDS) == GOLD
+    assert parse_entities(serialize_entities(TEXT, (), fmt, WORDS), TEXT, fmt, WORDS) == ()
+
+
+@pytest.mark.parametrize(
+    ("output", "fmt", "expected"),
+    [
+        # junk around the answer, bullets, upper-case type words, quotes, trailing commas
+        ('Sure! Here:\n- PERSON: "Ada Lovelace",\n2. Location = Paris\n', "lines", ["Ada Lovelace", "Paris"]),
+        # a code fence and the type's own name instead of its word
+        ("```\nPER: Ada Lovelace\n```", "lines", ["Ada Lovelace"]),
+        # two values on one line
+        ("person: Ada Lovelace; Paris", "lines", ["Ada Lovelace", "Paris"]),
+        # JSON cut off mid-list: the complete objects count
+        ('[{"type": "person", "text": "Ada Lovelace"}, {"type": "location", "te', "json", ["Ada Lovelace"]),
+        # objects without the list around them, with a stray closing brace
+        (
+            '{"type": "person", "text": "Ada Lovelace"}, {"type": "organization", "text": "Acme Corp"}}',
+            "json",
+            ["Ada Lovelace", "Acme Corp"],
+        ),
+        # a mapping type -> texts
+        ('{"person": ["Ada Lovelace"], "location": "Paris"}', "json", ["Ada Lovelace", "Paris"]),
+        # asked for lines, answered in JSON: still read
+        ('[{"type": "location", "text": "Paris"}]', "lines", ["Paris"]),
+        # unbalanced inline tags: only closed ones count
+        ("<person>Ada Lovelace</person> joined <organization>Acme Corp in Paris.", "inline", ["Ada Lovelace"]),
+        # unknown types are dropped, known ones kept
+        ("animal: Ada Lovelace\nlocation: Paris", "lines", ["Paris"]),
+    ],
+)
+def test_tolerant_parsing(output: str, fmt: str, expected: list[str]) -> None:
+    found = parse_entities(output, TEXT, fmt, WORDS)
+    assert found is not None
+    assert [e.text for e in found] == expected
+    assert all(TEXT[e.start : e.end] == e.text for e in found)
+
+
+@pytest.mark.parametrize(
+    ("output", "fmt"),
+    [
+        ("", "lines"),
+        ("   \n ", "json"),
+        ("I don't know.", "lines"),
+        ("Ada Lovelace", "lines"),
+        ("{{{", "json"),
+        ("The weather is nice today.", "inline"),
+    ],  # fmt: skip
+)
+def test_unreadable_output_is_a_format_failure_not_a_crash(output: str, fmt: str) -> None:
+    assert parse_entities(output, TEXT, fmt, WORDS) is None
+
+
+@pytest.mark.parametrize("output", ["none", "None.", "[]", TEXT])
+def test_an_explicit_empty_answer_is_no_entities(output: str) -> None:
+    assert parse_entities(output, TEXT, "inline" if output == TEXT else "lines", WORDS) == ()
+
+
+def test_text_that_is_not_in_the_input_keeps_no_span() -> None:
+    found = parse_entities("person: Grace Hopper\nlocation: paris", TEXT, "lines", WORDS)
+    assert found == (Entity(-1, -1, "PER", "Grace Hopper"), Entity(33, 38, "LOC", "Paris"))
+
+
+def test_a_repeated_mention_is_placed_on_the_next_occurrence() -> None:
+    text = "Paris beat Lyon, then Paris lost."
+    found = parse_entities("LOC: Paris\nLOC: Paris", text, "lines", {"LOC": "LOC"})
+    assert [(e.start, e.end) for e in found] == [(0, 5), (22, 27)]
+
+
+def test_unknown_format_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="unknown output format 'yaml'; known: lines, json, inline"):
+        serialize_entities(TEXT, GOLD, "yaml", WORDS)
