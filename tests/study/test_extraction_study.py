@@ -139,3 +139,39 @@ def test_the_study_finds_the_format_the_model_follows_and_the_card_reproduces_it
     assert got == [p["pred"] for p in preds]
     assert [[(e["type"], e["text"]) for e in g] for g in got] == [json_oracle[t] for t in texts]
     assert all(t[e["start"] : e["end"]] == e["text"] for t, g in zip(texts, got) for e in g)
+
+
+def test_soft_prompt_trains_on_the_serialised_entities_and_scores_by_generation(
+    tmp_path: Path, tiny_model_dir: Path, tiny_model
+) -> None:  # type: ignore[no-untyped-def]
+    import optuna
+    from optprompt_plugins.soft_prompt.strategy import HISTORY_ATTR
+
+    from optprompt.adapters.training import training_items
+    from optprompt.study.runner import StudyRunner
+
+    _write_conll(tmp_path / "d.conll", n=24)
+    raw = _study(tmp_path, tiny_model_dir, tmp_path / "d.conll")
+    raw["task"]["output_format"] = "json"
+    raw["strategy"] = {
+        "name": "soft_prompt",
+        "trials": 2,
+        "methods": ["prompt_tuning"],
+        "epochs": [2, 2],
+        "virtual_tokens": [4],
+        "lr": {"prompt_tuning": 0.3},
+        "init": ["vocab"],
+    }
+    raw["scoring"]["cache"] = False
+    spec = spec_from_dict(raw)
+    runner = StudyRunner(spec, model=tiny_model, progress=False)
+    result = runner.run()
+    # What the adapter is trained on: the gold entities in the candidate's format, after the prompt.
+    items, _ = training_items(runner.baseline, runner.task.train[:1], runner.renderer, tiny_model.tokenizer, chat=True)
+    ex = runner.task.train[0]
+    answer = tiny_model.tokenizer.decode(items[0].choices[0])
+    assert answer == json.dumps([{"type": e.type, "text": e.text} for e in ex.entities])
+    trial = optuna.load_study(study_name=spec.name, storage=f"sqlite:///{Path(spec.output) / 'study.db'}").trials[1]
+    history = trial.user_attrs[HISTORY_ATTR]
+    assert len(history) == 2 and history[1]["train_loss"] < history[0]["train_loss"]
+    assert result["best"]["test"]["metric"] == "entity_f1" and result["comparison"]["test"] == "paired-bootstrap"
