@@ -46,7 +46,11 @@ _QUOTES = "\"'`“”‘’«»"
 
 class EntityFormat:
     """One output format: what the prompt says about it, how gold entities are written in
-    it, and how (type word, text) pairs are read from a model's output (None: unreadable)."""
+    it, and how (type word, text) pairs are read from a model's output.
+
+    :meth:`pairs` returns ``[]`` for an explicit "no entities" answer and None when it
+    finds nothing of its format in the output; ``asked`` says whether this is the format
+    the prompt asked for (or one tried after it)."""
 
     name: str = ""
     description: str = ""
@@ -54,7 +58,7 @@ class EntityFormat:
     def serialize(self, text: str, entities: Sequence[Entity], words: Mapping[str, str]) -> str:
         raise NotImplementedError
 
-    def pairs(self, output: str, text: str) -> list[tuple[str, str]] | None:
+    def pairs(self, output: str, text: str, asked: bool) -> list[tuple[str, str]] | None:
         raise NotImplementedError
 
 
@@ -74,24 +78,25 @@ class LinesFormat(EntityFormat):
     def serialize(self, text: str, entities: Sequence[Entity], words: Mapping[str, str]) -> str:
         return "\n".join(f"{words.get(e.type, e.type)}: {e.text}" for e in sorted(entities)) or "none"
 
-    def pairs(self, output: str, text: str) -> list[tuple[str, str]] | None:
+    def pairs(self, output: str, text: str, asked: bool) -> list[tuple[str, str]] | None:
         if output.lstrip().startswith(("[", "{")):  # JSON answers read as JSON, not as "key: value" lines
             return None
         pairs = []
-        readable = False
+        said_none = False
         for line in output.splitlines():
-            if not line.strip():
-                continue
             if _is_none(line):
-                readable = True
+                said_none = True
                 continue
             m = _LINE.match(line)
-            if m:
-                readable = True
-                for value in m.group(2).split(";"):  # "PER: Ada; Bob" names two
-                    if _clean(value):
-                        pairs.append((m.group(1).strip(), _clean(value)))
-        return pairs if readable else None
+            if not m:
+                continue
+            if _is_none(m.group(2)):  # "Entities: none"
+                said_none = True
+                continue
+            for value in m.group(2).split(";"):  # "PER: Ada; Bob" names two
+                if _clean(value):
+                    pairs.append((m.group(1).strip(), _clean(value)))
+        return pairs if pairs or said_none else None
 
 
 def _json_items(value: object) -> list[tuple[str, str]]:
@@ -121,7 +126,7 @@ class JsonFormat(EntityFormat):
         items = [{"type": words.get(e.type, e.type), "text": e.text} for e in sorted(entities)]
         return json.dumps(items, ensure_ascii=False)
 
-    def pairs(self, output: str, text: str) -> list[tuple[str, str]] | None:
+    def pairs(self, output: str, text: str, asked: bool) -> list[tuple[str, str]] | None:
         # Every JSON value in the output, one after the other: small models often write
         # objects separated by commas without the list around them, or stop mid-list.
         decoder = json.JSONDecoder()
@@ -160,15 +165,16 @@ class InlineFormat(EntityFormat):
         out.append(text[pos:])
         return "".join(out)
 
-    def pairs(self, output: str, text: str) -> list[tuple[str, str]] | None:
+    def pairs(self, output: str, text: str, asked: bool) -> list[tuple[str, str]] | None:
         pairs = [(m.group(1), _clean(m.group(2))) for m in _TAG.finditer(output)]
         if pairs:
             return [p for p in pairs if p[1]]
         if _is_none(output):
             return []
-        # No tags: "no entities" only when the model repeated the text; anything else is unreadable.
+        # Asked to tag the text and repeated it without tags: no entities. Anything else
+        # (and an echo of the input under another format) is unreadable.
         stripped = output.strip()
-        return [] if stripped and stripped.split()[:3] == text.split()[:3] else None
+        return [] if asked and stripped and stripped.split()[:3] == text.split()[:3] else None
 
 
 #: The output formats by name (a format's parser falls back on the others, in this order).
@@ -206,30 +212,32 @@ def parse_entities(output: str, text: str, fmt: str, words: Mapping[str, str]) -
     """The entities an output names, placed in ``text``; None when nothing in it is readable.
 
     Every format's parser falls back on the others (a model asked for lines may answer in
-    JSON), so only output none of them can read is a format failure. Types are mapped back
-    from their words (``words``: type -> word) case-insensitively; a pair whose type is no
-    known type is dropped.
+    JSON). Types are mapped back from their words (``words``: type -> word)
+    case-insensitively; a pair whose type is no known type is dropped. Output that names
+    no entity of a known type and does not say "none" (e.g. an echo of the input or of
+    the template) is a format failure.
     """
     output = _FENCE.sub("", output or "")
     first = entity_format(fmt)
-    pairs = None
-    for f in [first, *(f for f in ENTITY_FORMATS.values() if f is not first)]:
-        pairs = f.pairs(output, text)
-        if pairs is not None:
-            break
-    if pairs is None:
-        return None
     by_word = {}
     for etype, word in words.items():
         by_word.setdefault(word.lower(), etype)
         by_word.setdefault(etype.lower(), etype)
+    known = None
+    for f in [first, *(f for f in ENTITY_FORMATS.values() if f is not first)]:
+        pairs = f.pairs(output, text, f is first)
+        if pairs is None:
+            continue
+        typed = [(by_word[w.strip().lower()], v) for w, v in pairs if w.strip().lower() in by_word]
+        if typed or not pairs:  # entities of known types, or an explicit "none"
+            known = typed
+            break
+    if known is None:
+        return None
     out: list[Entity] = []
     taken: set[tuple[int, int]] = set()
     cursor = 0
-    for word, value in pairs:
-        etype = by_word.get(word.strip().lower())
-        if etype is None:
-            continue
+    for etype, value in known:
         start, end = locate(text, value, after=cursor, taken=taken)
         if start < 0:
             out.append(Entity(-1, -1, etype, value))

@@ -103,3 +103,20 @@ def test_a_repeated_mention_is_placed_on_the_next_occurrence() -> None:
 def test_unknown_format_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="unknown output format 'yaml'; known: lines, json, inline"):
         serialize_entities(TEXT, GOLD, "yaml", WORDS)
+
+
+@pytest.mark.parametrize(
+    ("output", "fmt"),
+    [
+        ("Text: Ada Lovelace joined Acme Corp in Paris.\nEntities:", "lines"),  # the template echoed
+        ("Pulse Mini: Acme Corp", "lines"),  # only unknown types
+        (TEXT, "lines"),  # the input echoed when lines were asked for
+        ('[{"type": "company", "text": "Acme Corp"}]', "json"),
+    ],
+)
+def test_output_without_a_known_type_or_a_none_is_a_failure(output: str, fmt: str) -> None:
+    assert parse_entities(output, TEXT, fmt, WORDS) is None
+
+
+def test_a_none_value_on_a_line_means_no_entities() -> None:
+    assert parse_entities("Entities: none", TEXT, "lines", WORDS) == ()
