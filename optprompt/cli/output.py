@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from optprompt.plugins.manager import Plugins
     from optprompt.results import StudyResult
 
-__all__ = ["print_result", "print_families", "show_study", "print_plugins", "leaderboard"]
+__all__ = ["print_result", "print_families", "print_teacher", "show_study", "print_plugins", "leaderboard"]
 
 
 def _kinds(plugins: Plugins | None = None):  # type: ignore[no-untyped-def]
@@ -73,6 +73,8 @@ def print_result(
             f"(difference {d['estimate']:+.3f}, 95% CI [{d['low']:+.3f}, {d['high']:+.3f}], "
             f"{cmp_['test']} p = {cmp_['p_value']:.3g}, n = {cmp_['n']})"
         )
+    if result.teacher:
+        print_teacher(result)
     context = result.context or {}
     if context.get("truncated_examples"):
         print(
@@ -89,6 +91,25 @@ def print_result(
         print(
             f"\nresults in {output}/result.json; `optprompt show {output}` for the leaderboard, "
             f"`optprompt export {output} --to DIR` for the {kinds.of_dict(best.candidate).export_label}"
+        )
+
+
+def print_teacher(result: StudyResult) -> None:
+    """Distillation: teacher, student (the winner) and the student's baseline on test."""
+    t = result.teacher or {}
+    metric = result.metric
+    extra = f", {t['dropped']} left out" if t.get("dropped") else ""
+    print(
+        f"\nteacher {t['ref']}: labelled {t['train_labelled']} train and {t['unlabeled_labelled']} unlabelled "
+        f"inputs{extra}"
+    )
+    for label, key in (("student baseline -> teacher", "comparison"), ("teacher -> student", "student_vs_teacher")):
+        c = t[key]
+        d = c["difference"]
+        print(
+            f"test {metric} {label}: {c['baseline']['estimate']:.3f} -> {c['winner']['estimate']:.3f} "
+            f"(difference {d['estimate']:+.3f}, 95% CI [{d['low']:+.3f}, {d['high']:+.3f}], "
+            f"{c['test']} p = {c['p_value']:.3g})"
         )
 
 

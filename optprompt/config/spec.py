@@ -66,6 +66,11 @@ class TaskSpec(_Strict):
         default_factory=lambda: ["\n"], description="Generation: stop strings (extraction: a blank line)."
     )
     max_examples: int | None = Field(None, gt=0, description="Use at most this many rows.")
+    unlabeled: str | None = Field(
+        None,
+        description="Distillation: a file of unlabelled inputs (the input column) that the study's "
+        "teacher labels and adds to the train split.",
+    )
     truncate: Literal["error", "left", "right"] = Field(
         "error",
         description="Prompt + input longer than the model's context: error (naming the example and the "
@@ -168,6 +173,12 @@ class StudySpec(_Strict):
     trial_timeout: float | None = Field(
         None, gt=0, description="Seconds one trial may take; a slower trial is failed with reason 'timeout'."
     )
+    teacher: str | None = Field(
+        None,
+        description="Distillation: a model reference (answering with the task's baseline prompt) or an "
+        "exported prompt card / adapter directory whose answers replace the train labels (and label "
+        "task.unlabeled); the study's model is the student.",
+    )
 
     @model_validator(mode="after")
     def _objectives(self) -> StudySpec:
@@ -177,6 +188,8 @@ class StudySpec(_Strict):
             raise ValueError("pruning works with a single objective only (Optuna cannot prune multi-objective trials)")
         if self.select and len(self.objectives) == 1:
             raise ValueError("select picks from a Pareto front: add objectives such as prompt_tokens")
+        if self.task.unlabeled and not self.teacher:
+            raise ValueError("task.unlabeled inputs are labelled by a teacher: set teacher (a model or an export)")
         return self
 
     base_dir: str | None = Field(

@@ -137,6 +137,7 @@ class StudyResult(BaseModel):
     strategy_summary: dict[str, Any] = {}
     families: dict[str, FamilyResult] | None = None
     context: dict[str, Any] | None = None  # task.truncate: the context limit and what was cut
+    teacher: dict[str, Any] | None = None  # distillation: the teacher's labels and test scores
     wall_seconds: float = 0.0
 
     @property

@@ -13,6 +13,7 @@ from optprompt.prompts.candidate import PromptCandidate
 from optprompt.prompts.render import PromptRenderer
 from optprompt.scoring.backends.base import Backend, GenerationSettings
 from optprompt.scoring.calibration import CONTENT_FREE_INPUTS, apply_offsets, mean_offsets
+from optprompt.tasks.entities import Entity
 from optprompt.tasks.task import Example, Task
 
 __all__ = ["Evaluation", "ExamplePrediction", "Evaluator", "metric_kind"]
@@ -214,33 +215,82 @@ class Evaluator:
         self, candidate: PromptCandidate, examples: Sequence[Example], outputs: list[str]
     ) -> tuple[list[ExamplePrediction], dict[str, float], int, list[Any]]:
         from optprompt.prompts.entity_formats import parse_entities
-        from optprompt.scoring.entity_metrics import entity_counts, entity_f1
 
         fmt = self.renderer.output_format(candidate)
         words = self.renderer.type_words(candidate)
+        found = [parse_entities(out, ex.input, fmt, words) for ex, out in zip(examples, outputs)]
+        return self._measure_entities(examples, found, outputs)
+
+    def _measure_entities(
+        self, examples: Sequence[Example], found: Sequence[Sequence[Entity] | None], outputs: Sequence[str | None]
+    ) -> tuple[list[ExamplePrediction], dict[str, float], int, list[Any]]:
+        import numpy as np
+
+        from optprompt.scoring.entity_metrics import entity_counts, entity_f1
+
         types = self.task.labels
         preds, counts = [], []
         failures = 0
-        for ex, out in zip(examples, outputs):
-            found = parse_entities(out, ex.input, fmt, words)
-            failures += found is None
-            c = entity_counts(ex.entities, found, types)
+        for ex, ents, out in zip(examples, found, outputs):
+            failures += ents is None
+            c = entity_counts(ex.entities, ents, types)
             counts.append(c)
-            score = 0.0 if found is None else float(entity_f1(c))
-            preds.append(
-                ExamplePrediction(
-                    ex.id,
-                    [e.to_dict() for e in ex.entities],
-                    None if found is None else [e.to_dict() for e in found],
-                    score,
-                    output=out,
-                )
-            )
-        import numpy as np
-
+            score = 0.0 if ents is None else float(entity_f1(c))
+            gold = [e.to_dict() for e in ex.entities]
+            pred = None if ents is None else [e.to_dict() for e in ents]
+            preds.append(ExamplePrediction(ex.id, gold, pred, score, output=out))
         total = np.sum(counts, axis=0) if counts else np.zeros((len(types), 3))
         values = {e.name: float(e.obj(total)) for e in self.metrics}
         return preds, values, failures, counts
+
+    # --- answers given from outside -------------------------------------------------
+    def evaluate_answers(
+        self, examples: Sequence[Example], answers: Sequence[Any], split: str = "test", name: str = "answers"
+    ) -> Evaluation:
+        """Measure answers that came from elsewhere (a teacher's predictions) exactly as the
+        study measures its candidates: labels (classification), option texts (multiple
+        choice), answer texts (generation; empty or None is a format failure) or entity
+        lists of ``{"type", "text", "start", "end"}`` dicts (extraction; None is a format
+        failure), one per example."""
+        start = time.perf_counter()
+        counts = statistic = None
+        if self.task.type == "extraction":
+            found = [
+                None if a is None else tuple(Entity(d["start"], d["end"], d["type"], d["text"]) for d in a)
+                for a in answers
+            ]
+            preds, values, failures, counts = self._measure_entities(examples, found, [None] * len(examples))
+            statistic = self._metric_fn
+        elif self.task.type == "generation":
+            per_metric: dict[str, list[float]] = {e.name: [] for e in self.metrics}
+            preds, failures = [], 0
+            for ex, answer in zip(examples, answers):
+                failures += not answer
+                for e in self.metrics:
+                    per_metric[e.name].append(float(e.obj(answer, ex.target)) if answer else 0.0)
+                preds.append(ExamplePrediction(ex.id, ex.target, answer or None, per_metric[self.task.metric][-1]))
+            values = {k: sum(v) / max(1, len(examples)) for k, v in per_metric.items()}
+        else:
+            preds, failures = [], 0
+            for ex, answer in zip(examples, answers):
+                choices = self.task.answer_choices(ex)
+                pred = choices.index(answer) if answer in choices else -1
+                preds.append(ExamplePrediction(ex.id, ex.target_index, pred, float(pred == ex.target_index)))
+            gold = [p.gold for p in preds]
+            chosen = [p.pred for p in preds]
+            n_classes = len(self.task.labels) or max((len(e.options) for e in examples), default=0)
+            values = {e.name: float(e.obj(gold, chosen, n_classes)) for e in self.metrics}
+        return Evaluation(
+            name,
+            split,
+            self.task.metric,
+            values,
+            preds,
+            seconds=time.perf_counter() - start,
+            format_failures=failures,
+            counts=counts,
+            statistic=statistic,
+        )
 
     # --- public -------------------------------------------------------------------
     def iter_evaluate(

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from optprompt.kinds.registry import CandidateKinds
     from optprompt.models.loading import LoadedModel
     from optprompt.scoring.evaluate import Evaluation
+    from optprompt.study.distill import TeacherLabels
     from optprompt.tasks.task import Task
 
 __all__ = ["finish_study", "StudyEnd", "RESULT_FILE", "PREDICTIONS_FILE"]
@@ -60,6 +61,7 @@ class StudyEnd:
         strategy_summary: The strategy's own figures (:meth:`BaseStrategy.summary`).
         budget: The strategy's declared budget.
         started: ``time.perf_counter()`` when the study started (for the wall time).
+        teacher: Distillation: what the teacher labelled (it is scored on test too).
     """
 
     spec: StudySpec
@@ -72,6 +74,7 @@ class StudyEnd:
     strategy_summary: dict[str, Any]
     budget: dict[str, int]
     started: float
+    teacher: TeacherLabels | None = None
 
 
 def finish_study(end: StudyEnd, study: optuna.Study) -> dict[str, Any]:
@@ -180,6 +183,7 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> dict[str, Any]:
         else []
     )
     warnings = notes + warnings
+    teacher = _teacher_figures(end, test_base, test_best) if end.teacher is not None else None
     states = Counter(t.state.name.lower() for t in trials if t.state.is_finished())
     reasons = Counter(_reason(t) for t in trials if t.state in (TrialState.FAIL, TrialState.PRUNED))
     dev_scored = sum(t.user_attrs.get(attrs.DEV_SCORED, 0) for t in trials)
@@ -224,6 +228,7 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> dict[str, Any]:
         **({"context": end.kind_context.renderer.summary()} if _limited(end) else {}),
         "strategy_summary": end.strategy_summary,
         **({"families": families} if families else {}),
+        **({"teacher": teacher} if teacher else {}),
         "wall_seconds": round(time.perf_counter() - end.started, 1),
     }
     lines = [
@@ -236,6 +241,23 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> dict[str, Any]:
     atomic_write_text(ctx.output / PREDICTIONS_FILE, "\n".join(lines) + "\n")
     typed.write(ctx.output)
     return typed.to_dict()
+
+
+def _teacher_figures(end: StudyEnd, test_base: Evaluation, test_best: Evaluation) -> dict[str, Any]:
+    """Distillation: the teacher scored on test, against the student's baseline prompt
+    (``comparison``) and against the student's winner (``student_vs_teacher``: winner minus
+    teacher)."""
+    teacher = end.teacher
+    task = end.task
+    options = [list(ex.options) for ex in task.test] if task.type == "multiple_choice" else None
+    answers = teacher.predictor.predict([ex.input for ex in task.test], options)
+    test = end.kind_context.evaluator.evaluate_answers(task.test, answers, "test", name="teacher")
+    return {
+        **teacher.summary(),
+        "test": test.to_dict(),
+        "comparison": _compare(test_base, test).to_dict(),
+        "student_vs_teacher": _compare(test, test_best).to_dict(),
+    }
 
 
 def _compare(baseline: Evaluation, winner: Evaluation) -> Any:

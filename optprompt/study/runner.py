@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from optprompt.models.loading import LoadedModel
     from optprompt.scoring.backends.base import Backend
     from optprompt.scoring.evaluate import Evaluation, Evaluator
+    from optprompt.study.distill import TeacherLabels
 
 __all__ = ["StudyRunner", "run_study", "RESULT_FILE", "SPEC_FILE", "PREDICTIONS_FILE"]
 
@@ -104,6 +105,7 @@ class StudyRunner:
         self.baseline: PromptCandidate | None = None
         self.dev: list[Example] = []
         self.kind_context: KindContext | None = None  # what kinds score and train with
+        self.teacher: TeacherLabels | None = None  # distillation: what the teacher labelled
         self.sampler: optuna.samplers.BaseSampler | None = None
         self.storage: optuna.storages.RDBStorage | None = None
         self.study_id: int | None = None
@@ -131,6 +133,8 @@ class StudyRunner:
         from optprompt.scoring.evaluate import Evaluator
 
         sc = self.spec.scoring
+        if self.spec.teacher and self.teacher is None:
+            self._label_with_teacher()
         # Build the strategy first: bad options fail before the model is loaded.
         baseline_probe = self._baseline(chat=False)
         services = StrategyServices(self._load_for_strategy, default_ref=self.spec.model)
@@ -195,6 +199,25 @@ class StudyRunner:
             seed=self.spec.seed,
             objectives=tuple(self.spec.objectives),
         )
+
+    def _label_with_teacher(self) -> None:
+        """Distillation: the teacher's answers become the train labels (and label task.unlabeled)."""
+        from optprompt.study.distill import label_with_teacher, load_teacher
+
+        sc, ts, ref = self.spec.scoring, self.spec.task, self.spec.teacher or ""
+        same = ref == self.spec.model and self.model is not None
+        teacher = load_teacher(
+            ref,
+            self.task,
+            self._baseline(chat=False),
+            self.plugins,
+            device=sc.device,
+            dtype=sc.dtype,
+            chat=sc.chat,
+            generation={"max_new_tokens": ts.max_new_tokens, "stop": list(ts.stop), "extract": ts.extract},
+            model=self.model if same else None,
+        )
+        self.task, self.teacher = label_with_teacher(self.task, teacher, ref)
 
     def _backend_for(self, model: LoadedModel):  # type: ignore[no-untyped-def]
         from optprompt.scoring.cache import CachedBackend, ScoreCache, default_cache_path
@@ -314,6 +337,7 @@ class StudyRunner:
             strategy_summary=self.strategy.summary(study),
             budget=budget.to_dict(),
             started=started,
+            teacher=self.teacher,
         )
         return finish_study(end, study)
 

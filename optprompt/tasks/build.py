@@ -283,6 +283,8 @@ def build_task(
     if spec.type == "extraction":
         labels, verbalizer, descriptions = _entity_types(spec, all_examples, source_desc)
 
+    unlabeled = _unlabeled(spec, plugins, base_dir, seen) if spec.unlabeled else []
+
     instruction = spec.prompt if spec.prompt is not None else DEFAULT_INSTRUCTIONS[spec.type]
     template = spec.template if spec.template is not None else DEFAULT_TEMPLATES[spec.type]
     return Task(
@@ -300,7 +302,38 @@ def build_task(
         fingerprint=_fingerprint(splits),
         descriptions=descriptions,
         output_format=spec.output_format if spec.type == "extraction" else "",
+        unlabeled=unlabeled,
     )
+
+
+def _unlabeled(spec: TaskSpec, plugins: Plugins, base_dir: str | None, seen: dict[str, str]) -> list[Example]:
+    """The inputs of ``task.unlabeled`` (ids from the id column, else ``unlabeled:rowN``)."""
+    rows, source = _load_source(spec.unlabeled or "", spec, plugins, base_dir)
+    if spec.input not in rows[0]:
+        raise DataError(
+            f"{source}: column {spec.input!r} (from task.input) is not in the unlabelled data; columns are: "
+            f"{', '.join(map(str, rows[0]))}"
+        )
+    out = []
+    for i, row in enumerate(rows):
+        where = f"{source} row {i + 1}"
+        text = _as_text(row.get(spec.input), where=where, column=spec.input)
+        ex_id = (
+            _as_text(row.get(spec.id), where=where, column=spec.id)
+            if spec.id and spec.id in row
+            else f"unlabeled:row{i + 1}"
+        )
+        if ex_id in seen:
+            raise DataError(f"{where}: example id {ex_id!r} is not unique (also {seen[ex_id]})")
+        seen[ex_id] = where
+        options: tuple[str, ...] = ()
+        if spec.type == "multiple_choice":
+            raw = row.get(spec.options or "")
+            if not isinstance(raw, (list, tuple)) or len(raw) < 2:
+                raise DataError(f"{where}: column {spec.options!r} must hold a list of at least two options")
+            options = tuple(_as_text(o, where=where, column=spec.options or "") for o in raw)
+        out.append(Example(id=ex_id, input=text, target="", target_index=-1, options=options, row=where))
+    return out
 
 
 def _entity_types(

@@ -63,7 +63,8 @@ class Task:
 
     For extraction tasks ``labels`` are the entity types, ``verbalizer`` the word the
     prompt uses for each, ``descriptions`` what each covers and ``output_format`` the
-    baseline's answer format.
+    baseline's answer format. ``unlabeled`` holds inputs without labels (``task.unlabeled``)
+    for a teacher to label.
     """
 
     name: str
@@ -80,6 +81,7 @@ class Task:
     fingerprint: str = ""
     descriptions: dict[str, str] = field(default_factory=dict)
     output_format: str = ""
+    unlabeled: list[Example] = field(default_factory=list)
 
     def example(self, example_id: str) -> Example:
         """Look an example up by id in any split."""

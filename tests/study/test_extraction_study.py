@@ -175,3 +175,39 @@ def test_soft_prompt_trains_on_the_serialised_entities_and_scores_by_generation(
     history = trial.user_attrs[HISTORY_ATTR]
     assert len(history) == 2 and history[1]["train_loss"] < history[0]["train_loss"]
     assert result["best"]["test"]["metric"] == "entity_f1" and result["comparison"]["test"] == "paired-bootstrap"
+
+
+def test_distillation_from_an_exported_extraction_card(
+    tmp_path: Path, tiny_model_dir: Path, tiny_model, json_oracle
+) -> None:  # type: ignore[no-untyped-def]
+    """The teacher is the card of a finished study (it follows JSON); it labels train and
+    unlabelled sentences, and is scored on test against the student."""
+    json_oracle.update(_write_conll(tmp_path / "d.conll"))
+    teacher_spec = spec_from_dict(_study(tmp_path / "t", tiny_model_dir, tmp_path / "d.conll", output_formats=["json"]))
+    run_study(teacher_spec, model=tiny_model, progress=False)
+    export_card(teacher_spec.output, tmp_path / "teacher-card")
+
+    unlabeled = ["Grace Hopper visited Initech in Lima", "Alan Turing left Globex for Oslo"]
+    json_oracle.update({unlabeled[0]: [("PER", "Grace Hopper"), ("ORG", "Initech"), ("LOC", "Lima")],
+                        unlabeled[1]: [("PER", "Alan Turing"), ("ORG", "Globex"), ("LOC", "Oslo")]})  # fmt: skip
+    (tmp_path / "u.jsonl").write_text("".join(json.dumps({"input": t}) + "\n" for t in unlabeled))
+    raw = _study(tmp_path / "s", tiny_model_dir, tmp_path / "d.conll", trials=2)
+    raw["teacher"] = str(tmp_path / "teacher-card")
+    raw["task"]["unlabeled"] = str(tmp_path / "u.jsonl")
+    from optprompt.study.runner import StudyRunner
+
+    runner = StudyRunner(spec_from_dict(raw), model=tiny_model, progress=False)
+    result = runner.run()
+    train = runner.task.train
+    assert [ex.input for ex in train[-2:]] == unlabeled and train[-1].id == "unlabeled:row2"
+    last = train[-1]
+    assert [(e.type, last.input[e.start : e.end]) for e in last.entities] == [
+        ("PER", "Alan Turing"),
+        ("ORG", "Globex"),
+        ("LOC", "Oslo"),
+    ]
+    assert all(sorted((e.type, e.text) for e in ex.entities) == sorted(json_oracle[ex.input]) for ex in train)
+    t = result["teacher"]
+    assert t["train_labelled"] == len(train) - 2 and t["unlabeled_labelled"] == 2 and t["dropped"] == 0
+    assert t["test"]["value"] == 1.0 and t["test"]["metric"] == "entity_f1"
+    assert t["comparison"]["difference"]["estimate"] == pytest.approx(1.0 - result["baseline"]["test"]["value"])
