@@ -62,11 +62,12 @@ class TrainResult:
 
 def training_items(
     candidate: PromptCandidate, examples: Sequence[Example], renderer: PromptRenderer, tokenizer: Any, *, chat: bool
-) -> tuple[list[Item], list[int]]:
+) -> tuple[list[Item], list[int | tuple[float, ...]]]:
     """Examples as the trainer sees them: tokenised exactly as the scorer tokenises them,
     with the index of the right answer. Generation examples get one answer, their
     reference (extraction: the gold entities serialised as the candidate asks; after
-    the assistant header with a chat template, after a space without)."""
+    the assistant header with a chat template, after a space without). A distilled
+    example's target is its teacher's distribution over the answers (``soft_target``)."""
     from optprompt.adapters.backend import encode_request
     from optprompt.scoring.backends.causal import Tokens
 
@@ -80,20 +81,31 @@ def training_items(
             targets.append(0)
         else:
             items.append(encode_request(tokens, request))
-            targets.append(ex.target_index)
+            targets.append(ex.soft_target or ex.target_index)  # a teacher's distribution, when distilling
     return items, targets
 
 
-def loss_of(sums: Sequence[torch.Tensor], targets: Sequence[int], lengths: Sequence[int] | None = None):  # type: ignore[no-untyped-def]
+def loss_of(
+    sums: Sequence[torch.Tensor], targets: Sequence[int | Sequence[float]], lengths: Sequence[int] | None = None
+):  # type: ignore[no-untyped-def]
     """The training loss: cross-entropy over the answers' summed log-likelihoods
-    (ranking tasks), or the reference's mean per-token negative log-likelihood
-    (one answer per item: generation)."""
+    (ranking tasks; a target that is a distribution over the answers, a teacher's, gives
+    KL(teacher || student) instead), or the reference's mean per-token negative
+    log-likelihood (one answer per item: generation)."""
     import torch
 
     if all(len(s) == 1 for s in sums):
         per_token = [-s[0] / max(1, n) for s, n in zip(sums, lengths or [1] * len(sums))]
         return torch.stack(per_token).mean()
-    losses = [-torch.log_softmax(s, dim=0)[t] for s, t in zip(sums, targets)]
+    losses = []
+    for s, t in zip(sums, targets):
+        log_q = torch.log_softmax(s, dim=0)
+        if isinstance(t, int):
+            losses.append(-log_q[t])
+            continue
+        p = torch.tensor(t, dtype=log_q.dtype, device=log_q.device)
+        kept = p > 0
+        losses.append((p[kept] * (torch.log(p[kept]) - log_q[kept])).sum())
     return torch.stack(losses).mean()
 
 
@@ -114,7 +126,7 @@ def bucketed_batches(items: Sequence[Item], batch_size: int, rng: random.Random)
 def train_adapter(
     peft_model: PeftModel,
     items: Sequence[Item],
-    targets: Sequence[int],
+    targets: Sequence[int | Sequence[float]],
     settings: TrainSettings,
     *,
     pad_id: int,
@@ -123,7 +135,8 @@ def train_adapter(
     on_step: Callable[[int, float], None] | None = None,
     keep_arg: bool = True,
 ) -> TrainResult:
-    """Train ``peft_model``'s adapter on ``items`` (answer ``targets[i]`` is right).
+    """Train ``peft_model``'s adapter on ``items`` (answer ``targets[i]`` is right, or
+    ``targets[i]`` is a teacher's distribution over the answers).
 
     Args:
         on_epoch: ``(epoch, mean train loss) -> (dev value, payload)``, called after each

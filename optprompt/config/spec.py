@@ -179,6 +179,11 @@ class StudySpec(_Strict):
         "exported prompt card / adapter directory whose answers replace the train labels (and label "
         "task.unlabeled); the study's model is the student.",
     )
+    teacher_labels: Literal["auto", "hard"] = Field(
+        "auto",
+        description="Distillation: auto = the teacher's answer distribution for classification and multiple "
+        "choice (students are trained towards it, KL), its answers otherwise; hard = its answers only.",
+    )
 
     @model_validator(mode="after")
     def _objectives(self) -> StudySpec:

@@ -61,6 +61,7 @@ class TeacherLabels:
     def summary(self) -> dict[str, Any]:
         out = {"ref": self.ref, "train_labelled": self.train, "unlabeled_labelled": self.unlabeled}
         out["dropped"] = self.dropped
+        out.update(self.extra)
         if self.agreement is not None:
             out["train_agreement_with_gold"] = round(self.agreement, 4)
         return out
@@ -106,6 +107,26 @@ def load_teacher(
     return CardPredictor(card, loaded)
 
 
+def _distributions(task: Task, teacher: Predictor, inputs: list[Example], options: Any) -> list[tuple[float, ...]]:
+    """The teacher's probability of each choice of each input: the softmax of its answers'
+    log-likelihoods, after its calibration offsets (what its predictions rank by)."""
+    import math
+
+    from optprompt.scoring.calibration import apply_offsets
+
+    logliks = teacher.loglikelihoods([ex.input for ex in inputs], options)  # type: ignore[attr-defined]
+    card = getattr(teacher, "card", None)
+    offsets = ((getattr(card, "calibration", None) or {}).get("offsets")) if card is not None else None
+    out = []
+    for ll in logliks:
+        scores = apply_offsets(ll, offsets) if offsets else list(ll)
+        top = max(scores)
+        exp = [math.exp(x - top) for x in scores]
+        total = sum(exp)
+        out.append(tuple(e / total for e in exp))
+    return out
+
+
 def _relabel(task: Task, example: Example, answer: Any) -> Example | None:
     """``example`` with ``answer`` as its label; None when the answer is no label at all."""
     if task.type == "extraction":
@@ -122,9 +143,11 @@ def _relabel(task: Task, example: Example, answer: Any) -> Example | None:
     return dataclasses.replace(example, target=str(answer), target_index=choices.index(answer))
 
 
-def label_with_teacher(task: Task, teacher: Predictor, ref: str) -> tuple[Task, TeacherLabels]:
+def label_with_teacher(task: Task, teacher: Predictor, ref: str, *, soft: bool = True) -> tuple[Task, TeacherLabels]:
     """``task`` with the teacher's answers as train labels and its labelled unlabelled
-    inputs added to train; the fingerprint changes with the teacher's answers.
+    inputs added to train; the fingerprint changes with the teacher's answers. With
+    ``soft`` (classification and multiple choice, a teacher that scores its answers), each
+    example also gets the teacher's answer distribution as ``soft_target``.
 
     Raises:
         OptpromptError: the teacher answers none of the inputs (nothing to train on).
@@ -132,7 +155,10 @@ def label_with_teacher(task: Task, teacher: Predictor, ref: str) -> tuple[Task, 
     inputs = [*task.train, *task.unlabeled]
     options = [list(ex.options) for ex in inputs] if task.type == "multiple_choice" else None
     answers = teacher.predict([ex.input for ex in inputs], options) if inputs else []
+    ranks = task.type in ("classification", "multiple_choice") and hasattr(teacher, "loglikelihoods")
+    dists = _distributions(task, teacher, inputs, options) if soft and ranks and inputs else []
     labels = TeacherLabels(ref=ref, predictor=teacher)
+    labels.extra["labels"] = "soft" if dists else "hard"
     train: list[Example] = []
     agree = []
     for i, (ex, answer) in enumerate(zip(inputs, answers)):
@@ -140,6 +166,8 @@ def label_with_teacher(task: Task, teacher: Predictor, ref: str) -> tuple[Task, 
         if new is None:
             labels.dropped += 1
             continue
+        if dists:
+            new = dataclasses.replace(new, soft_target=dists[i])
         train.append(new)
         if i < len(task.train):
             labels.train += 1
@@ -152,5 +180,7 @@ def label_with_teacher(task: Task, teacher: Predictor, ref: str) -> tuple[Task, 
     if agree:
         labels.agreement = sum(agree) / len(agree)
     h = hashlib.sha256(task.fingerprint.encode())
-    h.update(json.dumps([ref, [(ex.id, ex.target, [e.key for e in ex.entities]) for ex in train]]).encode())
+    h.update(
+        json.dumps([ref, [(ex.id, ex.target, [e.key for e in ex.entities], ex.soft_target) for ex in train]]).encode()
+    )
     return dataclasses.replace(task, train=train, fingerprint=h.hexdigest()[:16]), labels

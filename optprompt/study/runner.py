@@ -217,7 +217,8 @@ class StudyRunner:
             generation={"max_new_tokens": ts.max_new_tokens, "stop": list(ts.stop), "extract": ts.extract},
             model=self.model if same else None,
         )
-        self.task, self.teacher = label_with_teacher(self.task, teacher, ref)
+        soft = self.spec.teacher_labels == "auto"
+        self.task, self.teacher = label_with_teacher(self.task, teacher, ref, soft=soft)
 
     def _backend_for(self, model: LoadedModel):  # type: ignore[no-untyped-def]
         from optprompt.scoring.cache import CachedBackend, ScoreCache, default_cache_path

@@ -46,6 +46,9 @@ class Example:
             (-1 for generation).
         row: Where the example came from, for error messages (``file row N``).
         entities: Extraction: the gold entity spans of ``input``, sorted.
+        soft_target: Distillation (classification, multiple choice): the teacher's
+            probability of each choice, which trainers match (KL) instead of
+            ``target_index`` alone; empty otherwise.
     """
 
     id: str
@@ -55,6 +58,7 @@ class Example:
     options: tuple[str, ...] = ()
     row: str = ""
     entities: tuple[Entity, ...] = ()
+    soft_target: tuple[float, ...] = ()
 
 
 @dataclass
