@@ -53,6 +53,13 @@ DEFAULT_PHRASES: dict[str, tuple[str, ...]] = {
         "Answer briefly.",
         "Be accurate.",
     ),
+    "extraction": (
+        "Read the text carefully.",
+        "List every name in the text.",
+        "Copy each name exactly as it is written.",
+        "Do not list words that are not names.",
+        "Be accurate.",
+    ),
 }
 DEFAULT_SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("classify", "categorize", "label"),

@@ -205,6 +205,7 @@ class Evolution(BaseStrategy):
             choice_format=b.choice_format,
             separator=b.separator,
             calibration=self.config.calibration,
+            output_format=b.output_format,
         )
 
     def rewriter(self) -> Rewriter:

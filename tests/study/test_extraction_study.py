@@ -211,3 +211,26 @@ def test_distillation_from_an_exported_extraction_card(
     assert t["train_labelled"] == len(train) - 2 and t["unlabeled_labelled"] == 2 and t["dropped"] == 0
     assert t["test"]["value"] == 1.0 and t["test"]["metric"] == "entity_f1"
     assert t["comparison"]["difference"]["estimate"] == pytest.approx(1.0 - result["baseline"]["test"]["value"])
+
+
+def test_auto_runs_every_family_on_an_extraction_task(tmp_path: Path, tiny_model_dir: Path, tiny_model) -> None:  # type: ignore[no-untyped-def]
+    _write_conll(tmp_path / "d.conll", n=24)
+    raw = _study(tmp_path, tiny_model_dir, tmp_path / "d.conll")
+    raw["strategy"] = {
+        "name": "auto",
+        "trials": 10,
+        "budget": {"dev_examples": 60},
+        "template_search": {"max_demos": 1, "demo_pool": 2},
+        "evolution": {"population": 2, "generations": 1, "operators": "edit"},
+        "soft_prompt": {"methods": ["prompt_tuning"], "epochs": [1, 1], "virtual_tokens": [4], "init": ["vocab"]},
+        "shares": {"template_search": 0.3, "evolution": 0.3, "soft_prompt": 0.4},
+    }
+    raw["scoring"]["cache"] = False
+    result = run_study(spec_from_dict(raw), model=tiny_model, progress=False)
+    families = result["families"]
+    assert set(families) == {"template_search", "evolution", "soft_prompt"}
+    for fam in families.values():
+        assert fam["trials"] >= 1
+        if "best" in fam:
+            assert fam["best"]["test"]["metric"] == "entity_f1"
+            assert fam["comparison"]["test"] == "paired-bootstrap"
