@@ -249,7 +249,10 @@ class StudyRunner:
         return {
             "model": spec_key_part(self.spec.model),
             "task": self.task.fingerprint,
-            "prompt": spec_key_part([self.task.instruction, self.task.template, self.task.verbalizer]),
+            "prompt": spec_key_part(
+                [self.task.instruction, self.task.template, self.task.verbalizer]
+                + ([self.task.output_format, self.task.descriptions] if self.task.type == "extraction" else [])
+            ),
             "strategy": spec_key_part(
                 [self.spec.strategy.name, {k: v for k, v in self.strategy_options.items() if k != "trials"}]
             ),

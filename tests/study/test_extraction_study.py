@@ -10,6 +10,7 @@ import pytest
 
 import optprompt
 from optprompt.config import spec_from_dict
+from optprompt.errors import OptpromptError
 from optprompt.export import export_card
 from optprompt.plugins import load_plugins
 from optprompt.scoring.backends.causal import CausalLMBackend
@@ -84,6 +85,14 @@ def test_extraction_study_on_a_random_model_counts_format_failures_and_reloads(
     assert failures == result["best"]["test"]["format_failures"]
     assert all(p["score"] == 0.0 for p in preds if p["pred"] is None)
     assert all(len(p["gold"]) == 3 and p["output"] is not None for p in preds)
+
+    # Resuming scores nothing again; changing the baseline's output format is refused.
+    again = run_study(spec, model=tiny_model, progress=False)
+    assert again["best"]["hash"] == result["best"]["hash"] and again["n_trials"] == result["n_trials"]
+    other = _study(tmp_path, tiny_model_dir, tmp_path / "d.conll")
+    other["task"]["output_format"] = "json"
+    with pytest.raises(OptpromptError, match="prompt"):
+        run_study(spec_from_dict(other), model=tiny_model, progress=False)
 
     export_card(out, tmp_path / "card")
     card = json.loads((tmp_path / "card" / "prompt_card.json").read_text())
