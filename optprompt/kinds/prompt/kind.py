@@ -45,14 +45,18 @@ class PromptKind(CandidateKind):
     text_only = True
 
     def columns(self, data: dict[str, Any]) -> dict[str, Any]:
-        """Demonstrations, template, answer words, calibration and instruction."""
-        return {
+        """Demonstrations, template, answer words, calibration (extraction: output format) and instruction."""
+        columns = {
             "demos": len(data.get("demo_ids", [])),
             "template": (data.get("template") or "").replace("\n", "⏎"),
             "answers": "/".join(w for _, w in data.get("verbalizer", [])) or data.get("choice_format", ""),
             "calibration": data.get("calibration", "none"),
             "instruction": (data.get("instruction") or "")[:60],
         }
+        if data.get("output_format"):  # extraction: the answer format instead of a calibration
+            columns.pop("calibration")
+            columns = {**columns, "format": data["output_format"]}
+        return columns
 
     def details(self, data: dict[str, Any]) -> list[tuple[str, str]]:
         """The answer words (classification), the output format and type words (extraction)
