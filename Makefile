@@ -30,7 +30,7 @@ demo-soft: venv
 demo-auto: venv
 	$(VENV)/bin/optprompt run studies/sentiment-auto.yaml
 
-# Named-entity extraction with entity-level F1 (about 6 minutes on a 2-core CPU).
+# Named-entity extraction with entity-level F1 (about 4 minutes on a 2-core CPU).
 demo-ner: venv
 	$(VENV)/bin/optprompt run studies/ner.yaml
 
