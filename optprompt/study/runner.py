@@ -202,10 +202,15 @@ class StudyRunner:
 
     def _label_with_teacher(self) -> None:
         """Distillation: the teacher's answers become the train labels (and label task.unlabeled)."""
+        from optprompt.models.loading import load_model
         from optprompt.study.distill import label_with_teacher, load_teacher
 
         sc, ts, ref = self.spec.scoring, self.spec.task, self.spec.teacher or ""
-        same = ref == self.spec.model and self.model is not None
+        same = ref == self.spec.model
+        if same and self.model is None:  # self-distillation: one copy of the model serves both
+            self.model = load_model(
+                ref, self.plugins, device=sc.device, dtype=sc.dtype, backend=sc.backend, progress=self.progress
+            )
         teacher = load_teacher(
             ref,
             self.task,
