@@ -107,6 +107,13 @@ def print_families(result: StudyResult) -> None:
             f"  {name:<18} {fam.trials:>6} {fam.best.trial:>6} {fam.best.dev.value:>7.3f} {test:>7} "
             + (f"{p:>7.3g}" if p is not None else f"{'-':>7}")
         )
+    schedule = (result.strategy_summary or {}).get("schedule") or {}
+    if schedule.get("kind") == "halving":
+        dropped = ", ".join(f"{f} after rung {r + 1}" for f, r in schedule.get("eliminated_after_rung", {}).items())
+        print(
+            f"  successive halving: rung {schedule['rung'] + 1} of {schedule['rungs']}, "
+            f"still in: {', '.join(schedule['survivors'])}" + (f"; dropped: {dropped}" if dropped else "")
+        )
 
 
 def leaderboard(output_dir: str | Path, top: int = 10):  # type: ignore[no-untyped-def]
