@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from optprompt._io import atomic_write_json
 from optprompt._version import __version__
 from optprompt.config.spec import StudySpec
-from optprompt.errors import CandidateRejected, OptpromptError
+from optprompt.errors import CandidateRejected, ConfigError, OptpromptError
 from optprompt.kinds.base import Candidate, KindContext
 from optprompt.plugins.manager import Plugins, load_plugins
 from optprompt.prompts.candidate import PromptCandidate
@@ -36,6 +36,7 @@ from optprompt.study.results import PREDICTIONS_FILE, RESULT_FILE, StudyEnd, fin
 from optprompt.study.storage import check_spec_key, make_storage, open_study, spec_key_part, storage_url
 from optprompt.study.trials import CONNECTION_LOST, INTERRUPTED, REJECTED, counts, is_running, is_void
 from optprompt.tasks.build import build_task
+from optprompt.tasks.sampling import holdout_split
 from optprompt.tasks.task import Example, Task
 
 if TYPE_CHECKING:
@@ -49,6 +50,8 @@ __all__ = ["StudyRunner", "run_study", "RESULT_FILE", "SPEC_FILE", "PREDICTIONS_
 
 logger = logging.getLogger("optprompt")
 T = TypeVar("T")
+#: The fewest examples each part of a split dev may have (selection.holdout).
+MIN_HOLDOUT = 4
 
 SPEC_FILE = "study.json"
 
@@ -102,7 +105,9 @@ class StudyRunner:
         self.backend: Backend | None = None
         self.chat = False
         self.baseline: PromptCandidate | None = None
-        self.dev: list[Example] = []
+        self.dev: list[Example] = []  # what the search scores
+        self.holdout: list[Example] = []  # held out from it: the winner is picked there
+        self.selection_note: str | None = None  # why no part of dev was held out, if the default could not be
         self.kind_context: KindContext | None = None  # what kinds score and train with
         self.sampler: optuna.samplers.BaseSampler | None = None
         self.storage: optuna.storages.RDBStorage | None = None
@@ -173,7 +178,8 @@ class StudyRunner:
         )
         self.baseline = self._baseline(chat)
         # Every candidate sees dev in one seeded order (paired scores; fidelity slices).
-        self.dev = random.Random(self.spec.seed).sample(self.task.dev, len(self.task.dev))
+        ordered = random.Random(self.spec.seed).sample(self.task.dev, len(self.task.dev))
+        self.dev, self.holdout = self._hold_out(ordered)
         # Render the baseline once up front: a broken template fails here, not in trial 0.
         try:
             self.renderer.request(self.baseline, self.task.dev[0])
@@ -194,6 +200,27 @@ class StudyRunner:
             seed=self.spec.seed,
             objectives=tuple(self.spec.objectives),
         )
+
+    def _hold_out(self, ordered: list[Example]) -> tuple[list[Example], list[Example]]:
+        """(what the search scores, what the winner is picked on): see ``selection``."""
+        selection = self.spec.selection
+        if not selection.used(self.spec.objectives):
+            return ordered, []
+        searched, held = holdout_split(ordered, selection.holdout)
+        if len(held) < MIN_HOLDOUT or len(searched) < MIN_HOLDOUT:
+            if "holdout" not in selection.model_fields_set:  # the default, on a small dev set
+                self.selection_note = (
+                    f"selection: {len(ordered)} dev examples are too few to hold {selection.holdout:.0%} out "
+                    f"(each part needs at least {MIN_HOLDOUT}); the winner is the best on dev as the search saw it"
+                )
+                logger.warning("%s", self.selection_note)
+                return ordered, []
+            raise ConfigError(
+                f"selection.holdout: {selection.holdout} of the {len(ordered)} dev examples leaves {len(searched)} "
+                f"to search and {len(held)} to pick the winner on; each needs at least {MIN_HOLDOUT}. "
+                "Give more dev examples, or set selection.holdout: 0 to pick the best on dev"
+            )
+        return searched, held
 
     def _backend_for(self, model: LoadedModel):  # type: ignore[no-untyped-def]
         from optprompt.scoring.cache import CachedBackend, ScoreCache, default_cache_path
@@ -230,6 +257,8 @@ class StudyRunner:
             ),
             "seed": str(self.spec.seed),
             "objectives": spec_key_part(self.spec.objectives),
+            # Trials of a study that held out part of dev saw only the rest.
+            **({"holdout": str(len(self.holdout))} if self.holdout else {}),
         }
 
     # --- the loop -----------------------------------------------------------------
@@ -313,6 +342,8 @@ class StudyRunner:
             strategy_summary=self.strategy.summary(study),
             budget=budget.to_dict(),
             started=started,
+            holdout=self.holdout,
+            notes=[self.selection_note] if self.selection_note else [],
         )
         return finish_study(end, study)
 
