@@ -122,7 +122,7 @@ def _study(tmp_path: Path, tiny_model_dir: Path, n: int = 96, **extra) -> dict: 
     }
 
 
-def test_a_study_never_scores_the_held_out_part_during_the_search(tmp_path, tiny_model_dir, tiny_model) -> None:  # type: ignore[no-untyped-def]
+def test_a_study_never_scores_the_held_out_part_during_the_search(tmp_path, tiny_model_dir, tiny_model, capsys) -> None:  # type: ignore[no-untyped-def]
     spec = spec_from_dict(_study(tmp_path, tiny_model_dir))
     runner = StudyRunner(spec, model=tiny_model, progress=False)
     result = runner.run()
@@ -141,6 +141,11 @@ def test_a_study_never_scores_the_held_out_part_during_the_search(tmp_path, tiny
         sel.get("p_value", 1.0) < sel["alpha"] and max(f["holdout"] for f in sel["finalists"]) > sel["baseline_holdout"]
     )
     assert (result["best"]["trial"] == 0) == sel["kept_baseline"]
+    from optprompt.cli.output import print_result
+
+    print_result(result)
+    shown = capsys.readouterr().out
+    assert f"re-scored on {len(held)} held-out dev examples" in shown
     if sel["kept_baseline"]:
         assert any("do no harm" in w for w in result["warnings"])
 
