@@ -126,7 +126,9 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> dict[str, Any]:
             chosen = select(pareto, [])
         best_trial = next(t for t in complete if t.number == chosen["trial"])
     elif end.holdout:
-        selection = select_winner(end.spec.selection, complete, baseline_trial, end.holdout, kinds, ctx)
+        selection = select_winner(end.spec.selection, complete, baseline_trial, end.holdout, kinds, ctx, study)
+        trials = study.get_trials(deepcopy=False)  # with what selection combined from the finalists
+        complete = [t for t in trials if t.state == TrialState.COMPLETE]
         best_trial = selection.winner
         if selection.kept_baseline:
             notes.append(selection.why)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from optprompt.study import attrs
+from optprompt.study.trials import COMBINED
 
 if TYPE_CHECKING:
     import optuna
@@ -66,6 +67,49 @@ def _finalists(
     return out
 
 
+def _combined(
+    study: optuna.Study | None,
+    finalists: Sequence[optuna.trial.FrozenTrial],
+    spec: SelectionSpec,
+    kinds: CandidateKinds,
+    ctx: KindContext,
+) -> list[optuna.trial.FrozenTrial]:
+    """Candidates kinds build from the finalists (a prompt ensemble...), scored on dev and
+    recorded as trials of the study (role ``combined``: they do not count against the budget)."""
+    import optuna
+
+    if study is None or spec.ensemble < 2:
+        return []
+    pairs = [(kinds.from_dict(t.user_attrs[attrs.CANDIDATE]), t.user_attrs.get(attrs.OFFSETS)) for t in finalists]
+    known = {t.user_attrs.get(attrs.HASH): t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"}
+    out = []
+    for name in kinds.names():
+        kind = kinds.get(name)
+        cand = kind.combine(pairs, ctx, spec.ensemble)
+        if cand is None:
+            continue
+        if cand.hash in known:  # another worker, or an earlier end of this study, built it
+            out.append(known[cand.hash])
+            continue
+        with kind.scorer(cand, ctx) as evaluator:
+            ev = evaluator.evaluate(cand, ctx.dev, "dev")
+        study.add_trial(
+            optuna.trial.create_trial(
+                value=ev.value,
+                user_attrs={
+                    attrs.ROLE: COMBINED,
+                    attrs.CANDIDATE: cand.to_dict(),
+                    attrs.HASH: cand.hash,
+                    attrs.METRICS: ev.metrics,
+                    attrs.DEV_SCORED: 0,
+                },
+            )
+        )
+        added = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(attrs.HASH) == cand.hash]
+        out.append(added[-1])
+    return out
+
+
 def select_winner(
     spec: SelectionSpec,
     complete: Sequence[optuna.trial.FrozenTrial],
@@ -73,8 +117,10 @@ def select_winner(
     holdout: Sequence[Example],
     kinds: CandidateKinds,
     ctx: KindContext,
+    study: optuna.Study | None = None,
 ) -> Selection:
-    """Score the finalists and the baseline on ``holdout`` and pick the winner."""
+    """Score the finalists (and what kinds combine from them, when ``study`` is given to
+    record it in) and the baseline on ``holdout``, and pick the winner."""
 
     def score(t: optuna.trial.FrozenTrial) -> Evaluation:
         cand: Candidate = kinds.from_dict(t.user_attrs[attrs.CANDIDATE])
@@ -85,10 +131,13 @@ def select_winner(
     base = score(baseline_trial)
     rows: list[dict[str, Any]] = []
     scored: list[tuple[optuna.trial.FrozenTrial, Evaluation]] = []
-    for t in _finalists(complete, baseline_trial.user_attrs.get(attrs.HASH, ""), spec.finalists):
+    finalists = _finalists(complete, baseline_trial.user_attrs.get(attrs.HASH, ""), spec.finalists)
+    for t in finalists + _combined(study, finalists, spec, kinds, ctx):
         ev = score(t)
         scored.append((t, ev))
         rows.append({"trial": t.number, "dev": t.values[0], "holdout": ev.value})
+        if t.user_attrs.get(attrs.ROLE) == COMBINED:
+            rows[-1]["combined"] = kinds.of_dict(t.user_attrs[attrs.CANDIDATE]).label
     info: dict[str, Any] = {
         "holdout": len(holdout),
         "searched": len(ctx.dev),

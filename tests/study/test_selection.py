@@ -133,7 +133,7 @@ def test_a_study_never_scores_the_held_out_part_during_the_search(tmp_path, tiny
     assert sel["holdout"] == len(held) and sel["searched"] == len(runner.dev)
     study = optuna.load_study(study_name="sel", storage=f"sqlite:///{tmp_path / 'out' / 'study.db'}")
     for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
-        if attrs.CACHED_FROM not in t.user_attrs:
+        if attrs.CACHED_FROM not in t.user_attrs and t.user_attrs.get(attrs.ROLE) != "combined":
             assert t.user_attrs[attrs.DEV_SCORED] == len(runner.dev)
     # The rule: a finalist wins only with a significant held-out gain over the baseline.
     won = not sel["kept_baseline"]
@@ -174,3 +174,56 @@ def test_selection_settings_are_validated() -> None:
                 "selection": {"holdout": 1.5},
             }
         )
+
+
+def test_the_finalists_compete_as_an_ensemble_that_exports_and_predicts_exactly(
+    tmp_path, tiny_model_dir, tiny_model
+) -> None:  # type: ignore[no-untyped-def]
+    import optprompt
+    from optprompt.kinds.ensemble import EnsembleCandidate, EnsembleKind
+    from optprompt.results import StudyResult
+
+    raw = _study(tmp_path, tiny_model_dir, selection={"do_no_harm": False, "finalists": 3, "ensemble": 2})
+    raw["strategy"]["trials"] = 6
+    runner = StudyRunner(spec_from_dict(raw), model=tiny_model, progress=False)
+    result = runner.run()
+    study = optuna.load_study(study_name="sel", storage=f"sqlite:///{tmp_path / 'out' / 'study.db'}")
+    combined = [t for t in study.trials if t.user_attrs.get(attrs.ROLE) == "combined"]
+    assert len(combined) == 1  # the two best distinct prompts on dev, as one candidate
+    ens = EnsembleCandidate.from_dict(combined[0].user_attrs[attrs.CANDIDATE])
+    finalists = [f for f in result["selection"]["finalists"] if "combined" not in f]
+    first_two = [study.trials[f["trial"]].user_attrs[attrs.HASH] for f in finalists[:2]]
+    assert [m.hash for m in ens.members] == first_two
+    assert any(f.get("combined") == "prompt ensemble" for f in result["selection"]["finalists"])
+    assert result["n_scored"] == 6  # the combined candidate does not use up the budget
+
+    # Scored on test as the study scores, exported, loaded back: the same predictions.
+    ctx = runner.kind_context
+    kind = EnsembleKind()
+    with kind.scorer(ens, ctx) as scorer:
+        test = scorer.evaluate(ens, runner.task.test, "test")
+    best = {**result["best"], **kind.describe(ens, ctx), "test": test.to_dict(), "trial": combined[0].number}
+    typed = StudyResult.from_dict({**result, "best": best})
+    kind.export(typed, tmp_path / "out", tmp_path / "ens")
+    loaded = optprompt.load(tmp_path / "ens", model=tiny_model)
+    predicted = loaded.predict([ex.input for ex in runner.task.test])
+    labels = runner.task.labels
+    assert predicted == [labels[p.pred] for p in test.predictions]
+    probs = loaded.probabilities([ex.input for ex in runner.task.test[:3]])
+    assert all(abs(sum(p) - 1) < 1e-6 for p in probs)
+
+
+def test_average_probabilities_by_hand() -> None:
+    import math
+
+    from optprompt.kinds.ensemble import average_probabilities
+
+    # member 0: logliks log(0.2), log(0.6) of an unnormalised 0.8 -> probs 0.25, 0.75;
+    # member 1, calibrated with offsets (log 0.5, log 0.5): its normalised probs 0.5, 0.5 stay.
+    m0 = [[math.log(0.2), math.log(0.6)]]
+    m1 = [[math.log(0.1), math.log(0.1)]]
+    probs = average_probabilities([m0, m1], [None, [math.log(0.5), math.log(0.5)]])
+    assert probs[0] == pytest.approx([(0.25 + 0.5) / 2, (0.75 + 0.5) / 2])
+    # Calibration moves the answer: offsets favouring choice 1 shift member 1's vote to 0.
+    probs = average_probabilities([m1], [[math.log(0.2), math.log(0.8)]])
+    assert probs[0][0] > probs[0][1]
