@@ -146,6 +146,11 @@ def test_a_study_never_scores_the_held_out_part_during_the_search(tmp_path, tiny
     print_result(result)
     shown = capsys.readouterr().out
     assert f"re-scored on {len(held)} held-out dev examples" in shown
+    from optprompt.report import write_report
+
+    page = write_report(spec.output).read_text()
+    assert 'id="selection-table"' in page
+    assert all(f'data-trial="{f["trial"]}"' in page for f in sel["finalists"])
     if sel["kept_baseline"]:
         assert any("do no harm" in w for w in result["warnings"])
 
