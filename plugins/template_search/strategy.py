@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+from optprompt_plugins.template_search.induce import Induced, induce_instructions
 from pydantic import Field
 
 from optprompt.errors import CandidateRejected, ConfigError
 from optprompt.prompts import CALIBRATIONS, CHOICE_FORMATS, DEMO_ORDERS, PromptCandidate
-from optprompt.strategies import BaseStrategy, StrategyConfig, StrategyContext
+from optprompt.strategies import BaseStrategy, Budget, StrategyConfig, StrategyContext
 from optprompt.tasks import balanced_sample
 
 if TYPE_CHECKING:
@@ -68,6 +69,15 @@ class TemplateSearchConfig(StrategyConfig):
         description="Label-bias calibrations to try (classification).",
     )
     generic: bool = Field(True, description="Add optprompt's generic instruction and format variants.")
+    induce: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Instructions to induce from train demonstrations with the rewriter model (APE-style) "
+        "and add to the choices; 0: off. Junk is filtered out as evolution filters it.",
+    )
+    induce_demos: int = Field(5, ge=1, le=32, description="Train examples shown for each induced instruction.")
+    induce_model: str | None = Field(None, description="The rewriter model for induction (default: the task model).")
 
 
 def _dedupe(items: list[str]) -> list[str]:
@@ -114,10 +124,33 @@ class TemplateSearch(BaseStrategy):
             task.train, config.demo_pool, random.Random(context.seed), by_label=task.type == "classification"
         )
         self.max_demos = min(config.max_demos, len(self.pool))
+        self.induced: Induced | None = None  # induced on the first proposal (the model is loaded by then)
+
+    def budget(self) -> Budget:
+        return Budget(trials=self.config.trials, dev_scorings=self.config.trials, rewriter_calls=self.config.induce)
+
+    def _instruction_choices(self) -> list[str]:
+        """The instructions to choose from: the configured ones, plus induced ones when asked for."""
+        if self.config.induce and self.induced is None:
+            task, base = self.context.task, self.context.baseline
+            self.induced = induce_instructions(
+                task,
+                self.context.generator(self.config.induce_model),
+                count=self.config.induce,
+                demos=self.config.induce_demos,
+                seed=self.context.seed,
+                words=dict(base.verbalizer) or dict(task.verbalizer),
+                known=self.instructions,
+            )
+            self.instructions = _dedupe(self.instructions + self.induced.instructions)
+        return self.instructions
+
+    def summary(self, study: optuna.Study) -> dict[str, Any]:
+        return {"induced": self.induced.to_dict()} if self.induced is not None else {}
 
     def propose(self, trial: optuna.Trial) -> PromptCandidate:
         task = self.context.task
-        instruction = trial.suggest_categorical("instruction", self.instructions)
+        instruction = trial.suggest_categorical("instruction", self._instruction_choices())
         template = trial.suggest_categorical("template", self.templates)
         verbalizer: tuple[tuple[str, str], ...] = ()
         choice_format = "text"
