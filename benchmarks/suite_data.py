@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from engine_data import intent_rows
+from engine_data import fill, intent_rows
 
 __all__ = ["TASKS", "rows"]
 
@@ -147,14 +147,6 @@ _CATEGORIES: dict[str, tuple[str, ...]] = {
 }
 
 
-def _fill(rng: random.Random, template: str) -> str:
-    out = template
-    for key, words in _WORDS.items():
-        while "{" + key + "}" in out:
-            out = out.replace("{" + key + "}", rng.choice(words), 1)
-    return out
-
-
 def _labelled(templates: dict[str, tuple[str, ...]]) -> Callable[[int, int], list[dict]]:
     def make(n: int, seed: int) -> list[dict]:
         rng = random.Random(seed)
@@ -162,7 +154,7 @@ def _labelled(templates: dict[str, tuple[str, ...]]) -> Callable[[int, int], lis
         out, seen = [], set()
         while len(out) < n:
             label = labels[len(out) % len(labels)]
-            text = _fill(rng, rng.choice(templates[label]))
+            text = fill(rng, rng.choice(templates[label]), _WORDS)
             if text in seen and len(seen) < 50 * n:
                 continue
             seen.add(text)

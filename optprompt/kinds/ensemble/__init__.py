@@ -11,11 +11,19 @@ from optprompt.kinds.ensemble.kind import (
     EnsembleCandidate,
     EnsembleKind,
     EnsemblePredictor,
+    MembersMixin,
     average_probabilities,
 )
 from optprompt.plugins.hookspecs import hookimpl
 
-__all__ = ["ENSEMBLE_FILE", "EnsembleCandidate", "EnsembleKind", "EnsemblePredictor", "average_probabilities"]
+__all__ = [
+    "ENSEMBLE_FILE",
+    "EnsembleCandidate",
+    "EnsembleKind",
+    "EnsemblePredictor",
+    "MembersMixin",
+    "average_probabilities",
+]
 
 
 @hookimpl

@@ -33,7 +33,14 @@ if TYPE_CHECKING:
     from optprompt.scoring.evaluate import Evaluation
     from optprompt.tasks.task import Example
 
-__all__ = ["ENSEMBLE_FILE", "EnsembleCandidate", "EnsembleKind", "EnsemblePredictor", "average_probabilities"]
+__all__ = [
+    "ENSEMBLE_FILE",
+    "EnsembleCandidate",
+    "EnsembleKind",
+    "EnsemblePredictor",
+    "MembersMixin",
+    "average_probabilities",
+]
 
 #: The ensemble's manifest in its export directory (member card folders and offsets).
 ENSEMBLE_FILE = "ensemble.json"
@@ -133,12 +140,33 @@ class _Scorer:
             logs = tuple(math.log(max(x, 1e-300)) for x in p)
             preds.append(ExamplePrediction(ex.id, ex.target_index, best, float(best == ex.target_index), logs))
         values = ctx.evaluator.measure(examples, [p.pred for p in preds])
-        return Evaluation(
-            candidate.hash, split, ctx.task.metric, values, preds, seconds=time.perf_counter() - started
-        )
+        return Evaluation(candidate.hash, split, ctx.task.metric, values, preds, seconds=time.perf_counter() - started)
 
 
-class EnsembleKind(CandidateKind):
+class MembersMixin:
+    """For kinds whose candidates are several prompts (``candidate.members``): prompt
+    tokens, checks and the description, member by member."""
+
+    def prompt_tokens(self, candidate: Any, ctx: KindContext) -> int:
+        prompts = PromptKind()
+        return sum(prompts.prompt_tokens(m, ctx) for m in candidate.members)
+
+    def check(self, candidate: Any, ctx: KindContext, examples: Sequence[Example]) -> None:
+        for m in candidate.members:
+            PromptKind().check(m, ctx, examples)
+
+    def describe(self, candidate: Any, ctx: KindContext) -> dict[str, Any]:
+        members = [PromptKind().describe(m, ctx) for m in candidate.members]
+        return {
+            "candidate": candidate.to_dict(),
+            "hash": candidate.hash,
+            "chat": ctx.chat,
+            "prompt": "\n--- and ---\n".join(m["prompt"] for m in members),
+            "members": members,
+        }
+
+
+class EnsembleKind(MembersMixin, CandidateKind):
     """Several prompts averaging their calibrated answer probabilities."""
 
     name = EnsembleCandidate.kind
@@ -170,24 +198,6 @@ class EnsembleKind(CandidateKind):
     @contextlib.contextmanager
     def scorer(self, candidate: EnsembleCandidate, ctx: KindContext) -> Iterator[_Scorer]:
         yield _Scorer(ctx)
-
-    def prompt_tokens(self, candidate: EnsembleCandidate, ctx: KindContext) -> int:
-        prompts = PromptKind()
-        return sum(prompts.prompt_tokens(m, ctx) for m in candidate.members)
-
-    def check(self, candidate: EnsembleCandidate, ctx: KindContext, examples: Sequence[Example]) -> None:
-        for m in candidate.members:
-            PromptKind().check(m, ctx, examples)
-
-    def describe(self, candidate: EnsembleCandidate, ctx: KindContext) -> dict[str, Any]:
-        members = [PromptKind().describe(m, ctx) for m in candidate.members]
-        return {
-            "candidate": candidate.to_dict(),
-            "hash": candidate.hash,
-            "chat": ctx.chat,
-            "prompt": "\n--- and ---\n".join(m["prompt"] for m in members),
-            "members": members,
-        }
 
     def export(self, result: StudyResult, output: Path, to: Path, member: ResultEntry | None = None) -> Path:
         chosen = (member or result.best).to_dict()
