@@ -69,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trials", type=int, default=12)
     p.add_argument("--sizes", type=int, nargs=3, default=(60, 90, 90), metavar=("TRAIN", "DEV", "TEST"))
     p.add_argument("--model", default="smollm2-135m-instruct")
-    p.add_argument("--work", type=Path, help="keep the studies here (default: a temporary directory)")
+    p.add_argument(
+        "--work", type=Path, help="keep the studies here (default: a temporary directory); a rerun reuses finished arms"
+    )
     p.add_argument("--out", type=Path, default=HERE / "results" / "selection_suite.json")
     args = p.parse_args(argv)
 
@@ -87,14 +89,19 @@ def main(argv: list[str] | None = None) -> int:
         results[task] = {}
         for arm in args.arms:
             path = _study(task, arm, work, data, args.trials, args.model)
-            t = time.perf_counter()
-            proc = subprocess.run([str(exe), "run", str(path), "-q"], capture_output=True, text=True)
-            wall = time.perf_counter() - t
-            out = {"wall_seconds": round(wall, 1), "returncode": proc.returncode}
             result = work / task / arm / "result.json"
-            if proc.returncode != 0 or not result.exists():
-                out["error"] = proc.stderr[-2000:]
+            timing = work / task / f"{arm}.wall.json"
+            if result.exists() and timing.exists():  # finished by an earlier run with the same --work
+                out = json.loads(timing.read_text())
             else:
+                t = time.perf_counter()
+                proc = subprocess.run([str(exe), "run", str(path), "-q"], capture_output=True, text=True)
+                out = {"wall_seconds": round(time.perf_counter() - t, 1), "returncode": proc.returncode}
+                if proc.returncode == 0:
+                    timing.write_text(json.dumps(out))
+                else:
+                    out["error"] = proc.stderr[-2000:]
+            if "error" not in out and result.exists():
                 r = json.loads(result.read_text())
                 base, best = r["baseline"]["test"]["value"], r["best"]["test"]["value"]
                 out.update(

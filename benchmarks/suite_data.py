@@ -56,25 +56,33 @@ _TOPIC = {
 }
 _EMOTION = {
     "joy": (
-        "I just found out I got the {thing} and I can't stop smiling",
+        "I just found out I got the {job} and I can't stop smiling",
+        "Best {day2} ever, my {person} and I laughed until we cried",
+        "I passed my {exam} and I feel on top of the world",
         "Spending the {time} with my {person} made me so happy",
         "We finally {did} and I feel wonderful",
         "What a lovely surprise, my {person} sent me {gift}",
     ),
     "anger": (
         "I am furious that my {person} {bad} again",
+        "The {service} charged me twice and nobody will fix it, I'm fuming",
+        "It makes my blood boil when my {person} ignores me {day}",
         "The {service} kept me waiting for {n} hours and I'm livid",
         "How dare they {bad2} without asking me",
         "I'm so mad, someone {bad3} my {gift}",
     ),
     "sadness": (
         "I miss my {person} so much since they moved away",
+        "I didn't get the {job} and I just feel empty",
+        "Everything reminds me of my {person} {day2} and I can't stop crying",
         "I cried all {time} after I lost my {gift}",
         "Nobody came to my {event2} and I feel so alone",
         "It breaks my heart that my {pet} is gone",
     ),
     "fear": (
         "I'm terrified about the {exam} tomorrow",
+        "I keep thinking someone is following me home from the {place2}",
+        "My heart is pounding, the {person} hasn't called and it's past {time2}",
         "There's a strange noise in the {room} and I'm scared to look",
         "My hands are shaking before the {event2}",
         "I'm afraid my {person} won't come back from the {place}",
@@ -83,10 +91,14 @@ _EMOTION = {
 _SPAM = {
     "spam": (
         "WINNER! You have won a {prize}. Call {phone} now to claim",
-        "Urgent: your account is locked. Verify at {url} within {n} hours",
+        "Urgent: your {account} account is locked. Verify at {url} within {n} hours",
         "Get {n}% off {product} today only! Reply YES to order",
-        "Congratulations, you were selected for a free {prize}. Text CLAIM to {short}",
+        "Congratulations {name}, you were selected for a free {prize}. Text CLAIM to {short}",
         "Earn ${n} a day from home, no experience needed. Visit {url}",
+        "Your {account} payment failed. Update your card at {url} or lose access",
+        "FREE {prize} for the first {n} callers! Ring {phone} before {time2}",
+        "{name}, your parcel is held at customs. Pay the fee at {url}",
+        "Hot singles in {city} want to meet you. Reply {short} to chat",
     ),
     "ham": (
         "Hey, are we still on for {meal} at {time2}?",
@@ -94,6 +106,10 @@ _SPAM = {
         "Running {n} minutes late, sorry! See you at the {place2}",
         "Happy birthday {name}! Hope you have a great day",
         "Did you finish the {chore}? Mum is asking",
+        "{name} says the {meal} is moved to {time2}, is that ok?",
+        "Left my {thing2} at yours, can I grab it {day}?",
+        "Train is delayed, I'll be at the {place2} around {time2}",
+        "Thanks for {meal} {day}, it was lovely to see you {name}",
     ),
 }
 _WORDS: dict[str, tuple[str, ...]] = {
@@ -134,7 +150,12 @@ _WORDS: dict[str, tuple[str, ...]] = {
     "time2": ("6", "half past 7", "noon"),
     "place2": ("station", "cinema", "cafe"),
     "name": ("Sam", "Priya", "Jonas", "Ada"),
-    "chore": ("washing up", "homework", "laundry"),
+    "chore": ("washing up", "homework", "laundry", "hoovering", "shopping list"),
+    "job": ("job", "scholarship", "promotion", "apartment", "part in the play"),
+    "day2": ("weekend", "birthday", "holiday", "evening", "summer"),
+    "account": ("bank", "Netflix", "PayPal", "email", "Amazon"),
+    "thing2": ("charger", "umbrella", "keys", "scarf", "book"),
+    "day": ("tomorrow", "on Sunday", "tonight", "after work", "on Friday"),
 }
 _CATEGORIES: dict[str, tuple[str, ...]] = {
     "fruit": ("apple", "banana", "cherry", "mango", "pear", "plum", "grape", "kiwi"),
@@ -151,11 +172,12 @@ def _labelled(templates: dict[str, tuple[str, ...]]) -> Callable[[int, int], lis
     def make(n: int, seed: int) -> list[dict]:
         rng = random.Random(seed)
         labels = sorted(templates)
-        out, seen = [], set()
+        out, seen, tries = [], set(), 0
         while len(out) < n:
             label = labels[len(out) % len(labels)]
             text = fill(rng, rng.choice(templates[label]), _WORDS)
-            if text in seen and len(seen) < 50 * n:
+            tries += 1
+            if text in seen and tries < 50 * n:  # repeats only once the combinations run out
                 continue
             seen.add(text)
             out.append({"id": f"{label}-{len(out)}", "text": text, "label": label})
