@@ -65,7 +65,8 @@ class AutoConfig(StrategyConfig):
             raise ValueError(f"shares: unknown families {unknown}; known: {', '.join(FAMILIES)}")
         if any(v < 0 for v in self.shares.values()):
             raise ValueError("shares must not be negative")
-        if self.schedule == "halving" and "shares" in self.model_fields_set:
+        default_shares = type(self).model_fields["shares"].default_factory()  # type: ignore[misc]
+        if self.schedule == "halving" and "shares" in self.model_fields_set and self.shares != default_shares:
             raise ValueError("shares apply to 'schedule: shares'; successive halving ('schedule: halving') has none")
         for name in FAMILIES:
             if getattr(self, name) is True:

@@ -183,7 +183,8 @@ class EnsembleKind(MembersMixin, CandidateKind):
         """The best ``limit`` discrete finalists (two at least) as one ensemble."""
         if ctx.task.type not in ("classification", "multiple_choice") or limit < 2:
             return None
-        chosen = [(c, o) for c, o in finalists if isinstance(c, PromptCandidate)][:limit]
+        # Discrete prompts only (trained candidates subclass PromptCandidate but are not text alone).
+        chosen = [(c, o) for c, o in finalists if getattr(c, "kind", None) == PromptCandidate.kind][:limit]
         if len(chosen) < 2:
             return None
         return EnsembleCandidate(
