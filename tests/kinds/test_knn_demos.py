@@ -121,3 +121,20 @@ def test_mixed_modes_search_both(study_dict, tiny_model) -> None:  # type: ignor
     modes = {t.params.get("demos") for t in trials if "demos" in t.params}
     assert modes == {"fixed", "knn"}
     assert all("n_demos" not in t.params for t in trials if t.params.get("demos") == "knn")
+
+
+@pytest.mark.parametrize(
+    "strategy,match",
+    [
+        ({"demos": ["knn", "nearest"]}, r"strategy\.demos\.1"),
+        ({"knn": {"k": [0]}}, r"strategy\.knn\.k\.0"),
+        ({"knn": {"mmr": [1.2]}}, r"strategy\.knn\.mmr\.0"),
+        ({"knn": {"order": ["random"]}}, r"strategy\.knn\.order\.0"),
+        ({"knn": {"neighbours": 3}}, r"strategy\.knn\.neighbours"),
+    ],
+)
+def test_bad_knn_options_name_the_key(study_dict, strategy, match) -> None:  # type: ignore[no-untyped-def]
+    from optprompt.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=match):
+        StudyRunner(spec_from_dict({**study_dict, "strategy": {**study_dict["strategy"], **strategy}}))._setup()
