@@ -138,3 +138,58 @@ def test_bad_knn_options_name_the_key(study_dict, strategy, match) -> None:  # t
 
     with pytest.raises(ConfigError, match=match):
         StudyRunner(spec_from_dict({**study_dict, "strategy": {**study_dict["strategy"], **strategy}}))._setup()
+
+
+def test_multiple_choice_knn_on_a_plain_model(tiny_plain_model, tiny_plain_model_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Multiple choice: demonstrations show their options; balance counts answer positions."""
+    import random
+
+    from optprompt_testdata import WORDS
+
+    rng = random.Random(0)
+    rows = []
+    for i in range(36):
+        choices = rng.sample(WORDS, 3)
+        rows.append({"id": f"q{i}", "q": " ".join(rng.choices(WORDS, k=6)), "choices": choices, "answer": i % 3})
+    data = tmp_path / "mc.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    study = {
+        "name": "mc-knn",
+        "model": str(tiny_plain_model_dir),
+        "seed": 1,
+        "output": str(tmp_path / "out"),
+        "task": {
+            "data": str(data),
+            "type": "multiple_choice",
+            "input": "q",
+            "label": "answer",
+            "options": "choices",
+            "id": "id",
+            "prompt": "Pick the answer.",
+            "template": "Question: {input}\nOptions:\n{options}\nAnswer:",
+        },
+        "strategy": {
+            "name": "template_search",
+            "trials": 5,
+            "demos": ["knn"],
+            "knn": {"k": [3], "balance": [True], "pool": 12},
+        },
+        "scoring": {"device": "cpu"},
+    }
+    spec = spec_from_dict(study)
+    runner = StudyRunner(spec, model=tiny_plain_model, progress=False)
+    result = runner.run()
+    assert result["best"]["candidate"].get("retrieval")
+    pool = result["best"]["retrieval"]["pool"]
+    assert all(len(p["options"]) == 3 and p["label"] in {"0", "1", "2"} for p in pool)
+    cand = PromptCandidate.from_dict(result["best"]["candidate"])
+    for ex in runner.task.test[:4]:
+        positions = [d.target_index for d in runner.renderer.demos(cand, ex)]
+        assert sorted(positions) == [0, 1, 2]  # balanced: one demonstration per answer position
+    export_card(spec.output, tmp_path / "card")
+    predictor = optprompt.load(tmp_path / "card", tiny_plain_model)
+    test = runner.task.test
+    logged = [json.loads(line) for line in (Path(spec.output) / "predictions.jsonl").read_text().splitlines()]
+    want = {p["id"]: p["pred"] for p in logged if p["role"] == "best"}
+    got = predictor.predict([e.input for e in test], [list(e.options) for e in test])
+    assert got == [e.options[want[e.id]] for e in test]
