@@ -88,7 +88,8 @@ class PromptCandidate:
         return d
 
     def text_fields(self) -> dict[str, Any]:
-        """The fields that make the prompt's text (no calibration, no metadata)."""
+        """The fields that make the prompt's fixed text (no calibration, no metadata, no
+        per-input retrieval: what a trained adapter is built around)."""
         return {
             "instruction": self.instruction,
             "template": self.template,
@@ -96,7 +97,6 @@ class PromptCandidate:
             "verbalizer": self.verbalizer,
             "choice_format": self.choice_format,
             "separator": self.separator,
-            "retrieval": self.retrieval,
         }
 
     @classmethod

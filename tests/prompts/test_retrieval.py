@@ -201,3 +201,13 @@ def test_pool_with_given_vectors_does_not_embed() -> None:
 
     pool = DemoPool(["a", "b"], ["x", "y"], [None, None], _Fails(), vectors=_unit([0.0, 1.0], [1.0, 0.0]))
     assert pool.select(_settings(1), "anything") == [1]
+
+
+def test_adapters_train_around_fixed_text_only() -> None:
+    from optprompt.adapters.candidate import SoftCandidate
+
+    cand = _candidate(k=2)
+    assert "retrieval" not in cand.text_fields()
+    assert SoftCandidate.create(cand, "lora", {}).retrieval is None
+    with pytest.raises(ConfigError, match="cannot be retrieved per input"):
+        SoftCandidate(instruction="x", template="{input}", retrieval=cand.retrieval)
