@@ -76,8 +76,9 @@ class Retrieval:
         k: Demonstrations per input (fewer when the pool is smaller).
         mmr: Maximal Marginal Relevance lambda: 1 picks the most similar examples; lower
             values penalise similarity to demonstrations already picked (diversity).
-        balance: Cap each label (classification) or answer position (multiple choice)
-            at ``ceil(k / labels in the pool)`` demonstrations.
+        balance: Give each label (classification) or answer position (multiple choice)
+            at most ``ceil(k / labels in the pool)`` demonstrations while other labels
+            have examples left.
         order: One of :data:`RETRIEVAL_ORDERS`.
         embedder: The embedding model's reference; None: the task model.
     """
@@ -173,8 +174,10 @@ def select_demos(
     """Indices into ``pool`` of the demonstrations for ``query``, in prompt order.
 
     Greedy Maximal Marginal Relevance: each step picks the pool row maximising
-    ``mmr * sim(query, row) - (1 - mmr) * max sim(row, picked)`` (ties: the lower
-    index), skipping ``exclude`` and, with ``balance``, labels already at their cap.
+    ``mmr * sim(query, row) - (1 - mmr) * max sim(row, picked)`` (the first pick: the
+    most similar; ties: the lower index), never ``exclude``. With ``balance``, a label
+    that has its share (``ceil(k / labels)``) is passed over while other labels have
+    rows left; when only capped labels remain, they fill the ``k`` places.
 
     Args:
         query: The input's normalised vector.
@@ -197,22 +200,22 @@ def select_demos(
         cap = -(-settings.k // max(1, len(present)))
         caps = {lbl: cap for lbl in present}
     lam = float(settings.mmr)
+    capped = np.zeros(n, dtype=bool)  # rows whose label has its share (used only when nothing else is left)
     redundancy = np.full(n, -np.inf, dtype=np.float32)
     picked: list[int] = []
     while len(picked) < settings.k and available.any():
         score = lam * sims - (1.0 - lam) * np.where(np.isfinite(redundancy), redundancy, 0.0) if picked else sims
-        score = np.where(available, score, -np.inf)
+        eligible = available & ~capped
+        score = np.where(eligible if eligible.any() else available, score, -np.inf)
         best = int(np.argmax(score))  # the first maximum: ties go to the lower index
-        if not np.isfinite(score[best]):
-            break
         picked.append(best)
         available[best] = False
         if caps:
             lbl = labels[best]  # type: ignore[index]
-            if lbl is not None:
+            if lbl is not None and lbl in caps:
                 caps[lbl] -= 1
                 if caps[lbl] <= 0:
-                    available &= np.array([x != lbl for x in labels], dtype=bool)  # type: ignore[union-attr]
+                    capped |= np.array([x == lbl for x in labels], dtype=bool)  # type: ignore[union-attr]
         redundancy = np.maximum(redundancy, pool @ pool[best])
     if settings.order == "closest_last":
         rank = {i: r for r, i in enumerate(picked)}

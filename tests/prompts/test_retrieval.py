@@ -46,6 +46,10 @@ def test_label_balance_caps_each_label() -> None:
     assert select_demos(query, pool, _settings(2, balance=True, order="as_retrieved"), labels=labels) == [0, 3]
     four = select_demos(query, pool, _settings(4, balance=True, order="as_retrieved"), labels=labels)
     assert sorted(labels[i] for i in four) == ["neg", "neg", "pos", "pos"]
+    # A label that runs out leaves its places to the others: k is still filled.
+    one_neg = ["pos", "pos", "pos", "neg", "pos"]
+    filled = select_demos(query, pool, _settings(4, balance=True, order="as_retrieved"), labels=one_neg)
+    assert filled == [0, 1, 3, 2]
     # k below the number of labels: one per label, the most similar of each first.
     three = ["a", "b", "c", "c", "c"]
     assert select_demos(query, pool, _settings(2, balance=True, order="as_retrieved"), labels=three) == [0, 1]
