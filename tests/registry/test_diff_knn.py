@@ -44,3 +44,17 @@ def test_diff_of_knn_cards_names_the_retrieval_and_loads_no_model() -> None:
     assert diff_cards(_knn_card(2), _knn_card(2)).startswith("no differences")
     assert "retrieval" not in fixed.to_dict()  # cards with fixed demonstrations are written as before
     assert PromptCard.from_dict(_knn_card(2).to_dict()) == _knn_card(2)
+
+
+def test_a_card_with_a_broken_retrieval_block_is_named() -> None:
+    import pytest
+
+    from optprompt.errors import OptpromptError
+
+    data = _knn_card(2).to_dict()
+    del data["retrieval"]["vectors"]
+    data["retrieval"]["neighbours"] = 3
+    with pytest.raises(
+        OptpromptError, match=r"x.json: retrieval: missing key\(s\) vectors; unknown key\(s\) neighbours"
+    ):
+        PromptCard.from_dict(data, source="x.json")

@@ -43,6 +43,7 @@ __all__ = [
 CARD_FILE = "prompt_card.json"
 PROMPT_FILE = "prompt.txt"
 CARD_FORMAT = 1
+_RETRIEVAL_KEYS = ("k", "mmr", "balance", "order", "embedder", "pool", "vectors")
 
 
 @dataclass(frozen=True)
@@ -276,6 +277,20 @@ class PromptCard:
         unknown = sorted(set(data) - known)
         if unknown:
             raise OptpromptError(f"{source}: unknown prompt card key(s): {', '.join(unknown)}")
+        retrieval = data.get("retrieval")
+        if retrieval is not None:
+            if not isinstance(retrieval, dict):
+                raise OptpromptError(f"{source}: retrieval: expected an object, got {type(retrieval).__name__}")
+            missing = [k for k in _RETRIEVAL_KEYS if k not in retrieval]
+            extra = sorted(set(retrieval) - set(_RETRIEVAL_KEYS))
+            if missing or extra:
+                raise OptpromptError(
+                    f"{source}: retrieval: "
+                    + "; ".join(
+                        [f"missing key(s) {', '.join(missing)}"] * bool(missing)
+                        + [f"unknown key(s) {', '.join(extra)}"] * bool(extra)
+                    )
+                )
         try:
             return cls(**data)
         except TypeError as e:
