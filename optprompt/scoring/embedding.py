@@ -8,6 +8,7 @@ encoder-decoder (its encoder) or a masked LM.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,8 @@ class ModelEmbedder:
         self._encoder = loaded.model.get_encoder() if getattr(config, "is_encoder_decoder", False) else None
         base = getattr(loaded.model, "base_model", None)
         self._base = base if base is not None and base is not loaded.model else None
+        params = inspect.signature(self._base.forward).parameters if self._base is not None else {}
+        self._base_kwargs = {"use_cache": False} if "use_cache" in params else {}
         self.dim = int(getattr(config, "d_model", None) or getattr(config, "hidden_size", 0) or 0)
 
     def _ids(self, text: str) -> list[int]:
@@ -49,7 +52,7 @@ class ModelEmbedder:
         if self._encoder is not None:
             return self._encoder(input_ids=ids, attention_mask=mask).last_hidden_state
         if self._base is not None:
-            out = self._base(input_ids=ids, attention_mask=mask, use_cache=False)
+            out = self._base(input_ids=ids, attention_mask=mask, **self._base_kwargs)
             hidden = getattr(out, "last_hidden_state", None)
             if hidden is not None:
                 return hidden
