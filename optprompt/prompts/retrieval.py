@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from optprompt.tasks.task import Example, Task
 
 __all__ = [
+    "POOLINGS",
     "RETRIEVAL_ORDERS",
     "Embedder",
     "Retrieval",
@@ -46,6 +47,9 @@ __all__ = [
 #: ``closest_last``: the most similar demonstration right before the input (ascending
 #: similarity); ``as_retrieved``: the order they were picked in (most similar first).
 RETRIEVAL_ORDERS = ("closest_last", "as_retrieved")
+#: How a text's last hidden states become one vector: ``mean`` over its tokens, or the
+#: ``last`` token's (which, in a decoder-only model, has read the whole text).
+POOLINGS = ("mean", "last")
 _QUERY_CACHE = 100_000
 
 
@@ -81,6 +85,8 @@ class Retrieval:
             have examples left.
         order: One of :data:`RETRIEVAL_ORDERS`.
         embedder: The embedding model's reference; None: the task model.
+        pooling: One of :data:`POOLINGS`: how the embedding model's last hidden states
+            become a text's vector.
     """
 
     pool: tuple[str, ...]
@@ -89,6 +95,7 @@ class Retrieval:
     balance: bool = False
     order: Literal["closest_last", "as_retrieved"] = "closest_last"
     embedder: str | None = None
+    pooling: Literal["mean", "last"] = "mean"
 
     def __post_init__(self) -> None:
         if not self.pool:
@@ -105,17 +112,19 @@ class Retrieval:
             raise ConfigError(f"retrieval.order: {self.order!r} is not one of {', '.join(RETRIEVAL_ORDERS)}")
         if self.embedder is not None and (not isinstance(self.embedder, str) or not self.embedder.strip()):
             raise ConfigError(f"retrieval.embedder: {self.embedder!r} must be a model reference or null")
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"retrieval.pooling: {self.pooling!r} is not one of {', '.join(POOLINGS)}")
 
     def settings(self) -> dict[str, Any]:
         """The settings without the pool."""
         return {"k": self.k, "mmr": self.mmr, "balance": self.balance, "order": self.order}
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.settings(), "embedder": self.embedder, "pool": list(self.pool)}
+        return {**self.settings(), "embedder": self.embedder, "pooling": self.pooling, "pool": list(self.pool)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Retrieval:
-        known = {"pool", "k", "mmr", "balance", "order", "embedder"}
+        known = {"pool", "k", "mmr", "balance", "order", "embedder", "pooling"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"retrieval: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -307,24 +316,24 @@ class Retrievers:
     """Demonstration pools of one study, embedded once each, with one embedder per model.
 
     Args:
-        embedder_for: Model reference (None: the task model) -> :class:`Embedder`;
-            called once per reference, when a candidate first retrieves with it.
+        embedder_for: ``(model reference (None: the task model), pooling)`` ->
+            :class:`Embedder`; called once per pair, when a candidate first retrieves with it.
     """
 
-    def __init__(self, embedder_for: Callable[[str | None], Embedder]) -> None:
+    def __init__(self, embedder_for: Callable[[str | None, str], Embedder]) -> None:
         self._embedder_for = embedder_for
-        self._embedders: dict[str | None, Embedder] = {}
-        self._queries: dict[str | None, OrderedDict[str, np.ndarray]] = {}
-        self._pools: dict[tuple[str | None, tuple[str, ...]], DemoPool] = {}
+        self._embedders: dict[tuple[str | None, str], Embedder] = {}
+        self._queries: dict[tuple[str | None, str], OrderedDict[str, np.ndarray]] = {}
+        self._pools: dict[tuple[str | None, str, tuple[str, ...]], DemoPool] = {}
 
-    def embedder(self, ref: str | None) -> Embedder:
-        if ref not in self._embedders:
-            self._embedders[ref] = self._embedder_for(ref)
-        return self._embedders[ref]
+    def embedder(self, ref: str | None, pooling: str = "mean") -> Embedder:
+        if (ref, pooling) not in self._embedders:
+            self._embedders[ref, pooling] = self._embedder_for(ref, pooling)
+        return self._embedders[ref, pooling]
 
     def pool(self, settings: Retrieval, task: Task) -> DemoPool:
         """The pool ``settings`` retrieve from (examples of ``task``), embedded once."""
-        key = (settings.embedder, settings.pool)
+        key = (settings.embedder, settings.pooling, settings.pool)
         if key not in self._pools:
             try:
                 examples = [task.example(i) for i in settings.pool]
@@ -334,8 +343,8 @@ class Retrievers:
                 [ex.id for ex in examples],
                 [ex.input for ex in examples],
                 [balance_key(task.type, ex) for ex in examples],
-                self.embedder(settings.embedder),
-                queries=self._queries.setdefault(settings.embedder, OrderedDict()),
+                self.embedder(settings.embedder, settings.pooling),
+                queries=self._queries.setdefault((settings.embedder, settings.pooling), OrderedDict()),
             )
         return self._pools[key]
 

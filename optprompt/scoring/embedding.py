@@ -23,15 +23,25 @@ __all__ = ["ModelEmbedder"]
 
 
 class ModelEmbedder:
-    """Embeds texts with ``loaded``: the mean of the last hidden states over the text's tokens.
+    """Embeds texts with ``loaded``: its last hidden states, averaged over the text's tokens
+    (``mean``) or at its last token (``last``).
 
     Args:
         loaded: The model (weights untouched; no gradients).
+        pooling: ``mean`` or ``last``.
         batch_tokens: Upper bound on rows x longest row per forward pass (pool embedding).
         max_rows: Most texts per forward pass.
     """
 
-    def __init__(self, loaded: LoadedModel, *, batch_tokens: int = 8192, max_rows: int = 64) -> None:
+    def __init__(
+        self, loaded: LoadedModel, *, pooling: str = "mean", batch_tokens: int = 8192, max_rows: int = 64
+    ) -> None:
+        from optprompt.errors import ConfigError
+        from optprompt.prompts.retrieval import POOLINGS
+
+        if pooling not in POOLINGS:
+            raise ConfigError(f"pooling: {pooling!r} is not one of {', '.join(POOLINGS)}")
+        self.pooling = pooling
         self.loaded = loaded
         self.ref = loaded.ref
         self.fingerprint = loaded.fingerprint
@@ -74,7 +84,11 @@ class ModelEmbedder:
         with torch.inference_mode():
             hidden = self._hidden(ids.to(device), mask.to(device)).float()
             m = mask.to(device)[..., None].float()
-            pooled = (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)
+            if self.pooling == "last":
+                last = mask.sum(dim=1).to(device) - 1
+                pooled = hidden[torch.arange(len(rows), device=device), last]
+            else:
+                pooled = (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)
         return pooled.cpu().numpy().astype(np.float32)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:

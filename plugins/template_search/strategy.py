@@ -76,6 +76,11 @@ class KnnOptions(BaseModel):
         min_length=1,
         description="closest_last: the most similar demonstration next to the input; as_retrieved: most similar first.",
     )
+    pooling: list[Literal["mean", "last"]] = Field(
+        default_factory=lambda: ["mean"],
+        min_length=1,
+        description="How hidden states become a text's vector: mean over its tokens, or its last token's.",
+    )
     pool: int = Field(256, ge=1, description="Train examples demonstrations are retrieved from (a balanced sample).")
     embedder: str | None = Field(
         None, description="Embedding model (any model reference); default: the task model's own hidden states."
@@ -222,4 +227,5 @@ class TemplateSearch(BaseStrategy):
             balance=bool(pick("knn_balance", knn.balance)) if self.context.task.type != "generation" else False,
             order=pick("knn_order", knn.order),
             embedder=knn.embedder,
+            pooling=pick("knn_pooling", knn.pooling),
         )

@@ -80,10 +80,14 @@ def test_card_formats_exactly_the_prompt_the_study_scored(study_dict, tiny_model
 
 
 def test_a_separate_embedding_model(study_dict, tiny_model, tiny_plain_model_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """``knn.embedder`` names any model reference; the card records it and loads it to retrieve."""
-    spec, runner, result = _run(study_dict, tiny_model, knn={"embedder": str(tiny_plain_model_dir)})
+    """``knn.embedder`` names any model reference (here pooled at the last token); the card
+    records it and loads it to retrieve."""
+    spec, runner, result = _run(
+        study_dict, tiny_model, knn={"embedder": str(tiny_plain_model_dir), "pooling": ["last"]}
+    )
     r = result["best"]["retrieval"]
     assert r["embedder"]["ref"] == str(tiny_plain_model_dir) and r["embedder"]["task_model"] is False
+    assert r["pooling"] == "last"
     export_card(spec.output, tmp_path / "card")
     predictor = optprompt.load(tmp_path / "card", tiny_model)
     test = runner.task.test

@@ -173,7 +173,7 @@ def test_candidate_round_trips_and_hashes_stay_for_fixed_demos() -> None:
 def test_renderer_retrieves_per_input_and_embeds_the_pool_once() -> None:
     task = _task()
     embedder = _WordEmbedder(["great", "awful", "food", "room", "again"])
-    renderer = PromptRenderer(task, retrievers=Retrievers(lambda ref: embedder))
+    renderer = PromptRenderer(task, retrievers=Retrievers(lambda ref, pooling: embedder))
     cand = _candidate(k=2)
     first = renderer.demos(cand, task.dev[0])
     assert [d.id for d in first] == ["t4", "t0"]  # closest last

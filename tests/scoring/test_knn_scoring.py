@@ -40,20 +40,26 @@ def _task(n_labels: int) -> Task:
 
 
 @pytest.mark.parametrize("chat", [True, False])
-@pytest.mark.parametrize("k,mmr,balance,order", [(3, 1.0, False, "closest_last"), (4, 0.5, True, "as_retrieved")])
-def test_per_example_prefixes_score_as_one_at_a_time(
-    tiny_model, tiny_plain_model, chat, k, mmr, balance, order
-) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    "k,mmr,balance,order,pooling", [(3, 1.0, False, "closest_last", "mean"), (4, 0.5, True, "as_retrieved", "last")]
+)
+def test_per_example_prefixes_score_as_one_at_a_time(  # type: ignore[no-untyped-def]
+    tiny_model, tiny_plain_model, chat, k, mmr, balance, order, pooling
+) -> None:
     loaded = tiny_model if chat else tiny_plain_model
     task = _task(3 if balance else 2)
     renderer = PromptRenderer(
-        task, loaded.chat_formatter() if chat else None, retrievers=Retrievers(lambda ref: ModelEmbedder(loaded))
+        task,
+        loaded.chat_formatter() if chat else None,
+        retrievers=Retrievers(lambda ref, pooling: ModelEmbedder(loaded, pooling=pooling)),
     )
     cand = PromptCandidate(
         instruction="Classify.",
         template="Input: {input}\nAnswer:",
         verbalizer=tuple(task.verbalizer.items()),
-        retrieval=Retrieval(pool=tuple(e.id for e in task.train), k=k, mmr=mmr, balance=balance, order=order),
+        retrieval=Retrieval(
+            pool=tuple(e.id for e in task.train), k=k, mmr=mmr, balance=balance, order=order, pooling=pooling
+        ),
     )
     reqs = renderer.requests(cand, task.dev)
     assert len({r.prefix for r in reqs}) > 1  # the demonstrations differ per input
@@ -71,11 +77,16 @@ def test_per_example_prefixes_score_as_one_at_a_time(
 
 def test_embedder_batches_agree_with_one_text_alone(tiny_model, tiny_masked, tiny_seq2seq) -> None:  # type: ignore[no-untyped-def]
     texts = ["the hotel was great", "bad food", "", "lovely staff never again the room was fine"]
-    for loaded in (tiny_model, tiny_masked, tiny_seq2seq):
-        e = ModelEmbedder(loaded)
+    for loaded, pooling in [(m, p) for m in (tiny_model, tiny_masked, tiny_seq2seq) for p in ("mean", "last")]:
+        e = ModelEmbedder(loaded, pooling=pooling)
         batch = e.embed(texts)
         alone = np.stack([e.embed_one(t) for t in texts])
         assert batch.shape == (4, e.dim)
         assert np.allclose(batch, alone, atol=1e-4)
         assert not batch[2].any()  # an empty text: zeros
         assert np.array_equal(e.embed_one(texts[0]), e.embed_one(texts[0]))
+    mean, last = (
+        ModelEmbedder(tiny_model).embed_one(texts[3]),
+        ModelEmbedder(tiny_model, pooling="last").embed_one(texts[3]),
+    )
+    assert not np.allclose(mean, last)

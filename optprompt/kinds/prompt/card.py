@@ -44,6 +44,7 @@ CARD_FILE = "prompt_card.json"
 PROMPT_FILE = "prompt.txt"
 CARD_FORMAT = 1
 _RETRIEVAL_KEYS = ("k", "mmr", "balance", "order", "embedder", "pool", "vectors")
+_RETRIEVAL_OPTIONAL = ("pooling",)
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,11 @@ class PromptCard:
         pool = self.retrieval["pool"]
         return [pool[i] for i in self._pool().select(self._settings(), text)]
 
+    @property
+    def pooling(self) -> str:
+        """How the card's embedding model turns a text into a vector (``mean`` or ``last``)."""
+        return str((self.retrieval or {}).get("pooling", "mean"))
+
     def use_embedder(self, embedder: Embedder) -> None:
         """Embed inputs with ``embedder`` (a model already loaded) instead of loading the
         model the card names; warns when its fingerprint differs from the card's."""
@@ -148,6 +154,7 @@ class PromptCard:
                 balance=r["balance"],
                 order=r["order"],
                 embedder=None if (r.get("embedder") or {}).get("task_model", True) else r["embedder"].get("ref"),
+                pooling=r.get("pooling", "mean"),
             )
         except (KeyError, TypeError, ConfigError) as e:
             raise OptpromptError(f"prompt card: invalid retrieval settings: {e}") from None
@@ -195,7 +202,7 @@ class PromptCard:
                 f"{ref!r}, which could not be loaded: {e}. Pass a local copy: card.use_embedder("
                 "optprompt.scoring.ModelEmbedder(loaded)) or optprompt.load(path, model=...)"
             ) from None
-        embedder = ModelEmbedder(loaded)
+        embedder = ModelEmbedder(loaded, pooling=self.pooling)
         self._check_embedder(embedder)
         self.__dict__["_embedder"] = embedder
         return embedder
@@ -282,7 +289,7 @@ class PromptCard:
             if not isinstance(retrieval, dict):
                 raise OptpromptError(f"{source}: retrieval: expected an object, got {type(retrieval).__name__}")
             missing = [k for k in _RETRIEVAL_KEYS if k not in retrieval]
-            extra = sorted(set(retrieval) - set(_RETRIEVAL_KEYS))
+            extra = sorted(set(retrieval) - set(_RETRIEVAL_KEYS) - set(_RETRIEVAL_OPTIONAL))
             if missing or extra:
                 raise OptpromptError(
                     f"{source}: retrieval: "

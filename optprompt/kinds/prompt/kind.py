@@ -38,6 +38,7 @@ def describe_retrieval(renderer: PromptRenderer, candidate: PromptCandidate) -> 
     return {
         **settings.settings(),
         "embedder": {"ref": embedder.ref, "fingerprint": embedder.fingerprint, "task_model": settings.embedder is None},
+        "pooling": settings.pooling,
         "pool": [
             {**_demo(renderer, candidate, ex), "label": balance_key(renderer.task.type, ex)}
             for ex in renderer.pool(candidate)
@@ -102,7 +103,7 @@ class PromptKind(CandidateKind):
                     "demonstrations",
                     f"{r['k']} retrieved per input from {len(r['pool'])} examples (mmr {r['mmr']}, "
                     f"balance {'on' if r['balance'] else 'off'}, order {r['order']}, "
-                    f"embedder {r.get('embedder') or 'the task model'})",
+                    f"embedder {r.get('embedder') or 'the task model'}, pooling {r.get('pooling', 'mean')})",
                 )
             )
         return out

@@ -58,7 +58,9 @@ class CardPredictor:
         if card.retrieval is not None and (card.retrieval.get("embedder") or {}).get("task_model", True):
             from optprompt.scoring.embedding import ModelEmbedder
 
-            card.use_embedder(ModelEmbedder(loaded))  # demonstrations retrieved with the task model itself
+            card.use_embedder(
+                ModelEmbedder(loaded, pooling=card.pooling)
+            )  # demonstrations retrieved with the task model itself
 
     # --- the prompt text ------------------------------------------------------------
     def _chat_formatter(self):  # type: ignore[no-untyped-def]
