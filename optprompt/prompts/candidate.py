@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Literal
 
 from optprompt.errors import ConfigError
+from optprompt.prompts.retrieval import Retrieval
 
 __all__ = ["PromptCandidate", "DEMO_ORDERS", "CHOICE_FORMATS", "CALIBRATIONS"]
 
@@ -36,6 +37,9 @@ class PromptCandidate:
             Zhao et al. 2021); ``mean`` (subtract the mean label distribution over the
             dev inputs, labels unused, Zhou et al. 2023; the offsets found on dev are
             then fixed for test and exported with the card).
+        retrieval: Demonstrations retrieved per input (kNN) instead of ``demo_ids``:
+            the pool and the settings (:class:`~optprompt.prompts.retrieval.Retrieval`);
+            None (the default): the fixed ``demo_ids``.
     """
 
     kind: ClassVar[str] = "prompt"
@@ -47,6 +51,7 @@ class PromptCandidate:
     choice_format: Literal["text", "letters"] = "text"
     separator: str = "\n\n"
     calibration: Literal["none", "content_free", "mean"] = "none"
+    retrieval: Retrieval | None = None
     metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -56,6 +61,11 @@ class PromptCandidate:
             raise ConfigError(f"choice_format must be one of {CHOICE_FORMATS}, got {self.choice_format!r}")
         if self.calibration not in CALIBRATIONS:
             raise ConfigError(f"calibration must be one of {CALIBRATIONS}, got {self.calibration!r}")
+        if self.retrieval is not None:
+            if not isinstance(self.retrieval, Retrieval):
+                raise ConfigError(f"retrieval must be a Retrieval, got {type(self.retrieval).__name__}")
+            if self.demo_ids:
+                raise ConfigError("a candidate retrieves demonstrations per input or shows fixed demo_ids, not both")
         words = [w for _, w in self.verbalizer]
         if any(not w.strip() for w in words):
             raise ConfigError(f"verbalizer has an empty word: {dict(self.verbalizer)}")
@@ -70,12 +80,16 @@ class PromptCandidate:
         d.pop("metadata")
         if self.calibration == "none":  # keeps hashes of uncalibrated candidates stable
             d.pop("calibration")
+        d.pop("retrieval")
+        if self.retrieval is not None:  # absent otherwise: hashes of fixed-demo candidates stay
+            d["retrieval"] = self.retrieval.to_dict()
         d["demo_ids"] = list(self.demo_ids)
         d["verbalizer"] = [list(p) for p in self.verbalizer]
         return d
 
     def text_fields(self) -> dict[str, Any]:
-        """The fields that make the prompt's text (no calibration, no metadata)."""
+        """The fields that make the prompt's fixed text (no calibration, no metadata, no
+        per-input retrieval: what a trained adapter is built around)."""
         return {
             "instruction": self.instruction,
             "template": self.template,
@@ -92,6 +106,8 @@ class PromptCandidate:
         data = {k: v for k, v in data.items() if k != "kind"}
         data["demo_ids"] = tuple(data.get("demo_ids", ()))
         data["verbalizer"] = tuple(tuple(p) for p in data.get("verbalizer", ()))
+        if data.get("retrieval") is not None:
+            data["retrieval"] = Retrieval.from_dict(data["retrieval"])
         return cls(**data)
 
     @property

@@ -25,6 +25,7 @@ from optprompt.plugins.manager import Plugins, load_plugins
 from optprompt.prompts.candidate import PromptCandidate
 from optprompt.prompts.context import check_context, context_limited_renderer
 from optprompt.prompts.render import PromptRenderer
+from optprompt.prompts.retrieval import Embedder, Retrievers
 from optprompt.strategies.base import BaseStrategy, StrategyContext
 from optprompt.strategies.services import StrategyServices
 from optprompt.study import attrs
@@ -114,6 +115,7 @@ class StudyRunner:
         self.study_id: int | None = None
         self.lock: BudgetLock | None = None
         self._cache = None
+        self._embedding_models: dict[str, LoadedModel] = {}  # embedding models other than the task model
         self.trials_run = 0  # trials this process ran (a worker's share)
         self._reserved: optuna.Trial | None = None  # the trial this process holds, if any
         # Concurrent workers must not replay each other's sampler draws.
@@ -165,7 +167,9 @@ class StudyRunner:
                 "has no chat template it can be scored with"
             )
         self.chat = chat
-        self.renderer = context_limited_renderer(self.task, model, chat, self.spec.task)
+        self.renderer = context_limited_renderer(
+            self.task, model, chat, self.spec.task, retrievers=Retrievers(self._embedder_for)
+        )
         self.backend = self._backend_for(model)
         ts = self.spec.task
         self.evaluator = Evaluator(
@@ -242,6 +246,21 @@ class StudyRunner:
         sc = self.spec.scoring
         loaded = load_model(ref, self.plugins, device=sc.device, dtype=sc.dtype, progress=self.progress)
         return self._backend_for(loaded), loaded
+
+    def _embedder_for(self, ref: str | None, pooling: str) -> Embedder:
+        """The embedder of per-input demonstrations: the task model's when ``ref`` is None
+        (or names it), else ``ref`` loaded with the study's device and dtype."""
+        from optprompt.models.loading import load_model
+        from optprompt.scoring.embedding import ModelEmbedder
+
+        if (ref is None or ref == self.spec.model) and self.model is not None:
+            return ModelEmbedder(self.model, pooling=pooling)
+        if ref not in self._embedding_models:
+            sc = self.spec.scoring
+            self._embedding_models[ref] = load_model(
+                ref, self.plugins, device=sc.device, dtype=sc.dtype, progress=self.progress
+            )
+        return ModelEmbedder(self._embedding_models[ref], pooling=pooling)
 
     def prompt_tokens(self, candidate: Candidate) -> int:
         """Tokens the model reads around the input (its kind counts them)."""
