@@ -23,6 +23,7 @@ def _knn_study(study_dict: dict, *, seed: int = 3, **strategy: object) -> dict:
         **study_dict,
         "seed": seed,
         "strategy": {**study_dict["strategy"], "trials": 6, "demos": ["knn"], "knn": knn, **strategy},
+        "selection": {"holdout": 0},  # the best on dev wins (held-out selection has its own tests)
     }
 
 
