@@ -129,17 +129,22 @@ def _keep(history: Sequence[Any], survivors: list[str], families: Sequence[str],
 
 
 def halving(trials: Sequence[Any], families: Sequence[str], total: float, unit: str, eta: int = 2) -> Halving:
-    """Successive halving over ``families`` (cheapest first) with ``total`` budget in ``unit``."""
+    """Successive halving over ``families`` (cheapest first) with ``total`` budget in ``unit``.
+
+    Each rung gets an equal part of what is left when it starts (a rung that ran over, a
+    long training trial, leaves the later rungs less, but never skips one), shared equally
+    by the families still in.
+    """
     n = len(families)
     rungs = 1 + (math.ceil(math.log(n, eta) - 1e-9) if n > 1 else 0)
-    per_rung = total / rungs
     mine = [t for t in trials if t.user_attrs.get(FAMILY) in families]
     state = Halving(rung=0, rungs=rungs, survivors=list(families))
     start = cum = 0.0  # spending where the current rung began, and so far
     begins = 0  # index in ``mine`` of the current rung's first trial
+    budget = total / rungs  # the current rung's
     for i, t in enumerate(mine):
         cum += cost(t, unit)
-        while state.rung < rungs - 1 and cum >= per_rung * (state.rung + 1):
+        if state.rung < rungs - 1 and cum - start >= budget:
             # The rung is over: rank on everything finished so far.
             state.rung += 1
             keep = _keep(mine[: i + 1], state.survivors, families, max(1, math.ceil(n / eta**state.rung)))
@@ -147,10 +152,11 @@ def halving(trials: Sequence[Any], families: Sequence[str], total: float, unit: 
                 if f not in keep:
                     state.eliminated[f] = state.rung - 1
             state.survivors, start, begins = keep, cum, i + 1
+            budget = max(0.0, total - cum) / (rungs - state.rung)
     if cum >= total:
         return state
     in_rung = mine[begins:]
-    share = (per_rung * (state.rung + 1) - start) / len(state.survivors) if state.rung < rungs - 1 else None
+    share = budget / len(state.survivors) if state.rung < rungs - 1 else None
     open_ = [f for f in state.survivors if not stuck(trials, f)]
     for f in open_:
         if share is None or spent(in_rung, unit, f) < share:

@@ -174,3 +174,20 @@ def test_the_report_shows_the_families_side_by_side(study_dict, tiny_model) -> N
     assert 'id="families-table"' in page
     for name in result["families"]:
         assert f'data-family="{name}"' in page
+
+
+def test_a_long_trial_does_not_skip_a_rung() -> None:
+    """A training trial that runs far past its rung's budget ends that rung only: the next
+    rung gets an equal part of what is left, and two families still meet in it."""
+
+    def t(family: str, examples: int, value: float) -> T:
+        trial = T(family, value=value)
+        trial.user_attrs[attrs.DEV_SCORED] = examples
+        return trial
+
+    history = [t("template_search", 20, 0.7), t("evolution", 20, 0.5), t("soft_prompt", 200, 0.6)]
+    state = halving(history, ALL, 300, "dev_examples")
+    assert state.rung == 1 and state.survivors == ["template_search", "soft_prompt"]
+    assert state.next == "template_search"  # (300 - 240) / 2 rungs left / 2 families = 15 each
+    history.append(t("template_search", 15, 0.7))
+    assert halving(history, ALL, 300, "dev_examples").next == "soft_prompt"
