@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 STAMP := $(VENV)/.optprompt-installed
 
-.PHONY: venv demo demo-soft demo-auto demo-ner test test-fast bench bench-pruning bench-study lint clean browser
+.PHONY: venv demo demo-soft demo-auto demo-ner test test-fast bench bench-pruning bench-study bench-suite lint clean browser
 
 venv: $(STAMP)
 
@@ -75,6 +75,9 @@ bench-pruning: venv
 	$(PY) benchmarks/pruning.py
 
 # A 16-trial template_search study on the 7-intent workload from a cold cache, timed.
+bench-suite: venv
+	$(PY) benchmarks/selection_suite.py
+
 bench-study: venv
 	$(PY) benchmarks/engine_study.py
 

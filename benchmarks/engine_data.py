@@ -13,7 +13,7 @@ import json
 import random
 from pathlib import Path
 
-__all__ = ["INTENTS", "intent_rows", "choice_rows", "write_jsonl"]
+__all__ = ["INTENTS", "intent_rows", "choice_rows", "write_jsonl", "fill"]
 
 INTENTS: dict[str, tuple[str, ...]] = {
     "add_to_playlist": (
@@ -91,9 +91,10 @@ _FACTS = [
 ]
 
 
-def _fill(rng: random.Random, template: str) -> str:
+def fill(rng: random.Random, template: str, words: dict[str, tuple[str, ...]] | None = None) -> str:
+    """``template`` with each ``{key}`` replaced by a seeded choice from ``words[key]``."""
     out = template
-    for key, values in _FILL.items():
+    for key, values in (_FILL if words is None else words).items():
         while "{" + key + "}" in out:
             out = out.replace("{" + key + "}", rng.choice(values), 1)
     return out
@@ -104,7 +105,7 @@ def intent_rows(n: int, seed: int = 0) -> list[dict]:
     rng = random.Random(f"engine-bench:intent:{seed}")
     labels = list(INTENTS)
     return [
-        {"id": f"intent-{i:04d}", "text": _fill(rng, rng.choice(INTENTS[labels[i % 7]])), "label": labels[i % 7]}
+        {"id": f"intent-{i:04d}", "text": fill(rng, rng.choice(INTENTS[labels[i % 7]])), "label": labels[i % 7]}
         for i in range(n)
     ]
 

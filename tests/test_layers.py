@@ -45,6 +45,7 @@ PLUGIN_API = {
     "optprompt.errors",
     "optprompt.kinds",
     "optprompt.kinds.prompt",
+    "optprompt.kinds.ensemble",
     "optprompt.plugins",
     "optprompt.prompts",
     "optprompt.results",

@@ -37,6 +37,8 @@ class SoftCandidate(PromptCandidate):
             raise ConfigError(f"unknown adapter method {self.method!r}; known: {', '.join(METHODS)}")
         if self.calibration != "none":
             raise ConfigError("soft candidates are trained, not calibrated: calibration must be 'none'")
+        if self.retrieval is not None:
+            raise ConfigError("soft candidates train around fixed text: demonstrations cannot be retrieved per input")
         json.dumps(dict(self.params))  # params must be JSON values (TypeError otherwise)
 
     @classmethod

@@ -61,6 +61,18 @@ def print_result(
             print(f" {mark} trial {m.trial:>4}: " + ", ".join(f"{n} {m.objectives[n]:.4g}" for n in names))
     if result.families:
         print_families(result)
+    selection = result.selection or {}
+    if selection.get("finalists"):
+        print(
+            f"\nselection: {len(selection['finalists'])} finalists re-scored on {selection['holdout']} held-out dev "
+            f"examples (the search scored {selection['searched']}); baseline {selection['baseline_holdout']:.3f}"
+        )
+        for f in selection["finalists"]:
+            mark = "*" if f["trial"] == best.trial else " "
+            print(f" {mark} trial {f['trial']:>4}: dev {f['dev']:.3f}, held-out {f['holdout']:.3f}")
+        if not selection.get("kept_baseline"):
+            p = selection["p_value"]
+            print(f"  picked trial {selection['picked']} (one-sided p = {p:.3g} against the baseline)")
     cmp_ = result.comparison
     if cmp_:
         for label, key in (("baseline", "baseline"), ("winner", "winner")):
@@ -127,6 +139,13 @@ def print_families(result: StudyResult) -> None:
         print(
             f"  {name:<18} {fam.trials:>6} {fam.best.trial:>6} {fam.best.dev.value:>7.3f} {test:>7} "
             + (f"{p:>7.3g}" if p is not None else f"{'-':>7}")
+        )
+    schedule = (result.strategy_summary or {}).get("schedule") or {}
+    if schedule.get("kind") == "halving":
+        dropped = ", ".join(f"{f} after rung {r + 1}" for f, r in schedule.get("eliminated_after_rung", {}).items())
+        print(
+            f"  successive halving: rung {schedule['rung'] + 1} of {schedule['rungs']}, "
+            f"still in: {', '.join(schedule['survivors'])}" + (f"; dropped: {dropped}" if dropped else "")
         )
 
 

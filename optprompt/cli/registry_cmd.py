@@ -87,7 +87,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     for key, value in lines:
         print(f"{key}: {value}")
     print()
-    print(v.load_card().format("{input}"))
+    print(v.load_card().template_text())
     return 0
 
 

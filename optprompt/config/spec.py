@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["StudySpec", "TaskSpec", "SplitSpec", "StrategySpec", "ScoringSpec", "PruningSpec", "WorkersSpec"]
+__all__ = [
+    "StudySpec",
+    "TaskSpec",
+    "SplitSpec",
+    "StrategySpec",
+    "ScoringSpec",
+    "PruningSpec",
+    "WorkersSpec",
+    "SelectionSpec",
+]
 
 TaskType = Literal["classification", "multiple_choice", "generation", "extraction"]
 
@@ -125,6 +135,37 @@ class PruningSpec(_Strict):
     p_threshold: float = Field(0.1, gt=0.0, lt=1.0, description="Wilcoxon pruner: p-value to prune at.")
 
 
+class SelectionSpec(_Strict):
+    """How the winner is picked without overfitting dev: the search sees only part of dev;
+    the best ``finalists`` there are scored again on the held-out rest, and the best of
+    them there wins. With ``do_no_harm`` the baseline stays the winner unless a finalist
+    beats it significantly on the held-out part."""
+
+    holdout: float = Field(
+        0.3,
+        ge=0.0,
+        lt=1.0,
+        description="Fraction of dev held out from the search for picking the winner (stratified by label); "
+        "0: the winner is the best on dev, as the search saw it.",
+    )
+    finalists: int = Field(5, ge=1, description="How many of the best distinct candidates on dev are re-scored.")
+    do_no_harm: bool = Field(
+        True,
+        description="Keep the baseline as the winner unless a finalist beats it significantly on the held-out part.",
+    )
+    alpha: float = Field(0.1, gt=0.0, lt=1.0, description="do_no_harm: the one-sided significance level.")
+    ensemble: int = Field(
+        3,
+        ge=0,
+        description="Classification and multiple choice: the best N discrete finalists also compete as one "
+        "ensemble (averaged calibrated answer probabilities); 0 or 1: no ensemble.",
+    )
+
+    def used(self, objectives: Sequence[str]) -> bool:
+        """Whether held-out selection applies (single-objective studies; Pareto fronts use ``select``)."""
+        return self.holdout > 0 and len(objectives) == 1
+
+
 class WorkersSpec(_Strict):
     """Crash detection for one or many workers sharing a study's storage."""
 
@@ -168,6 +209,7 @@ class StudySpec(_Strict):
         description="Multi-objective: constraints picking the winner from the "
         "Pareto front, e.g. 'prompt_tokens<=200' (the best score that fits).",
     )
+    selection: SelectionSpec = SelectionSpec()
     pruning: PruningSpec = PruningSpec()
     workers: WorkersSpec = WorkersSpec()
     trial_timeout: float | None = Field(
@@ -195,6 +237,10 @@ class StudySpec(_Strict):
             raise ValueError("select picks from a Pareto front: add objectives such as prompt_tokens")
         if self.task.unlabeled and not self.teacher:
             raise ValueError("task.unlabeled inputs are labelled by a teacher: set teacher (a model or an export)")
+        if len(self.objectives) > 1 and "selection" in self.model_fields_set and self.selection.holdout > 0:
+            raise ValueError(
+                "selection.holdout applies to single-objective studies; a Pareto front's winner is picked by select"
+            )
         return self
 
     base_dir: str | None = Field(

@@ -193,6 +193,16 @@ class CandidateKind(abc.ABC):
         """The candidate as ``result.json`` shows it (at least ``candidate`` and ``hash``)."""
         return {"candidate": candidate.to_dict(), "hash": candidate.hash}
 
+    def combine(self, finalists: Sequence[tuple[Any, Any]], ctx: KindContext, limit: int) -> Any | None:
+        """A candidate of this kind built from the study's finalists, or None (the default).
+
+        Args:
+            finalists: ``(candidate, calibration offsets found on dev or None)``, best on
+                dev first, of any kind: take the ones this kind can combine.
+            limit: The most finalists to combine (``selection.ensemble``).
+        """
+        return None
+
     def finish(self, result: StudyResult, output: Path) -> None:  # noqa: B027
         """Called once the study's result is known with its winner (e.g. to write the final
         scores into an artifact's manifest). Optional."""

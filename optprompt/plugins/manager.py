@@ -27,6 +27,7 @@ ENTRY_POINT_GROUP = "optprompt"
 # group instead.
 _CORE_PLUGINS = (
     "optprompt.kinds.prompt",
+    "optprompt.kinds.ensemble",
     "optprompt.adapters.kind",
     "optprompt.models.builtin",
     "optprompt.scoring.backends",

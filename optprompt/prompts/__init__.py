@@ -9,20 +9,29 @@ from optprompt.prompts.render import (
     fill_labels,
     fill_query,
     join_prompt,
+    retrieved_placeholder,
     split_request,
 )
+from optprompt.prompts.retrieval import RETRIEVAL_ORDERS, DemoPool, Embedder, Retrieval, Retrievers, select_demos
 
 __all__ = [
     "CALIBRATIONS",
     "CHOICE_FORMATS",
     "DEMO_ORDERS",
+    "RETRIEVAL_ORDERS",
     "SENTINEL",
     "ChatFormatter",
+    "DemoPool",
+    "Embedder",
     "PromptCandidate",
     "PromptRenderer",
+    "Retrieval",
+    "Retrievers",
     "ScoreRequest",
     "fill_labels",
     "fill_query",
     "join_prompt",
+    "retrieved_placeholder",
+    "select_demos",
     "split_request",
 ]

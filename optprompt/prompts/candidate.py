@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Literal
 
 from optprompt.errors import ConfigError
+from optprompt.prompts.retrieval import Retrieval
 
 __all__ = ["PromptCandidate", "DEMO_ORDERS", "CHOICE_FORMATS", "CALIBRATIONS"]
 
@@ -40,6 +41,9 @@ class PromptCandidate:
             (``lines``, ``json`` or ``inline``; see :mod:`optprompt.prompts.entity_formats`).
             For extraction the verbalizer maps each entity type to the word the prompt
             and the answers use for it.
+        retrieval: Demonstrations retrieved per input (kNN) instead of ``demo_ids``:
+            the pool and the settings (:class:`~optprompt.prompts.retrieval.Retrieval`);
+            None (the default): the fixed ``demo_ids``.
     """
 
     kind: ClassVar[str] = "prompt"
@@ -52,6 +56,7 @@ class PromptCandidate:
     separator: str = "\n\n"
     calibration: Literal["none", "content_free", "mean"] = "none"
     output_format: str = ""
+    retrieval: Retrieval | None = None
     metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -65,6 +70,11 @@ class PromptCandidate:
             from optprompt.prompts.entity_formats import entity_format
 
             entity_format(self.output_format)
+        if self.retrieval is not None:
+            if not isinstance(self.retrieval, Retrieval):
+                raise ConfigError(f"retrieval must be a Retrieval, got {type(self.retrieval).__name__}")
+            if self.demo_ids:
+                raise ConfigError("a candidate retrieves demonstrations per input or shows fixed demo_ids, not both")
         words = [w for _, w in self.verbalizer]
         if any(not w.strip() for w in words):
             raise ConfigError(f"verbalizer has an empty word: {dict(self.verbalizer)}")
@@ -81,12 +91,16 @@ class PromptCandidate:
             d.pop("calibration")
         if not self.output_format:  # only extraction candidates have one; other hashes stay as they were
             d.pop("output_format")
+        d.pop("retrieval")
+        if self.retrieval is not None:  # absent otherwise: hashes of fixed-demo candidates stay
+            d["retrieval"] = self.retrieval.to_dict()
         d["demo_ids"] = list(self.demo_ids)
         d["verbalizer"] = [list(p) for p in self.verbalizer]
         return d
 
     def text_fields(self) -> dict[str, Any]:
-        """The fields that make the prompt's text (no calibration, no metadata)."""
+        """The fields that make the prompt's fixed text (no calibration, no metadata, no
+        per-input retrieval: what a trained adapter is built around)."""
         return {
             "instruction": self.instruction,
             "template": self.template,
@@ -104,6 +118,8 @@ class PromptCandidate:
         data = {k: v for k, v in data.items() if k != "kind"}
         data["demo_ids"] = tuple(data.get("demo_ids", ()))
         data["verbalizer"] = tuple(tuple(p) for p in data.get("verbalizer", ()))
+        if data.get("retrieval") is not None:
+            data["retrieval"] = Retrieval.from_dict(data["retrieval"])
         return cls(**data)
 
     @property

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from optprompt.errors import CandidateRejected, DataError
 from optprompt.prompts.candidate import PromptCandidate
 from optprompt.prompts.render import ChatFormatter, PromptRenderer, ScoreRequest
+from optprompt.prompts.retrieval import Retrievers
 from optprompt.tasks.task import Example, Task
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ class ContextLimitedRenderer(PromptRenderer):
         context: The model's context length; None: no limit, nothing is checked.
         policy: ``error``, ``left`` or ``right`` (``task.truncate``).
         reserve: Tokens kept free after the prompt (generation: ``max_new_tokens``).
+        retrievers: As for :class:`PromptRenderer`.
     """
 
     def __init__(
@@ -73,8 +75,9 @@ class ContextLimitedRenderer(PromptRenderer):
         context: int | None,
         policy: TruncatePolicy = "error",
         reserve: int = 0,
+        retrievers: Retrievers | None = None,
     ) -> None:
-        super().__init__(task, chat_formatter)
+        super().__init__(task, chat_formatter, retrievers=retrievers)
         if policy not in TRUNCATE_POLICIES:
             raise DataError(f"task.truncate: {policy!r} is not one of {', '.join(TRUNCATE_POLICIES)}")
         self.tokenizer = tokenizer
@@ -171,9 +174,12 @@ class ContextLimitedRenderer(PromptRenderer):
         }
 
 
-def context_limited_renderer(task: Task, model: LoadedModel, chat: bool, spec: TaskSpec) -> ContextLimitedRenderer:
+def context_limited_renderer(
+    task: Task, model: LoadedModel, chat: bool, spec: TaskSpec, *, retrievers: Retrievers | None = None
+) -> ContextLimitedRenderer:
     """The study's renderer for ``model``: its chat template when ``chat``, its context
-    length, ``spec.truncate``, and room for ``spec.max_new_tokens`` on generation and extraction tasks."""
+    length, ``spec.truncate``, and room for ``spec.max_new_tokens`` on generation and extraction tasks
+    (``retrievers``: for candidates with per-input demonstrations)."""
     return ContextLimitedRenderer(
         task,
         model.chat_formatter() if chat else None,
@@ -181,6 +187,7 @@ def context_limited_renderer(task: Task, model: LoadedModel, chat: bool, spec: T
         context=context_length(model.model, model.tokenizer),
         policy=spec.truncate,
         reserve=spec.max_new_tokens if task.generates else 0,
+        retrievers=retrievers,
     )
 
 

@@ -12,9 +12,10 @@ import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from optprompt.errors import CandidateRejected
+from optprompt.errors import CandidateRejected, ConfigError
 from optprompt.prompts.candidate import PromptCandidate
 from optprompt.prompts.entity_formats import describe_format, describe_types, serialize_entities
+from optprompt.prompts.retrieval import Retrievers
 from optprompt.tasks.task import Example, Task
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "fill_entity_prompt",
     "join_prompt",
     "demo_text",
+    "retrieved_placeholder",
 ]
 
 # messages -> text, e.g. a tokenizer's apply_chat_template with add_generation_prompt.
@@ -111,6 +113,11 @@ def fill_entity_prompt(
     )
 
 
+def retrieved_placeholder(k: int, pool: int) -> str:
+    """What a prompt shown without an input says in place of demonstrations retrieved per input."""
+    return f"[{k} demonstration{'s' if k != 1 else ''} retrieved for the input from {pool} examples]"
+
+
 def split_request(
     example_id: str, body: str, text: str, words: Sequence[str], chat_formatter: ChatFormatter | None
 ) -> ScoreRequest:
@@ -135,11 +142,22 @@ def split_request(
 
 
 class PromptRenderer:
-    """Turns (candidate, example) into text, with or without a chat template."""
+    """Turns (candidate, example) into text, with or without a chat template.
 
-    def __init__(self, task: Task, chat_formatter: ChatFormatter | None = None) -> None:
+    Args:
+        task: The task.
+        chat_formatter: The model's chat template (None: plain text).
+        retrievers: Embeds and retrieves the demonstrations of candidates that retrieve
+            them per input (:mod:`optprompt.prompts.retrieval`); None: such candidates
+            cannot be rendered.
+    """
+
+    def __init__(
+        self, task: Task, chat_formatter: ChatFormatter | None = None, *, retrievers: Retrievers | None = None
+    ) -> None:
         self.task = task
         self.chat_formatter = chat_formatter
+        self.retrievers = retrievers
 
     # --- pieces -------------------------------------------------------------------
     def answer_words(self, candidate: PromptCandidate, example: Example) -> tuple[str, ...]:
@@ -199,11 +217,35 @@ class PromptRenderer:
         )
         return fill_labels(candidate.instruction, words)
 
-    def demos(self, candidate: PromptCandidate) -> list[Example]:
+    def demos(self, candidate: PromptCandidate, example: Example | None = None) -> list[Example]:
+        """The demonstrations shown before ``example``: the fixed ones, or those retrieved
+        for it (a candidate that retrieves them needs ``example``)."""
+        if candidate.retrieval is not None:
+            if example is None:
+                raise ValueError("demonstrations retrieved per input need the input")
+            return self.retrievers_for().demos(candidate.retrieval, self.task, example)
         try:
             return [self.task.example(i) for i in candidate.demo_ids]
         except KeyError as e:
             raise CandidateRejected(str(e)) from None
+
+    def retrievers_for(self) -> Retrievers:
+        """The retrievers of candidates with per-input demonstrations (an error when there are none)."""
+        if self.retrievers is None:
+            raise ConfigError(
+                "this candidate retrieves its demonstrations per input, but the renderer has no embedder "
+                "(PromptRenderer(..., retrievers=Retrievers(...)))"
+            )
+        return self.retrievers
+
+    def pool(self, candidate: PromptCandidate) -> list[Example]:
+        """The examples a retrieving candidate draws its demonstrations from."""
+        if candidate.retrieval is None:
+            return []
+        try:
+            return [self.task.example(i) for i in candidate.retrieval.pool]
+        except KeyError as e:
+            raise CandidateRejected(f"retrieval pool: {e}") from None
 
     def _demo_text(self, candidate: PromptCandidate, demo: Example) -> str:
         answer = self.answer_words(candidate, demo)[max(demo.target_index, 0)]
@@ -213,7 +255,7 @@ class PromptRenderer:
     def user_text(self, candidate: PromptCandidate, example: Example, text: str) -> str:
         """Instruction, demonstrations and the query (everything the user turn says)."""
         instruction = self.instruction(candidate, example) if candidate.instruction.strip() else ""
-        demos = [self._demo_text(candidate, d) for d in self.demos(candidate)]
+        demos = [self._demo_text(candidate, d) for d in self.demos(candidate, example)]
         return join_prompt(instruction, demos, self._query(candidate, example, text), candidate.separator)
 
     def request(self, candidate: PromptCandidate, example: Example) -> ScoreRequest:
@@ -226,6 +268,14 @@ class PromptRenderer:
         return [self.request(candidate, ex) for ex in examples]
 
     def render_text(self, candidate: PromptCandidate, example_input: str = "{input}") -> str:
-        """The prompt as plain text, with ``{input}`` left as a placeholder by default."""
+        """The prompt as plain text, with ``{input}`` left as a placeholder by default
+        (demonstrations retrieved per input are shown as one placeholder line)."""
         dummy = Example(id="_", input=example_input, target="", target_index=0, options=(), row="")
+        if candidate.retrieval is not None:
+            for ex in self.pool(candidate):
+                self.answer_words(candidate, ex)  # a verbalizer that cannot answer a demonstration fails here
+            instruction = self.instruction(candidate, dummy) if candidate.instruction.strip() else ""
+            line = retrieved_placeholder(candidate.retrieval.k, len(candidate.retrieval.pool))
+            query = self._query(candidate, dummy, example_input)
+            return join_prompt(instruction, [line], query, candidate.separator)
         return self.user_text(candidate, dummy, example_input)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 from typing import Any
 
@@ -45,6 +46,20 @@ def _calibration(card: PromptCard) -> str:
     return f"{cal.get('method', 'none')}{shown}"
 
 
+def _retrieval(card: PromptCard) -> str:
+    """How a card retrieves demonstrations per input, in a few words ("-": it shows fixed ones)."""
+    r = card.retrieval
+    if not r:
+        return "-"
+    embedder = (r.get("embedder") or {}).get("ref")
+    pool = len(r.get("pool") or [])
+    vectors = (r.get("vectors") or {}).get("data", "")
+    return (
+        f"k={r.get('k')} mmr={r.get('mmr')} balance={_show(r.get('balance'))} order={r.get('order')} "
+        f"pool={pool} embedder={_show(embedder)} vectors={hashlib.sha256(vectors.encode()).hexdigest()[:8]}"
+    )
+
+
 def _score(scores: dict[str, Any], split: str) -> tuple[float | None, str | None]:
     s = scores.get(split)
     return (s.get("value"), s.get("metric")) if isinstance(s, dict) else (None, None)
@@ -59,6 +74,9 @@ def _field_changes(a: PromptCard, b: PromptCard) -> list[str]:
     if a.demos != b.demos:
         same_len = len(a.demos) == len(b.demos)
         out.append(f"demos: {len(a.demos)} -> {len(b.demos)}" + (" (content or order changed)" if same_len else ""))
+    ra, rb = _retrieval(a), _retrieval(b)
+    if ra != rb:
+        out.append(f"demonstrations retrieved per input: {ra} -> {rb}")
     if _calibration(a) != _calibration(b):
         out.append(f"calibration: {_calibration(a)} -> {_calibration(b)}")
     for label, sa, sb in (
@@ -87,14 +105,14 @@ def _field_changes(a: PromptCard, b: PromptCard) -> list[str]:
 def diff_cards(a: PromptCard, b: PromptCard, *, a_label: str = "a", b_label: str = "b") -> str:
     """A unified diff of the rendered prompt text, then one line per other changed field.
 
-    The prompt text is the card's ``prompt.txt`` (``card.format("{input}")``). Field lines
+    The prompt text is the card's ``prompt.txt`` (``card.template_text()``). Field lines
     read ``field: OLD -> NEW`` (verbalizer, calibration, demos, scores, model and data
     fingerprints...). Two identical cards give ``no differences``.
     """
     text = list(
         difflib.unified_diff(
-            a.format("{input}").splitlines(),
-            b.format("{input}").splitlines(),
+            a.template_text().splitlines(),
+            b.template_text().splitlines(),
             fromfile=f"{a_label}/prompt.txt",
             tofile=f"{b_label}/prompt.txt",
             lineterm="",

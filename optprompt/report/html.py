@@ -93,6 +93,32 @@ def _families(result: StudyResult) -> str:
     )
 
 
+def _selection(result: StudyResult) -> str:
+    """Held-out selection: the finalists' dev and held-out scores, and the decision."""
+    sel = result.selection or {}
+    metric = escape(result.metric)
+    rows = []
+    for f in sel.get("finalists", []):
+        mark = " (winner)" if f["trial"] == result.best.trial else ""
+        what = escape(f.get("combined", ""))
+        rows.append(
+            f'<tr data-trial="{f["trial"]}"><th>{f["trial"]}{mark}</th><td>{what}</td>'
+            f'<td class="num">{_num(f["dev"])}</td><td class="num">{_num(f["holdout"])}</td></tr>'
+        )
+    p = sel.get("p_value")
+    decision = (
+        "kept the baseline (do no harm)"
+        if sel.get("kept_baseline")
+        else f"picked trial {sel.get('picked')} (one-sided p = {format(p, '.3g') if p is not None else '—'})"
+    )
+    return (
+        f"<p>The search scored {sel.get('searched')} dev examples; {sel.get('holdout')} were held out. "
+        f"Baseline on the held-out part: {_num(sel.get('baseline_holdout'))}. Decision: {escape(decision)}.</p>"
+        f'<table id="selection-table"><tr><th>trial</th><th>combined</th><th>dev {metric}</th>'
+        f"<th>held-out {metric}</th></tr>" + "".join(rows) + "</table>"
+    )
+
+
 def _info(rows: list[tuple[str, Any]]) -> str:
     items = "".join(f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>" for k, v in rows if v not in (None, ""))
     return f'<dl class="info">{items}</dl>'
@@ -319,6 +345,8 @@ def render_html(source: StudySource, plots: list[Plot], files_dir: str | None = 
         parts.append(f'<section id="comparison"><h2>Baseline vs winner</h2>{_comparison(result)}</section>')
         if result.families:
             parts.append(f'<section id="families"><h2>Families</h2>{_families(result)}</section>')
+        if result.selection:
+            parts.append(f'<section id="selection"><h2>Selection on held-out dev</h2>{_selection(result)}</section>')
         warnings = result.warnings
         items = "".join(f'<div class="warning">{escape(w)}</div>' for w in warnings)
         parts.append(f'<section id="warnings"><h2>Warnings</h2>{items or "<p>None.</p>"}</section>')

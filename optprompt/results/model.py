@@ -136,6 +136,7 @@ class StudyResult(BaseModel):
     format_failures: dict[str, int] = {}
     strategy_summary: dict[str, Any] = {}
     families: dict[str, FamilyResult] | None = None
+    selection: dict[str, Any] | None = None  # held-out selection: finalists, p-value, do no harm
     context: dict[str, Any] | None = None  # task.truncate: the context limit and what was cut
     teacher: dict[str, Any] | None = None  # distillation: the teacher's labels and test scores
     wall_seconds: float = 0.0

@@ -9,6 +9,7 @@ from optprompt.scoring.backends import (
     naive_loglikelihoods,
 )
 from optprompt.scoring.cache import CachedBackend, ScoreCache, default_cache_path
+from optprompt.scoring.embedding import ModelEmbedder
 from optprompt.scoring.evaluate import Evaluation, Evaluator, ExamplePrediction
 from optprompt.scoring.metrics import accuracy, macro_f1
 
@@ -23,6 +24,7 @@ __all__ = [
     "ExamplePrediction",
     "GenerationSettings",
     "MaskedLMBackend",
+    "ModelEmbedder",
     "ScoreCache",
     "Seq2SeqBackend",
     "accuracy",

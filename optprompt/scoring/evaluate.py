@@ -181,11 +181,13 @@ class Evaluator:
             scores = ll if used is None else apply_offsets(ll, used)
             best = max(range(len(scores)), key=lambda j: scores[j])
             preds.append(ExamplePrediction(ex.id, ex.target_index, best, float(best == ex.target_index), tuple(ll)))
-        gold = [p.gold for p in preds]
-        pred = [p.pred for p in preds]
+        return preds, self.measure(examples, [p.pred for p in preds]), used
+
+    def measure(self, examples: Sequence[Example], pred: Sequence[int]) -> dict[str, float]:
+        """Every ranking metric of the predicted choice indices ``pred`` on ``examples``."""
+        gold = [ex.target_index for ex in examples]
         n_classes = len(self.task.labels) or max((len(e.options) for e in examples), default=0)
-        values = {e.name: float(e.obj(gold, pred, n_classes)) for e in self.metrics}
-        return preds, values, used
+        return {e.name: float(e.obj(gold, list(pred), n_classes)) for e in self.metrics}
 
     # --- generation ---------------------------------------------------------------
     def _generations(self, candidate: PromptCandidate, examples: Sequence[Example]) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ from optprompt.prompts.context import ContextLimitedRenderer
 from optprompt.results import PREDICTIONS_FILE, RESULT_FILE, RESULT_FORMAT, StudyResult
 from optprompt.study import attrs
 from optprompt.study.objectives import parse_rule, select
+from optprompt.study.selection import Selection, select_winner
 from optprompt.study.trials import counts, is_void
 
 if TYPE_CHECKING:
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
     from optprompt.models.loading import LoadedModel
     from optprompt.scoring.evaluate import Evaluation
     from optprompt.study.distill import TeacherLabels
-    from optprompt.tasks.task import Task
+    from optprompt.tasks.task import Example, Task
 
 __all__ = ["finish_study", "StudyEnd", "RESULT_FILE", "PREDICTIONS_FILE"]
 
@@ -62,6 +64,9 @@ class StudyEnd:
         budget: The strategy's declared budget.
         started: ``time.perf_counter()`` when the study started (for the wall time).
         teacher: Distillation: what the teacher labelled (it is scored on test too).
+        holdout: Dev examples the search never scored; the winner is picked there
+            (``selection``). Empty: the winner is the best on dev.
+        notes: Warnings the study's set-up has for result.json (e.g. dev too small to hold out).
     """
 
     spec: StudySpec
@@ -75,6 +80,8 @@ class StudyEnd:
     budget: dict[str, int]
     started: float
     teacher: TeacherLabels | None = None
+    holdout: Sequence[Example] = ()
+    notes: Sequence[str] = ()
 
 
 def finish_study(end: StudyEnd, study: optuna.Study) -> dict[str, Any]:
@@ -92,7 +99,8 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> dict[str, Any]:
     baseline_trial = next(t for t in complete if t.user_attrs.get(attrs.ROLE) == "baseline")
     objectives = list(end.spec.objectives)
     pareto: list[dict[str, Any]] = []
-    notes: list[str] = []
+    notes: list[str] = list(end.notes)
+    selection: Selection | None = None
 
     def member(t: optuna.trial.FrozenTrial, cand: Candidate) -> dict[str, Any]:
         """A trial as result.json shows it (dev figures; calibration offsets found on dev)."""
@@ -120,6 +128,13 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> dict[str, Any]:
             notes.append(f"no Pareto-front prompt meets select {rule!r}; the winner is the best score on the front")
             chosen = select(pareto, [])
         best_trial = next(t for t in complete if t.number == chosen["trial"])
+    elif end.holdout:
+        selection = select_winner(end.spec.selection, complete, baseline_trial, end.holdout, kinds, ctx, study)
+        trials = study.get_trials(deepcopy=False)  # with what selection combined from the finalists
+        complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        best_trial = selection.winner
+        if selection.kept_baseline:
+            notes.append(selection.why)
     else:
         best_trial = max(complete, key=lambda t: (t.values[0], -t.number))
     baseline = end.baseline
@@ -223,6 +238,7 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> dict[str, Any]:
         "comparison": comparison.to_dict(),
         "objectives": objectives,
         **({"select": spec.select, "pareto": pareto} if pareto else {}),
+        **({"selection": {**selection.info, "why": selection.why}} if selection is not None else {}),
         "warnings": warnings,
         "format_failures": {k: v for k, v in failures.items() if v},
         **({"context": end.kind_context.renderer.summary()} if _limited(end) else {}),

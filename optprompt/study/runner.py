@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from optprompt._io import atomic_write_json
 from optprompt._version import __version__
 from optprompt.config.spec import StudySpec
-from optprompt.errors import CandidateRejected, OptpromptError
+from optprompt.errors import CandidateRejected, ConfigError, OptpromptError
 from optprompt.kinds.base import Candidate, KindContext
 from optprompt.plugins.manager import Plugins, load_plugins
 from optprompt.prompts.candidate import PromptCandidate
 from optprompt.prompts.context import check_context, context_limited_renderer
 from optprompt.prompts.render import PromptRenderer
+from optprompt.prompts.retrieval import Embedder, Retrievers
 from optprompt.strategies.base import BaseStrategy, StrategyContext
 from optprompt.strategies.services import StrategyServices
 from optprompt.study import attrs
@@ -36,6 +37,7 @@ from optprompt.study.results import PREDICTIONS_FILE, RESULT_FILE, StudyEnd, fin
 from optprompt.study.storage import check_spec_key, make_storage, open_study, spec_key_part, storage_url
 from optprompt.study.trials import CONNECTION_LOST, INTERRUPTED, REJECTED, counts, is_running, is_void
 from optprompt.tasks.build import build_task
+from optprompt.tasks.sampling import holdout_split
 from optprompt.tasks.task import Example, Task
 
 if TYPE_CHECKING:
@@ -50,6 +52,8 @@ __all__ = ["StudyRunner", "run_study", "RESULT_FILE", "SPEC_FILE", "PREDICTIONS_
 
 logger = logging.getLogger("optprompt")
 T = TypeVar("T")
+#: The fewest examples each part of a split dev may have (selection.holdout).
+MIN_HOLDOUT = 4
 
 SPEC_FILE = "study.json"
 
@@ -103,7 +107,9 @@ class StudyRunner:
         self.backend: Backend | None = None
         self.chat = False
         self.baseline: PromptCandidate | None = None
-        self.dev: list[Example] = []
+        self.dev: list[Example] = []  # what the search scores
+        self.holdout: list[Example] = []  # held out from it: the winner is picked there
+        self.selection_note: str | None = None  # why no part of dev was held out, if the default could not be
         self.kind_context: KindContext | None = None  # what kinds score and train with
         self.teacher: TeacherLabels | None = None  # distillation: what the teacher labelled
         self.sampler: optuna.samplers.BaseSampler | None = None
@@ -111,6 +117,7 @@ class StudyRunner:
         self.study_id: int | None = None
         self.lock: BudgetLock | None = None
         self._cache = None
+        self._embedding_models: dict[str, LoadedModel] = {}  # embedding models other than the task model
         self.trials_run = 0  # trials this process ran (a worker's share)
         self._reserved: optuna.Trial | None = None  # the trial this process holds, if any
         # Concurrent workers must not replay each other's sampler draws.
@@ -165,7 +172,9 @@ class StudyRunner:
                 "has no chat template it can be scored with"
             )
         self.chat = chat
-        self.renderer = context_limited_renderer(self.task, model, chat, self.spec.task)
+        self.renderer = context_limited_renderer(
+            self.task, model, chat, self.spec.task, retrievers=Retrievers(self._embedder_for)
+        )
         self.backend = self._backend_for(model)
         ts = self.spec.task
         self.evaluator = Evaluator(
@@ -178,7 +187,8 @@ class StudyRunner:
         )
         self.baseline = self._baseline(chat)
         # Every candidate sees dev in one seeded order (paired scores; fidelity slices).
-        self.dev = random.Random(self.spec.seed).sample(self.task.dev, len(self.task.dev))
+        ordered = random.Random(self.spec.seed).sample(self.task.dev, len(self.task.dev))
+        self.dev, self.holdout = self._hold_out(ordered)
         # Render the baseline once up front: a broken template fails here, not in trial 0.
         try:
             self.renderer.request(self.baseline, self.task.dev[0])
@@ -225,6 +235,27 @@ class StudyRunner:
         soft = self.spec.teacher_labels == "auto"
         self.task, self.teacher = label_with_teacher(self.task, teacher, ref, soft=soft)
 
+    def _hold_out(self, ordered: list[Example]) -> tuple[list[Example], list[Example]]:
+        """(what the search scores, what the winner is picked on): see ``selection``."""
+        selection = self.spec.selection
+        if not selection.used(self.spec.objectives):
+            return ordered, []
+        searched, held = holdout_split(ordered, selection.holdout)
+        if len(held) < MIN_HOLDOUT or len(searched) < MIN_HOLDOUT:
+            if "holdout" not in selection.model_fields_set:  # the default, on a small dev set
+                self.selection_note = (
+                    f"selection: {len(ordered)} dev examples are too few to hold {selection.holdout:.0%} out "
+                    f"(each part needs at least {MIN_HOLDOUT}); the winner is the best on dev as the search saw it"
+                )
+                logger.warning("%s", self.selection_note)
+                return ordered, []
+            raise ConfigError(
+                f"selection.holdout: {selection.holdout} of the {len(ordered)} dev examples leaves {len(searched)} "
+                f"to search and {len(held)} to pick the winner on; each needs at least {MIN_HOLDOUT}. "
+                "Give more dev examples, or set selection.holdout: 0 to pick the best on dev"
+            )
+        return searched, held
+
     def _backend_for(self, model: LoadedModel):  # type: ignore[no-untyped-def]
         from optprompt.scoring.cache import CachedBackend, ScoreCache, default_cache_path
 
@@ -246,6 +277,21 @@ class StudyRunner:
         loaded = load_model(ref, self.plugins, device=sc.device, dtype=sc.dtype, progress=self.progress)
         return self._backend_for(loaded), loaded
 
+    def _embedder_for(self, ref: str | None, pooling: str) -> Embedder:
+        """The embedder of per-input demonstrations: the task model's when ``ref`` is None
+        (or names it), else ``ref`` loaded with the study's device and dtype."""
+        from optprompt.models.loading import load_model
+        from optprompt.scoring.embedding import ModelEmbedder
+
+        if (ref is None or ref == self.spec.model) and self.model is not None:
+            return ModelEmbedder(self.model, pooling=pooling)
+        if ref not in self._embedding_models:
+            sc = self.spec.scoring
+            self._embedding_models[ref] = load_model(
+                ref, self.plugins, device=sc.device, dtype=sc.dtype, progress=self.progress
+            )
+        return ModelEmbedder(self._embedding_models[ref], pooling=pooling)
+
     def prompt_tokens(self, candidate: Candidate) -> int:
         """Tokens the model reads around the input (its kind counts them)."""
         return self.kinds.of(candidate).prompt_tokens(candidate, self.kind_context)
@@ -263,6 +309,8 @@ class StudyRunner:
             ),
             "seed": str(self.spec.seed),
             "objectives": spec_key_part(self.spec.objectives),
+            # Trials of a study that held out part of dev saw only the rest.
+            **({"holdout": str(len(self.holdout))} if self.holdout else {}),
         }
 
     # --- the loop -----------------------------------------------------------------
@@ -347,6 +395,8 @@ class StudyRunner:
             budget=budget.to_dict(),
             started=started,
             teacher=self.teacher,
+            holdout=self.holdout,
+            notes=[self.selection_note] if self.selection_note else [],
         )
         return finish_study(end, study)
 

@@ -24,6 +24,9 @@ __all__ = ["is_void", "counts", "is_running"]
 INTERRUPTED = "interrupted"
 REJECTED = "rejected"
 CONNECTION_LOST = "connection lost"
+#: The role of a trial holding a candidate combined from the finalists at the end of a
+#: study (a prompt ensemble): not part of the search's budget.
+COMBINED = "combined"
 
 
 def is_void(t: FrozenTrial) -> bool:
@@ -41,7 +44,9 @@ def counts(t: FrozenTrial) -> bool:
     from optuna.trial import TrialState
 
     if t.state == TrialState.COMPLETE:
-        return attrs.CACHED_FROM not in t.user_attrs
+        # A repeat costs no model time; a candidate combined from the finalists at the end
+        # (a prompt ensemble) is not part of the search's budget.
+        return attrs.CACHED_FROM not in t.user_attrs and t.user_attrs.get(attrs.ROLE) != COMBINED
     if t.state == TrialState.PRUNED:
         return not t.user_attrs.get(attrs.FAIL_REASON, "").startswith(REJECTED)
     if t.state == TrialState.FAIL:

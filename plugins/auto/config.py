@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -44,9 +44,15 @@ class AutoConfig(StrategyConfig):
     template_search: dict[str, Any] | bool = Field(default_factory=dict, description="Template search options.")
     evolution: dict[str, Any] | bool = Field(default_factory=dict, description="Evolution options.")
     soft_prompt: dict[str, Any] | bool = Field(default_factory=dict, description="Soft prompt / LoRA options.")
+    schedule: Literal["halving", "shares"] = Field(
+        "halving",
+        description="How the budget is spread: successive halving over the families (the better ones go on), "
+        "or fixed shares, cheapest family first.",
+    )
+    eta: int = Field(2, ge=2, description="halving: after each rung only the best 1/eta of the families go on.")
     shares: dict[str, float] = Field(
         default_factory=lambda: {"template_search": 0.25, "evolution": 0.25, "soft_prompt": 0.5},
-        description="Share of the budget per family; what a family leaves unspent goes to the next.",
+        description="schedule: shares: share of the budget per family; what a family leaves unspent goes to the next.",
     )
     soft_from_best: bool = Field(
         True, description="Soft prompts train around the best discrete prompt found so far (else the baseline)."
@@ -59,6 +65,9 @@ class AutoConfig(StrategyConfig):
             raise ValueError(f"shares: unknown families {unknown}; known: {', '.join(FAMILIES)}")
         if any(v < 0 for v in self.shares.values()):
             raise ValueError("shares must not be negative")
+        default_shares = type(self).model_fields["shares"].default_factory()  # type: ignore[misc]
+        if self.schedule == "halving" and "shares" in self.model_fields_set and self.shares != default_shares:
+            raise ValueError("shares apply to 'schedule: shares'; successive halving ('schedule: halving') has none")
         for name in FAMILIES:
             if getattr(self, name) is True:
                 object.__setattr__(self, name, {})

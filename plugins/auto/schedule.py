@@ -1,22 +1,32 @@
 """How ``auto`` spends one budget across families, rebuilt from the study's trials.
 
-Families go cheapest first (template search, evolution, soft prompts). Each has a share
-of the budget; what a family leaves unspent (it ran out of new candidates, or finished
-under its share) rolls over to the next. A family is out of new candidates when its last
-three proposals were all rejected or repeats. Spending is measured from the storage (trial
-durations, dev examples scored, training figures), so a resumed study schedules exactly
-as an uninterrupted one would from the same history.
+Two schedules, both replayed from the storage alone (trial durations, dev examples
+scored, training figures), so a resumed study schedules exactly as an uninterrupted one
+would from the same history:
+
+- ``halving`` (the default): successive halving over families. The budget is cut into
+  rungs; in each rung the surviving families share the rung's budget equally, cheapest
+  first; at the end of a rung only the best ``1/eta`` of them (by their best dev score so
+  far) go on. With three families and ``eta: 2``: all three explore, the better two get
+  twice as much each, then the best one gets the rest.
+- ``shares``: a fixed cheapest-first order, each family its share of the budget; what a
+  family leaves unspent rolls over to the next.
+
+A family is out of new candidates (*stuck*) when its last three proposals were all
+rejected or repeats; its budget then goes to the others.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from optprompt.adapters import TRAINING_ATTR
 from optprompt.study.attrs import CACHED_FROM, DEV_SCORED, FAIL_REASON, FAMILY
 
-__all__ = ["cost", "spent", "stuck", "next_family", "TRAIN_COST"]
+__all__ = ["cost", "spent", "stuck", "next_family", "halving", "Halving", "TRAIN_COST"]
 
 #: Dev-example equivalents of one train example in one epoch (forward and backward).
 TRAIN_COST = 3
@@ -79,3 +89,84 @@ def next_family(
     # Every share is used but the budget is not (rounding, a last family stuck early):
     # the most expensive family that still has candidates takes the rest.
     return next((f for f in reversed(families) if not stuck(trials, f)), None)
+
+
+@dataclass
+class Halving:
+    """Where successive halving stands: the rung, the families still in, and the family
+    of the next trial (None when the budget is spent or every family is stuck)."""
+
+    rung: int
+    rungs: int
+    survivors: list[str]
+    eliminated: dict[str, int] = field(default_factory=dict)  # family -> rung it was dropped after
+    next: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "halving",
+            "rung": self.rung,
+            "rungs": self.rungs,
+            "survivors": list(self.survivors),
+            "eliminated_after_rung": dict(self.eliminated),
+        }
+
+
+def _best(trials: Sequence[Any], family: str) -> float:
+    values = [
+        t.values[0]
+        for t in trials
+        if t.user_attrs.get(FAMILY) == family and t.state.name == "COMPLETE" and t.values is not None
+    ]
+    return max(values) if values else -math.inf
+
+
+def _keep(history: Sequence[Any], survivors: list[str], families: Sequence[str], n: int) -> list[str]:
+    """The best ``n`` survivors by best dev score in ``history``; ties go to the cheaper one."""
+    ranked = sorted(survivors, key=lambda f: (-_best(history, f), families.index(f)))
+    kept = set(ranked[:n])
+    return [f for f in survivors if f in kept]
+
+
+def halving(trials: Sequence[Any], families: Sequence[str], total: float, unit: str, eta: int = 2) -> Halving:
+    """Successive halving over ``families`` (cheapest first) with ``total`` budget in ``unit``.
+
+    Each rung gets an equal part of what is left when it starts (a rung that ran over, a
+    long training trial, leaves the later rungs less, but never skips one), shared equally
+    by the families still in.
+    """
+    n = len(families)
+    rungs = 1 + (math.ceil(math.log(n, eta) - 1e-9) if n > 1 else 0)
+    mine = [t for t in trials if t.user_attrs.get(FAMILY) in families]
+    state = Halving(rung=0, rungs=rungs, survivors=list(families))
+    start = cum = 0.0  # spending where the current rung began, and so far
+    begins = 0  # index in ``mine`` of the current rung's first trial
+    budget = total / rungs  # the current rung's
+    for i, t in enumerate(mine):
+        cum += cost(t, unit)
+        if state.rung < rungs - 1 and cum - start >= budget:
+            # The rung is over: rank on everything finished so far.
+            state.rung += 1
+            keep = _keep(mine[: i + 1], state.survivors, families, max(1, math.ceil(n / eta**state.rung)))
+            for f in state.survivors:
+                if f not in keep:
+                    state.eliminated[f] = state.rung - 1
+            state.survivors, start, begins = keep, cum, i + 1
+            budget = max(0.0, total - cum) / (rungs - state.rung)
+    if cum >= total:
+        return state
+    in_rung = mine[begins:]
+    share = budget / len(state.survivors) if state.rung < rungs - 1 else None
+    open_ = [f for f in state.survivors if not stuck(trials, f)]
+    for f in open_:
+        if share is None or spent(in_rung, unit, f) < share:
+            state.next = f
+            return state
+    # Every survivor used its share of the rung (or is stuck): the one that spent least in
+    # it goes on; when all are stuck, a dropped family that still has candidates does.
+    if open_:
+        state.next = min(open_, key=lambda f: (spent(in_rung, unit, f), families.index(f)))
+        return state
+    dropped = sorted(state.eliminated, key=lambda f: (-state.eliminated[f], -_best(mine, f), families.index(f)))
+    state.next = next((f for f in dropped if not stuck(trials, f)), None)  # the last dropped first
+    return state

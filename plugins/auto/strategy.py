@@ -3,7 +3,8 @@
 Every trial belongs to one family (:data:`optprompt.study.attrs.FAMILY`); the family's own
 strategy proposes it, through a view of the trial that keeps the families' parameters and
 histories apart (:mod:`.view`). :mod:`.schedule` spreads one compute budget over the
-families, cheapest first; soft prompts train around the best discrete prompt found so far.
+families by successive halving (or fixed shares), cheapest first; soft prompts train around
+the best discrete prompt found so far.
 The study's end scores each family's best on test against the baseline
 (``result.json["families"]``); the winner is exported in its own kind's format.
 """
@@ -15,7 +16,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from optprompt_plugins.auto.config import AutoConfig
-from optprompt_plugins.auto.schedule import next_family, spent
+from optprompt_plugins.auto.schedule import halving, next_family, spent
 from optprompt_plugins.auto.view import FamilyStudy, FamilyTrial
 from optprompt_plugins.evolution import Evolution
 from optprompt_plugins.evolution.strategy import ExperimentalWarning
@@ -78,11 +79,13 @@ class Auto(BaseStrategy):
         )
 
     def finished(self, study: optuna.Study) -> bool:
-        return next_family(*self._schedule_args(study)) is None
+        return self._next_family(study.get_trials(deepcopy=False)) is None
 
-    def _schedule_args(self, study: Any) -> tuple[Any, ...]:
-        trials = study.get_trials(deepcopy=False)
-        return trials, list(self.families), self.config.shares, self._total(), self.config.budget.unit
+    def _next_family(self, trials: list[Any]) -> str | None:
+        families, total, unit = list(self.families), self._total(), self.config.budget.unit
+        if self.config.schedule == "shares":
+            return next_family(trials, families, self.config.shares, total, unit)
+        return halving(trials, families, total, unit, self.config.eta).next
 
     def create_pruner(self, pruning: PruningSpec, n_dev: int) -> optuna.pruners.BasePruner:
         """The soft-prompt family's per-epoch pruner when it is on, else the study's."""
@@ -92,7 +95,7 @@ class Auto(BaseStrategy):
 
     # --- proposing --------------------------------------------------------------------
     def propose(self, trial: optuna.Trial) -> Any:
-        family = next_family(*self._schedule_args(trial.study))
+        family = self._next_family(trial.study.get_trials(deepcopy=False))
         if family is None:
             raise CandidateRejected("the compute budget is spent")
         trial.set_user_attr(FAMILY, family)
@@ -128,8 +131,13 @@ class Auto(BaseStrategy):
     def summary(self, study: optuna.Study) -> dict[str, Any]:
         trials = study.get_trials(deepcopy=False)
         unit = self.config.budget.unit
+        if self.config.schedule == "halving":
+            schedule = halving(trials, list(self.families), self._total(), unit, self.config.eta).to_dict()
+        else:
+            schedule = {"kind": "shares", "shares": dict(self.config.shares)}
         return {
             "budget": {"unit": unit, "total": self._total(), "spent": round(spent(trials, unit), 3)},
+            "schedule": schedule,
             "families": {
                 family: {
                     "spent": round(spent(trials, unit, family), 3),

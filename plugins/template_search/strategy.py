@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field
+from optprompt_plugins.template_search.induce import Induced, induce_instructions
+from pydantic import BaseModel, ConfigDict, Field
 
 from optprompt.errors import CandidateRejected, ConfigError
-from optprompt.prompts import CALIBRATIONS, CHOICE_FORMATS, DEMO_ORDERS, PromptCandidate
-from optprompt.strategies import BaseStrategy, StrategyConfig, StrategyContext
+from optprompt.prompts import CALIBRATIONS, CHOICE_FORMATS, DEMO_ORDERS, PromptCandidate, Retrieval
+from optprompt.strategies import BaseStrategy, Budget, StrategyConfig, StrategyContext
 from optprompt.tasks import balanced_sample
 
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["TemplateSearch", "TemplateSearchConfig"]
+__all__ = ["KnnOptions", "TemplateSearch", "TemplateSearchConfig"]
 
 _GENERIC_INSTRUCTIONS = {
     "classification": [
@@ -64,6 +65,39 @@ _GENERIC_TEMPLATES = {
 }
 
 
+class KnnOptions(BaseModel):
+    """How ``demos: knn`` candidates retrieve their demonstrations per input: each list
+    is a search dimension (a single value fixes it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    k: list[Annotated[int, Field(ge=1, le=32)]] = Field(
+        default_factory=lambda: [2, 4, 8], min_length=1, description="Demonstrations per input."
+    )
+    mmr: list[Annotated[float, Field(ge=0.0, le=1.0)]] = Field(
+        default_factory=lambda: [1.0, 0.7, 0.4],
+        min_length=1,
+        description="MMR lambda: 1 = most similar; lower trades similarity for diversity.",
+    )
+    balance: list[bool] = Field(
+        default_factory=lambda: [False, True], min_length=1, description="Cap demonstrations per label."
+    )
+    order: list[Literal["closest_last", "as_retrieved"]] = Field(
+        default_factory=lambda: ["closest_last", "as_retrieved"],
+        min_length=1,
+        description="closest_last: the most similar demonstration next to the input; as_retrieved: most similar first.",
+    )
+    pooling: list[Literal["mean", "last"]] = Field(
+        default_factory=lambda: ["mean"],
+        min_length=1,
+        description="How hidden states become a text's vector: mean over its tokens, or its last token's.",
+    )
+    pool: int = Field(256, ge=1, description="Train examples demonstrations are retrieved from (a balanced sample).")
+    embedder: str | None = Field(
+        None, description="Embedding model (any model reference); default: the task model's own hidden states."
+    )
+
+
 class TemplateSearchConfig(StrategyConfig):
     """Options of ``template_search`` (all optional)."""
 
@@ -83,6 +117,21 @@ class TemplateSearchConfig(StrategyConfig):
         min_length=1,
         description="Extraction: the answer formats to try (the baseline's is always one).",
     )
+    induce: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Instructions to induce from train demonstrations with the rewriter model (APE-style) "
+        "and add to the choices; 0: off. Junk is filtered out as evolution filters it.",
+    )
+    induce_demos: int = Field(5, ge=1, le=32, description="Train examples shown for each induced instruction.")
+    induce_model: str | None = Field(None, description="The rewriter model for induction (default: the task model).")
+    demos: list[Literal["fixed", "knn"]] = Field(
+        default_factory=lambda: ["fixed"],
+        min_length=1,
+        description="Demonstration modes to search: fixed (chosen per candidate) and/or knn (retrieved per input).",
+    )
+    knn: KnnOptions = Field(default_factory=KnnOptions, description="Settings searched for knn demonstrations.")
 
 
 def _dedupe(items: list[str]) -> list[str]:
@@ -130,10 +179,42 @@ class TemplateSearch(BaseStrategy):
             task.train, config.demo_pool, random.Random(context.seed), by_label=task.type == "classification"
         )
         self.max_demos = min(config.max_demos, len(self.pool))
+        self.demo_modes = _dedupe(list(config.demos))
+        self.knn_pool: tuple[str, ...] = ()
+        if "knn" in self.demo_modes:
+            if not task.train:
+                raise ConfigError("strategy.demos: knn retrieves demonstrations from the train split, which is empty")
+            rng = random.Random(f"{context.seed}:knn")
+            sample = balanced_sample(task.train, config.knn.pool, rng, by_label=task.type == "classification")
+            order = {ex.id: i for i, ex in enumerate(task.train)}
+            self.knn_pool = tuple(sorted((ex.id for ex in sample), key=order.__getitem__))
+        self.induced: Induced | None = None  # induced on the first proposal (the model is loaded by then)
+
+    def budget(self) -> Budget:
+        return Budget(trials=self.config.trials, dev_scorings=self.config.trials, rewriter_calls=self.config.induce)
+
+    def _instruction_choices(self) -> list[str]:
+        """The instructions to choose from: the configured ones, plus induced ones when asked for."""
+        if self.config.induce and self.induced is None:
+            task, base = self.context.task, self.context.baseline
+            self.induced = induce_instructions(
+                task,
+                self.context.generator(self.config.induce_model),
+                count=self.config.induce,
+                demos=self.config.induce_demos,
+                seed=self.context.seed,
+                words=dict(base.verbalizer) or dict(task.verbalizer),
+                known=self.instructions,
+            )
+            self.instructions = _dedupe(self.instructions + self.induced.instructions)
+        return self.instructions
+
+    def summary(self, study: optuna.Study) -> dict[str, Any]:
+        return {"induced": self.induced.to_dict()} if self.induced is not None else {}
 
     def propose(self, trial: optuna.Trial) -> PromptCandidate:
         task = self.context.task
-        instruction = trial.suggest_categorical("instruction", self.instructions)
+        instruction = trial.suggest_categorical("instruction", self._instruction_choices())
         template = trial.suggest_categorical("template", self.templates)
         verbalizer: tuple[tuple[str, str], ...] = ()
         choice_format = "text"
@@ -159,6 +240,16 @@ class TemplateSearch(BaseStrategy):
             choice_format = trial.suggest_categorical("choice_format", list(CHOICE_FORMATS))
             if choice_format == "letters" and "{options}" not in template:
                 raise CandidateRejected("letter answers need a template that lists the {options}")
+        mode = trial.suggest_categorical("demos", self.demo_modes) if len(self.demo_modes) > 1 else self.demo_modes[0]
+        if mode == "knn":
+            return PromptCandidate(
+                instruction=instruction,
+                template=template,
+                verbalizer=verbalizer,
+                choice_format=choice_format,
+                calibration=calibration,
+                retrieval=self._retrieval(trial),
+            )
         n_demos = trial.suggest_int("n_demos", 0, self.max_demos) if self.max_demos else 0
         pool_ids = [ex.id for ex in self.pool]
         chosen = _dedupe([trial.suggest_categorical(f"demo_{i}", pool_ids) for i in range(n_demos)])
@@ -178,4 +269,22 @@ class TemplateSearch(BaseStrategy):
             choice_format=choice_format,
             calibration=calibration,
             output_format=output_format,
+        )
+
+    def _retrieval(self, trial: optuna.Trial) -> Retrieval:
+        """The kNN settings of a trial: each option with more than one value is searched."""
+        knn = self.config.knn
+
+        def pick(name: str, values: list):  # type: ignore[no-untyped-def,type-arg]
+            values = list(dict.fromkeys(values))
+            return trial.suggest_categorical(name, values) if len(values) > 1 else values[0]
+
+        return Retrieval(
+            pool=self.knn_pool,
+            k=int(pick("knn_k", knn.k)),
+            mmr=float(pick("knn_mmr", knn.mmr)),
+            balance=bool(pick("knn_balance", knn.balance)) if self.context.task.type != "generation" else False,
+            order=pick("knn_order", knn.order),
+            embedder=knn.embedder,
+            pooling=pick("knn_pooling", knn.pooling),
         )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from optprompt_plugins.auto.schedule import next_family
+from optprompt_plugins.auto.schedule import halving, next_family
 
 from optprompt.cli.main import main as cli_main
 from optprompt.config import spec_from_dict
@@ -66,6 +66,9 @@ def test_one_study_spans_the_families_and_compares_them_on_test(study_dict, tiny
     assert cli_main(["show", spec.output]) == 0
     shown = capsys.readouterr().out
     assert "families (best of each on dev" in shown and "soft_prompt" in shown
+    schedule = result["strategy_summary"]["schedule"]
+    assert schedule["kind"] == "halving" and schedule["rungs"] == 3
+    assert f"successive halving: rung {schedule['rung'] + 1} of 3" in shown
     out = tmp_path / "winner"
     assert cli_main(["export", spec.output, "--to", str(out)]) == 0
     kind = json.loads((out / "optprompt_export.json").read_text())["kind"]
@@ -79,11 +82,16 @@ def test_a_minutes_budget_ends_the_study_before_trials(study_dict, tiny_model) -
     assert result["strategy_summary"]["budget"]["unit"] == "minutes"
 
 
+class T:
+    """A finished trial as the schedules read it."""
+
+    def __init__(self, family: str, reason: str = "", value: float = 0.5) -> None:
+        self.user_attrs = {attrs.FAMILY: family, **({attrs.FAIL_REASON: reason} if reason else {})}
+        self.state = optuna.trial.TrialState.PRUNED if reason else optuna.trial.TrialState.COMPLETE
+        self.values = None if reason else [value]
+
+
 def test_schedule_rolls_unspent_shares_over() -> None:
-    class T:
-        def __init__(self, family: str, reason: str = "") -> None:
-            self.user_attrs = {attrs.FAMILY: family, **({attrs.FAIL_REASON: reason} if reason else {})}
-            self.state = optuna.trial.TrialState.PRUNED if reason else optuna.trial.TrialState.COMPLETE
 
     shares = {"template_search": 0.5, "evolution": 0.5}
     fams = ["template_search", "evolution"]
@@ -94,12 +102,61 @@ def test_schedule_rolls_unspent_shares_over() -> None:
     assert next_family([T("template_search")] * 4, fams, shares, 4, "trials") is None
 
 
+ALL = ["template_search", "evolution", "soft_prompt"]
+
+
+def test_successive_halving_keeps_the_better_families() -> None:
+    """9 trials over 3 families, eta 2: rungs of 3 trials; 3 families explore, the best 2
+    share the next rung, the best one takes the last."""
+    ts, evo, soft = (lambda v: T("template_search", value=v)), (lambda v: T("evolution", value=v)), None
+    soft = lambda v: T("soft_prompt", value=v)  # noqa: E731
+    history: list = []
+    assert halving(history, ALL, 9, "trials").next == "template_search"  # cheapest first
+    history.append(ts(0.5))
+    assert halving(history, ALL, 9, "trials").next == "evolution"
+    history.append(evo(0.7))
+    assert halving(history, ALL, 9, "trials").next == "soft_prompt"
+    history.append(soft(0.9))
+    state = halving(history, ALL, 9, "trials")
+    assert (state.rung, state.survivors, state.eliminated) == (1, ["evolution", "soft_prompt"], {"template_search": 0})
+    assert state.next == "evolution"  # 1.5 trials each in this rung, cheapest first
+    history.append(evo(0.6))
+    assert halving(history, ALL, 9, "trials").next == "evolution"
+    history.append(evo(0.6))
+    assert halving(history, ALL, 9, "trials").next == "soft_prompt"
+    history.append(soft(0.8))
+    state = halving(history, ALL, 9, "trials")
+    assert (state.rung, state.survivors, state.next) == (2, ["soft_prompt"], "soft_prompt")
+    history += [soft(0.8)] * 3
+    assert halving(history, ALL, 9, "trials").next is None  # the budget is spent
+
+
+def test_successive_halving_moves_on_when_a_family_is_stuck() -> None:
+    # Template search ran out of new candidates: its rung share goes to the others.
+    rejected = [T("template_search", "rejected: repeat")] * 3
+    state = halving(rejected, ALL, 9, "trials")
+    assert state.rung == 0 and state.next == "evolution"
+    # The lone survivor stuck: a dropped family that still has candidates goes on.
+    history = [T("template_search", value=0.9), T("evolution", value=0.1), T("soft_prompt", value=0.2)]
+    history += [T("template_search", value=0.9)] * 3 + [T("template_search", "rejected: repeat")] * 3
+    state = halving(history, ALL, 9, "trials")
+    assert state.eliminated == {"evolution": 0, "soft_prompt": 1}
+    assert state.survivors == ["template_search"] and state.next == "soft_prompt"  # the last one dropped
+
+
+def test_halving_with_one_family_is_a_plain_budget() -> None:
+    assert halving([], ["evolution"], 2, "trials").next == "evolution"
+    assert halving([T("evolution")] * 2, ["evolution"], 2, "trials").next is None
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
         ({"template_search": False, "evolution": False, "soft_prompt": False}, "every family is off"),
         ({"budget": {"minutes": 1, "dev_examples": 10}}, "give minutes or dev_examples, not both"),
-        ({"shares": {"grid": 1.0}}, "unknown families"),
+        ({"schedule": "shares", "shares": {"grid": 1.0}}, "unknown families"),
+        ({"shares": {"evolution": 1.0}}, "shares apply to 'schedule: shares'"),
+        ({"schedule": "bandit"}, "schedule"),
         ({"template_search": {"nope": 1}}, "nope"),
     ],
 )
@@ -117,3 +174,20 @@ def test_the_report_shows_the_families_side_by_side(study_dict, tiny_model) -> N
     assert 'id="families-table"' in page
     for name in result["families"]:
         assert f'data-family="{name}"' in page
+
+
+def test_a_long_trial_does_not_skip_a_rung() -> None:
+    """A training trial that runs far past its rung's budget ends that rung only: the next
+    rung gets an equal part of what is left, and two families still meet in it."""
+
+    def t(family: str, examples: int, value: float) -> T:
+        trial = T(family, value=value)
+        trial.user_attrs[attrs.DEV_SCORED] = examples
+        return trial
+
+    history = [t("template_search", 20, 0.7), t("evolution", 20, 0.5), t("soft_prompt", 200, 0.6)]
+    state = halving(history, ALL, 300, "dev_examples")
+    assert state.rung == 1 and state.survivors == ["template_search", "soft_prompt"]
+    assert state.next == "template_search"  # (300 - 240) / 2 rungs left / 2 families = 15 each
+    history.append(t("template_search", 15, 0.7))
+    assert halving(history, ALL, 300, "dev_examples").next == "soft_prompt"

@@ -38,7 +38,9 @@ def _spec(study_dict: dict, **strategy: Any):  # type: ignore[no-untyped-def]
         "max_new_tokens": 12,
         **strategy,
     }
-    return spec_from_dict({**study_dict, "strategy": options})
+    # The winner is the best on dev: no "combined" ensemble trial among evolution's own
+    # (held-out selection and ensembles have their own tests).
+    return spec_from_dict({**study_dict, "strategy": options, "selection": {"holdout": 0}})
 
 
 def _run(spec, tiny_model) -> tuple[dict, StudyRunner]:  # type: ignore[no-untyped-def]

@@ -17,6 +17,7 @@ from optprompt.adapters import MANIFEST_FILE, AdapterKind, SoftCandidate
 from optprompt.adapters import SoftPrompt as SoftPrompt_
 from optprompt.cli.main import main as cli_main
 from optprompt.config import spec_from_dict
+from optprompt.config.spec import SelectionSpec
 from optprompt.errors import ConfigError
 from optprompt.plugins import load_plugins
 from optprompt.registry import PromptRegistry, RegistryError
@@ -44,6 +45,9 @@ def _trials(spec) -> list[optuna.trial.FrozenTrial]:  # type: ignore[no-untyped-
 
 def test_study_trains_saves_and_exports_the_winning_adapter(tmp_path, tiny_model_dir, tiny_model, capsys) -> None:  # type: ignore[no-untyped-def]
     spec = _spec(tmp_path, tiny_model_dir, trials=4, **FAST)
+    # The best adapter on dev wins, so that its export is what is checked here (held-out
+    # selection and do-no-harm have their own tests).
+    spec = spec.model_copy(update={"selection": SelectionSpec(holdout=0)})
     result, runner = _run(spec, tiny_model)
     trials = _trials(spec)
     soft = [t for t in trials if t.user_attrs.get(attrs.ROLE) != "baseline"]
@@ -53,7 +57,7 @@ def test_study_trains_saves_and_exports_the_winning_adapter(tmp_path, tiny_model
         history = t.user_attrs[HISTORY_ATTR]
         assert [h["epoch"] for h in history] == list(range(1, len(history) + 1))
         assert t.value == max(h["dev"] for h in history)  # the best epoch's dev score
-        assert t.user_attrs[attrs.DEV_SCORED] == len(runner.task.dev) * len(history)
+        assert t.user_attrs[attrs.DEV_SCORED] == len(runner.dev) * len(history)  # the part of dev searched
         assert t.user_attrs[TRAINING_ATTR]["trainable_parameters"] > 0
         adapter = Path(spec.output) / t.user_attrs[attrs.ARTIFACT]
         assert adapter.name == cand.hash

@@ -137,7 +137,9 @@ def test_unknown_strategy_lists_known(study_dict: dict, tiny_model) -> None:
 
 def test_unknown_strategy_option_is_named(study_dict: dict, tiny_model) -> None:
     spec = spec_from_dict({**study_dict, "strategy": {"name": "template_search", "max_demo": 3}})
-    with pytest.raises(ConfigError, match=r"strategy.max_demo: unknown key \(did you mean 'max_demos'\?\)"):
+    with pytest.raises(
+        ConfigError, match=r"strategy.max_demo: unknown key \(did you mean 'max_demos'( or 'demos')?\?\)"
+    ):
         run_study(spec, model=tiny_model, progress=False)
 
 

@@ -27,6 +27,13 @@ class TestTemplateSearch(StrategyConformanceTests):
     strategy_options = {"trials": 6, "max_demos": 2, "demo_pool": 4}
 
 
+class TestTemplateSearchKnn(StrategyConformanceTests):
+    """Demonstrations fixed or retrieved per input (kNN)."""
+
+    strategy_name = "template_search"
+    strategy_options = {"trials": 6, "max_demos": 2, "demo_pool": 4, "demos": ["fixed", "knn"], "knn": {"pool": 8}}
+
+
 @pytest.mark.filterwarnings("ignore:strategy 'evolution' is experimental")
 class TestEvolution(StrategyConformanceTests):
     strategy_name = "evolution"

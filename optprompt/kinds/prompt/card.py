@@ -4,10 +4,17 @@ A card is a JSON file (``prompt_card.json``) plus the rendered prompt as text
 (``prompt.txt``). :meth:`PromptCard.format` rebuilds the exact text optprompt scored,
 for any new input, without optprompt's model or data: it formats through the same
 functions (:mod:`optprompt.prompts.render`) the study's renderer scores with.
+
+A card whose demonstrations are retrieved per input (``retrieval``) keeps the pool
+(ids, inputs, answers, labels), its embedding vectors and the retrieval settings;
+:meth:`PromptCard.format` embeds the input and retrieves exactly as the study did, with
+the embedding model the card names (loaded on first use), or the one lent by
+:meth:`PromptCard.use_embedder` (``optprompt.load`` lends the task model).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,11 +22,22 @@ from typing import TYPE_CHECKING, Any
 
 from optprompt._io import atomic_write_json, atomic_write_text, read_json
 from optprompt._version import __version__
-from optprompt.errors import OptpromptError
-from optprompt.prompts.render import choice_letters, demo_text, fill_entity_prompt, fill_labels, fill_query, join_prompt
+from optprompt.errors import ConfigError, OptpromptError
+from optprompt.prompts.render import (
+    choice_letters,
+    demo_text,
+    fill_entity_prompt,
+    fill_labels,
+    fill_query,
+    join_prompt,
+    retrieved_placeholder,
+)
 
 if TYPE_CHECKING:
+    from optprompt.prompts.retrieval import DemoPool, Embedder, Retrieval
     from optprompt.results import ResultEntry, StudyResult
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "PromptCard",
@@ -33,6 +51,8 @@ __all__ = [
 CARD_FILE = "prompt_card.json"
 PROMPT_FILE = "prompt.txt"
 CARD_FORMAT = 1
+_RETRIEVAL_KEYS = ("k", "mmr", "balance", "order", "embedder", "pool", "vectors")
+_RETRIEVAL_OPTIONAL = ("pooling",)
 
 
 @dataclass(frozen=True)
@@ -50,6 +70,11 @@ class PromptCard:
         chat: Whether the prompt was scored as a user turn of the model's chat template.
         output_format: Extraction: how the answer lists the entities (``lines``, ``json``,
             ``inline``); :meth:`parse` reads it back into entities.
+        retrieval: Demonstrations retrieved per input (None: the fixed ``demos``):
+            ``k``, ``mmr``, ``balance``, ``order``; ``embedder`` (``ref``,
+            ``fingerprint``, ``task_model``: whether it is the card's own model); ``pool``
+            (``id``, ``input``, ``answer``, ``options``, ``label`` per example) and the
+            pool's ``vectors`` (normalised, float16, base64).
     """
 
     instruction: str
@@ -71,6 +96,7 @@ class PromptCard:
     study: str = ""
     output_format: str = ""
     optprompt_version: str = __version__
+    retrieval: dict[str, Any] | None = None
 
     # --- using the prompt ---------------------------------------------------------
     def _query(self, text: str, options: list[str] | None) -> str:
@@ -78,8 +104,120 @@ class PromptCard:
 
     def format(self, text: str, options: list[str] | None = None) -> str:
         """The full prompt for ``text`` (the user turn, when ``chat`` is true)."""
-        demos = [demo_text(self._query(d["input"], d.get("options")), d["answer"]) for d in self.demos]
-        return join_prompt(self.instruction, demos, self._query(text, options), self.separator)
+        return self.body(text, text, options)
+
+    def body(self, text: str, shown: str, options: list[str] | None = None) -> str:
+        """The prompt for ``text`` (its demonstrations) with ``shown`` in the input's place."""
+        demos = [demo_text(self._query(d["input"], d.get("options")), d["answer"]) for d in self.demos_for(text)]
+        return join_prompt(self.instruction, demos, self._query(shown, options), self.separator)
+
+    def template_text(self) -> str:
+        """The prompt with ``{input}`` left as a placeholder (``prompt.txt``); demonstrations
+        retrieved per input are one placeholder line."""
+        if self.retrieval is None:
+            return self.format("{input}")
+        line = retrieved_placeholder(int(self.retrieval["k"]), len(self.retrieval["pool"]))
+        return join_prompt(self.instruction, [line], self._query("{input}", None), self.separator)
+
+    # --- demonstrations retrieved per input -------------------------------------------
+    def demos_for(self, text: str) -> list[dict[str, Any]]:
+        """The demonstrations shown before ``text``: the fixed ones, or those retrieved for it."""
+        if self.retrieval is None:
+            return self.demos
+        pool = self.retrieval["pool"]
+        return [pool[i] for i in self._pool().select(self._settings(), text)]
+
+    @property
+    def pooling(self) -> str:
+        """How the card's embedding model turns a text into a vector (``mean`` or ``last``)."""
+        return str((self.retrieval or {}).get("pooling", "mean"))
+
+    def use_embedder(self, embedder: Embedder) -> None:
+        """Embed inputs with ``embedder`` (a model already loaded) instead of loading the
+        model the card names; warns when its fingerprint differs from the card's."""
+        if self.retrieval is None:
+            return
+        self._check_embedder(embedder)
+        self.__dict__["_embedder"] = embedder
+        self.__dict__.pop("_demo_pool", None)
+
+    def _check_embedder(self, embedder: Embedder) -> None:
+        named = self.retrieval.get("embedder") or {} if self.retrieval else {}
+        expected = named.get("fingerprint")
+        if expected and embedder.fingerprint != expected:
+            log.warning(
+                "prompt card: its demonstrations were retrieved with embeddings of model %s (fingerprint %s); "
+                "inputs are now embedded with %s (fingerprint %s): retrieval may differ from the study's",
+                named.get("ref"),
+                expected,
+                embedder.ref,
+                embedder.fingerprint,
+            )
+
+    def _settings(self) -> Retrieval:
+        from optprompt.prompts.retrieval import Retrieval
+
+        r = self.retrieval or {}
+        try:
+            return Retrieval(
+                pool=tuple(str(d["id"]) for d in r["pool"]),
+                k=r["k"],
+                mmr=r["mmr"],
+                balance=r["balance"],
+                order=r["order"],
+                embedder=None if (r.get("embedder") or {}).get("task_model", True) else r["embedder"].get("ref"),
+                pooling=r.get("pooling", "mean"),
+            )
+        except (KeyError, TypeError, ConfigError) as e:
+            raise OptpromptError(f"prompt card: invalid retrieval settings: {e}") from None
+
+    def _pool(self) -> DemoPool:
+        pool = self.__dict__.get("_demo_pool")
+        if pool is None:
+            from optprompt.prompts.retrieval import DemoPool, decode_vectors
+
+            r = self.retrieval or {}
+            entries = r.get("pool") or []
+            try:
+                vectors = decode_vectors(r["vectors"], where="prompt card retrieval.vectors")
+                pool = DemoPool(
+                    [str(d["id"]) for d in entries],
+                    [d["input"] for d in entries],
+                    [d.get("label") for d in entries],
+                    self.__dict__.get("_embedder") or self._load_embedder,
+                    vectors=vectors,
+                )
+            except (KeyError, TypeError) as e:
+                raise OptpromptError(f"prompt card: invalid retrieval pool: missing or bad {e}") from None
+            except ConfigError as e:
+                raise OptpromptError(f"prompt card: {e}") from None
+            self.__dict__["_demo_pool"] = pool
+        return pool
+
+    def _load_embedder(self) -> Embedder:
+        """The embedding model the card names, loaded on first use."""
+        from optprompt.models.loading import load_model
+        from optprompt.plugins.manager import load_plugins
+        from optprompt.scoring.embedding import ModelEmbedder
+
+        ref = ((self.retrieval or {}).get("embedder") or {}).get("ref")
+        if not ref:
+            raise OptpromptError(
+                "this prompt card retrieves its demonstrations per input but names no embedding model: "
+                "call card.use_embedder(...) or load it with optprompt.load(path, model=...)"
+            )
+        try:
+            loaded = load_model(ref, load_plugins(), progress=False)
+        except OptpromptError as e:
+            raise OptpromptError(
+                f"this prompt card retrieves its demonstrations per input by embedding each input with model "
+                f"{ref!r}, which could not be loaded: {e}. Pass a local copy: card.use_embedder("
+                "optprompt.scoring.ModelEmbedder(loaded)) or optprompt.load(path, model=...)"
+            ) from None
+        embedder = ModelEmbedder(loaded, pooling=self.pooling)
+        self._check_embedder(embedder)
+        self.__dict__["_embedder"] = embedder
+        return embedder
 
     def messages(self, text: str, options: list[str] | None = None) -> list[dict[str, str]]:
         """The prompt as chat messages (one user turn)."""
@@ -152,7 +290,10 @@ class PromptCard:
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
 
-        return {"format": CARD_FORMAT, **asdict(self)}
+        d = asdict(self)
+        if d["retrieval"] is None:  # absent from cards with fixed demonstrations, as before
+            d.pop("retrieval")
+        return {"format": CARD_FORMAT, **d}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "<card>") -> PromptCard:
@@ -164,6 +305,20 @@ class PromptCard:
         unknown = sorted(set(data) - known)
         if unknown:
             raise OptpromptError(f"{source}: unknown prompt card key(s): {', '.join(unknown)}")
+        retrieval = data.get("retrieval")
+        if retrieval is not None:
+            if not isinstance(retrieval, dict):
+                raise OptpromptError(f"{source}: retrieval: expected an object, got {type(retrieval).__name__}")
+            missing = [k for k in _RETRIEVAL_KEYS if k not in retrieval]
+            extra = sorted(set(retrieval) - set(_RETRIEVAL_KEYS) - set(_RETRIEVAL_OPTIONAL))
+            if missing or extra:
+                raise OptpromptError(
+                    f"{source}: retrieval: "
+                    + "; ".join(
+                        [f"missing key(s) {', '.join(missing)}"] * bool(missing)
+                        + [f"unknown key(s) {', '.join(extra)}"] * bool(extra)
+                    )
+                )
         try:
             return cls(**data)
         except TypeError as e:
@@ -173,7 +328,7 @@ class PromptCard:
         """Write ``prompt_card.json`` and ``prompt.txt`` into ``directory`` (atomically)."""
         directory = Path(directory)
         atomic_write_json(directory / CARD_FILE, self.to_dict())
-        atomic_write_text(directory / PROMPT_FILE, self.format("{input}") + "\n")
+        atomic_write_text(directory / PROMPT_FILE, self.template_text() + "\n")
         return directory / CARD_FILE
 
 
@@ -216,6 +371,7 @@ def card_from_description(
         output_format=output_format,
         calibration=calibration or {"method": "none", "offsets": None},
         task=task,
+        retrieval=desc.get("retrieval"),
         **fields,
     )
 

@@ -20,19 +20,53 @@ if TYPE_CHECKING:
 __all__ = ["PromptKind", "describe"]
 
 
+def _demo(renderer: PromptRenderer, candidate: PromptCandidate, ex: Example) -> dict[str, Any]:
+    word = renderer.answer_words(candidate, ex)[max(ex.target_index, 0)]
+    return {"id": ex.id, "input": ex.input, "answer": word, "options": list(ex.options)}
+
+
+def describe_retrieval(renderer: PromptRenderer, candidate: PromptCandidate) -> dict[str, Any]:
+    """What a card needs to retrieve a candidate's demonstrations per input: the settings,
+    the embedding model, the pool (with answers and balance labels) and its vectors."""
+    from optprompt.prompts.retrieval import balance_key, encode_vectors
+
+    settings = candidate.retrieval
+    if settings is None:
+        raise ValueError("this candidate shows fixed demonstrations; it retrieves none")
+    pool = renderer.retrievers_for().pool(settings, renderer.task)
+    embedder = pool.embedder
+    return {
+        **settings.settings(),
+        "embedder": {"ref": embedder.ref, "fingerprint": embedder.fingerprint, "task_model": settings.embedder is None},
+        "pooling": settings.pooling,
+        "pool": [
+            {**_demo(renderer, candidate, ex), "label": balance_key(renderer.task.type, ex)}
+            for ex in renderer.pool(candidate)
+        ],
+        "vectors": encode_vectors(pool.vectors),
+    }
+
+
 def describe(renderer: PromptRenderer, chat: bool, candidate: PromptCandidate) -> dict[str, Any]:
-    """A prompt candidate as result.json shows it: rendered prompt and resolved demonstrations."""
-    demos = []
-    for ex in renderer.demos(candidate):
-        word = renderer.answer_words(candidate, ex)[max(ex.target_index, 0)]
-        demos.append({"id": ex.id, "input": ex.input, "answer": word, "options": list(ex.options)})
+    """A prompt candidate as result.json shows it: rendered prompt and resolved demonstrations
+    (a candidate retrieving them per input: ``retrieval``, see :func:`describe_retrieval`)."""
+    demos = (
+        [] if candidate.retrieval is not None else [_demo(renderer, candidate, ex) for ex in renderer.demos(candidate)]
+    )
     return {
         "candidate": candidate.to_dict(),
         "hash": candidate.hash,
         "chat": chat,
         "prompt": renderer.render_text(candidate),
         "demos": demos,
+        **({"retrieval": describe_retrieval(renderer, candidate)} if candidate.retrieval is not None else {}),
     }
+
+
+def _demos_column(data: dict[str, Any]) -> Any:
+    """Fixed demonstrations: their number; retrieved per input: ``kNN k``."""
+    r = data.get("retrieval")
+    return f"kNN {r['k']}" if r else len(data.get("demo_ids", []))
 
 
 class PromptKind(CandidateKind):
@@ -47,7 +81,7 @@ class PromptKind(CandidateKind):
     def columns(self, data: dict[str, Any]) -> dict[str, Any]:
         """Demonstrations, template, answer words, calibration (extraction: output format) and instruction."""
         columns = {
-            "demos": len(data.get("demo_ids", [])),
+            "demos": _demos_column(data),
             "template": (data.get("template") or "").replace("\n", "⏎"),
             "answers": "/".join(w for _, w in data.get("verbalizer", [])) or data.get("choice_format", ""),
             "calibration": data.get("calibration", "none"),
@@ -60,15 +94,27 @@ class PromptKind(CandidateKind):
 
     def details(self, data: dict[str, Any]) -> list[tuple[str, str]]:
         """The answer words (classification), the output format and type words (extraction)
-        or how options are scored (multiple choice)."""
+        or how options are scored (multiple choice), and how demonstrations are retrieved
+        per input."""
+        out = []
         if data.get("output_format"):
             words = ", ".join(f"{lbl} -> {w!r}" for lbl, w in data.get("verbalizer", []))
-            return [("output format", f"{data['output_format']}; entity types: {words}")]
-        if data.get("verbalizer"):
-            return [("answers", ", ".join(f"{lbl} -> {w!r}" for lbl, w in data["verbalizer"]))]
-        if data.get("choice_format"):
-            return [("options scored as", str(data["choice_format"]))]
-        return []
+            out.append(("output format", f"{data['output_format']}; entity types: {words}"))
+        elif data.get("verbalizer"):
+            out.append(("answers", ", ".join(f"{lbl} -> {w!r}" for lbl, w in data["verbalizer"])))
+        elif data.get("choice_format"):
+            out.append(("options scored as", str(data["choice_format"])))
+        r = data.get("retrieval")
+        if r:
+            out.append(
+                (
+                    "demonstrations",
+                    f"{r['k']} retrieved per input from {len(r['pool'])} examples (mmr {r['mmr']}, "
+                    f"balance {'on' if r['balance'] else 'off'}, order {r['order']}, "
+                    f"embedder {r.get('embedder') or 'the task model'}, pooling {r.get('pooling', 'mean')})",
+                )
+            )
+        return out
 
     def check(self, candidate: PromptCandidate, ctx: KindContext, examples: Sequence[Example]) -> None:
         super().check(candidate, ctx, examples)

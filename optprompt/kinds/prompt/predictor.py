@@ -55,6 +55,12 @@ class CardPredictor:
 
             backend = load_plugins().backends.get(loaded.family).obj(loaded)
         self.backend = backend
+        if card.retrieval is not None and (card.retrieval.get("embedder") or {}).get("task_model", True):
+            from optprompt.scoring.embedding import ModelEmbedder
+
+            card.use_embedder(
+                ModelEmbedder(loaded, pooling=card.pooling)
+            )  # demonstrations retrieved with the task model itself
 
     # --- the prompt text ------------------------------------------------------------
     def _chat_formatter(self):  # type: ignore[no-untyped-def]
@@ -67,7 +73,7 @@ class CardPredictor:
     def request(self, text: str, options: Sequence[str] | None = None) -> ScoreRequest:
         """The scoring request of ``text``: exactly what the study scored."""
         opts = list(options) if options is not None else None
-        body = self.card.format(SENTINEL, opts)
+        body = self.card.body(text, SENTINEL, opts)
         words = [] if self.card.task_type in ("generation", "extraction") else list(self.card.answers(opts))
         return split_request("input", body, text, words, self._chat_formatter())
 

@@ -13,7 +13,8 @@ from typing import Any, ClassVar
 
 from optprompt.errors import OptpromptError
 from optprompt.kinds import CandidateKind, KindContext, mark_export
-from optprompt.kinds.prompt import CardPredictor, PromptKind, card_from_description, load_card, load_card_model
+from optprompt.kinds.ensemble import MembersMixin
+from optprompt.kinds.prompt import CardPredictor, card_from_description, load_card, load_card_model
 from optprompt.prompts import PromptCandidate
 
 MEMBERS_FILE = "ensemble.json"
@@ -51,7 +52,7 @@ class _Scorer:
         return self.kind.evaluate(candidate, examples, split, self.ctx)
 
 
-class EnsembleKind(CandidateKind):
+class EnsembleKind(MembersMixin, CandidateKind):
     """Several prompts voting with their summed answer log-likelihoods."""
 
     name = EnsembleCandidate.kind
@@ -93,24 +94,6 @@ class EnsembleKind(CandidateKind):
     @contextlib.contextmanager
     def scorer(self, candidate: EnsembleCandidate, ctx: KindContext) -> Iterator[_Scorer]:
         yield _Scorer(self, ctx)
-
-    def prompt_tokens(self, candidate: EnsembleCandidate, ctx: KindContext) -> int:
-        prompts = PromptKind()
-        return sum(prompts.prompt_tokens(m, ctx) for m in candidate.members)
-
-    def check(self, candidate: EnsembleCandidate, ctx: KindContext, examples: Sequence[Any]) -> None:
-        for m in candidate.members:
-            PromptKind().check(m, ctx, examples)
-
-    def describe(self, candidate: EnsembleCandidate, ctx: KindContext) -> dict[str, Any]:
-        members = [PromptKind().describe(m, ctx) for m in candidate.members]
-        return {
-            "candidate": candidate.to_dict(),
-            "hash": candidate.hash,
-            "chat": ctx.chat,
-            "prompt": "\n--- or ---\n".join(m["prompt"] for m in members),
-            "members": members,
-        }
 
     def export(self, result: Any, output: Path, to: Path, member: Any = None) -> Path:
         chosen = (member or result.best).to_dict()

@@ -1,0 +1,354 @@
+"""Per-input demonstrations: the train examples most similar to each input (kNN retrieval).
+
+A candidate with :class:`Retrieval` settings shows, for each input, ``k`` demonstrations
+retrieved from a pool of train examples instead of fixed ones. Texts are compared by the
+cosine of their embeddings (by default the task model's mean-pooled last hidden states,
+:class:`optprompt.scoring.ModelEmbedder`); Maximal Marginal Relevance trades similarity
+to the input for diversity among the demonstrations; label balance caps how many
+demonstrations share a label; the order puts the most similar demonstration next to the
+input or keeps the retrieval order.
+
+This module never touches a model: an :class:`Embedder` is injected (the study passes one
+built on its model, an exported card one built on the card's model). Every vector is
+normalised and rounded to float16 when it is made, so the study and an exported card
+(which stores the pool's vectors as float16) compare exactly the same numbers; queries
+are embedded one text at a time, so batching never changes a query's vector.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from optprompt.errors import CandidateRejected, ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from optprompt.tasks.task import Example, Task
+
+__all__ = [
+    "POOLINGS",
+    "RETRIEVAL_ORDERS",
+    "Embedder",
+    "Retrieval",
+    "DemoPool",
+    "Retrievers",
+    "select_demos",
+    "normalise",
+    "encode_vectors",
+    "decode_vectors",
+    "balance_key",
+]
+
+#: ``closest_last``: the most similar demonstration right before the input (ascending
+#: similarity); ``as_retrieved``: the order they were picked in (most similar first).
+RETRIEVAL_ORDERS = ("closest_last", "as_retrieved")
+#: How a text's last hidden states become one vector: ``mean`` over its tokens, or the
+#: ``last`` token's (which, in a decoder-only model, has read the whole text).
+POOLINGS = ("mean", "last")
+_QUERY_CACHE = 100_000
+
+
+class Embedder(Protocol):
+    """Turns texts into vectors (any scale; they are normalised here).
+
+    Attributes:
+        ref: The model reference it embeds with (recorded in results and cards).
+        fingerprint: The model's fingerprint (a card warns when its model differs).
+    """
+
+    ref: str
+    fingerprint: str
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """One row per text (batched; used for the pool)."""
+
+    def embed_one(self, text: str) -> np.ndarray:
+        """One text alone (no padding, no batch: the same vector wherever it is asked for)."""
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """Demonstrations retrieved per input: where from and how.
+
+    Attributes:
+        pool: Ids of the train examples demonstrations are retrieved from.
+        k: Demonstrations per input (fewer when the pool is smaller).
+        mmr: Maximal Marginal Relevance lambda: 1 picks the most similar examples; lower
+            values penalise similarity to demonstrations already picked (diversity).
+        balance: Give each label (classification) or answer position (multiple choice)
+            at most ``ceil(k / labels in the pool)`` demonstrations while other labels
+            have examples left.
+        order: One of :data:`RETRIEVAL_ORDERS`.
+        embedder: The embedding model's reference; None: the task model.
+        pooling: One of :data:`POOLINGS`: how the embedding model's last hidden states
+            become a text's vector.
+    """
+
+    pool: tuple[str, ...]
+    k: int = 4
+    mmr: float = 1.0
+    balance: bool = False
+    order: Literal["closest_last", "as_retrieved"] = "closest_last"
+    embedder: str | None = None
+    pooling: Literal["mean", "last"] = "mean"
+
+    def __post_init__(self) -> None:
+        if not self.pool:
+            raise ConfigError("retrieval.pool: empty; demonstrations need train examples to be retrieved from")
+        if len(set(self.pool)) != len(self.pool):
+            raise ConfigError("retrieval.pool: an example id appears twice")
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
+            raise ConfigError(f"retrieval.k: {self.k!r} must be a positive integer")
+        if isinstance(self.mmr, bool) or not isinstance(self.mmr, (int, float)) or not 0.0 <= self.mmr <= 1.0:
+            raise ConfigError(f"retrieval.mmr: {self.mmr!r} must be a number from 0 to 1")
+        if not isinstance(self.balance, bool):
+            raise ConfigError(f"retrieval.balance: {self.balance!r} must be true or false")
+        if self.order not in RETRIEVAL_ORDERS:
+            raise ConfigError(f"retrieval.order: {self.order!r} is not one of {', '.join(RETRIEVAL_ORDERS)}")
+        if self.embedder is not None and (not isinstance(self.embedder, str) or not self.embedder.strip()):
+            raise ConfigError(f"retrieval.embedder: {self.embedder!r} must be a model reference or null")
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"retrieval.pooling: {self.pooling!r} is not one of {', '.join(POOLINGS)}")
+
+    def settings(self) -> dict[str, Any]:
+        """The settings without the pool."""
+        return {"k": self.k, "mmr": self.mmr, "balance": self.balance, "order": self.order}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.settings(), "embedder": self.embedder, "pooling": self.pooling, "pool": list(self.pool)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Retrieval:
+        known = {"pool", "k", "mmr", "balance", "order", "embedder", "pooling"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"retrieval: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**{**data, "pool": tuple(data.get("pool", ()))})
+
+
+# --- vectors ---------------------------------------------------------------------------
+def normalise(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), rounded to float16, as float32."""
+    import numpy as np
+
+    v = np.asarray(vectors, dtype=np.float32)
+    if v.ndim == 1:
+        v = v[None]
+    norms = np.linalg.norm(v, axis=1, keepdims=True)
+    v = np.where(norms > 0, v / np.where(norms > 0, norms, 1.0), 0.0)
+    return v.astype(np.float16).astype(np.float32)
+
+
+def encode_vectors(vectors: np.ndarray) -> dict[str, Any]:
+    """Normalised vectors as JSON: float16, little-endian, base64."""
+    import numpy as np
+
+    v = np.ascontiguousarray(np.asarray(vectors, dtype="<f2"))
+    return {
+        "rows": int(v.shape[0]),
+        "dim": int(v.shape[1]),
+        "dtype": "float16",
+        "data": base64.b64encode(v.tobytes()).decode("ascii"),
+    }
+
+
+def decode_vectors(data: dict[str, Any], *, where: str = "vectors") -> np.ndarray:
+    """Inverse of :func:`encode_vectors` (float32 rows)."""
+    import numpy as np
+
+    try:
+        if data["dtype"] != "float16":
+            raise ValueError(f"dtype {data['dtype']!r} is not float16")
+        raw = base64.b64decode(data["data"], validate=True)
+        v = np.frombuffer(raw, dtype="<f2").reshape(int(data["rows"]), int(data["dim"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise ConfigError(f"{where}: not a valid set of embedding vectors ({e})") from None
+    return v.astype(np.float32)
+
+
+# --- selection ---------------------------------------------------------------------------
+def select_demos(
+    query: np.ndarray,
+    pool: np.ndarray,
+    settings: Retrieval,
+    *,
+    labels: Sequence[str | None] | None = None,
+    exclude: Sequence[int] = (),
+) -> list[int]:
+    """Indices into ``pool`` of the demonstrations for ``query``, in prompt order.
+
+    Greedy Maximal Marginal Relevance: each step picks the pool row maximising
+    ``mmr * sim(query, row) - (1 - mmr) * max sim(row, picked)`` (the first pick: the
+    most similar; ties: the lower index), never ``exclude``. With ``balance``, a label
+    that has its share (``ceil(k / labels)``) is passed over while other labels have
+    rows left; when only capped labels remain, they fill the ``k`` places.
+
+    Args:
+        query: The input's normalised vector.
+        pool: The pool's normalised vectors, one row each.
+        settings: ``k``, ``mmr``, ``balance`` and ``order``.
+        labels: Each pool row's label (for ``balance``; None entries are never capped).
+        exclude: Rows never picked (the query itself, when it is in the pool).
+    """
+    import numpy as np
+
+    n = pool.shape[0]
+    q = np.asarray(query, dtype=np.float32).reshape(-1)
+    sims = pool @ q
+    available = np.ones(n, dtype=bool)
+    for i in exclude:
+        available[i] = False
+    caps: dict[str, int] = {}
+    if settings.balance and labels is not None:
+        present = {lbl for lbl, ok in zip(labels, available) if ok and lbl is not None}
+        cap = -(-settings.k // max(1, len(present)))
+        caps = {lbl: cap for lbl in present}
+    lam = float(settings.mmr)
+    capped = np.zeros(n, dtype=bool)  # rows whose label has its share (used only when nothing else is left)
+    redundancy = np.full(n, -np.inf, dtype=np.float32)
+    picked: list[int] = []
+    while len(picked) < settings.k and available.any():
+        score = lam * sims - (1.0 - lam) * np.where(np.isfinite(redundancy), redundancy, 0.0) if picked else sims
+        eligible = available & ~capped
+        score = np.where(eligible if eligible.any() else available, score, -np.inf)
+        best = int(np.argmax(score))  # the first maximum: ties go to the lower index
+        picked.append(best)
+        available[best] = False
+        if caps:
+            lbl = labels[best]  # type: ignore[index]
+            if lbl is not None and lbl in caps:
+                caps[lbl] -= 1
+                if caps[lbl] <= 0:
+                    capped |= np.array([x == lbl for x in labels], dtype=bool)  # type: ignore[union-attr]
+        redundancy = np.maximum(redundancy, pool @ pool[best])
+    if settings.order == "closest_last":
+        rank = {i: r for r, i in enumerate(picked)}
+        picked = sorted(picked, key=lambda i: (float(sims[i]), -rank[i]))
+    return picked
+
+
+def balance_key(task_type: str, example: Example) -> str | None:
+    """What label balance counts for an example: its label (classification), its answer's
+    position (multiple choice), nothing (generation)."""
+    if task_type == "classification":
+        return example.target
+    if task_type == "multiple_choice":
+        return str(example.target_index)
+    return None
+
+
+# --- pools and the per-study cache -------------------------------------------------------
+class DemoPool:
+    """A pool of examples with their vectors, and one embedder for queries.
+
+    Args:
+        ids / texts / labels: The pool (labels for balance, None where there is none).
+        embedder: Embeds queries (and the pool, unless ``vectors`` are given).
+        vectors: The pool's vectors as :func:`normalise` returns them (an exported
+            card's); embedded (batched, once) on first use when None.
+        queries: A shared text -> vector cache for ``embedder``'s queries.
+    """
+
+    def __init__(
+        self,
+        ids: Sequence[str],
+        texts: Sequence[str],
+        labels: Sequence[str | None],
+        embedder: Embedder | Callable[[], Embedder],
+        *,
+        vectors: np.ndarray | None = None,
+        queries: OrderedDict[str, np.ndarray] | None = None,
+    ) -> None:
+        if not (len(ids) == len(texts) == len(labels)):
+            raise ConfigError("retrieval pool: ids, texts and labels differ in length")
+        self.ids = list(ids)
+        self.texts = list(texts)
+        self.labels = list(labels)
+        self.index = {i: n for n, i in enumerate(self.ids)}
+        self._embedder = embedder
+        self._vectors = vectors
+        self._queries: OrderedDict[str, np.ndarray] = queries if queries is not None else OrderedDict()
+        if vectors is not None and vectors.shape[0] != len(self.ids):
+            raise ConfigError(f"retrieval pool: {vectors.shape[0]} vectors for {len(self.ids)} examples")
+
+    @property
+    def embedder(self) -> Embedder:
+        if callable(self._embedder) and not hasattr(self._embedder, "embed_one"):
+            self._embedder = self._embedder()  # a factory: load the model on first use
+        return self._embedder  # type: ignore[return-value]
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """The pool's normalised vectors (embedded once, batched)."""
+        if self._vectors is None:
+            self._vectors = normalise(self.embedder.embed(self.texts))
+        return self._vectors
+
+    def query(self, text: str) -> np.ndarray:
+        """``text``'s normalised vector (cached)."""
+        v = self._queries.get(text)
+        if v is None:
+            v = normalise(self.embedder.embed_one(text))[0]
+            self._queries[text] = v
+            while len(self._queries) > _QUERY_CACHE:
+                self._queries.popitem(last=False)
+        return v
+
+    def select(self, settings: Retrieval, text: str, exclude_id: str | None = None) -> list[int]:
+        """Pool indices of ``text``'s demonstrations, in prompt order; never ``exclude_id``."""
+        vectors = self.vectors
+        query = self.query(text)
+        if query.shape[0] != vectors.shape[1]:
+            raise ConfigError(
+                f"retrieval: the query's embedding has {query.shape[0]} dimensions, the pool's {vectors.shape[1]}: "
+                "they come from different embedding models"
+            )
+        exclude = [self.index[exclude_id]] if exclude_id is not None and exclude_id in self.index else []
+        return select_demos(query, vectors, settings, labels=self.labels, exclude=exclude)
+
+
+class Retrievers:
+    """Demonstration pools of one study, embedded once each, with one embedder per model.
+
+    Args:
+        embedder_for: ``(model reference (None: the task model), pooling)`` ->
+            :class:`Embedder`; called once per pair, when a candidate first retrieves with it.
+    """
+
+    def __init__(self, embedder_for: Callable[[str | None, str], Embedder]) -> None:
+        self._embedder_for = embedder_for
+        self._embedders: dict[tuple[str | None, str], Embedder] = {}
+        self._queries: dict[tuple[str | None, str], OrderedDict[str, np.ndarray]] = {}
+        self._pools: dict[tuple[str | None, str, tuple[str, ...]], DemoPool] = {}
+
+    def embedder(self, ref: str | None, pooling: str = "mean") -> Embedder:
+        if (ref, pooling) not in self._embedders:
+            self._embedders[ref, pooling] = self._embedder_for(ref, pooling)
+        return self._embedders[ref, pooling]
+
+    def pool(self, settings: Retrieval, task: Task) -> DemoPool:
+        """The pool ``settings`` retrieve from (examples of ``task``), embedded once."""
+        key = (settings.embedder, settings.pooling, settings.pool)
+        if key not in self._pools:
+            try:
+                examples = [task.example(i) for i in settings.pool]
+            except KeyError as e:
+                raise CandidateRejected(f"retrieval pool: {e}") from None
+            self._pools[key] = DemoPool(
+                [ex.id for ex in examples],
+                [ex.input for ex in examples],
+                [balance_key(task.type, ex) for ex in examples],
+                self.embedder(settings.embedder, settings.pooling),
+                queries=self._queries.setdefault((settings.embedder, settings.pooling), OrderedDict()),
+            )
+        return self._pools[key]
+
+    def demos(self, settings: Retrieval, task: Task, example: Example) -> list[Example]:
+        """``example``'s demonstrations (never ``example`` itself), in prompt order."""
+        pool = self.pool(settings, task)
+        return [task.example(pool.ids[i]) for i in pool.select(settings, example.input, example.id)]

@@ -1,0 +1,163 @@
+"""Picking a winner that holds up on unseen data (``selection`` in the study file).
+
+The search only ever scores part of dev. At the end, the best distinct candidates there
+(the *finalists*) and the baseline are scored on the held-out rest, which no trial has
+seen, and the best finalist there is the candidate. With ``do_no_harm`` it wins only if
+it beats the baseline significantly on that held-out part (one-sided, paired: McNemar
+for 0/1 scores, a paired bootstrap otherwise); otherwise the baseline stays the winner
+and the result says why. Test stays untouched until the winner is chosen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from optprompt.study import attrs
+from optprompt.study.trials import COMBINED
+
+if TYPE_CHECKING:
+    import optuna
+
+    from optprompt.config.spec import SelectionSpec
+    from optprompt.kinds.base import Candidate, KindContext
+    from optprompt.kinds.registry import CandidateKinds
+    from optprompt.scoring.evaluate import Evaluation
+    from optprompt.tasks.task import Example
+
+__all__ = ["Selection", "select_winner", "one_sided_p"]
+
+
+@dataclass
+class Selection:
+    """What held-out selection decided (``result.json["selection"]``)."""
+
+    winner: optuna.trial.FrozenTrial
+    kept_baseline: bool
+    why: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def one_sided_p(baseline: Sequence[float], challenger: Sequence[float]) -> float:
+    """p-value of "the challenger is better than the baseline" on paired scores."""
+    from optprompt.stats import compare
+
+    if list(baseline) == list(challenger):
+        return 1.0
+    result = compare(baseline, challenger)
+    diff = sum(challenger) / len(challenger) - sum(baseline) / len(baseline)
+    return result.p_value / 2 if diff > 0 else 1.0 - result.p_value / 2
+
+
+def _finalists(
+    complete: Sequence[optuna.trial.FrozenTrial], baseline_hash: str, n: int
+) -> list[optuna.trial.FrozenTrial]:
+    """The ``n`` best distinct candidates on dev (the baseline's hash excluded), best first."""
+    out: list[optuna.trial.FrozenTrial] = []
+    seen = {baseline_hash}
+    for t in sorted(complete, key=lambda t: (-t.values[0], t.number)):
+        h = t.user_attrs.get(attrs.HASH)
+        if h in seen:
+            continue
+        seen.add(h)
+        out.append(t)
+        if len(out) == n:
+            break
+    return out
+
+
+def _combined(
+    study: optuna.Study | None,
+    finalists: Sequence[optuna.trial.FrozenTrial],
+    spec: SelectionSpec,
+    kinds: CandidateKinds,
+    ctx: KindContext,
+) -> list[optuna.trial.FrozenTrial]:
+    """Candidates kinds build from the finalists (a prompt ensemble...), scored on dev and
+    recorded as trials of the study (role ``combined``: they do not count against the budget)."""
+    import optuna
+
+    if study is None or spec.ensemble < 2:
+        return []
+    pairs = [(kinds.from_dict(t.user_attrs[attrs.CANDIDATE]), t.user_attrs.get(attrs.OFFSETS)) for t in finalists]
+    known = {t.user_attrs.get(attrs.HASH): t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"}
+    out = []
+    for name in kinds.names():
+        kind = kinds.get(name)
+        cand = kind.combine(pairs, ctx, spec.ensemble)
+        if cand is None:
+            continue
+        if cand.hash in known:  # another worker, or an earlier end of this study, built it
+            out.append(known[cand.hash])
+            continue
+        with kind.scorer(cand, ctx) as evaluator:
+            ev = evaluator.evaluate(cand, ctx.dev, "dev")
+        study.add_trial(
+            optuna.trial.create_trial(
+                value=ev.value,
+                user_attrs={
+                    attrs.ROLE: COMBINED,
+                    attrs.CANDIDATE: cand.to_dict(),
+                    attrs.HASH: cand.hash,
+                    attrs.METRICS: ev.metrics,
+                    attrs.DEV_SCORED: 0,
+                },
+            )
+        )
+        added = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(attrs.HASH) == cand.hash]
+        out.append(added[-1])
+    return out
+
+
+def select_winner(
+    spec: SelectionSpec,
+    complete: Sequence[optuna.trial.FrozenTrial],
+    baseline_trial: optuna.trial.FrozenTrial,
+    holdout: Sequence[Example],
+    kinds: CandidateKinds,
+    ctx: KindContext,
+    study: optuna.Study | None = None,
+) -> Selection:
+    """Score the finalists (and what kinds combine from them, when ``study`` is given to
+    record it in) and the baseline on ``holdout``, and pick the winner."""
+
+    def score(t: optuna.trial.FrozenTrial) -> Evaluation:
+        cand: Candidate = kinds.from_dict(t.user_attrs[attrs.CANDIDATE])
+        with kinds.of(cand).scorer(cand, ctx) as evaluator:
+            return evaluator.evaluate(cand, holdout, "holdout", offsets=t.user_attrs.get(attrs.OFFSETS))
+
+    ctx.note(f"selection: scoring the finalists on {len(holdout)} held-out dev examples")
+    base = score(baseline_trial)
+    rows: list[dict[str, Any]] = []
+    scored: list[tuple[optuna.trial.FrozenTrial, Evaluation]] = []
+    finalists = _finalists(complete, baseline_trial.user_attrs.get(attrs.HASH, ""), spec.finalists)
+    for t in finalists + _combined(study, finalists, spec, kinds, ctx):
+        ev = score(t)
+        scored.append((t, ev))
+        rows.append({"trial": t.number, "dev": t.values[0], "holdout": ev.value})
+        if t.user_attrs.get(attrs.ROLE) == COMBINED:
+            rows[-1]["combined"] = kinds.of_dict(t.user_attrs[attrs.CANDIDATE]).label
+    info: dict[str, Any] = {
+        "holdout": len(holdout),
+        "searched": len(ctx.dev),
+        "baseline_holdout": base.value,
+        "finalists": rows,
+        "do_no_harm": spec.do_no_harm,
+        "alpha": spec.alpha,
+    }
+    if not scored:
+        return Selection(baseline_trial, True, "no candidate other than the baseline finished", info)
+    top, top_ev = max(scored, key=lambda s: (s[1].value, s[0].values[0], -s[0].number))
+    p = one_sided_p(base.scores, top_ev.scores)
+    info.update(picked=top.number, p_value=p)
+    figures = f"trial {top.number}: {top_ev.value:.3f} vs the baseline's {base.value:.3f}, one-sided p = {p:.3g}"
+    if spec.do_no_harm and (top_ev.value <= base.value or p >= spec.alpha):
+        why = (
+            f"do no harm: the best finalist on the {len(holdout)} held-out dev examples ({figures}) "
+            f"does not beat the baseline significantly (alpha {spec.alpha}); the winner is the baseline"
+        )
+        info.update(kept_baseline=True)
+        return Selection(baseline_trial, True, why, info)
+    info.update(kept_baseline=False)
+    return Selection(top, False, f"picked on {len(holdout)} held-out dev examples ({figures})", info)

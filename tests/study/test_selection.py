@@ -1,0 +1,234 @@
+"""Held-out selection and do-no-harm: the search sees part of dev, the winner is picked on the rest."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from types import SimpleNamespace
+
+import optuna
+import pytest
+from optprompt_testdata import write_sentiment_jsonl
+
+from optprompt.config import spec_from_dict
+from optprompt.config.spec import SelectionSpec
+from optprompt.errors import ConfigError
+from optprompt.study import StudyRunner, attrs
+from optprompt.study.selection import one_sided_p, select_winner
+from optprompt.tasks.sampling import holdout_split
+from optprompt.tasks.task import Example
+
+
+def _examples(labels: list[str]) -> list[Example]:
+    return [Example(id=str(i), input=f"x{i}", target=lbl, target_index=0, row=str(i)) for i, lbl in enumerate(labels)]
+
+
+def test_holdout_split_is_stratified_disjoint_and_keeps_order() -> None:
+    exs = _examples(["a"] * 20 + ["b"] * 10)
+    kept, held = holdout_split(exs, 0.3)
+    assert len(held) == 9 and sum(e.target == "a" for e in held) == 6 and sum(e.target == "b" for e in held) == 3
+    assert {e.id for e in kept} | {e.id for e in held} == {e.id for e in exs}
+    assert not {e.id for e in kept} & {e.id for e in held}
+    assert [int(e.id) for e in kept] == sorted(int(e.id) for e in kept)
+    assert holdout_split(exs, 0.0) == (exs, [])
+
+
+def test_one_sided_p() -> None:
+    base = [0.0] * 20 + [1.0] * 10
+    better = [1.0] * 20 + [1.0] * 10
+    assert one_sided_p(base, better) < 0.001
+    assert one_sided_p(better, base) > 0.99
+    assert one_sided_p(base, base) == 1.0
+
+
+def _numbered(number: int, value: float, name: str) -> optuna.trial.FrozenTrial:
+    t = optuna.trial.create_trial(value=value, user_attrs={attrs.CANDIDATE: {"name": name}, attrs.HASH: name})
+    t.number = number
+    return t
+
+
+class _Kinds:
+    """Candidates are their names; scoring on the held-out part returns fixed per-example scores."""
+
+    def __init__(self, holdout_scores: dict[str, list[float]]) -> None:
+        self.holdout_scores = holdout_scores
+        self.scored: list[str] = []
+
+    def from_dict(self, data: dict) -> str:
+        return data["name"]
+
+    def of(self, cand: str):  # type: ignore[no-untyped-def]
+        kinds = self
+
+        class _Kind:
+            @contextlib.contextmanager
+            def scorer(self, c, ctx):  # type: ignore[no-untyped-def]
+                yield SimpleNamespace(evaluate=lambda c, exs, split, offsets=None: kinds._eval(c, exs))
+
+        return _Kind()
+
+    def _eval(self, cand: str, examples):  # type: ignore[no-untyped-def]
+        self.scored.append(cand)
+        scores = self.holdout_scores[cand]
+        assert len(scores) == len(examples)
+        return SimpleNamespace(value=sum(scores) / len(scores), scores=scores)
+
+
+HOLDOUT = _examples(["a", "b"] * 20)
+CTX = SimpleNamespace(dev=_examples(["a"] * 50), note=lambda text: None)
+
+
+def test_the_winner_is_picked_on_the_held_out_part_not_on_dev() -> None:
+    base, overfit, solid = _numbered(0, 0.60, "base"), _numbered(1, 0.95, "overfit"), _numbered(2, 0.80, "solid")
+    kinds = _Kinds(
+        {"base": [0.0] * 30 + [1.0] * 10, "overfit": [0.0] * 28 + [1.0] * 12, "solid": [1.0] * 36 + [0.0] * 4}
+    )
+    chosen = select_winner(SelectionSpec(), [base, overfit, solid], base, HOLDOUT, kinds, CTX)
+    assert chosen.winner.number == 2 and not chosen.kept_baseline
+    assert chosen.info["picked"] == 2 and chosen.info["p_value"] < 0.1
+    assert [f["trial"] for f in chosen.info["finalists"]] == [1, 2]  # best on dev first
+    assert chosen.info["holdout"] == 40 and chosen.info["searched"] == 50
+
+
+def test_do_no_harm_keeps_the_baseline_without_a_significant_win() -> None:
+    base, close = _numbered(0, 0.60, "base"), _numbered(1, 0.90, "close")
+    kinds = _Kinds({"base": [1.0] * 20 + [0.0] * 20, "close": [1.0] * 22 + [0.0] * 18})
+    chosen = select_winner(SelectionSpec(), [base, close], base, HOLDOUT, kinds, CTX)
+    assert chosen.winner.number == 0 and chosen.kept_baseline
+    assert "do no harm" in chosen.why and "trial 1" in chosen.why
+    # Off: the best finalist on the held-out part wins, significant or not.
+    chosen = select_winner(SelectionSpec(do_no_harm=False), [base, close], base, HOLDOUT, kinds, CTX)
+    assert chosen.winner.number == 1 and not chosen.kept_baseline
+
+
+def test_finalists_are_distinct_and_capped() -> None:
+    trials = [_numbered(0, 0.5, "base")] + [_numbered(i, 0.9 - i / 100, f"c{i % 3}") for i in range(1, 10)]
+    kinds = _Kinds({n: [1.0] * 40 for n in ("base", "c0", "c1", "c2")})
+    chosen = select_winner(SelectionSpec(finalists=2), trials, trials[0], HOLDOUT, kinds, CTX)
+    assert [f["trial"] for f in chosen.info["finalists"]] == [1, 2]
+    assert sorted(kinds.scored) == ["base", "c1", "c2"]
+
+
+def _study(tmp_path: Path, tiny_model_dir: Path, n: int = 96, **extra) -> dict:  # type: ignore[no-untyped-def]
+    data = write_sentiment_jsonl(tmp_path / "data.jsonl", n=n)
+    return {
+        "name": "sel",
+        "model": str(tiny_model_dir),
+        "output": str(tmp_path / "out"),
+        "task": {"data": str(data), "input": "text", "label": "label", "id": "id"},
+        "strategy": {"name": "template_search", "trials": 5, "max_demos": 2, "demo_pool": 4},
+        "scoring": {"device": "cpu"},
+        **extra,
+    }
+
+
+def test_a_study_never_scores_the_held_out_part_during_the_search(tmp_path, tiny_model_dir, tiny_model, capsys) -> None:  # type: ignore[no-untyped-def]
+    spec = spec_from_dict(_study(tmp_path, tiny_model_dir))
+    runner = StudyRunner(spec, model=tiny_model, progress=False)
+    result = runner.run()
+    held = {e.id for e in runner.holdout}
+    assert held and not held & {e.id for e in runner.dev}
+    assert len(held) + len(runner.dev) == len(runner.task.dev)
+    sel = result["selection"]
+    assert sel["holdout"] == len(held) and sel["searched"] == len(runner.dev)
+    study = optuna.load_study(study_name="sel", storage=f"sqlite:///{tmp_path / 'out' / 'study.db'}")
+    for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
+        if attrs.CACHED_FROM not in t.user_attrs and t.user_attrs.get(attrs.ROLE) != "combined":
+            assert t.user_attrs[attrs.DEV_SCORED] == len(runner.dev)
+    # The rule: a finalist wins only with a significant held-out gain over the baseline.
+    won = not sel["kept_baseline"]
+    assert won == (
+        sel.get("p_value", 1.0) < sel["alpha"] and max(f["holdout"] for f in sel["finalists"]) > sel["baseline_holdout"]
+    )
+    assert (result["best"]["trial"] == 0) == sel["kept_baseline"]
+    from optprompt.cli.output import print_result
+
+    print_result(result)
+    shown = capsys.readouterr().out
+    assert f"re-scored on {len(held)} held-out dev examples" in shown
+    from optprompt.report import write_report
+
+    page = write_report(spec.output).read_text()
+    assert 'id="selection-table"' in page
+    assert all(f'data-trial="{f["trial"]}"' in page for f in sel["finalists"])
+    if sel["kept_baseline"]:
+        assert any("do no harm" in w for w in result["warnings"])
+
+
+def test_a_small_dev_set_skips_the_default_holdout_and_says_so(tmp_path, tiny_model_dir, tiny_model) -> None:  # type: ignore[no-untyped-def]
+    spec = spec_from_dict(_study(tmp_path, tiny_model_dir, n=20))
+    result = StudyRunner(spec, model=tiny_model, progress=False).run()
+    assert "selection" not in result
+    assert any("too few to hold" in w for w in result["warnings"])
+    explicit = spec_from_dict(
+        _study(tmp_path, tiny_model_dir, n=20, selection={"holdout": 0.3}, output=str(tmp_path / "o2"))
+    )
+    with pytest.raises(ConfigError, match="selection.holdout: 0.3 of the"):
+        StudyRunner(explicit, model=tiny_model, progress=False).run()
+
+
+def test_selection_settings_are_validated() -> None:
+    with pytest.raises(ConfigError, match="holdout"):
+        spec_from_dict(
+            {
+                "name": "x",
+                "model": "m",
+                "output": "o",
+                "task": {"data": "d"},
+                "strategy": {"name": "s"},
+                "selection": {"holdout": 1.5},
+            }
+        )
+
+
+def test_the_finalists_compete_as_an_ensemble_that_exports_and_predicts_exactly(
+    tmp_path, tiny_model_dir, tiny_model
+) -> None:  # type: ignore[no-untyped-def]
+    import optprompt
+    from optprompt.kinds.ensemble import EnsembleCandidate, EnsembleKind
+    from optprompt.results import StudyResult
+
+    raw = _study(tmp_path, tiny_model_dir, selection={"do_no_harm": False, "finalists": 3, "ensemble": 2})
+    raw["strategy"]["trials"] = 6
+    runner = StudyRunner(spec_from_dict(raw), model=tiny_model, progress=False)
+    result = runner.run()
+    study = optuna.load_study(study_name="sel", storage=f"sqlite:///{tmp_path / 'out' / 'study.db'}")
+    combined = [t for t in study.trials if t.user_attrs.get(attrs.ROLE) == "combined"]
+    assert len(combined) == 1  # the two best distinct prompts on dev, as one candidate
+    ens = EnsembleCandidate.from_dict(combined[0].user_attrs[attrs.CANDIDATE])
+    finalists = [f for f in result["selection"]["finalists"] if "combined" not in f]
+    first_two = [study.trials[f["trial"]].user_attrs[attrs.HASH] for f in finalists[:2]]
+    assert [m.hash for m in ens.members] == first_two
+    assert any(f.get("combined") == "prompt ensemble" for f in result["selection"]["finalists"])
+    assert result["n_scored"] == 6  # the combined candidate does not use up the budget
+
+    # Scored on test as the study scores, exported, loaded back: the same predictions.
+    ctx = runner.kind_context
+    kind = EnsembleKind()
+    with kind.scorer(ens, ctx) as scorer:
+        test = scorer.evaluate(ens, runner.task.test, "test")
+    best = {**result["best"], **kind.describe(ens, ctx), "test": test.to_dict(), "trial": combined[0].number}
+    typed = StudyResult.from_dict({**result, "best": best})
+    kind.export(typed, tmp_path / "out", tmp_path / "ens")
+    loaded = optprompt.load(tmp_path / "ens", model=tiny_model)
+    predicted = loaded.predict([ex.input for ex in runner.task.test])
+    labels = runner.task.labels
+    assert predicted == [labels[p.pred] for p in test.predictions]
+    probs = loaded.probabilities([ex.input for ex in runner.task.test[:3]])
+    assert all(abs(sum(p) - 1) < 1e-6 for p in probs)
+
+
+def test_average_probabilities_by_hand() -> None:
+    import math
+
+    from optprompt.kinds.ensemble import average_probabilities
+
+    # member 0: logliks log(0.2), log(0.6) of an unnormalised 0.8 -> probs 0.25, 0.75;
+    # member 1, calibrated with offsets (log 0.5, log 0.5): its normalised probs 0.5, 0.5 stay.
+    m0 = [[math.log(0.2), math.log(0.6)]]
+    m1 = [[math.log(0.1), math.log(0.1)]]
+    probs = average_probabilities([m0, m1], [None, [math.log(0.5), math.log(0.5)]])
+    assert probs[0] == pytest.approx([(0.25 + 0.5) / 2, (0.75 + 0.5) / 2])
+    # Calibration moves the answer: offsets favouring choice 1 shift member 1's vote to 0.
+    probs = average_probabilities([m1], [[math.log(0.2), math.log(0.8)]])
+    assert probs[0][0] > probs[0][1]
