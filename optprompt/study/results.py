@@ -20,7 +20,7 @@ from optprompt.results import PREDICTIONS_FILE, RESULT_FILE, RESULT_FORMAT, Stud
 from optprompt.study import attrs
 from optprompt.study.objectives import parse_rule, select
 from optprompt.study.selection import Selection, select_winner
-from optprompt.study.trials import counts, is_void
+from optprompt.study.trials import COMBINED, counts, is_void
 
 if TYPE_CHECKING:
     import optuna
@@ -199,7 +199,9 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> dict[str, Any]:
     )
     warnings = notes + warnings
     teacher = _teacher_figures(end, test_base, test_best) if end.teacher is not None else None
-    states = Counter(t.state.name.lower() for t in trials if t.state.is_finished())
+    # The search's trials (a candidate combined from the finalists at the end is not one).
+    searched = [t for t in trials if t.user_attrs.get(attrs.ROLE) != COMBINED]
+    states = Counter(t.state.name.lower() for t in searched if t.state.is_finished())
     reasons = Counter(_reason(t) for t in trials if t.state in (TrialState.FAIL, TrialState.PRUNED))
     dev_scored = sum(t.user_attrs.get(attrs.DEV_SCORED, 0) for t in trials)
     model = end.model

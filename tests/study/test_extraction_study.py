@@ -232,6 +232,7 @@ def test_auto_runs_every_family_on_an_extraction_task(tmp_path: Path, tiny_model
         "template_search": {"max_demos": 1, "demo_pool": 2},
         "evolution": {"population": 2, "generations": 1, "operators": "edit"},
         "soft_prompt": {"methods": ["prompt_tuning"], "epochs": [1, 1], "virtual_tokens": [4], "init": ["vocab"]},
+        "schedule": "shares",
         "shares": {"template_search": 0.3, "evolution": 0.3, "soft_prompt": 0.4},
     }
     raw["scoring"]["cache"] = False
