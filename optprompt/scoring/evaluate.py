@@ -278,10 +278,7 @@ class Evaluator:
                 choices = self.task.answer_choices(ex)
                 pred = choices.index(answer) if answer in choices else -1
                 preds.append(ExamplePrediction(ex.id, ex.target_index, pred, float(pred == ex.target_index)))
-            gold = [p.gold for p in preds]
-            chosen = [p.pred for p in preds]
-            n_classes = len(self.task.labels) or max((len(e.options) for e in examples), default=0)
-            values = {e.name: float(e.obj(gold, chosen, n_classes)) for e in self.metrics}
+            values = self.measure(examples, [p.pred for p in preds])
         return Evaluation(
             name,
             split,
