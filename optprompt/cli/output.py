@@ -69,7 +69,8 @@ def print_result(
         )
         for f in selection["finalists"]:
             mark = "*" if f["trial"] == best.trial else " "
-            print(f" {mark} trial {f['trial']:>4}: dev {f['dev']:.3f}, held-out {f['holdout']:.3f}")
+            what = f" ({f['combined']} of the best finalists)" if f.get("combined") else ""
+            print(f" {mark} trial {f['trial']:>4}: dev {f['dev']:.3f}, held-out {f['holdout']:.3f}{what}")
         if not selection.get("kept_baseline"):
             p = selection["p_value"]
             print(f"  picked trial {selection['picked']} (one-sided p = {p:.3g} against the baseline)")
