@@ -222,6 +222,7 @@ def test_distillation_from_an_exported_extraction_card(
     assert t["comparison"]["difference"]["estimate"] == pytest.approx(1.0 - result["baseline"]["test"]["value"])
 
 
+@pytest.mark.filterwarnings("ignore:strategy '(evolution|auto)' is experimental")
 def test_auto_runs_every_family_on_an_extraction_task(tmp_path: Path, tiny_model_dir: Path, tiny_model) -> None:  # type: ignore[no-untyped-def]
     _write_conll(tmp_path / "d.conll", n=24)
     raw = _study(tmp_path, tiny_model_dir, tmp_path / "d.conll")
