@@ -19,7 +19,7 @@ from optprompt.prompts.context import ContextLimitedRenderer
 from optprompt.results import PREDICTIONS_FILE, RESULT_FILE, RESULT_FORMAT, StudyResult
 from optprompt.study import attrs
 from optprompt.study.objectives import parse_rule, select
-from optprompt.study.selection import Selection, select_winner
+from optprompt.study.selection import Selection, compare_evaluations, select_winner
 from optprompt.study.trials import COMBINED, counts, is_void
 
 if TYPE_CHECKING:
@@ -163,7 +163,7 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> dict[str, Any]:
             **({"artifact": artifact} if artifact else {}),
         }
 
-    comparison = _compare(test_base, test_best)
+    comparison = compare_evaluations(test_base, test_best)
     families = _families(trials)
     if families:
         # A study spanning several families of candidates: each family's best on dev,
@@ -183,7 +183,7 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> dict[str, Any]:
                     )
             test = scored_tests[cand.hash]
             families[name]["best"] = entry(top, cand, test)
-            families[name]["comparison"] = _compare(test_base, test).to_dict()
+            families[name]["comparison"] = compare_evaluations(test_base, test).to_dict()
     warnings = (
         doubtful_win_warnings(
             dev_baseline=baseline_trial.values[0],
@@ -273,20 +273,9 @@ def _teacher_figures(end: StudyEnd, test_base: Evaluation, test_best: Evaluation
     return {
         **teacher.summary(),
         "test": test.to_dict(),
-        "comparison": _compare(test_base, test).to_dict(),
-        "student_vs_teacher": _compare(test, test_best).to_dict(),
+        "comparison": compare_evaluations(test_base, test).to_dict(),
+        "student_vs_teacher": compare_evaluations(test, test_best).to_dict(),
     }
-
-
-def _compare(baseline: Evaluation, winner: Evaluation) -> Any:
-    """The paired test of two evaluations on the same test examples: a paired bootstrap of
-    the corpus-level metric when the evaluations carry per-example counts (entity F1),
-    else McNemar / the paired bootstrap of per-example scores."""
-    from optprompt.stats import compare, paired_bootstrap_corpus
-
-    if baseline.counts is not None and winner.counts is not None and baseline.statistic is not None:
-        return paired_bootstrap_corpus(baseline.counts, winner.counts, baseline.statistic)
-    return compare(baseline.scores, winner.scores)
 
 
 def _families(trials: list[optuna.trial.FrozenTrial]) -> dict[str, Any]:

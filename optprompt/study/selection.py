@@ -24,9 +24,10 @@ if TYPE_CHECKING:
     from optprompt.kinds.base import Candidate, KindContext
     from optprompt.kinds.registry import CandidateKinds
     from optprompt.scoring.evaluate import Evaluation
+    from optprompt.stats import PairedComparison
     from optprompt.tasks.task import Example
 
-__all__ = ["Selection", "select_winner", "one_sided_p"]
+__all__ = ["Selection", "select_winner", "one_sided_p", "compare_evaluations"]
 
 
 @dataclass
@@ -39,15 +40,24 @@ class Selection:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def one_sided_p(baseline: Sequence[float], challenger: Sequence[float]) -> float:
-    """p-value of "the challenger is better than the baseline" on paired scores."""
-    from optprompt.stats import compare
+def compare_evaluations(baseline: Evaluation, winner: Evaluation) -> PairedComparison:
+    """The paired test of two evaluations on the same examples: a paired bootstrap of the
+    corpus-level metric when they carry per-example counts (entity F1), else McNemar / the
+    paired bootstrap of per-example scores."""
+    from optprompt.stats import compare, paired_bootstrap_corpus
 
-    if list(baseline) == list(challenger):
+    if baseline.counts is not None and winner.counts is not None and baseline.statistic is not None:
+        return paired_bootstrap_corpus(baseline.counts, winner.counts, baseline.statistic)
+    return compare(baseline.scores, winner.scores)
+
+
+def one_sided_p(baseline: Evaluation, challenger: Evaluation) -> float:
+    """p-value of "the challenger is better than the baseline", from the same paired test
+    the study's test comparison uses (two-sided there, halved here)."""
+    result = compare_evaluations(baseline, challenger)
+    if result.difference.estimate == 0:
         return 1.0
-    result = compare(baseline, challenger)
-    diff = sum(challenger) / len(challenger) - sum(baseline) / len(baseline)
-    return result.p_value / 2 if diff > 0 else 1.0 - result.p_value / 2
+    return result.p_value / 2 if result.difference.estimate > 0 else 1.0 - result.p_value / 2
 
 
 def _finalists(
@@ -149,7 +159,7 @@ def select_winner(
     if not scored:
         return Selection(baseline_trial, True, "no candidate other than the baseline finished", info)
     top, top_ev = max(scored, key=lambda s: (s[1].value, s[0].values[0], -s[0].number))
-    p = one_sided_p(base.scores, top_ev.scores)
+    p = one_sided_p(base, top_ev)
     info.update(picked=top.number, p_value=p)
     figures = f"trial {top.number}: {top_ev.value:.3f} vs the baseline's {base.value:.3f}, one-sided p = {p:.3g}"
     if spec.do_no_harm and (top_ev.value <= base.value or p >= spec.alpha):

@@ -33,9 +33,14 @@ def test_holdout_split_is_stratified_disjoint_and_keeps_order() -> None:
     assert holdout_split(exs, 0.0) == (exs, [])
 
 
+def _ev(scores: list[float]) -> SimpleNamespace:
+    """What selection reads of an evaluation: its value and per-example scores (no corpus counts)."""
+    return SimpleNamespace(value=sum(scores) / len(scores), scores=scores, counts=None, statistic=None)
+
+
 def test_one_sided_p() -> None:
-    base = [0.0] * 20 + [1.0] * 10
-    better = [1.0] * 20 + [1.0] * 10
+    base = _ev([0.0] * 20 + [1.0] * 10)
+    better = _ev([1.0] * 20 + [1.0] * 10)
     assert one_sided_p(base, better) < 0.001
     assert one_sided_p(better, base) > 0.99
     assert one_sided_p(base, base) == 1.0
@@ -71,7 +76,7 @@ class _Kinds:
         self.scored.append(cand)
         scores = self.holdout_scores[cand]
         assert len(scores) == len(examples)
-        return SimpleNamespace(value=sum(scores) / len(scores), scores=scores)
+        return _ev(scores)
 
 
 HOLDOUT = _examples(["a", "b"] * 20)

@@ -181,7 +181,7 @@ class EnsembleKind(MembersMixin, CandidateKind):
 
     def combine(self, finalists: Sequence[tuple[Any, Any]], ctx: KindContext, limit: int) -> EnsembleCandidate | None:
         """The best ``limit`` discrete finalists (two at least) as one ensemble."""
-        if ctx.task.type not in ("classification", "multiple_choice") or limit < 2:
+        if ctx.task.type not in ("classification", "multiple_choice"):
             return None
         # Discrete prompts only (trained candidates subclass PromptCandidate but are not text alone).
         chosen = [(c, o) for c, o in finalists if getattr(c, "kind", None) == PromptCandidate.kind][:limit]
