@@ -341,8 +341,9 @@ class StudyRunner:
         study = self._reconnecting(lambda: self._open_study(url), "opening the study")
         self.lock = BudgetLock(url, self.spec.name)
         budget = self.strategy.budget()
-        scored = self._reconnecting(lambda: self._known_scores(study), "reading finished trials")
-        done = self._reconnecting(lambda: sum(counts(t) for t in study.get_trials(deepcopy=False)), "counting trials")
+        # Reads need no retry here: the storage repeats them on a new connection itself.
+        scored = self._known_scores(study)
+        done = sum(counts(t) for t in study.get_trials(deepcopy=False))
         if done:
             logger.info("resuming study %r: %d of %d trials already finished", self.spec.name, done, budget.trials)
         # Repeats of an already scored candidate cost no model time and do not count; a
@@ -365,9 +366,7 @@ class StudyRunner:
                     if state == "wait":  # other workers hold the last trials; they may fail
                         time.sleep(min(2.0, workers.heartbeat_interval))
                         continue
-                    before = self._reconnecting(
-                        lambda: sum(counts(t) for t in study.get_trials(deepcopy=False)), "counting trials"
-                    )
+                    before = sum(counts(t) for t in study.get_trials(deepcopy=False))
                     value = self._one_trial(study, trial, scored)
                 except KeyboardInterrupt:
                     # Ctrl-C or SIGTERM can land anywhere, also between asking for the trial
@@ -380,7 +379,7 @@ class StudyRunner:
                         self._close_trial(study, self._reserved, f"{type(e).__name__}: {e}"[:2000])
                     raise
                 self.trials_run += 1
-                trials = self._reconnecting(lambda: study.get_trials(deepcopy=False), "reading trials")
+                trials = study.get_trials(deepcopy=False)
                 if sum(counts(t) for t in trials) > before:
                     bar.advance(value, examples=trials[trial.number].user_attrs.get(attrs.DEV_SCORED, 0))
         end = StudyEnd(
@@ -537,7 +536,7 @@ class StudyRunner:
 
         from optprompt.errors import TrialPruned
 
-        baseline_state = self._reconnecting(lambda: self._baseline_state(study), "reading the baseline's state")
+        baseline_state = self._baseline_state(study)
         is_baseline = baseline_state == "free"
         try:
             with (
@@ -597,10 +596,7 @@ class StudyRunner:
             if is_baseline:
                 raise OptpromptError(f"the baseline prompt was rejected: {e}") from None
             return None
-        except KeyboardInterrupt:
-            self._close_trial(study, trial, f"{INTERRUPTED} by the user")
-            raise
-        except Exception as e:
+        except Exception as e:  # Ctrl-C / SIGTERM: the run loop records the trial as interrupted
             reason = f"{type(e).__name__}: {e}"
             self._close_trial(study, trial, reason[:2000])
             if is_baseline:
