@@ -20,6 +20,7 @@ Formats (:data:`ENTITY_FORMATS`):
 
 from __future__ import annotations
 
+import abc
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -44,7 +45,7 @@ _TAG = re.compile(r"<\s*([A-Za-z][\w-]{0,40})\s*>(.*?)<\s*/\s*\1\s*>", re.S)
 _QUOTES = "\"'`“”‘’«»"
 
 
-class EntityFormat:
+class EntityFormat(abc.ABC):
     """One output format: what the prompt says about it, how gold entities are written in
     it, and how (type word, text) pairs are read from a model's output.
 
@@ -55,11 +56,13 @@ class EntityFormat:
     name: str = ""
     description: str = ""
 
+    @abc.abstractmethod
     def serialize(self, text: str, entities: Sequence[Entity], words: Mapping[str, str]) -> str:
-        raise NotImplementedError
+        """The gold ``entities`` of ``text`` written in this format (demonstrations, training)."""
 
+    @abc.abstractmethod
     def pairs(self, output: str, text: str, asked: bool) -> list[tuple[str, str]] | None:
-        raise NotImplementedError
+        """(type word, text) pairs read from ``output``; see the class docstring."""
 
 
 def _clean(value: str) -> str:
