@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     from optprompt.config import load_spec
     from optprompt.prompts.candidate import PromptCandidate
     from optprompt.stats import compare
-    from optprompt.study import StudyRunner, attrs
+    from optprompt.study import StudyRunner
+    from optprompt.trials import keys as attrs
 
     spec = load_spec(args.study)
     if args.output:

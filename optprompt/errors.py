@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "ExperimentalWarning",
     "OptpromptError",
     "ConfigError",
     "DataError",
@@ -57,6 +58,10 @@ class CandidateRejected(OptpromptError):
 
 class RegistryError(OptpromptError):
     """A prompt registry operation failed (bad reference, unknown name or version, lock)."""
+
+
+class ExperimentalWarning(UserWarning):
+    """A young strategy or kind: its options and stored attributes may still change."""
 
 
 class TrialTimeout(Exception):

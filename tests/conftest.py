@@ -177,5 +177,5 @@ def soft_runner(tmp_path: Path, tiny_model_dir: Path, tiny_model):
     data = write_sentiment_jsonl(tmp_path / "soft-sentiment.jsonl", n=48)
     spec = spec_from_dict(soft_study_dict(data, tiny_model_dir, tmp_path / "soft-out", trials=3))
     runner = StudyRunner(spec, model=tiny_model, progress=False)
-    runner._setup()
+    runner.setup()
     return runner

@@ -209,6 +209,7 @@ class AdapterKind(CandidateKind):
         trial.set_user_attr(HISTORY_ATTR, result.history)
         trial.set_user_attr(TRAINING_ATTR, figures)
         evaluation.extra["dev_scored"] = n_dev * len(result.history)
+        evaluation.extra["trained_examples"] = len(items) * len(result.history)
         evaluation.extra["artifact"] = str(directory.relative_to(ctx.output))
         return evaluation
 

@@ -154,8 +154,7 @@ def leaderboard(output_dir: str | Path, top: int = 10):  # type: ignore[no-untyp
     """A pandas DataFrame of the study's trials, best first."""
     import pandas as pd
 
-    from optprompt.study import attrs
-    from optprompt.study.reasons import failure_reason
+    from optprompt.trials import TrialRecord
     from optprompt.study.runner import SPEC_FILE
     from optprompt.study.storage import open_study
 
@@ -165,7 +164,8 @@ def leaderboard(output_dir: str | Path, top: int = 10):  # type: ignore[no-untyp
     rows = []
     order: list[str] = []  # the kinds' columns, merged in the order each kind gives them
     for t in study.get_trials(deepcopy=False):
-        cand = t.user_attrs.get(attrs.CANDIDATE) or {}
+        record = TrialRecord.from_frozen(t)
+        cand = record.candidate or {}
         described = kinds.of_dict(cand).columns(cand)
         previous = None
         for col in described:
@@ -177,11 +177,11 @@ def leaderboard(output_dir: str | Path, top: int = 10):  # type: ignore[no-untyp
                 "trial": t.number,
                 "state": t.state.name.lower(),
                 "dev": t.values[0] if t.values else None,
-                "role": t.user_attrs.get(attrs.ROLE, ""),
-                "family": t.user_attrs.get(attrs.FAMILY, ""),
+                "role": record.role.value if record.role else "",
+                "family": record.family or "",
                 **described,
-                "note": getattr(failure_reason(t), "text", "")
-                or (f"same as trial {t.user_attrs[attrs.CACHED_FROM]}" if attrs.CACHED_FROM in t.user_attrs else ""),
+                "note": getattr(record.failure, "text", "")
+                or (f"same as trial {record.cached_from}" if record.is_repeat else ""),
             }
         )
     fixed = ["trial", "state", "dev", "role"]

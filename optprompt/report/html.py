@@ -17,7 +17,7 @@ from optprompt._io import _umask, atomic_write_text
 from optprompt._version import __version__
 from optprompt.report.plots import Plot, study_plots
 from optprompt.report.source import StudySource, load_source
-from optprompt.study import attrs
+from optprompt.trials import TrialRecord, failure_reason
 
 if TYPE_CHECKING:
     from optprompt.results import ResultEntry, StudyResult
@@ -240,7 +240,7 @@ def _comparison(result: StudyResult) -> str:
 def _trials(source: StudySource) -> str:
     trials = source.study.get_trials(deepcopy=False)
     states = Counter(t.state.name.lower() for t in trials)
-    reused = sum(attrs.CACHED_FROM in t.user_attrs for t in trials)
+    reused = sum(TrialRecord.from_frozen(t).is_repeat for t in trials)
     counts = ", ".join(f'<span data-state="{s}">{n} {s}</span>' for s, n in sorted(states.items()))
     out = [f'<p id="trial-counts">{len(trials)} trials: {counts or "none yet"}']
     if reused:
@@ -252,8 +252,6 @@ def _trials(source: StudySource) -> str:
     if dev_scored is not None:
         out.append(f"; {dev_scored} dev examples scored in all")
     out.append(".</p>")
-    from optprompt.study.reasons import failure_reason
-
     failed: dict[str, list[int]] = defaultdict(list)
     for t in trials:
         reason = failure_reason(t)

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from optprompt.study import attrs
+from optprompt.trials import TrialRecord
 
 if TYPE_CHECKING:
     import optuna
@@ -135,7 +135,7 @@ def optimization_history(study: optuna.Study, metric: str = "accuracy") -> Plot:
         fig = ax.figure
         fig.set_size_inches(*FIGSIZE)
         ax.set_ylabel(name)
-        base = next((t for t in trials if t.user_attrs.get(attrs.ROLE) == "baseline"), None)
+        base = next((t for t in trials if TrialRecord.from_frozen(t).is_baseline), None)
         if base is not None:
             ax.axhline(
                 base.values[0],
@@ -242,7 +242,7 @@ def intermediate_values(study: optuna.Study, metric: str = "accuracy") -> Plot |
     # The kinds of the trials that reported say what a step is (a slice of dev, an
     # epoch of training); a kind with its own steps names the axis when kinds mix.
     reporting = {
-        (k := kinds.of_dict(t.user_attrs.get(attrs.CANDIDATE) or {})).name: k
+        (k := kinds.of_dict(TrialRecord.from_frozen(t).candidate or {})).name: k
         for t in study.get_trials(deepcopy=False)
         if t.intermediate_values
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -44,6 +45,15 @@ class StrategyContext:
     baseline: PromptCandidate
     services: StrategyServices | None = None
     objectives: tuple[str, ...] = ("score",)
+    #: The registered strategies by name (a strategy composing others, like ``auto``, builds
+    #: them from here); None outside a study.
+    strategies: Callable[[str], type[BaseStrategy]] | None = None
+
+    def strategy_class(self, name: str) -> type[BaseStrategy]:
+        """The registered strategy ``name`` (for a strategy that composes others)."""
+        if self.strategies is None:
+            raise ConfigError(f"strategy {name!r} is needed here, but no strategy registry was passed down")
+        return self.strategies(name)
 
     def generator(self, ref: str | None = None) -> TextGenerator:
         """A text generator (the task model unless ``ref`` names another)."""
@@ -76,6 +86,16 @@ class BaseStrategy(abc.ABC):
 
     name: ClassVar[str]
     config_class: ClassVar[type[StrategyConfig]] = StrategyConfig
+    #: Capability: its candidates are trained (costly trials, judged per epoch). A strategy
+    #: composing others (``auto``) runs the ones that train after the ones that do not, and
+    #: uses their pruner.
+    trains: ClassVar[bool] = False
+    #: Capability: it builds its candidates around a discrete prompt that another strategy
+    #: found (:meth:`use_template`); ``auto`` hands it the best prompt so far.
+    accepts_template: ClassVar[bool] = False
+    #: Capability: its number of trials follows from its own options (evolution: population x
+    #: generations), so a composing strategy does not hand its own trial count down.
+    sets_own_trials: ClassVar[bool] = False
 
     def __init__(self, config: StrategyConfig, context: StrategyContext) -> None:
         self.config = config
@@ -138,3 +158,7 @@ class BaseStrategy(abc.ABC):
 
     def observe(self, trial: optuna.Trial, candidate: Candidate, evaluation: Evaluation) -> None:  # noqa: B027
         """Called after a proposed candidate was scored. Optional."""
+
+    def use_template(self, template: PromptCandidate) -> None:
+        """Build the next candidates around ``template`` (strategies with ``accepts_template``)."""
+        raise ConfigError(f"strategy {self.name!r} does not build its candidates around a given prompt")

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from optprompt.plugins.manager import Plugins
     from optprompt.prompts.candidate import PromptCandidate
 
-__all__ = ["TeacherLabels", "label_with_teacher", "load_teacher"]
+__all__ = ["TeacherLabels", "distill_task", "label_with_teacher", "load_teacher"]
 
 
 @dataclass
@@ -184,3 +184,27 @@ def label_with_teacher(task: Task, teacher: Predictor, ref: str, *, soft: bool =
         json.dumps([ref, [(ex.id, ex.target, [e.key for e in ex.entities], ex.soft_target) for ex in train]]).encode()
     )
     return dataclasses.replace(task, train=train, fingerprint=h.hexdigest()[:16]), labels
+
+
+def distill_task(spec: Any, task: Task, plugins: Plugins, pool: Any) -> tuple[Task, TeacherLabels]:
+    """The study's distillation step: the teacher named by ``spec.teacher`` labels ``task``'s
+    train split (and ``task.unlabeled``); returns the relabelled task and what the teacher did.
+
+    A teacher that is the study's own model is loaded once, through ``pool`` (self-distillation).
+    """
+    from optprompt.study.session import baseline_candidate
+
+    sc, ts, ref = spec.scoring, spec.task, spec.teacher or ""
+    same = ref == spec.model
+    teacher = load_teacher(
+        ref,
+        task,
+        baseline_candidate(task, chat=False),
+        plugins,
+        device=sc.device,
+        dtype=sc.dtype,
+        chat=sc.chat,
+        generation={"max_new_tokens": ts.max_new_tokens, "stop": list(ts.stop), "extract": ts.extract},
+        model=pool.task_model() if same else None,
+    )
+    return label_with_teacher(task, teacher, ref, soft=spec.teacher_labels == "auto")

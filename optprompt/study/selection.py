@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from optprompt.study import attrs
-from optprompt.study.trials import COMBINED
+from optprompt.trials import Role, TrialRecord, encode
 
 if TYPE_CHECKING:
     import optuna
@@ -67,7 +66,7 @@ def _finalists(
     out: list[optuna.trial.FrozenTrial] = []
     seen = {baseline_hash}
     for t in sorted(complete, key=lambda t: (-t.values[0], t.number)):
-        h = t.user_attrs.get(attrs.HASH)
+        h = TrialRecord.from_frozen(t).hash
         if h in seen:
             continue
         seen.add(h)
@@ -90,8 +89,9 @@ def _combined(
 
     if study is None or spec.ensemble < 2:
         return []
-    pairs = [(kinds.from_dict(t.user_attrs[attrs.CANDIDATE]), t.user_attrs.get(attrs.OFFSETS)) for t in finalists]
-    known = {t.user_attrs.get(attrs.HASH): t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"}
+    chosen = [TrialRecord.from_frozen(t) for t in finalists]
+    pairs = [(kinds.from_dict(r.candidate), r.offsets) for r in chosen]
+    known = {r.hash: t for t in study.get_trials(deepcopy=False) if (r := TrialRecord.from_frozen(t)).is_complete}
     out = []
     for name in kinds.names():
         kind = kinds.get(name)
@@ -106,16 +106,12 @@ def _combined(
         study.add_trial(
             optuna.trial.create_trial(
                 value=ev.value,
-                user_attrs={
-                    attrs.ROLE: COMBINED,
-                    attrs.CANDIDATE: cand.to_dict(),
-                    attrs.HASH: cand.hash,
-                    attrs.METRICS: ev.metrics,
-                    attrs.DEV_SCORED: 0,
-                },
+                user_attrs=encode(
+                    role=Role.COMBINED, candidate=cand.to_dict(), hash=cand.hash, metrics=ev.metrics, dev_scored=0
+                ),
             )
         )
-        added = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(attrs.HASH) == cand.hash]
+        added = [t for t in study.get_trials(deepcopy=False) if TrialRecord.from_frozen(t).hash == cand.hash]
         out.append(added[-1])
     return out
 
@@ -133,21 +129,23 @@ def select_winner(
     record it in) and the baseline on ``holdout``, and pick the winner."""
 
     def score(t: optuna.trial.FrozenTrial) -> Evaluation:
-        cand: Candidate = kinds.from_dict(t.user_attrs[attrs.CANDIDATE])
+        record = TrialRecord.from_frozen(t)
+        cand: Candidate = kinds.from_dict(record.candidate)
         with kinds.of(cand).scorer(cand, ctx) as evaluator:
-            return evaluator.evaluate(cand, holdout, "holdout", offsets=t.user_attrs.get(attrs.OFFSETS))
+            return evaluator.evaluate(cand, holdout, "holdout", offsets=record.offsets)
 
     ctx.note(f"selection: scoring the finalists on {len(holdout)} held-out dev examples")
     base = score(baseline_trial)
     rows: list[dict[str, Any]] = []
     scored: list[tuple[optuna.trial.FrozenTrial, Evaluation]] = []
-    finalists = _finalists(complete, baseline_trial.user_attrs.get(attrs.HASH, ""), spec.finalists)
+    finalists = _finalists(complete, TrialRecord.from_frozen(baseline_trial).hash or "", spec.finalists)
     for t in finalists + _combined(study, finalists, spec, kinds, ctx):
         ev = score(t)
         scored.append((t, ev))
         rows.append({"trial": t.number, "dev": t.values[0], "holdout": ev.value})
-        if t.user_attrs.get(attrs.ROLE) == COMBINED:
-            rows[-1]["combined"] = kinds.of_dict(t.user_attrs[attrs.CANDIDATE]).label
+        record = TrialRecord.from_frozen(t)
+        if record.is_combined:
+            rows[-1]["combined"] = kinds.of_dict(record.candidate).label
     info: dict[str, Any] = {
         "holdout": len(holdout),
         "searched": len(ctx.dev),

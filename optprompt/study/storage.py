@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from optprompt.errors import ConfigError, OptpromptError
-from optprompt.study import attrs
+from optprompt.trials import keys as attrs
 
 if TYPE_CHECKING:
     import optuna

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from optprompt.plugins.manager import Entry, Plugins, Registry, get_plugin_manager, load_plugins
 from optprompt.strategies.base import BaseStrategy
-from optprompt.study import attrs
-from optprompt.study.trials import counts, is_void
+from optprompt.trials import TrialRecord, counts, is_void
 from optprompt.testing.fixtures import TinyStudyEnv, make_tiny_study_env, scratch_dir
 
 if TYPE_CHECKING:
@@ -164,7 +163,8 @@ class StudyRun:
 
 
 def trial_token(t: FrozenTrial) -> str:
-    what = t.user_attrs.get(attrs.HASH) or t.user_attrs.get(attrs.FAIL_REASON, "")
+    record = TrialRecord.from_frozen(t)
+    what = record.hash or record.fail_reason or ""
     return f"{t.state.name.lower()} {what}"
 
 

@@ -35,8 +35,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from optprompt.errors import CandidateRejected
 from optprompt.results import StudyResult
 from optprompt.strategies.base import BaseStrategy, StrategyConfig
-from optprompt.study import attrs
-from optprompt.study.trials import INTERRUPTED
+from optprompt.trials import FailureKind, TrialRecord
 from optprompt.testing._harness import (
     ConformanceError,
     SimulatedInterrupt,
@@ -155,9 +154,9 @@ def check_proposes_valid_candidates(
             candidates += 1
             problems.extend(f"trial {number}: {p}" for p in _candidate_problems(run, out))
     for t in run.trials:
-        reason = t.user_attrs.get(attrs.FAIL_REASON, INTERRUPTED)
-        if t.state.name == "FAIL" and not reason.startswith(INTERRUPTED) and t.number not in raised:
-            problems.append(f"trial {t.number} failed: {reason}")
+        failure = TrialRecord.from_frozen(t).failure
+        if t.state.name == "FAIL" and failure is not None and not failure.type.void and t.number not in raised:
+            problems.append(f"trial {t.number} failed: {failure.text}")
     if not observed.proposals:
         problems.append("propose was never called")
     elif not candidates:
@@ -215,7 +214,7 @@ def check_respects_budget(
         name = run.runner.spec.strategy.name
         budget = run.runner.strategy.budget()
         problems = _budget_problems(run, budget.trials)
-        scored = sum(1 for t in run.trials if t.user_attrs.get(attrs.DEV_SCORED, 0) > 0)
+        scored = sum(1 for t in run.trials if TrialRecord.from_frozen(t).dev_scored > 0)
         if scored > budget.dev_scorings:
             problems.append(
                 f"{scored} candidates were scored on dev; the budget declares {budget.dev_scorings} dev scorings"
@@ -245,7 +244,7 @@ def check_respects_budget(
 def _budget_problems(run: StudyRun, trials: int) -> list[str]:
     if run.counted == trials:
         return []
-    repeats = sum(1 for t in run.trials if attrs.CACHED_FROM in t.user_attrs)
+    repeats = sum(1 for t in run.trials if TrialRecord.from_frozen(t).is_repeat)
     return [
         f"the study ended with {run.counted} trials counted against a budget of {trials} "
         f"({len(run.trials)} trials in all, {repeats} repeats of scored candidates)"
@@ -302,15 +301,17 @@ def check_survives_resume(
     problems = []
     after = {t.number: t for t in resumed.trials}
     for t in first.trials:
-        if not t.state.is_finished() or t.user_attrs.get(attrs.FAIL_REASON, "").startswith(INTERRUPTED):
+        failure = TrialRecord.from_frozen(t).failure
+        if not t.state.is_finished() or (failure is not None and failure.type is FailureKind.INTERRUPTED):
             continue
         now = after.get(t.number)
         if now is None or (trial_token(now), now.value) != (trial_token(t), t.value):
             problems.append(f"finished trial {t.number} ({trial_token(t)}, value {t.value}) was not kept")
     scored: dict[str, int] = {}
     for t in resumed.trials:
-        h = t.user_attrs.get(attrs.HASH)
-        if t.user_attrs.get(attrs.DEV_SCORED, 0) > 0 and h is not None:
+        record = TrialRecord.from_frozen(t)
+        h = record.hash
+        if record.dev_scored > 0 and h is not None:
             if h in scored:
                 problems.append(f"candidate {h} was scored twice: trials {scored[h]} and {t.number}")
             scored.setdefault(h, t.number)

@@ -23,8 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from optprompt.adapters import TRAINING_ATTR
-from optprompt.study.attrs import CACHED_FROM, DEV_SCORED, FAIL_REASON, FAMILY
+from optprompt.trials import TrialRecord
 
 __all__ = ["cost", "spent", "stuck", "next_family", "halving", "Halving", "TRAIN_COST"]
 
@@ -32,48 +31,32 @@ __all__ = ["cost", "spent", "stuck", "next_family", "halving", "Halving", "TRAIN
 TRAIN_COST = 3
 
 
-def _finished(t: Any) -> bool:
-    return t.state.is_finished()
-
-
-def cost(t: Any, unit: str) -> float:
+def cost(t: TrialRecord, unit: str) -> float:
     """What one finished trial spent, in ``unit`` (trials, minutes or dev_examples)."""
-    if not _finished(t):
+    if not t.is_finished:
         return 0.0
     if unit == "minutes":
-        if t.datetime_start is None or t.datetime_complete is None:
-            return 0.0
-        return (t.datetime_complete - t.datetime_start).total_seconds() / 60
-    reason = str(t.user_attrs.get(FAIL_REASON, ""))
-    repeat = CACHED_FROM in t.user_attrs
+        return (t.seconds or 0.0) / 60
     if unit == "trials":
-        return 0.0 if repeat or reason.startswith("rejected") or reason.startswith("interrupted") else 1.0
-    training = t.user_attrs.get(TRAINING_ATTR) or {}
-    trained = training.get("train_examples", 0) * training.get("epochs_run", 0) * TRAIN_COST
-    return float(t.user_attrs.get(DEV_SCORED, 0) + trained)
+        return 1.0 if t.counts else 0.0
+    return float(t.dev_scored + t.trained_examples * TRAIN_COST)
 
 
-def spent(trials: Sequence[Any], unit: str, family: str | None = None) -> float:
+def spent(trials: Sequence[TrialRecord], unit: str, family: str | None = None) -> float:
     """Spent by ``family`` (every family when None; the baseline is not counted)."""
-    return sum(
-        cost(t, unit)
-        for t in trials
-        if t.user_attrs.get(FAMILY) and (family is None or t.user_attrs.get(FAMILY) == family)
-    )
+    return sum(cost(t, unit) for t in trials if t.family and (family is None or t.family == family))
 
 
-def stuck(trials: Sequence[Any], family: str, window: int = 3) -> bool:
+def stuck(trials: Sequence[TrialRecord], family: str, window: int = 3) -> bool:
     """The family's last ``window`` finished proposals were all rejected or repeats."""
-    mine = [t for t in trials if t.user_attrs.get(FAMILY) == family and _finished(t)][-window:]
+    mine = [t for t in trials if t.family == family and t.is_finished][-window:]
     if len(mine) < window:
         return False
-    return all(
-        CACHED_FROM in t.user_attrs or str(t.user_attrs.get(FAIL_REASON, "")).startswith("rejected") for t in mine
-    )
+    return all(t.is_repeat or t.is_rejected for t in mine)
 
 
 def next_family(
-    trials: Sequence[Any], families: Sequence[str], shares: dict[str, float], total: float, unit: str
+    trials: Sequence[TrialRecord], families: Sequence[str], shares: dict[str, float], total: float, unit: str
 ) -> str | None:
     """The family of the next trial, or None when the budget is spent or every family is stuck."""
     weights = {f: max(0.0, shares.get(f, 0.0)) for f in families}
@@ -112,23 +95,19 @@ class Halving:
         }
 
 
-def _best(trials: Sequence[Any], family: str) -> float:
-    values = [
-        t.values[0]
-        for t in trials
-        if t.user_attrs.get(FAMILY) == family and t.state.name == "COMPLETE" and t.values is not None
-    ]
+def _best(trials: Sequence[TrialRecord], family: str) -> float:
+    values = [t.values[0] for t in trials if t.family == family and t.is_complete and t.values is not None]
     return max(values) if values else -math.inf
 
 
-def _keep(history: Sequence[Any], survivors: list[str], families: Sequence[str], n: int) -> list[str]:
+def _keep(history: Sequence[TrialRecord], survivors: list[str], families: Sequence[str], n: int) -> list[str]:
     """The best ``n`` survivors by best dev score in ``history``; ties go to the cheaper one."""
     ranked = sorted(survivors, key=lambda f: (-_best(history, f), families.index(f)))
     kept = set(ranked[:n])
     return [f for f in survivors if f in kept]
 
 
-def halving(trials: Sequence[Any], families: Sequence[str], total: float, unit: str, eta: int = 2) -> Halving:
+def halving(trials: Sequence[TrialRecord], families: Sequence[str], total: float, unit: str, eta: int = 2) -> Halving:
     """Successive halving over ``families`` (cheapest first) with ``total`` budget in ``unit``.
 
     Each rung gets an equal part of what is left when it starts (a rung that ran over, a
@@ -137,7 +116,7 @@ def halving(trials: Sequence[Any], families: Sequence[str], total: float, unit: 
     """
     n = len(families)
     rungs = 1 + (math.ceil(math.log(n, eta) - 1e-9) if n > 1 else 0)
-    mine = [t for t in trials if t.user_attrs.get(FAMILY) in families]
+    mine = [t for t in trials if t.family in families]
     state = Halving(rung=0, rungs=rungs, survivors=list(families))
     start = cum = 0.0  # spending where the current rung began, and so far
     begins = 0  # index in ``mine`` of the current rung's first trial

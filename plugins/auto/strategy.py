@@ -1,10 +1,12 @@
 """The ``auto`` strategy: template search, evolution and soft prompts / LoRA in one study.
 
-Every trial belongs to one family (:data:`optprompt.study.attrs.FAMILY`); the family's own
-strategy proposes it, through a view of the trial that keeps the families' parameters and
-histories apart (:mod:`.view`). :mod:`.schedule` spreads one compute budget over the
-families by successive halving (or fixed shares), cheapest first; soft prompts train around
-the best discrete prompt found so far.
+Every trial belongs to one family (:attr:`optprompt.trials.TrialRecord.family`); the family's
+own strategy, taken from the strategy registry, proposes it through a view of the trial that
+keeps the families' parameters and histories apart (:mod:`.view`). :mod:`.schedule` spreads
+one compute budget over the families by successive halving (or fixed shares), cheapest first.
+Families are wired by the capabilities their strategies declare, never by name: a family that
+``trains`` supplies the per-epoch pruner, and one that ``accepts_template`` trains around the
+best prompt the families that do not train have found so far.
 The study's end scores each family's best on test against the baseline
 (``result.json["families"]``); the winner is exported in its own kind's format.
 """
@@ -18,15 +20,11 @@ from typing import TYPE_CHECKING, Any
 from optprompt_plugins.auto.config import AutoConfig
 from optprompt_plugins.auto.schedule import halving, next_family, spent
 from optprompt_plugins.auto.view import FamilyStudy, FamilyTrial
-from optprompt_plugins.evolution import Evolution
-from optprompt_plugins.evolution.strategy import ExperimentalWarning
-from optprompt_plugins.soft_prompt import SoftPrompt
-from optprompt_plugins.template_search import TemplateSearch
 
-from optprompt.errors import CandidateRejected
+from optprompt.errors import CandidateRejected, ExperimentalWarning
 from optprompt.prompts import PromptCandidate
 from optprompt.strategies import BaseStrategy, Budget, StrategyContext
-from optprompt.study.attrs import CANDIDATE, FAMILY, ROLE
+from optprompt.trials import TrialRecord, records, write
 
 if TYPE_CHECKING:
     import optuna
@@ -34,14 +32,6 @@ if TYPE_CHECKING:
     from optprompt.config import PruningSpec
 
 __all__ = ["Auto"]
-
-_STRATEGIES: dict[str, type[BaseStrategy]] = {
-    "template_search": TemplateSearch,
-    "evolution": Evolution,
-    "soft_prompt": SoftPrompt,
-}
-_DISCRETE = ("template_search", "evolution")
-
 
 class Auto(BaseStrategy):
     """Template search, evolution and soft prompts / LoRA under one compute budget (experimental)."""
@@ -59,10 +49,11 @@ class Auto(BaseStrategy):
         )
         self.families: dict[str, BaseStrategy] = {}
         for family in config.enabled():
+            cls = context.strategy_class(family)
             options = config.options(family)
-            if family != "evolution":  # evolution derives its trials from its population
+            if not cls.sets_own_trials:
                 options.setdefault("trials", config.trials)
-            self.families[family] = _STRATEGIES[family].from_options(options, context)
+            self.families[family] = cls.from_options(options, context)
 
     # --- budget -----------------------------------------------------------------------
     def _total(self) -> float:
@@ -79,57 +70,58 @@ class Auto(BaseStrategy):
         )
 
     def finished(self, study: optuna.Study) -> bool:
-        return self._next_family(study.get_trials(deepcopy=False)) is None
+        return self._next_family(records(study)) is None
 
-    def _next_family(self, trials: list[Any]) -> str | None:
+    def _next_family(self, trials: list[TrialRecord]) -> str | None:
         families, total, unit = list(self.families), self._total(), self.config.budget.unit
         if self.config.schedule == "shares":
             return next_family(trials, families, self.config.shares, total, unit)
         return halving(trials, families, total, unit, self.config.eta).next
 
     def create_pruner(self, pruning: PruningSpec, n_dev: int) -> optuna.pruners.BasePruner:
-        """The soft-prompt family's per-epoch pruner when it is on, else the study's."""
-        if "soft_prompt" in self.families:
-            return self.families["soft_prompt"].create_pruner(pruning, n_dev)
+        """The per-epoch pruner of the first family that trains, when one is on; else the study's."""
+        training = next((s for s in self.families.values() if s.trains), None)
+        if training is not None:
+            return training.create_pruner(pruning, n_dev)
         return super().create_pruner(pruning, n_dev)
 
     # --- proposing --------------------------------------------------------------------
     def propose(self, trial: optuna.Trial) -> Any:
-        family = self._next_family(trial.study.get_trials(deepcopy=False))
+        family = self._next_family(records(trial.study))
         if family is None:
             raise CandidateRejected("the compute budget is spent")
-        trial.set_user_attr(FAMILY, family)
+        write(trial, family=family)
         strategy = self.families[family]
-        if family == "soft_prompt" and self.config.soft_from_best:
+        if strategy.accepts_template and self.config.soft_from_best:
             best = self._best_discrete(trial.study)
             if best is not None:
-                strategy.template = PromptCandidate(**best.text_fields())  # type: ignore[attr-defined]
+                strategy.use_template(PromptCandidate(**best.text_fields()))
         return strategy.propose(FamilyTrial(trial, family))
 
     def _best_discrete(self, study: Any) -> PromptCandidate | None:
-        """The best prompt on dev so far among the baseline and the discrete families."""
+        """The best prompt on dev so far among the baseline and the families that do not train."""
+        discrete = {name for name, s in self.families.items() if not s.trains}
         best: tuple[float, int] | None = None
         found = None
-        for t in study.get_trials(deepcopy=False):
-            family = t.user_attrs.get(FAMILY)
-            if t.state.name != "COMPLETE" or not (family in _DISCRETE or t.user_attrs.get(ROLE) == "baseline"):
+        for t in records(study):
+            if not t.is_complete or not (t.family in discrete or t.is_baseline) or t.values is None:
                 continue
             key = (t.values[0], -t.number)
             if best is None or key > best:
-                best, found = key, t.user_attrs.get(CANDIDATE)
+                best, found = key, t.candidate
         if found is None:
             return None
         cand = PromptCandidate.from_dict(found)
         return dataclasses.replace(cand, calibration="none", metadata={})
 
     def observe(self, trial: optuna.Trial, candidate: Any, evaluation: Any) -> None:
-        family = trial.user_attrs.get(FAMILY)
+        family = TrialRecord.from_frozen(trial).family
         if family in self.families:
             self.families[family].observe(FamilyTrial(trial, family), candidate, evaluation)
 
     # --- reporting --------------------------------------------------------------------
     def summary(self, study: optuna.Study) -> dict[str, Any]:
-        trials = study.get_trials(deepcopy=False)
+        trials = records(study)
         unit = self.config.budget.unit
         if self.config.schedule == "halving":
             schedule = halving(trials, list(self.families), self._total(), unit, self.config.eta).to_dict()

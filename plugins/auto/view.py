@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from optprompt.study.attrs import FAMILY, ROLE
+from optprompt.trials import TrialRecord
 
 __all__ = ["FamilyTrial", "FamilyStudy"]
 
@@ -23,11 +23,12 @@ class FamilyStudy:
         self.family = family
 
     def get_trials(self, deepcopy: bool = True, states: Any = None) -> list[Any]:
-        return [
-            t
-            for t in self._study.get_trials(deepcopy=deepcopy, states=states)
-            if t.user_attrs.get(FAMILY) == self.family or t.user_attrs.get(ROLE) == "baseline"
-        ]
+        mine = []
+        for t in self._study.get_trials(deepcopy=deepcopy, states=states):
+            record = TrialRecord.from_frozen(t)
+            if record.family == self.family or record.is_baseline:
+                mine.append(t)
+        return mine
 
     @property
     def trials(self) -> list[Any]:

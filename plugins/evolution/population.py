@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from optprompt.study import attrs
+from optprompt.trials import TrialRecord
 
 if TYPE_CHECKING:
     import optuna
@@ -25,7 +25,6 @@ __all__ = [
     "ATTR",
     "select_parents",
     "fills_slot",
-    "is_void",
     "PRUNED_OR_FAILED",
 ]
 
@@ -46,30 +45,17 @@ ATTR = {
 PRUNED_OR_FAILED = float("-inf")
 
 
-def is_void(t: optuna.trial.FrozenTrial) -> bool:
-    """A trial that left nothing behind (interrupted, or its worker died): re-done with
-    the same seed. Mirrors the study loop's budget rules."""
-    from optuna.trial import TrialState
-
-    reason = t.user_attrs.get(attrs.FAIL_REASON)
-    return t.state == TrialState.FAIL and (reason is None or reason.startswith("interrupted"))
-
-
 def fills_slot(t: optuna.trial.FrozenTrial) -> bool:
     """Does this finished trial produce its slot's individual? Exactly the trials that use
     up budget: scored (not a repeat), pruned part-way, or failed with a reason (as
     ``-inf``, when it got as far as a candidate). Repeats, rejected and void trials do not,
     so the slot is tried again with the next seed."""
-    from optuna.trial import TrialState
-
-    ua = t.user_attrs
-    if t.state == TrialState.COMPLETE:
-        return attrs.CACHED_FROM not in ua and t.value is not None
-    if attrs.CANDIDATE not in ua:
-        return False
-    if t.state == TrialState.PRUNED:
-        return not ua.get(attrs.FAIL_REASON, "").startswith("rejected")
-    return t.state == TrialState.FAIL and not is_void(t)
+    record = TrialRecord.from_frozen(t)
+    if record.is_complete:
+        return record.counts and t.value is not None
+    # Pruned or failed: it fills its slot (as -inf) when it got as far as a candidate and
+    # used up budget (not rejected, not void: those are tried again).
+    return record.candidate is not None and record.counts
 
 
 @dataclass(frozen=True)
@@ -127,11 +113,12 @@ class History:
         self.repairs: Counter[str] = Counter()
         self.fallbacks: Counter[str] = Counter()
         for t in sorted(trials, key=lambda t: t.number):
-            ua = t.user_attrs
+            record = TrialRecord.from_frozen(t)
+            ua = record.attrs  # this plugin's own attributes (ATTR)
             self.rewriter_calls += int(ua.get(ATTR["rewriter_calls"], 0))
-            if t.state == TrialState.COMPLETE and ua.get(attrs.HASH):
-                self.hashes.add(ua[attrs.HASH])
-            if ua.get(attrs.ROLE) == "baseline":
+            if record.is_complete and record.hash:
+                self.hashes.add(record.hash)
+            if record.is_baseline:
                 if t.state == TrialState.COMPLETE:
                     self._fill(t, 0, 0)
                 continue
@@ -142,7 +129,7 @@ class History:
             if ua.get(ATTR["fallback"]):
                 self.fallbacks[ua[ATTR["fallback"]]] += 1
             gen, slot = int(ua[ATTR["generation"]]), int(ua[ATTR["individual"]])
-            if is_void(t):
+            if record.is_void:
                 continue  # re-done with the same seed, as if it never ran
             self.attempts[(gen, slot)] += 1
             if fills_slot(t) and 0 <= gen <= generations:
@@ -159,8 +146,9 @@ class History:
     def _fill(self, t: optuna.trial.FrozenTrial, gen: int, slot: int) -> None:
         if slot in self.children[gen] or not 0 <= slot < self.size:
             return  # a second worker's copy of a filled slot: not part of the evolution
-        ua = t.user_attrs
-        cand: dict[str, Any] = ua.get(attrs.CANDIDATE, {})
+        record = TrialRecord.from_frozen(t)
+        ua = record.attrs  # this plugin's own attributes (ATTR)
+        cand: dict[str, Any] = record.candidate or {}
         value = float(t.value) if t.value is not None else PRUNED_OR_FAILED
         self.children[gen][slot] = Individual(
             trial=t.number,
@@ -169,7 +157,7 @@ class History:
             instruction=cand.get("instruction", ""),
             demo_ids=tuple(cand.get("demo_ids", ())),
             value=value,
-            hash=ua.get(attrs.HASH, ""),
+            hash=record.hash or "",
             operator=ua.get(ATTR["operator"], "baseline"),
             parents=tuple(ua.get(ATTR["parents"], ())),
         )

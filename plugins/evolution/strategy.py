@@ -23,7 +23,7 @@ from optprompt_plugins.evolution.operators import (
 )
 from optprompt_plugins.evolution.population import ATTR, History, Individual, select_parents
 
-from optprompt.errors import CandidateRejected, ConfigError, OptpromptError
+from optprompt.errors import CandidateRejected, ConfigError, ExperimentalWarning, OptpromptError
 from optprompt.prompts import PromptCandidate, fill_labels
 from optprompt.strategies import BaseStrategy, Budget, StrategyContext
 from optprompt.tasks import DEFAULT_INSTRUCTIONS, Example, balanced_sample
@@ -36,10 +36,6 @@ __all__ = ["Evolution", "ExperimentalWarning"]
 logger = logging.getLogger("optprompt")
 
 _EDIT_TRIES = 12  # model-free edits are cheap: this many tries for a child not scored before
-
-
-class ExperimentalWarning(UserWarning):
-    """The strategy is young: its options and stored attributes may still change."""
 
 
 @dataclass
@@ -79,6 +75,7 @@ class Evolution(BaseStrategy):
     name = "evolution"
     config_class = EvolutionConfig
     config: EvolutionConfig
+    sets_own_trials = True  # population x generations
 
     def __init__(self, config: EvolutionConfig, context: StrategyContext) -> None:
         super().__init__(config, context)

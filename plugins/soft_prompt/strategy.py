@@ -35,6 +35,8 @@ class SoftPrompt(BaseStrategy):
     name = "soft_prompt"
     config_class = SoftPromptConfig
     config: SoftPromptConfig
+    trains = True
+    accepts_template = True
 
     def __init__(self, config: SoftPromptConfig, context: StrategyContext) -> None:
         super().__init__(config, context)
@@ -45,6 +47,10 @@ class SoftPrompt(BaseStrategy):
         self.template = self._template(config.template)
 
     # --- the text around the input ---------------------------------------------------
+    def use_template(self, template: PromptCandidate) -> None:
+        """Train the next candidates around ``template`` (``auto``: the best discrete prompt so far)."""
+        self.template = template
+
     def _template(self, ref: str) -> PromptCandidate:
         if ref == "baseline":
             return self.context.baseline
@@ -128,18 +134,19 @@ class SoftPrompt(BaseStrategy):
     def summary(self, study: optuna.Study) -> dict[str, Any]:
         from optuna.trial import TrialState
 
-        from optprompt.study import attrs
+        from optprompt.trials import TrialRecord
 
         by_method: dict[str, dict[str, Any]] = {}
         for t in study.get_trials(deepcopy=False):
-            cand = t.user_attrs.get(attrs.CANDIDATE) or {}
+            record = TrialRecord.from_frozen(t)
+            cand = record.candidate or {}
             if "method" not in cand:  # the baseline prompt
                 continue
             m = by_method.setdefault(cand["method"], {"trials": 0, "pruned": 0, "failed": 0, "best": None})
             m["trials"] += 1
             m["pruned"] += t.state == TrialState.PRUNED
             m["failed"] += t.state == TrialState.FAIL
-            training = t.user_attrs.get(TRAINING_ATTR)
+            training = record.attr(TRAINING_ATTR)
             if t.state == TrialState.COMPLETE and training and (m["best"] is None or t.values[0] > m["best"]["dev"]):
                 m["best"] = {
                     "trial": t.number,
@@ -147,6 +154,6 @@ class SoftPrompt(BaseStrategy):
                     "params": cand.get("params"),
                     "trainable_parameters": training["trainable_parameters"],
                     "steps_per_second": training["steps_per_second"],
-                    "artifact": t.user_attrs.get(attrs.ARTIFACT),
+                    "artifact": record.artifact,
                 }
         return {"methods": by_method}

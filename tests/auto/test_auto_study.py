@@ -12,7 +12,9 @@ from optprompt_plugins.auto.schedule import halving, next_family
 from optprompt.cli.main import main as cli_main
 from optprompt.config import spec_from_dict
 from optprompt.errors import ConfigError
-from optprompt.study import StudyRunner, attrs
+from optprompt.study import StudyRunner
+from optprompt.trials import TrialRecord
+from optprompt.trials import keys as attrs
 
 pytestmark = pytest.mark.filterwarnings("ignore:strategy '(evolution|auto)' is experimental")
 
@@ -82,13 +84,17 @@ def test_a_minutes_budget_ends_the_study_before_trials(study_dict, tiny_model) -
     assert result["strategy_summary"]["budget"]["unit"] == "minutes"
 
 
-class T:
+def T(family: str, reason: str = "", value: float = 0.5, dev_scored: int = 0) -> TrialRecord:  # noqa: N802
     """A finished trial as the schedules read it."""
-
-    def __init__(self, family: str, reason: str = "", value: float = 0.5) -> None:
-        self.user_attrs = {attrs.FAMILY: family, **({attrs.FAIL_REASON: reason} if reason else {})}
-        self.state = optuna.trial.TrialState.PRUNED if reason else optuna.trial.TrialState.COMPLETE
-        self.values = None if reason else [value]
+    state = optuna.trial.TrialState.PRUNED if reason else optuna.trial.TrialState.COMPLETE
+    return TrialRecord(
+        number=0,
+        state=state,
+        values=None if reason else (value,),
+        family=family,
+        fail_reason=reason or None,
+        dev_scored=dev_scored,
+    )
 
 
 def test_schedule_rolls_unspent_shares_over() -> None:
@@ -180,10 +186,8 @@ def test_a_long_trial_does_not_skip_a_rung() -> None:
     """A training trial that runs far past its rung's budget ends that rung only: the next
     rung gets an equal part of what is left, and two families still meet in it."""
 
-    def t(family: str, examples: int, value: float) -> T:
-        trial = T(family, value=value)
-        trial.user_attrs[attrs.DEV_SCORED] = examples
-        return trial
+    def t(family: str, examples: int, value: float) -> TrialRecord:
+        return T(family, value=value, dev_scored=examples)
 
     history = [t("template_search", 20, 0.7), t("evolution", 20, 0.5), t("soft_prompt", 200, 0.6)]
     state = halving(history, ALL, 300, "dev_examples")

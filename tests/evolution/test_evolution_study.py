@@ -19,7 +19,8 @@ from optprompt.errors import ConfigError
 from optprompt.plugins import load_plugins
 from optprompt.plugins.manager import get_plugin_manager
 from optprompt.strategies.services import StrategyServices
-from optprompt.study import StudyRunner, attrs
+from optprompt.study import StudyRunner
+from optprompt.trials import keys as attrs
 
 pytestmark = pytest.mark.filterwarnings("ignore::optprompt_plugins.evolution.ExperimentalWarning")
 

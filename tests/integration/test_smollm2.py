@@ -46,7 +46,7 @@ def test_fast_scoring_equals_naive_on_smollm2(smollm2, demo_task) -> None:
     from optprompt.study.runner import StudyRunner
 
     runner = StudyRunner(spec, model=smollm2, progress=False)
-    runner._setup()
+    runner.setup()
     cand = runner.baseline
     reqs = PromptRenderer(task, smollm2.chat_formatter()).requests(cand, task.dev[:4])
     fast = CausalLMBackend(smollm2).loglikelihoods(reqs)
@@ -62,7 +62,7 @@ def test_baseline_prompt_beats_chance_on_smollm2(smollm2, demo_task) -> None:
     from optprompt.study.runner import StudyRunner
 
     runner = StudyRunner(spec, model=smollm2, progress=False)
-    runner._setup()
+    runner.setup()
     ev = runner.evaluator.evaluate(runner.baseline, task.dev + task.test)
     n, k = len(ev.predictions), sum(ev.correct)
     p_chance = sum(math.comb(n, i) for i in range(k, n + 1)) / 2**n  # one-sided binomial vs 50%
@@ -97,7 +97,7 @@ def test_soft_prompt_trains_and_reloads_exactly_on_smollm2(smollm2, demo_task, t
     spec, task = demo_task
     spec = spec.model_copy(update={"output": str(tmp_path / "out")})
     runner = StudyRunner(spec, model=smollm2, progress=False)
-    runner._setup()
+    runner.setup()
     cand = SoftCandidate.create(
         runner.baseline, "prompt_tuning", {"num_virtual_tokens": 8, "init": "text", "lr": 0.01, "epochs": 1}
     )

@@ -142,7 +142,7 @@ def test_bad_knn_options_name_the_key(study_dict, strategy, match) -> None:  # t
     from optprompt.errors import ConfigError
 
     with pytest.raises(ConfigError, match=match):
-        StudyRunner(spec_from_dict({**study_dict, "strategy": {**study_dict["strategy"], **strategy}}))._setup()
+        StudyRunner(spec_from_dict({**study_dict, "strategy": {**study_dict["strategy"], **strategy}})).setup()
 
 
 def test_multiple_choice_knn_on_a_plain_model(tiny_plain_model, tiny_plain_model_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]

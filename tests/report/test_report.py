@@ -22,7 +22,8 @@ from optprompt.plugins import hookimpl, load_plugins
 from optprompt.plugins.manager import get_plugin_manager
 from optprompt.report import REPORT_FILE, write_report
 from optprompt.report.plots import confusion_matrix, param_importances, pareto_front
-from optprompt.study import attrs, run_study
+from optprompt.study import run_study
+from optprompt.trials import keys as attrs
 
 PNG_URI = "data:image/png;base64,"
 

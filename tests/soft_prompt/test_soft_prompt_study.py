@@ -21,7 +21,8 @@ from optprompt.config.spec import SelectionSpec
 from optprompt.errors import ConfigError
 from optprompt.plugins import load_plugins
 from optprompt.registry import PromptRegistry, RegistryError
-from optprompt.study import StudyRunner, attrs
+from optprompt.study import StudyRunner
+from optprompt.trials import keys as attrs
 from optprompt.testing.fixtures import write_labelled_jsonl
 
 FAST = {"methods": ["prompt_tuning", "lora"], "epochs": [1, 2], "virtual_tokens": [4], "batch_size": 8}
@@ -136,7 +137,7 @@ def _memorisable_runner(tmp_path: Path, tiny_model_dir: Path, tiny_model) -> Stu
     raw = soft_study_dict(tmp_path / "cues.jsonl", tiny_model_dir, tmp_path / "memo", trials=3)
     raw["task"]["data"] = files
     runner = StudyRunner(spec_from_dict(raw), model=tiny_model, progress=False)
-    runner._setup()
+    runner.setup()
     return runner
 
 

@@ -107,7 +107,7 @@ def test_hard_teacher_labels_carry_no_distribution(tmp_path: Path, tiny_model_di
     raw["teacher"] = str(tiny_model_dir)
     raw["teacher_labels"] = "hard"
     runner = StudyRunner(spec_from_dict(raw), model=tiny_model, progress=False)
-    runner._setup()
+    runner.setup()
     assert runner.teacher.summary()["labels"] == "hard"
     assert all(ex.soft_target == () for ex in runner.task.train)
 
@@ -116,5 +116,5 @@ def test_a_teacher_that_is_the_study_model_is_loaded_once(tmp_path: Path, tiny_m
     raw = soft_study_dict(write_sentiment_jsonl(tmp_path / "d.jsonl", n=24), tiny_model_dir, tmp_path / "o", trials=1)
     raw["teacher"] = str(tiny_model_dir)
     runner = StudyRunner(spec_from_dict(raw), progress=False)
-    runner._setup()
+    runner.setup()
     assert runner.teacher.predictor.loaded is runner.model

@@ -9,7 +9,8 @@ from pathlib import Path
 import optuna
 
 from optprompt.config import spec_from_dict
-from optprompt.study import attrs, run_study
+from optprompt.study import run_study
+from optprompt.trials import keys as attrs
 
 
 def _qa_file(path: Path, n: int = 30) -> Path:

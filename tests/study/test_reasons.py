@@ -10,8 +10,10 @@ import pytest
 from optuna.trial import TrialState, create_trial
 
 from optprompt.cli.main import main
-from optprompt.study import attrs
-from optprompt.study.reasons import WORKER_DIED, failure_reason
+from optprompt.trials import keys as attrs
+from optprompt.trials import FailureKind, failure_reason
+
+WORKER_DIED = FailureKind.WORKER_DIED.value
 
 
 def _trial(state: TrialState, reason: str | None = None):  # type: ignore[no-untyped-def]

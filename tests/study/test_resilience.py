@@ -23,10 +23,11 @@ from optprompt.plugins import hookimpl, load_plugins
 from optprompt.plugins.manager import get_plugin_manager
 from optprompt.prompts import PromptCandidate
 from optprompt.strategies import BaseStrategy
-from optprompt.study import StudyRunner, attrs, run_study
+from optprompt.study import StudyRunner, run_study
+from optprompt.trials import keys as attrs
 from optprompt.study.interrupts import deferred_interrupts
 from optprompt.study.resilience import reseed_sampler
-from optprompt.study.trials import counts
+from optprompt.trials import counts
 
 POSTGRES = "postgresql+psycopg2://root@127.0.0.1:5432/test"
 
@@ -258,7 +259,7 @@ def test_worker_killed_before_its_heartbeat_thread_leaves_a_stale_trial(
 ) -> None:
     import threading
 
-    from optprompt.study import runner as runner_module
+    from optprompt.study import executor as runner_module
 
     spec = spec_from_dict(_study(tmp_path, tiny_model_dir, "early"))
     real_enter = runner_module.Heartbeat.__enter__
@@ -441,9 +442,11 @@ def test_ctrl_c_inside_the_block_becomes_keyboard_interrupt_after_it() -> None:
 def test_interrupt_between_reserving_and_scoring_fails_the_trial(
     tmp_path: Path, tiny_model_dir: Path, tiny_model, monkeypatch
 ) -> None:
-    """The window _one_trial's own handler does not cover: the trial is asked for, not yet scored."""
+    """The window the executor's own handler does not cover: the trial is asked for, not yet scored."""
+    from optprompt.study.ledger import TrialLedger
+
     spec = spec_from_dict(_study(tmp_path, tiny_model_dir, "window"))
-    real = StudyRunner._baseline_state
+    real = TrialLedger.baseline_state
     calls = {"n": 0}
 
     def interrupted_on_third(study):  # type: ignore[no-untyped-def]
@@ -452,7 +455,7 @@ def test_interrupt_between_reserving_and_scoring_fails_the_trial(
             raise KeyboardInterrupt
         return real(study)
 
-    monkeypatch.setattr(StudyRunner, "_baseline_state", staticmethod(interrupted_on_third))
+    monkeypatch.setattr(TrialLedger, "baseline_state", staticmethod(interrupted_on_third))
     with pytest.raises(KeyboardInterrupt):
         StudyRunner(spec, model=tiny_model, progress=False).run()
     trials = _trials(f"sqlite:///{tmp_path / 'out' / 'study.db'}", "window")

@@ -12,7 +12,8 @@ from optprompt.plugins import hookimpl, load_plugins
 from optprompt.plugins.manager import get_plugin_manager
 from optprompt.prompts import PromptCandidate
 from optprompt.strategies import BaseStrategy
-from optprompt.study import RESULT_FILE, StudyRunner, attrs, run_study
+from optprompt.study import RESULT_FILE, StudyRunner, run_study
+from optprompt.trials import keys as attrs
 
 
 def _trials(out: Path, name: str = "tiny-study") -> list[optuna.trial.FrozenTrial]:

@@ -13,7 +13,8 @@ from optprompt_testdata import write_sentiment_jsonl
 from optprompt.config import spec_from_dict
 from optprompt.config.spec import SelectionSpec
 from optprompt.errors import ConfigError
-from optprompt.study import StudyRunner, attrs
+from optprompt.study import StudyRunner
+from optprompt.trials import keys as attrs
 from optprompt.study.selection import one_sided_p, select_winner
 from optprompt.tasks.sampling import holdout_split
 from optprompt.tasks.task import Example

@@ -17,10 +17,9 @@ from optprompt._io import atomic_write_text
 from optprompt._version import __version__
 from optprompt.prompts.context import ContextLimitedRenderer
 from optprompt.results import PREDICTIONS_FILE, RESULT_FILE, RESULT_FORMAT, StudyResult
-from optprompt.study import attrs
 from optprompt.study.objectives import parse_rule, select
 from optprompt.study.selection import Selection, compare_evaluations, select_winner
-from optprompt.study.trials import COMBINED, counts, is_void
+from optprompt.trials import TrialRecord, counts, is_void
 
 if TYPE_CHECKING:
     import optuna
@@ -42,9 +41,7 @@ def _limited(end: StudyEnd) -> bool:
 
 
 def _reason(t: optuna.trial.FrozenTrial) -> str:
-    from optprompt.study.reasons import failure_reason
-
-    reason = failure_reason(t)
+    reason = TrialRecord.from_frozen(t).failure
     return reason.kind if reason is not None else ""
 
 
@@ -96,7 +93,7 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> dict[str, Any]:
     ctx = end.kind_context
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    baseline_trial = next(t for t in complete if t.user_attrs.get(attrs.ROLE) == "baseline")
+    baseline_trial = next(t for t in complete if TrialRecord.from_frozen(t).is_baseline)
     objectives = list(end.spec.objectives)
     pareto: list[dict[str, Any]] = []
     notes: list[str] = list(end.notes)
@@ -111,15 +108,15 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> dict[str, Any]:
             "dev": {
                 "value": t.values[0],
                 "metric": task.metric,
-                "metrics": t.user_attrs.get(attrs.METRICS, {}),
+                "metrics": TrialRecord.from_frozen(t).metrics,
                 "n": len(task.dev),
             },
-            "calibration": {"method": _calibration(cand), "offsets": t.user_attrs.get(attrs.OFFSETS)},
+            "calibration": {"method": _calibration(cand), "offsets": TrialRecord.from_frozen(t).offsets},
         }
 
     if len(objectives) > 1:
         pareto = [
-            member(t, kinds.from_dict(t.user_attrs[attrs.CANDIDATE]))
+            member(t, kinds.from_dict(TrialRecord.from_frozen(t).candidate))
             for t in sorted(study.best_trials, key=lambda t: t.number)
         ]
         rule = end.spec.select
@@ -138,7 +135,7 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> dict[str, Any]:
     else:
         best_trial = max(complete, key=lambda t: (t.values[0], -t.number))
     baseline = end.baseline
-    best = kinds.from_dict(best_trial.user_attrs[attrs.CANDIDATE])
+    best = kinds.from_dict(TrialRecord.from_frozen(best_trial).candidate)
 
     with kinds.of(baseline).scorer(baseline, ctx) as base_evaluator:
         test_base = base_evaluator.evaluate(baseline, task.test, "test")
@@ -147,12 +144,13 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> dict[str, Any]:
     else:
         with kinds.of(best).scorer(best, ctx) as best_evaluator:
             test_best = best_evaluator.evaluate(
-                best, task.test, "test", offsets=best_trial.user_attrs.get(attrs.OFFSETS)
+                best, task.test, "test", offsets=TrialRecord.from_frozen(best_trial).offsets
             )
-    artifacts = {t.number: t.user_attrs.get(attrs.ARTIFACT) for t in trials}
+    artifacts = {t.number: TrialRecord.from_frozen(t).artifact for t in trials}
 
     def artifact_of(trial: optuna.trial.FrozenTrial) -> str | None:
-        return artifacts.get(trial.number) or artifacts.get(trial.user_attrs.get(attrs.CACHED_FROM, -1))
+        cached_from = TrialRecord.from_frozen(trial).cached_from
+        return artifacts.get(trial.number) or artifacts.get(cached_from if cached_from is not None else -1)
 
     def entry(trial: optuna.trial.FrozenTrial, cand: Candidate, test: Evaluation) -> dict[str, Any]:
         artifact = artifact_of(trial)
@@ -175,11 +173,11 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> dict[str, Any]:
             if not done:
                 continue
             top = max(done, key=lambda t: (t.values[0], -t.number))
-            cand = kinds.from_dict(top.user_attrs[attrs.CANDIDATE])
+            cand = kinds.from_dict(TrialRecord.from_frozen(top).candidate)
             if cand.hash not in scored_tests:
                 with kinds.of(cand).scorer(cand, ctx) as fam_evaluator:
                     scored_tests[cand.hash] = fam_evaluator.evaluate(
-                        cand, task.test, "test", offsets=top.user_attrs.get(attrs.OFFSETS)
+                        cand, task.test, "test", offsets=TrialRecord.from_frozen(top).offsets
                     )
             test = scored_tests[cand.hash]
             families[name]["best"] = entry(top, cand, test)
@@ -190,7 +188,7 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> dict[str, Any]:
             dev_winner=best_trial.values[0],
             test_baseline=test_base.value,
             test_winner=test_best.value,
-            n_candidates=len({t.user_attrs.get(attrs.HASH) for t in complete}),
+            n_candidates=len({TrialRecord.from_frozen(t).hash for t in complete}),
             n_dev=len(task.dev),
             p_value=comparison.p_value,
         )
@@ -200,10 +198,10 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> dict[str, Any]:
     warnings = notes + warnings
     teacher = _teacher_figures(end, test_base, test_best) if end.teacher is not None else None
     # The search's trials (a candidate combined from the finalists at the end is not one).
-    searched = [t for t in trials if t.user_attrs.get(attrs.ROLE) != COMBINED]
+    searched = [t for t in trials if not TrialRecord.from_frozen(t).is_combined]
     states = Counter(t.state.name.lower() for t in searched if t.state.is_finished())
     reasons = Counter(_reason(t) for t in trials if t.state in (TrialState.FAIL, TrialState.PRUNED))
-    dev_scored = sum(t.user_attrs.get(attrs.DEV_SCORED, 0) for t in trials)
+    dev_scored = sum(TrialRecord.from_frozen(t).dev_scored for t in trials)
     model = end.model
     spec = end.spec
     failures = {"test_baseline": test_base.format_failures, "test_best": test_best.format_failures}
@@ -279,10 +277,10 @@ def _teacher_figures(end: StudyEnd, test_base: Evaluation, test_best: Evaluation
 
 
 def _families(trials: list[optuna.trial.FrozenTrial]) -> dict[str, Any]:
-    """Trials by the family a strategy tagged them with (:data:`attrs.FAMILY`), in order."""
+    """Trials by the family a strategy tagged them with (:attr:`TrialRecord.family`), in order."""
     out: dict[str, Any] = {}
     for t in trials:
-        family = t.user_attrs.get(attrs.FAMILY)
+        family = TrialRecord.from_frozen(t).family
         if family:
             out.setdefault(family, []).append(t)
     return out

@@ -1,6 +1,11 @@
-"""Names of the trial and study attributes optprompt stores in Optuna's storage."""
+"""Names of the trial and study attributes optprompt stores in Optuna's storage.
 
-ROLE = "optprompt.role"  # "baseline" on trial 0
+Only :mod:`optprompt.trials` reads them back (through :class:`~optprompt.trials.TrialRecord`);
+the study loop writes them through :func:`~optprompt.trials.write`. Plugins keep their own
+attributes under their own prefix and read them with :meth:`TrialRecord.attr`.
+"""
+
+ROLE = "optprompt.role"  # "baseline" on trial 0, "combined" for a candidate combined at the end
 CANDIDATE = "optprompt.candidate"  # the candidate as a dict
 HASH = "optprompt.hash"  # the candidate's content hash
 METRICS = "optprompt.metrics"  # every metric on dev
@@ -13,3 +18,4 @@ POSITION = "optprompt.position"  # the trial's position in the budget (seeds the
 DEV_SCORED = "optprompt.dev_scored"  # dev examples scored for this trial (0 for a repeat)
 ARTIFACT = "optprompt.artifact"  # a file or directory kept for the candidate, relative to the output
 FAMILY = "optprompt.family"  # the family of candidates a trial belongs to (strategies spanning several)
+TRAINED_EXAMPLES = "optprompt.trained_examples"  # train examples times epochs a trained candidate ran
