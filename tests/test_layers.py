@@ -1,7 +1,7 @@
 """The core's layers, checked on every import statement (module level and inside functions;
 ``if TYPE_CHECKING:`` blocks excepted, they never run).
 
-    foundation (errors, _io, _version, plugins) -> config, results -> tasks, models -> prompts
+    foundation (errors, _io, _version, plugins) -> config, results, trials -> tasks, models -> prompts
       -> scoring -> kinds, adapters, strategies, stats -> study
       -> export, report, registry, testing -> cli
 
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 LAYERS: list[set[str]] = [
     {"errors", "_io", "_version", "_suggest", "plugins"},
-    {"config", "results"},
+    {"config", "results", "trials"},
     {"tasks", "models"},
     {"prompts"},
     {"scoring"},
@@ -50,7 +50,7 @@ PLUGIN_API = {
     "optprompt.prompts",
     "optprompt.results",
     "optprompt.strategies",
-    "optprompt.study.attrs",
+    "optprompt.trials",
     "optprompt.tasks",
     "optprompt.testing",
 }

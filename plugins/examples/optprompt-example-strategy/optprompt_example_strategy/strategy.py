@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 from optprompt.errors import CandidateRejected, ConfigError
 from optprompt.prompts import PromptCandidate
 from optprompt.strategies import BaseStrategy, Budget, StrategyConfig, StrategyContext
+from optprompt.trials import records
 from optprompt_example_strategy.keywords import DEFAULT_STOPWORDS, label_keywords
 
 if TYPE_CHECKING:
@@ -129,7 +130,7 @@ class KeywordInstructions(BaseStrategy):
         spent, the instruction is used as it is.
         """
         if instruction not in self._rewrites:
-            used = sum(t.user_attrs.get(REWRITER_CALLS, 0) for t in trial.study.get_trials(deepcopy=False))
+            used = sum(r.attr(REWRITER_CALLS, 0) for r in records(trial.study))
             if used >= self.budget().rewriter_calls:
                 return instruction  # the budget is spent: no more rephrasing
             generator = self.context.generator(self.config.rewriter)
@@ -147,5 +148,5 @@ class KeywordInstructions(BaseStrategy):
 
     def summary(self, study: optuna.Study) -> dict[str, Any]:
         """The cue words per label and the rewriter calls made, for result.json."""
-        calls = sum(t.user_attrs.get(REWRITER_CALLS, 0) for t in study.get_trials(deepcopy=False))
+        calls = sum(r.attr(REWRITER_CALLS, 0) for r in records(study))
         return {"keywords": self.keywords, "rewriter_calls": calls}
