@@ -50,7 +50,7 @@ def _timed_run(spec, plugins, model) -> tuple[dict[str, Any], Any, float, float]
 
     runner = StudyRunner(spec, plugins=plugins, model=model, progress=True)
     wall, cpu = time.perf_counter(), time.process_time()
-    result = runner.run()
+    result = runner.run().to_dict()
     return result, runner, time.perf_counter() - wall, time.process_time() - cpu
 
 

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> dict:
                 from optprompt.config import spec_from_dict
 
                 started = time.perf_counter()
-                result = run_study(spec_from_dict(spec), model=model, progress=False)
+                result = run_study(spec_from_dict(spec), model=model, progress=False).to_dict()
                 rows.append(
                     {
                         "seed": seed,

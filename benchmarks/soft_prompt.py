@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         spec = spec.model_copy(update={"output": args.output})
     runner = StudyRunner(spec, progress=True)
     started = time.perf_counter()
-    result = runner.run()
+    result = runner.run().to_dict()
     wall = time.perf_counter() - started
     task = runner.task
     test_base = runner.evaluator.evaluate(runner.baseline, task.test, "test")

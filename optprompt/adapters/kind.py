@@ -56,7 +56,7 @@ def result_fields(result: StudyResult) -> dict[str, Any]:
     return {
         "scores": {"dev": dumped(result.best.dev), "test": dumped(result.best.test)},
         "baseline_scores": {"dev": dumped(result.baseline.dev), "test": dumped(result.baseline.test)},
-        "comparison": dict(result.comparison),
+        "comparison": result.comparison.to_dict() if result.comparison is not None else {},
         "warnings": list(result.warnings),
     }
 

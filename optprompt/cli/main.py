@@ -59,7 +59,7 @@ def _run(spec, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
         result = runner.run()
     print_result(result, output=spec.output)
     if args.command == "worker":
-        print(f"this worker ran {runner.trials_run} of the study's {result['n_trials']} trials")
+        print(f"this worker ran {runner.trials_run} of the study's {result.n_trials} trials")
     return EXIT_OK
 
 

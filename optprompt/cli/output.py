@@ -38,8 +38,8 @@ def print_result(
     metric = result.metric
     base, best = result.baseline, result.best
     print(f"\nstudy {result.name!r}: {result.n_trials} trials, model {result.model.ref}, {result.wall_seconds:.0f} s")
-    sizes = result.task["sizes"]
-    print(f"task: {result.task['source']} (train {sizes['train']}, dev {sizes['dev']}, test {sizes['test']})")
+    sizes = result.task.sizes
+    print(f"task: {result.task.source} (train {sizes['train']}, dev {sizes['dev']}, test {sizes['test']})")
     for title, e in (("BASELINE PROMPT", base), ("WINNING PROMPT", best)):
         test = f"{e.test.value:.3f}" if e.test is not None else "-"
         print(f"\n=== {title} (trial {e.trial}) — dev {metric} {e.dev.value:.3f}, test {metric} {test} ===")
@@ -61,38 +61,35 @@ def print_result(
             print(f" {mark} trial {m.trial:>4}: " + ", ".join(f"{n} {m.objectives[n]:.4g}" for n in names))
     if result.families:
         print_families(result)
-    selection = result.selection or {}
-    if selection.get("finalists"):
+    selection = result.selection
+    if selection is not None and selection.finalists:
         print(
-            f"\nselection: {len(selection['finalists'])} finalists re-scored on {selection['holdout']} held-out dev "
-            f"examples (the search scored {selection['searched']}); baseline {selection['baseline_holdout']:.3f}"
+            f"\nselection: {len(selection.finalists)} finalists re-scored on {selection.holdout} held-out dev "
+            f"examples (the search scored {selection.searched}); baseline {selection.baseline_holdout:.3f}"
         )
-        for f in selection["finalists"]:
-            mark = "*" if f["trial"] == best.trial else " "
-            what = f" ({f['combined']} of the best finalists)" if f.get("combined") else ""
-            print(f" {mark} trial {f['trial']:>4}: dev {f['dev']:.3f}, held-out {f['holdout']:.3f}{what}")
-        if not selection.get("kept_baseline"):
-            p = selection["p_value"]
-            print(f"  picked trial {selection['picked']} (one-sided p = {p:.3g} against the baseline)")
+        for f in selection.finalists:
+            mark = "*" if f.trial == best.trial else " "
+            what = f" ({f.combined} of the best finalists)" if f.combined else ""
+            print(f" {mark} trial {f.trial:>4}: dev {f.dev:.3f}, held-out {f.holdout:.3f}{what}")
+        if not selection.kept_baseline and selection.p_value is not None:
+            print(f"  picked trial {selection.picked} (one-sided p = {selection.p_value:.3g} against the baseline)")
     cmp_ = result.comparison
-    if cmp_:
-        for label, key in (("baseline", "baseline"), ("winner", "winner")):
-            iv = cmp_.get(key)
-            if iv:
-                print(f"test {metric} {label}: {iv['estimate']:.3f} (95% CI [{iv['low']:.3f}, {iv['high']:.3f}])")
-        d = cmp_["difference"]
+    if cmp_ is not None:
+        for label, iv in (("baseline", cmp_.baseline), ("winner", cmp_.winner)):
+            print(f"test {metric} {label}: {iv.estimate:.3f} (95% CI [{iv.low:.3f}, {iv.high:.3f}])")
+        d = cmp_.difference
         print(
             f"\ntest {metric}: baseline {base.test.value:.3f} -> winner {best.test.value:.3f} "
-            f"(difference {d['estimate']:+.3f}, 95% CI [{d['low']:+.3f}, {d['high']:+.3f}], "
-            f"{cmp_['test']} p = {cmp_['p_value']:.3g}, n = {cmp_['n']})"
+            f"(difference {d.estimate:+.3f}, 95% CI [{d.low:+.3f}, {d.high:+.3f}], "
+            f"{cmp_.test} p = {cmp_.p_value:.3g}, n = {cmp_.n})"
         )
     if result.teacher:
         print_teacher(result)
-    context = result.context or {}
-    if context.get("truncated_examples"):
+    context = result.context
+    if context is not None and context.truncated_examples:
         print(
-            f"\ncontext: {context['truncated_examples']} example(s) cut to fit the model's {context['limit']} tokens "
-            f"(task.truncate: {context['truncate']}; up to {context['max_tokens_cut']} input tokens cut)"
+            f"\ncontext: {context.truncated_examples} example(s) cut to fit the model's {context.limit} tokens "
+            f"(task.truncate: {context.truncate}; up to {context.max_tokens_cut} input tokens cut)"
         )
     reasons = result.failure_reasons or {}
     if reasons:
@@ -109,20 +106,19 @@ def print_result(
 
 def print_teacher(result: StudyResult) -> None:
     """Distillation: teacher, student (the winner) and the student's baseline on test."""
-    t = result.teacher or {}
+    t = result.teacher
+    if t is None:
+        return
     metric = result.metric
-    extra = f", {t['dropped']} left out" if t.get("dropped") else ""
-    print(
-        f"\nteacher {t['ref']}: labelled {t['train_labelled']} train and {t['unlabeled_labelled']} unlabelled "
-        f"inputs{extra}"
-    )
-    for label, key in (("student baseline -> teacher", "comparison"), ("teacher -> student", "student_vs_teacher")):
-        c = t[key]
-        d = c["difference"]
+    extra = f", {t.dropped} left out" if t.dropped else ""
+    print(f"\nteacher {t.ref}: labelled {t.train_labelled} train and {t.unlabeled_labelled} unlabelled inputs{extra}")
+    for label, c in (("student baseline -> teacher", t.comparison), ("teacher -> student", t.student_vs_teacher)):
+        if c is None:
+            continue
+        d = c.difference
         print(
-            f"test {metric} {label}: {c['baseline']['estimate']:.3f} -> {c['winner']['estimate']:.3f} "
-            f"(difference {d['estimate']:+.3f}, 95% CI [{d['low']:+.3f}, {d['high']:+.3f}], "
-            f"{c['test']} p = {c['p_value']:.3g})"
+            f"test {metric} {label}: {c.baseline.estimate:.3f} -> {c.winner.estimate:.3f} "
+            f"(difference {d.estimate:+.3f}, 95% CI [{d.low:+.3f}, {d.high:+.3f}], {c.test} p = {c.p_value:.3g})"
         )
 
 
@@ -136,7 +132,7 @@ def print_families(result: StudyResult) -> None:
             print(f"  {name:<18} {fam.trials:>6} {'-':>6} {'-':>7} {'-':>7} {'-':>7}")
             continue
         test = f"{fam.best.test.value:.3f}" if fam.best.test is not None else "-"
-        p = fam.comparison.get("p_value")
+        p = fam.comparison.p_value if fam.comparison is not None else None
         print(
             f"  {name:<18} {fam.trials:>6} {fam.best.trial:>6} {fam.best.dev.value:>7.3f} {test:>7} "
             + (f"{p:>7.3g}" if p is not None else f"{'-':>7}")
@@ -154,9 +150,9 @@ def leaderboard(output_dir: str | Path, top: int = 10):  # type: ignore[no-untyp
     """A pandas DataFrame of the study's trials, best first."""
     import pandas as pd
 
-    from optprompt.trials import TrialRecord
     from optprompt.study.runner import SPEC_FILE
     from optprompt.study.storage import open_study
+    from optprompt.trials import TrialRecord
 
     meta = read_json(Path(output_dir) / SPEC_FILE, what=f"study directory file {SPEC_FILE}")
     study = open_study(meta["storage"], meta["study_name"], create=False)

@@ -20,7 +20,7 @@ from optprompt.report.source import StudySource, load_source
 from optprompt.trials import TrialRecord, failure_reason
 
 if TYPE_CHECKING:
-    from optprompt.results import ResultEntry, StudyResult
+    from optprompt.results import Interval, ResultEntry, StudyResult
 
 __all__ = ["REPORT_FILE", "render_html", "write_report", "files_dir_for"]
 
@@ -63,10 +63,10 @@ def _num(x: Any, signed: bool = False) -> str:
     return f"{x:+.3f}" if signed else f"{x:.3f}"
 
 
-def _interval(iv: dict[str, Any] | None, signed: bool = False) -> str:
-    if not iv or iv.get("low") is None or iv.get("high") is None:
+def _interval(iv: Interval | None, signed: bool = False) -> str:
+    if iv is None:
         return "—"
-    return f"[{_num(iv['low'], signed)}, {_num(iv['high'], signed)}]"
+    return f"[{_num(iv.low, signed)}, {_num(iv.high, signed)}]"
 
 
 def _families(result: StudyResult) -> str:
@@ -76,13 +76,14 @@ def _families(result: StudyResult) -> str:
     rows = []
     for name, fam in (result.families or {}).items():
         best = fam.best
-        p = fam.comparison.get("p_value")
+        cmp_ = fam.comparison
+        p = cmp_.p_value if cmp_ is not None else None
         rows.append(
             f'<tr data-family="{escape(name)}"><th>{escape(name)}</th><td class="num">{fam.trials}</td>'
             f'<td class="num">{best.trial if best else "—"}</td>'
             f'<td class="num">{_num(best.dev.value if best else None)}</td>'
             f'<td class="num">{_num(best.test.value if best and best.test else None)}</td>'
-            f'<td class="num">{_interval(fam.comparison.get("difference"), True)}</td>'
+            f'<td class="num">{_interval(cmp_.difference if cmp_ is not None else None, True)}</td>'
             f'<td class="num">{format(p, ".3g") if p is not None else "—"}</td></tr>'
         )
     return (
@@ -95,25 +96,27 @@ def _families(result: StudyResult) -> str:
 
 def _selection(result: StudyResult) -> str:
     """Held-out selection: the finalists' dev and held-out scores, and the decision."""
-    sel = result.selection or {}
+    sel = result.selection
+    if sel is None:
+        return ""
     metric = escape(result.metric)
     rows = []
-    for f in sel.get("finalists", []):
-        mark = " (winner)" if f["trial"] == result.best.trial else ""
-        what = escape(f.get("combined", ""))
+    for f in sel.finalists:
+        mark = " (winner)" if f.trial == result.best.trial else ""
+        what = escape(f.combined or "")
         rows.append(
-            f'<tr data-trial="{f["trial"]}"><th>{f["trial"]}{mark}</th><td>{what}</td>'
-            f'<td class="num">{_num(f["dev"])}</td><td class="num">{_num(f["holdout"])}</td></tr>'
+            f'<tr data-trial="{f.trial}"><th>{f.trial}{mark}</th><td>{what}</td>'
+            f'<td class="num">{_num(f.dev)}</td><td class="num">{_num(f.holdout)}</td></tr>'
         )
-    p = sel.get("p_value")
+    p = sel.p_value
     decision = (
         "kept the baseline (do no harm)"
-        if sel.get("kept_baseline")
-        else f"picked trial {sel.get('picked')} (one-sided p = {format(p, '.3g') if p is not None else '—'})"
+        if sel.kept_baseline
+        else f"picked trial {sel.picked} (one-sided p = {format(p, '.3g') if p is not None else '—'})"
     )
     return (
-        f"<p>The search scored {sel.get('searched')} dev examples; {sel.get('holdout')} were held out. "
-        f"Baseline on the held-out part: {_num(sel.get('baseline_holdout'))}. Decision: {escape(decision)}.</p>"
+        f"<p>The search scored {sel.searched} dev examples; {sel.holdout} were held out. "
+        f"Baseline on the held-out part: {_num(sel.baseline_holdout)}. Decision: {escape(decision)}.</p>"
         f'<table id="selection-table"><tr><th>trial</th><th>combined</th><th>dev {metric}</th>'
         f"<th>held-out {metric}</th></tr>" + "".join(rows) + "</table>"
     )
@@ -132,15 +135,15 @@ def _study_info(source: StudySource) -> str:
     spec, result = source.spec, source.result
     if result is not None:
         m, t, s = result.model, result.task, result.strategy
-        sizes = t.get("sizes") or {}
+        sizes = t.sizes
         rows = [
             ("model", m.ref),
             ("model fingerprint", m.fingerprint),
             ("device / dtype", f"{m.device} / {m.dtype}"),
-            ("task data", t.get("source")),
-            ("task type", t.get("type")),
-            ("labels", ", ".join(t.get("labels") or [])),
-            ("metric", t.get("metric")),
+            ("task data", t.source),
+            ("task type", t.type),
+            ("labels", ", ".join(t.labels)),
+            ("metric", t.metric),
             ("examples", ", ".join(f"{k} {v}" for k, v in sizes.items())),
             ("strategy", _strategy(s.name, s.options) if s is not None else None),
             ("seed", result.seed),
@@ -170,19 +173,12 @@ def _comparison(result: StudyResult) -> str:
     metric = result.metric
     base, best = result.baseline, result.best
     cmp_ = result.comparison
-    conf = next(
-        (
-            cmp_[k]["confidence"]
-            for k in ("difference", "winner", "baseline")
-            if isinstance(cmp_.get(k), dict) and "confidence" in cmp_[k]
-        ),
-        None,
-    )
+    conf = cmp_.difference.confidence if cmp_ is not None else None
     ci_head = f"test {conf:.0%} CI" if conf is not None else "test CI"
     dev_diff = best.dev.value - base.dev.value
     base_test = base.test.value if base.test is not None else None
     best_test = best.test.value if best.test is not None else None
-    test_diff = (cmp_.get("difference") or {}).get("estimate")
+    test_diff = cmp_.difference.estimate if cmp_ is not None else None
     if test_diff is None and base_test is not None and best_test is not None:
         test_diff = best_test - base_test
     rows = [
@@ -192,16 +188,23 @@ def _comparison(result: StudyResult) -> str:
             str(base.trial),
             _num(base.dev.value),
             _num(base_test),
-            _interval(cmp_.get("baseline")),
+            _interval(cmp_.baseline if cmp_ is not None else None),
         ),
-        ("winner", "best", str(best.trial), _num(best.dev.value), _num(best_test), _interval(cmp_.get("winner"))),
+        (
+            "winner",
+            "best",
+            str(best.trial),
+            _num(best.dev.value),
+            _num(best_test),
+            _interval(cmp_.winner if cmp_ is not None else None),
+        ),
         (
             "difference",
             "difference",
             "",
             _num(dev_diff, True),
             _num(test_diff, True),
-            _interval(cmp_.get("difference"), True),
+            _interval(cmp_.difference if cmp_ is not None else None, True),
         ),
     ]
     body = "".join(
@@ -214,11 +217,10 @@ def _comparison(result: StudyResult) -> str:
         f'<table id="comparison-table"><tr><th></th><th>trial</th><th>dev {escape(metric)}</th>'
         f"<th>test {escape(metric)}</th><th>{ci_head}</th></tr>{body}</table>"
     ]
-    if cmp_.get("p_value") is not None:
+    if cmp_ is not None:
         out.append(
-            f'<p id="significance">Paired test on the same {cmp_.get("n", "?")} test examples: '
-            f'{escape(str(cmp_.get("test", "")))}, <span data-field="p_value">p = '
-            f"{cmp_['p_value']:.3g}</span>.</p>"
+            f'<p id="significance">Paired test on the same {cmp_.n} test examples: '
+            f'{escape(cmp_.test)}, <span data-field="p_value">p = {cmp_.p_value:.3g}</span>.</p>'
         )
     metrics = sorted(set(base.dev.metrics) | set(base.test.metrics if base.test is not None else {}))
     if len(metrics) > 1:

@@ -358,13 +358,13 @@ def study_plots(source: StudySource) -> list[Plot]:
                 "the study has not finished; the winner is scored on test when it has",
             )
         )
-    elif result.task.get("type") not in RANKED_TYPES:
+    elif result.task.type not in RANKED_TYPES:
         plots.append(
             Plot(
                 "confusion_matrix",
                 title,
                 None,
-                f"not drawn for {result.task.get('type')} tasks (answers are free text)",
+                f"not drawn for {result.task.type} tasks (answers are free text)",
             )
         )
     elif not source.predictions:
@@ -373,7 +373,7 @@ def study_plots(source: StudySource) -> list[Plot]:
         plots.append(
             confusion_matrix(
                 source.predictions,
-                result.task.get("labels") or [],
+                result.task.labels,
                 title=f"Winner (trial {result.best.trial}) on test",
             )
         )

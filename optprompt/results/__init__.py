@@ -1,16 +1,24 @@
 """A finished study's ``result.json`` as a typed, versioned model (:class:`StudyResult`)."""
 
+from optprompt.results.comparison import Interval, PairedComparison
 from optprompt.results.model import (
     PREDICTIONS_FILE,
     RESULT_FILE,
     RESULT_FORMAT,
     Calibration,
+    ContextInfo,
     FamilyResult,
+    Finalist,
+    GenerationInfo,
     ModelInfo,
+    PruningInfo,
     ResultEntry,
     Score,
+    SelectionInfo,
     StrategyInfo,
     StudyResult,
+    TaskInfo,
+    TeacherInfo,
     load_result,
 )
 
@@ -19,11 +27,20 @@ __all__ = [
     "RESULT_FILE",
     "RESULT_FORMAT",
     "Calibration",
+    "ContextInfo",
     "FamilyResult",
+    "Finalist",
+    "GenerationInfo",
+    "Interval",
     "ModelInfo",
+    "PairedComparison",
+    "PruningInfo",
     "ResultEntry",
     "Score",
+    "SelectionInfo",
     "StrategyInfo",
     "StudyResult",
+    "TaskInfo",
+    "TeacherInfo",
     "load_result",
 ]

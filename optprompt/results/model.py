@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from optprompt._io import atomic_write_json, read_json
 from optprompt.errors import OptpromptError
+from optprompt.results.comparison import PairedComparison
 
 __all__ = [
     "RESULT_FILE",
@@ -27,6 +28,13 @@ __all__ = [
     "ModelInfo",
     "StrategyInfo",
     "FamilyResult",
+    "TaskInfo",
+    "GenerationInfo",
+    "PruningInfo",
+    "Finalist",
+    "SelectionInfo",
+    "ContextInfo",
+    "TeacherInfo",
     "StudyResult",
     "load_result",
 ]
@@ -104,7 +112,87 @@ class FamilyResult(_Part):
 
     trials: int = 0
     best: ResultEntry | None = None
-    comparison: dict[str, Any] = {}
+    comparison: PairedComparison | None = None
+
+
+class GenerationInfo(_Part):
+    """How answers were generated (generation and extraction tasks)."""
+
+    max_new_tokens: int
+    stop: list[str] = []
+    extract: str | None = None
+
+
+class TaskInfo(_Part):
+    """The study's task: its type, labels, metric and split sizes (files older than task
+    names have none)."""
+
+    name: str = ""
+    type: str
+    source: str = ""
+    labels: list[str] = []
+    metric: str = "accuracy"
+    sizes: dict[str, int] = {}
+    fingerprint: str = ""
+    descriptions: dict[str, str] | None = None
+    generation: GenerationInfo | None = None
+
+
+class PruningInfo(_Part):
+    """The study's multi-fidelity settings (``pruning`` in the study file)."""
+
+    pruner: str = "none"
+    slices: int | None = None
+    min_fraction: float | None = None
+    warmup_trials: int | None = None
+    p_threshold: float | None = None
+
+
+class Finalist(_Part):
+    """A candidate re-scored at the end to pick the winner."""
+
+    trial: int
+    dev: float
+    holdout: float
+    combined: str | None = None  # what a kind built from the finalists (a prompt ensemble)
+
+
+class SelectionInfo(_Part):
+    """How the winner was picked on examples the search did not score (``selection``)."""
+
+    holdout: int
+    searched: int = 0
+    baseline_holdout: float | None = None
+    finalists: list[Finalist] = []
+    do_no_harm: bool = True
+    alpha: float = 0.05
+    picked: int | None = None
+    p_value: float | None = None
+    kept_baseline: bool | None = None
+    why: str = ""
+
+
+class ContextInfo(_Part):
+    """The model's context limit and what ``task.truncate`` cut to fit it."""
+
+    limit: int | None = None
+    truncate: str = "error"
+    truncated_examples: int = 0
+    truncated_ids: list[str] = []
+    max_tokens_cut: int = 0
+
+
+class TeacherInfo(_Part):
+    """Distillation: what the teacher labelled, and the teacher scored on test."""
+
+    ref: str
+    train_labelled: int = 0
+    unlabeled_labelled: int = 0
+    dropped: int = 0
+    train_agreement_with_gold: float | None = None
+    test: Score | None = None
+    comparison: PairedComparison | None = None  # teacher vs the student's baseline prompt
+    student_vs_teacher: PairedComparison | None = None  # winner minus teacher
 
 
 class StudyResult(BaseModel):
@@ -117,9 +205,9 @@ class StudyResult(BaseModel):
     optprompt_version: str = ""
     seed: int = 0
     model: ModelInfo
-    task: dict[str, Any]
+    task: TaskInfo
     strategy: StrategyInfo | None = None
-    pruning: dict[str, Any] = {}
+    pruning: PruningInfo = PruningInfo()
     n_trials: int = 0
     n_scored: int = 0
     n_void: int = 0
@@ -128,22 +216,22 @@ class StudyResult(BaseModel):
     failure_reasons: dict[str, int] = {}
     baseline: ResultEntry
     best: ResultEntry
-    comparison: dict[str, Any] = {}
+    comparison: PairedComparison | None = None
     objectives: list[str] = ["score"]
     select: str | None = None
     pareto: list[ResultEntry] | None = None
     warnings: list[str] = []
     format_failures: dict[str, int] = {}
-    strategy_summary: dict[str, Any] = {}
+    strategy_summary: dict[str, Any] = {}  # the strategy's own figures: each strategy defines their shape
     families: dict[str, FamilyResult] | None = None
-    selection: dict[str, Any] | None = None  # held-out selection: finalists, p-value, do no harm
-    context: dict[str, Any] | None = None  # task.truncate: the context limit and what was cut
-    teacher: dict[str, Any] | None = None  # distillation: the teacher's labels and test scores
+    selection: SelectionInfo | None = None  # held-out selection: finalists, p-value, do no harm
+    context: ContextInfo | None = None  # task.truncate: the context limit and what was cut
+    teacher: TeacherInfo | None = None  # distillation: the teacher's labels and test scores
     wall_seconds: float = 0.0
 
     @property
     def metric(self) -> str:
-        return str(self.task.get("metric", "accuracy"))
+        return self.task.metric
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = RESULT_FILE) -> StudyResult:

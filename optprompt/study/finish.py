@@ -16,7 +16,20 @@ from typing import TYPE_CHECKING, Any
 from optprompt._io import atomic_write_text
 from optprompt._version import __version__
 from optprompt.prompts.context import ContextLimitedRenderer
-from optprompt.results import PREDICTIONS_FILE, RESULT_FILE, RESULT_FORMAT, StudyResult
+from optprompt.results import (
+    PREDICTIONS_FILE,
+    RESULT_FILE,
+    RESULT_FORMAT,
+    ContextInfo,
+    GenerationInfo,
+    ModelInfo,
+    PruningInfo,
+    SelectionInfo,
+    StrategyInfo,
+    StudyResult,
+    TaskInfo,
+    TeacherInfo,
+)
 from optprompt.study.objectives import parse_rule, select
 from optprompt.study.selection import Selection, compare_evaluations, select_winner
 from optprompt.trials import TrialRecord, counts, is_void
@@ -81,9 +94,9 @@ class StudyEnd:
     notes: Sequence[str] = ()
 
 
-def finish_study(end: StudyEnd, study: optuna.Study) -> dict[str, Any]:
-    """Score baseline and winner on test, compare them, write result.json (through
-    :class:`~optprompt.results.StudyResult`) and predictions; return what result.json holds."""
+def finish_study(end: StudyEnd, study: optuna.Study) -> StudyResult:
+    """Score baseline and winner on test, compare them, write result.json and predictions;
+    return the typed result."""
     from optuna.trial import TrialState
 
     from optprompt.stats import doubtful_win_warnings
@@ -181,7 +194,7 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> dict[str, Any]:
                     )
             test = scored_tests[cand.hash]
             families[name]["best"] = entry(top, cand, test)
-            families[name]["comparison"] = compare_evaluations(test_base, test).to_dict()
+            families[name]["comparison"] = compare_evaluations(test_base, test)
     warnings = (
         doubtful_win_warnings(
             dev_baseline=baseline_trial.values[0],
@@ -205,61 +218,65 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> dict[str, Any]:
     model = end.model
     spec = end.spec
     failures = {"test_baseline": test_base.format_failures, "test_best": test_best.format_failures}
-    task_info = task.summary()
-    if task.generates:
-        task_info["generation"] = {
-            "max_new_tokens": spec.task.max_new_tokens,
-            "stop": list(spec.task.stop),
-            "extract": spec.task.extract,
-        }
-    result = {
-        "format_version": RESULT_FORMAT,
-        "name": spec.name,
-        "optprompt_version": __version__,
-        "seed": spec.seed,
-        "model": {
-            "ref": spec.model,
-            "fingerprint": model.fingerprint,
-            "family": model.family,
-            "device": str(model.device),
-            "dtype": str(model.dtype).replace("torch.", ""),
-        },
-        "task": task_info,
-        "strategy": {"name": spec.strategy.name, "options": end.strategy_options, "budget": end.budget},
-        "pruning": spec.pruning.model_dump(),
-        "n_trials": sum(states.values()),
-        "n_scored": sum(counts(t) for t in trials),
-        "n_void": sum(is_void(t) for t in trials),
-        "dev_examples_scored": dev_scored,
-        "trial_states": dict(states),
-        "failure_reasons": dict(reasons),
-        "baseline": entry(baseline_trial, baseline, test_base),
-        "best": entry(best_trial, best, test_best),
-        "comparison": comparison.to_dict(),
-        "objectives": objectives,
-        **({"select": spec.select, "pareto": pareto} if pareto else {}),
-        **({"selection": {**selection.info, "why": selection.why}} if selection is not None else {}),
-        "warnings": warnings,
-        "format_failures": {k: v for k, v in failures.items() if v},
-        **({"context": end.kind_context.renderer.summary()} if _limited(end) else {}),
-        "strategy_summary": end.strategy_summary,
-        **({"families": families} if families else {}),
-        **({"teacher": teacher} if teacher else {}),
-        "wall_seconds": round(time.perf_counter() - end.started, 1),
-    }
+    generation = (
+        GenerationInfo(max_new_tokens=spec.task.max_new_tokens, stop=list(spec.task.stop), extract=spec.task.extract)
+        if task.generates
+        else None
+    )
+    optional: dict[str, Any] = {}  # parts result.json holds only when the study has them
+    if pareto:
+        optional.update(select=spec.select, pareto=pareto)
+    if selection is not None:
+        optional["selection"] = SelectionInfo(**selection.info, why=selection.why)
+    if _limited(end):
+        optional["context"] = ContextInfo(**end.kind_context.renderer.summary())
+    if families:
+        optional["families"] = families
+    if teacher:
+        optional["teacher"] = teacher
+    typed = StudyResult(
+        format_version=RESULT_FORMAT,
+        name=spec.name,
+        optprompt_version=__version__,
+        seed=spec.seed,
+        model=ModelInfo(
+            ref=spec.model,
+            fingerprint=model.fingerprint,
+            family=model.family,
+            device=str(model.device),
+            dtype=str(model.dtype).replace("torch.", ""),
+        ),
+        task=TaskInfo(**task.summary(), **({"generation": generation} if generation else {})),
+        strategy=StrategyInfo(name=spec.strategy.name, options=end.strategy_options, budget=end.budget),
+        pruning=PruningInfo(**spec.pruning.model_dump()),
+        n_trials=sum(states.values()),
+        n_scored=sum(counts(t) for t in trials),
+        n_void=sum(is_void(t) for t in trials),
+        dev_examples_scored=dev_scored,
+        trial_states=dict(states),
+        failure_reasons=dict(reasons),
+        baseline=entry(baseline_trial, baseline, test_base),
+        best=entry(best_trial, best, test_best),
+        comparison=comparison,
+        objectives=objectives,
+        warnings=warnings,
+        format_failures={k: v for k, v in failures.items() if v},
+        strategy_summary=end.strategy_summary,
+        wall_seconds=round(time.perf_counter() - end.started, 1),
+        **optional,
+    )
     lines = [
         json.dumps({"role": role, "split": "test", **p.to_dict()})
         for role, ev in (("baseline", test_base), ("best", test_best))
         for p in ev.predictions
     ]
-    typed = StudyResult.from_dict(result)
     kinds.of(best).finish(typed, ctx.output)
     atomic_write_text(ctx.output / PREDICTIONS_FILE, "\n".join(lines) + "\n")
     typed.write(ctx.output)
-    return typed.to_dict()
+    return typed
 
 
-def _teacher_figures(end: StudyEnd, test_base: Evaluation, test_best: Evaluation) -> dict[str, Any]:
+def _teacher_figures(end: StudyEnd, test_base: Evaluation, test_best: Evaluation) -> TeacherInfo:
     """Distillation: the teacher scored on test, against the student's baseline prompt
     (``comparison``) and against the student's winner (``student_vs_teacher``: winner minus
     teacher)."""
@@ -268,12 +285,12 @@ def _teacher_figures(end: StudyEnd, test_base: Evaluation, test_best: Evaluation
     options = [list(ex.options) for ex in task.test] if task.type == "multiple_choice" else None
     answers = teacher.predictor.predict([ex.input for ex in task.test], options)
     test = end.kind_context.evaluator.evaluate_answers(task.test, answers, "test", name="teacher")
-    return {
+    return TeacherInfo(
         **teacher.summary(),
-        "test": test.to_dict(),
-        "comparison": compare_evaluations(test_base, test).to_dict(),
-        "student_vs_teacher": compare_evaluations(test, test_best).to_dict(),
-    }
+        test=test.to_dict(),
+        comparison=compare_evaluations(test_base, test),
+        student_vs_teacher=compare_evaluations(test, test_best),
+    )
 
 
 def _families(trials: list[optuna.trial.FrozenTrial]) -> dict[str, Any]:

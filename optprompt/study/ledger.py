@@ -183,7 +183,8 @@ class TrialLedger:
 
     def _abandon_reserved(self, study: optuna.Study, error: BaseException) -> None:
         """Fail the trial a reservation cut short by a lost connection had created, if any."""
-        reason = f"{FailureKind.CONNECTION_LOST.value}: storage connection dropped while reserving it ({type(error).__name__})"
+        lost = FailureKind.CONNECTION_LOST.value
+        reason = f"{lost}: storage connection dropped while reserving it ({type(error).__name__})"
         if self.reserved is not None:
             self.close(study, self.reserved, reason)
         else:  # lost inside study.ask(), after the trial was created

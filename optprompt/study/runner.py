@@ -34,6 +34,7 @@ from optprompt.trials import FailureKind
 if TYPE_CHECKING:
     from optprompt.config.spec import StudySpec
     from optprompt.models.loading import LoadedModel
+    from optprompt.results import StudyResult
     from optprompt.tasks.task import Task
 
 __all__ = ["StudyRunner", "run_study", "RESULT_FILE", "SPEC_FILE", "PREDICTIONS_FILE"]
@@ -144,7 +145,7 @@ class StudyRunner:
         return self.session
 
     # --- the loop -----------------------------------------------------------------------
-    def run(self) -> dict[str, Any]:
+    def run(self) -> StudyResult:
         """Run trials until the budget is spent, then score on test and write results."""
         import optuna
 
@@ -219,6 +220,6 @@ class StudyRunner:
         return finish_study(end, study)
 
 
-def run_study(spec: StudySpec, **kwargs: Any) -> dict[str, Any]:
-    """Run or resume ``spec``; returns what ``result.json`` holds. See :class:`StudyRunner`."""
+def run_study(spec: StudySpec, **kwargs: Any) -> StudyResult:
+    """Run or resume ``spec``; returns its typed result (what ``result.json`` holds). See :class:`StudyRunner`."""
     return StudyRunner(spec, **kwargs).run()

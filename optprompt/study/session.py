@@ -11,7 +11,7 @@ import logging
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from optprompt.errors import CandidateRejected, ConfigError, OptpromptError
 from optprompt.kinds.base import KindContext

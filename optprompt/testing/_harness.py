@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from optprompt.plugins.manager import Entry, Plugins, Registry, get_plugin_manager, load_plugins
 from optprompt.strategies.base import BaseStrategy
-from optprompt.trials import TrialRecord, counts, is_void
 from optprompt.testing.fixtures import TinyStudyEnv, make_tiny_study_env, scratch_dir
+from optprompt.trials import TrialRecord, counts, is_void
 
 if TYPE_CHECKING:
     import optuna

@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from optprompt.errors import CandidateRejected
 from optprompt.results import StudyResult
 from optprompt.strategies.base import BaseStrategy, StrategyConfig
-from optprompt.trials import FailureKind, TrialRecord
 from optprompt.testing._harness import (
     ConformanceError,
     SimulatedInterrupt,
@@ -47,6 +46,7 @@ from optprompt.testing._harness import (
     trial_token,
 )
 from optprompt.testing.fixtures import TinyStudyEnv, make_tiny_study_env, scratch_dir
+from optprompt.trials import FailureKind, TrialRecord
 
 if TYPE_CHECKING:
     import optuna

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import TYPE_CHECKING, Any
 
 from optprompt.trials import keys
@@ -39,14 +39,14 @@ __all__ = [
 ]
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     """What a trial is for, beyond the search's own proposals."""
 
     BASELINE = "baseline"  # trial 0: the starting prompt
     COMBINED = "combined"  # a candidate combined from the finalists at the end (not budgeted)
 
 
-class FailureKind(str, Enum):
+class FailureKind(StrEnum):
     """Why a trial did not complete. Stored at the start of the reason text (``"kind: detail"``)."""
 
     INTERRUPTED = "interrupted"  # Ctrl-C / SIGTERM: void

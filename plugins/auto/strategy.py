@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Auto"]
 
+
 class Auto(BaseStrategy):
     """Template search, evolution and soft prompts / LoRA under one compute budget (experimental)."""
 

@@ -36,7 +36,7 @@ def _trials(spec) -> list[optuna.trial.FrozenTrial]:  # type: ignore[no-untyped-
 def test_one_study_spans_the_families_and_compares_them_on_test(study_dict, tiny_model, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     spec = _spec(study_dict, trials=9)
     runner = StudyRunner(spec, model=tiny_model, progress=False)
-    result = runner.run()
+    result = runner.run().to_dict()
     trials = _trials(spec)
     families = [t.user_attrs.get(attrs.FAMILY) for t in trials]
     # Cheapest first: template search, then evolution, then soft prompts (budget in trials: 8 after the baseline).
@@ -79,7 +79,7 @@ def test_one_study_spans_the_families_and_compares_them_on_test(study_dict, tiny
 
 def test_a_minutes_budget_ends_the_study_before_trials(study_dict, tiny_model) -> None:  # type: ignore[no-untyped-def]
     spec = _spec(study_dict, trials=40, budget={"minutes": 0.001}, evolution=False, soft_prompt=False)
-    result = StudyRunner(spec, model=tiny_model, progress=False).run()
+    result = StudyRunner(spec, model=tiny_model, progress=False).run().to_dict()
     assert result["n_scored"] < 40
     assert result["strategy_summary"]["budget"]["unit"] == "minutes"
 
@@ -168,14 +168,14 @@ def test_halving_with_one_family_is_a_plain_budget() -> None:
 )
 def test_bad_options_are_clear_errors(study_dict, tiny_model, options, message) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigError, match=message):
-        StudyRunner(_spec(study_dict, **options), model=tiny_model, progress=False).run()
+        StudyRunner(_spec(study_dict, **options), model=tiny_model, progress=False).run().to_dict()
 
 
 def test_the_report_shows_the_families_side_by_side(study_dict, tiny_model) -> None:  # type: ignore[no-untyped-def]
     from optprompt.report import write_report
 
     spec = _spec(study_dict, trials=5, evolution=False, soft_prompt={"methods": ["lora"], "epochs": [1, 1]})
-    result = StudyRunner(spec, model=tiny_model, progress=False).run()
+    result = StudyRunner(spec, model=tiny_model, progress=False).run().to_dict()
     page = write_report(spec.output).read_text()
     assert 'id="families-table"' in page
     for name in result["families"]:

@@ -46,13 +46,11 @@ def _spec(study_dict: dict, **strategy: Any):  # type: ignore[no-untyped-def]
 
 def _run(spec, tiny_model) -> tuple[dict, StudyRunner]:  # type: ignore[no-untyped-def]
     runner = StudyRunner(spec, plugins=_plugins(), model=tiny_model, progress=False)
-    return runner.run(), runner
+    return runner.run().to_dict(), runner
 
 
 def _trials(spec) -> list[optuna.trial.FrozenTrial]:  # type: ignore[no-untyped-def]
-    return optuna.load_study(
-        study_name=spec.name, storage=f"sqlite:///{Path(spec.output) / 'study.db'}"
-    ).trials
+    return optuna.load_study(study_name=spec.name, storage=f"sqlite:///{Path(spec.output) / 'study.db'}").trials
 
 
 def _history(spec) -> History:  # type: ignore[no-untyped-def]
@@ -104,9 +102,7 @@ def _good(prompt: str, seed: int) -> str:
 
 # --- GA and DE on the tiny model -----------------------------------------------------
 def test_ga_on_tiny_model_records_lineage(study_dict: dict, tiny_model) -> None:  # type: ignore[no-untyped-def]
-    spec = _spec(
-        study_dict, mode="ga", operators="llm", temperature=1.0, retries=0, max_new_tokens=8
-    )
+    spec = _spec(study_dict, mode="ga", operators="llm", temperature=1.0, retries=0, max_new_tokens=8)
     result, runner = _run(spec, tiny_model)
     assert result["n_scored"] == 9  # population 3 x (2 generations + 1)
     trials = _trials(spec)
@@ -133,9 +129,7 @@ def test_ga_on_tiny_model_records_lineage(study_dict: dict, tiny_model) -> None:
     best = [row["best"] for row in h.fitness()]
     assert best == sorted(best)
     summary = runner.strategy.summary(
-        optuna.load_study(
-            study_name=spec.name, storage=f"sqlite:///{Path(spec.output) / 'study.db'}"
-        )
+        optuna.load_study(study_name=spec.name, storage=f"sqlite:///{Path(spec.output) / 'study.db'}")
     )
     assert summary["generations_done"] == 2 and len(summary["fitness"]) == 3
     # The tiny random model writes garbage: it is rejected and counted, edits take over.
@@ -145,9 +139,7 @@ def test_ga_on_tiny_model_records_lineage(study_dict: dict, tiny_model) -> None:
         assert json.loads(json.dumps(result["strategy_summary"])) == json.loads(json.dumps(summary))
 
 
-def test_de_on_tiny_model_replaces_a_parent_only_by_a_better_child(
-    study_dict: dict, tiny_model
-) -> None:  # type: ignore[no-untyped-def]
+def test_de_on_tiny_model_replaces_a_parent_only_by_a_better_child(study_dict: dict, tiny_model) -> None:  # type: ignore[no-untyped-def]
     spec = _spec(
         study_dict,
         mode="de",
@@ -203,9 +195,7 @@ def test_edit_only_needs_no_rewriter(study_dict: dict, tiny_model, monkeypatch) 
     spec = _spec(study_dict, operators="edit", mode="de", population=3, generations=1)
     result, runner = _run(spec, tiny_model)
     assert result["n_scored"] == 6 and runner.strategy.budget().rewriter_calls == 0
-    ops = [
-        t.user_attrs[ATTR["operator"]] for t in _trials(spec) if ATTR["operator"] in t.user_attrs
-    ]
+    ops = [t.user_attrs[ATTR["operator"]] for t in _trials(spec) if ATTR["operator"] in t.user_attrs]
     assert ops and all("llm" not in op for op in ops)
 
 
@@ -243,14 +233,10 @@ def test_bad_options_name_their_key(study_dict: dict, tiny_model, options: dict,
 
 
 # --- junk ----------------------------------------------------------------------------
-def test_junk_rewrites_are_counted_and_never_crash(
-    study_dict: dict, tiny_model, fake_rewriter
-) -> None:  # type: ignore[no-untyped-def]
+def test_junk_rewrites_are_counted_and_never_crash(study_dict: dict, tiny_model, fake_rewriter) -> None:  # type: ignore[no-untyped-def]
     from optprompt.tasks.build import build_task
 
-    example = next(
-        iter(build_task(spec_from_dict(study_dict).task, plugins=_plugins(), seed=0).dev)
-    ).input
+    example = next(iter(build_task(spec_from_dict(study_dict).task, plugins=_plugins(), seed=0).dev)).input
     junk = [
         "",
         "{input}",
@@ -282,9 +268,7 @@ def test_junk_rewrites_are_counted_and_never_crash(
     }
 
 
-def test_a_failing_rewriter_falls_back_to_edits(
-    study_dict: dict, tiny_model, fake_rewriter
-) -> None:  # type: ignore[no-untyped-def]
+def test_a_failing_rewriter_falls_back_to_edits(study_dict: dict, tiny_model, fake_rewriter) -> None:  # type: ignore[no-untyped-def]
     def broken(prompt: str, seed: int) -> str:
         raise RuntimeError("CUDA out of memory")
 
@@ -336,9 +320,7 @@ def test_resume_after_a_smaller_budget_continues_the_same_evolution(
     assert len(_individuals(part)) == 4  # stopped in the middle of generation 1
     scored: list[str] = []
     _on_dev_scoring(monkeypatch, lambda n: scored.append("dev"))
-    rest = spec_from_dict(
-        {**study_dict, "output": out, "strategy": {**full.strategy.options(), "name": "evolution"}}
-    )
+    rest = spec_from_dict({**study_dict, "output": out, "strategy": {**full.strategy.options(), "name": "evolution"}})
     _run(rest, tiny_model)
     assert _individuals(rest) == expected  # the same individuals as the uninterrupted run
     assert scored.count("dev") <= 2  # only the two missing individuals were scored on dev
@@ -383,9 +365,7 @@ def test_resume_mid_generation_ends_like_an_uninterrupted_run(
     if how == "killed":
         assert trials[-1].state == optuna.trial.TrialState.RUNNING
         # What the heartbeat check does to a dead worker's trial: failed, without a reason.
-        study = optuna.load_study(
-            study_name=spec.name, storage=f"sqlite:///{Path(spec.output) / 'study.db'}"
-        )
+        study = optuna.load_study(study_name=spec.name, storage=f"sqlite:///{Path(spec.output) / 'study.db'}")
         study._storage.set_trial_state_values(trials[-1]._trial_id, optuna.trial.TrialState.FAIL)
     else:
         assert trials[-1].state == optuna.trial.TrialState.FAIL

@@ -15,7 +15,7 @@ from optprompt.tasks import Example
 
 def test_exported_card_reproduces_the_scored_prompt(study_dict: dict, tiny_model, tmp_path: Path) -> None:
     spec = spec_from_dict({**study_dict, "strategy": {**study_dict["strategy"], "trials": 8}})
-    result = run_study(spec, model=tiny_model, progress=False)
+    result = run_study(spec, model=tiny_model, progress=False).to_dict()
     path = export_card(spec.output, tmp_path / "card")
     assert path.name == "prompt_card.json"
     card = load_card(tmp_path / "card")

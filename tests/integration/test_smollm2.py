@@ -77,7 +77,7 @@ def test_tiny_study_on_smollm2(smollm2, demo_task, tmp_path: Path) -> None:
     data["strategy"] = {"name": "template_search", "trials": 3, "max_demos": 1}
     from optprompt.study import run_study
 
-    result = run_study(spec_from_dict(data), model=smollm2, progress=False)
+    result = run_study(spec_from_dict(data), model=smollm2, progress=False).to_dict()
     assert result["n_scored"] == 3
     assert result["best"]["dev"]["value"] >= result["baseline"]["dev"]["value"]
     assert result["model"]["fingerprint"] == smollm2.fingerprint

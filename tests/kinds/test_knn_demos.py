@@ -35,7 +35,7 @@ def _study_predictions(output: str, labels: list[str]) -> dict[str, str]:
 def _run(study_dict: dict, model, **strategy: object):  # type: ignore[no-untyped-def]
     spec = spec_from_dict(_knn_study(study_dict, **strategy))
     runner = StudyRunner(spec, model=model, progress=False)
-    result = runner.run()
+    result = runner.run().to_dict()
     assert result["best"]["candidate"].get("retrieval"), "every candidate but the baseline retrieves"
     return spec, runner, result
 
@@ -113,7 +113,7 @@ def test_a_card_whose_embedding_model_is_missing_says_so(study_dict, tiny_model,
 
 def test_default_template_search_keeps_fixed_demonstrations(study_dict, tiny_model) -> None:  # type: ignore[no-untyped-def]
     spec = spec_from_dict(study_dict)
-    result = StudyRunner(spec, model=tiny_model, progress=False).run()
+    result = StudyRunner(spec, model=tiny_model, progress=False).run().to_dict()
     assert "retrieval" not in result["best"]["candidate"] and "retrieval" not in result["best"]
 
 
@@ -121,7 +121,7 @@ def test_mixed_modes_search_both(study_dict, tiny_model) -> None:  # type: ignor
     import optuna
 
     spec = spec_from_dict(_knn_study(study_dict, trials=10, demos=["fixed", "knn"], sampler="random"))
-    StudyRunner(spec, model=tiny_model, progress=False).run()
+    StudyRunner(spec, model=tiny_model, progress=False).run().to_dict()
     trials = optuna.load_study(study_name=spec.name, storage=f"sqlite:///{Path(spec.output) / 'study.db'}").trials
     modes = {t.params.get("demos") for t in trials if "demos" in t.params}
     assert modes == {"fixed", "knn"}
@@ -183,7 +183,7 @@ def test_multiple_choice_knn_on_a_plain_model(tiny_plain_model, tiny_plain_model
     }
     spec = spec_from_dict(study)
     runner = StudyRunner(spec, model=tiny_plain_model, progress=False)
-    result = runner.run()
+    result = runner.run().to_dict()
     assert result["best"]["candidate"].get("retrieval")
     pool = result["best"]["retrieval"]["pool"]
     assert all(len(p["options"]) == 3 and p["label"] in {"0", "1", "2"} for p in pool)

@@ -27,7 +27,7 @@ def test_a_loaded_prompt_card_predicts_what_the_study_measured(study_dict, tiny_
     strategy = {**study_dict["strategy"], "trials": 6, "calibrations": [calibration]}
     spec = spec_from_dict({**study_dict, "strategy": strategy})
     runner = StudyRunner(spec, model=tiny_model, progress=False)
-    result = runner.run()
+    result = runner.run().to_dict()
     out = tmp_path / "card"
     export_card(spec.output, out)
     assert export_kind(out) == "prompt"
@@ -43,7 +43,7 @@ def test_a_loaded_prompt_card_predicts_what_the_study_measured(study_dict, tiny_
 def test_an_export_without_its_marker_is_recognised(study_dict, tiny_model, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Exports written before kinds were marked still load."""
     spec = spec_from_dict(study_dict)
-    StudyRunner(spec, model=tiny_model, progress=False).run()
+    StudyRunner(spec, model=tiny_model, progress=False).run().to_dict()
     out = tmp_path / "old"
     export_card(spec.output, out)
     (out / EXPORT_FILE).unlink()

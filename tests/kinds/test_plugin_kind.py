@@ -41,7 +41,7 @@ def test_a_study_runs_exports_and_loads_back_a_plugin_kind(ensemble_plugins, stu
     raw = {**study_dict, "strategy": {"name": "ensemble_search", "trials": 5}, "selection": {"holdout": 0}}
     spec = spec_from_dict(raw)
     runner = StudyRunner(spec, plugins=ensemble_plugins, model=tiny_model, progress=False)
-    result = runner.run()
+    result = runner.run().to_dict()
     kinds = [json.loads(json.dumps(t["candidate"])).get("kind") for t in (result["baseline"], result["best"])]
     assert kinds == [None, "ensemble"]  # the baseline is a prompt; an ensemble won on dev
     best = result["best"]

@@ -128,7 +128,7 @@ def test_study_on_a_gguf_file(study_dict: dict, tiny_gguf: Path, home: Path) -> 
     from optprompt.study.runner import run_study
 
     spec = spec_from_dict({**study_dict, "model": str(tiny_gguf), "strategy": {"name": "template_search", "trials": 2}})
-    result = run_study(spec, progress=False)
+    result = run_study(spec, progress=False).to_dict()
     assert result["model"]["ref"] == str(tiny_gguf)
     assert result["model"]["fingerprint"] == f"gguf:{file_sha256(tiny_gguf)[:16]}"
     assert result["n_scored"] == 2

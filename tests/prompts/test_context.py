@@ -123,7 +123,7 @@ def test_study_left_truncates_and_counts_in_result_and_summary(study_dict: dict,
     from optprompt.config import spec_from_dict
     from optprompt.study.runner import run_study
 
-    result = run_study(spec_from_dict(_long_study(study_dict, tmp_path, "left")), progress=False)
+    result = run_study(spec_from_dict(_long_study(study_dict, tmp_path, "left")), progress=False).to_dict()
     assert result["context"]["limit"] == 2048 and result["context"]["truncate"] == "left"
     assert result["context"]["truncated_examples"] == 1
     saved = json.loads((Path(study_dict["output"]) / "result.json").read_text())

@@ -46,7 +46,14 @@ OLD = {
     "failure_reasons": {},
     "baseline": ENTRY,
     "best": {**ENTRY, "trial": 1},
-    "comparison": {"p_value": 1.0, "n": 4},
+    "comparison": {
+        "baseline": {"estimate": 0.5, "low": 0.0, "high": 1.0, "confidence": 0.95},
+        "winner": {"estimate": 0.25, "low": 0.0, "high": 0.75, "confidence": 0.95},
+        "difference": {"estimate": -0.25, "low": -0.75, "high": 0.25, "confidence": 0.95},
+        "p_value": 1.0,
+        "test": "mcnemar-exact",
+        "n": 4,
+    },
     "objectives": ["score"],
     "warnings": ["a warning"],
     "format_failures": {},
@@ -76,3 +83,20 @@ def test_a_newer_version_and_an_incomplete_file_are_clear_errors(tmp_path) -> No
     (tmp_path / "result.json").write_text(json.dumps(broken))
     with pytest.raises(OptpromptError, match=r"result.json: not a complete study result: best: Field required"):
         load_result(tmp_path / "result.json")
+
+
+def test_a_file_of_the_format_before_typed_parts_loads_and_round_trips() -> None:
+    """tests/results/data/result-v2.json was written by optprompt before the result's parts
+    (task, pruning, comparison, selection, context) were typed models."""
+    from pathlib import Path
+
+    from optprompt.results import ContextInfo, PairedComparison, SelectionInfo, TaskInfo
+
+    path = Path(__file__).parent / "data" / "result-v2.json"
+    data = json.loads(path.read_text())
+    result = load_result(path)
+    assert isinstance(result.task, TaskInfo) and result.task.type == "classification" and result.task.labels
+    assert isinstance(result.comparison, PairedComparison) and 0 <= result.comparison.p_value <= 1
+    assert isinstance(result.selection, SelectionInfo) and result.selection.holdout == data["selection"]["holdout"]
+    assert isinstance(result.context, ContextInfo)
+    assert result.to_dict() == data  # nothing lost or added

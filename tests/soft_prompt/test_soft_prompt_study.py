@@ -22,8 +22,8 @@ from optprompt.errors import ConfigError
 from optprompt.plugins import load_plugins
 from optprompt.registry import PromptRegistry, RegistryError
 from optprompt.study import StudyRunner
-from optprompt.trials import keys as attrs
 from optprompt.testing.fixtures import write_labelled_jsonl
+from optprompt.trials import keys as attrs
 
 FAST = {"methods": ["prompt_tuning", "lora"], "epochs": [1, 2], "virtual_tokens": [4], "batch_size": 8}
 
@@ -37,7 +37,7 @@ def _spec(tmp_path: Path, tiny_model_dir: Path, name: str = "out", n: int = 48, 
 
 def _run(spec, tiny_model) -> tuple[dict, StudyRunner]:  # type: ignore[no-untyped-def]
     runner = StudyRunner(spec, model=tiny_model, progress=False)
-    return runner.run(), runner
+    return runner.run().to_dict(), runner
 
 
 def _trials(spec) -> list[optuna.trial.FrozenTrial]:  # type: ignore[no-untyped-def]
@@ -206,7 +206,7 @@ def test_a_finished_run_is_never_pruned(tmp_path, tiny_model_dir, tiny_model, mo
 def test_bad_hyperparameters_are_clear_errors(tmp_path, tiny_model_dir, tiny_model, options, message) -> None:  # type: ignore[no-untyped-def]
     spec = _spec(tmp_path, tiny_model_dir, **options)
     with pytest.raises(ConfigError, match=message):
-        StudyRunner(spec, model=tiny_model, progress=False).run()
+        StudyRunner(spec, model=tiny_model, progress=False).run().to_dict()
 
 
 def test_bad_candidate_hyperparameters_are_clear_errors(soft_runner) -> None:  # type: ignore[no-untyped-def]
@@ -226,7 +226,7 @@ def test_study_pruning_setting_must_leave_pruning_to_the_strategy(tmp_path, tiny
     raw = soft_study_dict(write_sentiment_jsonl(tmp_path / "d.jsonl"), tiny_model_dir, tmp_path / "o")
     raw["pruning"] = {"pruner": "wilcoxon"}
     with pytest.raises(ConfigError, match="soft_prompt prunes training runs per epoch itself"):
-        StudyRunner(spec_from_dict(raw), model=tiny_model, progress=False).run()
+        StudyRunner(spec_from_dict(raw), model=tiny_model, progress=False).run().to_dict()
 
 
 @pytest.mark.parametrize("how", ["ctrl-c", "killed"])

@@ -72,7 +72,7 @@ def test_induction_prompt_lists_the_pairs() -> None:
 def test_a_study_searches_over_induced_instructions(study_dict, tiny_model) -> None:  # type: ignore[no-untyped-def]
     raw = {**study_dict, "strategy": {**study_dict["strategy"], "induce": 3, "trials": 4}}
     spec = spec_from_dict(raw)
-    result = StudyRunner(spec, model=tiny_model, progress=False).run()
+    result = StudyRunner(spec, model=tiny_model, progress=False).run().to_dict()
     induced = result["strategy_summary"]["induced"]
     assert len(induced["instructions"]) + sum(induced["rejected"].values()) == 3
     assert result["strategy"]["budget"]["rewriter_calls"] == 3

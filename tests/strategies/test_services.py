@@ -42,7 +42,7 @@ def test_strategy_generates_with_the_task_model(study_dict: dict, tiny_model) ->
     _Rewriter.seen.clear()
     plugins = load_plugins(get_plugin_manager(extra_plugins=[_Plugin()]))
     spec = spec_from_dict({**study_dict, "strategy": {"name": "rewriter_test", "trials": 3}})
-    StudyRunner(spec, plugins=plugins, model=tiny_model, progress=False).run()
+    StudyRunner(spec, plugins=plugins, model=tiny_model, progress=False).run().to_dict()
     assert len(_Rewriter.seen) >= 2
     # seeded sampling: the same seed gives the same rewrite
     again = StudyRunner(

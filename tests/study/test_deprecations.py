@@ -70,6 +70,6 @@ def test_a_study_runs_with_deprecation_warnings_as_errors(study_dict: dict) -> N
     with warnings.catch_warnings():
         for category in DEPRECATIONS:
             warnings.simplefilter("error", category)
-        result = run_study(spec_from_dict(_template_study(study_dict)), progress=False)
+        result = run_study(spec_from_dict(_template_study(study_dict)), progress=False).to_dict()
     assert set(result["trial_states"]) <= {"complete", "pruned"}
     assert not any(reason.startswith(("FutureWarning", "DeprecationWarning")) for reason in result["failure_reasons"])

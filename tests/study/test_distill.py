@@ -43,7 +43,7 @@ def test_teacher_labels_train_and_unlabelled_inputs_and_the_student_trains_on_th
     raw["task"]["unlabeled"] = str(_unlabeled(tmp_path / "u.jsonl", extra))
     spec = spec_from_dict(raw)
     runner = StudyRunner(spec, model=tiny_model, progress=False)
-    result = runner.run()
+    result = runner.run().to_dict()
 
     gold_train = StudyRunner(spec_from_dict({**raw, "teacher": None, "task": {**raw["task"], "unlabeled": None}}))
     n_train = len(gold_train.task.train)

@@ -68,7 +68,7 @@ def test_extraction_study_on_a_random_model_counts_format_failures_and_reloads(
 ) -> None:  # type: ignore[no-untyped-def]
     _write_conll(tmp_path / "d.conll")
     spec = spec_from_dict(_study(tmp_path, tiny_model_dir, tmp_path / "d.conll"))
-    result = run_study(spec, model=tiny_model, progress=False)
+    result = run_study(spec, model=tiny_model, progress=False).to_dict()
     out = Path(spec.output)
     assert result["task"]["type"] == "extraction" and result["task"]["metric"] == "entity_f1"
     assert result["task"]["labels"] == ["PER", "ORG", "LOC"]  # the order of task.descriptions
@@ -87,7 +87,7 @@ def test_extraction_study_on_a_random_model_counts_format_failures_and_reloads(
     assert all(len(p["gold"]) == 3 and p["output"] is not None for p in preds)
 
     # Resuming scores nothing again; changing the baseline's output format is refused.
-    again = run_study(spec, model=tiny_model, progress=False)
+    again = run_study(spec, model=tiny_model, progress=False).to_dict()
     assert again["best"]["hash"] == result["best"]["hash"] and again["n_trials"] == result["n_trials"]
     other = _study(tmp_path, tiny_model_dir, tmp_path / "d.conll")
     other["task"]["output_format"] = "json"
@@ -128,7 +128,7 @@ def test_the_study_finds_the_format_the_model_follows_and_the_card_reproduces_it
     json_oracle.update(_write_conll(tmp_path / "d.conll"))
     raw = _study(tmp_path, tiny_model_dir, tmp_path / "d.conll", output_formats=["json"], trials=3)
     spec = spec_from_dict(raw)
-    result = run_study(spec, model=tiny_model, progress=False)
+    result = run_study(spec, model=tiny_model, progress=False).to_dict()
     out = Path(spec.output)
     n_test = result["task"]["sizes"]["test"]
     base, best = result["baseline"]["test"], result["best"]["test"]
@@ -174,7 +174,7 @@ def test_soft_prompt_trains_on_the_serialised_entities_and_scores_by_generation(
     raw["scoring"]["cache"] = False
     spec = spec_from_dict(raw)
     runner = StudyRunner(spec, model=tiny_model, progress=False)
-    result = runner.run()
+    result = runner.run().to_dict()
     # What the adapter is trained on: the gold entities in the candidate's format, after the prompt.
     items, _ = training_items(runner.baseline, runner.task.train[:1], runner.renderer, tiny_model.tokenizer, chat=True)
     ex = runner.task.train[0]
@@ -206,7 +206,7 @@ def test_distillation_from_an_exported_extraction_card(
     from optprompt.study.runner import StudyRunner
 
     runner = StudyRunner(spec_from_dict(raw), model=tiny_model, progress=False)
-    result = runner.run()
+    result = runner.run().to_dict()
     train = runner.task.train
     assert [ex.input for ex in train[-2:]] == unlabeled and train[-1].id == "unlabeled:row2"
     last = train[-1]
@@ -237,7 +237,7 @@ def test_auto_runs_every_family_on_an_extraction_task(tmp_path: Path, tiny_model
         "shares": {"template_search": 0.3, "evolution": 0.3, "soft_prompt": 0.4},
     }
     raw["scoring"]["cache"] = False
-    result = run_study(spec_from_dict(raw), model=tiny_model, progress=False)
+    result = run_study(spec_from_dict(raw), model=tiny_model, progress=False).to_dict()
     families = result["families"]
     assert set(families) == {"template_search", "evolution", "soft_prompt"}
     for fam in families.values():

@@ -41,7 +41,7 @@ def test_generation_study_end_to_end(tiny_model, tmp_path: Path) -> None:
             "strategy": {"name": "template_search", "trials": 4, "max_demos": 2, "demo_pool": 4},
         }
     )
-    result = run_study(spec, model=tiny_model, progress=False)
+    result = run_study(spec, model=tiny_model, progress=False).to_dict()
     assert result["task"]["type"] == "generation" and result["task"]["metric"] == "token_f1"
     assert set(result["best"]["test"]["metrics"]) == {"exact_match", "contains", "token_f1", "rouge_l", "bleu"}
     assert 0.0 <= result["best"]["test"]["value"] <= 1.0
@@ -77,7 +77,7 @@ def test_generation_metric_must_fit_task_type(tiny_model, tmp_path: Path) -> Non
 
 
 def test_seq2seq_classification_study(study_dict: dict, tiny_seq2seq) -> None:
-    result = run_study(spec_from_dict(study_dict), model=tiny_seq2seq, progress=False)
+    result = run_study(spec_from_dict(study_dict), model=tiny_seq2seq, progress=False).to_dict()
     assert result["n_scored"] == 6
     assert result["baseline"]["chat"] is False
 
@@ -93,7 +93,7 @@ def test_masked_lm_needs_single_token_baseline_answers(study_dict: dict, tiny_ma
 
 def test_masked_lm_cloze_study(study_dict: dict, tiny_masked) -> None:
     study_dict["task"]["verbalizer"] = {"positive": "good", "negative": "bad"}
-    result = run_study(spec_from_dict(study_dict), model=tiny_masked, progress=False)
+    result = run_study(spec_from_dict(study_dict), model=tiny_masked, progress=False).to_dict()
     trials = optuna.load_study(
         study_name="tiny-study", storage=f"sqlite:///{Path(study_dict['output']) / 'study.db'}"
     ).trials

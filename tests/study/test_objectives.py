@@ -36,7 +36,7 @@ def test_multi_objective_study_exports_front_and_picks(study_dict: dict, tiny_mo
     study_dict["objectives"] = ["score", "prompt_tokens"]
     study_dict["strategy"] = {**study_dict["strategy"], "trials": 10}
     runner = StudyRunner(spec_from_dict(study_dict), model=tiny_model, progress=False)
-    result = runner.run()
+    result = runner.run().to_dict()
     assert type(runner.sampler).__name__ == "NSGAIISampler"
     study = optuna.load_study(study_name="tiny-study", storage=f"sqlite:///{Path(study_dict['output']) / 'study.db'}")
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]

@@ -10,8 +10,8 @@ import pytest
 from optuna.trial import TrialState, create_trial
 
 from optprompt.cli.main import main
-from optprompt.trials import keys as attrs
 from optprompt.trials import FailureKind, failure_reason
+from optprompt.trials import keys as attrs
 
 WORKER_DIED = FailureKind.WORKER_DIED.value
 
@@ -52,7 +52,7 @@ def test_killed_trial_reads_the_same_in_result_show_and_report(study_dict: dict,
     meta = json.loads((out / SPEC_FILE).read_text())
     # What a killed worker leaves behind once the heartbeat check has failed its trial.
     optuna.load_study(study_name=meta["study_name"], storage=meta["storage"]).add_trial(_trial(TrialState.FAIL))
-    result = run_study(spec, progress=False)  # resume: re-writes result.json with the dead trial counted
+    result = run_study(spec, progress=False).to_dict()  # resume: re-writes result.json with the dead trial counted
     assert result["failure_reasons"] == {WORKER_DIED: 1}
     assert json.loads((out / "result.json").read_text())["failure_reasons"] == {WORKER_DIED: 1}
 

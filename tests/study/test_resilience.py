@@ -24,10 +24,10 @@ from optprompt.plugins.manager import get_plugin_manager
 from optprompt.prompts import PromptCandidate
 from optprompt.strategies import BaseStrategy
 from optprompt.study import StudyRunner, run_study
-from optprompt.trials import keys as attrs
 from optprompt.study.interrupts import deferred_interrupts
 from optprompt.study.resilience import reseed_sampler
 from optprompt.trials import counts
+from optprompt.trials import keys as attrs
 
 POSTGRES = "postgresql+psycopg2://root@127.0.0.1:5432/test"
 
@@ -201,7 +201,7 @@ def test_trial_timeout_fails_trial_and_study_goes_on(study_dict: dict, tiny_mode
     plugins = load_plugins(get_plugin_manager(extra_plugins=[_SleepyPlugin()]))
     spec = spec_from_dict({**study_dict, "strategy": {"name": "sleepy", "trials": 5}, "trial_timeout": 1.5})
     started = time.time()
-    result = StudyRunner(spec, plugins=plugins, model=tiny_model, progress=False).run()
+    result = StudyRunner(spec, plugins=plugins, model=tiny_model, progress=False).run().to_dict()
     assert time.time() - started < 20
     assert result["failure_reasons"] == {"TrialTimeout": 1}
     assert result["trial_states"]["fail"] == 1 and result["n_scored"] == 5
@@ -216,7 +216,7 @@ def test_pruning_saves_dev_scorings_and_pruned_never_win(tmp_path: Path, tiny_mo
         pruning={"pruner": pruner, "slices": 4, "warmup_trials": 1, "p_threshold": 0.5},
     )
     spec["strategy"]["trials"] = 14
-    result = run_study(spec_from_dict(spec), model=tiny_model, progress=False)
+    result = run_study(spec_from_dict(spec), model=tiny_model, progress=False).to_dict()
     trials = _trials(f"sqlite:///{tmp_path / 'out' / 'study.db'}", spec["name"])
     pruned = [
         t
@@ -273,14 +273,14 @@ def test_worker_killed_before_its_heartbeat_thread_leaves_a_stale_trial(
 
     monkeypatch.setattr(runner_module.Heartbeat, "__enter__", dies_on_second)
     with pytest.raises(_DiedBeforeHeartbeat):
-        StudyRunner(spec, model=tiny_model, progress=False).run()
+        StudyRunner(spec, model=tiny_model, progress=False).run().to_dict()
     monkeypatch.setattr(runner_module.Heartbeat, "__enter__", real_enter)
     url = f"sqlite:///{tmp_path / 'out' / 'study.db'}"
     assert [t.state for t in _trials(url, "early")][-1] == optuna.trial.TrialState.RUNNING
 
     out: dict = {}
     resumed = threading.Thread(
-        target=lambda: out.update(r=StudyRunner(spec, model=tiny_model, progress=False).run()), daemon=True
+        target=lambda: out.update(r=StudyRunner(spec, model=tiny_model, progress=False).run().to_dict()), daemon=True
     )
     resumed.start()
     resumed.join(timeout=120)
@@ -457,7 +457,7 @@ def test_interrupt_between_reserving_and_scoring_fails_the_trial(
 
     monkeypatch.setattr(TrialLedger, "baseline_state", staticmethod(interrupted_on_third))
     with pytest.raises(KeyboardInterrupt):
-        StudyRunner(spec, model=tiny_model, progress=False).run()
+        StudyRunner(spec, model=tiny_model, progress=False).run().to_dict()
     trials = _trials(f"sqlite:///{tmp_path / 'out' / 'study.db'}", "window")
     states = [t.state for t in trials]
     assert states[:2] == [optuna.trial.TrialState.COMPLETE] * 2

@@ -21,8 +21,12 @@ def _trials(out: Path, name: str = "tiny-study") -> list[optuna.trial.FrozenTria
 
 
 def test_study_runs_end_to_end_and_writes_result(study_dict: dict, tiny_model) -> None:
+    from optprompt.results import PairedComparison, StudyResult
+
     spec = spec_from_dict(study_dict)
-    result = run_study(spec, model=tiny_model, progress=False)
+    typed = run_study(spec, model=tiny_model, progress=False)
+    assert isinstance(typed, StudyResult) and isinstance(typed.comparison, PairedComparison)
+    result = typed.to_dict()
     out = Path(spec.output)
     on_disk = json.loads((out / RESULT_FILE).read_text())
     assert on_disk == json.loads(json.dumps(result))
@@ -46,11 +50,11 @@ def test_study_runs_end_to_end_and_writes_result(study_dict: dict, tiny_model) -
 
 def test_rerun_resumes_without_rescoring(study_dict: dict, tiny_model, monkeypatch) -> None:
     spec = spec_from_dict(study_dict)
-    first = run_study(spec, model=tiny_model, progress=False)
+    first = run_study(spec, model=tiny_model, progress=False).to_dict()
     out = Path(spec.output)
     n_before = len(_trials(out))
     # Same spec again: budget already spent, no new trial, same answer.
-    again = run_study(spec, model=tiny_model, progress=False)
+    again = run_study(spec, model=tiny_model, progress=False).to_dict()
     assert len(_trials(out)) == n_before
     assert again["best"]["hash"] == first["best"]["hash"]
     # A larger budget adds only the missing trials.
@@ -71,8 +75,10 @@ def test_rerun_resumes_without_rescoring(study_dict: dict, tiny_model, monkeypat
 
 
 def test_same_seed_is_reproducible(study_dict: dict, tiny_model, tmp_path: Path) -> None:
-    a = run_study(spec_from_dict(study_dict), model=tiny_model, progress=False)
-    b = run_study(spec_from_dict({**study_dict, "output": str(tmp_path / "other")}), model=tiny_model, progress=False)
+    a = run_study(spec_from_dict(study_dict), model=tiny_model, progress=False).to_dict()
+    b = run_study(
+        spec_from_dict({**study_dict, "output": str(tmp_path / "other")}), model=tiny_model, progress=False
+    ).to_dict()
     ta = [t.user_attrs[attrs.HASH] for t in _trials(Path(study_dict["output"]))]
     tb = [t.user_attrs[attrs.HASH] for t in _trials(tmp_path / "other")]
     assert ta == tb
@@ -111,7 +117,7 @@ class _FlakyPlugin:
 def test_failing_trial_is_recorded_and_study_goes_on(study_dict: dict, tiny_model) -> None:
     plugins = load_plugins(get_plugin_manager(extra_plugins=[_FlakyPlugin()]))
     spec = spec_from_dict({**study_dict, "strategy": {"name": "flaky", "trials": 5}})
-    result = StudyRunner(spec, plugins=plugins, model=tiny_model, progress=False).run()
+    result = StudyRunner(spec, plugins=plugins, model=tiny_model, progress=False).run().to_dict()
     trials = _trials(Path(spec.output))
     failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
     assert [t.number for t in failed] == [2, 4]

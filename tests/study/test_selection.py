@@ -14,10 +14,10 @@ from optprompt.config import spec_from_dict
 from optprompt.config.spec import SelectionSpec
 from optprompt.errors import ConfigError
 from optprompt.study import StudyRunner
-from optprompt.trials import keys as attrs
 from optprompt.study.selection import one_sided_p, select_winner
 from optprompt.tasks.sampling import holdout_split
 from optprompt.tasks.task import Example
+from optprompt.trials import keys as attrs
 
 
 def _examples(labels: list[str]) -> list[Example]:
@@ -131,7 +131,7 @@ def _study(tmp_path: Path, tiny_model_dir: Path, n: int = 96, **extra) -> dict: 
 def test_a_study_never_scores_the_held_out_part_during_the_search(tmp_path, tiny_model_dir, tiny_model, capsys) -> None:  # type: ignore[no-untyped-def]
     spec = spec_from_dict(_study(tmp_path, tiny_model_dir))
     runner = StudyRunner(spec, model=tiny_model, progress=False)
-    result = runner.run()
+    result = runner.run().to_dict()
     held = {e.id for e in runner.holdout}
     assert held and not held & {e.id for e in runner.dev}
     assert len(held) + len(runner.dev) == len(runner.task.dev)
@@ -163,14 +163,14 @@ def test_a_study_never_scores_the_held_out_part_during_the_search(tmp_path, tiny
 
 def test_a_small_dev_set_skips_the_default_holdout_and_says_so(tmp_path, tiny_model_dir, tiny_model) -> None:  # type: ignore[no-untyped-def]
     spec = spec_from_dict(_study(tmp_path, tiny_model_dir, n=20))
-    result = StudyRunner(spec, model=tiny_model, progress=False).run()
+    result = StudyRunner(spec, model=tiny_model, progress=False).run().to_dict()
     assert "selection" not in result
     assert any("too few to hold" in w for w in result["warnings"])
     explicit = spec_from_dict(
         _study(tmp_path, tiny_model_dir, n=20, selection={"holdout": 0.3}, output=str(tmp_path / "o2"))
     )
     with pytest.raises(ConfigError, match="selection.holdout: 0.3 of the"):
-        StudyRunner(explicit, model=tiny_model, progress=False).run()
+        StudyRunner(explicit, model=tiny_model, progress=False).run().to_dict()
 
 
 def test_selection_settings_are_validated() -> None:
@@ -197,7 +197,7 @@ def test_the_finalists_compete_as_an_ensemble_that_exports_and_predicts_exactly(
     raw = _study(tmp_path, tiny_model_dir, selection={"do_no_harm": False, "finalists": 3, "ensemble": 2})
     raw["strategy"]["trials"] = 6
     runner = StudyRunner(spec_from_dict(raw), model=tiny_model, progress=False)
-    result = runner.run()
+    result = runner.run().to_dict()
     study = optuna.load_study(study_name="sel", storage=f"sqlite:///{tmp_path / 'out' / 'study.db'}")
     combined = [t for t in study.trials if t.user_attrs.get(attrs.ROLE) == "combined"]
     assert len(combined) == 1  # the two best distinct prompts on dev, as one candidate

@@ -10,7 +10,6 @@ import pytest
 from optuna.trial import TrialState, create_trial
 
 from optprompt.trials import FailureKind, Role, TrialRecord, counts, encode, is_void, records
-from optprompt.trials import keys as attrs
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -208,7 +208,7 @@ class EnsembleKind(MembersMixin, CandidateKind):
         for i, (desc, m, off) in enumerate(zip(chosen["members"], cand.members, cand.offsets)):
             card = card_from_description(
                 desc,
-                dict(result.task),
+                result.task.model_dump(mode="json", exclude_unset=True),
                 calibration={"method": m.calibration, "offsets": list(off) if off is not None else None},
                 model=model,
                 study=result.name,

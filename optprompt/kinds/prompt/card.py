@@ -391,7 +391,7 @@ def card_from_result(
     baseline = result.baseline.to_dict()
     return card_from_description(
         entry,
-        dict(result.task),
+        result.task.model_dump(mode="json", exclude_unset=True),
         calibration=entry.get("calibration"),
         model=result.model.model_dump(mode="json", exclude_unset=True),
         scores={
@@ -400,7 +400,7 @@ def card_from_result(
             **({"objectives": entry["objectives"]} if "objectives" in entry else {}),
         },
         baseline_scores={"dev": baseline["dev"], "test": baseline.get("test")},
-        comparison=dict(result.comparison),
+        comparison=result.comparison.to_dict() if result.comparison is not None else {},
         warnings=list(result.warnings),
         seed=result.seed,
         study=result.name,
