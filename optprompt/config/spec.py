@@ -137,9 +137,12 @@ class PruningSpec(_Strict):
 
 class SelectionSpec(_Strict):
     """How the winner is picked without overfitting dev: the search sees only part of dev;
-    the best ``finalists`` there are scored again on the held-out rest, and the best of
-    them there wins. With ``do_no_harm`` the baseline stays the winner unless a finalist
-    beats it significantly on the held-out part."""
+    the best ``finalists`` there are scored again on fresh evidence (the held-out rest of
+    dev, and the train rows that did not choose them: not their demonstrations, not what
+    they were trained on), and the finalist with the largest paired gain over the baseline
+    there is the candidate. With ``do_no_harm`` it wins only if that gain is significant
+    after accounting for having picked the best of the finalists (a max-T sign-flip
+    permutation test; Bonferroni for corpus-level metrics)."""
 
     holdout: float = Field(
         0.3,
@@ -149,9 +152,16 @@ class SelectionSpec(_Strict):
         "0: the winner is the best on dev, as the search saw it.",
     )
     finalists: int = Field(5, ge=1, description="How many of the best distinct candidates on dev are re-scored.")
+    train: int = Field(
+        200,
+        ge=0,
+        description="Train rows re-scored as fresh evidence for each finalist they did not choose (a seeded "
+        "sample when train is larger); 0: the held-out part of dev alone.",
+    )
     do_no_harm: bool = Field(
         True,
-        description="Keep the baseline as the winner unless a finalist beats it significantly on the held-out part.",
+        description="Keep the baseline as the winner unless the picked finalist beats it significantly on its fresh "
+        "evidence (adjusted for picking the best of the finalists).",
     )
     alpha: float = Field(0.1, gt=0.0, lt=1.0, description="do_no_harm: the one-sided significance level.")
     ensemble: int = Field(

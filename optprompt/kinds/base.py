@@ -193,6 +193,12 @@ class CandidateKind(abc.ABC):
         """The candidate as ``result.json`` shows it (at least ``candidate`` and ``hash``)."""
         return {"candidate": candidate.to_dict(), "hash": candidate.hash}
 
+    def fresh(self, candidate: Any, ctx: KindContext, train: Sequence[Example]) -> list[Example]:
+        """The rows of ``train`` that did not choose ``candidate`` and so are fresh evidence for
+        picking it at the end of a study (``selection``). The default is none: a kind that
+        trains on train, or does not say, is judged on the held-out part of dev alone."""
+        return []
+
     def combine(self, finalists: Sequence[tuple[Any, Any]], ctx: KindContext, limit: int) -> Any | None:
         """A candidate of this kind built from the study's finalists, or None (the default).
 

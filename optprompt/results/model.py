@@ -154,6 +154,8 @@ class Finalist(_Part):
     trial: int
     dev: float
     holdout: float
+    evidence: int | None = None  # examples fresh for it and the baseline (held-out dev + train)
+    gain: float | None = None  # its metric minus the baseline's on them
     combined: str | None = None  # what a kind built from the finalists (a prompt ensemble)
 
 
@@ -162,13 +164,17 @@ class SelectionInfo(_Part):
 
     holdout: int
     searched: int = 0
+    train: int | None = None  # train rows re-scored as fresh evidence (for candidates they did not choose)
     baseline_holdout: float | None = None
     finalists: list[Finalist] = []
     do_no_harm: bool = True
     alpha: float = 0.05
     picked: int | None = None
     p_value: float | None = None
+    test: str | None = None  # how p_value accounts for picking the best of the finalists
+    evidence: int | None = None  # the picked finalist's fresh examples
     kept_baseline: bool | None = None
+    notes: list[str] = []
     why: str = ""
 
 

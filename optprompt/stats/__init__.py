@@ -18,18 +18,22 @@ from optprompt.stats.bootstrap import (
     paired_bootstrap_corpus,
 )
 from optprompt.stats.paired import McNemarResult, compare, mcnemar, permutation_test
+from optprompt.stats.selection import bonferroni, max_t_sign_flip, t_statistic
 from optprompt.stats.warnings import doubtful_win_warnings, selection_noise_gain
 
 __all__ = [
     "Interval",
     "McNemarResult",
     "PairedComparison",
+    "bonferroni",
     "bootstrap_ci",
     "compare",
     "doubtful_win_warnings",
+    "max_t_sign_flip",
     "mcnemar",
     "paired_bootstrap",
     "paired_bootstrap_corpus",
     "permutation_test",
     "selection_noise_gain",
+    "t_statistic",
 ]

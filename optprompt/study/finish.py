@@ -139,7 +139,9 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> StudyResult:
             chosen = select(pareto, [])
         best_trial = next(t for t in complete if t.number == chosen["trial"])
     elif end.holdout:
-        selection = select_winner(end.spec.selection, complete, baseline_trial, end.holdout, kinds, ctx, study)
+        selection = select_winner(
+            end.spec.selection, complete, baseline_trial, end.holdout, kinds, ctx, study, train=task.train
+        )
         trials = study.get_trials(deepcopy=False)  # with what selection combined from the finalists
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
         best_trial = selection.winner

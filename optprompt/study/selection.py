@@ -116,6 +116,29 @@ def _combined(
     return out
 
 
+def _subset(ev: Evaluation, ids: Sequence[str]) -> Evaluation:
+    """``ev`` restricted to the examples ``ids``, in that order (for paired comparisons)."""
+    import dataclasses
+
+    where = {p.id: i for i, p in enumerate(ev.predictions)}
+    keep = [where[i] for i in ids]
+    return dataclasses.replace(
+        ev,
+        predictions=[ev.predictions[i] for i in keep],
+        counts=[ev.counts[i] for i in keep] if ev.counts is not None else None,
+    )
+
+
+def _train_pool(train: Sequence[Example], n: int, seed: int) -> list[Example]:
+    """At most ``n`` train rows, a seeded sample in the train split's order."""
+    import random
+
+    if len(train) <= n:
+        return list(train)
+    keep = set(random.Random(seed).sample(range(len(train)), n))
+    return [ex for i, ex in enumerate(train) if i in keep]
+
+
 def select_winner(
     spec: SelectionSpec,
     complete: Sequence[optuna.trial.FrozenTrial],
@@ -124,48 +147,109 @@ def select_winner(
     kinds: CandidateKinds,
     ctx: KindContext,
     study: optuna.Study | None = None,
+    train: Sequence[Example] = (),
 ) -> Selection:
     """Score the finalists (and what kinds combine from them, when ``study`` is given to
-    record it in) and the baseline on ``holdout``, and pick the winner."""
+    record it in) and the baseline on fresh evidence, and pick the winner.
 
-    def score(t: optuna.trial.FrozenTrial) -> Evaluation:
+    Each candidate's evidence is ``holdout`` plus the rows of ``train`` (at most
+    ``spec.train``) its kind says did not choose it (:meth:`CandidateKind.fresh`). A
+    finalist is compared with the baseline on the examples fresh for both; the one with
+    the largest gain is picked, and do no harm tests that gain with the pick accounted
+    for (:func:`optprompt.stats.max_t_sign_flip`; Bonferroni over the finalists for
+    corpus-level metrics)."""
+    from optprompt.errors import DataError
+    from optprompt.stats import bonferroni, max_t_sign_flip
+
+    pool = _train_pool(train, spec.train, ctx.seed) if spec.train else []
+
+    def score(t: optuna.trial.FrozenTrial) -> tuple[Evaluation, list[str]]:
         record = TrialRecord.from_frozen(t)
         cand: Candidate = kinds.from_dict(record.candidate)
+        fresh = kinds.of(cand).fresh(cand, ctx, pool) if pool else []
         with kinds.of(cand).scorer(cand, ctx) as evaluator:
-            return evaluator.evaluate(cand, holdout, "holdout", offsets=record.offsets)
+            try:
+                ev = evaluator.evaluate(cand, [*holdout, *fresh], "selection", offsets=record.offsets)
+            except DataError as e:  # a train row that does not fit the context (task.truncate: error)
+                notes.append(f"trial {t.number}: scored on the held-out part of dev alone ({e})")
+                ev = evaluator.evaluate(cand, holdout, "selection", offsets=record.offsets)
+                fresh = []
+        return ev, [ex.id for ex in fresh]
 
-    ctx.note(f"selection: scoring the finalists on {len(holdout)} held-out dev examples")
-    base = score(baseline_trial)
+    notes: list[str] = []
+    ctx.note(f"selection: scoring the finalists on {len(holdout)} held-out dev and up to {len(pool)} train examples")
+    base, base_train = score(baseline_trial)
+    base_ids = {p.id for p in base.predictions}
+    holdout_ids = [ex.id for ex in holdout]
     rows: list[dict[str, Any]] = []
-    scored: list[tuple[optuna.trial.FrozenTrial, Evaluation]] = []
+    scored: list[tuple[optuna.trial.FrozenTrial, Evaluation, Evaluation, float]] = []
     finalists = _finalists(complete, TrialRecord.from_frozen(baseline_trial).hash or "", spec.finalists)
     for t in finalists + _combined(study, finalists, spec, kinds, ctx):
-        ev = score(t)
-        scored.append((t, ev))
-        rows.append({"trial": t.number, "dev": t.values[0], "holdout": ev.value})
+        ev, fresh_train = score(t)
+        shared = holdout_ids + [i for i in fresh_train if i in base_ids]
+        mine, theirs = _subset(ev, shared), _subset(base, shared)
+        gain = _value(mine, ctx) - _value(theirs, ctx)
+        scored.append((t, mine, theirs, gain))
+        held = _value(_subset(ev, holdout_ids), ctx)
+        rows.append(
+            {"trial": t.number, "dev": t.values[0], "holdout": held, "evidence": len(shared), "gain": round(gain, 6)}
+        )
         record = TrialRecord.from_frozen(t)
         if record.is_combined:
             rows[-1]["combined"] = kinds.of_dict(record.candidate).label
     info: dict[str, Any] = {
         "holdout": len(holdout),
         "searched": len(ctx.dev),
-        "baseline_holdout": base.value,
+        "train": len(base_train),
+        "baseline_holdout": _value(_subset(base, holdout_ids), ctx),
         "finalists": rows,
         "do_no_harm": spec.do_no_harm,
         "alpha": spec.alpha,
     }
+    if notes:
+        info["notes"] = notes
     if not scored:
         return Selection(baseline_trial, True, "no candidate other than the baseline finished", info)
-    top, top_ev = max(scored, key=lambda s: (s[1].value, s[0].values[0], -s[0].number))
-    p = one_sided_p(base, top_ev)
-    info.update(picked=top.number, p_value=p)
-    figures = f"trial {top.number}: {top_ev.value:.3f} vs the baseline's {base.value:.3f}, one-sided p = {p:.3g}"
-    if spec.do_no_harm and (top_ev.value <= base.value or p >= spec.alpha):
+    best = max(range(len(scored)), key=lambda k: (scored[k][3], scored[k][0].values[0], -scored[k][0].number))
+    top, top_ev, top_base, gain = scored[best]
+    corpus = top_ev.counts is not None
+    if corpus:
+        p = bonferroni(one_sided_p(top_base, top_ev), len(scored))
+        test = f"paired bootstrap of the corpus metric, Bonferroni over {len(scored)} finalists"
+    else:
+        diffs = [
+            {pm.id: pm.score - pb.score for pm, pb in zip(mine.predictions, theirs.predictions)}
+            for _, mine, theirs, _ in scored
+        ]
+        p = max_t_sign_flip(diffs, best, seed=ctx.seed)
+        test = f"max-T sign-flip permutation over {len(scored)} finalists"
+    info.update(picked=top.number, p_value=p, test=test, evidence=len(top_ev.predictions))
+    figures = (
+        f"trial {top.number}: {gain:+.3f} over the baseline on {len(top_ev.predictions)} fresh examples "
+        f"({len(holdout)} held-out dev, {len(top_ev.predictions) - len(holdout)} train), adjusted one-sided p = {p:.3g}"
+    )
+    if spec.do_no_harm and (gain <= 0 or p >= spec.alpha):
         why = (
-            f"do no harm: the best finalist on the {len(holdout)} held-out dev examples ({figures}) "
-            f"does not beat the baseline significantly (alpha {spec.alpha}); the winner is the baseline"
+            f"do no harm: the best finalist ({figures}) does not beat the baseline significantly "
+            f"(alpha {spec.alpha}; {test}); the winner is the baseline"
         )
         info.update(kept_baseline=True)
         return Selection(baseline_trial, True, why, info)
     info.update(kept_baseline=False)
-    return Selection(top, False, f"picked on {len(holdout)} held-out dev examples ({figures})", info)
+    return Selection(top, False, f"picked on fresh evidence ({figures}; {test})", info)
+
+
+def _value(ev: Evaluation, ctx: KindContext) -> float:
+    """The task metric on ``ev``'s examples, recomputed (``ev`` may be a subset): the corpus
+    statistic of the summed counts (entity F1), the ranking metric of the chosen answers
+    (accuracy, macro F1), else the mean per-example score (generation metrics)."""
+    if not ev.predictions:
+        return 0.0
+    if ev.counts is not None and ev.statistic is not None:
+        import numpy as np
+
+        return float(ev.statistic(np.sum(np.asarray(ev.counts, dtype=np.float64), axis=0)))
+    if not ctx.task.generates:
+        examples = [ctx.task.example(p.id) for p in ev.predictions]
+        return ctx.evaluator.measure(examples, [p.pred for p in ev.predictions])[ev.metric]
+    return sum(ev.scores) / len(ev.predictions)

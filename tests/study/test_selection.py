@@ -34,9 +34,18 @@ def test_holdout_split_is_stratified_disjoint_and_keeps_order() -> None:
     assert holdout_split(exs, 0.0) == (exs, [])
 
 
-def _ev(scores: list[float]) -> SimpleNamespace:
-    """What selection reads of an evaluation: its value and per-example scores (no corpus counts)."""
-    return SimpleNamespace(value=sum(scores) / len(scores), scores=scores, counts=None, statistic=None)
+def _ev(scores: list[float], examples: list[Example] | None = None):  # type: ignore[no-untyped-def]
+    """An evaluation of 0/1 answers: gold choice 1, predicted 1 when the score is 1."""
+    from optprompt.scoring.evaluate import Evaluation, ExamplePrediction
+
+    ids = [e.id for e in examples] if examples is not None else [str(i) for i in range(len(scores))]
+    return Evaluation(
+        candidate_hash="x",
+        split="selection",
+        metric="accuracy",
+        metrics={"accuracy": sum(scores) / len(scores)},
+        predictions=[ExamplePrediction(i, 1, int(s), float(s)) for i, s in zip(ids, scores)],
+    )
 
 
 def test_one_sided_p() -> None:
@@ -54,10 +63,12 @@ def _numbered(number: int, value: float, name: str) -> optuna.trial.FrozenTrial:
 
 
 class _Kinds:
-    """Candidates are their names; scoring on the held-out part returns fixed per-example scores."""
+    """Candidates are their names; each example's score is fixed per candidate (by position in
+    the held-out part, then in train); ``shown`` are a candidate's demonstrations (not fresh)."""
 
-    def __init__(self, holdout_scores: dict[str, list[float]]) -> None:
-        self.holdout_scores = holdout_scores
+    def __init__(self, scores: dict[str, list[float]], shown: dict[str, set[str]] | None = None) -> None:
+        self.scores = scores
+        self.shown = shown or {}
         self.scored: list[str] = []
 
     def from_dict(self, data: dict) -> str:
@@ -71,17 +82,27 @@ class _Kinds:
             def scorer(self, c, ctx):  # type: ignore[no-untyped-def]
                 yield SimpleNamespace(evaluate=lambda c, exs, split, offsets=None: kinds._eval(c, exs))
 
+            def fresh(self, c, ctx, train):  # type: ignore[no-untyped-def]
+                return [ex for ex in train if ex.id not in kinds.shown.get(c, set())]
+
         return _Kind()
 
     def _eval(self, cand: str, examples):  # type: ignore[no-untyped-def]
         self.scored.append(cand)
-        scores = self.holdout_scores[cand]
-        assert len(scores) == len(examples)
-        return _ev(scores)
+        position = {e.id: i for i, e in enumerate(HOLDOUT + TRAIN)}
+        return _ev([self.scores[cand][position[e.id]] for e in examples], list(examples))
 
 
 HOLDOUT = _examples(["a", "b"] * 20)
-CTX = SimpleNamespace(dev=_examples(["a"] * 50), note=lambda text: None)
+TRAIN = [Example(id=f"t{i}", input=f"t{i}", target="a", target_index=0, row=f"t{i}") for i in range(40)]
+_BY_ID = {e.id: e for e in HOLDOUT + TRAIN}
+CTX = SimpleNamespace(
+    dev=_examples(["a"] * 50),
+    note=lambda text: None,
+    seed=0,
+    task=SimpleNamespace(generates=False, example=lambda i: _BY_ID[i]),
+    evaluator=SimpleNamespace(measure=lambda exs, preds: {"accuracy": sum(p == 1 for p in preds) / len(preds)}),
+)
 
 
 def test_the_winner_is_picked_on_the_held_out_part_not_on_dev() -> None:
@@ -113,6 +134,50 @@ def test_finalists_are_distinct_and_capped() -> None:
     chosen = select_winner(SelectionSpec(finalists=2), trials, trials[0], HOLDOUT, kinds, CTX)
     assert [f["trial"] for f in chosen.info["finalists"]] == [1, 2]
     assert sorted(kinds.scored) == ["base", "c1", "c2"]
+
+
+def test_train_rows_that_did_not_choose_a_finalist_are_its_evidence() -> None:
+    """A 40-example held-out part alone cannot tell a 5-point gain from noise; with the 40
+    train rows that are not its demonstrations it can. Rows it shows are never its evidence."""
+    base, good = _numbered(0, 0.5, "base"), _numbered(1, 0.8, "good")
+    # held out: baseline 20/40, good 22/40; train: baseline 10/40, good 30/40 (rows t0-t9 its demos)
+    scores = {
+        "base": [1.0] * 20 + [0.0] * 20 + [1.0] * 10 + [0.0] * 30,
+        "good": [1.0] * 22 + [0.0] * 18 + [1.0] * 30 + [0.0] * 10,
+    }
+    kinds = _Kinds(scores, shown={"good": {f"t{i}" for i in range(10)}})
+    alone = select_winner(SelectionSpec(), [base, good], base, HOLDOUT, kinds, CTX)
+    assert alone.kept_baseline and alone.info["train"] == 0
+    spec = SelectionSpec(train=100)
+    chosen = select_winner(spec, [base, good], base, HOLDOUT, kinds, CTX, train=TRAIN)
+    assert not chosen.kept_baseline and chosen.winner.number == 1
+    (row,) = chosen.info["finalists"]
+    assert row["evidence"] == 40 + 30 and chosen.info["evidence"] == 70 and chosen.info["train"] == 40
+    # gain on the 70 shared examples: good (22 + 20) vs baseline (20 + 0) of them
+    assert row["gain"] == pytest.approx((42 - 20) / 70)
+    assert chosen.info["test"] == "max-T sign-flip permutation over 1 finalists"
+    # a train cap: a seeded sample of that many rows
+    capped = select_winner(SelectionSpec(train=12), [base, good], base, HOLDOUT, kinds, CTX, train=TRAIN)
+    assert capped.info["train"] == 12
+
+
+def test_picking_the_best_of_several_is_paid_for() -> None:
+    """Ten noise finalists: the best of them looks significant on its own, not after the pick."""
+    import random
+
+    from optprompt.stats import max_t_sign_flip
+
+    rng = random.Random(3)
+    base_scores = [float(rng.random() < 0.5) for _ in range(40)]
+    names = [f"n{k}" for k in range(10)]
+    scores = {"base": base_scores, **{n: [float(rng.random() < 0.5) for _ in range(40)] for n in names}}
+    trials = [_numbered(0, 0.5, "base")] + [_numbered(k + 1, 0.9, n) for k, n in enumerate(names)]
+    chosen = select_winner(SelectionSpec(finalists=10, ensemble=0), trials, trials[0], HOLDOUT, _Kinds(scores), CTX)
+    picked = chosen.info["picked"]
+    top = [float(a) - float(b) for a, b in zip(scores[names[picked - 1]], base_scores)]
+    alone = max_t_sign_flip([{str(i): d for i, d in enumerate(top)}], 0)
+    assert chosen.info["p_value"] > alone  # the adjusted p-value is larger than the top's own
+    assert chosen.info["test"] == "max-T sign-flip permutation over 10 finalists"
 
 
 def _study(tmp_path: Path, tiny_model_dir: Path, n: int = 96, **extra) -> dict:  # type: ignore[no-untyped-def]

@@ -151,6 +151,11 @@ class MembersMixin:
         prompts = PromptKind()
         return sum(prompts.prompt_tokens(m, ctx) for m in candidate.members)
 
+    def fresh(self, candidate: Any, ctx: KindContext, train: Sequence[Example]) -> list[Example]:
+        """Train rows no member shows as a demonstration."""
+        shown = {i for m in candidate.members for i in m.demo_ids}
+        return [ex for ex in train if ex.id not in shown]
+
     def check(self, candidate: Any, ctx: KindContext, examples: Sequence[Example]) -> None:
         for m in candidate.members:
             PromptKind().check(m, ctx, examples)

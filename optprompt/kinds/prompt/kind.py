@@ -116,6 +116,12 @@ class PromptKind(CandidateKind):
             )
         return out
 
+    def fresh(self, candidate: PromptCandidate, ctx: KindContext, train: Sequence[Example]) -> list[Example]:
+        """Train rows other than its demonstrations (a candidate retrieving demonstrations per
+        input never retrieves the input itself, so every train row is fresh for it)."""
+        shown = set(candidate.demo_ids)
+        return [ex for ex in train if ex.id not in shown]
+
     def check(self, candidate: PromptCandidate, ctx: KindContext, examples: Sequence[Example]) -> None:
         super().check(candidate, ctx, examples)
         ctx.renderer.render_text(candidate)
