@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from optprompt.errors import ConfigError
 from optprompt.prompts.candidate import PromptCandidate
@@ -21,7 +21,29 @@ if TYPE_CHECKING:
     from optprompt.scoring.evaluate import Evaluation
     from optprompt.strategies.services import StrategyServices, TextGenerator
 
-__all__ = ["BaseStrategy", "StrategyConfig", "StrategyContext", "Budget"]
+__all__ = ["BaseStrategy", "StrategyConfig", "StrategyContext", "Budget", "BudgetSpec", "MINUTES_TRIAL_BOUND"]
+
+#: ``trials`` when a budget in minutes is given and ``trials`` is not: an upper bound only.
+MINUTES_TRIAL_BOUND = 1000
+
+
+class BudgetSpec(BaseModel):
+    """What a study may spend: minutes of trial time, or scored trials.
+
+    With ``minutes``, no trial starts once the finished trials' time reaches the budget, so
+    the study ends at most one trial's time past it (per worker); ``trials`` then only
+    bounds the count (it defaults to a large number)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    minutes: float | None = Field(None, gt=0, description="Minutes of trial time (scoring and training).")
+    trials: int | None = Field(None, ge=1, description="Scored trials, the baseline included (as strategy.trials).")
+
+    @model_validator(mode="after")
+    def _one(self) -> BudgetSpec:
+        if (self.minutes is None) == (self.trials is None):
+            raise ValueError("give minutes or trials")
+        return self
 
 
 class StrategyConfig(BaseModel):
@@ -30,6 +52,32 @@ class StrategyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     trials: int = Field(40, ge=1, description="Trials to run, the baseline (trial 0) included.")
+    budget: BudgetSpec | None = Field(
+        None,
+        description="The study's budget: {minutes: M} (trial time; trials then only bounds the count) or {trials: N}.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _budget_sets_trials(cls, data: Any) -> Any:
+        """``budget: {trials: N}`` is ``trials: N``; with ``budget: {minutes: M}`` an unset
+        ``trials`` becomes :data:`MINUTES_TRIAL_BOUND`."""
+        budget = data.get("budget") if isinstance(data, dict) else None
+        if not isinstance(budget, dict) or cls.model_fields["budget"].annotation != (BudgetSpec | None):
+            return data  # absent, or a strategy with a budget of its own kind (auto)
+        if budget.get("trials") is not None:
+            if "trials" in data and data["trials"] != budget["trials"]:
+                raise ValueError(f"trials: {data['trials']} and budget.trials: {budget['trials']} disagree; give one")
+            return {**data, "trials": budget["trials"]}
+        if budget.get("minutes") is not None and "trials" not in data:
+            return {**data, "trials": MINUTES_TRIAL_BOUND}
+        return data
+
+    @property
+    def minutes(self) -> float | None:
+        """The budget in minutes of trial time, if the study has one."""
+        return getattr(self.budget, "minutes", None)
+
     sampler: Literal["auto", "tpe", "random", "nsga2"] = Field(
         "auto", description="Optuna sampler; auto: TPE, or NSGA-II for multi-objective studies."
     )

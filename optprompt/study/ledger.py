@@ -31,6 +31,8 @@ __all__ = ["TrialLedger", "KnownScore"]
 
 logger = logging.getLogger("optprompt")
 T = TypeVar("T")
+#: Consecutive proposals that were all repeats or rejected: the search space is taken as exhausted.
+EXHAUSTED_AFTER = 25
 
 
 @dataclass
@@ -63,6 +65,7 @@ class TrialLedger:
         self.study_id: int | None = None
         self.lock = BudgetLock(url, spec.name)
         self.reserved: optuna.Trial | None = None  # the trial this process holds, if any
+        self.stop_reason: str | None = None  # why the study ended before its trial count, if it did
         # Concurrent workers must not replay each other's sampler draws.
         self.worker_salt = random.SystemRandom().randrange(1, 2**31) if worker else 0
 
@@ -153,17 +156,14 @@ class TrialLedger:
             running = sum(r.is_running for r in trials)
             if counted >= budget or (counted and self.strategy.finished(study)):
                 return None, "done"
+            stop = self._stop_reason(trials, counted, budget, max_total)
+            if stop is not None:
+                if self.stop_reason is None:
+                    logger.warning("%s", stop)
+                self.stop_reason = stop
+                return None, "done"
             if counted + running >= budget:
                 return None, "wait"
-            if sum(r.is_finished for r in trials) >= max_total:
-                logger.warning(
-                    "stopping after %d trials: the strategy keeps proposing candidates already "
-                    "scored (%d distinct of %d budgeted)",
-                    max_total,
-                    counted,
-                    budget,
-                )
-                return None, "done"
             # The position ignores running trials: after a crash, the dead worker's trial is
             # still "running" until its heartbeat expires, and the resumed run must propose
             # what an uninterrupted one would have. Workers add their own salt instead.
@@ -180,6 +180,30 @@ class TrialLedger:
             # thread starts still leaves a trial that goes stale (one with no heartbeat never does).
             write(trial, position=position)
             return trial, "run"
+
+    def _stop_reason(self, trials: list[TrialRecord], counted: int, budget: int, max_total: int) -> str | None:
+        """Why the study stops before ``budget`` trials count, or None: its minutes are spent,
+        or the strategy only repeats scored candidates (or proposes rejected ones)."""
+        minutes = getattr(self.strategy.config, "minutes", None)
+        if minutes is not None and counted:
+            spent = sum(r.seconds or 0.0 for r in trials if r.is_finished and not r.is_combined) / 60
+            if spent >= minutes:
+                return (
+                    f"the budget of {minutes:g} minutes is spent ({spent:.1f} minutes of trial time, {counted} trials)"
+                )
+        finished = [r for r in trials if r.is_finished and not r.is_void and not r.is_combined]
+        tail = finished[-EXHAUSTED_AFTER:]
+        if counted and len(tail) == EXHAUSTED_AFTER and not any(r.counts for r in tail):
+            return (
+                f"the search space looks exhausted: the last {EXHAUSTED_AFTER} proposals were all repeats of scored "
+                f"candidates or rejected ({counted} distinct scored of {budget} budgeted)"
+            )
+        if len(finished) >= max_total:
+            return (
+                f"stopping after {max_total} trials: the strategy keeps proposing candidates already scored "
+                f"({counted} distinct of {budget} budgeted)"
+            )
+        return None
 
     def _abandon_reserved(self, study: optuna.Study, error: BaseException) -> None:
         """Fail the trial a reservation cut short by a lost connection had created, if any."""

@@ -10,8 +10,17 @@ __all__ = ["StudyProgress"]
 class StudyProgress:
     """Context manager; ``advance(value)`` after each trial. Does nothing when disabled."""
 
-    def __init__(self, total: int, done: int = 0, *, enabled: bool = True, best: float | None = None) -> None:
-        self.total = total
+    def __init__(
+        self,
+        total: int | None,
+        done: int = 0,
+        *,
+        enabled: bool = True,
+        best: float | None = None,
+        minutes: float | None = None,
+    ) -> None:
+        self.total = total  # None: a budget in minutes (the bar shows elapsed time against it)
+        self.minutes = minutes
         self.done = done
         self.enabled = enabled
         self.best = best
@@ -28,7 +37,8 @@ class StudyProgress:
         elapsed = time.perf_counter() - self._started
         rate = f", {self._examples / elapsed:.1f} ex/s" if self._examples and elapsed > 0 else ""
         note = f" · {self._note}" if self._note else ""
-        return f"trials (best dev {best}{rate}){note}"
+        budget = f" of {self.minutes:g} min" if self.minutes is not None else ""
+        return f"trials{budget} (best dev {best}{rate}){note}"
 
     def __enter__(self) -> StudyProgress:
         import time
@@ -56,7 +66,8 @@ class StudyProgress:
                 transient=False,
             )
             self._progress.__enter__()
-            self._task = self._progress.add_task(self._desc(), total=self.total, completed=min(self.done, self.total))
+            completed = self.done if self.total is None else min(self.done, self.total)
+            self._task = self._progress.add_task(self._desc(), total=self.total, completed=completed)
         return self
 
     def advance(self, value: float | None, examples: int = 0) -> None:

@@ -179,7 +179,10 @@ class StudyRunner:
         # Repeats of an already scored candidate cost no model time and do not count; a
         # sampler that only repeats itself (a small, exhausted space) stops the study.
         max_total = budget.trials * 3
-        with StudyProgress(total=budget.trials, done=done, enabled=self.progress, best=ledger.best_value(study)) as bar:
+        minutes = session.strategy.config.minutes
+        total = budget.trials if minutes is None else None
+        best = ledger.best_value(study)
+        with StudyProgress(total=total, done=done, enabled=self.progress, best=best, minutes=minutes) as bar:
             session.kind_context.note = bar.note
             while True:
                 try:
@@ -215,7 +218,7 @@ class StudyRunner:
             started=started,
             teacher=session.teacher,
             holdout=session.holdout,
-            notes=session.notes,
+            notes=[*session.notes, *([ledger.stop_reason] if ledger.stop_reason else [])],
         )
         return finish_study(end, study)
 

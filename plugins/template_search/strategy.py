@@ -16,6 +16,8 @@ from optprompt.tasks import balanced_sample
 if TYPE_CHECKING:
     import optuna
 
+    from optprompt.tasks import Task
+
 __all__ = ["KnnOptions", "TemplateSearch", "TemplateSearchConfig"]
 
 _GENERIC_INSTRUCTIONS = {
@@ -98,6 +100,12 @@ class KnnOptions(BaseModel):
     )
 
 
+#: The budget from which per-input (kNN) demonstrations join the default search: each kNN
+#: candidate costs about three fixed ones, so a small budget is better spent on the rest.
+KNN_MIN_TRIALS = 24
+KNN_MIN_MINUTES = 4.0
+
+
 class TemplateSearchConfig(StrategyConfig):
     """Options of ``template_search`` (all optional)."""
 
@@ -126,10 +134,12 @@ class TemplateSearchConfig(StrategyConfig):
     )
     induce_demos: int = Field(5, ge=1, le=32, description="Train examples shown for each induced instruction.")
     induce_model: str | None = Field(None, description="The rewriter model for induction (default: the task model).")
-    demos: list[Literal["fixed", "knn"]] = Field(
-        default_factory=lambda: ["fixed"],
+    demos: list[Literal["fixed", "knn"]] | None = Field(
+        None,
         min_length=1,
-        description="Demonstration modes to search: fixed (chosen per candidate) and/or knn (retrieved per input).",
+        description="Demonstration modes to search: fixed (chosen per candidate) and/or knn (retrieved per input). "
+        f"Default: fixed, and knn too when the budget allows it (at least {KNN_MIN_TRIALS} trials or "
+        f"{KNN_MIN_MINUTES:g} minutes) and train has rows enough to retrieve from.",
     )
     knn: KnnOptions = Field(default_factory=KnnOptions, description="Settings searched for knn demonstrations.")
 
@@ -179,7 +189,7 @@ class TemplateSearch(BaseStrategy):
             task.train, config.demo_pool, random.Random(context.seed), by_label=task.type == "classification"
         )
         self.max_demos = min(config.max_demos, len(self.pool))
-        self.demo_modes = _dedupe(list(config.demos))
+        self.demo_modes = _dedupe(list(config.demos or self._default_demo_modes(task)))
         self.knn_pool: tuple[str, ...] = ()
         if "knn" in self.demo_modes:
             if not task.train:
@@ -189,6 +199,12 @@ class TemplateSearch(BaseStrategy):
             order = {ex.id: i for i, ex in enumerate(task.train)}
             self.knn_pool = tuple(sorted((ex.id for ex in sample), key=order.__getitem__))
         self.induced: Induced | None = None  # induced on the first proposal (the model is loaded by then)
+
+    def _default_demo_modes(self, task: Task) -> list[str]:
+        """fixed; and knn when the budget allows it and train holds more rows than the largest k."""
+        c = self.config
+        roomy = (c.minutes or 0) >= KNN_MIN_MINUTES if c.minutes is not None else c.trials >= KNN_MIN_TRIALS
+        return ["fixed", "knn"] if roomy and len(task.train) > max(c.knn.k) and self.max_demos > 0 else ["fixed"]
 
     def budget(self) -> Budget:
         return Budget(trials=self.config.trials, dev_scorings=self.config.trials, rewriter_calls=self.config.induce)
