@@ -55,7 +55,7 @@ def _each_method(runner, task, row) -> None:  # type: ignore[no-untyped-def]
         seconds = time.perf_counter() - started
         with runner.kinds.of(cand).scorer(cand, runner.kind_context) as evaluator:
             test = evaluator.evaluate(cand, task.test, "test")
-        info = trial.user_attrs.get("soft_prompt.training", {})
+        info = trial.user_attrs.get("soft.training", {})
         row(
             f"{method} (fixed settings)",
             dev.value,
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         cand = SoftCandidate.from_dict(t.user_attrs[attrs.CANDIDATE])
         with runner.kinds.of(cand).scorer(cand, runner.kind_context) as evaluator:
             ev = evaluator.evaluate(cand, task.test, "test")
-        training = t.user_attrs["soft_prompt.training"]
+        training = t.user_attrs["soft.training"]
         row(
             f"best {method} (trial {t.number})",
             t.values[0],

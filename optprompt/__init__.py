@@ -45,8 +45,8 @@ _LAZY = {
     "PromptCard": "optprompt.export",
     "export_card": "optprompt.export",
     "load_card": "optprompt.export",
-    "load_adapter": "optprompt.adapters",
-    "SoftPrompt": "optprompt.adapters",
+    "load_adapter": "optprompt.kinds.soft",
+    "SoftPrompt": "optprompt.kinds.soft",
     "SoftCandidate": "optprompt.adapters",
     "load_prompt": "optprompt.registry",
     "StudySpec": "optprompt.config",
@@ -55,10 +55,11 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from optprompt.adapters import SoftCandidate, SoftPrompt, load_adapter
+    from optprompt.adapters import SoftCandidate
     from optprompt.config import StudySpec, load_spec
     from optprompt.export import PromptCard, export_card, load_card
     from optprompt.kinds import CandidateKind, load
+    from optprompt.kinds.soft import SoftPrompt, load_adapter
     from optprompt.prompts import PromptCandidate
     from optprompt.registry import load_prompt
     from optprompt.strategies import BaseStrategy, StrategyConfig

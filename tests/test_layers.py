@@ -2,15 +2,16 @@
 ``if TYPE_CHECKING:`` blocks excepted, they never run).
 
     foundation (errors, _io, _version, plugins) -> config, results, trials -> tasks, models -> prompts
-      -> scoring -> kinds, adapters, strategies, stats -> study
-      -> export, report, registry, testing -> cli
+      -> scoring -> adapters -> kinds, strategies, stats -> study
+      -> export, report, registry, testing -> cli -> the ``optprompt`` facade
 
 A package may import its own layer's packages and lower ones, never a higher one; the
-packages of one layer must not import each other in a cycle. ``optprompt.plugins`` is the
-composition root of the extension points: any layer uses its registries, and it names each
-extension point's base class to validate what plugins register, so its own imports are
-not held to the order. The built-in plugins under ``plugins/`` import only the documented
-public plugin API: the packages in :data:`PLUGIN_API`, through their ``__init__``.
+packages of one layer must not import each other in a cycle, and no two modules import
+each other, directly or around a loop (``if TYPE_CHECKING:`` imports included). No package
+is exempt: ``optprompt.plugins`` (the registries and hook specifications every layer uses)
+imports nothing above the foundation, and the facade's lazy re-exports sit on top. The
+built-in plugins under ``plugins/`` import only the documented public plugin API: the
+packages in :data:`PLUGIN_API`, through their ``__init__``.
 """
 
 from __future__ import annotations
@@ -29,12 +30,13 @@ LAYERS: list[set[str]] = [
     {"tasks", "models"},
     {"prompts"},
     {"scoring"},
-    {"kinds", "adapters", "strategies", "stats"},
+    {"adapters"},
+    {"kinds", "strategies", "stats"},
     {"study"},
     {"export", "report", "registry", "testing"},
     {"cli"},
+    {""},  # the `optprompt` facade: lazy re-exports of everything
 ]
-EXEMPT = {"plugins", ""}  # "" is the `optprompt` facade: lazy re-exports of everything
 LAYER_OF = {pkg: i for i, layer in enumerate(LAYERS) for pkg in layer}
 
 #: What a plugin may import: these packages' ``__init__`` exports (plus ``optprompt`` itself).
@@ -46,6 +48,7 @@ PLUGIN_API = {
     "optprompt.kinds",
     "optprompt.kinds.prompt",
     "optprompt.kinds.ensemble",
+    "optprompt.kinds.soft",
     "optprompt.plugins",
     "optprompt.prompts",
     "optprompt.results",
@@ -63,10 +66,15 @@ def _type_checking(node: ast.If) -> bool:
     )
 
 
-def imports(path: Path, package: str) -> list[tuple[int, str]]:
-    """(line, absolute module name) of every import that runs, in ``path``."""
+def imports(path: Path, package: str, *, type_checking: bool = False) -> list[tuple[int, str]]:
+    """(line, absolute module name) of every import that runs in ``path`` (and of those under
+    ``if TYPE_CHECKING:`` too, with ``type_checking``)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    skip = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and _type_checking(node) for n in node.body}
+    skip = set()
+    if not type_checking:
+        skip = {
+            id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and _type_checking(node) for n in node.body
+        }
     skipped = set()
     for node in ast.walk(tree):
         if id(node) in skip:
@@ -124,11 +132,11 @@ def test_core_imports_follow_the_layers() -> None:
     bad = []
     for path, package in _core_modules():
         area = _area(package) if package != "optprompt" else path.stem.replace("__init__", "")
-        if area in EXEMPT or area is None:
+        if area is None:
             continue
         for line, module in imports(path, package):
             target = _area(module)
-            if target is None or target in EXEMPT or target == area:
+            if target is None or target == area:
                 continue
             if target not in LAYER_OF:  # a top-level module such as optprompt._io
                 continue
@@ -141,11 +149,11 @@ def test_no_cycles_between_core_packages() -> None:
     graph: dict[str, set[str]] = defaultdict(set)
     for path, package in _core_modules():
         area = _area(package) if package != "optprompt" else path.stem.replace("__init__", "")
-        if area in EXEMPT or area is None:
+        if area is None:
             continue
         for _, module in imports(path, package):
             target = _area(module)
-            if target and target not in EXEMPT and target != area and target in LAYER_OF:
+            if target and target != area and target in LAYER_OF:
                 graph[area].add(target)
 
     def reach(start: str) -> set[str]:
@@ -172,3 +180,47 @@ def test_plugins_import_only_the_public_plugin_api(plugin: str) -> None:
                 if module not in PLUGIN_API:
                     bad.append(f"{path.relative_to(ROOT)}:{line}: imports {module}")
     assert not bad, "plugins must import the public plugin API only:\n" + "\n".join(bad)
+
+
+def test_no_import_cycles_between_modules() -> None:
+    """No module imports another that imports it back, directly or around a loop, counting
+    imports inside functions and under ``if TYPE_CHECKING:`` (Tarjan's strongly connected
+    components over the module graph)."""
+    graph: dict[str, set[str]] = defaultdict(set)
+    for path, package in _core_modules():
+        rel = path.relative_to(ROOT).with_suffix("")
+        name = ".".join(rel.parts[:-1] if rel.parts[-1] == "__init__" else rel.parts)
+        for _, module in imports(path, package, type_checking=True):
+            if _is_module(module) and module != name:
+                graph[name].add(module)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def connect(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                connect(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            connect(v)
+    assert not cycles, "modules in an import cycle: " + "; ".join(" <-> ".join(c) for c in cycles)

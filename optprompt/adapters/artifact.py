@@ -20,13 +20,12 @@ from typing import TYPE_CHECKING, Any
 from optprompt._io import atomic_write_json, read_json
 from optprompt._version import __version__
 from optprompt.errors import OptpromptError
-from optprompt.kinds.prompt.card import PromptCard
-from optprompt.kinds.prompt.predictor import CardPredictor
 
 if TYPE_CHECKING:
     from peft import PeftModel
 
     from optprompt.adapters.candidate import SoftCandidate
+    from optprompt.kinds.prompt.card import PromptCard
     from optprompt.models.loading import LoadedModel
 
 __all__ = [
@@ -35,8 +34,6 @@ __all__ = [
     "save_adapter",
     "read_manifest",
     "update_manifest",
-    "load_adapter",
-    "SoftPrompt",
 ]
 
 MANIFEST_FILE = "optprompt_adapter.json"
@@ -83,46 +80,6 @@ def update_manifest(directory: str | os.PathLike[str], **fields: Any) -> dict[st
     return data
 
 
-class SoftPrompt(CardPredictor):
-    """A trained adapter on its base model: score, predict and generate with it.
-
-    Build it with :func:`load_adapter`. It renders inputs through its prompt card exactly
-    as a card does (:class:`~optprompt.kinds.prompt.CardPredictor`), and scores through
-    the adapted model. Use it as a context manager (or call :meth:`close`) to take the
-    adapter off the base model again (LoRA changes the model's modules in place while it
-    is loaded).
-    """
-
-    def __init__(self, manifest: dict[str, Any], card: PromptCard, loaded: LoadedModel, peft_model: PeftModel) -> None:
-        from optprompt.adapters.backend import AdapterBackend
-        from optprompt.adapters.candidate import SoftCandidate
-
-        super().__init__(card, loaded, AdapterBackend(loaded, peft_model))
-        self.manifest = manifest
-        self.peft_model = peft_model
-        self.candidate: SoftCandidate = SoftCandidate.from_dict(manifest["candidate"])
-        self._closed = False
-
-    # --- lifetime -------------------------------------------------------------------
-    def _check_open(self) -> None:
-        if self._closed:
-            raise OptpromptError("this SoftPrompt was closed")
-
-    def close(self) -> None:
-        """Take the adapter off the base model (restores LoRA-wrapped modules)."""
-        from optprompt.adapters.methods import detach
-
-        if not self._closed:
-            detach(self.peft_model, self.loaded)
-            self._closed = True
-
-    def __enter__(self) -> SoftPrompt:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
 def attach_saved(loaded: LoadedModel, directory: str | os.PathLike[str]) -> PeftModel:
     """Put the adapter saved in ``directory`` onto ``loaded``'s model (inference mode)."""
     from peft import PeftModel
@@ -134,43 +91,6 @@ def attach_saved(loaded: LoadedModel, directory: str | os.PathLike[str]) -> Peft
     peft_model.to(loaded.device)
     peft_model.eval()
     return peft_model
-
-
-def load_adapter(
-    directory: str | os.PathLike[str],
-    model: str | LoadedModel | None = None,
-    *,
-    device: str = "auto",
-    dtype: str = "auto",
-    check_fingerprint: bool = True,
-) -> SoftPrompt:
-    """Load an exported (or a study's) adapter onto its base model.
-
-    Args:
-        directory: The adapter directory (``optprompt export`` output or
-            ``OUTPUT/adapters/<hash>``).
-        model: The base model: None loads the manifest's model reference; a string
-            loads that reference instead (a local copy); a :class:`LoadedModel` is used
-            as it is (its module is modified in place while LoRA is loaded).
-        check_fingerprint: Refuse a base model whose fingerprint differs from the one
-            the adapter was trained on.
-    """
-    from optprompt.models.loading import LoadedModel, load_model
-    from optprompt.plugins.manager import load_plugins
-
-    manifest = read_manifest(directory)
-    if not isinstance(model, LoadedModel):
-        model = load_model(
-            model or manifest["model"]["ref"], load_plugins(), device=device, dtype=dtype, progress=False
-        )
-    want = manifest["model"].get("fingerprint")
-    if check_fingerprint and want and model.fingerprint != want:
-        raise OptpromptError(
-            f"{directory}: adapter was trained on base model fingerprint {want}, "
-            f"but {model.ref!r} has {model.fingerprint} (pass check_fingerprint=False to load anyway)"
-        )
-    card = PromptCard.from_dict(manifest["card"], source=str(Path(directory) / MANIFEST_FILE))
-    return SoftPrompt(manifest, card, model, attach_saved(model, directory))
 
 
 def manifest_for(

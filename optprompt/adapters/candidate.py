@@ -9,6 +9,10 @@ from typing import Any, ClassVar
 from optprompt.errors import ConfigError
 from optprompt.prompts.candidate import PromptCandidate
 
+#: The PEFT methods a soft candidate may train; the first three learn virtual tokens.
+METHODS = ("prompt_tuning", "prefix_tuning", "p_tuning", "lora")
+PROMPT_LEARNING = ("prompt_tuning", "prefix_tuning", "p_tuning")
+
 __all__ = ["SoftCandidate", "adapter_summary"]
 
 
@@ -31,8 +35,6 @@ class SoftCandidate(PromptCandidate):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        from optprompt.adapters.methods import METHODS
-
         if self.method not in METHODS:
             raise ConfigError(f"unknown adapter method {self.method!r}; known: {', '.join(METHODS)}")
         if self.calibration != "none":

@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from optprompt.adapters.candidate import METHODS, PROMPT_LEARNING
 from optprompt.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -34,8 +35,7 @@ __all__ = [
     "trainable_parameters",
 ]
 
-METHODS = ("prompt_tuning", "prefix_tuning", "p_tuning", "lora")
-PROMPT_LEARNING = ("prompt_tuning", "prefix_tuning", "p_tuning")
+
 #: Prompt-tuning initialisations: from a text's token embeddings, random, sampled vocabulary.
 INITS = ("text", "random", "vocab")
 

@@ -15,9 +15,10 @@ __all__ = ["print_result", "print_families", "print_teacher", "show_study", "pri
 
 
 def _kinds(plugins: Plugins | None = None):  # type: ignore[no-untyped-def]
+    from optprompt.kinds.registry import candidate_kinds
     from optprompt.plugins.manager import load_plugins
 
-    return (plugins or load_plugins()).candidate_kinds
+    return candidate_kinds(plugins or load_plugins())
 
 
 def print_result(

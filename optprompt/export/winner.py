@@ -35,10 +35,11 @@ def export_card(
             ``to/trial-N/`` plus ``to/pareto.json``; returns that index.
         plugins: Loaded plugins (their candidate kinds); discovered when None.
     """
+    from optprompt.kinds.registry import candidate_kinds
     from optprompt.plugins.manager import load_plugins
     from optprompt.study.objectives import parse_rule, select
 
-    kinds = (plugins or load_plugins()).candidate_kinds
+    kinds = candidate_kinds(plugins or load_plugins())
     output, to = Path(output_dir), Path(to)
     result = load_result(output)
     pareto = list(result.pareto or [])

@@ -15,7 +15,7 @@ from optprompt.kinds.base import (
     mark_export,
 )
 from optprompt.kinds.loading import export_kind, load
-from optprompt.kinds.registry import CandidateKinds
+from optprompt.kinds.registry import CandidateKinds, candidate_kinds
 
 __all__ = [
     "DEFAULT_KIND",
@@ -23,6 +23,7 @@ __all__ = [
     "Candidate",
     "CandidateKind",
     "CandidateKinds",
+    "candidate_kinds",
     "KindContext",
     "Predictor",
     "export_kind",

@@ -221,7 +221,8 @@ class CandidateKind(abc.ABC):
 
     @abc.abstractmethod
     def load(self, path: Path, model: str | LoadedModel | None = None, **options: Any) -> Predictor:
-        """Load what :meth:`export` wrote back into an object that predicts."""
+        """Load what :meth:`export` wrote back into an object that predicts. ``options`` holds
+        the caller's loading options and ``plugins``, the loaded plugins to load models with."""
 
     def detect(self, path: Path) -> bool:
         """Whether ``path`` (an export without :data:`EXPORT_FILE`, written by an older

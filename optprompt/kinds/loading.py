@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from optprompt._io import read_json
 from optprompt.errors import OptpromptError
 from optprompt.kinds.base import EXPORT_FILE, Predictor
+from optprompt.kinds.registry import candidate_kinds
 
 if TYPE_CHECKING:
     from optprompt.models.loading import LoadedModel
@@ -29,11 +30,11 @@ def export_kind(path: str | os.PathLike[str], plugins: Plugins | None = None) ->
     if not path.exists():
         raise OptpromptError(f"{path}: not found")
     # Exports written before kinds were marked: the kinds that recognise the files.
-    found = [name for name in plugins.kinds.names() if plugins.candidate_kinds.get(name).detect(path)]
+    found = [name for name in plugins.kinds.names() if candidate_kinds(plugins).get(name).detect(path)]
     if not found:
         raise OptpromptError(f"{path}: not an optprompt export (no {EXPORT_FILE}, and no kind recognises it)")
     # A trained adapter's export holds a prompt card too: the most specific kind wins.
-    specific = [n for n in found if n != plugins.candidate_kinds.of_dict({}).name]
+    specific = [n for n in found if n != candidate_kinds(plugins).of_dict({}).name]
     return (specific or found)[0]
 
 
@@ -61,4 +62,4 @@ def load(
 
     plugins = plugins or load_plugins()
     name = export_kind(path, plugins)
-    return plugins.candidate_kinds.get(name).load(Path(path), model, **options)
+    return candidate_kinds(plugins).get(name).load(Path(path), model, plugins=plugins, **options)

@@ -8,9 +8,9 @@ from optprompt.errors import OptpromptError
 from optprompt.kinds.base import DEFAULT_KIND, CandidateKind
 
 if TYPE_CHECKING:
-    from optprompt.plugins.manager import Registry
+    from optprompt.plugins.manager import Plugins, Registry
 
-__all__ = ["CandidateKinds"]
+__all__ = ["CandidateKinds", "candidate_kinds"]
 
 
 class CandidateKinds:
@@ -47,3 +47,8 @@ class CandidateKinds:
 
     def names(self) -> list[str]:
         return self.registry.names()
+
+
+def candidate_kinds(plugins: Plugins) -> CandidateKinds:
+    """The candidate kinds of ``plugins`` (one instance of each kind per loaded plugins)."""
+    return plugins.view("candidate_kinds", lambda: CandidateKinds(plugins.kinds))

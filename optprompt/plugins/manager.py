@@ -8,7 +8,6 @@ of :func:`get_plugin_manager` / :func:`load_plugins` builds fresh ones.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,20 +21,29 @@ __all__ = ["Entry", "Registry", "Plugins", "get_plugin_manager", "load_plugins",
 
 ENTRY_POINT_GROUP = "optprompt"
 
-# Core modules that implement hooks (models, metrics, task loaders, the two built-in
-# candidate kinds). Strategies live under plugins/ and arrive through the entry-point
-# group instead.
-_CORE_PLUGINS = (
-    "optprompt.kinds.prompt",
-    "optprompt.kinds.ensemble",
-    "optprompt.adapters.kind",
-    "optprompt.models.builtin",
-    "optprompt.scoring.backends",
-    "optprompt.scoring.metrics",
-    "optprompt.scoring.entity_metrics",
-    "optprompt.scoring.text_metrics",
-    "optprompt.tasks.loaders",
-)
+#: The distribution whose entry points whose modules start with ``optprompt.`` are the core's
+#: own components (candidate kinds, task types, models, backends, metrics, loaders); its
+#: ``optprompt_plugins.*`` entry points are the built-in strategies.
+CORE_DISTRIBUTION = "optprompt"
+
+
+def _is_core(ep: Any) -> bool:
+    dist = getattr(ep, "dist", None)
+    return dist is not None and dist.name == CORE_DISTRIBUTION and ep.value.startswith("optprompt.")
+
+
+def core_entry_points() -> list[Any]:
+    """The core's components as its distribution declares them in the ``optprompt`` group."""
+    from importlib.metadata import entry_points
+
+    found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if _is_core(ep)]
+    if not found:
+        raise PluginError(
+            f"optprompt's own components are not registered: no entry point of group {ENTRY_POINT_GROUP!r} in the "
+            f"{CORE_DISTRIBUTION!r} distribution. Install optprompt (pip install -e .) rather than running it from a "
+            "source folder"
+        )
+    return found
 
 
 @dataclass(frozen=True)
@@ -100,15 +108,14 @@ class Plugins:
     models: Registry
     backends: Registry
     kinds: Registry
+    views: dict[str, Any] = field(default_factory=dict, repr=False)
 
-    @property
-    def candidate_kinds(self):  # type: ignore[no-untyped-def]
-        """The candidate kinds as :class:`~optprompt.kinds.CandidateKinds` (one instance each)."""
-        from optprompt.kinds.registry import CandidateKinds
-
-        if "_candidate_kinds" not in self.__dict__:
-            self.__dict__["_candidate_kinds"] = CandidateKinds(self.kinds)
-        return self.__dict__["_candidate_kinds"]
+    def view(self, key: str, make: Callable[[], Any]) -> Any:
+        """What the layer owning an extension point builds once from its registry (e.g. the
+        candidate kinds' instances): ``make()`` on first use, the same object after."""
+        if key not in self.views:
+            self.views[key] = make()
+        return self.views[key]
 
 
 def get_plugin_manager(*, entry_points: bool = True, extra_plugins: Iterable[object] = ()) -> pluggy.PluginManager:
@@ -120,8 +127,10 @@ def get_plugin_manager(*, entry_points: bool = True, extra_plugins: Iterable[obj
             pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
         except Exception as e:  # an entry point that fails to import
             raise PluginError(f"a plugin of entry-point group {ENTRY_POINT_GROUP!r} failed to load: {e!r}") from e
-    for modname in _CORE_PLUGINS:
-        pm.register(importlib.import_module(modname), name=modname)
+    else:  # without third-party plugins and the built-in strategies: the core's own components
+        for ep in core_entry_points():
+            if pm.get_plugin(ep.name) is None:
+                pm.register(ep.load(), name=ep.name)
     for plugin in extra_plugins:
         pm.register(plugin)
     try:
@@ -132,12 +141,12 @@ def get_plugin_manager(*, entry_points: bool = True, extra_plugins: Iterable[obj
 
 
 def _plugin_source(pm: pluggy.PluginManager, plugin_name: str) -> str:
+    if plugin_name in {ep.name for ep in core_entry_points()}:
+        return "optprompt core"
     plugin = pm.get_plugin(plugin_name)
     for p, dist in pm.list_plugin_distinfo():
         if p is plugin:
             return f"entry point {ENTRY_POINT_GROUP}:{plugin_name} in {dist.project_name} {dist.version}"
-    if plugin_name in _CORE_PLUGINS:
-        return "optprompt core"
     return f"registered in code ({plugin_name})"
 
 
@@ -157,30 +166,29 @@ def _collect(pm: pluggy.PluginManager, hook_name: str, registry: Registry, make:
             raise PluginError(f"plugin {impl.plugin_name!r} failed in {hook_name}: {e!r}") from e
 
 
-def _strategy_entry(cls: Any, *, plugin: str, source: str) -> Entry:
-    from optprompt.strategies.base import BaseStrategy
+def _class_entry(what: str, base: str, required: tuple[str, ...]) -> Callable[..., Entry]:
+    """An entry maker for an extension point whose plugins register classes: a class with a
+    ``name`` and the extension point's methods (``base`` names its base class in messages;
+    the layer that owns it checks the subclass when it builds one)."""
 
-    if not (isinstance(cls, type) and issubclass(cls, BaseStrategy)):
-        raise PluginError(f"plugin {plugin!r} registered {cls!r} as a strategy, but it is not a BaseStrategy subclass")
-    name = getattr(cls, "name", None)
-    if not isinstance(name, str) or not name:
-        raise PluginError(f"plugin {plugin!r}: strategy class {cls.__qualname__} has no `name`")
-    doc = (cls.__doc__ or "").strip().splitlines()
-    return Entry(name=name, obj=cls, plugin=plugin, source=source, description=doc[0] if doc else "")
+    def make(cls: Any, *, plugin: str, source: str) -> Entry:
+        missing = [m for m in required if not callable(getattr(cls, m, None))] if isinstance(cls, type) else []
+        if not isinstance(cls, type) or missing:
+            lacks = f" (it has no {', '.join(missing)})" if missing else ""
+            raise PluginError(
+                f"plugin {plugin!r} registered {cls!r} as a {what}, but it is not a {base} subclass{lacks}"
+            )
+        name = getattr(cls, "name", None)
+        if not isinstance(name, str) or not name:
+            raise PluginError(f"plugin {plugin!r}: {what} class {cls.__qualname__} has no `name`")
+        doc = (cls.__doc__ or "").strip().splitlines()
+        return Entry(name=name, obj=cls, plugin=plugin, source=source, description=doc[0] if doc else "")
+
+    return make
 
 
-def _kind_entry(cls: Any, *, plugin: str, source: str) -> Entry:
-    from optprompt.kinds.base import CandidateKind
-
-    if not (isinstance(cls, type) and issubclass(cls, CandidateKind)):
-        raise PluginError(
-            f"plugin {plugin!r} registered {cls!r} as a candidate kind, but it is not a CandidateKind subclass"
-        )
-    name = getattr(cls, "name", None)
-    if not isinstance(name, str) or not name:
-        raise PluginError(f"plugin {plugin!r}: candidate kind class {cls.__qualname__} has no `name`")
-    doc = (cls.__doc__ or "").strip().splitlines()
-    return Entry(name=name, obj=cls, plugin=plugin, source=source, description=doc[0] if doc else "")
+_strategy_entry = _class_entry("strategy", "BaseStrategy", ("propose", "from_options", "budget", "create_sampler"))
+_kind_entry = _class_entry("candidate kind", "CandidateKind", ("from_dict", "score", "scorer", "export", "load"))
 
 
 def _named_entry(name: str, obj: Any, *, plugin: str, source: str, description: str = "", **extra: Any) -> Entry:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from optprompt.errors import ConfigError
 from optprompt.prompts.retrieval import Retrieval
 
-__all__ = ["PromptCandidate", "DEMO_ORDERS", "CHOICE_FORMATS", "CALIBRATIONS"]
+if TYPE_CHECKING:
+    from optprompt.tasks.task import Task
+
+__all__ = ["PromptCandidate", "DEMO_ORDERS", "CHOICE_FORMATS", "CALIBRATIONS", "baseline_candidate"]
 
 DEMO_ORDERS = ("as_chosen", "reversed", "by_label")
 CHOICE_FORMATS = ("text", "letters")
@@ -127,3 +130,14 @@ class PromptCandidate:
         """Stable content hash (16 hex digits): the cache key and a trial attribute."""
         payload = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
+def baseline_candidate(task: Task, chat: bool) -> PromptCandidate:
+    """The task's starting prompt (its instruction, template, answer words and format) as a candidate."""
+    return PromptCandidate(
+        instruction=task.instruction,
+        template=task.template,
+        verbalizer=tuple((lbl, task.verbalizer[lbl]) for lbl in task.labels),
+        output_format=task.output_format,
+        metadata={"chat": chat},
+    )

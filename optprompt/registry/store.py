@@ -220,6 +220,7 @@ class PromptRegistry:
     # --- internals --------------------------------------------------------------------
     def _card_from_path(self, path: str | os.PathLike[str]) -> tuple[PromptCard, Path]:
         from optprompt.errors import OptpromptError
+        from optprompt.kinds.registry import candidate_kinds
         from optprompt.plugins.manager import load_plugins
         from optprompt.results import RESULT_FILE, load_result
 
@@ -229,7 +230,7 @@ class PromptRegistry:
                 result = load_result(p)
             except OptpromptError as e:  # an incomplete or foreign file, named
                 raise RegistryError(str(e)) from None
-            kind = load_plugins().candidate_kinds.of_dict(result.best.candidate)
+            kind = candidate_kinds(load_plugins()).of_dict(result.best.candidate)
             if not kind.text_only:
                 raise RegistryError(
                     f"{p / RESULT_FILE}: the winner is a {kind.label}, and the registry versions "

@@ -294,9 +294,10 @@ def _figure(plot: Plot) -> str:
 
 
 def _kinds():  # type: ignore[no-untyped-def]
+    from optprompt.kinds.registry import candidate_kinds
     from optprompt.plugins.manager import load_plugins
 
-    return load_plugins().candidate_kinds
+    return candidate_kinds(load_plugins())
 
 
 def _prompt(result_entry: ResultEntry, title: str, anchor: str) -> str:

@@ -236,9 +236,10 @@ def intermediate_values(study: optuna.Study, metric: str = "accuracy") -> Plot |
         return None
     from optuna.visualization.matplotlib import plot_intermediate_values
 
+    from optprompt.kinds.registry import candidate_kinds
     from optprompt.plugins.manager import load_plugins
 
-    kinds = load_plugins().candidate_kinds
+    kinds = candidate_kinds(load_plugins())
     # The kinds of the trials that reported say what a step is (a slice of dev, an
     # epoch of training); a kind with its own steps names the axis when kinds mix.
     reporting = {

@@ -192,7 +192,7 @@ def distill_task(spec: Any, task: Task, plugins: Plugins, pool: Any) -> tuple[Ta
 
     A teacher that is the study's own model is loaded once, through ``pool`` (self-distillation).
     """
-    from optprompt.study.session import baseline_candidate
+    from optprompt.prompts.candidate import baseline_candidate
 
     sc, ts, ref = spec.scoring, spec.task, spec.teacher or ""
     same = ref == spec.model

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from optprompt._io import atomic_write_json
 from optprompt._version import __version__
+from optprompt.kinds.registry import candidate_kinds
 from optprompt.plugins.manager import Plugins, load_plugins
 from optprompt.study.executor import TrialExecutor
 from optprompt.study.finish import PREDICTIONS_FILE, RESULT_FILE, StudyEnd, finish_study
@@ -77,7 +78,7 @@ class StudyRunner:
         )
         self.plugins.strategies.get(spec.strategy.name)  # an unknown strategy fails here
         self.plugins.metrics.get(self.task.metric)
-        self.kinds = self.plugins.candidate_kinds
+        self.kinds = candidate_kinds(self.plugins)
         self.session: StudySession | None = None
         self.ledger: TrialLedger | None = None
         self.trials_run = 0  # trials this process ran (a worker's share)

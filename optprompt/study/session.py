@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from optprompt.errors import CandidateRejected, ConfigError, OptpromptError
 from optprompt.kinds.base import KindContext
-from optprompt.prompts.candidate import PromptCandidate
+from optprompt.prompts.candidate import PromptCandidate, baseline_candidate
 from optprompt.prompts.context import check_context, context_limited_renderer
 from optprompt.prompts.retrieval import Retrievers
 from optprompt.strategies.base import BaseStrategy, StrategyContext
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from optprompt.study.models import ModelPool
     from optprompt.tasks.task import Example, Task
 
-__all__ = ["StudySession", "build_session", "baseline_candidate", "MIN_HOLDOUT"]
+__all__ = ["StudySession", "build_session", "build_strategy", "hold_out", "spec_key", "MIN_HOLDOUT"]
 
 logger = logging.getLogger("optprompt")
 #: The fewest examples each part of a split dev may have (selection.holdout).
@@ -74,17 +74,6 @@ class StudySession:
     kind_context: KindContext
     notes: list[str] = field(default_factory=list)
     teacher: TeacherLabels | None = None
-
-
-def baseline_candidate(task: Task, chat: bool) -> PromptCandidate:
-    """The task's starting prompt as a candidate."""
-    return PromptCandidate(
-        instruction=task.instruction,
-        template=task.template,
-        verbalizer=tuple((lbl, task.verbalizer[lbl]) for lbl in task.labels),
-        output_format=task.output_format,
-        metadata={"chat": chat},
-    )
 
 
 def build_strategy(spec: StudySpec, task: Task, plugins: Plugins, pool: ModelPool) -> BaseStrategy:

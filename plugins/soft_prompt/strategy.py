@@ -2,7 +2,7 @@
 
 Each trial picks a method (prompt tuning, prefix tuning, P-tuning, LoRA) and its
 hyperparameters around a fixed discrete template. The strategy only proposes: the
-``soft`` candidate kind (:class:`optprompt.adapters.AdapterKind`) trains the adapter on
+``soft`` candidate kind (:class:`optprompt.kinds.soft.SoftKind`) trains the adapter on
 the train split, scores dev after every epoch (reported to Optuna, so the median pruner
 this strategy sets up can stop weak runs) and saves it with its manifest under
 ``OUTPUT/artifacts/adapters/<hash>``.
@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from optprompt_plugins.soft_prompt.config import SoftPromptConfig
 
-from optprompt.adapters import ADAPTERS_DIR, HISTORY_ATTR, PROMPT_LEARNING, TRAINING_ATTR, SoftCandidate
+from optprompt.adapters import PROMPT_LEARNING, SoftCandidate
 from optprompt.errors import ConfigError, OptpromptError
+from optprompt.kinds.soft import ADAPTERS_DIR, HISTORY_ATTR, TRAINING_ATTR
 from optprompt.prompts import PromptCandidate
 from optprompt.results import load_result
 from optprompt.strategies import BaseStrategy, Budget, StrategyContext

@@ -86,12 +86,13 @@ def test_tiny_study_on_smollm2(smollm2, demo_task, tmp_path: Path) -> None:
 def test_soft_prompt_trains_and_reloads_exactly_on_smollm2(smollm2, demo_task, tmp_path) -> None:
     """A short prompt-tuning run on SmolLM2 lowers the train loss; its saved adapter, loaded
     back, scores exactly as the adapter did in memory."""
-    from optprompt.adapters import SoftCandidate, load_adapter
+    from optprompt.adapters import SoftCandidate
     from optprompt.adapters.artifact import manifest_for, save_adapter
     from optprompt.adapters.backend import AdapterBackend, choice_logliks
     from optprompt.adapters.methods import attached
     from optprompt.adapters.training import TrainSettings, loss_of, train_adapter, training_items
     from optprompt.kinds.prompt import card_from_description, describe
+    from optprompt.kinds.soft import load_adapter
     from optprompt.study.runner import StudyRunner
 
     spec, task = demo_task

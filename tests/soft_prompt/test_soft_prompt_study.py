@@ -13,12 +13,13 @@ from optprompt_plugins.soft_prompt.strategy import HISTORY_ATTR, TRAINING_ATTR
 from optprompt_testdata import soft_study_dict, write_sentiment_jsonl
 
 import optprompt
-from optprompt.adapters import MANIFEST_FILE, AdapterKind, SoftCandidate
-from optprompt.adapters import SoftPrompt as SoftPrompt_
+from optprompt.adapters import MANIFEST_FILE, SoftCandidate
 from optprompt.cli.main import main as cli_main
 from optprompt.config import spec_from_dict
 from optprompt.config.spec import SelectionSpec
 from optprompt.errors import ConfigError
+from optprompt.kinds.soft import SoftKind
+from optprompt.kinds.soft import SoftPrompt as SoftPrompt_
 from optprompt.plugins import load_plugins
 from optprompt.registry import PromptRegistry, RegistryError
 from optprompt.study import StudyRunner
@@ -144,7 +145,7 @@ def _memorisable_runner(tmp_path: Path, tiny_model_dir: Path, tiny_model) -> Stu
 def test_pruning_stops_a_hopeless_run(tmp_path, tiny_model_dir, tiny_model) -> None:  # type: ignore[no-untyped-def]
     runner = _memorisable_runner(tmp_path, tiny_model_dir, tiny_model)
     strategy: SoftPrompt = runner.strategy
-    kind = AdapterKind()  # trains and scores what the strategy proposes
+    kind = SoftKind()  # trains and scores what the strategy proposes
     study = optuna.create_study(direction="maximize", pruner=strategy.create_pruner(runner.spec.pruning, 10))
     study.enqueue_trial({})  # stands for the baseline: complete, nothing reported per epoch
     study.tell(study.ask(), 0.3)

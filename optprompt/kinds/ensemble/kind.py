@@ -233,8 +233,9 @@ class EnsembleKind(MembersMixin, CandidateKind):
         cards = [load_card(Path(path) / name) for name in manifest.get("members", [])]
         if len(cards) < 2:
             raise OptpromptError(f"{Path(path) / ENSEMBLE_FILE}: a prompt ensemble needs at least two member cards")
-        loaded = load_card_model(cards[0], model, **options)
-        first = CardPredictor(cards[0], loaded)
+        plugins = options.pop("plugins", None)
+        loaded = load_card_model(cards[0], model, plugins=plugins, **options)
+        first = CardPredictor(cards[0], loaded, plugins=plugins)
         return EnsemblePredictor([first] + [CardPredictor(c, loaded, first.backend) for c in cards[1:]])
 
     def detect(self, path: Path) -> bool:

@@ -137,9 +137,10 @@ class PromptKind(CandidateKind):
     def load(self, path: Path, model: str | LoadedModel | None = None, **options: Any) -> CardPredictor:
         from optprompt.kinds.prompt.predictor import CardPredictor, load_card_model
 
+        plugins = options.pop("plugins", None)
         card = load_card(path)
-        loaded = load_card_model(card, model, **options)
-        return CardPredictor(card, loaded)
+        loaded = load_card_model(card, model, plugins=plugins, **options)
+        return CardPredictor(card, loaded, plugins=plugins)
 
     def detect(self, path: Path) -> bool:
         return (path / CARD_FILE).is_file() or (path.is_file() and path.suffix == ".json")

@@ -17,16 +17,22 @@ from optprompt.prompts.render import SENTINEL, ScoreRequest, split_request
 if TYPE_CHECKING:
     from optprompt.kinds.prompt.card import PromptCard
     from optprompt.models.loading import LoadedModel
+    from optprompt.plugins.manager import Plugins
     from optprompt.scoring.backends.base import Backend, GenerationSettings
 
 __all__ = ["CardPredictor", "load_card_model"]
 
 
 def load_card_model(
-    card: PromptCard, model: str | LoadedModel | None, *, device: str = "auto", dtype: str = "auto"
+    card: PromptCard,
+    model: str | LoadedModel | None,
+    *,
+    device: str = "auto",
+    dtype: str = "auto",
+    plugins: Plugins | None = None,
 ) -> LoadedModel:
     """The model a card was scored on: ``model`` when it is loaded, else the reference
-    given (or the card's own), loaded with the registered plugins."""
+    given (or the card's own), loaded with ``plugins``' model loaders (discovered when None)."""
     from optprompt.models.loading import LoadedModel, load_model
     from optprompt.plugins.manager import load_plugins
 
@@ -35,7 +41,7 @@ def load_card_model(
     ref = model or card.model.get("ref")
     if not ref:
         raise OptpromptError("this prompt card names no model: pass model=...")
-    return load_model(ref, load_plugins(), device=device, dtype=dtype, progress=False)
+    return load_model(ref, plugins or load_plugins(), device=device, dtype=dtype, progress=False)
 
 
 class CardPredictor:
@@ -45,15 +51,18 @@ class CardPredictor:
         card: The card (its format, verbalizer, calibration and task).
         loaded: The model it was scored on.
         backend: Scores and generates; the model's own backend when None.
+        plugins: Where that backend is registered (discovered when None).
     """
 
-    def __init__(self, card: PromptCard, loaded: LoadedModel, backend: Backend | None = None) -> None:
+    def __init__(
+        self, card: PromptCard, loaded: LoadedModel, backend: Backend | None = None, plugins: Plugins | None = None
+    ) -> None:
         self.card = card
         self.loaded = loaded
         if backend is None:
             from optprompt.plugins.manager import load_plugins
 
-            backend = load_plugins().backends.get(loaded.family).obj(loaded)
+            backend = (plugins or load_plugins()).backends.get(loaded.family).obj(loaded)
         self.backend = backend
         if card.retrieval is not None and (card.retrieval.get("embedder") or {}).get("task_model", True):
             from optprompt.scoring.embedding import ModelEmbedder

@@ -21,22 +21,21 @@ from optprompt.adapters.candidate import SoftCandidate, adapter_summary
 from optprompt.errors import ConfigError, OptpromptError
 from optprompt.kinds.base import CandidateKind, KindContext, mark_export
 from optprompt.kinds.prompt import PromptKind, card_from_description, card_from_result
-from optprompt.plugins.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     import optuna
 
-    from optprompt.adapters.artifact import SoftPrompt
+    from optprompt.kinds.soft.predictor import SoftPrompt
     from optprompt.models.loading import LoadedModel
     from optprompt.results import ResultEntry, StudyResult
     from optprompt.scoring.evaluate import Evaluation, Evaluator
     from optprompt.tasks.task import Example
 
-__all__ = ["AdapterKind", "ADAPTERS_DIR", "HISTORY_ATTR", "TRAINING_ATTR", "training_seed"]
+__all__ = ["SoftKind", "ADAPTERS_DIR", "HISTORY_ATTR", "TRAINING_ATTR", "training_seed"]
 
 ADAPTERS_DIR = "adapters"
-HISTORY_ATTR = "soft_prompt.history"  # per-epoch train loss and dev score
-TRAINING_ATTR = "soft_prompt.training"  # trainable parameters, steps, steps/s, best epoch
+HISTORY_ATTR = "soft.history"  # per-epoch train loss and dev score
+TRAINING_ATTR = "soft.training"  # trainable parameters, steps, steps/s, best epoch
 
 
 def training_seed(study_seed: int, candidate: SoftCandidate) -> int:
@@ -61,7 +60,7 @@ def result_fields(result: StudyResult) -> dict[str, Any]:
     }
 
 
-class AdapterKind(CandidateKind):
+class SoftKind(CandidateKind):
     """Soft prompts and LoRA adapters trained on the train split (model weights frozen)."""
 
     name = SoftCandidate.kind
@@ -264,14 +263,9 @@ class AdapterKind(CandidateKind):
         return path
 
     def load(self, path: Path, model: str | LoadedModel | None = None, **options: Any) -> SoftPrompt:
-        from optprompt.adapters.artifact import load_adapter
+        from optprompt.kinds.soft.predictor import load_adapter
 
         return load_adapter(path, model, **options)
 
     def detect(self, path: Path) -> bool:
         return (path / MANIFEST_FILE).is_file()
-
-
-@hookimpl
-def register_candidate_kinds(register):  # type: ignore[no-untyped-def]
-    register(AdapterKind)
