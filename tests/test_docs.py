@@ -1,6 +1,7 @@
 """The documentation holds together: every relative link in ``README.md`` and ``docs/*.md``
-points to a file that exists and, with a ``#anchor``, to a heading of that file; every page
-under ``docs/`` is reachable from the README; the README stays an introduction.
+(and the benchmarks', data sets' and example plugin's READMEs) points to a file that exists
+and, with a ``#anchor``, to a heading of that file; every page under ``docs/`` is reachable
+from the README; the README stays an introduction.
 
 Anchors follow GitHub's rule for headings: the heading's text, lower-cased, punctuation
 other than ``-`` and ``_`` dropped, spaces turned into ``-``, and ``-1``, ``-2``... for
@@ -20,6 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 PAGES = [README, *sorted(DOCS.rglob("*.md"))]
+#: Other pages whose links are checked too (they need not be reachable from the README).
+OTHER_PAGES = [
+    p for p in (ROOT / "benchmarks" / "README.md", ROOT / "studies" / "data" / "README.md") if p.is_file()
+] + sorted((ROOT / "plugins" / "examples").glob("*/README.md"))
 README_MAX_LINES = 350
 
 _FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
@@ -105,7 +110,7 @@ def test_slugs_follow_github() -> None:
     assert slug("1. The trial's flow -> export") == "1-the-trials-flow---export"
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize("page", PAGES + OTHER_PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_relative_links_resolve(page: Path) -> None:
     bad = [
         f"{page.relative_to(ROOT)}:{line}: ({target}) {why}"
