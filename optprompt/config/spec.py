@@ -164,6 +164,11 @@ class SelectionSpec(_Strict):
         "evidence (adjusted for picking the best of the finalists).",
     )
     alpha: float = Field(0.1, gt=0.0, lt=1.0, description="do_no_harm: the one-sided significance level.")
+    adjust: bool = Field(
+        True,
+        description="do_no_harm: pay for picking the best of the finalists (max-T permutation; Bonferroni for "
+        "corpus metrics); false: the picked finalist's own one-sided paired test, as optprompt did before.",
+    )
     ensemble: int = Field(
         3,
         ge=0,

@@ -213,7 +213,10 @@ def select_winner(
     best = max(range(len(scored)), key=lambda k: (scored[k][3], scored[k][0].values[0], -scored[k][0].number))
     top, top_ev, top_base, gain = scored[best]
     corpus = top_ev.counts is not None
-    if corpus:
+    if not spec.adjust:
+        p = one_sided_p(top_base, top_ev)
+        test = "one-sided paired test of the picked finalist (not adjusted for the pick)"
+    elif corpus:
         p = bonferroni(one_sided_p(top_base, top_ev), len(scored))
         test = f"paired bootstrap of the corpus metric, Bonferroni over {len(scored)} finalists"
     else:

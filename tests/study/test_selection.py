@@ -303,3 +303,14 @@ def test_average_probabilities_by_hand() -> None:
     # Calibration moves the answer: offsets favouring choice 1 shift member 1's vote to 0.
     probs = average_probabilities([m1], [[math.log(0.2), math.log(0.8)]])
     assert probs[0][0] > probs[0][1]
+
+
+def test_adjust_off_is_the_unadjusted_test_of_the_pick() -> None:
+    """``adjust: false`` (the rule before fresh evidence): the picked finalist's own paired test."""
+    base, solid = _numbered(0, 0.6, "base"), _numbered(1, 0.8, "solid")
+    kinds = _Kinds({"base": [1.0] * 20 + [0.0] * 20, "solid": [1.0] * 27 + [0.0] * 13})
+    adjusted = select_winner(SelectionSpec(), [base, solid], base, HOLDOUT, kinds, CTX)
+    plain = select_winner(SelectionSpec(adjust=False), [base, solid], base, HOLDOUT, kinds, CTX)
+    assert "not adjusted" in plain.info["test"] and "max-T" in adjusted.info["test"]
+    # one finalist: both test the same pick, McNemar's exact p vs the permutation's
+    assert 0 < plain.info["p_value"] < 0.05 and 0 < adjusted.info["p_value"] < 0.05
