@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(payload, indent=2) + "\n")
     for n_dev in args.dev_sizes:
         print(f"\ndev {n_dev}: mean test gain over {len(args.tasks)} tasks x {len(args.seeds)} seeds")
-        print(
+        print("| arm | mean gain | runs | winner significantly better / worse (test p < 0.05) | baseline kept |")
             "| arm | mean gain | runs | winner significantly better / worse than baseline (test p < 0.05) | baseline kept |"
         )
         print("|---|---|---|---|---|")
