@@ -122,8 +122,6 @@ def main(argv: list[str] | None = None) -> int:
     for n_dev in args.dev_sizes:
         print(f"\ndev {n_dev}: mean test gain over {len(args.tasks)} tasks x {len(args.seeds)} seeds")
         print("| arm | mean gain | runs | winner significantly better / worse (test p < 0.05) | baseline kept |")
-            "| arm | mean gain | runs | winner significantly better / worse than baseline (test p < 0.05) | baseline kept |"
-        )
         print("|---|---|---|---|---|")
         for arm in args.arms:
             d = summary[str(n_dev)].get(arm)
