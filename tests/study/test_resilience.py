@@ -28,9 +28,6 @@ from optprompt.study.interrupts import deferred_interrupts
 from optprompt.study.resilience import reseed_sampler
 from optprompt.study.trials import counts
 
-POSTGRES = "postgresql+psycopg2://root@127.0.0.1:5432/test"
-
-
 def _study(tmp_path: Path, model_dir: Path, name: str, **extra) -> dict:
     data = write_sentiment_jsonl(tmp_path / "data.jsonl", n=96)
     return {
@@ -133,17 +130,6 @@ def test_sigkill_mid_trial_then_resume_equals_uninterrupted_run(tmp_path: Path, 
     assert got["best"]["hash"] == want["best"]["hash"]
     assert got["best"]["test"]["metrics"] == want["best"]["test"]["metrics"]
     assert got["n_void"] == 1
-
-
-@pytest.fixture
-def postgres_url() -> str:
-    import sqlalchemy
-
-    try:
-        sqlalchemy.create_engine(POSTGRES).connect().close()
-    except Exception as e:  # pragma: no cover - every machine of this project runs PostgreSQL
-        pytest.fail(f"PostgreSQL is required at {POSTGRES}: {e}")
-    return POSTGRES
 
 
 def test_two_workers_on_postgresql_share_one_budget(tmp_path: Path, tiny_model_dir: Path, postgres_url: str) -> None:
