@@ -233,7 +233,9 @@ class LocalPostgres:
             if done.returncode == 0 or "already exists" in done.stderr:
                 return
             if time.monotonic() > deadline:
-                raise OptpromptError(f"creating database {DATABASE!r} on port {self.port} failed: {done.stderr.strip()}")
+                raise OptpromptError(
+                    f"creating database {DATABASE!r} on port {self.port} failed: {done.stderr.strip()}"
+                )
             time.sleep(0.2)
 
     def stop(self) -> bool:

@@ -28,6 +28,7 @@ from optprompt.study.interrupts import deferred_interrupts
 from optprompt.study.resilience import reseed_sampler
 from optprompt.study.trials import counts
 
+
 def _study(tmp_path: Path, model_dir: Path, name: str, **extra) -> dict:
     data = write_sentiment_jsonl(tmp_path / "data.jsonl", n=96)
     return {
