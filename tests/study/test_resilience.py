@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -140,10 +141,8 @@ def test_two_workers_on_postgresql_share_one_budget(tmp_path: Path, tiny_model_d
     study_yaml = tmp_path / "study.yaml"
     study_yaml.write_text(yaml.safe_dump(spec))
     try:
-        workers = [
-            _cli("worker", str(study_yaml), "--storage", postgres_url, "-q", "--output", str(tmp_path / f"w{i}"))
-            for i in range(2)
-        ]
+        # The same command twice, as Optuna users do: each worker gets its own OUTPUT/workers/HOST-N.
+        workers = [_cli("worker", str(study_yaml), "--storage", postgres_url, "-q") for _ in range(2)]
         outs = [w.communicate(timeout=300) for w in workers]
         assert [w.returncode for w in workers] == [0, 0], [o[1][-2000:] for o in outs]
         trials = _trials(postgres_url, name)
@@ -152,9 +151,10 @@ def test_two_workers_on_postgresql_share_one_budget(tmp_path: Path, tiny_model_d
         shares = [int(o[0].split("this worker ran ")[1].split(" ")[0]) for o in outs]
         assert sum(shares) == len([t for t in trials if t.user_attrs.get(attrs.ROLE) != "combined"])
         assert len({t.number for t in trials}) == len(trials)
-        for i in range(2):
-            result = json.loads((tmp_path / f"w{i}" / "result.json").read_text())
-            assert result["n_scored"] == 12
+        own = sorted((tmp_path / "out" / "workers").iterdir())
+        assert [p.name for p in own] == [f"{socket.gethostname()}-{i}" for i in (1, 2)]
+        for folder in own:
+            assert json.loads((folder / "result.json").read_text())["n_scored"] == 12
     finally:
         try:
             optuna.delete_study(study_name=name, storage=postgres_url)
