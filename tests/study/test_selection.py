@@ -215,6 +215,9 @@ def test_the_finalists_compete_as_an_ensemble_that_exports_and_predicts_exactly(
     best = {**result["best"], **kind.describe(ens, ctx), "test": test.to_dict(), "trial": combined[0].number}
     typed = StudyResult.from_dict({**result, "best": best})
     kind.export(typed, tmp_path / "out", tmp_path / "ens")
+    overview = (tmp_path / "ens" / "prompt.txt").read_text()  # `optprompt export` names it
+    for i in range(2):
+        assert (tmp_path / "ens" / f"member-{i}" / "prompt.txt").read_text() in overview
     loaded = optprompt.load(tmp_path / "ens", model=tiny_model)
     predicted = loaded.predict([ex.input for ex in runner.task.test])
     labels = runner.task.labels

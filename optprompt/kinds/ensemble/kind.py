@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from optprompt._io import atomic_write_json, read_json
+from optprompt._io import atomic_write_json, atomic_write_text, read_json
 from optprompt.errors import CandidateRejected, OptpromptError
 from optprompt.kinds.base import CandidateKind, KindContext, mark_export
-from optprompt.kinds.prompt.card import card_from_description, load_card
+from optprompt.kinds.prompt.card import PROMPT_FILE, card_from_description, load_card
 from optprompt.kinds.prompt.kind import PromptKind
 from optprompt.prompts.candidate import PromptCandidate
 from optprompt.scoring.calibration import apply_offsets, normalise
@@ -216,6 +216,10 @@ class EnsembleKind(MembersMixin, CandidateKind):
             )
             card.save(to / f"member-{i}")
             names.append(f"member-{i}")
+        # One file to read the whole ensemble by, as a single prompt's export has one.
+        parts = [f"=== {name} ===\n{(to / name / PROMPT_FILE).read_text()}" for name in names]
+        header = f"A prompt ensemble: the answer probabilities of these {len(names)} prompts are averaged.\n\n"
+        atomic_write_text(to / PROMPT_FILE, header + "\n".join(parts))
         scores = {"dev": chosen["dev"], "test": chosen.get("test")}
         path = atomic_write_json(to / ENSEMBLE_FILE, {"members": names, "scores": scores})
         mark_export(to, self.name)
