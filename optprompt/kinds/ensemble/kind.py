@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from optprompt._io import atomic_write_json, atomic_write_text, read_json
+from optprompt._io import atomic_write_json, atomic_write_text, contained_path, read_json
 from optprompt.errors import CandidateRejected, OptpromptError
 from optprompt.kinds.base import CandidateKind, KindContext, mark_export
 from optprompt.kinds.prompt.card import PROMPT_FILE, card_from_description, load_card
@@ -229,7 +229,9 @@ class EnsembleKind(MembersMixin, CandidateKind):
         from optprompt.kinds.prompt.predictor import CardPredictor, load_card_model
 
         manifest = read_json(Path(path) / ENSEMBLE_FILE, what="prompt ensemble manifest")
-        cards = [load_card(Path(path) / name) for name in manifest.get("members", [])]
+        where = f"{Path(path) / ENSEMBLE_FILE}: members"
+        folders = [contained_path(path, name, what=where) for name in manifest.get("members", [])]
+        cards = [load_card(folder) for folder in folders]
         if len(cards) < 2:
             raise OptpromptError(f"{Path(path) / ENSEMBLE_FILE}: a prompt ensemble needs at least two member cards")
         loaded = load_card_model(cards[0], model, **options)
