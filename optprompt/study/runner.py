@@ -32,7 +32,14 @@ from optprompt.study import attrs
 from optprompt.study.interrupts import deferred_interrupts
 from optprompt.study.objectives import directions, values_of
 from optprompt.study.progress import StudyProgress
-from optprompt.study.resilience import BudgetLock, Heartbeat, reseed_sampler, trial_timeout, with_reconnect
+from optprompt.study.resilience import (
+    BudgetLock,
+    Heartbeat,
+    reseed_sampler,
+    settle_orphaned_trials,
+    trial_timeout,
+    with_reconnect,
+)
 from optprompt.study.results import PREDICTIONS_FILE, RESULT_FILE, StudyEnd, finish_study
 from optprompt.study.storage import check_spec_key, make_storage, open_study, spec_key_part, storage_url
 from optprompt.study.trials import CONNECTION_LOST, INTERRUPTED, REJECTED, counts, is_running, is_void
@@ -341,6 +348,9 @@ class StudyRunner:
         study = self._reconnecting(lambda: self._open_study(url), "opening the study")
         self.lock = BudgetLock(url, self.spec.name)
         budget = self.strategy.budget()
+        if not self.worker_salt:  # a single run replays exactly: no trial of a killed run left running
+            wait = workers.grace_period + workers.heartbeat_interval
+            settle_orphaned_trials(study, exclusive=not self.spec.storage, wait=wait)
         # Reads need no retry here: the storage repeats them on a new connection itself.
         scored = self._known_scores(study)
         done = sum(counts(t) for t in study.get_trials(deepcopy=False))
