@@ -198,10 +198,13 @@ def postgres_url() -> Iterator[str]:
 
     given = os.environ.get("OPTPROMPT_TEST_POSTGRES")
     if given:
+        problem = None
         try:
             sqlalchemy.create_engine(given, poolclass=sqlalchemy.pool.NullPool).connect().close()
         except Exception as e:
-            pytest.fail(f"OPTPROMPT_TEST_POSTGRES={given} cannot be reached: {type(e).__name__}: {e}")
+            problem = f"{type(e).__name__}: {str(e).strip().splitlines()[0]}"
+        if problem:
+            pytest.fail(f"OPTPROMPT_TEST_POSTGRES={given} cannot be reached: {problem}", pytrace=False)
         yield given
         return
     try:
