@@ -5,8 +5,9 @@
   (nothing was scored);
 - failed with a reason (exception, timeout): counts;
 - failed without a reason (its worker died; failed by the heartbeat check),
-  interrupted by the user, or abandoned while being reserved (the storage connection
-  was lost before anything ran): void: re-run on resume;
+  interrupted by the user, abandoned while being reserved (the storage connection
+  was lost before anything ran), or failed with a pruned or rejected reason (its
+  worker died between storing the reason and the state): void: re-run on resume;
 - running: reserved for the worker running it.
 """
 
@@ -24,6 +25,7 @@ __all__ = ["is_void", "counts", "is_running"]
 INTERRUPTED = "interrupted"
 REJECTED = "rejected"
 CONNECTION_LOST = "connection lost"
+PRUNED = "pruned"
 #: The role of a trial holding a candidate combined from the finalists at the end of a
 #: study (a prompt ensemble): not part of the search's budget.
 COMBINED = "combined"
@@ -36,7 +38,9 @@ def is_void(t: FrozenTrial) -> bool:
     if t.state != TrialState.FAIL:
         return False
     reason = t.user_attrs.get(attrs.FAIL_REASON)
-    return reason is None or reason.startswith((INTERRUPTED, CONNECTION_LOST))
+    # A pruned or rejected reason on a failed trial: its process died while recording it
+    # (the reason is stored first); re-run, as the uninterrupted study had it pruned.
+    return reason is None or reason.startswith((INTERRUPTED, CONNECTION_LOST, REJECTED, PRUNED))
 
 
 def counts(t: FrozenTrial) -> bool:

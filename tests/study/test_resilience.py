@@ -272,6 +272,19 @@ def test_orphans_on_a_shared_storage_are_failed_as_their_heartbeats_go_stale(tmp
     assert settle_orphaned_trials(study, exclusive=False, wait=30) == 0  # nothing left: no wait
 
 
+def test_a_trial_killed_while_recorded_as_pruned_or_rejected_is_re_run() -> None:
+    """The reason is stored before the state: a process killed in between leaves a running
+    trial with a pruned or rejected reason, which the heartbeat check fails. It is void (re-run),
+    not a failure that uses up the budget: the uninterrupted study had it pruned."""
+    from optuna.trial import TrialState, create_trial
+
+    for reason in ("pruned: pruned after 12 of 48 dev examples", "rejected: two labels share a word"):
+        died = create_trial(state=TrialState.FAIL, user_attrs={attrs.FAIL_REASON: reason})
+        assert is_void(died) and not counts(died)
+    raised = create_trial(state=TrialState.FAIL, user_attrs={attrs.FAIL_REASON: "ValueError: bad"})
+    assert not is_void(raised) and counts(raised)
+
+
 def test_truncated_storage_is_a_clear_error(study_dict: dict, tiny_model) -> None:
     run_study(spec_from_dict(study_dict), model=tiny_model, progress=False)
     db = Path(study_dict["output"]) / "study.db"
