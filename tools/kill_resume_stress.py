@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -60,19 +61,21 @@ def study_dict(root: Path, model_dir: Path, data: Path, out: Path) -> dict[str, 
 
 def start(study_yaml: Path, cache: Path) -> subprocess.Popen:
     env = {**os.environ, "OPTPROMPT_SCORE_CACHE": str(cache)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "optprompt.cli.main", "run", str(study_yaml), "-q"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+    log = study_yaml.with_name(f"run-{time.time_ns()}.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "optprompt.cli.main", "-v", "run", str(study_yaml), "-q"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
         env=env,
     )
+    log.close()
+    return proc
 
 
 def finish(proc: subprocess.Popen, what: str) -> None:
-    _, err = proc.communicate(timeout=600)
+    proc.wait(timeout=600)
     if proc.returncode != 0:
-        raise SystemExit(f"{what} exited {proc.returncode}:\n{err[-3000:]}")
+        raise SystemExit(f"{what} exited {proc.returncode} (logs: {Path(proc.args[-2]).parent})")
 
 
 def outcome(out: Path) -> dict[str, Any]:
@@ -84,12 +87,12 @@ def outcome(out: Path) -> dict[str, Any]:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     trials = optuna.load_study(study_name=STUDY, storage=f"sqlite:///{out / 'study.db'}").get_trials(deepcopy=False)
-    sequence = [
-        [t.params, t.user_attrs.get(attrs.HASH)] for t in trials if t.state.is_finished() and not is_void(t)
-    ]
+    kept = [t for t in trials if t.state.is_finished() and not is_void(t)]
+    sequence = [[t.params, t.user_attrs.get(attrs.HASH)] for t in kept]
     result = json.loads((out / "result.json").read_text())
     return {
         "sequence": json.loads(json.dumps(sequence, sort_keys=True)),
+        "values": [t.values for t in kept],  # not compared: shown when the sequence differs
         "best": result["best"]["hash"],
         "test": result["best"]["test"]["metrics"],
         "void": sum(is_void(t) for t in trials),
@@ -104,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--keep", type=Path, help="work in this folder (kept) instead of a temporary one")
+    parser.add_argument("--keep-failures", type=Path, help="copy the folders of runs that differ here")
     args = parser.parse_args(argv)
 
     from optprompt.testing.fixtures import make_tiny_model_dir, write_labelled_jsonl
@@ -151,6 +155,13 @@ def main(argv: list[str] | None = None) -> int:
             row = {"run": i, "delays": delays, "killed": killed, "void": got["void"], "differs": differs}
             if differs:
                 row["got"], row["want"] = got, ref
+                row["first_difference"] = next(
+                    (j for j, (a, b) in enumerate(zip(got["sequence"], ref["sequence"])) if a != b),
+                    min(len(got["sequence"]), len(ref["sequence"])),
+                )
+                if args.keep_failures:  # the storage and logs of the run, to look at
+                    shutil.copytree(root / f"run{i}", args.keep_failures / f"run{i}", dirs_exist_ok=True)
+                    shutil.copytree(root / "ref", args.keep_failures / "ref", dirs_exist_ok=True)
             runs.append(row)
             print(
                 f"run {i}: kill after {delays} s ({killed} landed), {got['void']} void trial(s): "
