@@ -240,3 +240,18 @@ def test_average_probabilities_by_hand() -> None:
     # Calibration moves the answer: offsets favouring choice 1 shift member 1's vote to 0.
     probs = average_probabilities([m1], [[math.log(0.2), math.log(0.8)]])
     assert probs[0][0] > probs[0][1]
+
+
+def test_an_ensemble_is_named_by_its_members_not_by_the_last_digits_of_its_offsets() -> None:
+    """Offsets are measured on dev; their last digits vary with the CPU threads torch had
+    (1 or 2 gave -8.3170444 and -8.3170450 here). A resumed study must name the ensemble
+    as the uninterrupted one did."""
+    from optprompt.kinds.ensemble import EnsembleCandidate
+    from optprompt.prompts import PromptCandidate
+
+    a = PromptCandidate(instruction="Classify.", template="Input: {input}\nAnswer:", calibration="mean")
+    b = PromptCandidate(instruction="Label it.", template="Text: {input}\nLabel:")
+    one = EnsembleCandidate((a, b), ((-8.317044401309236, -7.454904858411695), None))
+    other = EnsembleCandidate((a, b), ((-8.317044960293126, -7.4549052512250595), None))
+    assert one.hash == other.hash
+    assert EnsembleCandidate((b, a), (None, one.offsets[0])).hash != one.hash  # members and their order name it

@@ -84,7 +84,11 @@ class EnsembleCandidate:
 
     @property
     def hash(self) -> str:
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        """The members' hashes, in order. The offsets are left out: they are measured from the
+        members on dev, and their last digits vary with the CPU threads torch was given
+        (a resumed study must name the ensemble as the uninterrupted one did)."""
+        identity = {"kind": self.kind, "members": [m.hash for m in self.members]}
+        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def average_probabilities(
