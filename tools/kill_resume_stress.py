@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reference: {len(ref['sequence'])} trials in {ref_seconds:.1f} s, best {ref['best'][:12]}", flush=True)
 
         runs: list[dict[str, Any]] = []
+        summary = _summary(runs, ref_seconds)
         for i in range(args.runs):
             study_yaml, out, cache = prepare(f"run{i}")
             delays, killed = [], 0
@@ -168,18 +169,21 @@ def main(argv: list[str] | None = None) -> int:
                 + ("MISMATCH " + ", ".join(differs) if differs else "same"),
                 flush=True,
             )
-    mismatches = sum(bool(r["differs"]) for r in runs)
-    summary = {
+            summary = _summary(runs, ref_seconds)
+            if args.json:  # after every run: a long stress stopped early still leaves its figures
+                args.json.write_text(json.dumps({"summary": summary, "runs": runs}, indent=1))
+    print(json.dumps(summary))
+    return 1 if summary["mismatches"] else 0
+
+
+def _summary(runs: list[dict[str, Any]], ref_seconds: float) -> dict[str, Any]:
+    return {
         "runs": len(runs),
         "kills_landed": sum(r["killed"] for r in runs),
         "runs_with_void_trial": sum(r["void"] > 0 for r in runs),
-        "mismatches": mismatches,
+        "mismatches": sum(bool(r["differs"]) for r in runs),
         "reference_seconds": round(ref_seconds, 1),
     }
-    print(json.dumps(summary))
-    if args.json:
-        args.json.write_text(json.dumps({"summary": summary, "runs": runs}, indent=1))
-    return 1 if mismatches else 0
 
 
 if __name__ == "__main__":
