@@ -23,6 +23,7 @@ the figures (and, for a mismatch, both sequences).
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import os
 import random
@@ -31,6 +32,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -100,9 +102,22 @@ def outcome(out: Path) -> dict[str, Any]:
     }
 
 
+def _utc_today(hhmm: str) -> float:
+    """Seconds since the epoch of today's ``HH:MM`` UTC."""
+    import datetime as dt
+
+    hour, minute = (int(x) for x in hhmm.split(":"))
+    now = dt.datetime.now(dt.timezone.utc)
+    return now.replace(hour=hour, minute=minute, second=0, microsecond=0).timestamp()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument(
+        "--until", type=_utc_today, help="HH:MM (UTC): start no run after then (a shared machine's time slot)"
+    )
+    parser.add_argument("--parallel", type=int, default=1, help="runs side by side (default 1)")
     parser.add_argument("--kills", type=int, default=1, help="SIGKILLs before the final resume (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
     parser.add_argument("--json", type=Path, help="write the figures here")
@@ -135,11 +150,16 @@ def main(argv: list[str] | None = None) -> int:
 
         runs: list[dict[str, Any]] = []
         summary = _summary(runs, ref_seconds)
-        for i in range(args.runs):
+        delays_of = [[round(rng.uniform(0.0, ref_seconds), 2) for _ in range(args.kills)] for _ in range(args.runs)]
+        done_lock = threading.Lock()
+
+        def one_run(i: int) -> None:
+            nonlocal summary
+            if args.until and time.time() > args.until:
+                return  # out of time: not started
             study_yaml, out, cache = prepare(f"run{i}")
-            delays, killed = [], 0
-            for _ in range(args.kills):
-                delay = rng.uniform(0.0, ref_seconds)
+            killed = 0
+            for delay in delays_of[i]:
                 proc = start(study_yaml, cache)
                 try:
                     proc.wait(timeout=delay)
@@ -147,13 +167,12 @@ def main(argv: list[str] | None = None) -> int:
                     proc.send_signal(signal.SIGKILL)
                     proc.wait()
                     killed += 1
-                delays.append(round(delay, 2))
             finish(start(study_yaml, cache), f"run {i}: the resumed study")
             got = outcome(out)
             differs = [k for k in ("sequence", "best", "test") if got[k] != ref[k]]
             if got["running"]:
                 differs.append("running")
-            row = {"run": i, "delays": delays, "killed": killed, "void": got["void"], "differs": differs}
+            row = {"run": i, "delays": delays_of[i], "killed": killed, "void": got["void"], "differs": differs}
             if differs:
                 row["got"], row["want"] = got, ref
                 row["first_difference"] = next(
@@ -163,15 +182,21 @@ def main(argv: list[str] | None = None) -> int:
                 if args.keep_failures:  # the storage and logs of the run, to look at
                     shutil.copytree(root / f"run{i}", args.keep_failures / f"run{i}", dirs_exist_ok=True)
                     shutil.copytree(root / "ref", args.keep_failures / "ref", dirs_exist_ok=True)
-            runs.append(row)
-            print(
-                f"run {i}: kill after {delays} s ({killed} landed), {got['void']} void trial(s): "
-                + ("MISMATCH " + ", ".join(differs) if differs else "same"),
-                flush=True,
-            )
-            summary = _summary(runs, ref_seconds)
-            if args.json:  # after every run: a long stress stopped early still leaves its figures
-                args.json.write_text(json.dumps({"summary": summary, "runs": runs}, indent=1))
+            with done_lock:
+                runs.append(row)
+                print(
+                    f"run {i}: kill after {delays_of[i]} s ({killed} landed), {got['void']} void trial(s): "
+                    + ("MISMATCH " + ", ".join(differs) if differs else "same"),
+                    flush=True,
+                )
+                summary = _summary(runs, ref_seconds)
+                if args.json:  # after every run: a long stress stopped early still leaves its figures
+                    args.json.write_text(json.dumps({"summary": summary, "runs": runs}, indent=1))
+
+        # Runs side by side (--parallel) share the CPU; each kill still lands anywhere in its own run.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=args.parallel) as pool:
+            for future in [pool.submit(one_run, i) for i in range(args.runs)]:
+                future.result()
     print(json.dumps(summary))
     return 1 if summary["mismatches"] else 0
 
