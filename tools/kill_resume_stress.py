@@ -107,7 +107,7 @@ def _utc_today(hhmm: str) -> float:
     import datetime as dt
 
     hour, minute = (int(x) for x in hhmm.split(":"))
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     return now.replace(hour=hour, minute=minute, second=0, microsecond=0).timestamp()
 
 
