@@ -67,3 +67,19 @@ def read_json(path: str | os.PathLike[str], *, what: str = "file") -> Any:
         raise OptpromptError(f"{what} not found: {path}") from None
     except json.JSONDecodeError as e:
         raise OptpromptError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}): {e.msg}") from None
+
+
+def contained_path(root: str | os.PathLike[str], name: str, *, what: str) -> Path:
+    """``root / name`` for a relative ``name`` read from a file someone may have shared
+    (a manifest's member folder): refused with an :class:`~optprompt.errors.OptpromptError`
+    when it is absolute or leads out of ``root`` (``..``, a symbolic link)."""
+    from optprompt.errors import OptpromptError
+
+    base = Path(root).resolve()
+    if not isinstance(name, str) or not name or Path(name).is_absolute():
+        raise OptpromptError(f"{what}: {name!r} must be a folder name inside {root}")
+    target = (base / name).resolve()
+    if target != base and base not in target.parents:
+        raise OptpromptError(f"{what}: {name!r} leads out of {root}; refused")
+    return target
+

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import random
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -179,3 +183,39 @@ def soft_runner(tmp_path: Path, tiny_model_dir: Path, tiny_model):
     runner = StudyRunner(spec, model=tiny_model, progress=False)
     runner.setup()
     return runner
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL server for the multi-worker tests: ``OPTPROMPT_TEST_POSTGRES`` (a URL)
+    when set, else a throw-away server started here (``optprompt.study.local_postgres``:
+    the ``pgserver`` binaries of the ``dev`` extra or ``pg_ctl`` on PATH) in a temporary
+    folder on a free port, stopped and deleted at the end of the session."""
+    import sqlalchemy
+
+    from optprompt.errors import OptpromptError
+    from optprompt.study.local_postgres import LocalPostgres, find_binaries, free_port
+
+    given = os.environ.get("OPTPROMPT_TEST_POSTGRES")
+    if given:
+        problem = None
+        try:
+            sqlalchemy.create_engine(given, poolclass=sqlalchemy.pool.NullPool).connect().close()
+        except Exception as e:
+            problem = f"{type(e).__name__}: {str(e).strip().splitlines()[0]}"
+        if problem:
+            pytest.fail(f"OPTPROMPT_TEST_POSTGRES={given} cannot be reached: {problem}", pytrace=False)
+        yield given
+        return
+    try:
+        find_binaries()
+    except OptpromptError as e:
+        pytest.skip(f"no PostgreSQL to test with: set OPTPROMPT_TEST_POSTGRES=URL, or {e}")
+    base = Path(tempfile.mkdtemp(prefix="optprompt-test-pg-"))
+    os.chmod(base, 0o711)  # as root the server runs as another user, who must reach its data folder
+    server = LocalPostgres(base / "data", port=free_port())
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)

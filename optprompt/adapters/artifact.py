@@ -41,13 +41,24 @@ MANIFEST_FORMAT = 1
 
 
 def save_adapter(peft_model: PeftModel, directory: str | os.PathLike[str], manifest: dict[str, Any]) -> Path:
-    """Write the adapter and its manifest into ``directory``, replacing it atomically."""
+    """Write the adapter and its manifest into ``directory``, replacing it atomically.
+
+    A failed write (a full disk) leaves nothing half-written behind and raises an
+    :class:`OptpromptError` naming the directory and the reason: the trial fails with it.
+    """
     directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    peft_model.save_pretrained(str(tmp))
-    atomic_write_json(tmp / MANIFEST_FILE, {"format": MANIFEST_FORMAT, **manifest, "optprompt_version": __version__})
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        peft_model.save_pretrained(str(tmp))
+        atomic_write_json(
+            tmp / MANIFEST_FILE, {"format": MANIFEST_FORMAT, **manifest, "optprompt_version": __version__}
+        )
+    except Exception as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise OptpromptError(f"cannot save the adapter to {directory}: {reason}") from e
     if directory.exists():
         old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
         os.replace(directory, old)
@@ -81,10 +92,22 @@ def update_manifest(directory: str | os.PathLike[str], **fields: Any) -> dict[st
 
 
 def attach_saved(loaded: LoadedModel, directory: str | os.PathLike[str]) -> PeftModel:
-    """Put the adapter saved in ``directory`` onto ``loaded``'s model (inference mode)."""
+    """Put the adapter saved in ``directory`` onto ``loaded``'s model (inference mode).
+
+    Only safetensors weights are read: an adapter folder whose weights are a pickle
+    (``adapter_model.bin``), which runs code as it loads, is refused."""
     from peft import PeftModel
 
     from optprompt.adapters.methods import peft_quiet
+
+    weights = Path(directory) / "adapter_model.safetensors"
+    if not weights.is_file():
+        found = sorted(p.name for p in Path(directory).glob("*") if p.suffix in {".bin", ".pt", ".pth", ".pkl"})
+        raise OptpromptError(
+            f"{directory}: no {weights.name}"
+            + (f"; {', '.join(found)} is a pickle, which can run code when loaded: refused" if found else "")
+            + ". optprompt loads adapter weights in safetensors only (PEFT's save_pretrained writes them)"
+        )
 
     with peft_quiet():
         peft_model = PeftModel.from_pretrained(loaded.model, str(directory), is_trainable=False)

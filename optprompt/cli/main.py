@@ -52,9 +52,11 @@ def _run(spec, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
     import signal
 
     signal.signal(signal.SIGTERM, _terminate)
-    from optprompt.study.exclusive import output_lock
+    from optprompt.study.exclusive import output_lock, worker_output_lock
 
-    with output_lock(spec.output):
+    own = args.command == "worker" and not getattr(args, "output", None)  # OUTPUT/workers/HOST-N
+    with (worker_output_lock if own else output_lock)(spec.output) as output:
+        spec = spec.model_copy(update={"output": str(output)})
         runner = StudyRunner(spec, progress=not args.quiet, worker=args.command == "worker")
         result = runner.run()
     print_result(result, output=spec.output)
@@ -176,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help="join a study shared through a database; many workers split its budget")
     p.add_argument("study", help="study YAML file")
     p.add_argument("--storage", help="shared Optuna storage URL, e.g. postgresql://user@host/db")
-    p.add_argument("--output", help="this worker's output directory")
+    p.add_argument("--output", help="this worker's output directory (default: OUTPUT/workers/HOST-N, the first free)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_run)
 

@@ -105,6 +105,23 @@ def fingerprint_dir(path: Path) -> str:
     return f"{path.name}:{h.hexdigest()[:16]}"
 
 
+def refuse_remote_code(path: Path, ref: str) -> None:
+    """Refuse a model directory whose config asks to run code shipped with it (``auto_map``):
+    optprompt never sets ``trust_remote_code``."""
+    cfg = path / "config.json"
+    try:
+        config = json.loads(cfg.read_text(encoding="utf-8")) if cfg.is_file() else {}
+    except (OSError, ValueError):
+        return  # transformers reports an unreadable config itself
+    auto_map = config.get("auto_map") if isinstance(config, dict) else None
+    if auto_map:
+        raise ModelError(
+            f"model {ref!r} ({cfg}) asks to run its own code (auto_map: {', '.join(map(str, auto_map))}); "
+            "optprompt never runs code shipped with a model (trust_remote_code stays off): use a model whose "
+            "architecture transformers itself provides"
+        )
+
+
 def resolve_model_path(ref: str, plugins: Plugins, *, progress: bool = True) -> tuple[str, Path | None]:
     """Return ``(kind, path)``: a registered name, a local dir or a GGUF file gives a path; a hub id gives None.
 
@@ -184,6 +201,8 @@ def load_model(
             f"model directory {path} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}): copy the "
             "tokenizer files saved with the model (tokenizer.save_pretrained) next to its config.json"
         )
+    if path is not None:
+        refuse_remote_code(path, ref)
     try:
         config = AutoConfig.from_pretrained(source, trust_remote_code=False)
         family = select_family(config, plugins, backend)

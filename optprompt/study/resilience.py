@@ -7,6 +7,8 @@
   workers (PostgreSQL advisory lock, or a file lock beside a SQLite file).
 - :func:`reseed_sampler`: reseeds the sampler from (seed, position in the budget) before
   each trial, so a resumed study proposes what an uninterrupted one would have.
+- :func:`settle_orphaned_trials`: before a resumed run's first trial, fails the trials a
+  killed process left running (the sampler sees running trials), for the same reason.
 - :func:`trial_timeout`: fails a trial that runs past its time limit.
 - :func:`with_reconnect`: repeats a storage step whose database connection was lost
   (server restart, ``pg_terminate_backend``, network); the pool then opens a new one.
@@ -20,6 +22,7 @@ import logging
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -32,6 +35,7 @@ __all__ = [
     "Heartbeat",
     "BudgetLock",
     "reseed_sampler",
+    "settle_orphaned_trials",
     "trial_timeout",
     "TrialTimeout",
     "connection_lost",
@@ -185,6 +189,55 @@ def reseed_sampler(sampler: optuna.samplers.BaseSampler, seed: int, position: in
     for i, state in enumerate(states):
         state.rng.seed((seed * 1_000_003 + position * 7919 + i) % (2**32))
     return bool(states)
+
+
+def settle_orphaned_trials(
+    study: optuna.Study,
+    *,
+    exclusive: bool,
+    wait: float,
+    interval: float = 0.5,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """Fail the trials a killed process left running, before a single run proposes its
+    first candidate; returns how many. Failed without a reason, they are void: re-run.
+
+    Why: Optuna's TPE sampler (``constant_liar``, on by default since Optuna 5) counts
+    running trials as bad results. A killed run's trial stays running until its heartbeat
+    goes stale (``workers.grace_period``); a resumed run that proposes in that window sees
+    it and proposes another candidate than the uninterrupted run did at that position.
+
+    ``exclusive``: the storage is this run's alone (the SQLite file in its output
+    directory, which one process holds at a time): every running trial is orphaned and is
+    failed at once. Otherwise running trials are failed as their heartbeats go stale,
+    waiting up to ``wait`` seconds; those still beating after that belong to live workers
+    (replay is then not exact, as with any concurrent worker).
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    def running() -> list[Any]:
+        return study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+
+    orphans = running()
+    if not orphans:
+        return 0
+    if exclusive:
+        failed = sum(bool(study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)) for t in orphans)
+    else:
+        failed, deadline = 0, time.monotonic() + wait
+        while True:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)
+            left = {t.number for t in running()}
+            failed = sum(t.number not in left for t in orphans)
+            if not left or time.monotonic() >= deadline:
+                break
+            sleep(interval)
+    if failed:
+        logger.info("failed %d trial(s) left running by a process that died; they are re-run", failed)
+    return failed
 
 
 @contextlib.contextmanager

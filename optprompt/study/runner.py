@@ -27,6 +27,7 @@ from optprompt.study.finish import PREDICTIONS_FILE, RESULT_FILE, StudyEnd, fini
 from optprompt.study.ledger import TrialLedger
 from optprompt.study.models import ModelPool
 from optprompt.study.progress import StudyProgress
+from optprompt.study.resilience import settle_orphaned_trials
 from optprompt.study.session import StudySession, build_session, spec_key
 from optprompt.study.storage import storage_url
 from optprompt.tasks.build import build_task
@@ -170,6 +171,10 @@ class StudyRunner:
         )
         ledger = self.ledger = TrialLedger(self.spec, url, session.strategy, worker=self.worker)
         study = ledger.open(len(session.dev), spec_key(self.spec, session.task, len(session.holdout)))
+        if not ledger.worker_salt:  # a single run replays exactly: no trial of a killed run left running
+            workers = self.spec.workers
+            wait = workers.grace_period + workers.heartbeat_interval
+            settle_orphaned_trials(study, exclusive=not self.spec.storage, wait=wait)
         executor = TrialExecutor(self.spec, session, ledger, self.kinds)
         budget = session.strategy.budget()
         # Reads need no retry here: the storage repeats them on a new connection itself.

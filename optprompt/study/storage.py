@@ -14,7 +14,7 @@ from optprompt.trials import keys as attrs
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["storage_url", "make_storage", "open_study", "check_spec_key"]
+__all__ = ["storage_url", "make_storage", "open_study", "check_spec_key", "missing_driver_error"]
 
 STUDY_DB = "study.db"
 
@@ -100,6 +100,27 @@ def _reconnecting_storage_class() -> type[optuna.storages.RDBStorage]:
     return ReconnectingRDBStorage
 
 
+# The database driver behind each URL scheme SQLAlchemy knows a default for, and where to get it.
+_DRIVERS = {
+    "postgresql": ("psycopg (3)", "pip install 'optprompt[postgres]'"),
+    "postgresql+psycopg": ("psycopg (3)", "pip install 'optprompt[postgres]'"),
+    "postgresql+psycopg2": ("psycopg2", "pip install psycopg2-binary"),
+    "mysql": ("mysqlclient", "pip install mysqlclient"),
+    "mysql+pymysql": ("PyMySQL", "pip install pymysql"),
+}
+
+
+def missing_driver_error(url: str, error: BaseException) -> OptpromptError:
+    """The error for a storage URL whose database driver is not installed: which one, and how to get it."""
+    scheme = url.split("://", 1)[0]
+    driver, install = _DRIVERS.get(scheme, (f"the driver of {scheme}://", "install it"))
+    cause = error.__cause__ or error.__context__ or error
+    return OptpromptError(
+        f"cannot open study storage {url}: its database driver {driver} is not installed ({cause}); {install}"
+        + ("; or name another driver in the URL, e.g. postgresql+psycopg2://" if scheme == "postgresql" else "")
+    )
+
+
 def make_storage(
     url: str, *, heartbeat_interval: int | None = None, grace_period: int | None = None
 ) -> optuna.storages.RDBStorage:
@@ -116,6 +137,8 @@ def make_storage(
                 heartbeat_interval=heartbeat_interval,
                 grace_period=grace_period,
             )
+    except ImportError as e:  # Optuna: "Failed to import DB access module": the driver is missing
+        raise missing_driver_error(url, e) from None
     except Exception as e:  # sqlalchemy errors on a corrupt or foreign file, bad URL...
         raise OptpromptError(f"cannot open study storage {url}: {type(e).__name__}: {e}") from None
 

@@ -6,8 +6,9 @@
   (nothing was scored);
 - failed with a reason (exception, timeout): counts;
 - failed without a reason (its worker died; failed by the heartbeat check), interrupted by
-  the user, or abandoned while being reserved (the storage connection was lost before
-  anything ran): void, re-run on resume;
+  the user, abandoned while being reserved (the storage connection was lost before
+  anything ran), or failed with a pruned or rejected reason (its worker died between
+  storing the reason and the state): void, re-run on resume;
 - running: reserved for the worker running it.
 """
 
@@ -226,7 +227,9 @@ class TrialRecord:
         if self.state.name != "FAIL":
             return False
         failure = self.failure
-        return failure is not None and failure.type.void
+        # A pruned or rejected reason on a failed trial: its process died while recording
+        # it (the reason is stored first); re-run, as the uninterrupted study had it pruned.
+        return failure is not None and (failure.type.void or failure.type in (FailureKind.PRUNED, FailureKind.REJECTED))
 
     @property
     def counts(self) -> bool:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import yaml
 from optprompt_testdata import write_sentiment_jsonl
 
 from optprompt.errors import OptpromptError
-from optprompt.study.exclusive import output_lock
+from optprompt.study.exclusive import output_lock, worker_output_lock
 
 
 def _study(tmp_path: Path, model_dir: Path) -> dict:
@@ -36,19 +37,29 @@ def _cli(*args: str) -> subprocess.Popen:
 def test_second_run_on_one_output_directory_is_refused(tmp_path: Path, tiny_model_dir: Path) -> None:
     study = tmp_path / "study.yaml"
     study.write_text(yaml.safe_dump(_study(tmp_path, tiny_model_dir)))
-    first = _cli("run", str(study), "-q")
-    deadline = time.time() + 120
-    while time.time() < deadline and not (tmp_path / "out" / ".optprompt-run.pid").exists():
-        time.sleep(0.05)
-    second = _cli("run", str(study), "-q")
-    assert second.wait(timeout=120) == 2
+    # This process holds the directory, as a running study does: no race to win.
+    with output_lock(tmp_path / "out"):
+        second = _cli("run", str(study), "-q")
+        assert second.wait(timeout=120) == 2
     err = second.stderr.read()
-    assert str(tmp_path / "out") in err and f"pid {first.pid}" in err and "optprompt worker" in err
-    assert first.wait(timeout=240) == 0, first.stderr.read()  # the first run was not disturbed
-    assert (tmp_path / "out" / "result.json").exists()
-    # once it has finished, the directory is free again (a resume)
+    assert str(tmp_path / "out") in err and f"pid {os.getpid()}" in err and "optprompt worker" in err
+    assert not (tmp_path / "out" / "result.json").exists()  # refused before any work
+    # once the holder has finished, the directory is free again
     again = _cli("run", str(study), "-q")
     assert again.wait(timeout=240) == 0, again.stderr.read()
+    assert (tmp_path / "out" / "result.json").exists()
+
+
+def test_workers_without_output_get_a_directory_each(tmp_path: Path) -> None:
+    host = socket.gethostname()
+    with worker_output_lock(tmp_path / "out") as first, worker_output_lock(tmp_path / "out") as second:
+        assert first == tmp_path / "out" / "workers" / f"{host}-1"
+        assert second == tmp_path / "out" / "workers" / f"{host}-2"
+        with pytest.raises(OptpromptError, match="in use by another optprompt process"):
+            with output_lock(first):
+                pass
+    with worker_output_lock(tmp_path / "out") as again:  # a finished (or killed) worker frees its directory
+        assert again == first
 
 
 def test_lock_is_released_and_reentrant_after_use(tmp_path: Path) -> None:

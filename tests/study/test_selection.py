@@ -281,6 +281,9 @@ def test_the_finalists_compete_as_an_ensemble_that_exports_and_predicts_exactly(
     best = {**result["best"], **kind.describe(ens, ctx), "test": test.to_dict(), "trial": combined[0].number}
     typed = StudyResult.from_dict({**result, "best": best})
     kind.export(typed, tmp_path / "out", tmp_path / "ens")
+    overview = (tmp_path / "ens" / "prompt.txt").read_text()  # `optprompt export` names it
+    for i in range(2):
+        assert (tmp_path / "ens" / f"member-{i}" / "prompt.txt").read_text() in overview
     loaded = optprompt.load(tmp_path / "ens", model=tiny_model)
     predicted = loaded.predict([ex.input for ex in runner.task.test])
     labels = runner.task.labels
@@ -314,3 +317,18 @@ def test_adjust_off_is_the_unadjusted_test_of_the_pick() -> None:
     assert "not adjusted" in plain.info["test"] and "max-T" in adjusted.info["test"]
     # one finalist: both test the same pick, McNemar's exact p vs the permutation's
     assert 0 < plain.info["p_value"] < 0.05 and 0 < adjusted.info["p_value"] < 0.05
+
+
+def test_an_ensemble_is_named_by_its_members_not_by_the_last_digits_of_its_offsets() -> None:
+    """Offsets are measured on dev; their last digits vary with the CPU threads torch had
+    (1 or 2 gave -8.3170444 and -8.3170450 here). A resumed study must name the ensemble
+    as the uninterrupted one did."""
+    from optprompt.kinds.ensemble import EnsembleCandidate
+    from optprompt.prompts import PromptCandidate
+
+    a = PromptCandidate(instruction="Classify.", template="Input: {input}\nAnswer:", calibration="mean")
+    b = PromptCandidate(instruction="Label it.", template="Text: {input}\nLabel:")
+    one = EnsembleCandidate((a, b), ((-8.317044401309236, -7.454904858411695), None))
+    other = EnsembleCandidate((a, b), ((-8.317044960293126, -7.4549052512250595), None))
+    assert one.hash == other.hash
+    assert EnsembleCandidate((b, a), (None, one.offsets[0])).hash != one.hash  # members and their order name it

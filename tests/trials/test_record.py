@@ -31,6 +31,7 @@ def _trial(state: TrialState = TrialState.COMPLETE, value: float | None = 0.5, *
         (TrialState.FAIL, {}, True, False),  # its worker died
         (TrialState.FAIL, {"fail_reason": "interrupted by the user"}, True, False),
         (TrialState.FAIL, {"fail_reason": "connection lost: dropped while reserving"}, True, False),
+        (TrialState.FAIL, {"fail_reason": "pruned: after 4 of 12"}, True, False),  # died while recording it
     ],
 )
 def test_budget_rules(state, fields, void, budgeted) -> None:  # type: ignore[no-untyped-def]

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from optprompt._io import atomic_write_json, read_json
+from optprompt._io import atomic_write_json, atomic_write_text, contained_path, read_json
 from optprompt.errors import CandidateRejected, OptpromptError
 from optprompt.kinds.base import CandidateKind, KindContext, mark_export
-from optprompt.kinds.prompt.card import card_from_description, load_card
+from optprompt.kinds.prompt.card import PROMPT_FILE, card_from_description, load_card
 from optprompt.kinds.prompt.kind import PromptKind
 from optprompt.prompts.candidate import PromptCandidate
 from optprompt.scoring.calibration import apply_offsets, normalise
@@ -84,7 +84,11 @@ class EnsembleCandidate:
 
     @property
     def hash(self) -> str:
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        """The members' hashes, in order. The offsets are left out: they are measured from the
+        members on dev, and their last digits vary with the CPU threads torch was given
+        (a resumed study must name the ensemble as the uninterrupted one did)."""
+        identity = {"kind": self.kind, "members": [m.hash for m in self.members]}
+        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def average_probabilities(
@@ -221,6 +225,10 @@ class EnsembleKind(MembersMixin, CandidateKind):
             )
             card.save(to / f"member-{i}")
             names.append(f"member-{i}")
+        # One file to read the whole ensemble by, as a single prompt's export has one.
+        parts = [f"=== {name} ===\n{(to / name / PROMPT_FILE).read_text()}" for name in names]
+        header = f"A prompt ensemble: the answer probabilities of these {len(names)} prompts are averaged.\n\n"
+        atomic_write_text(to / PROMPT_FILE, header + "\n".join(parts))
         scores = {"dev": chosen["dev"], "test": chosen.get("test")}
         path = atomic_write_json(to / ENSEMBLE_FILE, {"members": names, "scores": scores})
         mark_export(to, self.name)
@@ -230,7 +238,9 @@ class EnsembleKind(MembersMixin, CandidateKind):
         from optprompt.kinds.prompt.predictor import CardPredictor, load_card_model
 
         manifest = read_json(Path(path) / ENSEMBLE_FILE, what="prompt ensemble manifest")
-        cards = [load_card(Path(path) / name) for name in manifest.get("members", [])]
+        where = f"{Path(path) / ENSEMBLE_FILE}: members"
+        folders = [contained_path(path, name, what=where) for name in manifest.get("members", [])]
+        cards = [load_card(folder) for folder in folders]
         if len(cards) < 2:
             raise OptpromptError(f"{Path(path) / ENSEMBLE_FILE}: a prompt ensemble needs at least two member cards")
         plugins = options.pop("plugins", None)

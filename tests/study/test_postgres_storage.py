@@ -1,0 +1,104 @@
+"""PostgreSQL storage as users reach it: the README's URL form, the psycopg2 form, a missing
+driver, and the command that starts a local server for the workers of one machine."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+import sqlalchemy
+
+from optprompt.errors import OptpromptError
+from optprompt.study.local_postgres import LocalPostgres, find_binaries, free_port, main
+from optprompt.study.storage import make_storage, open_study
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _documented_schemes() -> set[str]:
+    """The URL schemes the README and docs/ give to ``--storage`` for PostgreSQL."""
+    texts = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    found = set()
+    for path in texts:
+        found |= set(re.findall(r"--storage (postgresql[+a-z0-9]*)://", path.read_text(encoding="utf-8")))
+    return found
+
+
+def _with_scheme(url: str, scheme: str) -> str:
+    return f"{scheme}://{url.split('://', 1)[1]}"
+
+
+def test_documented_and_psycopg2_urls_open_a_study(postgres_url: str) -> None:
+    schemes = _documented_schemes()
+    assert "postgresql" in schemes, "the README's multi-worker command gives --storage postgresql://..."
+    for scheme in sorted(schemes | {"postgresql+psycopg2"}):
+        url = _with_scheme(postgres_url, scheme)
+        name = f"url-{uuid.uuid4().hex[:8]}"
+        study = open_study(make_storage(url), name)
+        try:
+            study.tell(study.ask(), 1.0)
+            assert optuna.load_study(study_name=name, storage=url).best_value == 1.0, url
+        finally:
+            optuna.delete_study(study_name=name, storage=url)
+
+
+def test_a_missing_driver_names_the_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # `import psycopg` now raises ImportError
+    with pytest.raises(OptpromptError, match=r"driver psycopg \(3\) is not installed.*optprompt\[postgres\]"):
+        make_storage("postgresql://someone@127.0.0.1:1/optprompt")
+    monkeypatch.setitem(sys.modules, "psycopg2", None)
+    with pytest.raises(OptpromptError, match=r"driver psycopg2 is not installed.*psycopg2-binary"):
+        make_storage("postgresql+psycopg2://someone@127.0.0.1:1/optprompt")
+
+
+@pytest.fixture
+def reachable_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder the server's user can reach (as root it runs as another user)."""
+    try:
+        find_binaries()
+    except OptpromptError as e:
+        pytest.skip(str(e))
+    base = tmp_path_factory.mktemp("pg")
+    for folder in (base, *base.parents):
+        if folder.stat().st_mode & 0o001 == 0:
+            os.chmod(folder, folder.stat().st_mode | 0o011)
+    return base
+
+
+def test_start_url_stop_a_local_server(reachable_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = reachable_dir / "data"
+    port = free_port()
+    assert main(["start", "--dir", str(data), "--port", str(port)]) == 0
+    try:
+        url = capsys.readouterr().out.strip()
+        assert url == f"postgresql://postgres@127.0.0.1:{port}/optprompt"
+        with sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool).connect() as conn:
+            assert conn.execute(sqlalchemy.text("SELECT current_database()")).scalar() == "optprompt"
+        assert main(["start", "--dir", str(data)]) == 0  # already running: the same server, the same URL
+        assert capsys.readouterr().out.strip() == url
+        assert main(["url", "--dir", str(data)]) == 0 and capsys.readouterr().out.strip() == url
+    finally:
+        assert main(["stop", "--dir", str(data)]) == 0
+    assert capsys.readouterr().out.strip() == "stopped"
+    assert LocalPostgres(data).running_port() is None
+    assert main(["stop", "--dir", str(data)]) == 0
+    assert "no server runs" in capsys.readouterr().out
+
+
+def test_a_port_in_use_is_refused(reachable_dir: Path, postgres_url: str) -> None:
+    port = sqlalchemy.make_url(postgres_url).port
+    with pytest.raises(OptpromptError, match=f"port {port} on 127.0.0.1 is in use"):
+        LocalPostgres(reachable_dir / "data", port=port).start()
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="as root only")
+def test_as_root_a_data_folder_the_server_user_cannot_reach_is_refused(tmp_path: Path) -> None:
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    with pytest.raises(OptpromptError, match="refuses root.*is closed to it"):
+        LocalPostgres(closed / "data").start()
