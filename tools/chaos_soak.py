@@ -92,8 +92,8 @@ def check(url: str, name: str, out: Path, trials_budget: int) -> tuple[list[str]
     import optuna
 
     from optprompt.cli.output import leaderboard
-    from optprompt.trials import keys as attrs
     from optprompt.trials import counts, is_void
+    from optprompt.trials import keys as attrs
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     trials = optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)

@@ -84,8 +84,8 @@ def outcome(out: Path) -> dict[str, Any]:
     """What the study chose: its candidate sequence, winner and test metrics."""
     import optuna
 
-    from optprompt.trials import keys as attrs
     from optprompt.trials import is_void
+    from optprompt.trials import keys as attrs
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     trials = optuna.load_study(study_name=STUDY, storage=f"sqlite:///{out / 'study.db'}").get_trials(deepcopy=False)

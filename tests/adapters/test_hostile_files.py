@@ -17,11 +17,12 @@ from optprompt_testdata import soft_study_dict, write_sentiment_jsonl
 from safetensors.torch import load_file
 
 import optprompt
-from optprompt.adapters import load_adapter
+from optprompt.kinds.soft import load_adapter
 from optprompt.config import spec_from_dict
 from optprompt.errors import ModelError, OptpromptError
 from optprompt.kinds.prompt.card import PromptCard
-from optprompt.study import StudyRunner, attrs
+from optprompt.study import StudyRunner
+from optprompt.trials import keys as attrs
 
 ENOSPC = os.strerror(errno.ENOSPC)
 
