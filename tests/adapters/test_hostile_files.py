@@ -17,10 +17,10 @@ from optprompt_testdata import soft_study_dict, write_sentiment_jsonl
 from safetensors.torch import load_file
 
 import optprompt
-from optprompt.kinds.soft import load_adapter
 from optprompt.config import spec_from_dict
 from optprompt.errors import ModelError, OptpromptError
 from optprompt.kinds.prompt.card import PromptCard
+from optprompt.kinds.soft import load_adapter
 from optprompt.study import StudyRunner
 from optprompt.trials import keys as attrs
 
@@ -49,7 +49,7 @@ def full_disk_study(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Pa
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(peft.peft_model, "safe_save_file", disk_fills_once)
-        result = StudyRunner(spec, model=tiny_model, progress=False).run()
+        result = StudyRunner(spec, model=tiny_model, progress=False).run().to_dict()
     trials = optuna.load_study(study_name=spec.name, storage=f"sqlite:///{root / 'out' / 'study.db'}").trials
     return root / "out", result, trials
 
