@@ -107,12 +107,25 @@ def _keep(history: Sequence[TrialRecord], survivors: list[str], families: Sequen
     return [f for f in survivors if f in kept]
 
 
-def halving(trials: Sequence[TrialRecord], families: Sequence[str], total: float, unit: str, eta: int = 2) -> Halving:
+#: A family that trains is never dropped before this many of its trials finished: one
+#: training run says little (a bad learning rate, an unlucky seed), two show a trend.
+MIN_TRAINING_TRIALS = 2
+
+
+def halving(
+    trials: Sequence[TrialRecord],
+    families: Sequence[str],
+    total: float,
+    unit: str,
+    eta: int = 2,
+    training: Sequence[str] = (),
+) -> Halving:
     """Successive halving over ``families`` (cheapest first) with ``total`` budget in ``unit``.
 
     Each rung gets an equal part of what is left when it starts (a rung that ran over, a
     long training trial, leaves the later rungs less, but never skips one), shared equally
-    by the families still in.
+    by the families still in. A family in ``training`` (its candidates are trained) is not
+    dropped before :data:`MIN_TRAINING_TRIALS` of its trials finished.
     """
     n = len(families)
     rungs = 1 + (math.ceil(math.log(n, eta) - 1e-9) if n > 1 else 0)
@@ -127,6 +140,15 @@ def halving(trials: Sequence[TrialRecord], families: Sequence[str], total: float
             # The rung is over: rank on everything finished so far.
             state.rung += 1
             keep = _keep(mine[: i + 1], state.survivors, families, max(1, math.ceil(n / eta**state.rung)))
+            seen = mine[: i + 1]
+            keep += [
+                f
+                for f in state.survivors
+                if f in training
+                and f not in keep
+                and sum(t.family == f and t.is_finished for t in seen) < MIN_TRAINING_TRIALS
+            ]
+            keep = [f for f in state.survivors if f in keep]
             for f in state.survivors:
                 if f not in keep:
                     state.eliminated[f] = state.rung - 1

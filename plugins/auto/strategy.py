@@ -70,6 +70,10 @@ class Auto(BaseStrategy):
             trials=self.config.trials, dev_scorings=int(per_trial * self.config.trials) + 1, rewriter_calls=rewrites
         )
 
+    def _training(self) -> list[str]:
+        """The families whose candidates are trained (their strategies declare ``trains``)."""
+        return [name for name, strategy in self.families.items() if strategy.trains]
+
     def finished(self, study: optuna.Study) -> bool:
         return self._next_family(records(study)) is None
 
@@ -77,7 +81,7 @@ class Auto(BaseStrategy):
         families, total, unit = list(self.families), self._total(), self.config.budget.unit
         if self.config.schedule == "shares":
             return next_family(trials, families, self.config.shares, total, unit)
-        return halving(trials, families, total, unit, self.config.eta).next
+        return halving(trials, families, total, unit, self.config.eta, self._training()).next
 
     def create_pruner(self, pruning: PruningSpec, n_dev: int) -> optuna.pruners.BasePruner:
         """The per-epoch pruner of the first family that trains, when one is on; else the study's."""
@@ -125,7 +129,9 @@ class Auto(BaseStrategy):
         trials = records(study)
         unit = self.config.budget.unit
         if self.config.schedule == "halving":
-            schedule = halving(trials, list(self.families), self._total(), unit, self.config.eta).to_dict()
+            schedule = halving(
+                trials, list(self.families), self._total(), unit, self.config.eta, self._training()
+            ).to_dict()
         else:
             schedule = {"kind": "shares", "shares": dict(self.config.shares)}
         return {

@@ -195,3 +195,15 @@ def test_a_long_trial_does_not_skip_a_rung() -> None:
     assert state.next == "template_search"  # (300 - 240) / 2 rungs left / 2 families = 15 each
     history.append(t("template_search", 15, 0.7))
     assert halving(history, ALL, 300, "dev_examples").next == "soft_prompt"
+
+
+def test_halving_never_drops_a_training_family_on_one_trial() -> None:
+    """A family that trains keeps its place in the next rung until two of its trials finished,
+    however its first one scored; then it is judged like the others."""
+    history = [T("template_search", value=0.9), T("evolution", value=0.8), T("soft_prompt", value=0.1)]
+    plain = halving(history, ALL, 9, "trials")
+    assert plain.survivors == ["template_search", "evolution"]  # without the rule: dropped on one trial
+    kept = halving(history, ALL, 9, "trials", training=["soft_prompt"])
+    assert "soft_prompt" in kept.survivors and "soft_prompt" not in kept.eliminated
+    judged = halving([*history, T("soft_prompt", value=0.1)], ALL, 9, "trials", training=["soft_prompt"])
+    assert judged.rung == 1 and "soft_prompt" in judged.survivors  # its second trial runs in rung 2
