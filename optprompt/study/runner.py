@@ -46,6 +46,18 @@ logger = logging.getLogger("optprompt")
 SPEC_FILE = "study.json"
 
 
+class _FromSession:
+    """A part of the runner's session (its strategy, renderer, dev split...): None before set-up."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, runner: StudyRunner | None, owner: type | None = None) -> Any:
+        if runner is None:
+            return self
+        return getattr(runner.session, self.name) if runner.session is not None else None
+
+
 class StudyRunner:
     """Runs (or resumes) one study described by a :class:`StudySpec`.
 
@@ -89,45 +101,16 @@ class StudyRunner:
     def model(self) -> LoadedModel | None:
         return self.pool.model
 
-    @property
-    def strategy(self) -> Any:
-        return self.session.strategy if self.session is not None else None
-
-    @property
-    def renderer(self) -> Any:
-        return self.session.renderer if self.session is not None else None
-
-    @property
-    def evaluator(self) -> Any:
-        return self.session.evaluator if self.session is not None else None
-
-    @property
-    def backend(self) -> Any:
-        return self.session.backend if self.session is not None else None
-
-    @property
-    def chat(self) -> Any:
-        return self.session.chat if self.session is not None else None
-
-    @property
-    def baseline(self) -> Any:
-        return self.session.baseline if self.session is not None else None
-
-    @property
-    def dev(self) -> Any:
-        return self.session.dev if self.session is not None else None
-
-    @property
-    def holdout(self) -> Any:
-        return self.session.holdout if self.session is not None else None
-
-    @property
-    def kind_context(self) -> Any:
-        return self.session.kind_context if self.session is not None else None
-
-    @property
-    def teacher(self) -> Any:
-        return self.session.teacher if self.session is not None else None
+    strategy = _FromSession()
+    renderer = _FromSession()
+    evaluator = _FromSession()
+    backend = _FromSession()
+    chat = _FromSession()
+    baseline = _FromSession()
+    dev = _FromSession()
+    holdout = _FromSession()
+    kind_context = _FromSession()
+    teacher = _FromSession()
 
     @property
     def sampler(self):  # type: ignore[no-untyped-def]
