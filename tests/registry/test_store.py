@@ -213,7 +213,6 @@ def _result(card_instruction: str = "Classify: {labels}.") -> dict:
             "test": split,
         },
         "baseline": {"dev": split, "test": split},
-        "comparison": {},
         "warnings": [],
     }
 
