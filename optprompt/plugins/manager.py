@@ -18,14 +18,23 @@ import pluggy
 from optprompt.errors import PluginError
 from optprompt.plugins import hookspecs
 
-__all__ = ["Entry", "Registry", "Plugins", "get_plugin_manager", "load_plugins", "ENTRY_POINT_GROUP"]
+__all__ = [
+    "Entry",
+    "Registry",
+    "Plugins",
+    "get_plugin_manager",
+    "load_plugins",
+    "load_task_types",
+    "ENTRY_POINT_GROUP",
+]
 
 ENTRY_POINT_GROUP = "optprompt"
 
-# Core modules that implement hooks (models, metrics, task loaders, the two built-in
-# candidate kinds). Strategies live under plugins/ and arrive through the entry-point
-# group instead.
+# Core modules that implement hooks (models, metrics, task loaders, the built-in task
+# types and candidate kinds). Strategies live under plugins/ and arrive through the
+# entry-point group instead.
 _CORE_PLUGINS = (
+    "optprompt.tasks.types",
     "optprompt.kinds.prompt",
     "optprompt.kinds.ensemble",
     "optprompt.adapters.kind",
@@ -100,6 +109,7 @@ class Plugins:
     models: Registry
     backends: Registry
     kinds: Registry
+    task_types: Registry
 
     @property
     def candidate_kinds(self):  # type: ignore[no-untyped-def]
@@ -183,6 +193,25 @@ def _kind_entry(cls: Any, *, plugin: str, source: str) -> Entry:
     return Entry(name=name, obj=cls, plugin=plugin, source=source, description=doc[0] if doc else "")
 
 
+def _task_type_entry(cls: Any, *, plugin: str, source: str) -> Entry:
+    """The entry of a task type class: its one instance (task types hold no state)."""
+    from optprompt.tasks.types.base import ScoringPath, TaskType
+
+    if not (isinstance(cls, type) and issubclass(cls, TaskType)):
+        raise PluginError(f"plugin {plugin!r} registered {cls!r} as a task type, but it is not a TaskType subclass")
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name:
+        raise PluginError(f"plugin {plugin!r}: task type class {cls.__qualname__} has no `name`")
+    if not isinstance(getattr(cls, "scoring", None), ScoringPath):
+        raise PluginError(f"plugin {plugin!r}: task type {name!r} has no `scoring` (a ScoringPath)")
+    try:
+        instance = cls()
+    except TypeError as e:  # abstract methods left unimplemented
+        raise PluginError(f"plugin {plugin!r}: task type {name!r} cannot be instantiated: {e}") from None
+    doc = (cls.__doc__ or "").strip().splitlines()
+    return Entry(name=name, obj=instance, plugin=plugin, source=source, description=doc[0] if doc else "")
+
+
 def _named_entry(name: str, obj: Any, *, plugin: str, source: str, description: str = "", **extra: Any) -> Entry:
     if not callable(obj):
         raise PluginError(f"plugin {plugin!r} registered {name!r} with a non-callable {obj!r}")
@@ -200,6 +229,7 @@ def load_plugins(pm: pluggy.PluginManager | None = None) -> Plugins:
         models=Registry("model"),
         backends=Registry("backend"),
         kinds=Registry("candidate kind"),
+        task_types=Registry("task type"),
     )
     _collect(pm, "register_strategies", plugins.strategies, _strategy_entry)
     _collect(pm, "register_metrics", plugins.metrics, _named_entry)
@@ -207,4 +237,13 @@ def load_plugins(pm: pluggy.PluginManager | None = None) -> Plugins:
     _collect(pm, "register_models", plugins.models, _named_entry)
     _collect(pm, "register_backends", plugins.backends, _named_entry)
     _collect(pm, "register_candidate_kinds", plugins.kinds, _kind_entry)
+    _collect(pm, "register_task_types", plugins.task_types, _task_type_entry)
     return plugins
+
+
+def load_task_types(pm: pluggy.PluginManager | None = None) -> Registry:
+    """The task types alone (name -> :class:`~optprompt.tasks.TaskType` instance): what a
+    study file's ``task.type`` may name, without calling the other registration hooks."""
+    registry = Registry("task type")
+    _collect(pm or get_plugin_manager(), "register_task_types", registry, _task_type_entry)
+    return registry

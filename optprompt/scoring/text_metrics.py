@@ -18,6 +18,7 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from optprompt.errors import ConfigError
+from optprompt.tasks.types import MetricKind
 from optprompt.plugins.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -218,4 +219,4 @@ _GENERATION_METRICS = (
 @hookimpl
 def register_metrics(register):  # type: ignore[no-untyped-def]
     for name, fn, description in _GENERATION_METRICS:
-        register(name, fn, description=description, kind="generation")
+        register(name, fn, description=description, kind=MetricKind.TEXT)

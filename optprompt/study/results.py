@@ -21,6 +21,7 @@ from optprompt.study import attrs
 from optprompt.study.objectives import parse_rule, select
 from optprompt.study.selection import Selection, compare_evaluations, select_winner
 from optprompt.study.trials import COMBINED, counts, is_void
+from optprompt.tasks.types import GENERATION_SETTINGS_KEY
 
 if TYPE_CHECKING:
     import optuna
@@ -209,7 +210,7 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> dict[str, Any]:
     failures = {"test_baseline": test_base.format_failures, "test_best": test_best.format_failures}
     task_info = task.summary()
     if task.generates:
-        task_info["generation"] = {
+        task_info[GENERATION_SETTINGS_KEY] = {
             "max_new_tokens": spec.task.max_new_tokens,
             "stop": list(spec.task.stop),
             "extract": spec.task.extract,
@@ -267,7 +268,7 @@ def _teacher_figures(end: StudyEnd, test_base: Evaluation, test_best: Evaluation
     teacher)."""
     teacher = end.teacher
     task = end.task
-    options = [list(ex.options) for ex in task.test] if task.type == "multiple_choice" else None
+    options = [list(ex.options) for ex in task.test] if task.has_options else None
     answers = teacher.predictor.predict([ex.input for ex in task.test], options)
     test = end.kind_context.evaluator.evaluate_answers(task.test, answers, "test", name="teacher")
     return {

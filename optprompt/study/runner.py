@@ -302,7 +302,7 @@ class StudyRunner:
             "task": self.task.fingerprint,
             "prompt": spec_key_part(
                 [self.task.instruction, self.task.template, self.task.verbalizer]
-                + ([self.task.output_format, self.task.descriptions] if self.task.type == "extraction" else [])
+                + self.task.task_type.fingerprint_part(self.task)
             ),
             "strategy": spec_key_part(
                 [self.spec.strategy.name, {k: v for k, v in self.strategy_options.items() if k != "trials"}]
