@@ -103,10 +103,7 @@ class PromptCard:
     def resolve_task_type(self) -> TaskType:
         """The :class:`~optprompt.tasks.TaskType` that ``task_type`` names (a built-in one, or
         one an installed plugin registers)."""
-        found = self.__dict__.get("_task_type")
-        if found is None:
-            found = self.__dict__["_task_type"] = resolve_task_type(self.task_type)
-        return found  # type: ignore[no-any-return]
+        return resolve_task_type(self.task_type)
 
     # --- using the prompt ---------------------------------------------------------
     def _query(self, text: str, options: list[str] | None) -> str:
