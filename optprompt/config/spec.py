@@ -20,7 +20,6 @@ __all__ = [
 ]
 
 
-
 def _task_types(info: ValidationInfo) -> Any:
     """The registry of task types to validate against: ``context={"task_types": ...}`` when
     the caller passes it (:func:`~optprompt.config.spec_from_dict` with ``plugins``), else
@@ -125,7 +124,8 @@ class TaskSpec(_Strict):
         if v not in types:
             from optprompt._suggest import did_you_mean
 
-            raise ValueError(f"unknown task type {v!r}{did_you_mean(v, types.names())}; known: {', '.join(types.names())}")
+            known = types.names()
+            raise ValueError(f"unknown task type {v!r}{did_you_mean(v, known)}; known: {', '.join(known)}")
         return v
 
     @model_validator(mode="after")

@@ -18,8 +18,8 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from optprompt.errors import ConfigError
-from optprompt.tasks.types import MetricKind
 from optprompt.plugins.hookspecs import hookimpl
+from optprompt.tasks.types import MetricKind
 
 if TYPE_CHECKING:
     from rouge_score.rouge_scorer import RougeScorer

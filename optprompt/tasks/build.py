@@ -70,7 +70,9 @@ def _load_source(data: str, spec: TaskSpec, plugins: Plugins, base_dir: str | No
     return rows, str(path) if path else data
 
 
-def _check_columns(rows: list[dict[str, Any]], spec: TaskSpec, source: str, task_type: TaskType, plugins: Plugins) -> None:
+def _check_columns(
+    rows: list[dict[str, Any]], spec: TaskSpec, source: str, task_type: TaskType, plugins: Plugins
+) -> None:
     columns = list(rows[0].keys())
     needed = {"task.input": spec.input, "task.label": spec.label, **task_type.columns(spec)}
     if spec.id:

@@ -51,7 +51,13 @@ def raw_spec(yes_no_file: Path, tmp_path: Path, tiny_model_dir: Path) -> dict:
 def test_the_type_is_registered_with_its_source(yes_no_plugins) -> None:  # type: ignore[no-untyped-def]
     entry = yes_no_plugins.task_types.get("yes_no")
     assert isinstance(entry.obj, optprompt_yes_no_task.YesNo) and "registered in code" in entry.source
-    assert yes_no_plugins.task_types.names() == ["classification", "extraction", "generation", "multiple_choice", "yes_no"]
+    assert yes_no_plugins.task_types.names() == [
+        "classification",
+        "extraction",
+        "generation",
+        "multiple_choice",
+        "yes_no",
+    ]
     assert "yes_no" not in load_plugins().task_types  # nothing global: a fresh manager does not see it
 
 

@@ -123,7 +123,8 @@ class CardPredictor:
     def _settings(self, max_new_tokens: int | None, stop: Sequence[str] | None) -> GenerationSettings:
         from optprompt.scoring.backends.base import GenerationSettings
 
-        gen: dict[str, Any] = (self.card.task.get(GENERATION_SETTINGS_KEY) or {}) if isinstance(self.card.task, dict) else {}
+        task = self.card.task if isinstance(self.card.task, dict) else {}
+        gen: dict[str, Any] = task.get(GENERATION_SETTINGS_KEY) or {}
         return GenerationSettings(
             max_new_tokens=max_new_tokens or int(gen.get("max_new_tokens", 32)),
             stop=tuple(stop if stop is not None else gen.get("stop", ("\n",))),

@@ -188,7 +188,7 @@ class TaskType(ABC):
         return self.scoring.metric_kind
 
     # --- the study file -------------------------------------------------------------
-    def check_spec(self, spec: TaskSpec) -> None:
+    def check_spec(self, spec: TaskSpec) -> None:  # noqa: B027
         """Reject a ``task:`` section this type cannot work with.
 
         Raises:
