@@ -23,8 +23,9 @@ def _gold_lines(entities: Sequence[Entity]) -> str:
 
 
 class Extraction(TaskType):
-    """Typed entity spans of the input (the labels are the entity types), measured by
-    entity-level F1 over the split."""
+    """Typed entity spans of the input, measured by entity-level F1 over the split.
+
+    The labels are the entity types."""
 
     name = "extraction"
     scoring = ScoringPath.EXTRACT

@@ -24,8 +24,9 @@ def _options(row: Mapping[str, Any], spec: TaskSpec, where: str) -> tuple[str, .
 
 
 class MultipleChoice(TaskType):
-    """A question with its own list of options (``task.options``); the label is the correct
-    option's text or its index."""
+    """A question with its own list of options (``task.options``) to rank.
+
+    The label is the correct option's text or its index."""
 
     name = "multiple_choice"
     scoring = ScoringPath.RANK
