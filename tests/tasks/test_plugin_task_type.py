@@ -146,3 +146,26 @@ def test_what_is_registered_must_be_a_complete_task_type() -> None:
 
     with pytest.raises(PluginError, match="task type 'half' cannot be instantiated"):
         load_plugins(get_plugin_manager(extra_plugins=[HalfPlugin()]))
+
+
+def test_a_task_names_or_holds_its_type(yes_no_plugins) -> None:  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    from optprompt.tasks import Task
+
+    by_name = Task("t", "multiple_choice", [], [], [])
+    assert by_name.type == "multiple_choice" and by_name.has_options and not by_name.has_fixed_labels
+    held = Task("t", yes_no_plugins.task_types.get("yes_no").obj, [], [], [], labels=("no", "yes"))
+    assert held.type == "yes_no" and held.task_type.name == "yes_no"
+    assert dataclasses.replace(held, labels=("no", "yes")).task_type is held.task_type  # survives a copy
+    # A name no installed plugin registers (a type registered in code is passed itself).
+    with pytest.raises(PluginError, match=r"unknown task type 'yes_no'; known: classification, extraction"):
+        Task("t", "yes_no", [], [], [])
+
+
+def test_the_default_type_and_its_rules_come_from_the_registry(raw_spec, yes_no_plugins) -> None:  # type: ignore[no-untyped-def]
+    task = {k: v for k, v in raw_spec["task"].items() if k != "type"}
+    assert spec_from_dict({**raw_spec, "task": task}, plugins=yes_no_plugins).task.type == "classification"
+    described = {**raw_spec, "task": {**raw_spec["task"], "descriptions": {"yes": "agreement"}}}
+    with pytest.raises(ConfigError, match="descriptions describe entity types: they need type: extraction"):
+        spec_from_dict(described, plugins=yes_no_plugins)
