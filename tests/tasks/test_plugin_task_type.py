@@ -169,3 +169,19 @@ def test_the_default_type_and_its_rules_come_from_the_registry(raw_spec, yes_no_
     described = {**raw_spec, "task": {**raw_spec["task"], "descriptions": {"yes": "agreement"}}}
     with pytest.raises(ConfigError, match="descriptions describe entity types: they need type: extraction"):
         spec_from_dict(described, plugins=yes_no_plugins)
+
+
+def test_a_subclass_of_the_default_type_is_not_the_default(raw_spec) -> None:  # type: ignore[no-untyped-def]
+    class Sentiment(Classification):
+        """Classification under another name."""
+
+        name = "sentiment"
+
+    class SentimentPlugin:
+        @hookimpl
+        def register_task_types(self, register):  # type: ignore[no-untyped-def]
+            register(Sentiment)
+
+    plugins = load_plugins(get_plugin_manager(extra_plugins=[SentimentPlugin()]))
+    task = {k: v for k, v in raw_spec["task"].items() if k != "type"}
+    assert spec_from_dict({**raw_spec, "task": task}, plugins=plugins).task.type == "classification"

@@ -9,7 +9,6 @@ through the ``register_task_types`` hook below, exactly as a plugin registers it
 
     class YesNo(Classification):  # labels yes and no, whatever the data writes
         name = "yes_no"
-        is_default = False
         def example(self, row, spec, *, ex_id, text, where): ...
 
     @hookimpl

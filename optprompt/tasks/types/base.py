@@ -135,7 +135,8 @@ class TaskType(ABC):
             verbalizer word: the split is stratified by label, demonstration pools are
             balanced by label and calibration applies (ranked types only).
         is_default: The type of a study file without ``task.type`` (one registered type
-            says so: classification).
+            says so: classification). Not inherited: a subclass of the default type is not
+            the default unless it says so itself.
         spec_defaults: Study-file defaults of this type (``max_new_tokens``, ``stop``...),
             used where the file does not set the key.
         instruction_variants / template_variants: Generic alternatives search strategies
@@ -155,6 +156,11 @@ class TaskType(ABC):
     instruction_variants: ClassVar[tuple[str, ...]] = ()
     template_variants: ClassVar[tuple[str, ...]] = ()
     instruction_phrases: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "is_default" not in cls.__dict__:
+            cls.is_default = False
 
     # --- capabilities -------------------------------------------------------------
     @property
