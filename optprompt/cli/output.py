@@ -209,13 +209,14 @@ def show_study(output_dir: str | Path, top: int = 10) -> None:
 
 
 def print_plugins() -> None:
-    """Every registered strategy, candidate kind, metric, loader and model name, with its source."""
+    """Every registered strategy, candidate kind, task type, metric, loader and model name, with its source."""
     from optprompt.plugins.manager import load_plugins
 
     plugins = load_plugins()
     for title, reg in (
         ("strategies", plugins.strategies),
         ("candidate kinds", plugins.kinds),
+        ("task types", plugins.task_types),
         ("metrics", plugins.metrics),
         ("task loaders", plugins.task_loaders),
         ("models", plugins.models),

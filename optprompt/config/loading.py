@@ -53,19 +53,31 @@ def format_validation_error(
     return "\n".join(lines)
 
 
-def spec_from_dict(data: Any, *, source: str = "<spec>", base_dir: str | None = None) -> StudySpec:
-    """Validate a plain mapping (as loaded from YAML) into a :class:`StudySpec`."""
+def spec_from_dict(
+    data: Any, *, source: str = "<spec>", base_dir: str | None = None, plugins: Any = None
+) -> StudySpec:
+    """Validate a plain mapping (as loaded from YAML) into a :class:`StudySpec`.
+
+    ``task.type`` must name a task type of ``plugins`` (loaded :class:`~optprompt.plugins.Plugins`;
+    by default those of the installed plugins).
+    """
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: a study must be a mapping of keys, got {type(data).__name__}")
     if base_dir is not None and "base_dir" not in data:
         data = {**data, "base_dir": base_dir}
+    if plugins is None:
+        from optprompt.plugins.manager import load_task_types
+
+        task_types = load_task_types()
+    else:
+        task_types = plugins.task_types
     try:
-        return StudySpec.model_validate(data)
+        return StudySpec.model_validate(data, context={"task_types": task_types})
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, source=source, model=StudySpec)) from None
 
 
-def load_spec(path: str | os.PathLike[str]) -> StudySpec:
+def load_spec(path: str | os.PathLike[str], *, plugins: Any = None) -> StudySpec:
     """Read and validate a study YAML file.
 
     Raises:
@@ -84,4 +96,4 @@ def load_spec(path: str | os.PathLike[str]) -> StudySpec:
         where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
         problem = getattr(e, "problem", None) or str(e)
         raise ConfigError(f"YAML syntax error in {where}: {problem}") from None
-    return spec_from_dict(data, source=str(path), base_dir=str(path.resolve().parent))
+    return spec_from_dict(data, source=str(path), base_dir=str(path.resolve().parent), plugins=plugins)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 __all__ = [
     "StudySpec",
@@ -18,7 +19,17 @@ __all__ = [
     "SelectionSpec",
 ]
 
-TaskType = Literal["classification", "multiple_choice", "generation", "extraction"]
+
+def _task_types(info: ValidationInfo) -> Any:
+    """The registry of task types to validate against: ``context={"task_types": ...}`` when
+    the caller passes it (:func:`~optprompt.config.spec_from_dict` with ``plugins``), else
+    the task types of the installed plugins (the built-in ones among them)."""
+    types = (info.context or {}).get("task_types") if isinstance(info.context, dict) else None
+    if types is None:
+        from optprompt.plugins.manager import load_task_types
+
+        types = load_task_types()
+    return types
 
 
 class _Strict(BaseModel):
@@ -49,7 +60,12 @@ class TaskSpec(_Strict):
     )
     format: str | None = Field(None, description="Loader name; guessed from the file when unset.")
     subset: str | None = Field(None, description="Configuration name of a hub data set.")
-    type: TaskType = "classification"
+    type: str = Field(
+        None,  # type: ignore[assignment]  # the registered default type (classification)
+        validate_default=True,
+        description="The task type: classification (the default), multiple_choice, generation, extraction, "
+        "or one a plugin registers (`optprompt plugins` lists them).",
+    )
     input: str = "input"
     label: str = "label"
     options: str | None = None
@@ -94,19 +110,37 @@ class TaskSpec(_Strict):
             raise ValueError("the template has no {input} placeholder")
         return v
 
+    @field_validator("type", mode="before")
+    @classmethod
+    def _registered_type(cls, v: Any, info: ValidationInfo) -> Any:
+        if v is not None and not isinstance(v, str):
+            return v  # the string check reports it
+        types = _task_types(info)
+        if v is None:
+            defaults = [e.name for e in types if e.obj.is_default]
+            if len(defaults) != 1:
+                raise ValueError(f"no single default task type (candidates: {defaults}): set task.type")
+            return defaults[0]
+        if v not in types:
+            from optprompt._suggest import did_you_mean
+
+            known = types.names()
+            raise ValueError(f"unknown task type {v!r}{did_you_mean(v, known)}; known: {', '.join(known)}")
+        return v
+
     @model_validator(mode="after")
-    def _options_for_multiple_choice(self) -> TaskSpec:
-        if self.type == "multiple_choice" and not self.options:
-            raise ValueError("a multiple_choice task needs `options`: the column of choices")
-        if self.descriptions and self.type != "extraction":
-            raise ValueError("descriptions describe entity types: they need type: extraction")
-        if self.type == "extraction":
-            # Entity lists take several lines: a blank line (not the end of a line) ends the
-            # answer, and the budget is larger, unless the study file says otherwise.
-            defaults = {"max_new_tokens": 64, "stop": ["\n\n"]}
-            for key, value in defaults.items():
-                if key not in self.model_fields_set:
-                    object.__setattr__(self, key, value)
+    def _fits_the_task_type(self, info: ValidationInfo) -> TaskSpec:
+        types = _task_types(info)
+        if self.type not in types:  # already reported under task.type
+            return self
+        task_type = types.get(self.type).obj
+        task_type.check_spec(self)
+        if self.descriptions and not task_type.extracts_entities:
+            takers = " or ".join(e.name for e in types if e.obj.extracts_entities)
+            raise ValueError(f"descriptions describe entity types: they need type: {takers}")
+        for key, value in task_type.spec_defaults.items():
+            if key not in self.model_fields_set:
+                object.__setattr__(self, key, copy.deepcopy(value))
         return self
 
 

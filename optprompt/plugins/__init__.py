@@ -8,6 +8,7 @@ from optprompt.plugins.manager import (
     Registry,
     get_plugin_manager,
     load_plugins,
+    load_task_types,
 )
 
 __all__ = [
@@ -19,4 +20,5 @@ __all__ = [
     "hookimpl",
     "hookspec",
     "load_plugins",
+    "load_task_types",
 ]

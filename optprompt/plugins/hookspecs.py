@@ -23,10 +23,13 @@ def register_strategies(register):  # type: ignore[no-untyped-def]
 def register_metrics(register):  # type: ignore[no-untyped-def]
     """Register metrics: ``register(name, fn, description=..., kind=...)``.
 
-    ``kind="classification"``: ``fn(gold_indices, pred_indices, n_classes) -> float`` over
-    a split. ``kind="generation"``: ``fn(prediction, reference) -> float`` per example,
-    averaged over the split. ``kind="extraction"``: ``fn(counts) -> value`` of per-type
-    ``[tp, fp, fn]`` entity counts summed over the split (vectorised over leading axes).
+    ``kind`` (:class:`optprompt.tasks.MetricKind`) says what ``fn`` reads and so which task
+    types it measures: ``MetricKind.CHOICES`` (classification, the default):
+    ``fn(gold_indices, pred_indices, n_classes) -> float`` over a split;
+    ``MetricKind.TEXT`` (generation): ``fn(prediction, reference) -> float`` per example,
+    averaged over the split; ``MetricKind.ENTITIES`` (extraction): ``fn(counts) -> value``
+    of per-type ``[tp, fp, fn]`` entity counts summed over the split (vectorised over
+    leading axes).
     """
 
 
@@ -49,3 +52,9 @@ def register_backends(register):  # type: ignore[no-untyped-def]
 def register_candidate_kinds(register):  # type: ignore[no-untyped-def]
     """Register kinds of candidates: ``register(KindClass)``, a :class:`~optprompt.kinds.CandidateKind`
     subclass (its ``name`` is the key and the ``kind`` value of its candidates' dicts)."""
+
+
+@hookspec
+def register_task_types(register):  # type: ignore[no-untyped-def]
+    """Register task types: ``register(TaskTypeClass)``, a :class:`~optprompt.tasks.TaskType`
+    subclass (its ``name`` is the key and the ``task.type`` value of a study file)."""

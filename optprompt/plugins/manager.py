@@ -17,7 +17,15 @@ import pluggy
 from optprompt.errors import PluginError
 from optprompt.plugins import hookspecs
 
-__all__ = ["Entry", "Registry", "Plugins", "get_plugin_manager", "load_plugins", "ENTRY_POINT_GROUP"]
+__all__ = [
+    "Entry",
+    "Registry",
+    "Plugins",
+    "get_plugin_manager",
+    "load_plugins",
+    "load_task_types",
+    "ENTRY_POINT_GROUP",
+]
 
 ENTRY_POINT_GROUP = "optprompt"
 
@@ -108,6 +116,7 @@ class Plugins:
     models: Registry
     backends: Registry
     kinds: Registry
+    task_types: Registry
     views: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def view(self, key: str, make: Callable[[], Any]) -> Any:
@@ -191,6 +200,23 @@ _strategy_entry = _class_entry("strategy", "BaseStrategy", ("propose", "from_opt
 _kind_entry = _class_entry("candidate kind", "CandidateKind", ("from_dict", "score", "scorer", "export", "load"))
 
 
+_task_type_class = _class_entry("task type", "TaskType", ("example", "answer_choices", "fingerprint_part"))
+#: The scoring paths the evaluator implements (``optprompt.tasks.types.ScoringPath`` values).
+_SCORING_PATHS = ("rank", "generate", "extract")
+
+
+def _task_type_entry(cls: Any, *, plugin: str, source: str) -> Entry:
+    """The entry of a task type class: its one instance (task types hold no state)."""
+    entry = _task_type_class(cls, plugin=plugin, source=source)
+    if getattr(getattr(cls, "scoring", None), "value", None) not in _SCORING_PATHS:
+        raise PluginError(f"plugin {plugin!r}: task type {entry.name!r} has no `scoring` (a ScoringPath)")
+    try:
+        instance = cls()
+    except TypeError as e:  # abstract methods left unimplemented
+        raise PluginError(f"plugin {plugin!r}: task type {entry.name!r} cannot be instantiated: {e}") from None
+    return Entry(name=entry.name, obj=instance, plugin=plugin, source=source, description=entry.description)
+
+
 def _named_entry(name: str, obj: Any, *, plugin: str, source: str, description: str = "", **extra: Any) -> Entry:
     if not callable(obj):
         raise PluginError(f"plugin {plugin!r} registered {name!r} with a non-callable {obj!r}")
@@ -208,6 +234,7 @@ def load_plugins(pm: pluggy.PluginManager | None = None) -> Plugins:
         models=Registry("model"),
         backends=Registry("backend"),
         kinds=Registry("candidate kind"),
+        task_types=Registry("task type"),
     )
     _collect(pm, "register_strategies", plugins.strategies, _strategy_entry)
     _collect(pm, "register_metrics", plugins.metrics, _named_entry)
@@ -215,4 +242,13 @@ def load_plugins(pm: pluggy.PluginManager | None = None) -> Plugins:
     _collect(pm, "register_models", plugins.models, _named_entry)
     _collect(pm, "register_backends", plugins.backends, _named_entry)
     _collect(pm, "register_candidate_kinds", plugins.kinds, _kind_entry)
+    _collect(pm, "register_task_types", plugins.task_types, _task_type_entry)
     return plugins
+
+
+def load_task_types(pm: pluggy.PluginManager | None = None) -> Registry:
+    """The task types alone (name -> :class:`~optprompt.tasks.TaskType` instance): what a
+    study file's ``task.type`` may name, without calling the other registration hooks."""
+    registry = Registry("task type")
+    _collect(pm or get_plugin_manager(), "register_task_types", registry, _task_type_entry)
+    return registry

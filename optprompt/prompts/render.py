@@ -163,15 +163,15 @@ class PromptRenderer:
     def answer_words(self, candidate: PromptCandidate, example: Example) -> tuple[str, ...]:
         """What the model would say for each choice of ``example`` (generation: the reference;
         extraction: the gold entities written in the candidate's output format)."""
-        if self.task.type == "extraction":
+        if self.task.extracts_entities:
             return (
                 serialize_entities(
                     example.input, example.entities, self.output_format(candidate), self.type_words(candidate)
                 ),
             )
-        if self.task.type == "generation":
+        if self.task.generates:
             return (example.target,)
-        if self.task.type == "classification":
+        if self.task.has_fixed_labels:
             verbalizer = candidate.verbalizer_map
             missing = [lbl for lbl in self.task.labels if lbl not in verbalizer]
             if missing:
@@ -189,7 +189,7 @@ class PromptRenderer:
     def _query(self, candidate: PromptCandidate, example: Example, text: str) -> str:
         if (
             "{options}" not in candidate.template
-            and self.task.type == "multiple_choice"
+            and self.task.has_options
             and candidate.choice_format == "letters"
         ):
             raise CandidateRejected("letter answers need an {options} placeholder in the template")
@@ -205,14 +205,14 @@ class PromptRenderer:
         return {lbl: words.get(lbl, self.task.verbalizer.get(lbl, lbl)) for lbl in self.task.labels}
 
     def instruction(self, candidate: PromptCandidate, example: Example | None = None) -> str:
-        if self.task.type == "extraction":
+        if self.task.extracts_entities:
             words = self.type_words(candidate)
             return fill_entity_prompt(
                 candidate.instruction, words, self.task.descriptions, self.output_format(candidate)
             )
         words = (
             [candidate.verbalizer_map.get(lbl, lbl) for lbl in self.task.labels]
-            if self.task.type == "classification"
+            if self.task.has_fixed_labels
             else []
         )
         return fill_labels(candidate.instruction, words)

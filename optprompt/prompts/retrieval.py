@@ -41,7 +41,6 @@ __all__ = [
     "normalise",
     "encode_vectors",
     "decode_vectors",
-    "balance_key",
 ]
 
 #: ``closest_last``: the most similar demonstration right before the input (ascending
@@ -232,16 +231,6 @@ def select_demos(
     return picked
 
 
-def balance_key(task_type: str, example: Example) -> str | None:
-    """What label balance counts for an example: its label (classification), its answer's
-    position (multiple choice), nothing (generation)."""
-    if task_type == "classification":
-        return example.target
-    if task_type == "multiple_choice":
-        return str(example.target_index)
-    return None
-
-
 # --- pools and the per-study cache -------------------------------------------------------
 class DemoPool:
     """A pool of examples with their vectors, and one embedder for queries.
@@ -342,7 +331,7 @@ class Retrievers:
             self._pools[key] = DemoPool(
                 [ex.id for ex in examples],
                 [ex.input for ex in examples],
-                [balance_key(task.type, ex) for ex in examples],
+                [task.task_type.balance_key(ex) for ex in examples],
                 self.embedder(settings.embedder, settings.pooling),
                 queries=self._queries.setdefault((settings.embedder, settings.pooling), OrderedDict()),
             )

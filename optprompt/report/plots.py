@@ -35,7 +35,6 @@ __all__ = [
 
 FIGSIZE = (8.0, 4.5)
 DPI = 100
-RANKED_TYPES = ("classification", "multiple_choice")
 
 
 @dataclass(frozen=True)
@@ -339,6 +338,18 @@ def confusion_matrix(
     return _draw("confusion_matrix", "Confusion matrix (winner on test)", draw)
 
 
+def _ranks_answers(task_type: Any) -> bool:
+    """Whether the registered task type ``task_type`` ranks answers (False for a type no
+    installed plugin registers)."""
+    from optprompt.errors import PluginError
+    from optprompt.tasks.types import resolve_task_type
+
+    try:
+        return resolve_task_type(str(task_type)).ranks_answers
+    except PluginError:
+        return False
+
+
 def study_plots(source: StudySource) -> list[Plot]:
     """Every plot of the report for ``source``, in order, drawn or with a note."""
     result, metric = source.result, source.metric
@@ -359,7 +370,7 @@ def study_plots(source: StudySource) -> list[Plot]:
                 "the study has not finished; the winner is scored on test when it has",
             )
         )
-    elif result.task.type not in RANKED_TYPES:
+    elif not _ranks_answers(result.task.type):
         plots.append(
             Plot(
                 "confusion_matrix",

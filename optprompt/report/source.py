@@ -49,12 +49,18 @@ class StudySource:
     @property
     def metric(self) -> str:
         """The task's metric: from the result, else the spec, else the task type's default."""
-        from optprompt.tasks.task import DEFAULT_METRICS
+        from optprompt.errors import PluginError
+        from optprompt.tasks.types import resolve_task_type
 
         if self.result is not None:
             return self.result.metric
         task = self.spec.get("task") or {}
-        return task.get("metric") or DEFAULT_METRICS.get(task.get("type") or "classification", "accuracy")
+        if task.get("metric"):
+            return str(task["metric"])
+        try:  # study.json records the spec with its defaults: the type is there
+            return resolve_task_type(str(task.get("type"))).default_metric
+        except PluginError:
+            return "accuracy"
 
 
 def _read_predictions(path: Path) -> list[dict[str, Any]] | None:

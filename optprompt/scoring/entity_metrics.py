@@ -20,6 +20,7 @@ import numpy as np
 
 from optprompt.plugins.hookspecs import hookimpl
 from optprompt.tasks.entities import Entity
+from optprompt.tasks.types import MetricKind
 
 __all__ = [
     "entity_counts",
@@ -119,4 +120,4 @@ _EXTRACTION_METRICS = (
 @hookimpl
 def register_metrics(register):  # type: ignore[no-untyped-def]
     for name, fn, description in _EXTRACTION_METRICS:
-        register(name, fn, description=description, kind="extraction")
+        register(name, fn, description=description, kind=MetricKind.ENTITIES)

@@ -15,6 +15,7 @@ from optprompt.scoring.backends.base import Backend, GenerationSettings
 from optprompt.scoring.calibration import CONTENT_FREE_INPUTS, apply_offsets, mean_offsets
 from optprompt.tasks.entities import Entity
 from optprompt.tasks.task import Example, Task
+from optprompt.tasks.types import MetricKind
 
 __all__ = ["Evaluation", "ExamplePrediction", "Evaluator", "metric_kind"]
 
@@ -103,7 +104,8 @@ class Evaluation:
 
 
 def metric_kind(entry: Any) -> str:
-    return entry.extra.get("kind", "classification")
+    """The :class:`~optprompt.tasks.MetricKind` a metric registered with (choices by default)."""
+    return entry.extra.get("kind", MetricKind.CHOICES)
 
 
 class Evaluator:
@@ -132,7 +134,7 @@ class Evaluator:
         self.backend = backend
         self.renderer = renderer
         self.generation = generation or GenerationSettings()
-        kind = task.type if task.type in ("generation", "extraction") else "classification"
+        kind = task.task_type.metric_kind
         entry = metrics.get(task.metric)
         if metric_kind(entry) != kind:
             fitting = ", ".join(e.name for e in metrics if metric_kind(e) == kind)
@@ -173,7 +175,7 @@ class Evaluator:
     ) -> tuple[list[ExamplePrediction], dict[str, float], list[float] | None]:
         used: list[float] | None = None
         if candidate.calibration != "none":
-            if self.task.type != "classification":
+            if not self.task.has_fixed_labels:
                 raise CandidateRejected("calibration applies to classification tasks only")
             used = list(offsets) if offsets is not None else mean_offsets(logliks)
         preds = []
@@ -256,14 +258,14 @@ class Evaluator:
         failure), one per example."""
         start = time.perf_counter()
         counts = statistic = None
-        if self.task.type == "extraction":
+        if self.task.extracts_entities:
             found = [
                 None if a is None else tuple(Entity(d["start"], d["end"], d["type"], d["text"]) for d in a)
                 for a in answers
             ]
             preds, values, failures, counts = self._measure_entities(examples, found, [None] * len(examples))
             statistic = self._metric_fn
-        elif self.task.type == "generation":
+        elif self.task.generates:
             per_metric: dict[str, list[float]] = {e.name: [] for e in self.metrics}
             preds, failures = [], 0
             for ex, answer in zip(examples, answers):
@@ -312,19 +314,19 @@ class Evaluator:
         """
         start = time.perf_counter()
         ends = sorted({e for e in slices if 0 < e < len(examples)} | {len(examples)})
-        if offsets is None and candidate.calibration == "content_free" and self.task.type == "classification":
+        if offsets is None and candidate.calibration == "content_free" and self.task.has_fixed_labels:
             offsets = self._content_free_offsets(candidate)
         raw: list = []
         done = 0
         for end in ends:
             chunk = examples[done:end]
             counts = statistic = None
-            if self.task.type == "extraction":
+            if self.task.extracts_entities:
                 raw.extend(self._generations(candidate, chunk))
                 preds, values, failures, counts = self._measure_extractions(candidate, examples[:end], raw)
                 statistic = self._metric_fn
                 used = None
-            elif self.task.type == "generation":
+            elif self.task.generates:
                 raw.extend(self._generations(candidate, chunk))
                 preds, values, failures = self._measure_generations(examples[:end], raw)
                 used = None

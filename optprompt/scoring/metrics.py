@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from optprompt.plugins.hookspecs import hookimpl
+from optprompt.tasks.types import MetricKind
 
 __all__ = ["accuracy", "macro_f1"]
 
@@ -33,5 +34,5 @@ def macro_f1(gold: Sequence[int], pred: Sequence[int], n_classes: int) -> float:
 
 @hookimpl
 def register_metrics(register):  # type: ignore[no-untyped-def]
-    register("accuracy", accuracy, description="fraction of correct predictions", kind="classification")
-    register("macro_f1", macro_f1, description="unweighted mean of per-class F1", kind="classification")
+    register("accuracy", accuracy, description="fraction of correct predictions", kind=MetricKind.CHOICES)
+    register("macro_f1", macro_f1, description="unweighted mean of per-class F1", kind=MetricKind.CHOICES)

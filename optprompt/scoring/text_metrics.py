@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from optprompt.errors import ConfigError
 from optprompt.plugins.hookspecs import hookimpl
+from optprompt.tasks.types import MetricKind
 
 if TYPE_CHECKING:
     from rouge_score.rouge_scorer import RougeScorer
@@ -218,4 +219,4 @@ _GENERATION_METRICS = (
 @hookimpl
 def register_metrics(register):  # type: ignore[no-untyped-def]
     for name, fn, description in _GENERATION_METRICS:
-        register(name, fn, description=description, kind="generation")
+        register(name, fn, description=description, kind=MetricKind.TEXT)

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from optprompt.errors import OptpromptError
-from optprompt.tasks.entities import Entity
 from optprompt.tasks.task import Example, Task
+from optprompt.tasks.types import GENERATION_SETTINGS_KEY
 
 if TYPE_CHECKING:
     from optprompt.kinds.base import Predictor
@@ -101,7 +101,7 @@ def load_teacher(
 
     loaded = model or load_model(ref, plugins, device=device, dtype=dtype, progress=False)
     use_chat = loaded.has_chat_template if chat == "auto" else chat == "on"
-    summary = {**task.summary(), "generation": dict(generation)}
+    summary = {**task.summary(), GENERATION_SETTINGS_KEY: dict(generation)}
     desc = describe(PromptRenderer(task), use_chat, baseline)
     card = card_from_description(desc, summary)
     return CardPredictor(card, loaded)
@@ -129,18 +129,7 @@ def _distributions(task: Task, teacher: Predictor, inputs: list[Example], option
 
 def _relabel(task: Task, example: Example, answer: Any) -> Example | None:
     """``example`` with ``answer`` as its label; None when the answer is no label at all."""
-    if task.type == "extraction":
-        if answer is None:
-            return None
-        ents = tuple(sorted({Entity(d["start"], d["end"], d["type"], d["text"]) for d in answer if d["start"] >= 0}))
-        target = "\n".join(f"{e.type}: {e.text}" for e in ents) or "none"
-        return dataclasses.replace(example, target=target, entities=ents)
-    if task.type == "generation":
-        return dataclasses.replace(example, target=str(answer)) if answer else None
-    choices = task.answer_choices(example)
-    if answer not in choices:
-        return None
-    return dataclasses.replace(example, target=str(answer), target_index=choices.index(answer))
+    return task.task_type.relabel(task, example, answer)
 
 
 def label_with_teacher(task: Task, teacher: Predictor, ref: str, *, soft: bool = True) -> tuple[Task, TeacherLabels]:
@@ -153,9 +142,9 @@ def label_with_teacher(task: Task, teacher: Predictor, ref: str, *, soft: bool =
         OptpromptError: the teacher answers none of the inputs (nothing to train on).
     """
     inputs = [*task.train, *task.unlabeled]
-    options = [list(ex.options) for ex in inputs] if task.type == "multiple_choice" else None
+    options = [list(ex.options) for ex in inputs] if task.has_options else None
     answers = teacher.predict([ex.input for ex in inputs], options) if inputs else []
-    ranks = task.type in ("classification", "multiple_choice") and hasattr(teacher, "loglikelihoods")
+    ranks = task.ranks_answers and hasattr(teacher, "loglikelihoods")
     dists = _distributions(task, teacher, inputs, options) if soft and ranks and inputs else []
     labels = TeacherLabels(ref=ref, predictor=teacher)
     labels.extra["labels"] = "soft" if dists else "hard"
@@ -171,7 +160,7 @@ def label_with_teacher(task: Task, teacher: Predictor, ref: str, *, soft: bool =
         train.append(new)
         if i < len(task.train):
             labels.train += 1
-            if task.type in ("classification", "multiple_choice"):
+            if task.ranks_answers:
                 agree.append(new.target_index == ex.target_index)
         else:
             labels.unlabeled += 1

@@ -32,6 +32,7 @@ from optprompt.results import (
 )
 from optprompt.study.objectives import parse_rule, select
 from optprompt.study.selection import Selection, compare_evaluations, select_winner
+from optprompt.tasks.types import GENERATION_SETTINGS_KEY
 from optprompt.trials import TrialRecord, counts, is_void
 
 if TYPE_CHECKING:
@@ -248,7 +249,7 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> StudyResult:
             device=str(model.device),
             dtype=str(model.dtype).replace("torch.", ""),
         ),
-        task=TaskInfo(**task.summary(), **({"generation": generation} if generation else {})),
+        task=TaskInfo(**task.summary(), **({GENERATION_SETTINGS_KEY: generation} if generation else {})),
         strategy=StrategyInfo(name=spec.strategy.name, options=end.strategy_options, budget=end.budget),
         pruning=PruningInfo(**spec.pruning.model_dump()),
         n_trials=sum(states.values()),
@@ -284,7 +285,7 @@ def _teacher_figures(end: StudyEnd, test_base: Evaluation, test_best: Evaluation
     teacher)."""
     teacher = end.teacher
     task = end.task
-    options = [list(ex.options) for ex in task.test] if task.type == "multiple_choice" else None
+    options = [list(ex.options) for ex in task.test] if task.has_options else None
     answers = teacher.predictor.predict([ex.input for ex in task.test], options)
     test = end.kind_context.evaluator.evaluate_answers(task.test, answers, "test", name="teacher")
     return TeacherInfo(

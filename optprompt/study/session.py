@@ -195,8 +195,7 @@ def spec_key(spec: StudySpec, task: Task, holdout: int) -> dict[str, str]:
         "model": spec_key_part(spec.model),
         "task": task.fingerprint,
         "prompt": spec_key_part(
-            [task.instruction, task.template, task.verbalizer]
-            + ([task.output_format, task.descriptions] if task.type == "extraction" else [])
+            [task.instruction, task.template, task.verbalizer] + task.task_type.fingerprint_part(task)
         ),
         "strategy": spec_key_part(
             [spec.strategy.name, {k: v for k, v in spec.strategy.options().items() if k != "trials"}]

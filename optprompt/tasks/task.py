@@ -3,62 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
-__all__ = ["Example", "Task", "TaskType", "DEFAULT_INSTRUCTIONS", "DEFAULT_METRICS", "DEFAULT_TEMPLATES"]
+from optprompt.tasks.example import Example
+from optprompt.tasks.types import TaskType, resolve_task_type
 
-from optprompt.tasks.entities import Entity
-
-TaskType = Literal["classification", "multiple_choice", "generation", "extraction"]
-
-DEFAULT_INSTRUCTIONS: dict[str, str] = {
-    "classification": "Classify the input. Answer with one of: {labels}.",
-    "multiple_choice": "Answer the question with the correct option.",
-    "generation": "Answer the question.",
-    "extraction": "Find the named entities in the text. Entity types: {types}.\n{format}",
-}
-DEFAULT_TEMPLATES: dict[str, str] = {
-    "classification": "Input: {input}\nAnswer:",
-    "multiple_choice": "Question: {input}\nAnswer:",
-    "generation": "Question: {input}\nAnswer:",
-    "extraction": "Text: {input}\nEntities:",
-}
-DEFAULT_METRICS: dict[str, str] = {
-    "classification": "accuracy",
-    "multiple_choice": "accuracy",
-    "generation": "exact_match",
-    "extraction": "entity_f1",
-}
-
-
-@dataclass(frozen=True)
-class Example:
-    """One labelled example.
-
-    Attributes:
-        id: Stable id (from the id column, else ``<source>:row<N>``).
-        input: The text the prompt's ``{input}`` placeholder receives.
-        target: Gold label (classification), the correct option's text (multiple
-            choice), the reference answer (generation) or the gold entities as
-            ``TYPE: text`` lines (extraction; what is scored are ``entities``).
-        options: The choices of a multiple-choice example; empty for classification.
-        target_index: Index of the gold answer in the task's labels or in ``options``
-            (-1 for generation).
-        row: Where the example came from, for error messages (``file row N``).
-        entities: Extraction: the gold entity spans of ``input``, sorted.
-        soft_target: Distillation (classification, multiple choice): the teacher's
-            probability of each choice, which trainers match (KL) instead of
-            ``target_index`` alone; empty otherwise.
-    """
-
-    id: str
-    input: str
-    target: str
-    target_index: int
-    options: tuple[str, ...] = ()
-    row: str = ""
-    entities: tuple[Entity, ...] = ()
-    soft_target: tuple[float, ...] = ()
+__all__ = ["Example", "Task", "TaskType"]
 
 
 @dataclass
@@ -69,10 +18,15 @@ class Task:
     prompt uses for each, ``descriptions`` what each covers and ``output_format`` the
     baseline's answer format. ``unlabeled`` holds inputs without labels (``task.unlabeled``)
     for a teacher to label.
+
+    ``type`` is the task type's name (what ``result.json`` and prompt cards record);
+    ``task_type`` the :class:`TaskType` itself. Pass either: a name is looked up among the
+    built-in types (then the installed plugins'), a :class:`TaskType` is kept as it is
+    (a type registered in code must be passed so).
     """
 
     name: str
-    type: TaskType
+    type: str | TaskType
     train: list[Example]
     dev: list[Example]
     test: list[Example]
@@ -86,6 +40,13 @@ class Task:
     descriptions: dict[str, str] = field(default_factory=dict)
     output_format: str = ""
     unlabeled: list[Example] = field(default_factory=list)
+    task_type: TaskType = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if isinstance(self.type, TaskType):
+            self.task_type, self.type = self.type, self.type.name
+        elif self.task_type is None or self.task_type.name != self.type:
+            self.task_type = resolve_task_type(self.type)
 
     def example(self, example_id: str) -> Example:
         """Look an example up by id in any split."""
@@ -95,16 +56,35 @@ class Task:
                     return ex
         raise KeyError(f"no example with id {example_id!r} in task {self.name!r}")
 
+    # --- the task type's capabilities (see TaskType) ---------------------------------
+    @property
+    def ranks_answers(self) -> bool:
+        """Whether the model's answers are ranked (labels, options) rather than written."""
+        return self.task_type.ranks_answers
+
     @property
     def generates(self) -> bool:
-        """Whether the model's answers are generated (generation, extraction) rather than ranked."""
-        return self.type in ("generation", "extraction")
+        """Whether the model's answers are generated (free text, entities) rather than ranked."""
+        return self.task_type.generates
+
+    @property
+    def extracts_entities(self) -> bool:
+        """Whether answers are entity spans of the input (``labels`` are the entity types)."""
+        return self.task_type.extracts_entities
+
+    @property
+    def has_fixed_labels(self) -> bool:
+        """Whether every example's answer is one of ``labels``, said through the verbalizer."""
+        return self.task_type.has_fixed_labels
+
+    @property
+    def has_options(self) -> bool:
+        """Whether each example brings its own options to rank."""
+        return self.task_type.has_options
 
     def answer_choices(self, example: Example) -> tuple[str, ...]:
-        """The possible answers of ``example``: the labels, or its options."""
-        if self.generates:
-            return ()
-        return self.labels if self.type == "classification" else example.options
+        """The possible answers of ``example``: the labels, or its options; () when written."""
+        return self.task_type.answer_choices(self, example)
 
     def summary(self) -> dict[str, object]:
         return {

@@ -227,7 +227,6 @@ class TinyStudyEnv:
             "output": str(output),
             "task": {
                 "data": str(self.data),
-                "type": "classification",
                 "input": "text",
                 "label": "label",
                 "id": "id",

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 from optprompt_plugins.evolution.junk import normalize
 
+from optprompt.tasks import builtin_task_types
+
 if TYPE_CHECKING:
     from optprompt.strategies import TextGenerator
 
@@ -31,36 +33,9 @@ __all__ = [
     "random_demos",
 ]
 
-DEFAULT_PHRASES: dict[str, tuple[str, ...]] = {
-    "classification": (
-        "Read the input carefully.",
-        "Answer with one word.",
-        "Answer with one of: {labels}.",
-        "Think about the overall tone.",
-        "Choose the label that fits best.",
-        "Be accurate.",
-    ),
-    "multiple_choice": (
-        "Read the question carefully.",
-        "Pick the single best option.",
-        "Think before you answer.",
-        "Reply with the correct option only.",
-        "Be accurate.",
-    ),
-    "generation": (
-        "Read the question carefully.",
-        "Give only the answer.",
-        "Answer briefly.",
-        "Be accurate.",
-    ),
-    "extraction": (
-        "Read the text carefully.",
-        "List every name in the text.",
-        "Copy each name exactly as it is written.",
-        "Do not list words that are not names.",
-        "Be accurate.",
-    ),
-}
+#: The phrases phrase edits add, by task type: each type's ``instruction_phrases`` (the
+#: study uses its task's own type, a plugin's too; this table holds the built-in ones).
+DEFAULT_PHRASES: dict[str, tuple[str, ...]] = {t.name: t.instruction_phrases for t in builtin_task_types()}
 DEFAULT_SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("classify", "categorize", "label"),
     ("review", "text", "passage"),

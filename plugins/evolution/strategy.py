@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 from optprompt_plugins.evolution.config import EvolutionConfig, check_config
 from optprompt_plugins.evolution.junk import JunkFilter, normalize
 from optprompt_plugins.evolution.operators import (
-    DEFAULT_PHRASES,
     DEFAULT_SYNONYMS,
     PhraseEditor,
     Rewriter,
@@ -26,7 +25,7 @@ from optprompt_plugins.evolution.population import ATTR, History, Individual, se
 from optprompt.errors import CandidateRejected, ConfigError, ExperimentalWarning, OptpromptError
 from optprompt.prompts import PromptCandidate, fill_labels
 from optprompt.strategies import BaseStrategy, Budget, StrategyContext
-from optprompt.tasks import DEFAULT_INSTRUCTIONS, Example, balanced_sample
+from optprompt.tasks import Example, balanced_sample
 
 if TYPE_CHECKING:
     import optuna
@@ -87,7 +86,7 @@ class Evolution(BaseStrategy):
         )
         task = context.task
         base = context.baseline
-        if config.calibration != "none" and task.type != "classification":
+        if config.calibration != "none" and not task.has_fixed_labels:
             raise ConfigError(
                 f"strategy 'evolution': strategy.calibration: {config.calibration!r} "
                 f"applies to classification only, this task is {task.type}"
@@ -101,18 +100,18 @@ class Evolution(BaseStrategy):
         )
         self.editor = PhraseEditor(
             config.edit_ops,
-            [*DEFAULT_PHRASES[task.type], *config.phrases],
+            [*task.task_type.instruction_phrases, *config.phrases],
             [*DEFAULT_SYNONYMS, *config.synonyms],
         )
         self.pool = (
             _demo_pool(
-                task.train, config.demo_pool, context.seed, by_label=task.type == "classification"
+                task.train, config.demo_pool, context.seed, by_label=task.has_fixed_labels
             )
             if config.max_demos
             else []
         )
         seeds = ([base.instruction] if config.calibration != "none" else []) + [
-            DEFAULT_INSTRUCTIONS[task.type],
+            task.task_type.default_instruction,
             *config.instructions,
         ]
         taken = set() if config.calibration != "none" else {normalize(base.instruction)}

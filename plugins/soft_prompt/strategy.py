@@ -41,8 +41,6 @@ class SoftPrompt(BaseStrategy):
 
     def __init__(self, config: SoftPromptConfig, context: StrategyContext) -> None:
         super().__init__(config, context)
-        if context.task.type not in ("classification", "multiple_choice", "generation", "extraction"):
-            raise ConfigError(f"soft_prompt: unsupported task type {context.task.type!r}")
         if not context.task.train:
             raise ConfigError("soft_prompt trains on the train split, which is empty")
         self.template = self._template(config.template)

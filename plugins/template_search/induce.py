@@ -44,11 +44,7 @@ class Induced:
 
 
 def _answer(task: Task, example: Example, words: dict[str, str]) -> str:
-    if task.type == "classification":
-        return words.get(example.target, example.target)
-    if task.type == "multiple_choice" and example.options:
-        return example.options[max(example.target_index, 0)]
-    return example.target
+    return task.task_type.gold_answer(example, words)
 
 
 def induce_instructions(
@@ -85,7 +81,7 @@ def induce_instructions(
             out.rejected[verdict.rejected or "junk"] = out.rejected.get(verdict.rejected or "junk", 0) + 1
             continue
         text = verdict.text or ""
-        if task.type == "classification" and "{labels}" not in text:
+        if task.has_fixed_labels and "{labels}" not in text:
             text = f"{text.rstrip()} Answer with one of: {{labels}}."
         if normalize(text) in seen:
             out.rejected["unchanged"] = out.rejected.get("unchanged", 0) + 1

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from optprompt.errors import CandidateRejected, ConfigError
 from optprompt.prompts import CALIBRATIONS, CHOICE_FORMATS, DEMO_ORDERS, PromptCandidate, Retrieval
 from optprompt.strategies import BaseStrategy, Budget, StrategyConfig, StrategyContext
-from optprompt.tasks import balanced_sample
+from optprompt.tasks import ScoringPath, balanced_sample
 
 if TYPE_CHECKING:
     import optuna
@@ -19,53 +19,6 @@ if TYPE_CHECKING:
     from optprompt.tasks import Task
 
 __all__ = ["KnnOptions", "TemplateSearch", "TemplateSearchConfig"]
-
-_GENERIC_INSTRUCTIONS = {
-    "classification": [
-        "Classify the text into one of these categories: {labels}.",
-        "Read the input and answer with one word: {labels}.",
-        "{base} Answer with one of: {labels}.",
-    ],
-    "multiple_choice": [
-        "Choose the correct answer.",
-        "Read the question and pick the best option.",
-        "{base} Reply with the correct option only.",
-    ],
-    "generation": [
-        "Answer the question.",
-        "Give a short answer.",
-        "{base} Reply with the answer only.",
-    ],
-    "extraction": [
-        "List the named entities in the text. Types: {types}.\n{format}",
-        "Extract every name of a {labels} from the text.\n{format}",
-        "{base}",
-    ],
-}
-_GENERIC_TEMPLATES = {
-    "classification": [
-        "Input: {input}\nAnswer:",
-        "Text: {input}\nLabel:",
-        "{input}\nCategory:",
-        "Q: {input}\nA:",
-    ],
-    "multiple_choice": [
-        "Question: {input}\nAnswer:",
-        "Question: {input}\nOptions:\n{options}\nAnswer:",
-        "Q: {input}\n{options}\nA:",
-    ],
-    "generation": [
-        "Question: {input}\nAnswer:",
-        "Input: {input}\nOutput:",
-        "Q: {input}\nA:",
-    ],
-    "extraction": [
-        "Text: {input}\nEntities:",
-        "Sentence: {input}\nNamed entities:",
-        "Input: {input}\nOutput:",
-    ],
-}
-
 
 class KnnOptions(BaseModel):
     """How ``demos: knn`` candidates retrieve their demonstrations per input: each list
@@ -163,7 +116,7 @@ class TemplateSearch(BaseStrategy):
         self.instructions = _dedupe(
             [base.instruction]
             + (
-                [t.replace("{base}", base.instruction.rstrip()) for t in _GENERIC_INSTRUCTIONS[task.type]]
+                [t.replace("{base}", base.instruction.rstrip()) for t in task.task_type.instruction_variants]
                 if generic
                 else []
             )
@@ -173,11 +126,11 @@ class TemplateSearch(BaseStrategy):
             if t.count("{input}") != 1:
                 raise ConfigError(f"strategy.templates: {t!r} needs the {{input}} placeholder exactly once")
         self.templates = _dedupe(
-            [base.template] + (_GENERIC_TEMPLATES[task.type] if generic else []) + config.templates
+            [base.template] + (list(task.task_type.template_variants) if generic else []) + config.templates
         )
         self.words: dict[str, list[str]] = {}
-        self.formats = _dedupe([base.output_format, *config.output_formats]) if task.type == "extraction" else []
-        if task.type in ("classification", "extraction"):
+        self.formats = _dedupe([base.output_format, *config.output_formats]) if task.extracts_entities else []
+        if task.task_type.has_label_words:
             for key in config.verbalizers:
                 if key not in task.labels:
                     raise ConfigError(f"strategy.verbalizers.{key}: not a label; labels are {list(task.labels)}")
@@ -186,7 +139,7 @@ class TemplateSearch(BaseStrategy):
                 variants = [word, word.capitalize(), word.lower()] + config.verbalizers.get(label, [])
                 self.words[label] = _dedupe([v for v in variants if v.strip()])
         self.pool = balanced_sample(
-            task.train, config.demo_pool, random.Random(context.seed), by_label=task.type == "classification"
+            task.train, config.demo_pool, random.Random(context.seed), by_label=task.has_fixed_labels
         )
         self.max_demos = min(config.max_demos, len(self.pool))
         self.demo_modes = _dedupe(list(config.demos or self._default_demo_modes(task)))
@@ -195,7 +148,7 @@ class TemplateSearch(BaseStrategy):
             if not task.train:
                 raise ConfigError("strategy.demos: knn retrieves demonstrations from the train split, which is empty")
             rng = random.Random(f"{context.seed}:knn")
-            sample = balanced_sample(task.train, config.knn.pool, rng, by_label=task.type == "classification")
+            sample = balanced_sample(task.train, config.knn.pool, rng, by_label=task.has_fixed_labels)
             order = {ex.id: i for i, ex in enumerate(task.train)}
             self.knn_pool = tuple(sorted((ex.id for ex in sample), key=order.__getitem__))
         self.induced: Induced | None = None  # induced on the first proposal (the model is loaded by then)
@@ -236,7 +189,7 @@ class TemplateSearch(BaseStrategy):
         choice_format = "text"
         calibration = "none"
         output_format = ""
-        if task.type == "classification":
+        if task.has_fixed_labels:
             calibration = trial.suggest_categorical("calibration", list(self.config.calibrations))
             verbalizer = tuple(
                 (label, trial.suggest_categorical(f"word[{label}]", self.words[label])) for label in task.labels
@@ -244,7 +197,7 @@ class TemplateSearch(BaseStrategy):
             words = [w for _, w in verbalizer]
             if len(set(words)) != len(words):
                 raise CandidateRejected(f"two labels share a word: {dict(verbalizer)}")
-        elif task.type == "extraction":
+        elif task.extracts_entities:
             output_format = trial.suggest_categorical("output_format", self.formats)
             verbalizer = tuple(
                 (label, trial.suggest_categorical(f"word[{label}]", self.words[label])) for label in task.labels
@@ -252,7 +205,7 @@ class TemplateSearch(BaseStrategy):
             words = [w.lower() for _, w in verbalizer]
             if len(set(words)) != len(words):
                 raise CandidateRejected(f"two entity types share a word: {dict(verbalizer)}")
-        elif task.type == "multiple_choice":
+        elif task.has_options:
             choice_format = trial.suggest_categorical("choice_format", list(CHOICE_FORMATS))
             if choice_format == "letters" and "{options}" not in template:
                 raise CandidateRejected("letter answers need a template that lists the {options}")
@@ -299,7 +252,10 @@ class TemplateSearch(BaseStrategy):
             pool=self.knn_pool,
             k=int(pick("knn_k", knn.k)),
             mmr=float(pick("knn_mmr", knn.mmr)),
-            balance=bool(pick("knn_balance", knn.balance)) if self.context.task.type != "generation" else False,
+            # Free-text answers have nothing to balance (entity lists are searched all the same).
+            balance=bool(pick("knn_balance", knn.balance))
+            if self.context.task.task_type.scoring is not ScoringPath.GENERATE
+            else False,
             order=pick("knn_order", knn.order),
             embedder=knn.embedder,
             pooling=pick("knn_pooling", knn.pooling),

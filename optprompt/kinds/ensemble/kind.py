@@ -132,7 +132,7 @@ class _Scorer:
         from optprompt.scoring.evaluate import Evaluation, ExamplePrediction
 
         ctx = self.ctx
-        if ctx.task.type not in ("classification", "multiple_choice"):
+        if not ctx.task.ranks_answers:
             raise CandidateRejected("prompt ensembles rank answers: classification and multiple choice only")
         started = time.perf_counter()
         backend = ctx.evaluator.backend
@@ -190,7 +190,7 @@ class EnsembleKind(MembersMixin, CandidateKind):
 
     def combine(self, finalists: Sequence[tuple[Any, Any]], ctx: KindContext, limit: int) -> EnsembleCandidate | None:
         """The best ``limit`` discrete finalists (two at least) as one ensemble."""
-        if ctx.task.type not in ("classification", "multiple_choice"):
+        if not ctx.task.ranks_answers:
             return None
         # Discrete prompts only (trained candidates subclass PromptCandidate but are not text alone).
         chosen = [(c, o) for c, o in finalists if getattr(c, "kind", None) == PromptCandidate.kind][:limit]

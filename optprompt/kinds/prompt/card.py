@@ -32,6 +32,7 @@ from optprompt.prompts.render import (
     join_prompt,
     retrieved_placeholder,
 )
+from optprompt.tasks.types import GENERATION_SETTINGS_KEY, TaskType, resolve_task_type
 
 if TYPE_CHECKING:
     from optprompt.prompts.retrieval import DemoPool, Embedder, Retrieval
@@ -97,6 +98,12 @@ class PromptCard:
     output_format: str = ""
     optprompt_version: str = __version__
     retrieval: dict[str, Any] | None = None
+
+    # --- its task type --------------------------------------------------------------
+    def resolve_task_type(self) -> TaskType:
+        """The :class:`~optprompt.tasks.TaskType` that ``task_type`` names (a built-in one, or
+        one an installed plugin registers)."""
+        return resolve_task_type(self.task_type)
 
     # --- using the prompt ---------------------------------------------------------
     def _query(self, text: str, options: list[str] | None) -> str:
@@ -235,7 +242,7 @@ class PromptCard:
 
     def answers(self, options: list[str] | None = None) -> dict[str, str]:
         """Answer word -> label (classification) or -> option (multiple choice)."""
-        if self.task_type == "classification":
+        if self.resolve_task_type().has_fixed_labels:
             return {w: lbl for lbl, w in self.verbalizer.items()}
         opts = list(options or [])
         if self.choice_format == "letters":
@@ -267,17 +274,18 @@ class PromptCard:
         the output names, as ``{"type", "text", "start", "end"}`` dicts placed in ``text``
         (the input; ``start == end == -1`` for text not in it), None on a format failure.
         """
-        if self.task_type == "extraction":
+        task_type = self.resolve_task_type()
+        if task_type.extracts_entities:
             from optprompt.prompts.entity_formats import parse_entities
 
             if text is None:
                 raise OptpromptError("an extraction card parses an output against its input: pass text=...")
             found = parse_entities(output, text, self.output_format or "lines", self.verbalizer)
             return None if found is None else [e.to_dict() for e in found]
-        if self.task_type == "generation":
+        if task_type.generates:
             from optprompt.scoring.text_metrics import extract_answer
 
-            return extract_answer(output, (self.task.get("generation") or {}).get("extract"))
+            return extract_answer(output, (self.task.get(GENERATION_SETTINGS_KEY) or {}).get("extract"))
         head = output.strip().split("\n")[0].strip().strip(".").strip()
         answers = self.answers(options)
         if head in answers:
@@ -349,7 +357,7 @@ def card_from_description(
     verbalizer = {lbl: w for lbl, w in cand.get("verbalizer", [])}
     words = [verbalizer.get(lbl, lbl) for lbl in task.get("labels", [])]
     output_format = cand.get("output_format", "")
-    if task["type"] == "extraction":
+    if resolve_task_type(task["type"]).extracts_entities:
         verbalizer = {lbl: verbalizer.get(lbl, lbl) for lbl in task.get("labels", [])}
         output_format = output_format or "lines"
         instruction = fill_entity_prompt(

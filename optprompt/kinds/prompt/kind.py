@@ -28,7 +28,7 @@ def _demo(renderer: PromptRenderer, candidate: PromptCandidate, ex: Example) -> 
 def describe_retrieval(renderer: PromptRenderer, candidate: PromptCandidate) -> dict[str, Any]:
     """What a card needs to retrieve a candidate's demonstrations per input: the settings,
     the embedding model, the pool (with answers and balance labels) and its vectors."""
-    from optprompt.prompts.retrieval import balance_key, encode_vectors
+    from optprompt.prompts.retrieval import encode_vectors
 
     settings = candidate.retrieval
     if settings is None:
@@ -40,7 +40,7 @@ def describe_retrieval(renderer: PromptRenderer, candidate: PromptCandidate) -> 
         "embedder": {"ref": embedder.ref, "fingerprint": embedder.fingerprint, "task_model": settings.embedder is None},
         "pooling": settings.pooling,
         "pool": [
-            {**_demo(renderer, candidate, ex), "label": balance_key(renderer.task.type, ex)}
+            {**_demo(renderer, candidate, ex), "label": renderer.task.task_type.balance_key(ex)}
             for ex in renderer.pool(candidate)
         ],
         "vectors": encode_vectors(pool.vectors),

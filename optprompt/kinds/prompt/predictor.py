@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from optprompt.errors import OptpromptError
 from optprompt.prompts.render import SENTINEL, ScoreRequest, split_request
+from optprompt.tasks.types import GENERATION_SETTINGS_KEY
 
 if TYPE_CHECKING:
     from optprompt.kinds.prompt.card import PromptCard
@@ -83,7 +84,7 @@ class CardPredictor:
         """The scoring request of ``text``: exactly what the study scored."""
         opts = list(options) if options is not None else None
         body = self.card.body(text, SENTINEL, opts)
-        words = [] if self.card.task_type in ("generation", "extraction") else list(self.card.answers(opts))
+        words = [] if self.card.resolve_task_type().generates else list(self.card.answers(opts))
         return split_request("input", body, text, words, self._chat_formatter())
 
     def prompt(self, text: str, options: Sequence[str] | None = None) -> str:
@@ -95,7 +96,7 @@ class CardPredictor:
     def loglikelihoods(self, texts: Sequence[str], options: Sequence[Sequence[str]] | None = None) -> list[list[float]]:
         """Log-likelihood of each answer (label words / options) after each text."""
         self._check_open()
-        if self.card.task_type in ("generation", "extraction"):
+        if self.card.resolve_task_type().generates:
             raise OptpromptError(f"{self.card.task_type} prompts have no answers to rank; use generate()")
         opts = list(options) if options is not None else [None] * len(texts)
         return self.backend.loglikelihoods([self.request(t, o) for t, o in zip(texts, opts)])
@@ -107,9 +108,10 @@ class CardPredictor:
         where the output could not be read (a format failure), as the study recorded it."""
         from optprompt.scoring.calibration import apply_offsets
 
-        if self.card.task_type == "extraction":
+        task_type = self.card.resolve_task_type()
+        if task_type.extracts_entities:
             return [self.card.parse(out, text=t) for t, out in zip(texts, self.generate(texts))]
-        if self.card.task_type == "generation":
+        if task_type.generates:
             return [self.card.parse(out) or "" for out in self.generate(texts)]
         opts = list(options) if options is not None else [None] * len(texts)
         offsets = (self.card.calibration or {}).get("offsets")
@@ -130,7 +132,8 @@ class CardPredictor:
     def _settings(self, max_new_tokens: int | None, stop: Sequence[str] | None) -> GenerationSettings:
         from optprompt.scoring.backends.base import GenerationSettings
 
-        gen: dict[str, Any] = (self.card.task.get("generation") or {}) if isinstance(self.card.task, dict) else {}
+        task = self.card.task if isinstance(self.card.task, dict) else {}
+        gen: dict[str, Any] = task.get(GENERATION_SETTINGS_KEY) or {}
         return GenerationSettings(
             max_new_tokens=max_new_tokens or int(gen.get("max_new_tokens", 32)),
             stop=tuple(stop if stop is not None else gen.get("stop", ("\n",))),

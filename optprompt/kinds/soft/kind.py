@@ -105,7 +105,7 @@ class SoftKind(CandidateKind):
         pool = [ex for ex in ctx.task.train if ex.id not in shown]
         n = candidate.param_map.get("max_train_examples")
         if n and n < len(pool):
-            pool = balanced_sample(pool, n, random.Random(seed), by_label=ctx.task.type == "classification")
+            pool = balanced_sample(pool, n, random.Random(seed), by_label=ctx.task.has_fixed_labels)
         return pool
 
     def score(

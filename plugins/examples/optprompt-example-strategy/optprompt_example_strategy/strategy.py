@@ -75,7 +75,7 @@ class KeywordInstructions(BaseStrategy):
     def __init__(self, config: KeywordInstructionsConfig, context: StrategyContext) -> None:
         super().__init__(config, context)
         task = context.task
-        if task.type != "classification":
+        if not task.has_fixed_labels:
             raise ConfigError(f"strategy 'keyword_instructions' needs a classification task; this one is {task.type}")
         self.answer = dict(context.baseline.verbalizer)
         ranked = label_keywords(
