@@ -162,17 +162,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="work in this folder (kept) instead of a temporary one")
     args = parser.parse_args(argv)
 
+    import optuna
     import sqlalchemy
 
     from optprompt.study.local_postgres import LocalPostgres, free_port
+    from optprompt.study.trials import counts
     from optprompt.testing.fixtures import make_tiny_model_dir, write_labelled_jsonl
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     rng = random.Random(args.seed)
+    stop: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.append(signum))  # the loop ends; clean-up below
     tmp = Path(tempfile.mkdtemp(prefix="optprompt-soak-"))
     os.chmod(tmp, 0o711)  # as root the throw-away server runs as another user
     root = args.keep or tmp
     root.mkdir(parents=True, exist_ok=True)
     server = None
+    workers: list[Worker] = []
     try:
         if args.storage:
             base_url = args.storage
@@ -197,10 +203,13 @@ def main(argv: list[str] | None = None) -> int:
         for w in workers:
             w.start()
         kills = drops = dropped_connections = 0
+        spent, next_check, spent_after = False, began, None
         next_kill = began + rng.uniform(*args.kill_every)
         next_drop = began + rng.uniform(*args.drop_every)
         exits: list[int] = []
         while True:
+            if stop:
+                raise SystemExit(f"stopped by signal {stop[0]}")
             now = time.monotonic()
             alive = [w for w in workers if w.alive()]
             for w in workers:  # a worker that exited on its own (budget spent) is not restarted
@@ -215,7 +224,16 @@ def main(argv: list[str] | None = None) -> int:
                 for w in alive:
                     w.proc.kill()
                 raise SystemExit(f"gave up after {args.timeout:.0f} s")
-            if now >= next_kill:
+            if now >= next_check and not spent:  # once the budget is spent the killer stops: workers finish
+                try:
+                    trials = optuna.load_study(study_name=name, storage=base_url).get_trials(deepcopy=False)
+                    spent = sum(counts(t) for t in trials) >= args.trials
+                except KeyError:
+                    pass  # no study yet
+                if spent:
+                    spent_after = round(now - began, 1)
+                next_check = now + 1.0
+            if now >= next_kill and not spent:
                 victim = rng.choice(alive)
                 victim.proc.send_signal(signal.SIGKILL)
                 victim.proc.wait()
@@ -223,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
                 kills += 1
                 victim.start()
                 next_kill = now + rng.uniform(*args.kill_every)
-            if now >= next_drop:
+            if now >= next_drop and not spent:
                 with admin.connect() as conn:
                     n = conn.execute(drop).scalar() or 0
                 drops += 1
@@ -239,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
             "workers": args.workers,
             "budget": args.trials,
             "kills": kills,
+        "budget_spent_after_s": spent_after,
             "connection_drops": drops,
             "connections_dropped": dropped_connections,
             "worker_starts": sum(w.starts for w in workers),
@@ -250,13 +269,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             args.json.write_text(json.dumps(summary, indent=1))
         try:
-            import optuna
-
             optuna.delete_study(study_name=name, storage=base_url)
         except Exception:
             pass
         return 1 if failures else 0
     finally:
+        for w in workers:
+            if w.alive():
+                w.proc.kill()
+                w.proc.wait()
         if server is not None:
             server.stop()
         shutil.rmtree(tmp, ignore_errors=True)

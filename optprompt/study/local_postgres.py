@@ -79,6 +79,38 @@ def _port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+def _reachable_by_others(path: Path) -> bool:
+    """Whether a user other than the owner may run ``path`` (every folder above it open)."""
+    return all(os.stat(p).st_mode & 0o001 for p in (path, *path.parents))
+
+
+def _reachable_copy(bin_dir: Path) -> Path:
+    """A copy of the installation holding ``bin_dir`` (bin/, lib/, share/) in a folder every
+    user may read: as root the server runs as another user, who cannot reach binaries
+    installed under a closed folder (a virtual environment in root's home)."""
+    import tempfile
+
+    install = bin_dir.parent  # pgserver/pginstall; its libraries are found at $ORIGIN/../../../pgserver.libs
+    libs = install.parent.parent / f"{install.parent.name}.libs"
+    import hashlib
+
+    tag = hashlib.sha256(f"{install}:{os.stat(bin_dir / 'postgres').st_mtime_ns}".encode()).hexdigest()[:12]
+    target = Path(tempfile.gettempdir()) / f"optprompt-pginstall-{os.getuid()}-{tag}"
+    copied = target / install.parent.name / install.name
+    if not (copied / "bin" / "postgres").is_file():
+        tmp = Path(tempfile.mkdtemp(prefix="optprompt-pginstall-"))
+        shutil.copytree(install, tmp / install.parent.name / install.name, symlinks=True)
+        if libs.is_dir():
+            shutil.copytree(libs, tmp / libs.name, symlinks=True)
+        for folder in (tmp, tmp / install.parent.name):
+            os.chmod(folder, 0o755)
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process made it first
+            shutil.rmtree(tmp, ignore_errors=True)
+    return copied / "bin"
+
+
 def default_data_dir() -> Path:
     """Where ``start`` keeps the server's data unless told: per user, and reachable by the
     unprivileged user the server runs as when started by root."""
@@ -125,6 +157,8 @@ class LocalPostgres:
     def _bin(self, name: str) -> str:
         if self.bin_dir is None:
             self.bin_dir = find_binaries()
+            if self.user is not None and not _reachable_by_others(self.bin_dir / "postgres"):
+                self.bin_dir = _reachable_copy(self.bin_dir)
         return str(self.bin_dir / name)
 
     def running_port(self) -> int | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -85,8 +86,43 @@ def _reconnecting_storage_class() -> type[optuna.storages.RDBStorage]:
                 self.record_heartbeat(frozen._trial_id)
             return frozen
 
+        def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+            """Optuna's stale trials (no heartbeat for the grace period), and running trials
+            that never beat, once this process has seen them so for the grace period.
+
+            A trial beats as it is created; one that never did lost its creator between the
+            two (killed, or a connection dropped as the creation was acknowledged). Optuna
+            skips trials without a heartbeat, so such a trial stayed running for ever and the
+            study waited on it. Timed by this process's clock: no clock is compared with the
+            database's."""
+            from optuna.storages._rdb import models
+            from optuna.trial import TrialState
+
+            stale = optuna.storages.RDBStorage._get_stale_trial_ids(self, study_id)
+            grace = self.grace_period or 2 * (self.heartbeat_interval or 1)
+            seen = self.__dict__.setdefault("_never_beat_since", {})
+            session = self.scoped_session()
+            try:
+                running = (
+                    session.query(models.TrialModel)
+                    .filter(models.TrialModel.state == TrialState.RUNNING)
+                    .filter(models.TrialModel.study_id == study_id)
+                    .all()
+                )
+                silent = {t.trial_id for t in running if not t.heartbeats}
+            finally:
+                session.close()
+            now = time.monotonic()
+            for trial_id in list(seen):
+                if trial_id not in silent:
+                    del seen[trial_id]
+            for trial_id in silent:
+                if now - seen.setdefault(trial_id, now) > grace and trial_id not in stale:
+                    stale.append(trial_id)
+            return stale
+
     def repeatable(name: str) -> Any:
-        step = getattr(optuna.storages.RDBStorage, name)
+        step = ReconnectingRDBStorage.__dict__.get(name) or getattr(optuna.storages.RDBStorage, name)
 
         @functools.wraps(step)
         def again(self: Any, *args: Any, **kwargs: Any) -> Any:

@@ -102,3 +102,28 @@ def test_as_root_a_data_folder_the_server_user_cannot_reach_is_refused(tmp_path:
     closed.mkdir(mode=0o700)
     with pytest.raises(OptpromptError, match="refuses root.*is closed to it"):
         LocalPostgres(closed / "data").start()
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="as root only")
+def test_as_root_binaries_under_a_closed_folder_are_copied_where_the_server_user_reaches_them(
+    reachable_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A virtual environment in root's home (0700): the server's user cannot run its binaries."""
+    import shutil
+
+    install = find_binaries().parent
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    shutil.copytree(install, closed / install.parent.name / install.name, symlinks=True)
+    libs = install.parent.parent / f"{install.parent.name}.libs"
+    if libs.is_dir():
+        shutil.copytree(libs, closed / libs.name, symlinks=True)
+    monkeypatch.setenv("OPTPROMPT_PG_BIN", str(closed / install.parent.name / install.name / "bin"))
+    server = LocalPostgres(reachable_dir / "data", port=free_port())
+    try:
+        url = server.start()
+        assert not str(server.bin_dir).startswith(str(closed))
+        with sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool).connect() as conn:
+            assert conn.execute(sqlalchemy.text("SELECT 1")).scalar() == 1
+    finally:
+        server.stop()

@@ -288,6 +288,20 @@ def test_a_trial_killed_while_recorded_as_pruned_or_rejected_is_re_run() -> None
     assert not is_void(raised) and counts(raised)
 
 
+def test_a_trial_that_never_beat_goes_stale_too(tmp_path: Path) -> None:
+    """A trial beats as it is created; one whose creator died (or lost its connection as the
+    creation was acknowledged) before that never beats, and Optuna never calls it stale: the
+    study then waited on it for ever (seen in the chaos soak). It is failed after the grace period."""
+    from optprompt.study.resilience import settle_orphaned_trials
+    from optprompt.study.storage import make_storage
+
+    storage = make_storage(f"sqlite:///{tmp_path / 'silent.db'}", heartbeat_interval=1, grace_period=1)
+    study = optuna.create_study(storage=storage, study_name="silent")
+    optuna.storages.RDBStorage._create_new_trial(storage, study._study_id)  # created, never beat
+    assert settle_orphaned_trials(study, exclusive=False, wait=30, interval=0.1) == 1
+    assert study.trials[0].state == optuna.trial.TrialState.FAIL
+
+
 def test_truncated_storage_is_a_clear_error(study_dict: dict, tiny_model) -> None:
     run_study(spec_from_dict(study_dict), model=tiny_model, progress=False)
     db = Path(study_dict["output"]) / "study.db"
