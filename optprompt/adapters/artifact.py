@@ -95,12 +95,13 @@ class SoftPrompt(CardPredictor):
 
     def __init__(self, manifest: dict[str, Any], card: PromptCard, loaded: LoadedModel, peft_model: PeftModel) -> None:
         from optprompt.adapters.backend import AdapterBackend
-        from optprompt.adapters.candidate import SoftCandidate
+        from optprompt.plugins.manager import load_plugins
 
         super().__init__(card, loaded, AdapterBackend(loaded, peft_model))
         self.manifest = manifest
         self.peft_model = peft_model
-        self.candidate: SoftCandidate = SoftCandidate.from_dict(manifest["candidate"])
+        # Read by its kind: a trained adapter or a prompt + adapter (a SoftCandidate subclass).
+        self.candidate: SoftCandidate = load_plugins().candidate_kinds.from_dict(manifest["candidate"])
         self._closed = False
 
     # --- lifetime -------------------------------------------------------------------

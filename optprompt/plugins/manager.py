@@ -29,6 +29,7 @@ _CORE_PLUGINS = (
     "optprompt.kinds.prompt",
     "optprompt.kinds.ensemble",
     "optprompt.adapters.kind",
+    "optprompt.adapters.prompt_adapter",
     "optprompt.models.builtin",
     "optprompt.scoring.backends",
     "optprompt.scoring.metrics",
