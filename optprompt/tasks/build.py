@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from optprompt.config.spec import TaskSpec
-from optprompt.errors import ConfigError, DataError
+from optprompt.errors import BadRowError, ConfigError, DataError
 from optprompt.plugins.manager import Plugins
+from optprompt.tasks.bad_rows import BadRows
 from optprompt.tasks.entities import entities_from_value
 from optprompt.tasks.task import DEFAULT_INSTRUCTIONS, DEFAULT_METRICS, DEFAULT_TEMPLATES, Example, Task
 
@@ -70,9 +71,12 @@ def _load_source(data: str, spec: TaskSpec, plugins: Plugins, base_dir: str | No
     return rows, str(path) if path else data
 
 
-def _as_text(value: Any, *, where: str, column: str) -> str:
+def _as_text(value: Any, *, where: str, column: str, reason: str | None = None) -> str:
+    """``value`` as text; an empty one is an error (a :class:`BadRowError` with ``reason``
+    when ``task.bad_rows: skip`` may drop its row)."""
     if value is None or (isinstance(value, str) and not value.strip()):
-        raise DataError(f"{where}: column {column!r} is empty")
+        message = f"{where}: column {column!r} is empty"
+        raise BadRowError(message, reason) if reason else DataError(message)
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return str(value)
@@ -97,48 +101,54 @@ def _check_columns(rows: list[dict[str, Any]], spec: TaskSpec, source: str) -> N
 
 
 def _make_examples(
-    rows: list[dict[str, Any]], spec: TaskSpec, source: str, tag: str
+    rows: list[dict[str, Any]], spec: TaskSpec, source: str, tag: str, bad: BadRows
 ) -> list[tuple[Example, str | None]]:
-    """Examples with their raw label; the label index is filled in by build_task."""
+    """Examples with their raw label (the label index is filled in by build_task); bad rows
+    raise, or are dropped and counted in ``bad`` (``task.bad_rows: skip``)."""
     out = []
     for i, row in enumerate(rows):
         where = f"{source} row {i + 1}"
-        text = _as_text(row.get(spec.input), where=where, column=spec.input)
-        label = row.get(spec.label)
-        ex_id = _as_text(row.get(spec.id), where=where, column=spec.id) if spec.id else f"{tag}{i + 1}"
-        if spec.type == "extraction":
-            entities = entities_from_value(label, text, where=f"{where} column {spec.label!r}")
-            gold = "\n".join(f"{e.type}: {e.text}" for e in entities) or "none"
-            ex = Example(id=ex_id, input=text, target=gold, target_index=-1, row=where, entities=entities)
+        ex = bad.check(lambda: _example(row, i, spec, where, tag), where)  # noqa: B023 (called at once)
+        if ex is not None:
             out.append((ex, row.get("__split__")))
-            continue
-        if spec.type == "generation" and isinstance(label, (list, tuple)) and label:
-            label = label[0]  # several references: the first is the one scored
-        label = _as_text(label, where=where, column=spec.label)
-        options: tuple[str, ...] = ()
-        target = label
-        target_index = -1
-        if spec.type == "multiple_choice":
-            raw = row.get(spec.options or "")
-            if not isinstance(raw, (list, tuple)) or len(raw) < 2:
-                raise DataError(f"{where}: column {spec.options!r} must hold a list of at least two options")
-            options = tuple(_as_text(o, where=where, column=spec.options or "") for o in raw)
-            if label in options:
-                target_index = options.index(label)
-            elif label.lstrip("-").isdigit() and 0 <= int(label) < len(options):
-                target_index = int(label)
-            else:
-                raise DataError(
-                    f"{where}: label {label!r} is neither one of the options {list(options)} nor an index into them"
-                )
-            target = options[target_index]
-        out.append(
-            (
-                Example(id=ex_id, input=text, target=target, target_index=target_index, options=options, row=where),
-                row.get("__split__"),
-            )
-        )
     return out
+
+
+def _example(row: dict[str, Any], i: int, spec: TaskSpec, where: str, tag: str) -> Example:
+    text = _as_text(row.get(spec.input), where=where, column=spec.input, reason="empty_input")
+    label = row.get(spec.label)
+    ex_id = _as_text(row.get(spec.id), where=where, column=spec.id) if spec.id else f"{tag}{i + 1}"
+    if spec.type == "extraction":
+        try:
+            entities = entities_from_value(label, text, where=f"{where} column {spec.label!r}")
+        except DataError as e:
+            raise BadRowError(str(e), "missing_label" if label is None else "unknown_label") from None
+        gold = "\n".join(f"{e.type}: {e.text}" for e in entities) or "none"
+        return Example(id=ex_id, input=text, target=gold, target_index=-1, row=where, entities=entities)
+    if spec.type == "generation" and isinstance(label, (list, tuple)) and label:
+        label = label[0]  # several references: the first is the one scored
+    label = _as_text(label, where=where, column=spec.label, reason="missing_label")
+    options: tuple[str, ...] = ()
+    target = label
+    target_index = -1
+    if spec.type == "multiple_choice":
+        raw = row.get(spec.options or "")
+        if not isinstance(raw, (list, tuple)) or len(raw) < 2:
+            raise BadRowError(
+                f"{where}: column {spec.options!r} must hold a list of at least two options", "bad_options"
+            )
+        options = tuple(_as_text(o, where=where, column=spec.options or "", reason="bad_options") for o in raw)
+        if label in options:
+            target_index = options.index(label)
+        elif label.lstrip("-").isdigit() and 0 <= int(label) < len(options):
+            target_index = int(label)
+        else:
+            raise BadRowError(
+                f"{where}: label {label!r} is neither one of the options {list(options)} nor an index into them",
+                "unknown_label",
+            )
+        target = options[target_index]
+    return Example(id=ex_id, input=text, target=target, target_index=target_index, options=options, row=where)
 
 
 def _stratified_split(
@@ -182,6 +192,7 @@ def build_task(
         DataError: missing file or column, empty values, labels the verbalizer lacks,
             an empty dev or test split... each message names the file, row or key.
     """
+    bad = BadRows(spec.bad_rows)
     if isinstance(spec.data, dict):
         unknown = set(spec.data) - set(_SPLITS)
         if unknown or "dev" not in spec.data or "test" not in spec.data:
@@ -197,13 +208,13 @@ def build_task(
                 continue
             rows, source = _load_source(spec.data[s], spec, plugins, base_dir)
             _check_columns(rows, spec, source)
-            splits[s] = [ex for ex, _ in _make_examples(rows, spec, source, f"{s}:row")]
+            splits[s] = [ex for ex, _ in _make_examples(rows, spec, source, f"{s}:row", bad)]
             sources.append(source)
         source_desc = ", ".join(sources)
     else:
         rows, source_desc = _load_source(spec.data, spec, plugins, base_dir)
         _check_columns(rows, spec, source_desc)
-        pairs = _make_examples(rows, spec, source_desc, "row")
+        pairs = _make_examples(rows, spec, source_desc, "row", bad)
         if spec.max_examples is not None and len(pairs) > spec.max_examples:
             pairs = random.Random(seed).sample(pairs, spec.max_examples)
         given = {hub_split for _, hub_split in pairs}
@@ -222,6 +233,8 @@ def build_task(
                 by_label=spec.type == "classification",
             )
 
+    if spec.type == "classification" and (spec.labels is not None or spec.verbalizer is not None):
+        splits = _known_labels(splits, spec, bad)
     all_examples = [ex for s in _SPLITS for ex in splits[s]]
     seen: dict[str, str] = {}
     for ex in all_examples:
@@ -303,7 +316,30 @@ def build_task(
         descriptions=descriptions,
         output_format=spec.output_format if spec.type == "extraction" else "",
         unlabeled=unlabeled,
+        bad_rows=bad.summary() if bad.skipping else {},
     )
+
+
+def _known_labels(splits: dict[str, list[Example]], spec: TaskSpec, bad: BadRows) -> dict[str, list[Example]]:
+    """Classification: drop (or stop at) examples whose label is not in ``task.labels`` or
+    has no word in ``task.verbalizer``."""
+    labels = [str(lbl) for lbl in spec.labels] if spec.labels is not None else None
+    words = {str(k) for k in spec.verbalizer} if spec.verbalizer is not None else None
+    out: dict[str, list[Example]] = {}
+    for s, examples in splits.items():
+        out[s] = []
+        for ex in examples:
+            if labels is not None and ex.target not in labels:
+                bad.reject(f"{ex.row}: label {ex.target!r} is not in task.labels {labels}", "unknown_label", ex.row)
+            elif words is not None and ex.target not in words:
+                bad.reject(
+                    f"{ex.row}: label {ex.target!r} has no word in task.verbalizer (it maps {sorted(words)})",
+                    "unknown_label",
+                    ex.row,
+                )
+            else:
+                out[s].append(ex)
+    return out
 
 
 def _unlabeled(spec: TaskSpec, plugins: Plugins, base_dir: str | None, seen: dict[str, str]) -> list[Example]:

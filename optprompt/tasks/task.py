@@ -86,6 +86,7 @@ class Task:
     descriptions: dict[str, str] = field(default_factory=dict)
     output_format: str = ""
     unlabeled: list[Example] = field(default_factory=list)
+    bad_rows: dict[str, object] = field(default_factory=dict)  # task.bad_rows: skip: what was dropped, per reason
 
     def example(self, example_id: str) -> Example:
         """Look an example up by id in any split."""
@@ -116,4 +117,5 @@ class Task:
             "sizes": {"train": len(self.train), "dev": len(self.dev), "test": len(self.test)},
             "fingerprint": self.fingerprint,
             **({"descriptions": dict(self.descriptions)} if self.descriptions else {}),
+            **({"bad_rows": dict(self.bad_rows)} if self.bad_rows else {}),
         }
