@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -248,11 +248,17 @@ def build_task(
                 f"give it a larger fraction (task.split.{s}) or more data"
             )
 
+    task_type = spec.type
+    shared = _shared_options(all_examples) if spec.type == "multiple_choice" and spec.options_as_labels else None
+    if shared is not None:  # the same options everywhere: searched as classification over them
+        task_type = "classification"
     labels: tuple[str, ...] = ()
     verbalizer: dict[str, str] = {}
-    if spec.type == "classification":
+    if task_type == "classification":
         data_labels = list(dict.fromkeys(sorted(ex.target for ex in all_examples)))
-        if spec.labels is not None:
+        if shared is not None:
+            labels = shared
+        elif spec.labels is not None:
             labels = tuple(str(lbl) for lbl in spec.labels)
             for ex in all_examples:
                 if ex.target not in labels:
@@ -287,7 +293,12 @@ def build_task(
         for s in _SPLITS:
             splits[s] = [
                 Example(
-                    id=e.id, input=e.input, target=e.target, target_index=index[e.target], options=e.options, row=e.row
+                    id=e.id,
+                    input=e.input,
+                    target=e.target,
+                    target_index=index[e.target],
+                    options=labels if shared is not None else e.options,  # listed in one order, as a card lists them
+                    row=e.row,
                 )
                 for e in splits[s]
             ]
@@ -302,7 +313,7 @@ def build_task(
     template = spec.template if spec.template is not None else DEFAULT_TEMPLATES[spec.type]
     return Task(
         name=name,
-        type=spec.type,
+        type=task_type,
         train=splits["train"],
         dev=splits["dev"],
         test=splits["test"],
@@ -317,7 +328,22 @@ def build_task(
         output_format=spec.output_format if spec.type == "extraction" else "",
         unlabeled=unlabeled,
         bad_rows=bad.summary() if bad.skipping else {},
+        given_type=spec.type if task_type != spec.type else "",
     )
+
+
+def _shared_options(examples: list[Example]) -> tuple[str, ...] | None:
+    """The options every example offers (in the order most examples list them) when they
+    are one set of distinct, non-numeric texts; None when they differ per example."""
+    if not examples:
+        return None
+    first = Counter(ex.options for ex in examples).most_common(1)[0][0]
+    if len(set(first)) != len(first) or all(o.strip().lstrip("-").isdigit() for o in first):
+        return None
+    want = set(first)
+    if any(set(ex.options) != want or len(ex.options) != len(first) for ex in examples):
+        return None
+    return tuple(first)
 
 
 def _known_labels(splits: dict[str, list[Example]], spec: TaskSpec, bad: BadRows) -> dict[str, list[Example]]:

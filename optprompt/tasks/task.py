@@ -87,6 +87,7 @@ class Task:
     output_format: str = ""
     unlabeled: list[Example] = field(default_factory=list)
     bad_rows: dict[str, object] = field(default_factory=dict)  # task.bad_rows: skip: what was dropped, per reason
+    given_type: str = ""  # the study file's type when the task is searched as another (options as labels)
 
     def example(self, example_id: str) -> Example:
         """Look an example up by id in any split."""
@@ -118,4 +119,5 @@ class Task:
             "fingerprint": self.fingerprint,
             **({"descriptions": dict(self.descriptions)} if self.descriptions else {}),
             **({"bad_rows": dict(self.bad_rows)} if self.bad_rows else {}),
+            **({"given_type": self.given_type} if self.given_type else {}),
         }

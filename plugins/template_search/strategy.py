@@ -162,8 +162,11 @@ class TemplateSearch(BaseStrategy):
         for t in config.templates:
             if t.count("{input}") != 1:
                 raise ConfigError(f"strategy.templates: {t!r} needs the {{input}} placeholder exactly once")
+        # A task searched in another form than its file's (multiple choice with one set of options,
+        # searched as classification) also tries the given form's templates: the search picks on dev.
+        given = [t for t in _GENERIC_TEMPLATES.get(task.given_type, []) if t not in _GENERIC_TEMPLATES[task.type]]
         self.templates = _dedupe(
-            [base.template] + (_GENERIC_TEMPLATES[task.type] if generic else []) + config.templates
+            [base.template] + (_GENERIC_TEMPLATES[task.type] + given if generic else []) + config.templates
         )
         self.words: dict[str, list[str]] = {}
         self.formats = _dedupe([base.output_format, *config.output_formats]) if task.type == "extraction" else []
