@@ -118,3 +118,15 @@ def test_summary_names_only_the_first_rows() -> None:
     assert describe(s).endswith(", ...)")
     with pytest.raises(ValueError, match="unknown bad-row reason"):
         bad.skip("bad_mood", "f row 1")
+
+
+def test_skip_drops_labels_the_verbalizer_has_no_word_for(tmp_path: Path, plugins) -> None:
+    rows = _rows(30)
+    rows[7]["label"] = "meh"  # row 8
+    f = _jsonl(tmp_path / "d.jsonl", rows)
+    spec = dict(data=str(f), input="text", label="label", verbalizer={"neg": "bad", "pos": "good"})
+    with pytest.raises(BadRowError, match="d.jsonl row 8: label 'meh' has no word in task.verbalizer"):
+        build_task(TaskSpec(**spec), plugins=plugins)
+    task = build_task(TaskSpec(**spec, bad_rows="skip"), plugins=plugins)
+    assert task.labels == ("neg", "pos")
+    assert task.summary()["bad_rows"]["reasons"] == {"unknown_label": {"count": 1, "first_rows": [f"{f} row 8"]}}
