@@ -130,3 +130,27 @@ def test_skip_drops_labels_the_verbalizer_has_no_word_for(tmp_path: Path, plugin
     task = build_task(TaskSpec(**spec, bad_rows="skip"), plugins=plugins)
     assert task.labels == ("neg", "pos")
     assert task.summary()["bad_rows"]["reasons"] == {"unknown_label": {"count": 1, "first_rows": [f"{f} row 8"]}}
+
+
+def test_a_study_with_skipped_rows_reports_them_in_result_json_and_its_summary(
+    tmp_path: Path, tiny_model, study_dict, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    from optprompt.cli.main import main as cli_main
+    from optprompt.config import spec_from_dict
+    from optprompt.study import StudyRunner
+
+    rows = [json.loads(line) for line in Path(study_dict["task"]["data"]).read_text().splitlines()]
+    rows[1]["text"] = ""
+    rows[4]["label"] = None
+    data = _jsonl(tmp_path / "holes.jsonl", rows)
+    raw = {**study_dict, "task": {**study_dict["task"], "data": str(data), "bad_rows": "skip"}}
+    raw["strategy"] = {"name": "template_search", "trials": 2}
+    result = StudyRunner(spec_from_dict(raw), model=tiny_model, progress=False).run()
+    bad = result["task"]["bad_rows"]
+    assert bad["skipped"] == 2
+    assert bad["reasons"]["empty_input"]["first_rows"] == [f"{data} row 2"]
+    assert bad["reasons"]["missing_label"]["first_rows"] == [f"{data} row 5"]
+    assert sum(result["task"]["sizes"].values()) == len(rows) - 2
+    capsys.readouterr()
+    assert cli_main(["show", raw["output"]]) == 0
+    assert f"task.bad_rows: skip: skipped 2 bad rows: empty_input 1 ({data} row 2)" in capsys.readouterr().out
