@@ -100,6 +100,10 @@ def test_study_trains_under_a_written_prompt_and_exports_one_card_and_adapter(
     }
     assert cli_main(["show", spec.output]) == 0
     assert "trained under" in capsys.readouterr().out
+    from optprompt.report import write_report
+
+    page = write_report(spec.output).read_text()
+    assert "prompt + adapter: " in page and "Learning curves" in page
 
     # One call loads card + adapter back; predictions are the study's, on dev and test.
     with optprompt.load(out, tiny_model) as predictor:
