@@ -3,8 +3,8 @@
 Each trial picks a method (prompt tuning, prefix tuning, P-tuning, LoRA) and its
 hyperparameters around a fixed discrete template: the baseline's (``soft`` candidates), or
 a discrete winner's (``prompt_adapter`` candidates: ``template`` names a finished study or
-writes a prompt, or a composing strategy calls :meth:`SoftPrompt.train_under`). The strategy only proposes: the
-``soft`` candidate kind (:class:`optprompt.adapters.AdapterKind`) trains the adapter on
+writes a prompt, or a composing strategy calls :meth:`SoftPrompt.train_under`). The
+strategy only proposes: the ``soft`` candidate kind (:class:`optprompt.adapters.AdapterKind`) trains the adapter on
 the train split, scores dev after every epoch (reported to Optuna, so the median pruner
 this strategy sets up can stop weak runs) and saves it with its manifest under
 ``OUTPUT/artifacts/adapters/<hash>``.
@@ -121,8 +121,7 @@ class SoftPrompt(BaseStrategy):
         self.template = PromptCandidate(**prompt.text_fields(), metadata=dict(prompt.metadata))
         self.parent = {"hash": prompt.hash, **where}
 
-        # --- budget, sampler, pruner -----------------------------------------------------
-
+    # --- budget, sampler, pruner -----------------------------------------------------
     def budget(self) -> Budget:
         trials = self.config.trials
         return Budget(trials=trials, dev_scorings=1 + (trials - 1) * self.config.epochs[1])
