@@ -4,9 +4,10 @@ Each trial picks a method (prompt tuning, prefix tuning, P-tuning, LoRA) and its
 hyperparameters around a fixed discrete template: the baseline's (``soft`` candidates), or
 a discrete winner's (``prompt_adapter`` candidates: ``template`` names a finished study or
 writes a prompt, or a composing strategy calls :meth:`SoftPrompt.train_under`). The
-strategy only proposes: the ``soft`` candidate kind (:class:`optprompt.adapters.AdapterKind`) trains the adapter on
-the train split, scores dev after every epoch (reported to Optuna, so the median pruner
-this strategy sets up can stop weak runs) and saves it with its manifest under
+strategy only proposes: the candidate's kind (:class:`optprompt.adapters.AdapterKind`, or
+:class:`optprompt.adapters.PromptAdapterKind` built on it) trains the adapter on the train
+split, scores dev after every epoch (reported to Optuna, so the median pruner this
+strategy sets up can stop weak runs) and saves it with its manifest under
 ``OUTPUT/artifacts/adapters/<hash>``.
 """
 
