@@ -89,6 +89,8 @@ def _studies(task: str, seed: int, work: Path, sizes: tuple[int, int, int], args
             "lora_r": [8],
             "lr": {"lora": list(args.lr)},
             "epochs": [args.epochs, args.epochs],
+            "batch_size": args.batch_size,
+            **({"lora_targets": list(args.lora_targets)} if args.lora_targets else {}),
             "template": str(root / "discrete"),
         },
     }
@@ -130,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--adapter-trials", type=int, default=2, help="soft_prompt trials (baseline included)")
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--lr", type=float, nargs=2, default=(2e-3, 2e-3), metavar=("LOW", "HIGH"))
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lora-targets", nargs="+", help="modules LoRA adapts (default: PEFT's for the model)")
     p.add_argument("--sizes", type=int, nargs=3, default=(96, 48, 96), metavar=("TRAIN", "DEV", "TEST"))
     p.add_argument("--model", default="smollm2-135m-instruct")
     p.add_argument("--work", type=Path, help="keep the studies here; a rerun reuses finished studies")
@@ -173,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         "adapter_trials": args.adapter_trials,
         "epochs": args.epochs,
         "lr": list(args.lr),
+        "batch_size": args.batch_size,
+        "lora_targets": args.lora_targets,
         "cases": cases,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
