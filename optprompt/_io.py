@@ -82,4 +82,3 @@ def contained_path(root: str | os.PathLike[str], name: str, *, what: str) -> Pat
     if target != base and base not in target.parents:
         raise OptpromptError(f"{what}: {name!r} leads out of {root}; refused")
     return target
-

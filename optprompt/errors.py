@@ -19,6 +19,7 @@ __all__ = [
     "OptpromptError",
     "ConfigError",
     "DataError",
+    "BadRowError",
     "ModelError",
     "PluginError",
     "CandidateRejected",
@@ -39,6 +40,15 @@ class ConfigError(OptpromptError):
 
 class DataError(OptpromptError):
     """A data set cannot be loaded or does not fit the task (missing column, bad label)."""
+
+
+class BadRowError(DataError):
+    """One row of a data set cannot be an example; ``reason`` says why (one of
+    :data:`optprompt.tasks.bad_rows.REASONS`). ``task.bad_rows: skip`` drops such rows."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class ModelError(OptpromptError):

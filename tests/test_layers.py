@@ -49,6 +49,7 @@ PLUGIN_API = {
     "optprompt.kinds.prompt",
     "optprompt.kinds.ensemble",
     "optprompt.kinds.soft",
+    "optprompt.kinds.prompt_adapter",
     "optprompt.plugins",
     "optprompt.prompts",
     "optprompt.results",
@@ -91,7 +92,7 @@ def imports(path: Path, package: str, *, type_checking: bool = False) -> list[tu
                 module = ".".join(base + ([node.module] if node.module else []))
             else:
                 module = node.module or ""
-            for alias in node.names:  # `from optprompt.study import attrs` imports a module
+            for alias in node.names:  # `from optprompt.trials import keys` imports a module
                 sub = f"{module}.{alias.name}"
                 out.append((node.lineno, sub if _is_module(sub) else module))
     return out

@@ -166,8 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     import sqlalchemy
 
     from optprompt.study.local_postgres import LocalPostgres, free_port
-    from optprompt.study.trials import counts
     from optprompt.testing.fixtures import make_tiny_model_dir, write_labelled_jsonl
+    from optprompt.trials import counts
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rng = random.Random(args.seed)

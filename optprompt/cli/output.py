@@ -41,6 +41,10 @@ def print_result(
     print(f"\nstudy {result.name!r}: {result.n_trials} trials, model {result.model.ref}, {result.wall_seconds:.0f} s")
     sizes = result.task.sizes
     print(f"task: {result.task.source} (train {sizes['train']}, dev {sizes['dev']}, test {sizes['test']})")
+    if result.task.bad_rows:
+        from optprompt.tasks.bad_rows import describe
+
+        print(f"task.bad_rows: skip: {describe(result.task.bad_rows)}")
     for title, e in (("BASELINE PROMPT", base), ("WINNING PROMPT", best)):
         test = f"{e.test.value:.3f}" if e.test is not None else "-"
         print(f"\n=== {title} (trial {e.trial}) — dev {metric} {e.dev.value:.3f}, test {metric} {test} ===")

@@ -53,9 +53,7 @@ def format_validation_error(
     return "\n".join(lines)
 
 
-def spec_from_dict(
-    data: Any, *, source: str = "<spec>", base_dir: str | None = None, plugins: Any = None
-) -> StudySpec:
+def spec_from_dict(data: Any, *, source: str = "<spec>", base_dir: str | None = None, plugins: Any = None) -> StudySpec:
     """Validate a plain mapping (as loaded from YAML) into a :class:`StudySpec`.
 
     ``task.type`` must name a task type of ``plugins`` (loaded :class:`~optprompt.plugins.Plugins`;

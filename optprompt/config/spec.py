@@ -97,6 +97,18 @@ class TaskSpec(_Strict):
         description="Distillation: a file of unlabelled inputs (the input column) that the study's "
         "teacher labels and adds to the train split.",
     )
+    options_as_labels: bool = Field(
+        True,
+        description="Multiple choice whose examples all offer the same options: searched as classification "
+        "(the options are the labels: answer words, calibration and demonstrations are searched; a template's "
+        "{options} still lists them). false: keep the multiple-choice form. Options that differ per example "
+        "always keep it.",
+    )
+    bad_rows: Literal["error", "skip"] = Field(
+        "error",
+        description="Rows with an empty input, a missing or unknown label or unreadable options: error (the "
+        "first one stops the study, named) or skip (dropped; result.json's task counts them per reason).",
+    )
     truncate: Literal["error", "left", "right"] = Field(
         "error",
         description="Prompt + input longer than the model's context: error (naming the example and the "

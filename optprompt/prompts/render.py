@@ -187,11 +187,7 @@ class PromptRenderer:
         return example.options
 
     def _query(self, candidate: PromptCandidate, example: Example, text: str) -> str:
-        if (
-            "{options}" not in candidate.template
-            and self.task.has_options
-            and candidate.choice_format == "letters"
-        ):
+        if "{options}" not in candidate.template and self.task.has_options and candidate.choice_format == "letters":
             raise CandidateRejected("letter answers need an {options} placeholder in the template")
         return fill_query(candidate.template, text, example.options, candidate.choice_format)
 
@@ -211,9 +207,7 @@ class PromptRenderer:
                 candidate.instruction, words, self.task.descriptions, self.output_format(candidate)
             )
         words = (
-            [candidate.verbalizer_map.get(lbl, lbl) for lbl in self.task.labels]
-            if self.task.has_fixed_labels
-            else []
+            [candidate.verbalizer_map.get(lbl, lbl) for lbl in self.task.labels] if self.task.has_fixed_labels else []
         )
         return fill_labels(candidate.instruction, words)
 

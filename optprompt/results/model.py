@@ -136,6 +136,8 @@ class TaskInfo(_Part):
     fingerprint: str = ""
     descriptions: dict[str, str] | None = None
     generation: GenerationInfo | None = None
+    bad_rows: dict[str, Any] | None = None  # task.bad_rows: skip: rows dropped, per reason
+    given_type: str | None = None  # the study file's type when the task was searched as another
 
 
 class PruningInfo(_Part):

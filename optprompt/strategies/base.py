@@ -207,6 +207,7 @@ class BaseStrategy(abc.ABC):
     def observe(self, trial: optuna.Trial, candidate: Candidate, evaluation: Evaluation) -> None:  # noqa: B027
         """Called after a proposed candidate was scored. Optional."""
 
-    def use_template(self, template: PromptCandidate) -> None:
-        """Build the next candidates around ``template`` (strategies with ``accepts_template``)."""
+    def use_template(self, template: PromptCandidate, **where: Any) -> None:
+        """Build the next candidates around ``template`` (strategies with ``accepts_template``);
+        ``where`` says where it was found (``trial=N, dev=value`` in this study)."""
         raise ConfigError(f"strategy {self.name!r} does not build its candidates around a given prompt")

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
 from optprompt.config.spec import TaskSpec
-from optprompt.errors import ConfigError, DataError
+from optprompt.errors import BadRowError, ConfigError, DataError
 from optprompt.plugins.manager import Plugins
+from optprompt.tasks.bad_rows import BadRows
 from optprompt.tasks.task import Example, Task
-from optprompt.tasks.types import TaskType, cell_text
+from optprompt.tasks.types import LabelSet, TaskType, cell_text
 
 __all__ = ["build_task", "resolve_data_path"]
 
@@ -90,16 +92,47 @@ def _check_columns(
 
 
 def _make_examples(
-    rows: list[dict[str, Any]], spec: TaskSpec, task_type: TaskType, source: str, tag: str
+    rows: list[dict[str, Any]], spec: TaskSpec, task_type: TaskType, source: str, tag: str, bad: BadRows
 ) -> list[tuple[Example, str | None]]:
-    """Examples with their hub split; the task type reads each row's label."""
+    """Examples with their hub split; the task type reads each row's label. Bad rows raise,
+    or are dropped and counted in ``bad`` (``task.bad_rows: skip``)."""
     out = []
     for i, row in enumerate(rows):
         where = f"{source} row {i + 1}"
-        text = cell_text(row.get(spec.input), where=where, column=spec.input)
-        ex_id = cell_text(row.get(spec.id), where=where, column=spec.id) if spec.id else f"{tag}{i + 1}"
-        out.append((task_type.example(row, spec, ex_id=ex_id, text=text, where=where), row.get("__split__")))
+        ex = bad.check(lambda: _example(row, i, spec, task_type, where, tag), where)  # noqa: B023 (called at once)
+        if ex is not None:
+            out.append((ex, row.get("__split__")))
     return out
+
+
+def _example(row: dict[str, Any], i: int, spec: TaskSpec, task_type: TaskType, where: str, tag: str) -> Example:
+    """One row as an example; a row the task cannot use raises a :class:`BadRowError` naming why."""
+    try:
+        text = cell_text(row.get(spec.input), where=where, column=spec.input)
+    except DataError as e:
+        raise BadRowError(str(e), "empty_input") from None
+    ex_id = cell_text(row.get(spec.id), where=where, column=spec.id) if spec.id else f"{tag}{i + 1}"
+    try:
+        return task_type.example(row, spec, ex_id=ex_id, text=text, where=where)
+    except DataError as e:
+        raise BadRowError(str(e), _bad_label_reason(row, spec, task_type)) from None
+
+
+def _bad_label_reason(row: dict[str, Any], spec: TaskSpec, task_type: TaskType) -> str:
+    """Why the task type could not read a row's answer: its label cell is empty, its options
+    are not a list of at least two non-empty texts, or its label is not one the task knows."""
+    label = row.get(spec.label)
+    if label is None or (isinstance(label, str) and not label.strip()) or label == []:
+        return "missing_label"
+    if task_type.has_options:
+        options = row.get(spec.options or "")
+        if (
+            not isinstance(options, (list, tuple))
+            or len(options) < 2
+            or any(o is None or (isinstance(o, str) and not o.strip()) for o in options)
+        ):
+            return "bad_options"
+    return "unknown_label"
 
 
 def _stratified_split(
@@ -145,6 +178,8 @@ def build_task(
         PluginError: ``spec.type`` is no task type of ``plugins``.
     """
     task_type: TaskType = plugins.task_types.get(spec.type).obj
+    given_type = task_type
+    bad = BadRows(spec.bad_rows)
     if isinstance(spec.data, dict):
         unknown = set(spec.data) - set(_SPLITS)
         if unknown or "dev" not in spec.data or "test" not in spec.data:
@@ -160,13 +195,13 @@ def build_task(
                 continue
             rows, source = _load_source(spec.data[s], spec, plugins, base_dir)
             _check_columns(rows, spec, source, task_type, plugins)
-            splits[s] = [ex for ex, _ in _make_examples(rows, spec, task_type, source, f"{s}:row")]
+            splits[s] = [ex for ex, _ in _make_examples(rows, spec, task_type, source, f"{s}:row", bad)]
             sources.append(source)
         source_desc = ", ".join(sources)
     else:
         rows, source_desc = _load_source(spec.data, spec, plugins, base_dir)
         _check_columns(rows, spec, source_desc, task_type, plugins)
-        pairs = _make_examples(rows, spec, task_type, source_desc, "row")
+        pairs = _make_examples(rows, spec, task_type, source_desc, "row", bad)
         if spec.max_examples is not None and len(pairs) > spec.max_examples:
             pairs = random.Random(seed).sample(pairs, spec.max_examples)
         given = {hub_split for _, hub_split in pairs}
@@ -185,6 +220,8 @@ def build_task(
                 by_label=task_type.has_fixed_labels,
             )
 
+    if task_type.has_fixed_labels and (spec.labels is not None or spec.verbalizer is not None):
+        splits = _known_labels(splits, spec, bad)
     all_examples = [ex for s in _SPLITS for ex in splits[s]]
     seen: dict[str, str] = {}
     for ex in all_examples:
@@ -198,9 +235,17 @@ def build_task(
                 f"give it a larger fraction (task.split.{s}) or more data"
             )
 
-    label_set = task_type.label_set(spec, all_examples, source_desc)
-    for s in _SPLITS:
-        splits[s] = [task_type.with_labels(e, label_set) for e in splits[s]]
+    shared = _shared_options(all_examples) if task_type.labels_form and spec.options_as_labels else None
+    if shared is not None:  # the same options everywhere: searched as the labels of a classification
+        task_type = plugins.task_types.get(task_type.labels_form).obj
+        words = {str(k): v for k, v in (spec.verbalizer or {}).items()}
+        label_set = LabelSet(labels=shared, verbalizer={o: words.get(o, o) for o in shared})
+        for s in _SPLITS:  # listed in one order, as a card lists them
+            splits[s] = [dataclasses.replace(task_type.with_labels(e, label_set), options=shared) for e in splits[s]]
+    else:
+        label_set = task_type.label_set(spec, all_examples, source_desc)
+        for s in _SPLITS:
+            splits[s] = [task_type.with_labels(e, label_set) for e in splits[s]]
 
     unlabeled = _unlabeled(spec, task_type, plugins, base_dir, seen) if spec.unlabeled else []
 
@@ -222,6 +267,8 @@ def build_task(
         descriptions=label_set.descriptions,
         output_format=spec.output_format if task_type.extracts_entities else "",
         unlabeled=unlabeled,
+        bad_rows=bad.summary() if bad.skipping else {},
+        given_type=given_type.name if given_type is not task_type else "",
     )
 
 
@@ -248,4 +295,40 @@ def _unlabeled(
             raise DataError(f"{where}: example id {ex_id!r} is not unique (also {seen[ex_id]})")
         seen[ex_id] = where
         out.append(task_type.unlabeled_example(row, spec, ex_id=ex_id, text=text, where=where))
+    return out
+
+
+def _shared_options(examples: list[Example]) -> tuple[str, ...] | None:
+    """The options every example offers (in the order most examples list them) when they
+    are one set of distinct, non-numeric texts; None when they differ per example."""
+    if not examples:
+        return None
+    first = Counter(ex.options for ex in examples).most_common(1)[0][0]
+    if len(set(first)) != len(first) or all(o.strip().lstrip("-").isdigit() for o in first):
+        return None
+    want = set(first)
+    if any(set(ex.options) != want or len(ex.options) != len(first) for ex in examples):
+        return None
+    return tuple(first)
+
+
+def _known_labels(splits: dict[str, list[Example]], spec: TaskSpec, bad: BadRows) -> dict[str, list[Example]]:
+    """Classification: drop (or stop at) examples whose label is not in ``task.labels`` or
+    has no word in ``task.verbalizer``."""
+    labels = [str(lbl) for lbl in spec.labels] if spec.labels is not None else None
+    words = {str(k) for k in spec.verbalizer} if spec.verbalizer is not None else None
+    out: dict[str, list[Example]] = {}
+    for s, examples in splits.items():
+        out[s] = []
+        for ex in examples:
+            if labels is not None and ex.target not in labels:
+                bad.reject(f"{ex.row}: label {ex.target!r} is not in task.labels {labels}", "unknown_label", ex.row)
+            elif words is not None and ex.target not in words:
+                bad.reject(
+                    f"{ex.row}: label {ex.target!r} has no word in task.verbalizer (it maps {sorted(words)})",
+                    "unknown_label",
+                    ex.row,
+                )
+            else:
+                out[s].append(ex)
     return out

@@ -40,6 +40,8 @@ class Task:
     descriptions: dict[str, str] = field(default_factory=dict)
     output_format: str = ""
     unlabeled: list[Example] = field(default_factory=list)
+    bad_rows: dict[str, object] = field(default_factory=dict)  # task.bad_rows: skip: what was dropped, per reason
+    given_type: str = ""  # the study file's type when the task is searched as another (options as labels)
     task_type: TaskType = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
@@ -96,4 +98,6 @@ class Task:
             "sizes": {"train": len(self.train), "dev": len(self.dev), "test": len(self.test)},
             "fingerprint": self.fingerprint,
             **({"descriptions": dict(self.descriptions)} if self.descriptions else {}),
+            **({"bad_rows": dict(self.bad_rows)} if self.bad_rows else {}),
+            **({"given_type": self.given_type} if self.given_type else {}),
         }

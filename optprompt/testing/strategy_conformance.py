@@ -202,7 +202,7 @@ def check_respects_budget(
 ) -> None:
     """The study spends exactly the declared budget, and no more than declared.
 
-    ``budget().trials`` counted trials (optprompt.study.trials), at most
+    ``budget().trials`` counted trials (optprompt.trials), at most
     ``budget().dev_scorings`` dev scorings and ``budget().rewriter_calls`` generated
     prompts (counted at the model backend, score cache off), the budget written to
     result.json; then, with ``trials: smaller_trials`` (what ``optprompt run --trials``

@@ -13,7 +13,6 @@ The study's end scores each family's best on test against the baseline
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -100,24 +99,23 @@ class Auto(BaseStrategy):
         if strategy.accepts_template and self.config.soft_from_best:
             best = self._best_discrete(trial.study)
             if best is not None:
-                strategy.use_template(PromptCandidate(**best.text_fields()))
+                record, prompt = best
+                strategy.use_template(prompt, trial=record.number, dev=record.value)
         return strategy.propose(FamilyTrial(trial, family))
 
-    def _best_discrete(self, study: Any) -> PromptCandidate | None:
-        """The best prompt on dev so far among the baseline and the families that do not train."""
+    def _best_discrete(self, study: Any) -> tuple[TrialRecord, PromptCandidate] | None:
+        """The best prompt on dev so far among the baseline and the families that do not
+        train, with its trial (its candidate as scored: its hash names it)."""
         discrete = {name for name, s in self.families.items() if not s.trains}
-        best: tuple[float, int] | None = None
-        found = None
+        best: TrialRecord | None = None
         for t in records(study):
             if not t.is_complete or not (t.family in discrete or t.is_baseline) or t.values is None:
                 continue
-            key = (t.values[0], -t.number)
-            if best is None or key > best:
-                best, found = key, t.candidate
-        if found is None:
+            if best is None or (t.values[0], -t.number) > (best.values[0], -best.number):
+                best = t
+        if best is None or best.candidate is None:
             return None
-        cand = PromptCandidate.from_dict(found)
-        return dataclasses.replace(cand, calibration="none", metadata={})
+        return best, PromptCandidate.from_dict(best.candidate)
 
     def observe(self, trial: optuna.Trial, candidate: Any, evaluation: Any) -> None:
         family = TrialRecord.from_frozen(trial).family

@@ -49,9 +49,7 @@ class OperatorTemplates(BaseModel):
 
     paraphrase: str = Field(DEFAULT_TEMPLATES["paraphrase"], description="Needs {prompt}.")
     mutate: str = Field(DEFAULT_TEMPLATES["mutate"], description="Needs {prompt}.")
-    crossover: str = Field(
-        DEFAULT_TEMPLATES["crossover"], description="Needs {prompt1} and {prompt2}."
-    )
+    crossover: str = Field(DEFAULT_TEMPLATES["crossover"], description="Needs {prompt1} and {prompt2}.")
     de: str = Field(DEFAULT_TEMPLATES["de"], description="Needs {best}, {prompt1} and {prompt2}.")
 
     @field_validator("paraphrase", "mutate", "crossover", "de")
@@ -72,38 +70,24 @@ class EvolutionConfig(StrategyConfig):
     an error: raise ``generations`` or ``population`` instead.
     """
 
-    trials: int | None = Field(
-        None, ge=1, description="Default and maximum: population * (generations + 1)."
-    )
-    sampler: Literal["random"] = Field(
-        "random", description="Unused: the evolution makes its own choices."
-    )
-    mode: Literal["ga", "de"] = Field(
-        "ga", description="Genetic algorithm or differential evolution (EvoPrompt)."
-    )
+    trials: int | None = Field(None, ge=1, description="Default and maximum: population * (generations + 1).")
+    sampler: Literal["random"] = Field("random", description="Unused: the evolution makes its own choices.")
+    mode: Literal["ga", "de"] = Field("ga", description="Genetic algorithm or differential evolution (EvoPrompt).")
     population: int = Field(6, description="Individuals per generation (GA >= 2, DE >= 3).")
     generations: int = Field(3, description="Generations after the initial population (>= 1).")
     operators: Literal["mixed", "llm", "edit"] = Field(
         "mixed", description="Variation operators: LLM rewrites, model-free edits (GrIPS), or both."
     )
-    edit_rate: float = Field(
-        0.3, ge=0.0, le=1.0, description="mixed: share of children made by edits."
-    )
+    edit_rate: float = Field(0.3, ge=0.0, le=1.0, description="mixed: share of children made by edits.")
     rewriter: str | None = Field(None, description="Model that rewrites (default: the task model).")
     temperature: float = Field(0.7, ge=0.0, le=2.0, description="Rewriter sampling temperature.")
     max_new_tokens: int = Field(64, ge=8, le=512, description="Longest rewrite, in tokens.")
-    templates: OperatorTemplates = Field(
-        default_factory=OperatorTemplates, description="Operator prompts."
-    )
-    retries: int = Field(
-        2, ge=0, le=10, description="Extra tries when a rewrite is junk or a duplicate."
-    )
+    templates: OperatorTemplates = Field(default_factory=OperatorTemplates, description="Operator prompts.")
+    retries: int = Field(2, ge=0, le=10, description="Extra tries when a rewrite is junk or a duplicate.")
     max_rewriter_calls: int | None = Field(
         None, ge=0, description="Cap on rewriter calls (default: the worst case of the settings)."
     )
-    selection: Literal["roulette", "tournament", "random"] = Field(
-        "roulette", description="GA parent selection."
-    )
+    selection: Literal["roulette", "tournament", "random"] = Field("roulette", description="GA parent selection.")
     elitism: int | None = Field(
         None,
         ge=0,
@@ -113,28 +97,18 @@ class EvolutionConfig(StrategyConfig):
     edit_ops: list[Literal["delete", "swap", "add", "paraphrase"]] = Field(
         default_factory=lambda: list(EDIT_OPS), min_length=1, description="Model-free edits to use."
     )
-    phrases: list[str] = Field(
-        default_factory=list, description="Extra phrases the `add` edit may insert."
-    )
+    phrases: list[str] = Field(default_factory=list, description="Extra phrases the `add` edit may insert.")
     synonyms: list[list[str]] = Field(
         default_factory=list,
         description="Extra groups of interchangeable words for the `paraphrase` edit.",
     )
-    instructions: list[str] = Field(
-        default_factory=list, description="Extra seeds of the initial population."
-    )
-    max_demos: int = Field(
-        0, ge=0, le=16, description="Evolve demonstration sets of up to N examples too."
-    )
-    demo_pool: int = Field(
-        16, ge=1, description="Train examples the demonstrations are drawn from."
-    )
+    instructions: list[str] = Field(default_factory=list, description="Extra seeds of the initial population.")
+    max_demos: int = Field(0, ge=0, le=16, description="Evolve demonstration sets of up to N examples too.")
+    demo_pool: int = Field(16, ge=1, description="Train examples the demonstrations are drawn from.")
     calibration: Literal["none", "content_free", "mean"] = Field(
         "none", description="Calibration of every individual but the baseline."
     )
-    max_instruction_chars: int = Field(
-        400, ge=40, description="Longer rewrites are cut or rejected."
-    )
+    max_instruction_chars: int = Field(400, ge=40, description="Longer rewrites are cut or rejected.")
 
     @property
     def individuals(self) -> int:
@@ -180,6 +154,5 @@ def check_config(config: EvolutionConfig) -> None:
         if not text.strip() or "{input}" in text:
             fail(
                 f"instructions.{i}",
-                "a seed instruction must be non-empty and must not contain {input} "
-                "(the template holds the input)",
+                "a seed instruction must be non-empty and must not contain {input} (the template holds the input)",
             )

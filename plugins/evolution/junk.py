@@ -47,9 +47,7 @@ _PREAMBLE = re.compile(
     r"(?:new|final|improved|rewritten|revised|combined|better|the)?\s*(?:instruction|prompt)\s*(?:\d\s*)?:)\s*",
     re.I,
 )
-_ECHO = re.compile(
-    r"^\s*(?:instruction\s*(?:\d|[ab])\b|best instruction)\s*:", re.I
-)  # operator prompt lines
+_ECHO = re.compile(r"^\s*(?:instruction\s*(?:\d|[ab])\b|best instruction)\s*:", re.I)  # operator prompt lines
 # Talk about the rewriting task instead of an instruction ("I will rephrase it to:").
 _META = re.compile(
     r"\bI (?:will|would|should|have|had|changed|can|could|am|think)\b|\bI'(?:m|ll|ve|d)\b|"
@@ -112,17 +110,13 @@ class JunkFilter:
     ) -> None:
         self.max_chars = max_chars
         self.allowed = tuple(allowed_placeholders)
-        self.answer_words = tuple(
-            dict.fromkeys(w.strip().lower() for w in answer_words if w.strip())
-        )
+        self.answer_words = tuple(dict.fromkeys(w.strip().lower() for w in answer_words if w.strip()))
         self._shingles: set[tuple[str, ...]] = set()
         self._short: set[str] = set()
         for text in examples:
             words = normalize(text).split()
             if len(words) >= _SHINGLE:
-                self._shingles.update(
-                    tuple(words[i : i + _SHINGLE]) for i in range(len(words) - _SHINGLE + 1)
-                )
+                self._shingles.update(tuple(words[i : i + _SHINGLE]) for i in range(len(words) - _SHINGLE + 1))
             elif len(words) >= 3:  # short inputs leak only when quoted whole
                 self._short.add(" ".join(words))
         words = "|".join(re.escape(w) for w in self.answer_words)
@@ -176,10 +170,7 @@ class JunkFilter:
         """``leaked_input`` / ``leaked_answer``: ``text`` quotes an example, or pins an answer."""
         words = normalize(text).split()
         norm = " ".join(words)
-        quoted = any(
-            tuple(words[i : i + _SHINGLE]) in self._shingles
-            for i in range(len(words) - _SHINGLE + 1)
-        )
+        quoted = any(tuple(words[i : i + _SHINGLE]) in self._shingles for i in range(len(words) - _SHINGLE + 1))
         quoted = quoted or any(s in norm for s in self._short)
         if quoted:
             return (
@@ -226,9 +217,7 @@ class JunkFilter:
             token = m.group(0)
             if token in self.allowed:
                 return token
-            repairs.append(
-                "removed_input_placeholder" if token == "{input}" else "removed_stray_placeholder"
-            )
+            repairs.append("removed_input_placeholder" if token == "{input}" else "removed_stray_placeholder")
             return ""
 
         out = _PLACEHOLDER.sub(repl, text)
@@ -256,9 +245,7 @@ class JunkFilter:
         if not parents or "{labels}" in text or not all("{labels}" in p for p in parents):
             return text
         norm = normalize(text)
-        if self.answer_words and all(
-            re.search(rf"\b{re.escape(w)}\b", norm) for w in self.answer_words
-        ):
+        if self.answer_words and all(re.search(rf"\b{re.escape(w)}\b", norm) for w in self.answer_words):
             return text  # names every answer word itself
         repairs.append("restored_labels_placeholder")
         text = text.rstrip()

@@ -106,9 +106,7 @@ class PhraseEditor:
         synonyms: Groups of interchangeable words for ``paraphrase``.
     """
 
-    def __init__(
-        self, ops: Sequence[str], phrases: Sequence[str], synonyms: Sequence[Sequence[str]]
-    ) -> None:
+    def __init__(self, ops: Sequence[str], phrases: Sequence[str], synonyms: Sequence[Sequence[str]]) -> None:
         self.ops = tuple(ops)
         self.phrases = tuple(dict.fromkeys(p.strip() for p in phrases if p.strip()))
         self.synonyms = tuple(tuple(g) for g in synonyms)
@@ -141,9 +139,7 @@ class PhraseEditor:
     def add(self, text: str, rng: random.Random, extra: Sequence[str] = ()) -> str | None:
         phrases = split_phrases(text)
         have = {_key(p) for p in phrases}
-        bank = [
-            p for p in dict.fromkeys([*self.phrases, *extra]) if _key(p) and _key(p) not in have
-        ]
+        bank = [p for p in dict.fromkeys([*self.phrases, *extra]) if _key(p) and _key(p) not in have]
         if "{labels}" in text:
             bank = [p for p in bank if "{labels}" not in p]
         if not bank:
@@ -169,9 +165,7 @@ class PhraseEditor:
             choice = choice[:1].upper() + choice[1:]
         return text[:start] + choice + text[end:]
 
-    def mutate(
-        self, text: str, rng: random.Random, extra: Sequence[str] = ()
-    ) -> tuple[str, str] | None:
+    def mutate(self, text: str, rng: random.Random, extra: Sequence[str] = ()) -> tuple[str, str] | None:
         """One applicable edit, chosen at random: ``(new text, edit name)`` or None."""
         ops = list(self.ops)
         rng.shuffle(ops)
@@ -201,9 +195,7 @@ class PhraseEditor:
         return None
 
     @staticmethod
-    def differential(
-        best: str, b: str, c: str, rng: random.Random, rate: float = 0.5
-    ) -> str | None:
+    def differential(best: str, b: str, c: str, rng: random.Random, rate: float = 0.5) -> str | None:
         """``best + F * (b - c)`` on phrase sets: phrases only ``b`` has are added to ``best``,
         phrases only ``c`` has are removed from it, each with probability ``rate``."""
         pb, pc = split_phrases(b), split_phrases(c)
@@ -280,9 +272,7 @@ def demo_crossover(a: Sequence[str], b: Sequence[str], rng: random.Random) -> tu
     return tuple(rng.sample(merged, k))
 
 
-def demo_mutate(
-    ids: Sequence[str], rng: random.Random, pool: Sequence[str], max_demos: int
-) -> tuple[str, ...]:
+def demo_mutate(ids: Sequence[str], rng: random.Random, pool: Sequence[str], max_demos: int) -> tuple[str, ...]:
     """Add, drop or replace one demonstration."""
     ids = list(ids)
     unused = [i for i in pool if i not in ids]

@@ -139,9 +139,7 @@ class History:
             if len(self.children[gen]) < population:
                 break
             kids = [self.children[gen][s] for s in range(population)]
-            self.populations.append(
-                kids if gen == 0 else self._survivors(self.populations[-1], kids)
-            )
+            self.populations.append(kids if gen == 0 else self._survivors(self.populations[-1], kids))
 
     def _fill(self, t: optuna.trial.FrozenTrial, gen: int, slot: int) -> None:
         if slot in self.children[gen] or not 0 <= slot < self.size:
@@ -168,9 +166,7 @@ class History:
         if self.elitism is None:
             return sorted([*parents, *kids], key=_sort_key)[: self.size]
         elite = sorted(parents, key=_sort_key)[: self.elitism]
-        return sorted(
-            [*elite, *sorted(kids, key=_sort_key)[: self.size - self.elitism]], key=_sort_key
-        )
+        return sorted([*elite, *sorted(kids, key=_sort_key)[: self.size - self.elitism]], key=_sort_key)
 
     # --- where we are -----------------------------------------------------------------
     def next_slot(self) -> tuple[int, int] | None:
@@ -212,9 +208,7 @@ class History:
         return rows
 
 
-def select_parents(
-    population: Sequence[Individual], k: int, rng: random.Random, method: str
-) -> list[Individual]:
+def select_parents(population: Sequence[Individual], k: int, rng: random.Random, method: str) -> list[Individual]:
     """``k`` distinct parents (when the population allows): roulette wheel (fitness
     proportional, as EvoPrompt), binary tournament, or uniform."""
     pool = list(population)

@@ -104,9 +104,7 @@ class Evolution(BaseStrategy):
             [*DEFAULT_SYNONYMS, *config.synonyms],
         )
         self.pool = (
-            _demo_pool(
-                task.train, config.demo_pool, context.seed, by_label=task.has_fixed_labels
-            )
+            _demo_pool(task.train, config.demo_pool, context.seed, by_label=task.has_fixed_labels)
             if config.max_demos
             else []
         )
@@ -167,9 +165,7 @@ class Evolution(BaseStrategy):
         rng = random.Random(derive_seed(self.context.seed, "evolution", gen, slot, attempt))
         log = _Log()
         budget_left = self.rewriter_budget() - history.rewriter_calls
-        ctx = _Proposal(
-            self, history, rng, log, budget_left, seed=(self.context.seed, gen, slot, attempt)
-        )
+        ctx = _Proposal(self, history, rng, log, budget_left, seed=(self.context.seed, gen, slot, attempt))
         if gen == 0:
             child = ctx.initial(slot)
         elif self.config.mode == "ga":
@@ -335,11 +331,7 @@ class _Proposal:
     def _demos(self, *parents: Individual, crossover: bool) -> tuple[str, ...]:
         if not self.c.max_demos:
             return ()
-        ids = (
-            demo_crossover(parents[0].demo_ids, parents[-1].demo_ids, self.rng)
-            if crossover
-            else parents[0].demo_ids
-        )
+        ids = demo_crossover(parents[0].demo_ids, parents[-1].demo_ids, self.rng) if crossover else parents[0].demo_ids
         if self.rng.random() < 0.5:
             ids = demo_mutate(ids, self.rng, self.s.pool, self.c.max_demos)
         return ids
@@ -388,9 +380,7 @@ class _Proposal:
         extra = [p.instruction for p in population]
         parents = self._trials(p1, p2) if crossover else self._trials(p1)
         if self._use_llm():
-            out = self._llm_tries(
-                lambda i: self._ga_llm(p1.instruction, p2.instruction, crossover, i), demos
-            )
+            out = self._llm_tries(lambda i: self._ga_llm(p1.instruction, p2.instruction, crossover, i), demos)
             if out:
                 return _Child(out[0], demos, f"ga:{out[1]}", parents)
 
@@ -439,9 +429,7 @@ class _Proposal:
         extra = [p.instruction for p in population]
 
         def edit() -> tuple[str, str] | None:
-            mutant = self.s.editor.differential(
-                best.instruction, b.instruction, c.instruction, self.rng
-            )
+            mutant = self.s.editor.differential(best.instruction, b.instruction, c.instruction, self.rng)
             ops = ["edit_differential"] if mutant else []
             if mutant is None:
                 m = self._mutate_edit(best.instruction, extra)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -55,10 +55,12 @@ class SoftPromptConfig(StrategyConfig):
     max_train_examples: int | None = Field(
         None, ge=1, description="Train on a label-balanced sample of this many train examples."
     )
-    template: str = Field(
+    template: str | dict[str, Any] = Field(
         "baseline",
-        description="The text around the input: 'baseline' (the task's prompt) or a finished study's "
-        "output directory or result.json (its winning prompt).",
+        description="The text around the input: 'baseline' (the task's prompt: trained adapters, kind 'soft'); "
+        "a finished study's output directory or result.json (its winning prompt), or a prompt written here "
+        "(instruction, template, demo_ids, verbalizer, choice_format, separator, output_format; the baseline's "
+        "for the keys left out): prompt + adapter candidates (kind 'prompt_adapter'), trained under that prompt.",
     )
     prune: bool = Field(True, description="Stop weak runs after an epoch with Optuna's median pruner.")
     prune_after: int = Field(2, ge=0, description="Finished training runs before pruning may start.")

@@ -1,10 +1,13 @@
 """The ``soft_prompt`` strategy: proposes one PEFT training run per Optuna trial.
 
 Each trial picks a method (prompt tuning, prefix tuning, P-tuning, LoRA) and its
-hyperparameters around a fixed discrete template. The strategy only proposes: the
-``soft`` candidate kind (:class:`optprompt.kinds.soft.SoftKind`) trains the adapter on
-the train split, scores dev after every epoch (reported to Optuna, so the median pruner
-this strategy sets up can stop weak runs) and saves it with its manifest under
+hyperparameters around a fixed discrete template: the baseline's (``soft`` candidates), or
+a discrete winner's (``prompt_adapter`` candidates: ``template`` names a finished study or
+writes a prompt, or a composing strategy calls :meth:`SoftPrompt.use_template`). The
+strategy only proposes: the candidate's kind (:class:`optprompt.kinds.soft.SoftKind`, or
+:class:`optprompt.kinds.prompt_adapter.PromptAdapterKind` built on it) trains the adapter on the train
+split, scores dev after every epoch (reported to Optuna, so the median pruner this
+strategy sets up can stop weak runs) and saves it with its manifest under
 ``OUTPUT/artifacts/adapters/<hash>``.
 """
 
@@ -17,6 +20,7 @@ from optprompt_plugins.soft_prompt.config import SoftPromptConfig
 
 from optprompt.adapters import PROMPT_LEARNING, SoftCandidate
 from optprompt.errors import ConfigError, OptpromptError
+from optprompt.kinds.prompt_adapter import PromptAdapterCandidate
 from optprompt.kinds.soft import ADAPTERS_DIR, HISTORY_ATTR, TRAINING_ATTR
 from optprompt.prompts import PromptCandidate
 from optprompt.results import load_result
@@ -43,14 +47,15 @@ class SoftPrompt(BaseStrategy):
         super().__init__(config, context)
         if not context.task.train:
             raise ConfigError("soft_prompt trains on the train split, which is empty")
+        #: Where the text around the input came from (None: the baseline, plain trained
+        #: adapters); set, proposals are prompt + adapter candidates.
+        self.parent: dict[str, Any] | None = None
         self.template = self._template(config.template)
 
     # --- the text around the input ---------------------------------------------------
-    def use_template(self, template: PromptCandidate) -> None:
-        """Train the next candidates around ``template`` (``auto``: the best discrete prompt so far)."""
-        self.template = template
-
-    def _template(self, ref: str) -> PromptCandidate:
+    def _template(self, ref: str | dict[str, Any]) -> PromptCandidate:
+        if isinstance(ref, dict):
+            return self._written(ref)
         if ref == "baseline":
             return self.context.baseline
         path = Path(ref)
@@ -64,17 +69,53 @@ class SoftPrompt(BaseStrategy):
                 f"strategy.template: {ref!r} is neither 'baseline' nor a finished study (no result.json at {path})"
             )
         try:
-            cand = PromptCandidate.from_dict(load_result(path).best.candidate)
+            result = load_result(path)
+            cand = PromptCandidate.from_dict(result.best.candidate)
         except (OptpromptError, KeyError, TypeError) as e:
             raise ConfigError(f"{path}: no winning candidate in it ({e})") from None
-        for i in cand.demo_ids:
-            try:
-                self.context.task.example(i)
-            except KeyError:
-                raise ConfigError(
-                    f"strategy.template: {path}'s prompt shows demonstration {i!r}, which is not in this task's data"
-                ) from None
+        self._check_demos(cand, f"{path}'s prompt")
+        self.parent = {"hash": cand.hash, "study": result.name}
         return PromptCandidate(**cand.text_fields())
+
+    def _written(self, fields: dict[str, Any]) -> PromptCandidate:
+        """A prompt written in the study file, on top of the baseline's fields."""
+        known = set(self.context.baseline.text_fields())
+        unknown = sorted(set(fields) - known)
+        if unknown:
+            raise ConfigError(f"strategy.template: unknown keys {unknown}; a prompt has {', '.join(sorted(known))}")
+        data = {**self.context.baseline.to_dict(), **fields}
+        if isinstance(data.get("verbalizer"), dict):
+            data["verbalizer"] = list(data["verbalizer"].items())
+        try:
+            cand = PromptCandidate.from_dict(data)
+        except (ConfigError, TypeError, ValueError) as e:
+            raise ConfigError(f"strategy.template: not a valid prompt ({e})") from None
+        self._check_demos(cand, "the prompt")
+        self.parent = {"hash": cand.hash, "source": "study file"}
+        return PromptCandidate(**cand.text_fields())
+
+    def _check_demos(self, cand: PromptCandidate, what: str) -> None:
+        train = {ex.id for ex in self.context.task.train}
+        for i in cand.demo_ids:
+            if i not in train:
+                try:
+                    self.context.task.example(i)
+                except KeyError:
+                    raise ConfigError(
+                        f"strategy.template: {what} shows demonstration {i!r}, which is not in this task's data"
+                    ) from None
+                raise ConfigError(
+                    f"strategy.template: {what} shows demonstration {i!r}, which is not a train example here "
+                    "(demonstrations come from the train split; dev and test stay unseen)"
+                )
+
+    def use_template(self, prompt: PromptCandidate, **where: Any) -> None:
+        """Train the next proposals under the discrete ``prompt`` (``auto``: the best of the
+        study so far, found at ``trial=N`` with ``dev=value``): they are prompt + adapter
+        candidates naming it. Its calibration and per-input retrieval are dropped (the
+        adapter is trained around fixed text)."""
+        self.template = PromptCandidate(**prompt.text_fields(), metadata=dict(prompt.metadata))
+        self.parent = {"hash": prompt.hash, **where}
 
     # --- budget, sampler, pruner -----------------------------------------------------
     def budget(self) -> Budget:
@@ -127,7 +168,9 @@ class SoftPrompt(BaseStrategy):
         )
         if c.max_train_examples:
             params["max_train_examples"] = c.max_train_examples
-        return SoftCandidate.create(self.template, method, params)
+        if self.parent is None:
+            return SoftCandidate.create(self.template, method, params)
+        return PromptAdapterCandidate.under(self.template, method, params, **self.parent)
 
     # --- reporting -------------------------------------------------------------------
     def summary(self, study: optuna.Study) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from optprompt.errors import CandidateRejected, ConfigError
 from optprompt.prompts import CALIBRATIONS, CHOICE_FORMATS, DEMO_ORDERS, PromptCandidate, Retrieval
 from optprompt.strategies import BaseStrategy, Budget, StrategyConfig, StrategyContext
-from optprompt.tasks import ScoringPath, balanced_sample
+from optprompt.tasks import ScoringPath, balanced_sample, resolve_task_type
 
 if TYPE_CHECKING:
     import optuna
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from optprompt.tasks import Task
 
 __all__ = ["KnnOptions", "TemplateSearch", "TemplateSearchConfig"]
+
 
 class KnnOptions(BaseModel):
     """How ``demos: knn`` candidates retrieve their demonstrations per input: each list
@@ -126,7 +127,9 @@ class TemplateSearch(BaseStrategy):
             if t.count("{input}") != 1:
                 raise ConfigError(f"strategy.templates: {t!r} needs the {{input}} placeholder exactly once")
         self.templates = _dedupe(
-            [base.template] + (list(task.task_type.template_variants) if generic else []) + config.templates
+            [base.template]
+            + (list(task.task_type.template_variants) + self._given_form_templates(task) if generic else [])
+            + config.templates
         )
         self.words: dict[str, list[str]] = {}
         self.formats = _dedupe([base.output_format, *config.output_formats]) if task.extracts_entities else []
@@ -152,6 +155,17 @@ class TemplateSearch(BaseStrategy):
             order = {ex.id: i for i, ex in enumerate(task.train)}
             self.knn_pool = tuple(sorted((ex.id for ex in sample), key=order.__getitem__))
         self.induced: Induced | None = None  # induced on the first proposal (the model is loaded by then)
+
+    @staticmethod
+    def _given_form_templates(task: Task) -> list[str]:
+        """A task searched in another form than its file's (multiple choice with one set of
+        options, searched as classification) also tries the given form's templates: the
+        search picks the form on dev."""
+        if not task.given_type:
+            return []
+        return [
+            t for t in resolve_task_type(task.given_type).template_variants if t not in task.task_type.template_variants
+        ]
 
     def _default_demo_modes(self, task: Task) -> list[str]:
         """fixed; and knn when the budget allows it and train holds more rows than the largest k."""

@@ -101,9 +101,7 @@ def test_junk_is_rejected_with_its_reason(jf: JunkFilter, raw: str, reason: str)
         ),
     ],
 )
-def test_fixable_rewrites_are_repaired(
-    jf: JunkFilter, raw: str, text: str, repairs: list[str]
-) -> None:
+def test_fixable_rewrites_are_repaired(jf: JunkFilter, raw: str, text: str, repairs: list[str]) -> None:
     verdict = jf.check(raw, PARENTS)
     assert verdict.ok, verdict
     assert verdict.text == text
@@ -122,9 +120,7 @@ def test_labels_are_not_restored_when_a_parent_had_none(jf: JunkFilter) -> None:
     assert verdict.text == "Judge the mood of the text."
 
 
-@pytest.mark.parametrize(
-    "raw", [None, "\x00" * 5, "}{" * 50, "{" * 10 + "input" + "}" * 10, "<prompt></prompt>"]
-)
+@pytest.mark.parametrize("raw", [None, "\x00" * 5, "}{" * 50, "{" * 10 + "input" + "}" * 10, "<prompt></prompt>"])
 def test_nothing_raises(jf: JunkFilter, raw) -> None:  # type: ignore[no-untyped-def]
     verdict = jf.check(raw, PARENTS)
     assert verdict.ok or verdict.rejected in JUNK_REASONS

@@ -24,9 +24,7 @@ TEXT = "Read the review carefully, then classify its sentiment. Answer with one 
 
 @pytest.fixture
 def editor() -> PhraseEditor:
-    return PhraseEditor(
-        ["delete", "swap", "add", "paraphrase"], DEFAULT_PHRASES["classification"], DEFAULT_SYNONYMS
-    )
+    return PhraseEditor(["delete", "swap", "add", "paraphrase"], DEFAULT_PHRASES["classification"], DEFAULT_SYNONYMS)
 
 
 def test_phrases_split_and_join() -> None:
@@ -36,10 +34,7 @@ def test_phrases_split_and_join() -> None:
         "Answer with one of: {labels}.",
     ]
     assert split_phrases("{labels}: pick one.") == ["{labels}: pick one."]
-    assert (
-        join_phrases(["Read the review carefully,", "Answer now,"])
-        == "Read the review carefully, answer now."
-    )
+    assert join_phrases(["Read the review carefully,", "Answer now,"]) == "Read the review carefully, answer now."
     assert join_phrases(["be brief.", "then stop"]) == "Be brief. Then stop."
 
 
@@ -65,9 +60,7 @@ def test_phrases_split_and_join() -> None:
         ),
     ],
 )
-def test_edit_operators_on_a_fixed_seed(
-    editor: PhraseEditor, op: str, seed: int, expected: str
-) -> None:
+def test_edit_operators_on_a_fixed_seed(editor: PhraseEditor, op: str, seed: int, expected: str) -> None:
     out = getattr(editor, op)(TEXT, random.Random(seed))
     assert out == expected
     assert getattr(editor, op)(TEXT, random.Random(seed)) == out  # deterministic
@@ -121,8 +114,7 @@ def test_crossover_and_differential_on_fixed_seeds(editor: PhraseEditor) -> None
         rate=1.0,
     )
     assert mutant == (
-        "Read the review carefully, then decide. Answer with one of: {labels}. "
-        "Think about the overall tone."
+        "Read the review carefully, then decide. Answer with one of: {labels}. Think about the overall tone."
     )
     assert editor.differential(TEXT, TEXT, TEXT, random.Random(0)) is None  # no difference
 
@@ -164,9 +156,7 @@ def test_rewriter_fills_templates_literally_and_passes_seed() -> None:
     out = rw("crossover", 123, prompt1="A {labels} {prompt2}", prompt2="B")
     assert out == "reply 123" and rw.calls == 1
     prompt, temperature, seed = gen.calls[0]
-    assert (
-        "Instruction 1: A negative, positive {prompt2}\nInstruction 2: B" in prompt
-    )  # one pass, no format()
+    assert "Instruction 1: A negative, positive {prompt2}\nInstruction 2: B" in prompt  # one pass, no format()
     assert (temperature, seed) == (0.7, 123)
     rw("de", 5, best="X", prompt1="Y", prompt2="Z")
     assert "Best instruction: X" in gen.calls[1][0]

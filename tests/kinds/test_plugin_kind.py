@@ -32,7 +32,7 @@ def test_the_kind_is_registered_with_its_source(ensemble_plugins) -> None:  # ty
     entry = ensemble_plugins.kinds.get("ensemble")
     assert entry.obj is optprompt_ensemble_kind.EnsembleKind
     assert "registered in code" in entry.source
-    assert ensemble_plugins.kinds.names() == ["ensemble", "prompt", "prompt_ensemble", "soft"]
+    assert ensemble_plugins.kinds.names() == ["ensemble", "prompt", "prompt_adapter", "prompt_ensemble", "soft"]
     assert "ensemble" not in load_plugins().kinds  # nothing global: a fresh manager does not see it
 
 

@@ -107,6 +107,10 @@ class PromptCard:
 
     # --- using the prompt ---------------------------------------------------------
     def _query(self, text: str, options: list[str] | None) -> str:
+        if options is None:  # classification: a template's {options} lists the labels (options searched as labels)
+            options = (
+                [str(lbl) for lbl in ((self.task or {}).get("labels") or [])] if isinstance(self.task, dict) else None
+            )
         return fill_query(self.template, text, options, self.choice_format)
 
     def format(self, text: str, options: list[str] | None = None) -> str:

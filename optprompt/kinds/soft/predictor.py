@@ -31,14 +31,23 @@ class SoftPrompt(CardPredictor):
     is loaded).
     """
 
-    def __init__(self, manifest: dict[str, Any], card: PromptCard, loaded: LoadedModel, peft_model: PeftModel) -> None:
+    def __init__(
+        self,
+        manifest: dict[str, Any],
+        card: PromptCard,
+        loaded: LoadedModel,
+        peft_model: PeftModel,
+        plugins: Plugins | None = None,
+    ) -> None:
         from optprompt.adapters.backend import AdapterBackend
-        from optprompt.adapters.candidate import SoftCandidate
+        from optprompt.kinds.registry import candidate_kinds
+        from optprompt.plugins.manager import load_plugins
 
         super().__init__(card, loaded, AdapterBackend(loaded, peft_model))
         self.manifest = manifest
         self.peft_model = peft_model
-        self.candidate: SoftCandidate = SoftCandidate.from_dict(manifest["candidate"])
+        # Read by its kind: a trained adapter or a prompt + adapter (a SoftCandidate subclass).
+        self.candidate: SoftCandidate = candidate_kinds(plugins or load_plugins()).from_dict(manifest["candidate"])
         self._closed = False
 
     # --- lifetime -------------------------------------------------------------------
@@ -97,4 +106,4 @@ def load_adapter(
             f"but {model.ref!r} has {model.fingerprint} (pass check_fingerprint=False to load anyway)"
         )
     card = PromptCard.from_dict(manifest["card"], source=str(Path(directory) / MANIFEST_FILE))
-    return SoftPrompt(manifest, card, model, attach_saved(model, directory))
+    return SoftPrompt(manifest, card, model, attach_saved(model, directory), plugins)

@@ -143,6 +143,9 @@ class TaskType(ABC):
             may try (``{base}`` in an instruction stands for the baseline's).
         instruction_phrases: Short sentences suited to this type's instructions, which
             strategies that edit instructions may add.
+        labels_form: The registered type a task of this type is searched as when every
+            example offers the same options (``task.options_as_labels``): the options become
+            its labels (with calibration, demonstrations and answer words); None: never.
     """
 
     name: ClassVar[str]
@@ -156,6 +159,7 @@ class TaskType(ABC):
     instruction_variants: ClassVar[tuple[str, ...]] = ()
     template_variants: ClassVar[tuple[str, ...]] = ()
     instruction_phrases: ClassVar[tuple[str, ...]] = ()
+    labels_form: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

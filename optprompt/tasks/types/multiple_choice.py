@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from optprompt.errors import DataError
 from optprompt.tasks.example import Example
 from optprompt.tasks.types.base import ScoringPath, TaskType, cell_text
+from optprompt.tasks.types.classification import Classification
 
 if TYPE_CHECKING:
     from optprompt.config.spec import TaskSpec
@@ -33,6 +34,7 @@ class MultipleChoice(TaskType):
     default_instruction = "Answer the question with the correct option."
     default_template = "Question: {input}\nAnswer:"
     default_metric = "accuracy"
+    labels_form = Classification.name  # the same options everywhere: they are labels
     instruction_variants = (
         "Choose the correct answer.",
         "Read the question and pick the best option.",
