@@ -282,4 +282,3 @@ class AdapterBackend(Backend):
         self.computed_tokens += computed
         texts = self.tokenizer.batch_decode(gen, skip_special_tokens=True)
         return [cut_at_stop(t, settings.stop) for t in texts]
-

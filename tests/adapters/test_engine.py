@@ -105,6 +105,43 @@ def test_packed_training_loss_and_gradients_equal_the_padded_ones(soft_runner, m
         padded_grads = grads(padded_sums)
     for a, b in zip(packed_sums, padded_sums):
         assert a.detach().tolist() == pytest.approx(b.detach().tolist(), abs=1e-4)
-    for a, b in zip(packed_grads, padded_grads):
-        assert torch.allclose(a, b, atol=1e-4, rtol=1e-3)
+    for a, b in zip(packed_grads, padded_grads):  # float error relative to the gradient's scale
+        assert float((a - b).abs().max()) <= 1e-4 * max(1.0, float(b.abs().max()))
     assert any(float(g.abs().max()) > 1e-6 for g in packed_grads)
+
+
+@pytest.mark.parametrize("method", list(PARAMS))
+def test_training_on_the_packed_engine_follows_the_padded_run(soft_runner, method: str) -> None:
+    """Two epochs of the trainer, packed and padded, from the same start: the same losses
+    and the same trained weights, within float error (Adam divides by the gradients' scale,
+    so the two runs' last-bit differences grow over steps: 1e-3 relative here)."""
+    from optprompt.adapters.training import TrainSettings, train_adapter, training_items
+
+    runner = soft_runner
+    cand = _candidate(runner, method)
+    items, targets = training_items(cand, runner.task.train[:12], runner.renderer, runner.model.tokenizer, chat=True)
+    runs = {}
+    for engine in ("packed", "legacy"):
+        torch.manual_seed(0)
+        losses: list[float] = []
+        with attached(runner.model, cand) as peft_model:
+            _scramble(peft_model)
+            train_adapter(
+                peft_model,
+                items,
+                targets,
+                TrainSettings(lr=0.01, epochs=2, batch_size=4, seed=0, patience=4),
+                pad_id=0,
+                device=runner.model.device,
+                on_epoch=lambda epoch, loss: (-loss, epoch),
+                on_step=lambda step, loss: losses.append(loss),
+                engine=engine,
+                pack_tokens=24,
+            )
+            weights = {n: p.detach().clone() for n, p in peft_model.named_parameters() if p.requires_grad}
+        runs[engine] = (losses, weights)
+    (lp, wp), (ll, wl) = runs["packed"], runs["legacy"]
+    assert len(lp) == 6
+    assert lp == pytest.approx(ll, rel=1e-3)
+    for n in wp:
+        assert float((wp[n] - wl[n]).abs().max()) <= 1e-3 * max(1.0, float(wl[n].abs().max())), n

@@ -156,7 +156,6 @@ class PackedScorer:
     def _compute_root(self, key: tuple[int, ...], lead: Lead | None) -> Any:
         """The key/value cache of ``lead`` (its cache copied, or its embeddings run) then
         ``key`` at the positions after it, in chunks of ``budget`` tokens."""
-        import copy
 
         import torch
 
