@@ -163,6 +163,9 @@ class AdapterBackend(Backend):
             raise ConfigError("the packed scoring engine needs eager or sdpa attention")
         self.engine = "packed" if engine != "legacy" and packable(loaded.model) else "legacy"
         self.pack_tokens = pack_tokens or (2048 if self.device.type == "cuda" else 384)
+        #: Decoding: prompt-lookup draft tokens per step (0: off), finished rows dropped.
+        self.lookup_tokens = 0
+        self.compact = True
         #: The packed engine over this adapter (also the trainer's differentiable scorer).
         self.packed = PackedAdapter(peft_model, budget=self.pack_tokens, keep_arg=self.keep_arg)
 
@@ -277,7 +280,15 @@ class AdapterBackend(Backend):
     def _generate_batch(self, seqs: list[list[int]], settings: GenerationSettings) -> list[str]:
         base = self.model.get_base_model()
         gen, computed = decode(
-            base, self.tokenizer, seqs, settings, pad_id=self.pad_id, lead=self._lead(), keep_arg=self.keep_arg
+            base,
+            self.tokenizer,
+            seqs,
+            settings,
+            pad_id=self.pad_id,
+            lead=self._lead(),
+            keep_arg=self.keep_arg,
+            lookup=self.lookup_tokens,
+            compact=self.compact,
         )
         self.computed_tokens += computed
         texts = self.tokenizer.batch_decode(gen, skip_special_tokens=True)

@@ -134,7 +134,7 @@ def test_training_on_the_packed_engine_follows_the_padded_run(soft_runner, metho
                 pad_id=0,
                 device=runner.model.device,
                 on_epoch=lambda epoch, loss: (-loss, epoch),
-                on_step=lambda step, loss: losses.append(loss),
+                on_step=lambda step, loss, out=losses: out.append(loss),
                 engine=engine,
                 pack_tokens=24,
             )
