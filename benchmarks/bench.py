@@ -99,7 +99,8 @@ def decoding_table(data: dict[str, Any]) -> list[str]:
         f"**Extraction decoding** (`decoding.py`, studies/ner.yaml test, lookup {data['lookup_tokens']} tokens, "
         f"{m['device']}, {_load_note(m)})",
         "",
-        "| candidate | today ex/s | compact ex/s | lookup ex/s | speed-up (compact, lookup) | passes today / lookup | same text |",
+        "| candidate | today ex/s | compact ex/s | lookup ex/s | speed-up (compact, lookup) "
+        "| passes today / lookup | same text |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in data["rows"]:
