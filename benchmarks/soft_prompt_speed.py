@@ -140,8 +140,12 @@ def main(argv: list[str] | None = None) -> int:
         task, baseline = intent_task((args.steps + 1) * args.batch_size)
     renderer = PromptRenderer(task, loaded.chat_formatter() if loaded.has_chat_template else None)
     n_params = sum(x.numel() for x in loaded.model.parameters())
+    # The 6N convention counts the output projection for every token; optprompt projects
+    # only positions that predict answer tokens, so the figure without the (tied)
+    # embedding matrix is reported beside it.
+    n_body = n_params - loaded.model.get_input_embeddings().weight.numel()
     load_start = os.getloadavg()[0]
-    peak = matmul_peak(loaded.device, loaded.dtype)
+    flops_peak = matmul_peak(loaded.device, loaded.dtype)
     pad = loaded.tokenizer.pad_token_id or 0
     cuda = loaded.device.type == "cuda"
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
@@ -193,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                 optimizer.zero_grad(set_to_none=True)  # no update: all see the same weights
                 diffs.append(max(abs(v - losses["packed"]) for v in losses.values()))
             handle.remove()
-            peak = max(peak, matmul_peak(loaded.device, loaded.dtype))
+            flops_peak = max(flops_peak, matmul_peak(loaded.device, loaded.dtype))
             row = {
                 "method": method,
                 "data": args.data,
@@ -202,7 +206,10 @@ def main(argv: list[str] | None = None) -> int:
                 "batch_size": n,
                 "steps_per_second": {k: round(args.steps / v, 3) for k, v in seconds.items()},
                 "tokens_per_step": {k: round(v / args.steps) for k, v in tokens.items()},
-                "mfu": {k: round(6 * n_params * tokens[k] / seconds[k] / peak, 4) for k in seconds},
+                "mfu": {k: round(6 * n_params * tokens[k] / seconds[k] / flops_peak, 4) for k in seconds},
+                "mfu_without_embeddings": {
+                    k: round(6 * n_body * tokens[k] / seconds[k] / flops_peak, 4) for k in seconds
+                },
                 "ratio_packed_vs": {k: round(seconds[k] / seconds["packed"], 2) for k in seconds if k != "packed"},
                 "max_loss_difference": max(diffs),
             }
@@ -218,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
             "device": str(loaded.device),
-            "matmul_peak_flops": peak,
+            "matmul_peak_flops": flops_peak,
             "parameters": n_params,
             "load_average_1min_at_start": load_start,
             "load_average_1min_at_end": os.getloadavg()[0],
@@ -241,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         cells = "".join(f"{r['steps_per_second'][n]:>20}{r['mfu'][n]:>7.1%}" for n in names)
         ratios = ", ".join(f"{k} {v}x" for k, v in r["ratio_packed_vs"].items())
         print(f"{r['method']:<15}{r['trainable_parameters']:>10}{cells}  {ratios}")
-    print(f"matmul peak {peak / 1e9:.1f} GFLOP/s; load average {load_start:.2f} -> {os.getloadavg()[0]:.2f}")
+    print(f"matmul peak {flops_peak / 1e9:.1f} GFLOP/s; load average {load_start:.2f} -> {os.getloadavg()[0]:.2f}")
     print(f"\nwrote {out}")
     return 0
 
