@@ -32,6 +32,7 @@ from optprompt.prompts.render import ScoreRequest
 from optprompt.scoring.backends.base import Backend, GenerationSettings, sorted_batches
 from optprompt.scoring.backends.causal import Tokens, cut_at_stop
 from optprompt.scoring.backends.decoding import Lead, decode
+from optprompt.scoring.backends.trie import shared_prefix
 
 if TYPE_CHECKING:
     from peft import PeftModel
@@ -166,6 +167,7 @@ class AdapterBackend(Backend):
         #: Decoding: prompt-lookup draft tokens per step (0: off), finished rows dropped.
         self.lookup_tokens = 0
         self.compact = True
+        self._gen_lead: Lead | None = None  # the cached root while generate() runs
         #: The packed engine over this adapter (also the trainer's differentiable scorer).
         self.packed = PackedAdapter(peft_model, budget=self.pack_tokens, keep_arg=self.keep_arg)
 
@@ -256,20 +258,37 @@ class AdapterBackend(Backend):
 
         Decoding runs optprompt's own loop over the base model's forward pass
         (:func:`~optprompt.scoring.backends.decoding.decode`), not ``PeftModel.generate``,
-        whose cache handling for prompt learning broke with transformers 5.24.
+        whose cache handling for prompt learning broke with transformers 5.24. On the
+        packed engine the virtual tokens and the prompts' shared leading tokens run once
+        into a cached root (kept while the adapter's weights stay the same) that every
+        batch continues from.
         """
         import torch
 
+        if not prompts:
+            return []
         encoded = [self.tokens.prefix(p) for p in prompts]
+        if any(not e for e in encoded):
+            raise CandidateRejected("an empty prompt cannot be continued")
         budget = settings.max_new_tokens
-        batches = sorted_batches(
-            list(range(len(prompts))),
-            lambda i: len(encoded[i]) + budget + self.virtual_tokens,
-            self.batch_tokens,
-            self.max_batch_rows,
-        )
         with torch.inference_mode(), peft_quiet():
-            return self._generate_batches(encoded, batches, settings)
+            shared = 0
+            if self.engine == "packed":
+                shared = shared_prefix(encoded, min(len(e) for e in encoded) - 1)
+                before = self.packed.computed_tokens
+                self._gen_lead = self.packed.root_lead(tuple(encoded[0][:shared]))
+                self.computed_tokens += self.packed.computed_tokens - before
+            rest = [e[shared:] for e in encoded]
+            batches = sorted_batches(
+                list(range(len(prompts))),
+                lambda i: len(rest[i]) + budget + (0 if self.engine == "packed" else self.virtual_tokens),
+                self.batch_tokens,
+                self.max_batch_rows,
+            )
+            try:
+                return self._generate_batches(rest, batches, settings)
+            finally:
+                self._gen_lead = None
 
     def _lead(self) -> Lead:
         """The adapter's virtual positions in front of the prompt (none for LoRA)."""
@@ -285,7 +304,7 @@ class AdapterBackend(Backend):
             seqs,
             settings,
             pad_id=self.pad_id,
-            lead=self._lead(),
+            lead=self._gen_lead if self._gen_lead is not None else self._lead(),
             keep_arg=self.keep_arg,
             lookup=self.lookup_tokens,
             compact=self.compact,

@@ -83,18 +83,33 @@ class PackedAdapter:
     def computed_tokens(self) -> int:
         return self.scorer.computed_tokens
 
-    def loglikelihoods(
-        self, contexts: Sequence[list[int]], answers: Sequence[list[list[int]]], prefix_lengths: Sequence[int]
-    ) -> list[list[float]]:
-        """Summed log-probability of each answer after its context, no gradients; the
-        root (virtual tokens, then the shared prompt) is cached while the adapter's
-        weights stay the same."""
+    def _current(self) -> str:
+        """The adapter's digest; cached roots computed with other weights are dropped."""
         from optprompt.adapters.backend import adapter_digest
 
         digest = adapter_digest(self.peft_model)
         if digest != self._digest:
             self.scorer.clear()
             self._digest = digest
+        return digest
+
+    def root_lead(self, tokens: tuple[int, ...]) -> Lead:
+        """The virtual tokens then ``tokens`` as one cached lead (for decoding: every
+        batch continues from it; callers copy it before extending it). No gradients."""
+        lead = adapter_lead(self.peft_model)
+        if not tokens and lead.cache is None and lead.embeds is None:
+            return Lead()
+        with peft_quiet():
+            cache = self.scorer.root_cache(tokens, lead=lead, lead_key=self._current())
+        return Lead(length=lead.length + len(tokens), cache=cache)
+
+    def loglikelihoods(
+        self, contexts: Sequence[list[int]], answers: Sequence[list[list[int]]], prefix_lengths: Sequence[int]
+    ) -> list[list[float]]:
+        """Summed log-probability of each answer after its context, no gradients; the
+        root (virtual tokens, then the shared prompt) is cached while the adapter's
+        weights stay the same."""
+        digest = self._current()
         with peft_quiet():
             return self.scorer.score(
                 contexts, answers, prefix_lengths, lead=adapter_lead(self.peft_model), lead_key=digest

@@ -145,3 +145,26 @@ def test_training_on_the_packed_engine_follows_the_padded_run(soft_runner, metho
     assert lp == pytest.approx(ll, rel=1e-3)
     for n in wp:
         assert float((wp[n] - wl[n]).abs().max()) <= 1e-3 * max(1.0, float(wl[n].abs().max())), n
+
+
+@pytest.mark.parametrize("method", list(PARAMS))
+def test_generation_from_the_cached_root_equals_the_plain_lead(soft_runner, method: str) -> None:
+    """Prompts sharing a long prefix: the packed backend continues the cached root (virtual
+    tokens + shared prompt), with prompt lookup and compaction; the padded backend runs the
+    virtual tokens and every prompt whole (checked against PEFT's forward elsewhere)."""
+    from optprompt.scoring.backends.base import GenerationSettings
+
+    loaded = soft_runner.model
+    prompts = [INSTRUCTION + "Request: wake me at six\nIntent:", INSTRUCTION + "Request: jazz\nIntent:"]
+    settings = GenerationSettings(max_new_tokens=8, stop=())
+    with attached(loaded, _candidate(soft_runner, method)) as peft_model:
+        _scramble(peft_model)
+        packed = AdapterBackend(loaded, peft_model, engine="packed")
+        packed.lookup_tokens = 3
+        padded = AdapterBackend(loaded, peft_model, engine="legacy")
+        padded.compact = False
+        fast = packed.generate(prompts, settings)
+        again = packed.generate(prompts, settings)  # the cached root, reused
+        ref = padded.generate(prompts, settings)
+    assert fast == ref == again
+    assert packed.computed_tokens < padded.computed_tokens
