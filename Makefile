@@ -71,10 +71,10 @@ test-oldest:
 
 # Benchmarks are not part of CI. Scoring (naive vs lm-eval vs optprompt) and generation
 # run by default; pruning (several studies per seed) has its own target.
+# benchmarks/bench.py: prompt engine, adapter scoring, training steps (MFU), extraction
+# decoding, one after another; their tables go into benchmarks/README.md.
 bench: venv
-	$(PY) benchmarks/engine.py
-	$(PY) benchmarks/generation.py
-	$(PY) benchmarks/soft_prompt_speed.py
+	$(PY) benchmarks/bench.py --only engine adapters training decoding
 
 bench-pruning: venv
 	$(PY) benchmarks/pruning.py

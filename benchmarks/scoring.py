@@ -44,6 +44,14 @@ DEFAULT_MODEL = "smollm2-135m-instruct"
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12}
 # Randomly initialised llama-style models for GPU runs (speed does not depend on weights).
 RANDOM_CONFIGS: dict[str, dict[str, int]] = {
+    # A smoke test of a benchmark script in seconds (no figure from it means anything).
+    "llama-tiny": dict(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    ),
     "llama-0.5b": dict(
         hidden_size=1024,
         intermediate_size=5120,

@@ -1,19 +1,27 @@
-"""Training speed of each PEFT method: optprompt's trainer step against a full-logits step.
+"""Training speed of each PEFT method: optprompt's trainer steps against a plain PEFT loop.
 
-Both compute the same loss on the same batches (cross-entropy over the answers' summed
+All compute the same loss on the same batches (cross-entropy over the answers' summed
 log-likelihoods, the objective optprompt trains on) through the same PEFT model:
 
-- ``full_logits`` (the baseline): one right-padded row per (example, answer) holding the
-  whole answer, every position projected onto the vocabulary and log-softmaxed, as a
-  causal LM's ``labels`` loss does;
-- ``optprompt``: :func:`optprompt.adapters.backend.choice_logliks`: answers that share
-  their first tokens share a row and only the positions that predict answer tokens are
-  projected (``logits_to_keep``).
+- ``full_logits`` (the baseline, a plain PEFT + transformers loop): one right-padded row
+  per (example, answer) holding the whole answer, every position projected onto the
+  vocabulary and log-softmaxed, as a causal LM's ``labels`` loss does;
+- ``padded`` (optprompt's previous step): :func:`optprompt.adapters.backend.choice_logliks`:
+  answers that share their first tokens share a row and only the positions that predict
+  answer tokens are projected (``logits_to_keep``);
+- ``packed`` (today's step, :class:`optprompt.adapters.engine.PackedAdapter`): the
+  batch's shared prompt runs once with gradients, the rest is packed into tree-masked
+  rows without padding.
 
-For each method (prompt tuning, prefix tuning, P-tuning, LoRA) the two step functions run
+For each method (prompt tuning, prefix tuning, P-tuning, LoRA) the step functions run
 interleaved (warm-up, then ``--steps`` timed steps each) on the demo data rendered with the
-demo's baseline prompt. Prints steps/s, the ratio, peak GPU memory (CUDA) and the largest
-loss difference; writes ``benchmarks/results/soft_prompt_speed.json``.
+demo's baseline prompt (``--data intent``: ``engine.py``'s 7-intent workload with 4
+demonstrations). Prints steps/s, the ratios, the tokens each step computes (padding
+excluded), training MFU (6 x parameters x computed tokens per second over the measured
+matmul peak; for adapters on a frozen model the true count is nearer 4 x, as weight
+gradients of the base are not computed, so this MFU is the conventional upper figure),
+peak GPU memory (CUDA) and the largest loss difference; writes
+``benchmarks/results/soft_prompt_speed.json``.
 
     .venv/bin/python benchmarks/soft_prompt_speed.py                       # SmolLM2, CPU
     python benchmarks/soft_prompt_speed.py --random-config llama-1b --device cuda --dtype bfloat16
@@ -22,13 +30,17 @@ loss difference; writes ``benchmarks/results/soft_prompt_speed.json``.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
+import os
 import platform
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from adapters import count_tokens
+from engine import matmul_peak
 from scoring import DEFAULT_MODEL, RANDOM_CONFIGS, load
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,6 +82,28 @@ def full_logits_logliks(model, items, pad_id: int, device) -> list:  # type: ign
     return out
 
 
+def intent_task(n: int):  # type: ignore[no-untyped-def]
+    """``engine.py``'s workload (b) as a training task: 7 intents, 4 demonstrations."""
+    import random
+
+    from engine_data import INTENTS, intent_rows
+
+    from optprompt.prompts import PromptCandidate
+    from optprompt.tasks import Example, Task
+
+    labels = tuple(INTENTS)
+    rows = intent_rows(40 + n, seed=1)
+    ex = [Example(r["id"], r["text"], r["label"], labels.index(r["label"]), (), r["id"]) for r in rows]
+    task = Task("intent", "classification", ex, [], [], labels, {lbl: lbl for lbl in labels})
+    cand = PromptCandidate(
+        instruction="Classify the user's request into one of these intents: {labels}.",
+        template="Request: {input}\nIntent:",
+        demo_ids=tuple(e.id for e in random.Random(0).sample(ex[:40], 4)),
+        verbalizer=tuple((lbl, lbl) for lbl in labels),
+    )
+    return task, cand
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=DEFAULT_MODEL)
@@ -80,12 +114,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=6, help="timed steps per method and step function")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--methods", nargs="+", default=list(PARAMS), choices=list(PARAMS))
+    parser.add_argument("--data", choices=["demo", "intent"], default="demo")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["full_logits", "padded"])
     args = parser.parse_args(argv)
 
     import torch
 
     from optprompt.adapters.backend import choice_logliks
     from optprompt.adapters.candidate import SoftCandidate
+    from optprompt.adapters.engine import PackedAdapter
     from optprompt.adapters.methods import attached, trainable_parameters
     from optprompt.adapters.training import loss_of, training_items
     from optprompt.config import load_spec
@@ -99,7 +136,16 @@ def main(argv: list[str] | None = None) -> int:
     task = build_task(spec.task, plugins=load_plugins(), seed=spec.seed, base_dir=spec.base_dir)
     runner = StudyRunner(spec, model=loaded, progress=False)
     baseline = runner._baseline(chat=loaded.has_chat_template)
+    if args.data == "intent":
+        task, baseline = intent_task((args.steps + 1) * args.batch_size)
     renderer = PromptRenderer(task, loaded.chat_formatter() if loaded.has_chat_template else None)
+    n_params = sum(x.numel() for x in loaded.model.parameters())
+    # The 6N convention counts the output projection for every token; optprompt projects
+    # only positions that predict answer tokens, so the figure without the (tied)
+    # embedding matrix is reported beside it.
+    n_body = n_params - loaded.model.get_input_embeddings().weight.numel()
+    load_start = os.getloadavg()[0]
+    flops_peak = matmul_peak(loaded.device, loaded.dtype)
     pad = loaded.tokenizer.pad_token_id or 0
     cuda = loaded.device.type == "cuda"
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
@@ -114,8 +160,17 @@ def main(argv: list[str] | None = None) -> int:
         with attached(loaded, cand, task.instruction) as peft_model:
             params = [p for p in peft_model.parameters() if p.requires_grad]
             optimizer = torch.optim.AdamW(params, lr=1e-4)
-            fns = {"full_logits": full_logits_logliks, "optprompt": choice_logliks}
+            keep = "logits_to_keep" in inspect.signature(loaded.model.forward).parameters
+            packed = PackedAdapter(peft_model, budget=2048 if cuda else 384, keep_arg=keep)
+            fns = {
+                "full_logits": full_logits_logliks,
+                "padded": choice_logliks,
+                "packed": lambda model, items, pad_id, device, p=packed: p.choice_logliks(items),
+            }
+            fns = {k: v for k, v in fns.items() if k not in args.skip}
             seconds = dict.fromkeys(fns, 0.0)
+            tokens = dict.fromkeys(fns, 0)
+            seen, handle = count_tokens(loaded.model)
             peak = dict.fromkeys(fns, 0)
             diffs = []
             for k, batch in enumerate(batches):
@@ -127,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
                         torch.cuda.synchronize()
                         torch.cuda.reset_peak_memory_stats()
                     started = time.perf_counter()
+                    before = seen["n"]
                     with autocast:
                         loss = loss_of(fn(peft_model, bi, pad, loaded.device), bt)
                     optimizer.zero_grad(set_to_none=True)
@@ -136,16 +192,25 @@ def main(argv: list[str] | None = None) -> int:
                         peak[name] = max(peak[name], torch.cuda.max_memory_allocated())
                     if k > 0:  # the first batch warms up
                         seconds[name] += time.perf_counter() - started
+                        tokens[name] += seen["n"] - before
                     losses[name] = float(loss)
-                optimizer.zero_grad(set_to_none=True)  # no update: both see the same weights
-                diffs.append(abs(losses["full_logits"] - losses["optprompt"]))
+                optimizer.zero_grad(set_to_none=True)  # no update: all see the same weights
+                diffs.append(max(abs(v - losses["packed"]) for v in losses.values()))
+            handle.remove()
+            flops_peak = max(flops_peak, matmul_peak(loaded.device, loaded.dtype))
             row = {
                 "method": method,
+                "data": args.data,
                 "trainable_parameters": trainable_parameters(peft_model),
                 "steps": args.steps,
                 "batch_size": n,
                 "steps_per_second": {k: round(args.steps / v, 3) for k, v in seconds.items()},
-                "ratio_optprompt_vs_full_logits": round(seconds["full_logits"] / seconds["optprompt"], 2),
+                "tokens_per_step": {k: round(v / args.steps) for k, v in tokens.items()},
+                "mfu": {k: round(6 * n_params * tokens[k] / seconds[k] / flops_peak, 4) for k in seconds},
+                "mfu_without_embeddings": {
+                    k: round(6 * n_body * tokens[k] / seconds[k] / flops_peak, 4) for k in seconds
+                },
+                "ratio_packed_vs": {k: round(seconds[k] / seconds["packed"], 2) for k in seconds if k != "packed"},
                 "max_loss_difference": max(diffs),
             }
             if cuda:
@@ -160,23 +225,30 @@ def main(argv: list[str] | None = None) -> int:
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
             "device": str(loaded.device),
+            "matmul_peak_flops": flops_peak,
+            "parameters": n_params,
+            "load_average_1min_at_start": load_start,
+            "load_average_1min_at_end": os.getloadavg()[0],
             **({"gpu": torch.cuda.get_device_name(loaded.device)} if cuda else {}),
         },
         "model": loaded.ref,
         "dtype": str(loaded.dtype).replace("torch.", ""),
-        "note": "a step = forward + backward of one batch (optimizer update excluded, identical for both)",
+        "note": "a step = forward + backward of one batch (optimizer update excluded, identical for all); "
+        "MFU = 6 x parameters x computed tokens (padding excluded) / s / matmul peak",
         "rows": rows,
     }
     out = RESULTS if not args.random_config else RESULTS.with_name(f"soft_prompt_speed-{args.random_config}.json")
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\n{'method':<15} {'trainable':>10} {'full-logits steps/s':>20} {'optprompt steps/s':>18} {'ratio':>6}")
+    names = list(rows[0]["steps_per_second"]) if rows else []
+    print(
+        f"\n{'method':<15}{'trainable':>10}" + "".join(f"{n + ' steps/s':>20}{'MFU':>7}" for n in names) + "  packed vs"
+    )
     for r in rows:
-        sps = r["steps_per_second"]
-        print(
-            f"{r['method']:<15} {r['trainable_parameters']:>10} {sps['full_logits']:>20} "
-            f"{sps['optprompt']:>18} {r['ratio_optprompt_vs_full_logits']:>6}"
-        )
+        cells = "".join(f"{r['steps_per_second'][n]:>20}{r['mfu'][n]:>7.1%}" for n in names)
+        ratios = ", ".join(f"{k} {v}x" for k, v in r["ratio_packed_vs"].items())
+        print(f"{r['method']:<15}{r['trainable_parameters']:>10}{cells}  {ratios}")
+    print(f"matmul peak {flops_peak / 1e9:.1f} GFLOP/s; load average {load_start:.2f} -> {os.getloadavg()[0]:.2f}")
     print(f"\nwrote {out}")
     return 0
 

@@ -9,22 +9,29 @@ Sequences are right-padded: PEFT puts virtual tokens (or prefix key/values) in f
 every row, and the model numbers positions from there, so right padding keeps every real
 token at the position it has unpadded. Only the positions that predict answer tokens are
 projected onto the vocabulary (``logits_to_keep``).
+
+:class:`AdapterBackend` scores through the packed engine
+(:mod:`optprompt.adapters.engine`: token trie, tree masks, the virtual tokens and shared
+prompt cached once) wherever the model's attention takes 4-D masks; the padded
+:func:`choice_logliks` is its reference and the fallback (``engine="legacy"``, or
+``OPTPROMPT_SCORING_ENGINE=legacy``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import inspect
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from optprompt.adapters.methods import peft_quiet
-from optprompt.errors import CandidateRejected
+from optprompt.adapters.methods import adapter_digest, peft_quiet
+from optprompt.errors import CandidateRejected, ConfigError
 from optprompt.prompts.render import ScoreRequest
 from optprompt.scoring.backends.base import Backend, GenerationSettings, sorted_batches
 from optprompt.scoring.backends.causal import Tokens, cut_at_stop
 from optprompt.scoring.backends.decoding import Lead, decode
+from optprompt.scoring.backends.trie import shared_prefix
 
 if TYPE_CHECKING:
     from peft import PeftModel
@@ -105,22 +112,16 @@ def choice_logliks(model: Any, items: Sequence[Item], pad_id: int, device: Any, 
     return out_items
 
 
-def adapter_digest(peft_model: PeftModel) -> str:
-    """A content hash of the adapter's trainable weights (16 hex digits)."""
-    h = hashlib.sha256()
-    for name, p in sorted(peft_model.named_parameters()):
-        if p.requires_grad or "lora_" in name or "prompt_encoder" in name:
-            h.update(name.encode())
-            h.update(p.detach().float().cpu().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
 class AdapterBackend(Backend):
     """Scores and generates through a PEFT model (the base model plus its adapter).
 
     Args:
         loaded: The base model (its tokenizer, device, fingerprint).
         peft_model: The base model wrapped with the adapter.
+        engine: ``auto`` (packed where the attention takes 4-D masks, else the padded
+            :func:`choice_logliks`), ``packed`` or ``legacy`` (padded); the environment
+            variable ``OPTPROMPT_SCORING_ENGINE`` sets the default, as for prompts.
+        pack_tokens: Tokens per packed row (default 384 on CPU, 2048 on GPU).
     """
 
     family = "causal"
@@ -128,18 +129,36 @@ class AdapterBackend(Backend):
     supports_chat = True
 
     def __init__(
-        self, loaded: LoadedModel, peft_model: PeftModel, *, batch_tokens: int = 4096, max_batch_rows: int = 64
+        self,
+        loaded: LoadedModel,
+        peft_model: PeftModel,
+        *,
+        batch_tokens: int = 4096,
+        max_batch_rows: int = 64,
+        engine: str | None = None,
+        pack_tokens: int | None = None,
     ) -> None:
+        from optprompt.adapters.engine import PackedAdapter, packable, virtual_tokens
+
         super().__init__(loaded, batch_tokens=batch_tokens, max_batch_rows=max_batch_rows)
         self.model = peft_model
         self.tokens = Tokens(loaded.tokenizer)
         self.pad_id = self.tokens.pad_id
         self.keep_arg = "logits_to_keep" in inspect.signature(loaded.model.forward).parameters
-        self.virtual_tokens = self._virtual_tokens()
-
-    def _virtual_tokens(self) -> int:
-        config = self.model.peft_config[self.model.active_adapter]
-        return int(getattr(config, "num_virtual_tokens", 0) or 0) if config.is_prompt_learning else 0
+        self.virtual_tokens = virtual_tokens(peft_model)
+        engine = engine or os.environ.get("OPTPROMPT_SCORING_ENGINE", "auto")
+        if engine not in ("auto", "packed", "legacy"):
+            raise ConfigError(f"scoring engine {engine!r} is not one of auto, packed, legacy")
+        if engine == "packed" and not packable(loaded.model):
+            raise ConfigError("the packed scoring engine needs eager or sdpa attention")
+        self.engine = "packed" if engine != "legacy" and packable(loaded.model) else "legacy"
+        self.pack_tokens = pack_tokens or (2048 if self.device.type == "cuda" else 384)
+        #: Decoding: prompt-lookup draft tokens per step (0: off), finished rows dropped.
+        self.lookup_tokens = 0
+        self.compact = True
+        self._gen_lead: Lead | None = None  # the cached root while generate() runs
+        #: The packed engine over this adapter (also the trainer's differentiable scorer).
+        self.packed = PackedAdapter(peft_model, budget=self.pack_tokens, keep_arg=self.keep_arg)
 
     @property
     def settings_key(self) -> list[Any]:
@@ -149,6 +168,38 @@ class AdapterBackend(Backend):
         return [encode_request(self.tokens, r) for r in requests]
 
     def loglikelihoods(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
+        import torch
+
+        if not requests:
+            return []
+        if self.engine == "packed":
+            with torch.inference_mode():
+                return self._with_oom_backoff(self._packed_loglikelihoods, requests)
+        return self.padded_loglikelihoods(requests)
+
+    def _packed_loglikelihoods(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
+        prefixes: dict[str, list[int]] = {}
+        contexts, answers, prefix_lengths = [], [], []
+        for r in requests:
+            p_ids = prefixes.get(r.prefix)
+            if p_ids is None:
+                p_ids = prefixes[r.prefix] = self.tokens.prefix(r.prefix)
+            ctx = p_ids + self.tokens.encode(r.suffix)
+            if not ctx:
+                raise CandidateRejected("an empty prompt cannot be scored")
+            contexts.append(ctx)
+            answers.append([self.tokens.continuation(c) for c in r.continuations])
+            prefix_lengths.append(len(p_ids))
+        self.packed.scorer.budget = max(1, min(self.pack_tokens, self.batch_tokens))
+        before = self.packed.computed_tokens
+        try:
+            return self.packed.loglikelihoods(contexts, answers, prefix_lengths)
+        finally:
+            self.computed_tokens += self.packed.computed_tokens - before
+
+    def padded_loglikelihoods(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
+        """The padded path (:func:`choice_logliks` over length-sorted batches): the
+        packed engine's reference and fallback."""
         import torch
 
         items = self.items(requests)
@@ -196,42 +247,57 @@ class AdapterBackend(Backend):
 
         Decoding runs optprompt's own loop over the base model's forward pass
         (:func:`~optprompt.scoring.backends.decoding.decode`), not ``PeftModel.generate``,
-        whose cache handling for prompt learning broke with transformers 5.24.
+        whose cache handling for prompt learning broke with transformers 5.24. On the
+        packed engine the virtual tokens and the prompts' shared leading tokens run once
+        into a cached root (kept while the adapter's weights stay the same) that every
+        batch continues from.
         """
         import torch
 
+        if not prompts:
+            return []
         encoded = [self.tokens.prefix(p) for p in prompts]
+        if any(not e for e in encoded):
+            raise CandidateRejected("an empty prompt cannot be continued")
         budget = settings.max_new_tokens
-        batches = sorted_batches(
-            list(range(len(prompts))),
-            lambda i: len(encoded[i]) + budget + self.virtual_tokens,
-            self.batch_tokens,
-            self.max_batch_rows,
-        )
         with torch.inference_mode(), peft_quiet():
-            return self._generate_batches(encoded, batches, settings)
+            shared = 0
+            if self.engine == "packed":
+                shared = shared_prefix(encoded, min(len(e) for e in encoded) - 1)
+                before = self.packed.computed_tokens
+                self._gen_lead = self.packed.root_lead(tuple(encoded[0][:shared]))
+                self.computed_tokens += self.packed.computed_tokens - before
+            rest = [e[shared:] for e in encoded]
+            batches = sorted_batches(
+                list(range(len(prompts))),
+                lambda i: len(rest[i]) + budget + (0 if self.engine == "packed" else self.virtual_tokens),
+                self.batch_tokens,
+                self.max_batch_rows,
+            )
+            try:
+                return self._generate_batches(rest, batches, settings)
+            finally:
+                self._gen_lead = None
 
     def _lead(self) -> Lead:
         """The adapter's virtual positions in front of the prompt (none for LoRA)."""
-        v = self.virtual_tokens
-        if not v:
-            return Lead()
-        prompt = self.model.get_prompt(batch_size=1)
-        if torch_is_tensor(prompt):  # prompt tuning, P-tuning: virtual token embeddings
-            return Lead(length=v, embeds=prompt)
-        return Lead(length=v, cache=prompt)  # prefix tuning: a key/value cache per layer
+        from optprompt.adapters.engine import adapter_lead
+
+        return adapter_lead(self.model)
 
     def _generate_batch(self, seqs: list[list[int]], settings: GenerationSettings) -> list[str]:
         base = self.model.get_base_model()
         gen, computed = decode(
-            base, self.tokenizer, seqs, settings, pad_id=self.pad_id, lead=self._lead(), keep_arg=self.keep_arg
+            base,
+            self.tokenizer,
+            seqs,
+            settings,
+            pad_id=self.pad_id,
+            lead=self._gen_lead if self._gen_lead is not None else self._lead(),
+            keep_arg=self.keep_arg,
+            lookup=self.lookup_tokens,
+            compact=self.compact,
         )
         self.computed_tokens += computed
         texts = self.tokenizer.batch_decode(gen, skip_special_tokens=True)
         return [cut_at_stop(t, settings.stop) for t in texts]
-
-
-def torch_is_tensor(x: Any) -> bool:
-    import torch
-
-    return isinstance(x, torch.Tensor)

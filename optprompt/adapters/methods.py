@@ -33,6 +33,7 @@ __all__ = [
     "init_from_text",
     "peft_quiet",
     "trainable_parameters",
+    "adapter_digest",
 ]
 
 
@@ -180,3 +181,15 @@ def detach(peft_model: PeftModel, loaded: LoadedModel, flags: dict[str, bool] | 
 def trainable_parameters(peft_model: PeftModel) -> int:
     """Parameters the adapter trains."""
     return sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
+
+
+def adapter_digest(peft_model: PeftModel) -> str:
+    """A content hash of the adapter's trainable weights (16 hex digits)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, p in sorted(peft_model.named_parameters()):
+        if p.requires_grad or "lora_" in name or "prompt_encoder" in name:
+            h.update(name.encode())
+            h.update(p.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]

@@ -101,6 +101,10 @@ class CausalLMBackend(LegacyScoring, Backend):
         self.pack_tokens = pack_tokens or (2048 if self.device.type == "cuda" else 384)
         self._packed = PackedScorer(self.model, budget=self.pack_tokens, keep_arg=self._keep_arg)
         self._lead = Lead()  # the cached prompt prefix while generate() runs
+        #: Decoding: prompt-lookup draft tokens per step (0: off) and whether finished
+        #: rows leave the batch (see :func:`~optprompt.scoring.backends.decoding.decode`).
+        self.lookup_tokens = 0
+        self.compact = True
 
     def _choose_engine(self, engine: str) -> str:
         if engine not in ENGINES:
@@ -179,7 +183,15 @@ class CausalLMBackend(LegacyScoring, Backend):
 
     def _generate_batch(self, seqs: list[list[int]], settings: GenerationSettings) -> list[str]:
         gen, computed = decode(
-            self.model, self.tokenizer, seqs, settings, pad_id=self.pad_id, lead=self._lead, keep_arg=self._keep_arg
+            self.model,
+            self.tokenizer,
+            seqs,
+            settings,
+            pad_id=self.pad_id,
+            lead=self._lead,
+            keep_arg=self._keep_arg,
+            lookup=self.lookup_tokens,
+            compact=self.compact,
         )
         self.computed_tokens += computed
         texts = self.tokenizer.batch_decode(gen, skip_special_tokens=True)

@@ -1,0 +1,139 @@
+"""Extraction decoding benchmark: today's decoding loop against its fast paths, on NER test.
+
+``studies/ner.yaml``'s task (its own data, its split), the test examples, two candidates
+(the study's baseline prompt, ``lines`` format; and 3 demonstrations with the ``inline``
+format, whose answer copies the input), scored by the study's evaluator (rendering,
+batched generation with the shared prefix cached, parsing, entity F1) through the causal
+backend with three decoding settings, in rounds with the order rotating:
+
+- ``today``: every row stays in the batch until the last one ends (the loop before this
+  change);
+- ``compact``: finished rows leave the batch and its cache at once;
+- ``lookup``: ``compact`` plus prompt-lookup drafts (``--lookup`` tokens) verified in the
+  same pass.
+
+Reported: examples/s, the ratios, forward passes, tokens through the model, and whether
+the generated texts (and entity F1) are identical. Writes
+``benchmarks/results/decoding.json``.
+
+    .venv/bin/python benchmarks/decoding.py
+    python benchmarks/decoding.py --random-config llama-1b --device cuda --dtype bfloat16
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from scoring import DEFAULT_MODEL, RANDOM_CONFIGS, load  # noqa: E402
+
+SETTINGS = {"today": (0, False), "compact": (0, True), "lookup": (None, True)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--examples", type=int, default=16, help="test examples per candidate (0: all)")
+    p.add_argument("--chunk", type=int, default=8)
+    p.add_argument("--lookup", type=int, default=6, help="draft tokens per step for `lookup`")
+    p.add_argument("--model", default=DEFAULT_MODEL)
+    p.add_argument("--random-config", choices=sorted(RANDOM_CONFIGS))
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dtype", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output", type=Path, default=HERE / "results" / "decoding.json")
+    args = p.parse_args(argv)
+
+    import torch
+
+    from optprompt.config import load_spec
+    from optprompt.scoring import CausalLMBackend
+    from optprompt.study.runner import StudyRunner
+
+    loaded = load(args)
+    spec = load_spec(ROOT / "studies" / "ner.yaml")
+    spec = spec.model_copy(update={"output": Path(tempfile.mkdtemp(prefix="optprompt-decoding-"))})
+    runner = StudyRunner(spec, model=loaded, progress=False)
+    runner._setup()
+    task = runner.task
+    test = task.test[: args.examples] if args.examples else task.test
+    baseline = runner.baseline
+    demos = dataclasses.replace(baseline, demo_ids=tuple(e.id for e in task.train[:3]), output_format="inline")
+    candidates = {"baseline (lines)": baseline, "3 demos (inline)": demos}
+    load_start = os.getloadavg()[0]
+    backends = {}
+    for name, (lookup, compact) in SETTINGS.items():
+        b = CausalLMBackend(loaded, engine="packed")
+        b.lookup_tokens = args.lookup if lookup is None else lookup
+        b.compact = compact
+        backends[name] = b
+    passes = {"n": 0}
+    handle = loaded.model.register_forward_pre_hook(lambda *a: passes.__setitem__("n", passes["n"] + 1))
+    rows = []
+    try:
+        for cname, cand in candidates.items():
+            evaluators = {n: runner.evaluator.with_backend(b) for n, b in backends.items()}
+            for ev in evaluators.values():  # warm-up: the shared prefix's cache, lazy imports
+                ev.evaluate(cand, test[:1], "test")
+            seconds = dict.fromkeys(evaluators, 0.0)
+            count = dict.fromkeys(evaluators, 0)
+            tokens = {n: backends[n].computed_tokens for n in evaluators}
+            outputs: dict[str, list[str]] = {n: [] for n in evaluators}
+            values: dict[str, list[float]] = {n: [] for n in evaluators}
+            names = list(evaluators)
+            for k, start in enumerate(range(0, len(test), args.chunk)):
+                part = test[start : start + args.chunk]
+                for n in names[k % len(names) :] + names[: k % len(names)]:
+                    before = passes["n"]
+                    t = time.perf_counter()
+                    ev = evaluators[n].evaluate(cand, part, "test")
+                    seconds[n] += time.perf_counter() - t
+                    count[n] += passes["n"] - before
+                    outputs[n] += [pr.output for pr in ev.predictions]
+                    values[n].append(ev.value * len(part))
+            row: dict[str, Any] = {"candidate": cname, "examples": len(test)}
+            for n in names:
+                row[n] = {
+                    "examples_per_s": round(len(test) / seconds[n], 3),
+                    "forward_passes": count[n],
+                    "computed_tokens": backends[n].computed_tokens - tokens[n],
+                    "value": round(sum(values[n]) / len(test), 4),
+                    "same_text_as_today": outputs[n] == outputs["today"],
+                }
+            row["speedup_vs_today"] = {n: round(seconds["today"] / seconds[n], 2) for n in names if n != "today"}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    finally:
+        handle.remove()
+    machine = {
+        "device": str(loaded.device),
+        "dtype": str(loaded.dtype),
+        "torch_threads": torch.get_num_threads(),
+        "load_average_1min_at_start": load_start,
+        "load_average_1min_at_end": os.getloadavg()[0],
+    }
+    print(f"\n{'candidate':<20}" + "".join(f"{n + ' ex/s':>14}" for n in SETTINGS) + "  speed-up vs today")
+    for r in rows:
+        cells = "".join(f"{r[n]['examples_per_s']:>14}" for n in SETTINGS)
+        print(f"{r['candidate']:<20}{cells}  {r['speedup_vs_today']}")
+    print(f"load average (1 min): start {load_start:.2f}, end {machine['load_average_1min_at_end']:.2f}")
+    out = args.output if not args.random_config else args.output.with_name(f"decoding-{args.random_config}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"machine": machine, "lookup_tokens": args.lookup, "rows": rows}, indent=2) + "\n")
+    print(f"written: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""Context distillation of a study's winner into an adapter under a short prompt.
+
+The best winners are the dearest to run: an ensemble of prompts, demonstrations in every
+prompt, demonstrations retrieved per input. :func:`distill_winner` trains a soft prompt
+(or LoRA) under a short prompt to reproduce the winner's *answer distribution* (its
+softmax over the answers, calibration applied) on the train inputs and the task's
+unlabelled inputs: the loss is KL(winner || student), the trainer's soft-target path. Dev
+(gold labels) picks the best epoch, as for any trained candidate. Both are then scored on
+test and compared with the study's paired test; the figures say what the distilled form
+costs per prediction and what it loses.
+
+It takes explicit inputs (the winner, its kind, the study's :class:`KindContext`) and
+returns a typed :class:`DistilledWinner`; wiring it to the end of a study (``distill:
+winner``) and exporting both is the study's business. Ranking tasks only (classification,
+multiple choice): a generation winner has no answer distribution to match.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from optprompt.errors import ConfigError
+
+if TYPE_CHECKING:
+    from optprompt.kinds.base import CandidateKind, KindContext
+    from optprompt.prompts.candidate import PromptCandidate
+    from optprompt.scoring.evaluate import Evaluation
+    from optprompt.tasks.task import Example
+
+__all__ = ["DistilledWinner", "distill_winner", "short_prompt", "teacher_distributions"]
+
+#: The student's default: 16 virtual tokens of prompt tuning initialised from the instruction.
+DEFAULT_STUDENT = {"num_virtual_tokens": 16, "init": "text", "lr": 0.01, "epochs": 4, "batch_size": 8}
+
+
+@dataclass
+class DistilledWinner:
+    """The winner, its distilled form, and how they compare on test.
+
+    Attributes:
+        student: The trained :class:`~optprompt.adapters.SoftCandidate`.
+        artifact: The student's adapter directory (PEFT files + manifest).
+        teacher_test / student_test: Their test evaluations (same examples, same order).
+        tokens_per_prediction: Per side, the tokens the model reads per test prediction
+            (the kind's prompt tokens around the input, times the forward passes its
+            predictions take, plus the mean input's tokens).
+        comparison: The paired test, student vs teacher (teacher as ``baseline``).
+        distilled_inputs: Inputs the student learnt from (train + unlabelled).
+        training: The training run's figures (steps, best epoch, history).
+    """
+
+    student: Any
+    artifact: str
+    teacher_test: Evaluation
+    student_test: Evaluation
+    tokens_per_prediction: dict[str, float]
+    comparison: Any
+    distilled_inputs: int
+    training: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        c = self.comparison
+        return {
+            "student": self.student.to_dict(),
+            "artifact": self.artifact,
+            "test": {"teacher": self.teacher_test.value, "student": self.student_test.value},
+            "tokens_per_prediction": dict(self.tokens_per_prediction),
+            "token_ratio": round(self.tokens_per_prediction["teacher"] / self.tokens_per_prediction["student"], 2),
+            "comparison": {
+                "difference": c.difference.estimate,
+                "p_value": c.p_value,
+                "test": c.test,
+                "n": c.n,
+            },
+            "distilled_inputs": self.distilled_inputs,
+            "training": self.training,
+        }
+
+
+def short_prompt(candidate: Any, fallback: PromptCandidate) -> PromptCandidate:
+    """The student's prompt: ``candidate``'s text without demonstrations, retrieval or
+    calibration when it is a single prompt, else ``fallback`` (e.g. the study's baseline)."""
+    from optprompt.prompts.candidate import PromptCandidate
+
+    if type(candidate) is PromptCandidate:
+        return dataclasses.replace(candidate, demo_ids=(), retrieval=None, calibration="none", metadata={})
+    return fallback
+
+
+def _softmax(xs: Sequence[float]) -> tuple[float, ...]:
+    top = max(xs)
+    ex = [math.exp(x - top) for x in xs]
+    total = sum(ex)
+    return tuple(e / total for e in ex)
+
+
+def teacher_distributions(evaluation: Evaluation) -> list[tuple[float, ...]]:
+    """Per prediction, the teacher's distribution over the answers: the softmax of its
+    log-likelihoods after its calibration offsets (what it ranks by)."""
+    from optprompt.scoring.calibration import apply_offsets
+
+    out = []
+    for p in evaluation.predictions:
+        scores = list(p.logliks)
+        if evaluation.offsets is not None:
+            scores = apply_offsets(scores, evaluation.offsets)
+        out.append(_softmax(scores))
+    return out
+
+
+def _tokens_per_prediction(kind: CandidateKind, candidate: Any, ctx: KindContext, test: Sequence[Example]) -> float:
+    passes = len(getattr(candidate, "members", ()) or ()) or 1  # an ensemble reads every member's prompt
+    per_input = sum(len(ctx.model.tokenizer(ex.input, add_special_tokens=False).input_ids) for ex in test)
+    return kind.prompt_tokens(candidate, ctx) + passes * per_input / max(1, len(test))
+
+
+def distill_winner(
+    winner: Any,
+    kind: CandidateKind,
+    ctx: KindContext,
+    *,
+    student_prompt: PromptCandidate,
+    method: str = "prompt_tuning",
+    params: dict[str, Any] | None = None,
+) -> DistilledWinner:
+    """Distil ``winner`` (scored through ``kind``) into ``method`` under ``student_prompt``.
+
+    Args:
+        winner: The study's winning candidate (any kind that ranks answers).
+        kind: Its candidate kind (its scorer gives the teacher's answers).
+        ctx: The study's kind context (task, model, renderer, evaluator, dev, output).
+        student_prompt: The short prompt the adapter is trained under (see :func:`short_prompt`).
+        method / params: The student's PEFT method and hyperparameters (``lr``,
+            ``epochs``, ``batch_size`` and the method's own; defaults: :data:`DEFAULT_STUDENT`).
+
+    Raises:
+        ConfigError: a generation or extraction task, or no train or unlabelled inputs.
+    """
+    import torch
+
+    from optprompt.adapters import training
+    from optprompt.adapters.artifact import manifest_for, save_adapter
+    from optprompt.adapters.backend import AdapterBackend
+    from optprompt.adapters.candidate import SoftCandidate
+    from optprompt.adapters.methods import attached
+    from optprompt.kinds.prompt import card_from_description
+    from optprompt.kinds.soft import SoftKind, training_seed
+    from optprompt.stats import compare
+
+    task = ctx.task
+    if task.generates:
+        raise ConfigError("distilling a winner needs a task that ranks answers; generation has no distribution")
+    inputs = [*task.train, *task.unlabeled]
+    if not inputs:
+        raise ConfigError("distilling a winner needs train or unlabelled inputs")
+    p = {
+        **(DEFAULT_STUDENT if method == "prompt_tuning" else {"lr": 1e-3, "epochs": 4, "batch_size": 8}),
+        **(params or {}),
+    }
+    if method != "prompt_tuning":
+        p.pop("init", None)
+    student = SoftCandidate.create(student_prompt, method, p)
+    with kind.scorer(winner, ctx) as teacher_eval:
+        taught = teacher_eval.evaluate(winner, inputs, "train")
+        teacher_test = teacher_eval.evaluate(winner, task.test, "test")
+    dists = teacher_distributions(taught)
+    examples = [dataclasses.replace(ex, soft_target=d) for ex, d in zip(inputs, dists)]
+    seed = training_seed(ctx.seed, student)
+    torch.manual_seed(seed)
+    items, targets = training.training_items(student, examples, ctx.renderer, ctx.model.tokenizer, chat=ctx.chat)
+    settings = training.TrainSettings(
+        lr=p["lr"], epochs=p["epochs"], batch_size=p.get("batch_size", 8), patience=p.get("patience", 2), seed=seed
+    )
+    init_text = ctx.renderer.instruction(student) or task.instruction
+    adapter_kind = SoftKind()
+    with attached(ctx.model, student, init_text) as peft_model:
+        backend = AdapterBackend(ctx.model, peft_model, batch_tokens=ctx.evaluator.backend.batch_tokens)
+        student_eval = ctx.evaluator.with_backend(backend)
+
+        def on_epoch(epoch: int, loss: float) -> tuple[float, Evaluation]:
+            ev = student_eval.evaluate(student, ctx.dev, "dev")
+            ctx.note(f"distilling the winner: epoch {epoch}/{settings.epochs}, dev {ev.value:.3f}")
+            return ev.value, ev
+
+        result = training.train_adapter(
+            peft_model,
+            items,
+            targets,
+            settings,
+            pad_id=backend.pad_id,
+            device=ctx.model.device,
+            on_epoch=on_epoch,
+            keep_arg=backend.keep_arg,
+        )
+        student_test = student_eval.evaluate(student, task.test, "test")
+        figures = {
+            "steps": result.steps,
+            "train_seconds": round(result.train_seconds, 2),
+            "best_epoch": result.best_epoch,
+            "history": result.history,
+            "seed": seed,
+        }
+        directory = adapter_kind.adapter_dir(student, ctx)
+        task_info = task.summary()
+        card = card_from_description(adapter_kind.describe(student, ctx), task_info)
+        save_adapter(
+            peft_model,
+            directory,
+            manifest_for(
+                student,
+                card,
+                ctx.model,
+                task=task_info,
+                training={**figures, "distilled_from": winner.hash},
+                dev=result.best_payload.to_dict(),
+                study=ctx.study_name,
+                seed=ctx.seed,
+            ),
+        )
+    tokens = {
+        "teacher": round(_tokens_per_prediction(kind, winner, ctx, task.test), 1),
+        "student": round(_tokens_per_prediction(adapter_kind, student, ctx, task.test), 1),
+    }
+    return DistilledWinner(
+        student=student,
+        artifact=str(directory.relative_to(ctx.output)),
+        teacher_test=teacher_test,
+        student_test=student_test,
+        tokens_per_prediction=tokens,
+        comparison=compare(teacher_test.scores, student_test.scores),
+        distilled_inputs=len(examples),
+        training=figures,
+    )

@@ -1,0 +1,63 @@
+"""Context distillation of a winner: the student learns the winner's answer distribution
+under a short prompt, is saved as an adapter, and both are compared on test."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+
+from optprompt.errors import ConfigError
+from optprompt.kinds.prompt import PromptKind
+from optprompt.study.distill_winner import distill_winner, short_prompt, teacher_distributions
+
+
+def _winner(runner):  # type: ignore[no-untyped-def]
+    demos = tuple(ex.id for ex in runner.task.train[:3])
+    return dataclasses.replace(runner.baseline, demo_ids=demos, calibration="mean")
+
+
+def test_teacher_distributions_are_its_calibrated_ranking(soft_runner) -> None:
+    runner = soft_runner
+    ctx = runner.kind_context
+    winner = _winner(runner)
+    ev = ctx.evaluator.evaluate(winner, runner.task.train[:6], "train")
+    dists = teacher_distributions(ev)
+    assert ev.offsets is not None  # mean calibration: the offsets are part of its ranking
+    for d, p in zip(dists, ev.predictions):
+        assert math.isclose(sum(d), 1.0, rel_tol=1e-9)
+        assert max(range(len(d)), key=d.__getitem__) == p.pred  # the distribution ranks as the winner does
+
+
+def test_a_winner_is_distilled_into_a_soft_prompt_under_a_short_prompt(soft_runner) -> None:
+    from optprompt.adapters.artifact import read_manifest
+
+    runner = soft_runner
+    ctx = runner.kind_context
+    winner = _winner(runner)
+    student_prompt = short_prompt(winner, runner.baseline)
+    assert student_prompt.demo_ids == () and student_prompt.calibration == "none"
+    out = distill_winner(
+        winner,
+        PromptKind(),
+        ctx,
+        student_prompt=student_prompt,
+        params={"num_virtual_tokens": 4, "epochs": 1, "batch_size": 8},
+    )
+    d = out.to_dict()
+    assert out.distilled_inputs == len(runner.task.train) + len(runner.task.unlabeled)
+    assert out.training["steps"] == math.ceil(out.distilled_inputs / 8)
+    assert len(out.student_test.predictions) == len(out.teacher_test.predictions) == len(runner.task.test)
+    # The student reads no demonstrations: fewer tokens per prediction than the winner.
+    assert d["tokens_per_prediction"]["student"] < d["tokens_per_prediction"]["teacher"]
+    assert 0.0 <= d["comparison"]["p_value"] <= 1.0
+    manifest = read_manifest(ctx.output / out.artifact)
+    assert manifest is not None
+
+
+def test_generation_winners_are_refused(soft_runner) -> None:
+    runner = soft_runner
+    ctx = dataclasses.replace(runner.kind_context, task=dataclasses.replace(runner.task, type="generation"))
+    with pytest.raises(ConfigError, match="ranks answers"):
+        distill_winner(runner.baseline, PromptKind(), ctx, student_prompt=runner.baseline)
