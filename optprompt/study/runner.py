@@ -35,7 +35,17 @@ from optprompt.study.progress import StudyProgress
 from optprompt.study.resilience import BudgetLock, Heartbeat, reseed_sampler, trial_timeout, with_reconnect
 from optprompt.study.results import PREDICTIONS_FILE, RESULT_FILE, StudyEnd, finish_study
 from optprompt.study.storage import check_spec_key, make_storage, open_study, spec_key_part, storage_url
-from optprompt.study.trials import CONNECTION_LOST, INTERRUPTED, REJECTED, counts, is_running, is_void
+from optprompt.study.trials import (
+    CONNECTION_LOST,
+    INTERRUPTED,
+    PROPOSALS_PER_BUDGET,
+    REJECTED,
+    counts,
+    exhausted,
+    exhausted_note,
+    is_running,
+    proposals,
+)
 from optprompt.tasks.build import build_task
 from optprompt.tasks.sampling import holdout_split
 from optprompt.tasks.task import Example, Task
@@ -348,7 +358,7 @@ class StudyRunner:
             logger.info("resuming study %r: %d of %d trials already finished", self.spec.name, done, budget.trials)
         # Repeats of an already scored candidate cost no model time and do not count; a
         # sampler that only repeats itself (a small, exhausted space) stops the study.
-        max_total = budget.trials * 3
+        max_total = budget.trials * PROPOSALS_PER_BUDGET
         with StudyProgress(total=budget.trials, done=done, enabled=self.progress, best=self._best_value(study)) as bar:
             self.kind_context.note = bar.note
             while True:
@@ -395,9 +405,14 @@ class StudyRunner:
             started=started,
             teacher=self.teacher,
             holdout=self.holdout,
-            notes=[self.selection_note] if self.selection_note else [],
+            notes=[n for n in (self.selection_note, self._exhausted_note(study, budget.trials)) if n],
         )
         return finish_study(end, study)
+
+    @staticmethod
+    def _exhausted_note(study: optuna.Study, budget: int) -> str | None:
+        trials = study.get_trials(deepcopy=False)
+        return exhausted_note(trials, budget) if exhausted(trials, budget) else None
 
     def _open_study(self, url: str) -> optuna.Study:
         workers = self.spec.workers
@@ -448,19 +463,13 @@ class StudyRunner:
                 return None, "done"
             if counted + running >= budget:
                 return None, "wait"
-            if sum(t.state.is_finished() for t in trials) >= max_total:
-                logger.warning(
-                    "stopping after %d trials: the strategy keeps proposing candidates already "
-                    "scored (%d distinct of %d budgeted)",
-                    max_total,
-                    counted,
-                    budget,
-                )
-                return None, "done"
             # The position ignores running trials: after a crash, the dead worker's trial is
             # still "running" until its heartbeat expires, and the resumed run must propose
             # what an uninterrupted one would have. Workers add their own salt instead.
-            position = sum(t.state.is_finished() and not is_void(t) for t in trials)
+            position = proposals(trials)
+            if position >= max_total:  # interrupted trials are re-done, so they do not count here either
+                logger.warning("%s", exhausted_note(trials, budget))
+                return None, "done"
             reseed_sampler(self.sampler, self.spec.seed + self.worker_salt, position)
             # Ctrl-C / SIGTERM wait until the trial is ours; the caller then fails it cleanly.
             with deferred_interrupts(), warnings.catch_warnings():

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from optprompt.study import attrs
@@ -19,7 +20,7 @@ from optprompt.study import attrs
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
-__all__ = ["is_void", "counts", "is_running"]
+__all__ = ["is_void", "counts", "is_running", "exhausted", "exhausted_note", "proposals", "PROPOSALS_PER_BUDGET"]
 
 INTERRUPTED = "interrupted"
 REJECTED = "rejected"
@@ -27,6 +28,9 @@ CONNECTION_LOST = "connection lost"
 #: The role of a trial holding a candidate combined from the finalists at the end of a
 #: study (a prompt ensemble): not part of the search's budget.
 COMBINED = "combined"
+#: A study whose strategy keeps proposing candidates already scored (a small search space,
+#: exhausted) stops after this many proposals per unit of budget, with fewer trials counted.
+PROPOSALS_PER_BUDGET = 3
 
 
 def is_void(t: FrozenTrial) -> bool:
@@ -58,3 +62,29 @@ def is_running(t: FrozenTrial) -> bool:
     from optuna.trial import TrialState
 
     return t.state == TrialState.RUNNING
+
+
+def proposals(trials: Iterable[FrozenTrial]) -> int:
+    """Proposals made so far: finished trials that were not voided (void ones are re-done)."""
+    return sum(t.state.is_finished() and not is_void(t) for t in trials)
+
+
+def exhausted(trials: Iterable[FrozenTrial], budget: int) -> bool:
+    """Did the study run out of new candidates before ``budget`` trials counted?
+
+    True once ``PROPOSALS_PER_BUDGET * budget`` proposals were made with fewer than
+    ``budget`` of them counted: the strategy only repeats itself.
+    """
+    trials = list(trials)
+    return sum(counts(t) for t in trials) < budget and proposals(trials) >= budget * PROPOSALS_PER_BUDGET
+
+
+def exhausted_note(trials: Iterable[FrozenTrial], budget: int) -> str:
+    """The line result.json and the summary give for an exhausted search space."""
+    trials = list(trials)
+    counted = sum(counts(t) for t in trials)
+    return (
+        f"search space exhausted: after {proposals(trials)} proposals the strategy had found only {counted} distinct "
+        f"candidates of the {budget} budgeted (baseline included) and kept repeating scored ones, so the study "
+        "ended early"
+    )
