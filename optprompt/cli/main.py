@@ -108,9 +108,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
-    from optprompt.cli.output import print_plugins
+    from optprompt.cli.plugins_cmd import print_plugin_help, print_plugins
 
-    print_plugins()
+    if args.name:
+        print_plugin_help(args.name)
+    else:
+        print_plugins()
     return EXIT_OK
 
 
@@ -193,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("plugins", help="list strategies, metrics, loaders and models, and where each comes from")
+    p.add_argument("name", nargs="?", help="show this plugin's description and options (defaults, descriptions)")
     p.set_defaults(func=_cmd_plugins)
 
     p = sub.add_parser("models", help="manage models")

@@ -212,18 +212,7 @@ def show_study(output_dir: str | Path, top: int = 10) -> None:
 
 
 def print_plugins() -> None:
-    """Every registered strategy, candidate kind, metric, loader and model name, with its source."""
-    from optprompt.plugins.manager import load_plugins
+    """Every registered plugin with its source (kept here for callers of the old place)."""
+    from optprompt.cli.plugins_cmd import print_plugins as _print
 
-    plugins = load_plugins()
-    for title, reg in (
-        ("strategies", plugins.strategies),
-        ("candidate kinds", plugins.kinds),
-        ("metrics", plugins.metrics),
-        ("task loaders", plugins.task_loaders),
-        ("models", plugins.models),
-    ):
-        print(f"{title}:")
-        for e in reg:
-            print(f"  {e.name:<24} {e.description}")
-            print(f"  {'':<24} from {e.source}")
+    _print()
