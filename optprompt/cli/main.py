@@ -87,14 +87,21 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 def _cmd_show(args: argparse.Namespace) -> int:
     from optprompt.cli.output import show_study
 
-    show_study(args.output_dir, top=args.top)
+    show_study(args.output_dir, top=args.top, wide=args.wide, trial=args.trial, as_json=args.json)
     return EXIT_OK
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from optprompt.export import export_card
+    from optprompt.export import export_card, export_trial
 
-    path = export_card(args.output_dir, args.to, pick=args.pick, front=args.front)
+    if args.trial is not None:
+        if args.pick or args.front:
+            from optprompt.errors import OptpromptError
+
+            raise OptpromptError("--trial exports one trial; it does not combine with --pick or --front")
+        path = export_trial(args.output_dir, args.trial, args.to)
+    else:
+        path = export_card(args.output_dir, args.to, pick=args.pick, front=args.front)
     if args.front:
         print(f"wrote the Pareto front's cards and their index {path}")
     elif (path.parent / "adapter_config.json").is_file():
@@ -186,13 +193,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="print a study's leaderboard and result")
     p.add_argument("output_dir", help="the study's output directory")
     p.add_argument("--top", type=int, default=10, help="rows of the leaderboard (default 10)")
+    p.add_argument("--wide", action="store_true", help="print long fields in full instead of cutting them")
+    p.add_argument("--trial", type=int, help="print one trial in full: state, scores, every candidate field")
+    p.add_argument("--json", action="store_true", help="print the leaderboard and result as JSON (for scripts)")
     p.set_defaults(func=_cmd_show)
 
-    p = sub.add_parser("export", help="export the winning prompt as a prompt card")
+    p = sub.add_parser("export", help="export the winning prompt (or --trial N) as a prompt card")
     p.add_argument("output_dir", help="a finished study's output directory")
     p.add_argument("--to", required=True, help="directory to write prompt_card.json and prompt.txt into")
     p.add_argument("--pick", help="multi-objective: pick from the Pareto front, e.g. 'prompt_tokens<=200'")
     p.add_argument("--front", action="store_true", help="multi-objective: export every Pareto-front prompt")
+    p.add_argument("--trial", type=int, help="export this trial's candidate instead of the winner (dev scores only)")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("plugins", help="list strategies, metrics, loaders and models, and where each comes from")

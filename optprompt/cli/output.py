@@ -195,20 +195,12 @@ def leaderboard(output_dir: str | Path, top: int = 10):  # type: ignore[no-untyp
     return df.head(top).reset_index(drop=True)
 
 
-def show_study(output_dir: str | Path, top: int = 10) -> None:
-    """Print the leaderboard and, for a finished study, the result summary."""
-    import pandas as pd
+def show_study(output_dir: str | Path, top: int = 10, **options: Any) -> None:
+    """Print the leaderboard and, for a finished study, the result summary
+    (see :func:`optprompt.cli.show_cmd.show_study` for ``wide``, ``trial``, ``as_json``)."""
+    from optprompt.cli.show_cmd import show_study as _show
 
-    from optprompt.results import RESULT_FILE, load_result
-
-    df = leaderboard(output_dir, top)
-    with pd.option_context("display.max_colwidth", 60, "display.width", 200):
-        print(df.to_string(index=False) if not df.empty else "(no trials yet)")
-    result_path = Path(output_dir) / RESULT_FILE
-    if result_path.is_file():
-        print_result(load_result(result_path))
-    else:
-        print(f"\n(no {RESULT_FILE} yet: the study has not finished; run it again to resume)")
+    _show(output_dir, top, **options)
 
 
 def print_plugins() -> None:

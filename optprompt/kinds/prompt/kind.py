@@ -85,7 +85,7 @@ class PromptKind(CandidateKind):
             "template": (data.get("template") or "").replace("\n", "⏎"),
             "answers": "/".join(w for _, w in data.get("verbalizer", [])) or data.get("choice_format", ""),
             "calibration": data.get("calibration", "none"),
-            "instruction": (data.get("instruction") or "")[:60],
+            "instruction": data.get("instruction") or "",  # show and the report fit it to their width
         }
         if data.get("output_format"):  # extraction: the answer format instead of a calibration
             columns.pop("calibration")

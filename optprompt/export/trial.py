@@ -1,0 +1,110 @@
+"""``optprompt export --trial N``: any scored candidate of a finished study, in its kind's
+format (a prompt card with the trial's dev scores; test scores are the winner's alone)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from optprompt.errors import OptpromptError
+
+if TYPE_CHECKING:
+    from optprompt.kinds.base import KindContext
+    from optprompt.plugins.manager import Plugins
+    from optprompt.results import ResultEntry, StudyResult
+
+__all__ = ["export_trial", "trial_entry"]
+
+
+def _kind_context(output: Path, plugins: Plugins | None) -> tuple[Any, KindContext]:
+    """The study's task and the context its kinds describe candidates with (the model is
+    loaded, as the study loaded it: prompts render with its chat template)."""
+    from optprompt._io import read_json
+    from optprompt.config.loading import spec_from_dict
+    from optprompt.study.runner import SPEC_FILE, StudyRunner
+
+    from optprompt.config.spec import SelectionSpec
+
+    meta = read_json(output / SPEC_FILE, what=f"study directory file {SPEC_FILE}")
+    data = dict(meta["spec"])
+    selection = dict(data.get("selection") or {})
+    # study.json holds every field; a default hold-out written back would count as set by
+    # the user, and a small dev split then refuses it instead of skipping the hold-out.
+    if selection.get("holdout") == SelectionSpec.model_fields["holdout"].default:
+        selection.pop("holdout")
+        data["selection"] = selection
+    spec = spec_from_dict(data, source=str(output / SPEC_FILE))
+    runner = StudyRunner(spec, plugins=plugins, progress=False)
+    runner._setup()  # the session the study built: task, model, renderer (no trial runs)
+    return runner.task, runner.kind_context
+
+
+def trial_entry(result: StudyResult, output: Path, trial: int, plugins: Plugins | None = None) -> ResultEntry:
+    """Trial ``trial`` of the study in ``output`` as result.json would show it (dev figures)."""
+    from optuna.trial import TrialState
+
+    from optprompt._io import read_json
+    from optprompt.results import ResultEntry
+    from optprompt.study import attrs
+    from optprompt.study.runner import SPEC_FILE
+    from optprompt.study.storage import open_study
+
+    meta = read_json(output / SPEC_FILE, what=f"study directory file {SPEC_FILE}")
+    study = open_study(meta["storage"], meta["study_name"], create=False)
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    t = trials.get(trial)
+    if t is None:
+        raise OptpromptError(f"{output}: the study has no trial {trial} (trials 0 to {max(trials, default=-1)})")
+    if t.state != TrialState.COMPLETE or attrs.CANDIDATE not in t.user_attrs:
+        raise OptpromptError(
+            f"{output}: trial {trial} is {t.state.name.lower()}, not a scored candidate; "
+            "`optprompt show` lists the complete ones"
+        )
+    task, ctx = _kind_context(output, plugins)
+    kinds = _kinds(plugins)
+    cand = kinds.from_dict(t.user_attrs[attrs.CANDIDATE])
+    return ResultEntry.model_validate(
+        {
+            "trial": t.number,
+            "objectives": dict(zip(result.objectives, t.values, strict=False)),
+            **kinds.of(cand).describe(cand, ctx),
+            "dev": {
+                "value": t.values[0],
+                "metric": result.metric,
+                "metrics": t.user_attrs.get(attrs.METRICS, {}),
+                "n": len(task.dev),
+            },
+            "calibration": {
+                "method": str(cand.to_dict().get("calibration", "none")),
+                "offsets": t.user_attrs.get(attrs.OFFSETS),
+            },
+        }
+    )
+
+
+def _kinds(plugins: Plugins | None):  # type: ignore[no-untyped-def]
+    from optprompt.plugins.manager import load_plugins
+
+    return (plugins or load_plugins()).candidate_kinds
+
+
+def export_trial(
+    output_dir: str | os.PathLike[str], trial: int, to: str | os.PathLike[str], *, plugins: Plugins | None = None
+) -> Path:
+    """Export the candidate of trial ``trial`` of the finished study in ``output_dir``.
+
+    The winner's trial exports exactly as plain ``optprompt export`` does; another trial
+    exports through its kind with its dev scores (only the winner was scored on test).
+    A kind that cannot export other trials (soft prompts: their adapters are under
+    ``OUTPUT/artifacts``) says so.
+    """
+    from optprompt.export.winner import export_card
+    from optprompt.results import load_result
+
+    output, to = Path(output_dir), Path(to)
+    result = load_result(output)
+    if trial == result.best.trial:
+        return export_card(output, to, plugins=plugins)
+    member = trial_entry(result, output, trial, plugins)
+    return _kinds(plugins).of_dict(member.candidate).export(result, output, to, member)
