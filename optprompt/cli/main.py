@@ -124,6 +124,15 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_new_plugin(args: argparse.Namespace) -> int:
+    from optprompt.cli.scaffold import scaffold_plugin
+
+    root, files = scaffold_plugin(args.name, args.dir)
+    print(f"wrote {root}/ ({', '.join(files)})")
+    print(f"next: pip install -e {root} && optprompt plugins {args.name} && pytest {root}")
+    return EXIT_OK
+
+
 def _cmd_models_pull(args: argparse.Namespace) -> int:
     from optprompt.models.loading import fingerprint_dir, resolve_model_path
     from optprompt.plugins.manager import load_plugins
@@ -209,6 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plugins", help="list strategies, metrics, loaders and models, and where each comes from")
     p.add_argument("name", nargs="?", help="show this plugin's description and options (defaults, descriptions)")
     p.set_defaults(func=_cmd_plugins)
+
+    p = sub.add_parser("new-plugin", help="write a strategy plugin package that passes the conformance suite")
+    p.add_argument("name", help="the strategy's name, a lower-case Python identifier (e.g. my_strategy)")
+    p.add_argument("--dir", default=".", help="where to create optprompt-NAME/ (default: here)")
+    p.set_defaults(func=_cmd_new_plugin)
 
     p = sub.add_parser("models", help="manage models")
     msub = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
