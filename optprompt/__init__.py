@@ -27,6 +27,7 @@ __all__ = [
     "SoftPrompt",
     "StrategyConfig",
     "StudySpec",
+    "evaluate",
     "export_card",
     "load",
     "load_adapter",
@@ -41,6 +42,7 @@ _LAZY = {
     "StrategyConfig": "optprompt.strategies",
     "CandidateKind": "optprompt.kinds",
     "load": "optprompt.kinds",
+    "evaluate": "optprompt.evaluation",
     "PromptCandidate": "optprompt.prompts",
     "PromptCard": "optprompt.export",
     "export_card": "optprompt.export",
@@ -57,6 +59,7 @@ _LAZY = {
 if TYPE_CHECKING:
     from optprompt.adapters import SoftCandidate, SoftPrompt, load_adapter
     from optprompt.config import StudySpec, load_spec
+    from optprompt.evaluation import evaluate
     from optprompt.export import PromptCard, export_card, load_card
     from optprompt.kinds import CandidateKind, load
     from optprompt.prompts import PromptCandidate

@@ -232,9 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
     q = msub.add_parser("list", help="list registered model names and converted GGUF files")
     q.set_defaults(func=_cmd_models_list)
 
+    from optprompt.cli.evaluate_cmd import add_evaluate_parser
     from optprompt.cli.registry_cmd import add_registry_parser
     from optprompt.cli.report_cmd import add_report_parser
 
+    add_evaluate_parser(sub)
     add_report_parser(sub)
     add_registry_parser(sub)
     return parser
