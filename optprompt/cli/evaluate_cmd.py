@@ -24,6 +24,14 @@ def print_evaluation(report: EvaluationReport, *, width: int | None = None) -> N
                 "trial": "",  # keeps the fixed-width columns' rules: nothing here
                 report.metric: f"{s.value:.3f}",
                 "95% CI": f"[{s.interval.low:.3f}, {s.interval.high:.3f}]",
+                **(
+                    {
+                        "constrained gen.": f"{s.constrained.value:.3f} [{s.constrained.interval.low:.3f}, "
+                        f"{s.constrained.interval.high:.3f}]"
+                    }
+                    if s.constrained is not None
+                    else {}
+                ),
                 "what": s.what,
                 "model": s.model,
                 **({"format failures": s.format_failures} if report.task_type and s.format_failures else {}),
@@ -32,7 +40,7 @@ def print_evaluation(report: EvaluationReport, *, width: int | None = None) -> N
     for r in rows:
         r.pop("trial")
     print(f"{report.data}: {report.n} examples ({report.task_type}), {report.metric}")
-    lines, _ = format_table(rows, width, fixed=(report.metric, "95% CI"))
+    lines, _ = format_table(rows, width, fixed=(report.metric, "95% CI", "constrained gen."))
     print("\n".join(lines))
     c = report.comparison
     if c is not None:
@@ -54,6 +62,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         model=args.model,
         against=args.against,
         columns=columns,
+        constrained=args.constrained,
         device=args.device,
         output=args.output,
     )
@@ -77,6 +86,11 @@ def add_evaluate_parser(sub: Any) -> None:
     p.add_argument("--output", default="evaluation.json", help="where to write evaluation.json (default: here)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda... (default auto)")
     p.add_argument("--json", action="store_true", help="print the evaluation as JSON")
+    p.add_argument(
+        "--constrained",
+        action="store_true",
+        help="also measure greedy generation constrained to the answer set (what a serving stack does)",
+    )
     for col in ("input", "label", "options", "id", "format"):
         p.add_argument(f"--{col}", help=f"the data's {col} column (as task.{col}; a study directory's by default)")
     p.set_defaults(func=_cmd_evaluate)

@@ -111,6 +111,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
         )
     else:
         print(f"wrote {path} and {path.parent / 'prompt.txt'}")
+    if not args.front and (path.parent / "serving.json").is_file():
+        extra = (
+            " and the answer set as answers.schema.json / answers.gbnf"
+            if (path.parent / "answers.gbnf").is_file()
+            else ""
+        )
+        print(f"for serving stacks: serving.json (chat messages / completion prompt){extra}")
     return EXIT_OK
 
 

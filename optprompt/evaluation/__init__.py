@@ -1,10 +1,12 @@
 """Score an exported prompt, adapter or ensemble (or a study's winner) on new data, on its
 own model or another one: ``optprompt.evaluate(...)`` and ``optprompt evaluate``."""
 
+from optprompt.evaluation.constrained import constrained_predict
 from optprompt.evaluation.report import (
     EVALUATION_FILE,
     EVALUATION_FORMAT,
     Comparison,
+    Constrained,
     EvaluationReport,
     Interval,
     Scored,
@@ -16,8 +18,10 @@ __all__ = [
     "EVALUATION_FILE",
     "EVALUATION_FORMAT",
     "Comparison",
+    "Constrained",
     "EvaluationReport",
     "Interval",
     "Scored",
+    "constrained_predict",
     "evaluate",
 ]

@@ -11,7 +11,15 @@ from pydantic import BaseModel, ConfigDict
 from optprompt._io import atomic_write_json, read_json
 from optprompt.errors import OptpromptError
 
-__all__ = ["EVALUATION_FILE", "EVALUATION_FORMAT", "Interval", "Scored", "Comparison", "EvaluationReport"]
+__all__ = [
+    "EVALUATION_FILE",
+    "EVALUATION_FORMAT",
+    "Comparison",
+    "Constrained",
+    "EvaluationReport",
+    "Interval",
+    "Scored",
+]
 
 EVALUATION_FILE = "evaluation.json"
 EVALUATION_FORMAT = 1
@@ -30,6 +38,16 @@ class Interval(_Part):
     confidence: float = 0.95
 
 
+class Constrained(_Part):
+    """The same target answering by greedy generation constrained to its answer set (what a
+    serving stack with guided decoding does), uncalibrated: its metric and interval."""
+
+    value: float
+    interval: Interval
+    metrics: dict[str, float]
+    agreement: float  # fraction of examples where it answers as the ranked prediction does
+
+
 class Scored(_Part):
     """One target scored on the data.
 
@@ -42,6 +60,8 @@ class Scored(_Part):
         interval: The metric's 95% bootstrap interval over examples.
         metrics: Every metric of the task type.
         format_failures: Answers that could not be read (generation, extraction).
+        constrained: Constrained greedy generation's scores (``constrained=True``), or
+            None when not measured.
     """
 
     target: str
@@ -52,6 +72,7 @@ class Scored(_Part):
     interval: Interval
     metrics: dict[str, float]
     format_failures: int = 0
+    constrained: Constrained | None = None
 
 
 class Comparison(_Part):

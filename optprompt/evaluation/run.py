@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from optprompt.errors import ConfigError, OptpromptError
-from optprompt.evaluation.report import Comparison, EvaluationReport, Interval, Scored
+from optprompt.evaluation.report import Comparison, Constrained, EvaluationReport, Interval, Scored
 
 if TYPE_CHECKING:
     from optprompt.kinds.prompt.card import PromptCard
@@ -128,25 +128,43 @@ def _model_for(ref: str, loaded: dict[str, LoadedModel], plugins: Plugins, devic
     return loaded[ref]
 
 
-def _score(target: _Target, task: Task, model: LoadedModel, plugins: Plugins) -> tuple[Evaluation, str]:
-    """The target's predictions on the task's test split, measured as the study measures."""
+def _score(
+    target: _Target, task: Task, model: LoadedModel, plugins: Plugins, *, constrained: bool
+) -> tuple[Evaluation, str, Constrained | None]:
+    """The target's predictions on the task's test split, measured as the study measures;
+    with ``constrained``, also its answers under greedy generation constrained to its
+    answer set (prompt cards on causal models, tasks with answers to choose from)."""
+    from optprompt.evaluation.constrained import constrained_predict, supports_constrained
     from optprompt.kinds.loading import export_kind, load
     from optprompt.scoring.evaluate import Evaluator
+    from optprompt.study.selection import compare_evaluations
 
     kind = export_kind(target.export, plugins)
     predictor = load(target.export, model, plugins=plugins)
     examples = task.test
+    texts = [ex.input for ex in examples]
     options = [list(ex.options) for ex in examples] if any(ex.options for ex in examples) else None
-    answers = predictor.predict([ex.input for ex in examples], options)
+    answers = predictor.predict(texts, options)
     evaluator = Evaluator(task, None, None, plugins.metrics)  # type: ignore[arg-type]  # measures only
-    return evaluator.evaluate_answers(examples, answers, "test", name=target.given), kind
+    ranked = evaluator.evaluate_answers(examples, answers, "test", name=target.given)
+    extra = None
+    if constrained and supports_constrained(predictor) and not task.generates:
+        generated = constrained_predict(predictor, texts, options)
+        ev = evaluator.evaluate_answers(examples, generated, "test", name=f"{target.given} (constrained)")
+        extra = Constrained(
+            value=ev.value,
+            interval=_interval(compare_evaluations(ev, ev).winner),
+            metrics=dict(ev.metrics),
+            agreement=sum(a == b for a, b in zip(answers, generated, strict=True)) / max(1, len(examples)),
+        )
+    return ranked, kind, extra
 
 
 def _interval(iv: Any) -> Interval:
     return Interval(estimate=iv.estimate, low=iv.low, high=iv.high, confidence=iv.confidence)
 
 
-def _scored(target: _Target, kind: str, model: str, ev: Evaluation) -> Scored:
+def _scored(target: _Target, kind: str, model: str, ev: Evaluation, constrained: Constrained | None) -> Scored:
     from optprompt.study.selection import compare_evaluations
 
     alone = compare_evaluations(ev, ev)  # the paired test's marginal interval of one evaluation
@@ -159,6 +177,7 @@ def _scored(target: _Target, kind: str, model: str, ev: Evaluation) -> Scored:
         interval=_interval(alone.winner),
         metrics=dict(ev.metrics),
         format_failures=ev.format_failures,
+        constrained=constrained,
     )
 
 
@@ -169,6 +188,7 @@ def evaluate(
     model: str | None = None,
     against: str | os.PathLike[str] | None = None,
     columns: dict[str, Any] | None = None,
+    constrained: bool = False,
     device: str = "auto",
     output: str | os.PathLike[str] | None = None,
     plugins: Plugins | None = None,
@@ -185,6 +205,9 @@ def evaluate(
             ``target`` against it; ``"baseline"`` is the baseline of the study ``target``.
         columns: Column options as in a study's ``task:`` block (``input``, ``label``,
             ``options``, ``id``, ``format``); a study directory's own are the default.
+        constrained: Also measure each target answering by greedy generation constrained
+            to its answer set, as a serving stack with guided decoding does (prompt cards on
+            causal models; classification and multiple choice).
         device: Where the model runs (``auto``, ``cpu``, ``cuda``...).
         output: Write ``evaluation.json`` there (a file, or a directory to hold it).
         plugins: Loaded plugins; discovered when None.
@@ -224,9 +247,11 @@ def evaluate(
             ref = model or str(t.card.model.get("ref") or "")
             if not ref:
                 raise OptpromptError(f"{t.given}: the export names no model; give --model")
-            ev, kind = _score(t, task, _model_for(ref, loaded, plugins, device), plugins)
+            ev, kind, extra = _score(
+                t, task, _model_for(ref, loaded, plugins, device), plugins, constrained=constrained
+            )
             evaluations.append(ev)
-            scored.append(_scored(t, kind, ref, ev))
+            scored.append(_scored(t, kind, ref, ev, extra))
     comparison = None
     if len(evaluations) == 2:
         c = compare_evaluations(evaluations[1], evaluations[0])  # target as the "winner" side

@@ -22,9 +22,8 @@ def _kind_context(output: Path, plugins: Plugins | None) -> tuple[Any, KindConte
     loaded, as the study loaded it: prompts render with its chat template)."""
     from optprompt._io import read_json
     from optprompt.config.loading import spec_from_dict
-    from optprompt.study.runner import SPEC_FILE, StudyRunner
-
     from optprompt.config.spec import SelectionSpec
+    from optprompt.study.runner import SPEC_FILE, StudyRunner
 
     meta = read_json(output / SPEC_FILE, what=f"study directory file {SPEC_FILE}")
     data = dict(meta["spec"])
@@ -106,5 +105,9 @@ def export_trial(
     result = load_result(output)
     if trial == result.best.trial:
         return export_card(output, to, plugins=plugins)
+    from optprompt.export.serving import write_serving_files_under
+
     member = trial_entry(result, output, trial, plugins)
-    return _kinds(plugins).of_dict(member.candidate).export(result, output, to, member)
+    path = _kinds(plugins).of_dict(member.candidate).export(result, output, to, member)
+    write_serving_files_under(to)
+    return path
