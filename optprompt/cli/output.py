@@ -86,6 +86,14 @@ def print_result(
             f"(difference {d['estimate']:+.3f}, 95% CI [{d['low']:+.3f}, {d['high']:+.3f}], "
             f"{cmp_['test']} p = {cmp_['p_value']:.3g}, n = {cmp_['n']})"
         )
+    served = result.constrained_generation
+    if served:
+        iv = served["interval"]
+        print(
+            f"test {served['metric']} of the winner answering by greedy generation constrained to the answer set "
+            f"(as a serving stack does; uncalibrated): {served['value']:.3f} (95% CI [{iv['low']:.3f}, "
+            f"{iv['high']:.3f}]); it answers as the ranked prediction on {served['agreement']:.0%} of test"
+        )
     if result.teacher:
         print_teacher(result)
     context = result.context or {}

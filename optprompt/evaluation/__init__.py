@@ -1,7 +1,6 @@
 """Score an exported prompt, adapter or ensemble (or a study's winner) on new data, on its
 own model or another one: ``optprompt.evaluate(...)`` and ``optprompt evaluate``."""
 
-from optprompt.evaluation.constrained import constrained_predict
 from optprompt.evaluation.report import (
     EVALUATION_FILE,
     EVALUATION_FORMAT,
@@ -12,6 +11,7 @@ from optprompt.evaluation.report import (
     Scored,
 )
 from optprompt.evaluation.run import BASELINE, evaluate
+from optprompt.kinds.prompt.constrained import constrained_predict
 
 __all__ = [
     "BASELINE",

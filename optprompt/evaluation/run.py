@@ -134,8 +134,8 @@ def _score(
     """The target's predictions on the task's test split, measured as the study measures;
     with ``constrained``, also its answers under greedy generation constrained to its
     answer set (prompt cards on causal models, tasks with answers to choose from)."""
-    from optprompt.evaluation.constrained import constrained_predict, supports_constrained
     from optprompt.kinds.loading import export_kind, load
+    from optprompt.kinds.prompt.constrained import constrained_predict, supports_constrained
     from optprompt.scoring.evaluate import Evaluator
     from optprompt.study.selection import compare_evaluations
 

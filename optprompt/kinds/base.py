@@ -193,6 +193,13 @@ class CandidateKind(abc.ABC):
         """The candidate as ``result.json`` shows it (at least ``candidate`` and ``hash``)."""
         return {"candidate": candidate.to_dict(), "hash": candidate.hash}
 
+    def constrained_answers(self, candidate: Any, ctx: KindContext, examples: Sequence[Any]) -> list[Any] | None:
+        """The answers ``candidate`` gives to ``examples`` by greedy generation constrained to
+        the answer set, uncalibrated (what a serving stack with guided decoding returns),
+        measured beside the ranked score at the end of a study; None (the default) when this
+        kind does not measure it."""
+        return None
+
     def combine(self, finalists: Sequence[tuple[Any, Any]], ctx: KindContext, limit: int) -> Any | None:
         """A candidate of this kind built from the study's finalists, or None (the default).
 

@@ -138,6 +138,10 @@ class StudyResult(BaseModel):
     families: dict[str, FamilyResult] | None = None
     selection: dict[str, Any] | None = None  # held-out selection: finalists, p-value, do no harm
     context: dict[str, Any] | None = None  # task.truncate: the context limit and what was cut
+    #: The winner's test score under greedy generation constrained to the answer set (what
+    #: a serving stack with guided decoding does; uncalibrated): value, metric, metrics,
+    #: interval, agreement with the ranked answers, n. None when not measured.
+    constrained_generation: dict[str, Any] | None = None
     teacher: dict[str, Any] | None = None  # distillation: the teacher's labels and test scores
     wall_seconds: float = 0.0
 

@@ -164,6 +164,7 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> dict[str, Any]:
         }
 
     comparison = compare_evaluations(test_base, test_best)
+    constrained = _constrained_generation(kinds.of(best), best, ctx, test_best)
     families = _families(trials)
     if families:
         # A study spanning several families of candidates: each family's best on dev,
@@ -238,6 +239,7 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> dict[str, Any]:
         "baseline": entry(baseline_trial, baseline, test_base),
         "best": entry(best_trial, best, test_best),
         "comparison": comparison.to_dict(),
+        **({"constrained_generation": constrained} if constrained else {}),
         "objectives": objectives,
         **({"select": spec.select, "pareto": pareto} if pareto else {}),
         **({"selection": {**selection.info, "why": selection.why}} if selection is not None else {}),
@@ -286,6 +288,26 @@ def _families(trials: list[optuna.trial.FrozenTrial]) -> dict[str, Any]:
         if family:
             out.setdefault(family, []).append(t)
     return out
+
+
+def _constrained_generation(kind: Any, best: Candidate, ctx: KindContext, ranked: Evaluation) -> dict[str, Any] | None:
+    """The winner's test score when it answers by greedy generation constrained to the answer
+    set (as a serving stack with guided decoding does), beside the ranked score; None when
+    its kind does not measure it."""
+    answers = kind.constrained_answers(best, ctx, ctx.task.test)
+    if answers is None:
+        return None
+    ev = ctx.evaluator.evaluate_answers(ctx.task.test, answers, "test", name="constrained generation")
+    agree = sum(a.pred == b.pred for a, b in zip(ranked.predictions, ev.predictions, strict=True))
+    return {
+        "value": ev.value,
+        "metric": ev.metric,
+        "metrics": dict(ev.metrics),
+        "interval": compare_evaluations(ev, ev).winner.to_dict(),
+        "agreement": agree / max(1, len(ev.predictions)),
+        "n": len(ev.predictions),
+        "calibrated": False,
+    }
 
 
 def _calibration(candidate: Candidate) -> str:

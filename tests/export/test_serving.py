@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import optprompt
-from optprompt.evaluation.constrained import constrained_predict
 from optprompt.export.serving import answer_grammar, answer_schema, gbnf_literal
+from optprompt.kinds.prompt.constrained import constrained_predict
 from optprompt.testing import TinyStudyEnv, make_tiny_study_env
 
 # --- a strict parser for the GBNF subset the exports use ----------------------------------
@@ -125,6 +125,7 @@ def export(env: TinyStudyEnv) -> Path:
     StudyRunner(spec_from_dict(env.study_dict("template_search", options, output=out)), model=env.model).run()
     to = env.root / "export"
     optprompt.export_card(out, to)
+    (to / "study").symlink_to(out)
     return to
 
 
@@ -188,3 +189,25 @@ def test_evaluate_reports_constrained_accuracy_beside_the_ranked(env: TinyStudyE
     ranked = predictor.predict([r["text"] for r in rows])
     agreement = sum(a == b for a, b in zip(ranked, generated, strict=True)) / len(rows)
     assert report.target.constrained.agreement == pytest.approx(agreement)
+
+
+def test_the_study_reports_constrained_generation_in_result_summary_and_card(
+    env: TinyStudyEnv, export: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from optprompt.cli.output import print_result
+    from optprompt.results import load_result
+
+    study = (export / "study").resolve()
+    result = load_result(study / "result.json")
+    served = result.constrained_generation
+    assert served is not None and served["n"] == result.task["sizes"]["test"] and served["calibrated"] is False
+    rows = {r["id"]: r for r in map(json.loads, env.data.read_text().splitlines())}
+    test_ids = [p["id"] for p in map(json.loads, (study / "predictions.jsonl").read_text().splitlines())
+                if p["role"] == "best"]  # fmt: skip
+    generated = constrained_predict(optprompt.load(export, env.model), [rows[i]["text"] for i in test_ids])
+    expected = sum(g == rows[i]["label"] for g, i in zip(generated, test_ids, strict=True)) / len(test_ids)
+    assert served["value"] == pytest.approx(expected)
+    card = optprompt.load_card(export)
+    assert card.scores["constrained_generation"]["value"] == pytest.approx(expected)
+    print_result(result)
+    assert "greedy generation constrained to the answer set" in capsys.readouterr().out
