@@ -31,7 +31,7 @@ LAYERS: list[set[str]] = [
     {"scoring"},
     {"kinds", "adapters", "strategies", "stats"},
     {"study"},
-    {"export", "report", "registry", "testing", "evaluation"},
+    {"export", "report", "registry", "testing", "evaluation", "tracking"},
     {"cli"},
 ]
 EXEMPT = {"plugins", ""}  # "" is the `optprompt` facade: lazy re-exports of everything

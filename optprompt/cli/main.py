@@ -58,6 +58,11 @@ def _run(spec, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
         runner = StudyRunner(spec, progress=not args.quiet, worker=args.command == "worker")
         result = runner.run()
     print_result(result, output=spec.output)
+    if spec.tracking.mlflow:
+        from optprompt.tracking import log_study
+
+        run_id = log_study(spec.output, spec.tracking.mlflow, experiment=spec.tracking.experiment)
+        print(f"logged to MLflow at {spec.tracking.mlflow}: run {run_id} (a child run per trial)")
     if args.command == "worker":
         print(f"this worker ran {runner.trials_run} of the study's {result['n_trials']} trials")
     return EXIT_OK
@@ -137,6 +142,14 @@ def _cmd_new_plugin(args: argparse.Namespace) -> int:
     root, files = scaffold_plugin(args.name, args.dir)
     print(f"wrote {root}/ ({', '.join(files)})")
     print(f"next: pip install -e {root} && optprompt plugins {args.name} && pytest {root}")
+    return EXIT_OK
+
+
+def _cmd_track(args: argparse.Namespace) -> int:
+    from optprompt.tracking import log_study
+
+    run_id = log_study(args.output_dir, args.mlflow, experiment=args.experiment, report=not args.no_report)
+    print(f"logged {args.output_dir} to MLflow at {args.mlflow}: run {run_id} (a child run per trial)")
     return EXIT_OK
 
 
@@ -225,6 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plugins", help="list strategies, metrics, loaders and models, and where each comes from")
     p.add_argument("name", nargs="?", help="show this plugin's description and options (defaults, descriptions)")
     p.set_defaults(func=_cmd_plugins)
+
+    p = sub.add_parser("track", help="log a finished study to MLflow (one run, a child run per trial)")
+    p.add_argument("output_dir", help="a finished study's output directory")
+    p.add_argument("--mlflow", required=True, help="MLflow tracking URI, e.g. http://127.0.0.1:5000")
+    p.add_argument("--experiment", help="experiment name (default: the study's name)")
+    p.add_argument("--no-report", action="store_true", help="do not attach the HTML report")
+    p.set_defaults(func=_cmd_track)
 
     p = sub.add_parser("new-plugin", help="write a strategy plugin package that passes the conformance suite")
     p.add_argument("name", help="the strategy's name, a lower-case Python identifier (e.g. my_strategy)")
