@@ -54,6 +54,10 @@ def _run(spec, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
     signal.signal(signal.SIGTERM, _terminate)
     from optprompt.study.exclusive import output_lock
 
+    if spec.tracking.mlflow:  # fail before the study, not after it, when MLflow is missing
+        from optprompt.tracking.mlflow_runs import check_available
+
+        check_available()
     with output_lock(spec.output):
         runner = StudyRunner(spec, progress=not args.quiet, worker=args.command == "worker")
         result = runner.run()

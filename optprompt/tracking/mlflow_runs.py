@@ -21,9 +21,17 @@ from typing import Any
 
 from optprompt.errors import ConfigError
 
-__all__ = ["log_study"]
+__all__ = ["check_available", "log_study"]
 
 _PARAM_MAX = 500  # MLflow's limit on a param value is larger (6000); keep them readable
+
+
+def check_available() -> None:
+    """Raise :class:`ConfigError` (naming the extra) when MLflow is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("mlflow") is None:
+        raise ConfigError("tracking.mlflow needs MLflow: pip install 'optprompt[mlflow]' (or remove tracking.mlflow)")
 
 
 def _client(uri: str) -> Any:
