@@ -98,21 +98,3 @@ def test_a_tracked_study_logs_runs_metrics_and_artifacts(
     assert {"winner", "report", "result.json"} <= artifacts
     assert "winner/prompt_card.json" in {a.path for a in client.list_artifacts(parent.info.run_id, "winner")}
     assert "report/report.html" in {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
-
-
-def test_tracking_without_mlflow_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    import builtins
-
-    from optprompt.errors import ConfigError
-    from optprompt.tracking.mlflow_runs import _client
-
-    real = builtins.__import__
-
-    def no_mlflow(name, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if name.startswith("mlflow"):
-            raise ImportError(name)
-        return real(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_mlflow)
-    with pytest.raises(ConfigError, match=r"pip install 'optprompt\[mlflow\]'"):
-        _client("http://127.0.0.1:1")
