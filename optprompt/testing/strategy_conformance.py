@@ -75,14 +75,21 @@ def _first_difference(a: list[str], b: list[str]) -> str:
 
 
 def check_registration(
-    strategy: Strategy, options: Mapping[str, Any] | None = None, *, extra_plugins: Iterable[object] = ()
+    strategy: Strategy,
+    options: Mapping[str, Any] | None = None,
+    *,
+    extra_plugins: Iterable[object] = (),
+    env: TinyStudyEnv | None = None,
+    seed: int = 0,
 ) -> None:
     """The strategy is registered under its ``name`` and has a usable typed config.
 
     Its ``config_class`` derives from :class:`StrategyConfig`, rejects unknown keys,
     accepts ``options`` and survives a JSON round trip; its docstring gives the line
-    ``optprompt plugins`` shows.
+    ``optprompt plugins`` shows. It runs no study: ``env`` and ``seed`` are accepted, so
+    every check takes the same keyword arguments, and unused.
     """
+    del env, seed
     from pydantic import ValidationError
 
     plugins, name = strategy_plugins(strategy, extra_plugins)

@@ -135,7 +135,7 @@ def test_the_readme_example_strategy_conforms_with_four_trials(tmp_path: Path) -
         options = {"trials": 4}
         env = make_tiny_study_env(tmp_path / "env")
         kw = {"extra_plugins": [module], "env": env}
-        check_registration("my_strategy", options, extra_plugins=[module])
+        check_registration("my_strategy", options, **kw)  # env= accepted by every check
         check_proposes_valid_candidates("my_strategy", options, **kw)
         check_respects_budget("my_strategy", options, **kw)
         check_survives_resume("my_strategy", options, **kw)
