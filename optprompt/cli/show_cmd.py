@@ -214,6 +214,11 @@ def show_study(
         cut = f"; columns hidden at this width: {', '.join(hidden)}" if hidden else ""
         _print_wrapped(f"{shown}{cut}; --wide for full fields, --trial N for one trial", width)
         print("\n".join(lines))
+        reasons = [r for r in rows if r.get("note") and not str(r["note"]).startswith("same as trial")]
+        if reasons and not wide:  # why trials failed or were pruned: in full, below the table
+            print("notes:")
+            for r in reasons:
+                _print_wrapped(f"  trial {r['trial']}: {r['note']}", width)
     else:
         print("(no trials yet)")
     if result is not None:
