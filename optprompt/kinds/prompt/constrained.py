@@ -43,29 +43,35 @@ def _encode(tokenizer: Any, text: str) -> list[int]:
 
 def _choose(model: Any, tokenizer: Any, prompt_ids: list[int], answers: list[list[int]]) -> int:
     """Index of the answer greedy constrained decoding produces after ``prompt_ids``."""
+    import inspect
+
     import torch
 
     eos = tokenizer.eos_token_id
     device = next(model.parameters()).device
+    # The prompt once, then one token per step through the model's cache (``cache`` in
+    # recent transformers, ``past_key_values`` before).
+    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
     out: list[int] = []
-    while True:
-        # The whole sequence again at each step (answers are a few tokens): no cache API to
-        # depend on, and exactly what a fresh greedy decoder computes.
-        with torch.no_grad():
-            logits = model(torch.tensor([prompt_ids + out], device=device)).logits[0, -1]
-        live = [i for i, a in enumerate(answers) if a[: len(out)] == out]
-        complete = [i for i in live if len(answers[i]) == len(out)]
-        allowed = {answers[i][len(out)] for i in live if len(answers[i]) > len(out)}
-        if complete and (not allowed or eos is None):
-            return complete[0]
-        if complete:
-            allowed.add(eos)
-        if not allowed:  # cannot happen: every output so far is a prefix of an answer
-            raise OptpromptError("constrained decoding reached a dead end")
-        token = max(allowed, key=lambda t: float(logits[t]))
-        if complete and token == eos:
-            return complete[0]
-        out.append(token)
+    with torch.no_grad():
+        result = model(torch.tensor([prompt_ids], device=device), use_cache=True)
+        while True:
+            logits = result.logits[0, -1]
+            live = [i for i, a in enumerate(answers) if a[: len(out)] == out]
+            complete = [i for i in live if len(answers[i]) == len(out)]
+            allowed = {answers[i][len(out)] for i in live if len(answers[i]) > len(out)}
+            if complete and (not allowed or eos is None):
+                return complete[0]
+            if complete:
+                allowed.add(eos)
+            if not allowed:  # cannot happen: every output so far is a prefix of an answer
+                raise OptpromptError("constrained decoding reached a dead end")
+            token = max(allowed, key=lambda t: float(logits[t]))
+            if complete and token == eos:
+                return complete[0]
+            out.append(token)
+            state = getattr(result, name)
+            result = model(torch.tensor([[token]], device=device), use_cache=True, **{name: state})
 
 
 def constrained_predict(
