@@ -28,6 +28,7 @@ __all__ = [
     "StrategyConfig",
     "StudySpec",
     "TaskType",
+    "evaluate",
     "export_card",
     "load",
     "load_adapter",
@@ -43,6 +44,7 @@ _LAZY = {
     "CandidateKind": "optprompt.kinds",
     "TaskType": "optprompt.tasks",
     "load": "optprompt.kinds",
+    "evaluate": "optprompt.evaluation",
     "PromptCandidate": "optprompt.prompts",
     "PromptCard": "optprompt.export",
     "export_card": "optprompt.export",
@@ -59,6 +61,7 @@ _LAZY = {
 if TYPE_CHECKING:
     from optprompt.adapters import SoftCandidate
     from optprompt.config import StudySpec, load_spec
+    from optprompt.evaluation import evaluate
     from optprompt.export import PromptCard, export_card, load_card
     from optprompt.kinds import CandidateKind, load
     from optprompt.kinds.soft import SoftPrompt, load_adapter

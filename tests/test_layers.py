@@ -33,7 +33,7 @@ LAYERS: list[set[str]] = [
     {"adapters"},
     {"kinds", "strategies", "stats"},
     {"study"},
-    {"export", "report", "registry", "testing"},
+    {"export", "report", "registry", "testing", "evaluation", "tracking"},
     {"cli"},
     {""},  # the `optprompt` facade: lazy re-exports of everything
 ]

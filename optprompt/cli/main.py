@@ -54,12 +54,21 @@ def _run(spec, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
     signal.signal(signal.SIGTERM, _terminate)
     from optprompt.study.exclusive import output_lock, worker_output_lock
 
+    if spec.tracking.mlflow:  # fail before the study, not after it, when MLflow is missing
+        from optprompt.tracking.mlflow_runs import check_available
+
+        check_available()
     own = args.command == "worker" and not getattr(args, "output", None)  # OUTPUT/workers/HOST-N
     with (worker_output_lock if own else output_lock)(spec.output) as output:
         spec = spec.model_copy(update={"output": str(output)})
         runner = StudyRunner(spec, progress=not args.quiet, worker=args.command == "worker")
         result = runner.run()
     print_result(result, output=spec.output)
+    if spec.tracking.mlflow:
+        from optprompt.tracking import log_study
+
+        run_id = log_study(spec.output, spec.tracking.mlflow, experiment=spec.tracking.experiment)
+        print(f"logged to MLflow at {spec.tracking.mlflow}: run {run_id} (a child run per trial)")
     if args.command == "worker":
         print(f"this worker ran {runner.trials_run} of the study's {result.n_trials} trials")
     return EXIT_OK
@@ -77,26 +86,29 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
-    from optprompt._io import read_json
-    from optprompt.config.loading import spec_from_dict
-    from optprompt.study.runner import SPEC_FILE
+    from optprompt.study.runner import read_spec
 
-    meta = read_json(Path(args.output_dir) / SPEC_FILE, what=f"study directory file {SPEC_FILE}")
-    spec = spec_from_dict(meta["spec"], source=str(Path(args.output_dir) / SPEC_FILE))
-    return _run(_overrides(spec, args), args)
+    return _run(_overrides(read_spec(args.output_dir), args), args)
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
     from optprompt.cli.output import show_study
 
-    show_study(args.output_dir, top=args.top)
+    show_study(args.output_dir, top=args.top, wide=args.wide, trial=args.trial, as_json=args.json)
     return EXIT_OK
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from optprompt.export import export_card
+    from optprompt.export import export_card, export_trial
 
-    path = export_card(args.output_dir, args.to, pick=args.pick, front=args.front)
+    if args.trial is not None:
+        if args.pick or args.front:
+            from optprompt.errors import OptpromptError
+
+            raise OptpromptError("--trial exports one trial; it does not combine with --pick or --front")
+        path = export_trial(args.output_dir, args.trial, args.to)
+    else:
+        path = export_card(args.output_dir, args.to, pick=args.pick, front=args.front)
     if args.front:
         print(f"wrote the Pareto front's cards and their index {path}")
     elif (path.parent / "adapter_config.json").is_file():
@@ -106,13 +118,40 @@ def _cmd_export(args: argparse.Namespace) -> int:
         )
     else:
         print(f"wrote {path} and {path.parent / 'prompt.txt'}")
+    if not args.front and (path.parent / "serving.json").is_file():
+        extra = (
+            " and the answer set as answers.schema.json / answers.gbnf"
+            if (path.parent / "answers.gbnf").is_file()
+            else ""
+        )
+        print(f"for serving stacks: serving.json (chat messages / completion prompt){extra}")
     return EXIT_OK
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
-    from optprompt.cli.output import print_plugins
+    from optprompt.cli.plugins_cmd import print_plugin_help, print_plugins
 
-    print_plugins()
+    if args.name:
+        print_plugin_help(args.name)
+    else:
+        print_plugins()
+    return EXIT_OK
+
+
+def _cmd_new_plugin(args: argparse.Namespace) -> int:
+    from optprompt.cli.scaffold import scaffold_plugin
+
+    root, files = scaffold_plugin(args.name, args.dir)
+    print(f"wrote {root}/ ({', '.join(files)})")
+    print(f"next: pip install -e {root} && optprompt plugins {args.name} && pytest {root}")
+    return EXIT_OK
+
+
+def _cmd_track(args: argparse.Namespace) -> int:
+    from optprompt.tracking import log_study
+
+    run_id = log_study(args.output_dir, args.mlflow, experiment=args.experiment, report=not args.no_report)
+    print(f"logged {args.output_dir} to MLflow at {args.mlflow}: run {run_id} (a child run per trial)")
     return EXIT_OK
 
 
@@ -185,17 +224,34 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="print a study's leaderboard and result")
     p.add_argument("output_dir", help="the study's output directory")
     p.add_argument("--top", type=int, default=10, help="rows of the leaderboard (default 10)")
+    p.add_argument("--wide", action="store_true", help="print long fields in full instead of cutting them")
+    p.add_argument("--trial", type=int, help="print one trial in full: state, scores, every candidate field")
+    p.add_argument("--json", action="store_true", help="print the leaderboard and result as JSON (for scripts)")
     p.set_defaults(func=_cmd_show)
 
-    p = sub.add_parser("export", help="export the winning prompt as a prompt card")
+    p = sub.add_parser("export", help="export the winning prompt (or --trial N) as a prompt card")
     p.add_argument("output_dir", help="a finished study's output directory")
     p.add_argument("--to", required=True, help="directory to write prompt_card.json and prompt.txt into")
     p.add_argument("--pick", help="multi-objective: pick from the Pareto front, e.g. 'prompt_tokens<=200'")
     p.add_argument("--front", action="store_true", help="multi-objective: export every Pareto-front prompt")
+    p.add_argument("--trial", type=int, help="export this trial's candidate instead of the winner (dev scores only)")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("plugins", help="list strategies, metrics, loaders and models, and where each comes from")
+    p.add_argument("name", nargs="?", help="show this plugin's description and options (defaults, descriptions)")
     p.set_defaults(func=_cmd_plugins)
+
+    p = sub.add_parser("track", help="log a finished study to MLflow (one run, a child run per trial)")
+    p.add_argument("output_dir", help="a finished study's output directory")
+    p.add_argument("--mlflow", required=True, help="MLflow tracking URI, e.g. http://127.0.0.1:5000")
+    p.add_argument("--experiment", help="experiment name (default: the study's name)")
+    p.add_argument("--no-report", action="store_true", help="do not attach the HTML report")
+    p.set_defaults(func=_cmd_track)
+
+    p = sub.add_parser("new-plugin", help="write a strategy plugin package that passes the conformance suite")
+    p.add_argument("name", help="the strategy's name, a lower-case Python identifier (e.g. my_strategy)")
+    p.add_argument("--dir", default=".", help="where to create optprompt-NAME/ (default: here)")
+    p.set_defaults(func=_cmd_new_plugin)
 
     p = sub.add_parser("models", help="manage models")
     msub = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
@@ -205,9 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
     q = msub.add_parser("list", help="list registered model names and converted GGUF files")
     q.set_defaults(func=_cmd_models_list)
 
+    from optprompt.cli.evaluate_cmd import add_evaluate_parser
     from optprompt.cli.registry_cmd import add_registry_parser
     from optprompt.cli.report_cmd import add_report_parser
 
+    add_evaluate_parser(sub)
     add_report_parser(sub)
     add_registry_parser(sub)
     return parser

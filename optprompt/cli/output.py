@@ -88,6 +88,14 @@ def print_result(
             f"(difference {d.estimate:+.3f}, 95% CI [{d.low:+.3f}, {d.high:+.3f}], "
             f"{cmp_.test} p = {cmp_.p_value:.3g}, n = {cmp_.n})"
         )
+    served = result.constrained_generation
+    if served:
+        iv = served["interval"]
+        print(
+            f"test {served['metric']} of the winner answering by greedy generation constrained to the answer set "
+            f"(as a serving stack does; uncalibrated): {served['value']:.3f} (95% CI [{iv['low']:.3f}, "
+            f"{iv['high']:.3f}]); it answers as the ranked prediction on {served['agreement']:.0%} of test"
+        )
     if result.teacher:
         print_teacher(result)
     context = result.context
@@ -196,36 +204,16 @@ def leaderboard(output_dir: str | Path, top: int = 10):  # type: ignore[no-untyp
     return df.head(top).reset_index(drop=True)
 
 
-def show_study(output_dir: str | Path, top: int = 10) -> None:
-    """Print the leaderboard and, for a finished study, the result summary."""
-    import pandas as pd
+def show_study(output_dir: str | Path, top: int = 10, **options: Any) -> None:
+    """Print the leaderboard and, for a finished study, the result summary
+    (see :func:`optprompt.cli.show_cmd.show_study` for ``wide``, ``trial``, ``as_json``)."""
+    from optprompt.cli.show_cmd import show_study as _show
 
-    from optprompt.results import RESULT_FILE, load_result
-
-    df = leaderboard(output_dir, top)
-    with pd.option_context("display.max_colwidth", 60, "display.width", 200):
-        print(df.to_string(index=False) if not df.empty else "(no trials yet)")
-    result_path = Path(output_dir) / RESULT_FILE
-    if result_path.is_file():
-        print_result(load_result(result_path))
-    else:
-        print(f"\n(no {RESULT_FILE} yet: the study has not finished; run it again to resume)")
+    _show(output_dir, top, **options)
 
 
 def print_plugins() -> None:
-    """Every registered strategy, candidate kind, task type, metric, loader and model name, with its source."""
-    from optprompt.plugins.manager import load_plugins
+    """Every registered plugin with its source (kept here for callers of the old place)."""
+    from optprompt.cli.plugins_cmd import print_plugins as _print
 
-    plugins = load_plugins()
-    for title, reg in (
-        ("strategies", plugins.strategies),
-        ("candidate kinds", plugins.kinds),
-        ("task types", plugins.task_types),
-        ("metrics", plugins.metrics),
-        ("task loaders", plugins.task_loaders),
-        ("models", plugins.models),
-    ):
-        print(f"{title}:")
-        for e in reg:
-            print(f"  {e.name:<24} {e.description}")
-            print(f"  {'':<24} from {e.source}")
+    _print()

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 __all__ = [
     "StudySpec",
+    "TrackingSpec",
     "TaskSpec",
     "SplitSpec",
     "StrategySpec",
@@ -248,6 +249,17 @@ class StrategySpec(BaseModel):
         return dict(self.model_extra or {})
 
 
+class TrackingSpec(_Strict):
+    """Experiment tracking: where a finished study is logged (optional extras)."""
+
+    mlflow: str | None = Field(
+        None,
+        description="MLflow tracking URI (http://host:port, sqlite:///file.db, a directory): one run per study, "
+        "a child run per trial, the final comparison, the card and the HTML report. Needs optprompt[mlflow].",
+    )
+    experiment: str | None = Field(None, description="MLflow experiment name; default: the study's name.")
+
+
 class StudySpec(_Strict):
     """A whole study: model, task, strategy, seed and where results go."""
 
@@ -271,6 +283,7 @@ class StudySpec(_Strict):
         "Pareto front, e.g. 'prompt_tokens<=200' (the best score that fits).",
     )
     selection: SelectionSpec = SelectionSpec()
+    tracking: TrackingSpec = TrackingSpec()
     pruning: PruningSpec = PruningSpec()
     workers: WorkersSpec = WorkersSpec()
     trial_timeout: float | None = Field(

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from optprompt._io import atomic_write_json
 from optprompt.errors import OptpromptError
+from optprompt.export.serving import write_serving_files_under
 from optprompt.kinds.prompt.card import CARD_FILE
 from optprompt.results import load_result
 
@@ -60,6 +61,7 @@ def export_card(
         index = []
         for m in pareto:
             kinds.of_dict(m.candidate).export(result, output, to / f"trial-{m.trial}", m)
+            write_serving_files_under(to / f"trial-{m.trial}")
             index.append(
                 {
                     "trial": m.trial,
@@ -79,4 +81,6 @@ def export_card(
             )
         member = next(m for m in pareto if m.trial == picked["trial"])
     chosen = member or result.best
-    return kinds.of_dict(chosen.candidate).export(result, output, to, member)
+    path = kinds.of_dict(chosen.candidate).export(result, output, to, member)
+    write_serving_files_under(to)
+    return path

@@ -199,6 +199,13 @@ class CandidateKind(abc.ABC):
         trains on train, or does not say, is judged on the held-out part of dev alone."""
         return []
 
+    def constrained_answers(self, candidate: Any, ctx: KindContext, examples: Sequence[Any]) -> list[Any] | None:
+        """The answers ``candidate`` gives to ``examples`` by greedy generation constrained to
+        the answer set, uncalibrated (what a serving stack with guided decoding returns),
+        measured beside the ranked score at the end of a study; None (the default) when this
+        kind does not measure it."""
+        return None
+
     def combine(self, finalists: Sequence[tuple[Any, Any]], ctx: KindContext, limit: int) -> Any | None:
         """A candidate of this kind built from the study's finalists, or None (the default).
 

@@ -8,6 +8,7 @@ of :func:`get_plugin_manager` / :func:`load_plugins` builds fresh ones.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,11 +22,15 @@ __all__ = [
     "Entry",
     "Registry",
     "Plugins",
+    "PluginManager",
+    "PluginProblem",
     "get_plugin_manager",
     "load_plugins",
     "load_task_types",
     "ENTRY_POINT_GROUP",
 ]
+
+logger = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "optprompt"
 
@@ -126,22 +131,119 @@ class Plugins:
             self.views[key] = make()
         return self.views[key]
 
+    @property
+    def problems(self) -> list[PluginProblem]:
+        """Entry points that registered nothing, with the reason (see :class:`PluginProblem`)."""
+        return list(getattr(self.manager, "problems", []))
 
-def get_plugin_manager(*, entry_points: bool = True, extra_plugins: Iterable[object] = ()) -> pluggy.PluginManager:
-    """A fresh plugin manager with entry-point plugins, the core built-ins and ``extra_plugins``."""
-    pm = pluggy.PluginManager("optprompt")
+
+@dataclass(frozen=True)
+class PluginProblem:
+    """An entry point that registers nothing: it failed to import, or its hooks are unusable.
+
+    ``optprompt plugins`` lists these; other commands log them as warnings and carry on
+    with the plugins that loaded.
+    """
+
+    entry_point: str  # "optprompt:NAME = module"
+    distribution: str  # "name version"
+    reason: str
+
+    def __str__(self) -> str:
+        return f"entry point {self.entry_point} in {self.distribution}: {self.reason}"
+
+
+class PluginManager(pluggy.PluginManager):
+    """pluggy's manager, plus what went wrong while loading entry points.
+
+    Attributes:
+        problems: Entry points that registered nothing, with the reason.
+        distributions: Plugin name -> "distribution version" of each entry-point plugin.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("optprompt")
+        self.problems: list[PluginProblem] = []
+        self.distributions: dict[str, str] = {}
+
+
+_SPEC_NAMES = frozenset(n for n in dir(hookspecs) if n.startswith("register_"))
+
+
+def _hook_problem(pm: PluginManager, plugin: object) -> str | None:
+    """Why ``plugin`` (just registered) is unusable, or None."""
+    marked = {
+        name for name in dir(plugin) if not name.startswith("_") and pm.parse_hookimpl_opts(plugin, name) is not None
+    }
+    unknown = sorted(marked - _SPEC_NAMES)
+    if unknown:
+        from optprompt._suggest import did_you_mean
+
+        return "; ".join(f"unknown hook {n!r}{did_you_mean(n, sorted(_SPEC_NAMES))}" for n in unknown)
+    if not marked:
+        unmarked = sorted(n for n in _SPEC_NAMES if callable(getattr(plugin, n, None)))
+        if unmarked:
+            return (
+                f"defines {', '.join(unmarked)} without @hookimpl, so it registers nothing "
+                "(decorate it: `from optprompt.plugins import hookimpl`)"
+            )
+        return f"implements no optprompt hook (expected one of {', '.join(sorted(_SPEC_NAMES))})"
+    return None
+
+
+def _load_entry_points(pm: PluginManager, group: str) -> None:
+    """Register every entry point of ``group``; record, rather than raise, the broken ones."""
+    import importlib.metadata
+
+    for dist in list(importlib.metadata.distributions()):
+        for ep in dist.entry_points:
+            if ep.group != group or pm.has_plugin(ep.name) or pm.is_blocked(ep.name):
+                continue
+            where = f"{dist.metadata['Name']} {dist.version}"
+            what = f"{group}:{ep.name} = {ep.value}"
+            try:
+                plugin = ep.load()
+            except Exception as e:
+                pm.problems.append(PluginProblem(what, where, f"import failed: {type(e).__name__}: {e}"))
+                continue
+            try:
+                pm.register(plugin, name=ep.name)
+            except Exception as e:
+                pm.problems.append(PluginProblem(what, where, f"registration failed: {type(e).__name__}: {e}"))
+                continue
+            problem = _hook_problem(pm, plugin)
+            if problem is not None:
+                pm.unregister(plugin)
+                pm.problems.append(PluginProblem(what, where, problem))
+                continue
+            pm.distributions[ep.name] = where
+
+
+def get_plugin_manager(*, entry_points: bool = True, extra_plugins: Iterable[object] = ()) -> PluginManager:
+    """A fresh plugin manager with entry-point plugins, the core built-ins and ``extra_plugins``.
+
+    An entry point that fails to import or implements no hook is recorded in the
+    manager's ``problems`` (and logged), not raised: one broken plugin does not stop the
+    others. A plugin registered in code (``extra_plugins``) with unusable hooks raises.
+    """
+    pm = PluginManager()
     pm.add_hookspecs(hookspecs)
     if entry_points:
-        try:
-            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-        except Exception as e:  # an entry point that fails to import
-            raise PluginError(f"a plugin of entry-point group {ENTRY_POINT_GROUP!r} failed to load: {e!r}") from e
+        _load_entry_points(pm, ENTRY_POINT_GROUP)
+        core = [p for p in pm.problems if p.distribution.split(" ")[0] == CORE_DISTRIBUTION]
+        if core:  # the core's own components must load: nothing works without them
+            raise PluginError(f"optprompt's own component failed to load: {core[0]}")
+        for problem in pm.problems:
+            logger.warning("plugin skipped: %s", problem)
     else:  # without third-party plugins and the built-in strategies: the core's own components
         for ep in core_entry_points():
             if pm.get_plugin(ep.name) is None:
                 pm.register(ep.load(), name=ep.name)
     for plugin in extra_plugins:
         pm.register(plugin)
+        problem = _hook_problem(pm, plugin)
+        if problem is not None and "without @hookimpl" in problem:  # unknown hooks: check_pending says which
+            raise PluginError(f"plugin {pm.get_name(plugin)!r}: {problem}")
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as e:
@@ -152,10 +254,9 @@ def get_plugin_manager(*, entry_points: bool = True, extra_plugins: Iterable[obj
 def _plugin_source(pm: pluggy.PluginManager, plugin_name: str) -> str:
     if plugin_name in {ep.name for ep in core_entry_points()}:
         return "optprompt core"
-    plugin = pm.get_plugin(plugin_name)
-    for p, dist in pm.list_plugin_distinfo():
-        if p is plugin:
-            return f"entry point {ENTRY_POINT_GROUP}:{plugin_name} in {dist.project_name} {dist.version}"
+    where = getattr(pm, "distributions", {}).get(plugin_name)
+    if where is not None:
+        return f"entry point {ENTRY_POINT_GROUP}:{plugin_name} in {where}"
     return f"registered in code ({plugin_name})"
 
 

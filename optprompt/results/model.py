@@ -235,6 +235,10 @@ class StudyResult(BaseModel):
     selection: SelectionInfo | None = None  # held-out selection: finalists, p-value, do no harm
     context: ContextInfo | None = None  # task.truncate: the context limit and what was cut
     teacher: TeacherInfo | None = None  # distillation: the teacher's labels and test scores
+    #: The winner's test score under greedy generation constrained to the answer set (what
+    #: a serving stack with guided decoding does; uncalibrated): value, metric, metrics,
+    #: interval, agreement with the ranked answers, n. None when not measured.
+    constrained_generation: dict[str, Any] | None = None
     wall_seconds: float = 0.0
 
     @property

@@ -28,8 +28,8 @@ from optprompt.results import (
     StrategyInfo,
     StudyResult,
     TaskInfo,
-    TeacherInfo,
 )
+from optprompt.study.figures import constrained_generation, families_of, teacher_figures
 from optprompt.study.objectives import parse_rule, select
 from optprompt.study.selection import Selection, compare_evaluations, select_winner
 from optprompt.tasks.types import GENERATION_SETTINGS_KEY
@@ -178,7 +178,7 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> StudyResult:
         }
 
     comparison = compare_evaluations(test_base, test_best)
-    families = _families(trials)
+    families = families_of(trials)
     if families:
         # A study spanning several families of candidates: each family's best on dev,
         # scored on test and compared with the baseline, side by side.
@@ -212,7 +212,7 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> StudyResult:
         else []
     )
     warnings = notes + warnings
-    teacher = _teacher_figures(end, test_base, test_best) if end.teacher is not None else None
+    teacher = teacher_figures(end.teacher, task, ctx, test_base, test_best) if end.teacher is not None else None
     # The search's trials (a candidate combined from the finalists at the end is not one).
     searched = [t for t in trials if not TrialRecord.from_frozen(t).is_combined]
     states = Counter(t.state.name.lower() for t in searched if t.state.is_finished())
@@ -227,6 +227,9 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> StudyResult:
         else None
     )
     optional: dict[str, Any] = {}  # parts result.json holds only when the study has them
+    constrained = constrained_generation(kinds.of(best), best, ctx, test_best)
+    if constrained:
+        optional["constrained_generation"] = constrained
     if pareto:
         optional.update(select=spec.select, pareto=pareto)
     if selection is not None:
@@ -277,33 +280,6 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> StudyResult:
     atomic_write_text(ctx.output / PREDICTIONS_FILE, "\n".join(lines) + "\n")
     typed.write(ctx.output)
     return typed
-
-
-def _teacher_figures(end: StudyEnd, test_base: Evaluation, test_best: Evaluation) -> TeacherInfo:
-    """Distillation: the teacher scored on test, against the student's baseline prompt
-    (``comparison``) and against the student's winner (``student_vs_teacher``: winner minus
-    teacher)."""
-    teacher = end.teacher
-    task = end.task
-    options = [list(ex.options) for ex in task.test] if task.has_options else None
-    answers = teacher.predictor.predict([ex.input for ex in task.test], options)
-    test = end.kind_context.evaluator.evaluate_answers(task.test, answers, "test", name="teacher")
-    return TeacherInfo(
-        **teacher.summary(),
-        test=test.to_dict(),
-        comparison=compare_evaluations(test_base, test),
-        student_vs_teacher=compare_evaluations(test, test_best),
-    )
-
-
-def _families(trials: list[optuna.trial.FrozenTrial]) -> dict[str, Any]:
-    """Trials by the family a strategy tagged them with (:attr:`TrialRecord.family`), in order."""
-    out: dict[str, Any] = {}
-    for t in trials:
-        family = TrialRecord.from_frozen(t).family
-        if family:
-            out.setdefault(family, []).append(t)
-    return out
 
 
 def _calibration(candidate: Candidate) -> str:

@@ -195,13 +195,13 @@ class TrialLedger:
         tail = finished[-EXHAUSTED_AFTER:]
         if counted and len(tail) == EXHAUSTED_AFTER and not any(r.counts for r in tail):
             return (
-                f"the search space looks exhausted: the last {EXHAUSTED_AFTER} proposals were all repeats of scored "
-                f"candidates or rejected ({counted} distinct scored of {budget} budgeted)"
+                f"search space exhausted: the last {EXHAUSTED_AFTER} proposals were all repeats of scored candidates "
+                f"or rejected ({counted} distinct candidates of the {budget} budgeted), so the study ended early"
             )
         if len(finished) >= max_total:
             return (
-                f"stopping after {max_total} trials: the strategy keeps proposing candidates already scored "
-                f"({counted} distinct of {budget} budgeted)"
+                f"search space exhausted: after {len(finished)} proposals the strategy had found only {counted} "
+                f"distinct candidates of the {budget} budgeted and kept repeating scored ones, so the study ended early"
             )
         return None
 

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from optprompt.results import StudyResult
     from optprompt.tasks.task import Task
 
-__all__ = ["StudyRunner", "run_study", "RESULT_FILE", "SPEC_FILE", "PREDICTIONS_FILE"]
+__all__ = ["StudyRunner", "run_study", "read_spec", "RESULT_FILE", "SPEC_FILE", "PREDICTIONS_FILE"]
 
 logger = logging.getLogger("optprompt")
 
@@ -147,6 +147,9 @@ class StudyRunner:
             self.output / SPEC_FILE,
             {
                 "spec": self.spec.model_dump(mode="json"),
+                # What the study file set, without defaults: read back, a default stays a default
+                # (a small dev set then skips the default hold-out again instead of refusing it).
+                "spec_as_given": self.spec.model_dump(mode="json", exclude_unset=True),
                 "storage": url,
                 "study_name": self.spec.name,
                 "optprompt_version": __version__,
@@ -210,6 +213,16 @@ class StudyRunner:
             notes=[*session.notes, *([ledger.stop_reason] if ledger.stop_reason else [])],
         )
         return finish_study(end, study)
+
+
+def read_spec(output: str | Path) -> StudySpec:
+    """The spec of the study in ``output`` as its file gave it (``optprompt resume``, exports)."""
+    from optprompt._io import read_json
+    from optprompt.config.loading import spec_from_dict
+
+    path = Path(output) / SPEC_FILE
+    meta = read_json(path, what=f"study directory file {SPEC_FILE}")
+    return spec_from_dict(meta.get("spec_as_given") or meta["spec"], source=str(path))
 
 
 def run_study(spec: StudySpec, **kwargs: Any) -> StudyResult:

@@ -168,9 +168,18 @@ def _fingerprint(splits: dict[str, list[Example]]) -> str:
 
 
 def build_task(
-    spec: TaskSpec, *, plugins: Plugins, seed: int = 0, base_dir: str | None = None, name: str = "task"
+    spec: TaskSpec,
+    *,
+    plugins: Plugins,
+    seed: int = 0,
+    base_dir: str | None = None,
+    name: str = "task",
+    required: tuple[str, ...] = ("dev", "test"),
 ) -> Task:
     """Load, validate and split the data a :class:`TaskSpec` describes.
+
+    ``required`` names the splits that must not be empty (``optprompt evaluate`` gives
+    only a test split: ``data={"test": FILE}``, ``required=("test",)``).
 
     Raises:
         DataError: missing file or column, empty values, labels the verbalizer lacks,
@@ -182,7 +191,7 @@ def build_task(
     bad = BadRows(spec.bad_rows)
     if isinstance(spec.data, dict):
         unknown = set(spec.data) - set(_SPLITS)
-        if unknown or "dev" not in spec.data or "test" not in spec.data:
+        if unknown or any(s not in spec.data for s in required):
             raise ConfigError(
                 "task.data: a mapping of given splits needs keys dev and test (train optional), "
                 f"got {sorted(spec.data)}"
@@ -228,7 +237,7 @@ def build_task(
         if ex.id in seen:
             raise DataError(f"{ex.row}: example id {ex.id!r} is not unique (also {seen[ex.id]})")
         seen[ex.id] = ex.row
-    for s in ("dev", "test"):
+    for s in required:
         if not splits[s]:
             raise DataError(
                 f"{source_desc}: the {s} split is empty ({len(all_examples)} examples in all); "

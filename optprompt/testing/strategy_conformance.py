@@ -74,14 +74,21 @@ def _first_difference(a: list[str], b: list[str]) -> str:
 
 
 def check_registration(
-    strategy: Strategy, options: Mapping[str, Any] | None = None, *, extra_plugins: Iterable[object] = ()
+    strategy: Strategy,
+    options: Mapping[str, Any] | None = None,
+    *,
+    extra_plugins: Iterable[object] = (),
+    env: TinyStudyEnv | None = None,
+    seed: int = 0,
 ) -> None:
     """The strategy is registered under its ``name`` and has a usable typed config.
 
     Its ``config_class`` derives from :class:`StrategyConfig`, rejects unknown keys,
     accepts ``options`` and survives a JSON round trip; its docstring gives the line
-    ``optprompt plugins`` shows.
+    ``optprompt plugins`` shows. It runs no study: ``env`` and ``seed`` are accepted, so
+    every check takes the same keyword arguments, and unused.
     """
+    del env, seed
     from pydantic import ValidationError
 
     plugins, name = strategy_plugins(strategy, extra_plugins)
@@ -244,6 +251,11 @@ def check_respects_budget(
 def _budget_problems(run: StudyRun, trials: int) -> list[str]:
     if run.counted == trials:
         return []
+    if run.counted < trials and run.result is not None:  # a small search space may end a study early
+        warnings = StudyResult.from_dict(run.result).warnings
+        if any(w.startswith("search space exhausted") for w in warnings):
+            return []
+        return [f"the study ended early ({run.counted} of {trials} trials counted) without saying why"]
     repeats = sum(1 for t in run.trials if TrialRecord.from_frozen(t).is_repeat)
     return [
         f"the study ended with {run.counted} trials counted against a budget of {trials} "
@@ -339,17 +351,48 @@ def check_reproducible_with_seed(
 ) -> None:
     """Two fresh runs with the same seed propose the same candidates in the same order.
 
-    The score cache is off, so nothing replays a first run's generations.
+    Each run is a new Python process (as two ``optprompt run`` invocations are), and the
+    global ``random`` and numpy generators are reseeded from the OS before each
+    ``propose`` (as other code in a user's process would leave them), so a strategy drawing
+    from module-level state (the global generators, string hashes, a module's caches) is
+    caught. That needs the strategy and ``extra_plugins`` importable in a new process
+    (a registered name, or classes and modules defined at module level of an importable
+    module); otherwise both runs are made in this process, with a warning. The score
+    cache is off, so nothing replays a first run's generations.
     """
+    import warnings
+
+    from optprompt.testing._fresh import reference_of, run_fresh, scrambling_hook
+
+    extra = tuple(extra_plugins)
+    ref = strategy if isinstance(strategy, str) else reference_of(strategy)
+    extra_refs = [reference_of(p) for p in extra]
+    plugins, name = strategy_plugins(strategy, extra, hook=scrambling_hook)
     with env_or_temp(env) as env:
-        a = observed_run(env, strategy, options or {}, extra_plugins, seed).run
-        plugins, name = strategy_plugins(strategy, extra_plugins)
-        b = run_study(env, plugins, name, options or {}, what="seeded run 2", seed=seed)
-    if a.tokens() != b.tokens():
+        if ref is None or None in extra_refs:
+            warnings.warn(
+                f"{name}: the strategy or an extra plugin cannot be imported by reference (defined in __main__, "
+                "inside a function, or a plugin instance), so both seeded runs are made in this process; "
+                "module-level state shared between them goes unnoticed",
+                stacklevel=2,
+            )
+            runs = [
+                run_study(env, plugins, name, options or {}, what=f"seeded run {i}", seed=seed).tokens() for i in (1, 2)
+            ]
+        else:
+            runs = [
+                run_fresh(
+                    env.root, env.model_dir, env.data, env.prompt, ref, extra_refs,  # type: ignore[arg-type]
+                    options or {}, seed, env.new_dir(f"seeded-run-{i}"),
+                )
+                for i in (1, 2)
+            ]  # fmt: skip
+    a, b = runs
+    if a != b:
         raise ConformanceError(
-            f"{name}: two runs with seed {seed} differ: {_first_difference(a.tokens(), b.tokens())} "
+            f"{name}: two runs with seed {seed}, each in a fresh process, differ: {_first_difference(a, b)} "
             "(seed every random choice from the study's seed: trial.suggest_*, or "
-            "random.Random(...) seeded from self.context.seed)"
+            "random.Random(...) seeded from self.context.seed; never the global `random` or numpy generator)"
         )
 
 

@@ -92,8 +92,7 @@ class TemplateSearchConfig(StrategyConfig):
         None,
         min_length=1,
         description="Demonstration modes to search: fixed (chosen per candidate) and/or knn (retrieved per input). "
-        f"Default: fixed, and knn too when the budget allows it (at least {KNN_MIN_TRIALS} trials or "
-        f"{KNN_MIN_MINUTES:g} minutes) and train has rows enough to retrieve from.",
+        "Default: fixed, plus knn when the budget is large enough for it (docs/strategies.md).",
     )
     knn: KnnOptions = Field(default_factory=KnnOptions, description="Settings searched for knn demonstrations.")
 

@@ -117,7 +117,7 @@ def test_another_exception_than_candidate_rejected_fails(env: TinyStudyEnv) -> N
 
 
 def test_unseeded_randomness_fails_reproducibility(env: TinyStudyEnv) -> None:
-    with pytest.raises(ConformanceError, match=r"unseeded_test: two runs with seed 0 differ: trial 1 differs"):
+    with pytest.raises(ConformanceError, match=r"unseeded_test: two runs with seed 0, each in a fresh process, differ"):
         check_reproducible_with_seed(_Unseeded, TRIALS, env=env)
 
 
@@ -141,3 +141,28 @@ def test_an_unknown_strategy_name_is_a_clear_error() -> None:
 
     with pytest.raises(PluginError, match=r"unknown strategy 'nope_test'; known: .*template_search"):
         check_registration("nope_test")
+
+
+class _GlobalRandom(_Variants):
+    """Draws from the module-level ``random`` generator (which the study seeds once per run,
+    so two runs in one process used to agree; a resumed run does not)."""
+
+    name = "global_random_test"
+
+    def propose(self, trial):  # type: ignore[no-untyped-def]
+        return self.variant(random.randrange(10**9))
+
+
+def test_the_global_random_generator_fails_reproducibility(env: TinyStudyEnv) -> None:
+    with pytest.raises(ConformanceError, match=r"global_random_test: two runs with seed 0, each in a fresh process"):
+        check_reproducible_with_seed(_GlobalRandom, TRIALS, env=env)
+
+
+def test_a_strategy_defined_in_a_function_is_checked_in_process_with_a_warning(env: TinyStudyEnv) -> None:
+    class Local(_Variants):
+        """A valid strategy that a new process cannot import."""
+
+        name = "local_test"
+
+    with pytest.warns(UserWarning, match="both seeded runs are made in this process"):
+        check_reproducible_with_seed(Local, TRIALS, env=env)

@@ -400,6 +400,7 @@ def card_from_result(
         member = ResultEntry.model_validate(member)
     chosen = result.best if member is None or member.trial == result.best.trial else member
     entry = chosen.to_dict()
+    served = result.constrained_generation if chosen is result.best else None
     baseline = result.baseline.to_dict()
     return card_from_description(
         entry,
@@ -410,6 +411,7 @@ def card_from_result(
             "dev": entry["dev"],
             "test": entry.get("test"),
             **({"objectives": entry["objectives"]} if "objectives" in entry else {}),
+            **({"constrained_generation": served} if served else {}),
         },
         baseline_scores={"dev": baseline["dev"], "test": baseline.get("test")},
         comparison=result.comparison.to_dict() if result.comparison is not None else {},

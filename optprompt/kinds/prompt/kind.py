@@ -85,7 +85,7 @@ class PromptKind(CandidateKind):
             "template": (data.get("template") or "").replace("\n", "⏎"),
             "answers": "/".join(w for _, w in data.get("verbalizer", [])) or data.get("choice_format", ""),
             "calibration": data.get("calibration", "none"),
-            "instruction": (data.get("instruction") or "")[:60],
+            "instruction": data.get("instruction") or "",  # show and the report fit it to their width
         }
         if data.get("output_format"):  # extraction: the answer format instead of a calibration
             columns.pop("calibration")
@@ -128,6 +128,24 @@ class PromptKind(CandidateKind):
 
     def describe(self, candidate: PromptCandidate, ctx: KindContext) -> dict[str, Any]:
         return describe(ctx.renderer, ctx.chat, candidate)
+
+    def constrained_answers(
+        self, candidate: PromptCandidate, ctx: KindContext, examples: Sequence[Example]
+    ) -> list[Any] | None:
+        """Greedy generation constrained to the answers, through the card the winner exports
+        (no calibration); None for tasks that generate or models that are not causal."""
+        from optprompt.kinds.prompt.card import card_from_description
+        from optprompt.kinds.prompt.constrained import constrained_predict, supports_constrained
+        from optprompt.kinds.prompt.predictor import CardPredictor
+
+        if ctx.task.generates:
+            return None
+        card = card_from_description(describe(ctx.renderer, ctx.chat, candidate), ctx.task.summary())
+        predictor = CardPredictor(card, ctx.model)
+        if not supports_constrained(predictor):
+            return None
+        options = [list(ex.options) for ex in examples] if any(ex.options for ex in examples) else None
+        return constrained_predict(predictor, [ex.input for ex in examples], options)
 
     def export(self, result: StudyResult, output: Path, to: Path, member: ResultEntry | None = None) -> Path:
         path = card_from_result(result, member).save(to)

@@ -75,8 +75,11 @@ class KeywordInstructions(BaseStrategy):
     def __init__(self, config: KeywordInstructionsConfig, context: StrategyContext) -> None:
         super().__init__(config, context)
         task = context.task
-        if not task.has_fixed_labels:
-            raise ConfigError(f"strategy 'keyword_instructions' needs a classification task; this one is {task.type}")
+        if task.generates or not task.labels:  # cue words need a fixed label set
+            raise ConfigError(
+                f"strategy 'keyword_instructions' needs a task with a fixed label set (classification); "
+                f"this one is {task.type}"
+            )
         self.answer = dict(context.baseline.verbalizer)
         ranked = label_keywords(
             ((ex.input, ex.target) for ex in task.train),

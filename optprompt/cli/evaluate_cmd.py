@@ -1,0 +1,96 @@
+"""``optprompt evaluate TARGET --data FILE [--model REF] [--against OTHER]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from optprompt.evaluation import EvaluationReport
+
+__all__ = ["add_evaluate_parser", "print_evaluation"]
+
+
+def print_evaluation(report: EvaluationReport, *, width: int | None = None) -> None:
+    """A short table: each target's metric with its 95% interval, then the paired test."""
+    from optprompt.cli.show_cmd import format_table, terminal_width
+
+    width = terminal_width() if width is None else width
+    rows = []
+    for s in [report.target, *([report.against] if report.against else [])]:
+        rows.append(
+            {
+                "trial": "",  # keeps the fixed-width columns' rules: nothing here
+                report.metric: f"{s.value:.3f}",
+                "95% CI": f"[{s.interval.low:.3f}, {s.interval.high:.3f}]",
+                **(
+                    {
+                        "constrained gen.": f"{s.constrained.value:.3f} [{s.constrained.interval.low:.3f}, "
+                        f"{s.constrained.interval.high:.3f}]"
+                    }
+                    if s.constrained is not None
+                    else {}
+                ),
+                "what": s.what,
+                "model": s.model,
+                **({"format failures": s.format_failures} if report.task_type and s.format_failures else {}),
+            }
+        )
+    for r in rows:
+        r.pop("trial")
+    print(f"{report.data}: {report.n} examples ({report.task_type}), {report.metric}")
+    lines, _ = format_table(rows, width, fixed=(report.metric, "95% CI", "constrained gen."))
+    print("\n".join(lines))
+    c = report.comparison
+    if c is not None:
+        d = c.difference
+        print(
+            f"difference {d.estimate:+.3f} (95% CI [{d.low:+.3f}, {d.high:+.3f}]), {c.test} p = {c.p_value:.3g}, "
+            f"n = {c.n}"
+        )
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from optprompt.evaluation import evaluate
+
+    columns: dict[str, Any] = {k: getattr(args, k) for k in ("input", "label", "options", "id", "format")}
+    columns = {k: v for k, v in columns.items() if v is not None}
+    report = evaluate(
+        args.target,
+        args.data,
+        model=args.model,
+        against=args.against,
+        columns=columns,
+        constrained=args.constrained,
+        device=args.device,
+        output=args.output,
+    )
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print_evaluation(report)
+        print(f"wrote {args.output}")
+    return 0
+
+
+def add_evaluate_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="score an export or a study's winner on new data, on its model or another (--model), against another",
+    )
+    p.add_argument("target", help="an export directory (card, adapter, ensemble), a prompt card, or a study directory")
+    p.add_argument("--data", required=True, help="labelled data file (JSONL, CSV, Parquet...), read as a study reads")
+    p.add_argument("--model", help="score on this model instead (registered name, model directory or .gguf file)")
+    p.add_argument("--against", help="another export or study directory, or 'baseline' (the study's baseline prompt)")
+    p.add_argument("--output", default="evaluation.json", help="where to write evaluation.json (default: here)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda... (default auto)")
+    p.add_argument("--json", action="store_true", help="print the evaluation as JSON")
+    p.add_argument(
+        "--constrained",
+        action="store_true",
+        help="also measure greedy generation constrained to the answer set (what a serving stack does)",
+    )
+    for col in ("input", "label", "options", "id", "format"):
+        p.add_argument(f"--{col}", help=f"the data's {col} column (as task.{col}; a study directory's by default)")
+    p.set_defaults(func=_cmd_evaluate)

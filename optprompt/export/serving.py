@@ -1,0 +1,164 @@
+"""What a serving stack takes, written beside each exported prompt card.
+
+- ``serving.json``: the prompt as chat ``messages`` (exactly the user turn the study
+  scored, when it scored through the chat template) or as a completion ``prompt``, with
+  ``{input}`` where the input goes; the same prompt with the demonstrations as
+  user/assistant turns (``messages_with_turns``: not what was scored); the closed answer
+  set and greedy decoding settings.
+- ``answers.schema.json``: the answer set as a JSON schema ``enum`` (vLLM's
+  ``guided_json``, Ollama's ``format``, OpenAI-compatible ``response_format``);
+- ``answers.gbnf``: the answer set as a GBNF grammar (llama.cpp's ``--grammar-file`` and
+  server ``grammar``, vLLM's ``guided_grammar``).
+
+The schema and grammar are written when the answers are a closed set known at export time
+(classification: the answer words). Multiple-choice answers depend on each request's
+options: :func:`answer_schema` and :func:`answer_grammar` build them per request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from optprompt._io import atomic_write_json, atomic_write_text
+
+if TYPE_CHECKING:
+    from optprompt.kinds.prompt.card import PromptCard
+
+__all__ = [
+    "GRAMMAR_FILE",
+    "SCHEMA_FILE",
+    "SERVING_FILE",
+    "answer_grammar",
+    "answer_schema",
+    "gbnf_literal",
+    "serving_spec",
+    "write_serving_files",
+    "write_serving_files_under",
+]
+
+SERVING_FILE = "serving.json"
+SCHEMA_FILE = "answers.schema.json"
+GRAMMAR_FILE = "answers.gbnf"
+SERVING_FORMAT = 1
+
+
+def gbnf_literal(text: str) -> str:
+    """``text`` as a GBNF string literal (quotes, backslashes and control characters escaped)."""
+    out = []
+    for ch in text:
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02X}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def answer_grammar(answers: Sequence[str], *, leading_space: bool = False) -> str:
+    """A GBNF grammar whose language is exactly ``answers`` (optionally after one space,
+    for completion prompts where the answer follows ``Answer:``)."""
+    if not answers:
+        raise ValueError("a grammar needs at least one answer")
+    choices = " | ".join(gbnf_literal(a) for a in answers)
+    lines = [f"root ::= {'space ' if leading_space else ''}answer", f"answer ::= {choices}"]
+    if leading_space:
+        lines.append('space ::= " "?')
+    return "\n".join(lines) + "\n"
+
+
+def answer_schema(answers: Sequence[str], *, title: str = "answer") -> dict[str, Any]:
+    """A JSON schema (draft 2020-12) accepting exactly the strings ``answers``."""
+    if not answers:
+        raise ValueError("a schema needs at least one answer")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": title,
+        "type": "string",
+        "enum": list(answers),
+    }
+
+
+def _turns(card: PromptCard) -> list[dict[str, str]]:
+    """The prompt with its demonstrations as user/assistant turns (the instruction as the
+    system turn): the chat form many serving setups prefer. Not what the study scored."""
+    from optprompt.prompts.render import fill_query
+
+    messages = [{"role": "system", "content": card.instruction}] if card.instruction.strip() else []
+    if card.retrieval is None:
+        for d in card.demos:
+            query = fill_query(card.template, d["input"], d.get("options"), card.choice_format)
+            messages.append({"role": "user", "content": query})
+            messages.append({"role": "assistant", "content": str(d["answer"])})
+    messages.append({"role": "user", "content": fill_query(card.template, "{input}", None, card.choice_format)})
+    return messages
+
+
+def serving_spec(card: PromptCard) -> dict[str, Any]:
+    """What ``serving.json`` holds for ``card``."""
+    answers = list(card.answers(None))  # a closed set: classification's answer words; else per request
+    prompt = card.template_text()
+    spec: dict[str, Any] = {
+        "format_version": SERVING_FORMAT,
+        "input_placeholder": "{input}",
+        "chat": card.chat,
+        "messages": [{"role": "user", "content": prompt}] if card.chat else None,
+        "prompt": None if card.chat else prompt,
+        "messages_with_turns": _turns(card),
+        "answers": {w: card.answers(None)[w] for w in answers} or None,
+        "json_schema": SCHEMA_FILE if answers else None,
+        "grammar": GRAMMAR_FILE if answers else None,
+        "decoding": {"temperature": 0.0, "stop": ["\n"]},
+        "notes": [
+            "`messages` (chat) or `prompt` (completion) is exactly what the study scored; replace {input} "
+            "with the text. `messages_with_turns` shows the demonstrations as turns: not what was scored.",
+            "The study ranked the answers by calibrated log-likelihood; a serving stack generates. Constrain "
+            "generation to the answer set (answers.gbnf / answers.schema.json) and decode greedily; "
+            "`optprompt evaluate --constrained` measures how accurate that is.",
+        ],
+    }
+    if card.retrieval is not None:
+        spec["notes"].append(
+            "This prompt retrieves its demonstrations per input; the placeholder line stands for them. "
+            "Use optprompt.load(...).prompt(text) to build each prompt."
+        )
+    if not answers:
+        spec["notes"].append(
+            "The answers depend on each request (multiple-choice options) or are free text: build the schema "
+            "or grammar per request with optprompt.export.serving.answer_schema / answer_grammar."
+        )
+    return spec
+
+
+def write_serving_files(card: PromptCard, directory: str | Path) -> list[Path]:
+    """Write ``serving.json`` (and, for a closed answer set, the schema and grammar) into
+    ``directory``; return the files written."""
+    directory = Path(directory)
+    spec = serving_spec(card)
+    written = [atomic_write_json(directory / SERVING_FILE, spec)]
+    if spec["answers"]:
+        words = list(spec["answers"])
+        written.append(atomic_write_json(directory / SCHEMA_FILE, answer_schema(words)))
+        written.append(atomic_write_text(directory / GRAMMAR_FILE, answer_grammar(words, leading_space=not card.chat)))
+    return written
+
+
+def write_serving_files_under(directory: str | Path) -> list[Path]:
+    """Serving files beside every prompt card in an export ``directory`` (the card of a
+    prompt or an adapter; each member card of an ensemble)."""
+    from optprompt.kinds.prompt.card import CARD_FILE, load_card
+
+    directory = Path(directory)
+    cards = [directory / CARD_FILE] if (directory / CARD_FILE).is_file() else sorted(directory.glob(f"*/{CARD_FILE}"))
+    written: list[Path] = []
+    for path in cards:
+        written.extend(write_serving_files(load_card(path), path.parent))
+    return written

@@ -1,0 +1,106 @@
+"""Greedy generation constrained to the answer set: what a serving stack with guided
+decoding (vLLM ``guided_choice``, llama.cpp grammars, Ollama ``format``) answers.
+
+The study ranks whole answers by their (calibrated) log-likelihood. A serving stack
+instead generates token by token: at each step it takes the most likely token among those
+that keep the output a prefix of some answer, and stops when an answer is complete (or,
+where a longer answer could go on, when the end-of-sequence token is likelier). No
+calibration is applied. This module measures that, on the model, for prompt cards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from optprompt.errors import OptpromptError
+
+__all__ = ["constrained_predict", "supports_constrained"]
+
+
+def supports_constrained(predictor: Any) -> bool:
+    """Whether ``predictor`` is a prompt card on a causal model with answers to choose from."""
+    card = getattr(predictor, "card", None)
+    loaded = getattr(predictor, "loaded", None)
+    return (
+        card is not None
+        and loaded is not None
+        and getattr(loaded, "family", None) == "causal"
+        and hasattr(predictor, "prompt")
+        and hasattr(card, "answers")
+    )
+
+
+def _encode(tokenizer: Any, text: str) -> list[int]:
+    """Token ids as the scoring backend encodes a prompt (BOS once, when the tokenizer uses one)."""
+    ids = tokenizer(text, add_special_tokens=False).input_ids if text else []
+    bos = tokenizer.bos_token_id
+    adds_bos = bos is not None and tokenizer("a").input_ids[:1] == [bos]
+    if adds_bos and not (tokenizer.bos_token and text.startswith(tokenizer.bos_token)):
+        ids = [bos, *ids]
+    return ids
+
+
+def _choose(model: Any, tokenizer: Any, prompt_ids: list[int], answers: list[list[int]]) -> int:
+    """Index of the answer greedy constrained decoding produces after ``prompt_ids``."""
+    import inspect
+
+    import torch
+
+    eos = tokenizer.eos_token_id
+    device = next(model.parameters()).device
+    # The prompt once, then one token per step through the model's cache (``cache`` in
+    # recent transformers, ``past_key_values`` before).
+    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    out: list[int] = []
+    with torch.no_grad():
+        result = model(torch.tensor([prompt_ids], device=device), use_cache=True)
+        while True:
+            logits = result.logits[0, -1]
+            live = [i for i, a in enumerate(answers) if a[: len(out)] == out]
+            complete = [i for i in live if len(answers[i]) == len(out)]
+            allowed = {answers[i][len(out)] for i in live if len(answers[i]) > len(out)}
+            if complete and (not allowed or eos is None):
+                return complete[0]
+            if complete:
+                allowed.add(eos)
+            if not allowed:  # cannot happen: every output so far is a prefix of an answer
+                raise OptpromptError("constrained decoding reached a dead end")
+            token = max(allowed, key=lambda t: float(logits[t]))
+            if complete and token == eos:
+                return complete[0]
+            out.append(token)
+            state = getattr(result, name)
+            result = model(torch.tensor([[token]], device=device), use_cache=True, **{name: state})
+
+
+def constrained_predict(
+    predictor: Any, texts: Sequence[str], options: Sequence[Sequence[str]] | None = None
+) -> list[Any]:
+    """The label (classification) or option (multiple choice) greedy decoding constrained
+    to the card's answers gives for each text, uncalibrated.
+
+    Raises:
+        OptpromptError: the predictor is not a prompt card on a causal model, or the task
+            has no closed answer set (generation, extraction).
+    """
+    if not supports_constrained(predictor):
+        raise OptpromptError(
+            "constrained generation is measured for prompt cards on causal models; this export is "
+            f"{type(predictor).__name__}"
+        )
+    card, loaded = predictor.card, predictor.loaded
+    tokenizer, model = loaded.tokenizer, loaded.model
+    opts = list(options) if options is not None else [None] * len(texts)
+    preds = []
+    for text, o in zip(texts, opts, strict=True):
+        mapping = card.answers(list(o) if o is not None else None)
+        if not mapping:
+            raise OptpromptError("this prompt's answers are free text: there is no answer set to constrain to")
+        words = list(mapping)
+        # As scored: after a chat template's assistant header the answer follows as it is;
+        # after a plain prompt, after one space.
+        sep = "" if card.chat else " "
+        answers = [tokenizer(sep + w, add_special_tokens=False).input_ids for w in words]
+        preds.append(mapping[words[_choose(model, tokenizer, _encode(tokenizer, predictor.prompt(text, o)), answers)]])
+    return preds

@@ -1,0 +1,117 @@
+"""`optprompt evaluate` / `optprompt.evaluate`: an export or a study's winner scored on new
+data with the study's metric, a 95% interval, a paired test against another target, on
+its own model or another one; evaluation.json is typed and versioned."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import optprompt
+from optprompt.cli.main import main
+from optprompt.errors import OptpromptError
+from optprompt.evaluation import EVALUATION_FORMAT, EvaluationReport
+from optprompt.testing import TinyStudyEnv, make_tiny_model_dir, make_tiny_study_env
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> TinyStudyEnv:
+    return make_tiny_study_env(tmp_path_factory.mktemp("evaluate"))
+
+
+@pytest.fixture(scope="module")
+def study(env: TinyStudyEnv) -> Path:
+    from optprompt.config import spec_from_dict
+    from optprompt.study.runner import StudyRunner
+
+    out = env.new_dir("study")
+    options = {"trials": 4, "max_demos": 1, "demo_pool": 4}
+    StudyRunner(spec_from_dict(env.study_dict("template_search", options, output=out)), model=env.model).run()
+    return out
+
+
+@pytest.fixture(scope="module")
+def new_data(env: TinyStudyEnv) -> Path:
+    """Other rows than the study's, in another column layout (CSV, other column names)."""
+    import csv
+
+    rows = [json.loads(line) for line in env.data.read_text().splitlines()]
+    path = env.root / "new.csv"
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["review", "sentiment"])
+        for r in rows[::2]:
+            w.writerow([r["text"] + " indeed", r["label"]])
+    return path
+
+
+def _expected_accuracy(export: Path, data: Path, model: str | None = None) -> tuple[float, int]:
+    import csv
+
+    rows = list(csv.DictReader(data.open()))
+    predicted = optprompt.load(export, model).predict([r["review"] for r in rows])
+    return sum(p == r["sentiment"] for p, r in zip(predicted, rows, strict=True)) / len(rows), len(rows)
+
+
+def test_the_winner_against_the_baseline_on_new_data(study: Path, new_data: Path, tmp_path: Path) -> None:
+    report = optprompt.evaluate(
+        study, new_data, against="baseline", columns={"input": "review", "label": "sentiment"}, output=tmp_path
+    )
+    optprompt.export_card(study, tmp_path / "winner")
+    expected, n = _expected_accuracy(tmp_path / "winner", new_data)
+    assert report.n == n and report.metric == "accuracy" and report.task_type == "classification"
+    assert report.target.value == pytest.approx(expected)
+    assert report.target.interval.low <= report.target.value <= report.target.interval.high
+    assert report.target.what.startswith("the winner of study 'conformance'")
+    assert report.against is not None and report.against.what.startswith("the baseline of study 'conformance'")
+    assert report.comparison is not None and report.comparison.n == n
+    assert report.comparison.difference.estimate == pytest.approx(report.target.value - report.against.value)
+    assert 0.0 <= report.comparison.p_value <= 1.0
+    saved = EvaluationReport.load(tmp_path / "evaluation.json")
+    assert saved == report and saved.format_version == EVALUATION_FORMAT
+
+
+def test_another_model_rescores_the_same_prompt(study: Path, new_data: Path, tmp_path: Path) -> None:
+    other = make_tiny_model_dir(tmp_path / "models", seed=7, name="other-tiny")
+    optprompt.export_card(study, tmp_path / "card")
+    cols = {"input": "review", "label": "sentiment"}
+    report = optprompt.evaluate(tmp_path / "card", new_data, model=str(other), columns=cols)
+    assert report.target.model == str(other) and report.target.kind == "prompt"
+    expected, _ = _expected_accuracy(tmp_path / "card", new_data, str(other))
+    assert report.target.value == pytest.approx(expected)
+
+
+def test_the_command_prints_a_table_and_writes_the_file(
+    study: Path, new_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "70")
+    out = tmp_path / "ev.json"
+    argv = ["evaluate", str(study), "--data", str(new_data), "--input", "review", "--label", "sentiment"]
+    assert main([*argv, "--against", "baseline", "--output", str(out)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].endswith("examples (classification), accuracy")
+    assert printed[1].split()[:3] == ["accuracy", "95%", "CI"]
+    assert all(len(line) <= 70 for line in printed[1:4])
+    assert printed[4].startswith("difference ") and printed[-1] == f"wrote {out}"
+    assert json.loads(out.read_text())["format_version"] == EVALUATION_FORMAT
+    assert main([*argv, "--output", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["against"] is None
+
+
+def test_bad_input_is_a_clear_error(study: Path, new_data: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["evaluate", str(study), "--data", str(new_data), "--output", str(tmp_path / "e.json")]) == 2
+    assert (
+        "column 'text' (from task.input) is not in the data; columns are: review, sentiment" in capsys.readouterr().err
+    )
+    with pytest.raises(OptpromptError, match="no such data file"):
+        optprompt.evaluate(study, tmp_path / "missing.jsonl")
+    with pytest.raises(OptpromptError, match="columns: unknown key"):
+        optprompt.evaluate(study, new_data, columns={"text": "review"})
+    optprompt.export_card(study, tmp_path / "card")
+    with pytest.raises(OptpromptError, match="--against baseline compares a study's winner"):
+        optprompt.evaluate(tmp_path / "card", new_data, against="baseline", columns={"input": "review"})
+    (tmp_path / "old.json").write_text(json.dumps({"format_version": 99}))
+    with pytest.raises(OptpromptError, match="evaluation format 99"):
+        EvaluationReport.load(tmp_path / "old.json")
