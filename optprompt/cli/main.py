@@ -92,7 +92,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from optprompt.cli.output import show_study
+    from optprompt.cli.show_cmd import show_study
 
     show_study(args.output_dir, top=args.top, wide=args.wide, trial=args.trial, as_json=args.json)
     return EXIT_OK

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from optprompt.plugins.manager import Plugins
     from optprompt.results import StudyResult
 
-__all__ = ["print_result", "print_families", "print_teacher", "show_study", "print_plugins", "leaderboard"]
+__all__ = ["print_result", "print_families", "print_teacher", "print_plugins", "leaderboard"]
 
 
 def _kinds(plugins: Plugins | None = None):  # type: ignore[no-untyped-def]
@@ -202,14 +202,6 @@ def leaderboard(output_dir: str | Path, top: int = 10):  # type: ignore[no-untyp
         return df
     df = df.sort_values(["dev", "trial"], ascending=[False, True], na_position="last")
     return df.head(top).reset_index(drop=True)
-
-
-def show_study(output_dir: str | Path, top: int = 10, **options: Any) -> None:
-    """Print the leaderboard and, for a finished study, the result summary
-    (see :func:`optprompt.cli.show_cmd.show_study` for ``wide``, ``trial``, ``as_json``)."""
-    from optprompt.cli.show_cmd import show_study as _show
-
-    _show(output_dir, top, **options)
 
 
 def print_plugins() -> None:

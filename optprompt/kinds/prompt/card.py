@@ -101,9 +101,11 @@ class PromptCard:
 
     # --- its task type --------------------------------------------------------------
     def resolve_task_type(self) -> TaskType:
-        """The :class:`~optprompt.tasks.TaskType` that ``task_type`` names (a built-in one, or
-        one an installed plugin registers)."""
-        return resolve_task_type(self.task_type)
+        """The :class:`~optprompt.tasks.TaskType` that ``task_type`` names: the one the card was
+        built with in a study (a type registered in code too), else a built-in one or one an
+        installed plugin registers."""
+        held = self.__dict__.get("_task_type")
+        return held if held is not None else resolve_task_type(self.task_type)
 
     # --- using the prompt ---------------------------------------------------------
     def _query(self, text: str, options: list[str] | None) -> str:
@@ -353,15 +355,21 @@ def load_card(path: str | os.PathLike[str]) -> PromptCard:
 
 
 def card_from_description(
-    desc: dict[str, Any], task: dict[str, Any], *, calibration: dict[str, Any] | None = None, **fields: Any
+    desc: dict[str, Any],
+    task: dict[str, Any],
+    *,
+    calibration: dict[str, Any] | None = None,
+    task_type: TaskType | None = None,
+    **fields: Any,
 ) -> PromptCard:
     """A card from a candidate as result.json describes it (``candidate``, ``demos``,
-    ``chat``: see :func:`optprompt.kinds.prompt.describe`) and the task's summary."""
+    ``chat``: see :func:`optprompt.kinds.prompt.describe`) and the task's summary
+    (``task_type``: the task's type when the study has it at hand, e.g. one registered in code)."""
     cand = desc["candidate"]
     verbalizer = {lbl: w for lbl, w in cand.get("verbalizer", [])}
     words = [verbalizer.get(lbl, lbl) for lbl in task.get("labels", [])]
     output_format = cand.get("output_format", "")
-    if resolve_task_type(task["type"]).extracts_entities:
+    if (task_type or resolve_task_type(task["type"])).extracts_entities:
         verbalizer = {lbl: verbalizer.get(lbl, lbl) for lbl in task.get("labels", [])}
         output_format = output_format or "lines"
         instruction = fill_entity_prompt(
@@ -369,7 +377,7 @@ def card_from_description(
         )
     else:
         instruction = fill_labels(cand["instruction"], words)
-    return PromptCard(
+    card = PromptCard(
         instruction=instruction,
         template=cand["template"],
         demos=[
@@ -386,6 +394,9 @@ def card_from_description(
         retrieval=desc.get("retrieval"),
         **fields,
     )
+    if task_type is not None:  # kept off the card's fields: not written to card.json
+        object.__setattr__(card, "_task_type", task_type)
+    return card
 
 
 def card_from_result(

@@ -140,7 +140,9 @@ class PromptKind(CandidateKind):
 
         if ctx.task.generates:
             return None
-        card = card_from_description(describe(ctx.renderer, ctx.chat, candidate), ctx.task.summary())
+        card = card_from_description(
+            describe(ctx.renderer, ctx.chat, candidate), ctx.task.summary(), task_type=ctx.task.task_type
+        )
         predictor = CardPredictor(card, ctx.model)
         if not supports_constrained(predictor):
             return None
