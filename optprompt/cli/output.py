@@ -70,14 +70,20 @@ def print_result(
     if selection is not None and selection.finalists:
         print(
             f"\nselection: {len(selection.finalists)} finalists re-scored on {selection.holdout} held-out dev "
-            f"examples (the search scored {selection.searched}); baseline {selection.baseline_holdout:.3f}"
+            f"examples (the search scored {selection.searched})"
+            + (f" and up to {selection.train} train rows that did not choose them" if selection.train else "")
+            + f"; baseline on held-out dev {selection.baseline_holdout:.3f}"
         )
         for f in selection.finalists:
             mark = "*" if f.trial == best.trial else " "
             what = f" ({f.combined} of the best finalists)" if f.combined else ""
             print(f" {mark} trial {f.trial:>4}: dev {f.dev:.3f}, held-out {f.holdout:.3f}{what}")
         if not selection.kept_baseline and selection.p_value is not None:
-            print(f"  picked trial {selection.picked} (one-sided p = {selection.p_value:.3g} against the baseline)")
+            test = f"; {selection.test}" if selection.test else ""
+            print(
+                f"  picked trial {selection.picked} on {selection.evidence or selection.holdout} fresh examples "
+                f"(one-sided p = {selection.p_value:.3g} against the baseline{test})"
+            )
     cmp_ = result.comparison
     if cmp_ is not None:
         for label, iv in (("baseline", cmp_.baseline), ("winner", cmp_.winner)):
