@@ -178,18 +178,7 @@ class AdapterBackend(Backend):
         return self.padded_loglikelihoods(requests)
 
     def _packed_loglikelihoods(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
-        prefixes: dict[str, list[int]] = {}
-        contexts, answers, prefix_lengths = [], [], []
-        for r in requests:
-            p_ids = prefixes.get(r.prefix)
-            if p_ids is None:
-                p_ids = prefixes[r.prefix] = self.tokens.prefix(r.prefix)
-            ctx = p_ids + self.tokens.encode(r.suffix)
-            if not ctx:
-                raise CandidateRejected("an empty prompt cannot be scored")
-            contexts.append(ctx)
-            answers.append([self.tokens.continuation(c) for c in r.continuations])
-            prefix_lengths.append(len(p_ids))
+        contexts, answers, prefix_lengths = self.tokens.requests(requests)
         self.packed.scorer.budget = max(1, min(self.pack_tokens, self.batch_tokens))
         before = self.packed.computed_tokens
         try:

@@ -64,6 +64,25 @@ class Tokens:
             raise CandidateRejected(f"answer {text!r} tokenizes to nothing")
         return ids
 
+    def requests(
+        self, requests: Sequence[ScoreRequest]
+    ) -> tuple[list[list[int]], list[list[list[int]]], list[int]]:
+        """Each request's context tokens, its answers' tokens and its shared prefix's length
+        (a prefix shared by several requests is tokenised once)."""
+        prefixes: dict[str, list[int]] = {}
+        contexts, answers, prefix_lengths = [], [], []
+        for r in requests:
+            p_ids = prefixes.get(r.prefix)
+            if p_ids is None:
+                p_ids = prefixes[r.prefix] = self.prefix(r.prefix)
+            ctx = p_ids + self.encode(r.suffix)
+            if not ctx:
+                raise CandidateRejected("an empty prompt cannot be scored")
+            contexts.append(ctx)
+            answers.append([self.continuation(c) for c in r.continuations])
+            prefix_lengths.append(len(p_ids))
+        return contexts, answers, prefix_lengths
+
 
 class CausalLMBackend(LegacyScoring, Backend):
     """Decoder-only models (Llama, SmolLM2, GPT-2, Qwen...).
@@ -131,18 +150,7 @@ class CausalLMBackend(LegacyScoring, Backend):
             return self._with_oom_backoff(self._packed_loglikelihoods, requests)
 
     def _packed_loglikelihoods(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
-        prefixes: dict[str, list[int]] = {}
-        contexts, answers, prefix_lengths = [], [], []
-        for r in requests:
-            p_ids = prefixes.get(r.prefix)
-            if p_ids is None:
-                p_ids = prefixes[r.prefix] = self.tokens.prefix(r.prefix)
-            ctx = p_ids + self.tokens.encode(r.suffix)
-            if not ctx:
-                raise CandidateRejected("an empty prompt cannot be scored")
-            contexts.append(ctx)
-            answers.append([self.tokens.continuation(c) for c in r.continuations])
-            prefix_lengths.append(len(p_ids))
+        contexts, answers, prefix_lengths = self.tokens.requests(requests)
         self._packed.budget = max(1, min(self.pack_tokens, self.batch_tokens))
         before = self._packed.computed_tokens
         try:
