@@ -35,7 +35,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from engine import build_workloads, matmul_peak  # noqa: E402
+from engine import build_workloads, machine_info, matmul_peak  # noqa: E402
 from scoring import DEFAULT_MODEL, RANDOM_CONFIGS, load  # noqa: E402
 
 PARAMS = {
@@ -160,16 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in ("padded", "packed"):
             r = row[name]
             r["mfu"] = round(2 * params * r["computed_tokens"] / r["seconds"] / peak, 4)
-    machine = {
-        "device": str(loaded.device),
-        "dtype": str(loaded.dtype),
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "matmul_peak_flops": peak,
-        "parameters": params,
-        "load_average_1min_at_start": load_start,
-        "load_average_1min_at_end": os.getloadavg()[0],
-    }
+    machine = machine_info(loaded, peak, params, load_start)
     print(
         f"\n{'method':<15}{'padded ex/s':>12}{'packed ex/s':>12}{'speed-up':>10}{'tokens pad/packed':>20}{'max|d|':>9}"
     )

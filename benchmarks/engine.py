@@ -363,6 +363,22 @@ def print_table(summary: list[dict[str, Any]]) -> None:
             )
 
 
+def machine_info(loaded, peak: float, params: int, load_start: float | None) -> dict:  # type: ignore[no-untyped-def]
+    """Where a benchmark ran: device, dtype, cores, threads, matmul peak, model size, load."""
+    import torch
+
+    return {
+        "device": str(loaded.device),
+        "dtype": str(loaded.dtype),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "matmul_peak_flops": peak,
+        "parameters": params,
+        "load_average_1min_at_start": load_start,
+        "load_average_1min_at_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workloads", nargs="*", default=list(WORKLOADS), choices=WORKLOADS)
@@ -399,16 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"matmul peak, best of the readings before and after each workload: {peak / 1e9:.1f} GFLOP/s")
     summary = [summarise(work, results, params, peak) for work, results in runs]
     print_table(summary)
-    machine = {
-        "device": str(loaded.device),
-        "dtype": str(loaded.dtype),
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "matmul_peak_flops": peak,
-        "parameters": params,
-        "load_average_1min_at_start": load_start,
-        "load_average_1min_at_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-    }
+    machine = machine_info(loaded, peak, params, load_start)
     start, end = machine["load_average_1min_at_start"], machine["load_average_1min_at_end"]
     print(f"\nload average (1 min) at start {start}, at end {end}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
