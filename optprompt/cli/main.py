@@ -262,10 +262,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=_cmd_models_list)
 
     from optprompt.cli.evaluate_cmd import add_evaluate_parser
+    from optprompt.cli.postgres_cmd import add_postgres_parser
     from optprompt.cli.registry_cmd import add_registry_parser
     from optprompt.cli.report_cmd import add_report_parser
 
     add_evaluate_parser(sub)
+    add_postgres_parser(sub)
     add_report_parser(sub)
     add_registry_parser(sub)
     return parser

@@ -2,9 +2,11 @@
 
 Usage::
 
-    python -m optprompt.study.local_postgres start      # prints the storage URL
+    optprompt postgres start                            # prints the storage URL
     optprompt worker studies/sentiment.yaml --storage URL   # as many times as you like
-    python -m optprompt.study.local_postgres stop
+    optprompt postgres stop
+
+(``python -m optprompt.study.local_postgres start|stop|url`` does the same.)
 
 The server binaries come from the ``pgserver`` package (``pip install 'optprompt[postgres]'``
 on Linux and macOS, Python < 3.13) or from a PostgreSQL installation whose ``pg_ctl`` is on
@@ -30,7 +32,7 @@ from pathlib import Path
 
 from optprompt.errors import OptpromptError
 
-__all__ = ["LocalPostgres", "find_binaries", "free_port", "default_data_dir"]
+__all__ = ["LocalPostgres", "add_arguments", "default_data_dir", "find_binaries", "free_port", "run_action"]
 
 DATABASE = "optprompt"
 SUPERUSER = "postgres"
@@ -287,26 +289,42 @@ class LocalPostgres:
         self.stop()
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``start | stop | url`` (``optprompt postgres`` and ``python -m`` share them)."""
+    parser.add_argument("action", choices=["start", "stop", "url"], help="start the server, stop it, or print its URL")
+    parser.add_argument("--dir", type=Path, default=None, help=f"data folder (default {default_data_dir()})")
+    parser.add_argument("--port", type=int, default=None, help="port (default: 5432 when free, else the next free)")
+
+
+def run_action(action: str, data_dir: Path | None = None, port: int | None = None) -> None:
+    """Start, stop or name the server on ``data_dir``, printing what a user needs next.
+
+    Raises :class:`OptpromptError` with the reason when the server cannot be started or found.
+    """
+    server = LocalPostgres(data_dir or default_data_dir(), port=port)
+    if action == "start":
+        url = server.start()
+        print(url)
+        print(f"  data: {server.data_dir}  log: {server.log_file}", file=sys.stderr)
+        print(f"  workers: optprompt worker STUDY.yaml --storage {url}", file=sys.stderr)
+        print(f"  stop it: optprompt postgres stop --dir {server.data_dir}", file=sys.stderr)
+    elif action == "stop":
+        print("stopped" if server.stop() else f"no server runs on {server.data_dir}")
+    elif action == "url":
+        print(server.url())
+    else:
+        raise OptpromptError(f"unknown action {action!r}: use start, stop or url")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m optprompt.study.local_postgres",
         description="Start or stop a local PostgreSQL server for the workers of a study on this machine.",
     )
-    parser.add_argument("command", choices=["start", "stop", "url"])
-    parser.add_argument("--dir", type=Path, default=None, help=f"data folder (default {default_data_dir()})")
-    parser.add_argument("--port", type=int, default=None, help="port (default: 5432 when free, else the next free)")
+    add_arguments(parser)
     args = parser.parse_args(argv)
-    server = LocalPostgres(args.dir or default_data_dir(), port=args.port)
     try:
-        if args.command == "start":
-            url = server.start()
-            print(url)
-            print(f"  data: {server.data_dir}  log: {server.log_file}", file=sys.stderr)
-            print(f"  workers: optprompt worker STUDY.yaml --storage {url}", file=sys.stderr)
-        elif args.command == "stop":
-            print("stopped" if server.stop() else f"no server runs on {server.data_dir}")
-        else:
-            print(server.url())
+        run_action(args.action, args.dir, args.port)
     except OptpromptError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -127,3 +127,29 @@ def test_as_root_binaries_under_a_closed_folder_are_copied_where_the_server_user
             assert conn.execute(sqlalchemy.text("SELECT 1")).scalar() == 1
     finally:
         server.stop()
+
+
+def test_the_optprompt_postgres_command_starts_names_and_stops_a_server(
+    reachable_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from optprompt.cli.main import main as cli
+
+    data = reachable_dir / "data"
+    port = free_port()
+    assert cli(["postgres", "start", "--dir", str(data), "--port", str(port)]) == 0
+    try:
+        out = capsys.readouterr()
+        url = out.out.strip()
+        assert url == f"postgresql://postgres@127.0.0.1:{port}/optprompt"
+        assert f"optprompt worker STUDY.yaml --storage {url}" in out.err
+        assert f"optprompt postgres stop --dir {data}" in out.err
+        assert cli(["postgres", "url", "--dir", str(data)]) == 0 and capsys.readouterr().out.strip() == url
+        # a second server on a port in use: exit 2, the port named, the first server untouched
+        assert cli(["postgres", "start", "--dir", str(reachable_dir / "other"), "--port", str(port)]) == 2
+        assert f"port {port} on 127.0.0.1 is in use" in capsys.readouterr().err
+        assert LocalPostgres(data).running_port() == port
+    finally:
+        assert cli(["postgres", "stop", "--dir", str(data)]) == 0
+    assert capsys.readouterr().out.strip() == "stopped"
+    assert cli(["postgres", "url", "--dir", str(data)]) == 2
+    assert "no PostgreSQL server runs on" in capsys.readouterr().err
