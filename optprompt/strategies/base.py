@@ -21,10 +21,55 @@ if TYPE_CHECKING:
     from optprompt.scoring.evaluate import Evaluation
     from optprompt.strategies.services import StrategyServices, TextGenerator
 
-__all__ = ["BaseStrategy", "StrategyConfig", "StrategyContext", "Budget", "BudgetSpec", "MINUTES_TRIAL_BOUND"]
+__all__ = [
+    "BaseStrategy",
+    "StrategyConfig",
+    "StrategyContext",
+    "Budget",
+    "BudgetSpec",
+    "MINUTES_TRIAL_BOUND",
+    "MAX_STARTUP_TRIALS",
+    "startup_trials",
+    "expected_trials",
+]
 
 #: ``trials`` when a budget in minutes is given and ``trials`` is not: an upper bound only.
 MINUTES_TRIAL_BOUND = 1000
+#: TPE's random start-up: a quarter of the trials the budget is expected to fit, at most this many.
+MAX_STARTUP_TRIALS = 10
+
+
+def startup_trials(expected: float) -> int:
+    """Random start-up trials before TPE models the results: a quarter of ``expected``, 1 to 10."""
+    return int(min(MAX_STARTUP_TRIALS, max(1, expected // 4)))
+
+
+def expected_trials(study: optuna.Study, minutes: float) -> float | None:
+    """How many trials a budget of ``minutes`` of trial time is expected to fit, from the mean
+    time of the trials that counted so far (None before any finished). The durations are read
+    from the storage, so a resumed or second worker's estimate agrees with the first run's."""
+    from optprompt.trials import records
+
+    seconds = [r.seconds for r in records(study) if r.is_finished and r.counts and r.seconds]
+    if not seconds:
+        return None
+    return minutes * 60 / (sum(seconds) / len(seconds))
+
+
+def _minutes_tpe(minutes: float, seed: int | None) -> optuna.samplers.BaseSampler:
+    """TPE whose start-up scales with a budget in minutes: before each trial it is set to a
+    quarter of the trials the budget is expected to fit (:func:`expected_trials`), so a
+    4-minute study that fits 16 trials explores randomly for 4 of them, not 10."""
+    import optuna
+
+    class MinutesTPESampler(optuna.samplers.TPESampler):
+        def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            expected = expected_trials(study, minutes)
+            # TPESampler reads its start-up count from this attribute at every sampling.
+            self._n_startup_trials = MAX_STARTUP_TRIALS if expected is None else startup_trials(expected)
+            super().before_trial(study, trial)
+
+    return MinutesTPESampler(seed=seed, n_startup_trials=MAX_STARTUP_TRIALS)
 
 
 class BudgetSpec(BaseModel):
@@ -178,7 +223,9 @@ class BaseStrategy(abc.ABC):
             return optuna.samplers.RandomSampler(seed=seed)
         if sampler == "nsga2":
             return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, self.config.trials // 4)))
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(1, self.config.trials // 4)))
+        if self.config.minutes is not None:
+            return _minutes_tpe(self.config.minutes, seed)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials(self.config.trials))
 
     @abc.abstractmethod
     def propose(self, trial: optuna.Trial) -> Candidate:

@@ -69,3 +69,74 @@ def test_knn_demonstrations_join_the_default_search_when_the_budget_allows(study
     assert modes({"budget": {"minutes": 10}}) == ["fixed", "knn"]
     assert modes({"budget": {"minutes": 1}}) == ["fixed"]
     assert modes({"trials": 30, "demos": ["fixed"]}) == ["fixed"]  # an explicit choice stays
+
+
+def _history(seconds: float, n: int = 3):  # type: ignore[no-untyped-def]
+    """An in-memory study with ``n`` complete trials of ``seconds`` each, over one float."""
+    import datetime
+
+    import optuna
+
+    study = optuna.create_study(direction="maximize")
+    start = datetime.datetime(2026, 1, 1)
+    dist = {"x": optuna.distributions.FloatDistribution(0.0, 1.0)}
+    for i in range(n):
+        study.add_trial(
+            optuna.trial.FrozenTrial(
+                number=i,
+                trial_id=i,
+                state=optuna.trial.TrialState.COMPLETE,
+                value=1.0 - 0.1 * i,
+                datetime_start=start,
+                datetime_complete=start + datetime.timedelta(seconds=seconds),
+                params={"x": 0.9 - 0.1 * i},
+                distributions=dist,
+                user_attrs={},
+                system_attrs={},
+                intermediate_values={},
+            )
+        )
+    return study, dist["x"]
+
+
+def _next_x(sampler, study, dist) -> float:  # type: ignore[no-untyped-def]
+    study.sampler = sampler
+    trial = study.ask({"x": dist})
+    return float(trial.params["x"])
+
+
+def test_tpe_start_up_scales_with_a_minutes_budget() -> None:
+    import optuna
+
+    from optprompt.strategies.base import expected_trials, startup_trials
+    from optprompt.strategies.base import _minutes_tpe as minutes_tpe
+
+    assert [startup_trials(n) for n in (1, 8, 16, 40, 1000)] == [1, 2, 4, 10, 10]
+    # 60-second trials in a 4-minute budget: 4 trials expected, so TPE models from the first.
+    slow, dist = _history(seconds=60)
+    assert expected_trials(slow, 4) == pytest.approx(4)
+    modelled = optuna.samplers.TPESampler(seed=5, n_startup_trials=1)
+    assert _next_x(minutes_tpe(4, seed=5), slow, dist) == _next_x(modelled, _history(60)[0], dist)
+    # 1-second trials: 240 expected, so the first 10 stay random (TPE's own start-up rule).
+    fast, dist = _history(seconds=1)
+    assert expected_trials(fast, 4) == pytest.approx(240)
+    random_start = optuna.samplers.TPESampler(seed=5, n_startup_trials=10)
+    x_fast = _next_x(minutes_tpe(4, seed=5), fast, dist)
+    assert x_fast == _next_x(random_start, _history(1)[0], dist)
+    assert x_fast != _next_x(optuna.samplers.TPESampler(seed=5, n_startup_trials=1), _history(1)[0], dist)
+
+
+def test_a_minutes_budget_gets_the_scaled_sampler_and_a_trials_budget_the_plain_rule(study_dict: dict) -> None:
+    import optuna
+
+    from optprompt.study.models import ModelPool
+    from optprompt.study.session import build_strategy
+
+    def sampler(strategy: dict):  # type: ignore[no-untyped-def]
+        spec = spec_from_dict({**study_dict, "strategy": {"name": "template_search", **strategy}})
+        runner = StudyRunner(spec, progress=False)
+        return build_strategy(spec, runner.task, runner.plugins, ModelPool(spec, runner.plugins)).create_sampler()
+
+    assert type(sampler({"budget": {"minutes": 2}})).__name__ == "MinutesTPESampler"
+    plain = sampler({"trials": 12})
+    assert type(plain) is optuna.samplers.TPESampler and plain._n_startup_trials == 3
