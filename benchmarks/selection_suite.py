@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                 }
                 for arm in args.arms:
                     path = _study(run, arm, where, data, task, args.trials, args.model, seed)
-                    out = _run(exe, path, where / arm / "result.json", where / f"{arm}.wall.json")
+                    out = run_study_cli(exe, path, where / arm / "result.json", where / f"{arm}.wall.json")
                     out.update(task=task, dev=n_dev, seed=seed, arm=arm)
                     runs.append(out)
                     print(f"{run:>22} {arm:>8}: " + json.dumps(out)[:240], flush=True)
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _run(exe: Path, path: Path, result: Path, timing: Path) -> dict:
+def run_study_cli(exe: Path, path: Path, result: Path, timing: Path) -> dict:
     """One study (reused when an earlier run with the same --work finished it)."""
     if result.exists() and timing.exists():
         out = json.loads(timing.read_text())
