@@ -47,7 +47,7 @@ browser:
 		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 
 test: venv browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=20
 
 test-fast: venv
 	$(PY) -m pytest -q -m "not model"
