@@ -7,6 +7,10 @@ over the answer choices (log-softmax), then a per-label offset is subtracted:
   under the same prompt (Zhao et al., 2021, "Calibrate Before Use").
 - ``mean``: the mean normalised scores over a set of real inputs, labels unused
   (Zhou et al., 2023, "Batch Calibration"); found on dev and then kept fixed.
+
+Multiple choice whose examples bring their own options has no shared labels: there
+``content_free`` offsets are computed per example, from its own options after the same
+content-free inputs (``Evaluator.option_offsets``), and ``mean`` does not apply.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from optprompt.errors import CandidateRejected, ConfigError
@@ -166,21 +166,43 @@ class Evaluator:
         ]
         return mean_offsets(self.backend.loglikelihoods(self.renderer.requests(candidate, free)))
 
+    def option_offsets(self, candidate: PromptCandidate, examples: Sequence[Example]) -> list[list[float]]:
+        """Content-free calibration of a task whose examples bring their own options: per
+        example, the mean normalised scores of its options after each content-free input
+        under the same prompt (Zhao et al., 2021, per example; the options' own prior,
+        as in "Surface Form Competition", Holtzman et al., 2021)."""
+        rows: list[list[list[float]]] = [[] for _ in examples]
+        for i, text in enumerate(CONTENT_FREE_INPUTS):
+            free = [replace(ex, id=f"{ex.id}~content-free-{i}", input=text) for ex in examples]
+            for j, ll in enumerate(self.backend.loglikelihoods(self.renderer.requests(candidate, free))):
+                rows[j].append(ll)
+        return [mean_offsets(r) for r in rows]
+
+    def calibrates_options(self, candidate: PromptCandidate) -> bool:
+        """Whether ``candidate`` is calibrated per example (options of its own, content free)."""
+        return candidate.calibration == "content_free" and not self.task.has_fixed_labels
+
     def _rank(
         self,
         candidate: PromptCandidate,
         examples: Sequence[Example],
         logliks: list[list[float]],
         offsets: Sequence[float] | None,
+        option_offsets: Sequence[Sequence[float]] = (),
     ) -> tuple[list[ExamplePrediction], dict[str, float], list[float] | None]:
         used: list[float] | None = None
-        if candidate.calibration != "none":
+        if candidate.calibration != "none" and not self.calibrates_options(candidate):
             if not self.task.has_fixed_labels:
-                raise CandidateRejected("calibration applies to classification tasks only")
+                raise CandidateRejected(
+                    f"calibration {candidate.calibration!r} needs the same answers in every example "
+                    "(classification); options of their own are calibrated 'content_free' per example"
+                )
             used = list(offsets) if offsets is not None else mean_offsets(logliks)
         preds = []
-        for ex, ll in zip(examples, logliks):
+        for i, (ex, ll) in enumerate(zip(examples, logliks)):
             scores = ll if used is None else apply_offsets(ll, used)
+            if option_offsets:
+                scores = apply_offsets(ll, option_offsets[i])
             best = max(range(len(scores)), key=lambda j: scores[j])
             preds.append(ExamplePrediction(ex.id, ex.target_index, best, float(best == ex.target_index), tuple(ll)))
         return preds, self.measure(examples, [p.pred for p in preds]), used
@@ -317,6 +339,7 @@ class Evaluator:
         if offsets is None and candidate.calibration == "content_free" and self.task.has_fixed_labels:
             offsets = self._content_free_offsets(candidate)
         raw: list = []
+        option_offsets: list[list[float]] = []
         done = 0
         for end in ends:
             chunk = examples[done:end]
@@ -332,7 +355,9 @@ class Evaluator:
                 used = None
             else:
                 raw.extend(self.backend.loglikelihoods(self.renderer.requests(candidate, chunk)))
-                preds, values, used = self._rank(candidate, examples[:end], raw, offsets)
+                if self.calibrates_options(candidate):
+                    option_offsets.extend(self.option_offsets(candidate, chunk))
+                preds, values, used = self._rank(candidate, examples[:end], raw, offsets, option_offsets)
                 failures = 0
             done = end
             yield Evaluation(

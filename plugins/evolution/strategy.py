@@ -86,10 +86,12 @@ class Evolution(BaseStrategy):
         )
         task = context.task
         base = context.baseline
-        if config.calibration != "none" and not task.has_fixed_labels:
+        if config.calibration != "none" and not task.has_fixed_labels and not (
+            config.calibration == "content_free" and task.has_options
+        ):
             raise ConfigError(
                 f"strategy 'evolution': strategy.calibration: {config.calibration!r} "
-                f"applies to classification only, this task is {task.type}"
+                f"applies to classification (and content_free to multiple choice), this task is {task.type}"
             )
         words = [w for _, w in base.verbalizer]
         self.words = words

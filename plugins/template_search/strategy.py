@@ -71,7 +71,8 @@ class TemplateSearchConfig(StrategyConfig):
     calibrations: list[Literal["none", "content_free", "mean"]] = Field(
         default_factory=lambda: list(CALIBRATIONS),
         min_length=1,
-        description="Label-bias calibrations to try (classification).",
+        description="Label-bias calibrations to try (classification; multiple choice with options of its own: "
+        "none and content_free, per question).",
     )
     generic: bool = Field(True, description="Add optprompt's generic instruction and format variants.")
     output_formats: list[Literal["lines", "json", "inline"]] = Field(
@@ -222,6 +223,11 @@ class TemplateSearch(BaseStrategy):
             choice_format = trial.suggest_categorical("choice_format", list(CHOICE_FORMATS))
             if choice_format == "letters" and "{options}" not in template:
                 raise CandidateRejected("letter answers need a template that lists the {options}")
+            per_question = [c for c in self.config.calibrations if c != "mean"]  # "mean" needs shared answers
+            if len(per_question) > 1:
+                calibration = trial.suggest_categorical("calibration", per_question)
+            elif per_question:
+                calibration = per_question[0]
         mode = trial.suggest_categorical("demos", self.demo_modes) if len(self.demo_modes) > 1 else self.demo_modes[0]
         if mode == "knn":
             return PromptCandidate(

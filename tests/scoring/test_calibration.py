@@ -62,3 +62,40 @@ def test_evaluator_applies_calibration_and_reuses_given_offsets(tiny_model, plug
     forced = ev.evaluate(cand, task.dev, offsets=[0.0, 100.0])
     assert forced.offsets == [0.0, 100.0]
     assert all(p.pred == 0 for p in forced.predictions)
+
+
+def _mc_task() -> Task:
+    opts = [("red apple", "blue sky", "green grass"), ("loud drum", "quiet mouse", "slow snail")]
+    exs = [
+        Example(f"q{i}", text, o[i % 3], i % 3, options=o)
+        for i, (text, o) in enumerate(
+            [("fruit?", opts[0]), ("weather?", opts[0]), ("lawn?", opts[0]), ("noise?", opts[1]), ("small?", opts[1])]
+        )
+    ]
+    return Task("mc", "multiple_choice", exs[:1], exs[1:], exs[1:])
+
+
+def test_options_of_their_own_are_calibrated_content_free_per_question(tiny_model, plugins) -> None:
+    from optprompt.errors import CandidateRejected
+    from optprompt.scoring.calibration import CONTENT_FREE_INPUTS
+
+    task = _mc_task()
+    ev = Evaluator(
+        task, CausalLMBackend(tiny_model), PromptRenderer(task, tiny_model.chat_formatter()), plugins.metrics
+    )
+    plain = PromptCandidate("Pick one.", "Q: {input}\n{options}\nA:")
+    cand = PromptCandidate("Pick one.", "Q: {input}\n{options}\nA:", calibration="content_free")
+    got = ev.evaluate(cand, task.dev)
+    assert got.offsets is None  # nothing to keep: each question's options are calibrated afresh
+    raw = ev.evaluate(plain, task.dev)
+    # By hand: each question's options scored after every content-free input, same prompt.
+    renderer = PromptRenderer(task, tiny_model.chat_formatter())
+    backend = CausalLMBackend(tiny_model)
+    for ex, pred, plain_pred in zip(task.dev, got.predictions, raw.predictions):
+        free = [Example(f"{ex.id}-{t}", t, ex.target, ex.target_index, options=ex.options) for t in CONTENT_FREE_INPUTS]
+        offsets = mean_offsets(backend.loglikelihoods(renderer.requests(plain, free)))
+        scores = apply_offsets(list(plain_pred.logliks), offsets)
+        assert pred.pred == max(range(3), key=scores.__getitem__)
+        assert list(pred.logliks) == pytest.approx(list(plain_pred.logliks))  # the raw scores are kept
+    with pytest.raises(CandidateRejected, match="needs the same answers in every example"):
+        ev.evaluate(PromptCandidate("Pick one.", "Q: {input}\n{options}\nA:", calibration="mean"), task.dev)

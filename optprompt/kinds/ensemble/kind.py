@@ -92,19 +92,24 @@ class EnsembleCandidate:
 
 
 def average_probabilities(
-    member_logliks: Sequence[Sequence[Sequence[float]]], offsets: Sequence[Sequence[float] | None]
+    member_logliks: Sequence[Sequence[Sequence[float]]],
+    offsets: Sequence[Sequence[float] | None],
+    per_example: Sequence[Sequence[Sequence[float]] | None] = (),
 ) -> list[list[float]]:
     """Per example, the members' answer probabilities averaged.
 
     Args:
         member_logliks: ``[member][example][choice]`` raw log-likelihoods.
         offsets: Per member, calibration offsets (None: uncalibrated).
+        per_example: Per member, ``[example][choice]`` offsets of a member calibrated per
+            example (options of their own, content free), else None; they replace ``offsets``.
     """
     out: list[list[float]] = []
     for i in range(len(member_logliks[0])):
         total: list[float] | None = None
         for m, rows in enumerate(member_logliks):
-            off = offsets[m]
+            own = per_example[m] if per_example else None
+            off = own[i] if own is not None else offsets[m]
             scores = apply_offsets(rows[i], off) if off is not None else normalise(rows[i])
             probs = [math.exp(x) for x in normalise(scores)]
             total = probs if total is None else [a + b for a, b in zip(total, probs)]
@@ -137,7 +142,12 @@ class _Scorer:
         started = time.perf_counter()
         backend = ctx.evaluator.backend
         member_logliks = [backend.loglikelihoods(ctx.renderer.requests(m, examples)) for m in candidate.members]
-        probs = average_probabilities(member_logliks, candidate.offsets)
+        evaluator = ctx.evaluator
+        per_example = [
+            evaluator.option_offsets(m, examples) if evaluator.calibrates_options(m) else None
+            for m in candidate.members
+        ]
+        probs = average_probabilities(member_logliks, candidate.offsets, per_example)
         preds = []
         for ex, p in zip(examples, probs):
             best = _argmax(p)
@@ -262,7 +272,8 @@ class EnsemblePredictor:
         """Per text, the averaged probability of each answer."""
         logliks = [m.loglikelihoods(texts, options) for m in self.members]
         offsets = [(m.card.calibration or {}).get("offsets") for m in self.members]
-        return average_probabilities(logliks, offsets)
+        per_example = [m.option_offsets(texts, options) if m.calibrates_options else None for m in self.members]
+        return average_probabilities(logliks, offsets, per_example)
 
     def predict(self, texts: Sequence[str], options: Sequence[Sequence[str]] | None = None) -> list[str]:
         """The label (classification) or option (multiple choice) for each text."""

@@ -101,6 +101,26 @@ class CardPredictor:
         opts = list(options) if options is not None else [None] * len(texts)
         return self.backend.loglikelihoods([self.request(t, o) for t, o in zip(texts, opts)])
 
+    @property
+    def calibrates_options(self) -> bool:
+        """Whether the card is calibrated per input (multiple choice, content free), as
+        :meth:`Evaluator.option_offsets <optprompt.scoring.evaluate.Evaluator.option_offsets>` did."""
+        method = (self.card.calibration or {}).get("method", "none")
+        task_type = self.card.resolve_task_type()
+        return method == "content_free" and task_type.ranks_answers and not task_type.has_fixed_labels
+
+    def option_offsets(self, texts: Sequence[str], options: Sequence[Sequence[str]] | None) -> list[list[float]]:
+        """Per text, the content-free offsets of its options (the study's per-example calibration)."""
+        from optprompt.scoring.calibration import CONTENT_FREE_INPUTS, mean_offsets
+
+        if options is None:
+            raise OptpromptError("this card calibrates each question's own options: pass options=[...] per text")
+        rows: list[list[list[float]]] = [[] for _ in texts]
+        for free in CONTENT_FREE_INPUTS:
+            for j, ll in enumerate(self.loglikelihoods([free] * len(texts), options)):
+                rows[j].append(ll)
+        return [mean_offsets(r) for r in rows]
+
     def predict(self, texts: Sequence[str], options: Sequence[Sequence[str]] | None = None) -> list[Any]:
         """The label (classification), option (multiple choice) or extracted answer
         (generation) for each text, calibrated as the study calibrated it. Extraction: the
@@ -115,9 +135,12 @@ class CardPredictor:
             return [self.card.parse(out) or "" for out in self.generate(texts)]
         opts = list(options) if options is not None else [None] * len(texts)
         offsets = (self.card.calibration or {}).get("offsets")
+        own = self.option_offsets(texts, options) if self.calibrates_options else None
         out = []
-        for ll, o in zip(self.loglikelihoods(texts, options), opts):
+        for i, (ll, o) in enumerate(zip(self.loglikelihoods(texts, options), opts)):
             scores = apply_offsets(ll, offsets) if offsets else ll
+            if own is not None:
+                scores = apply_offsets(ll, own[i])
             answers = list(self.card.answers(list(o) if o is not None else None).values())
             out.append(answers[max(range(len(scores)), key=scores.__getitem__)])
         return out
