@@ -178,6 +178,7 @@ def test_multiple_choice_knn_on_a_plain_model(tiny_plain_model, tiny_plain_model
             "trials": 5,
             "demos": ["knn"],
             "knn": {"k": [3], "balance": [True], "pool": 12},
+            "calibrations": ["none"],
         },
         "scoring": {"device": "cpu"},
     }
