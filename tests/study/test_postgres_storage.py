@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
+import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -57,17 +60,20 @@ def test_a_missing_driver_names_the_extra_to_install(monkeypatch: pytest.MonkeyP
 
 
 @pytest.fixture
-def reachable_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder the server's user can reach (as root it runs as another user)."""
+def reachable_dir() -> Iterator[Path]:
+    """A folder the server's user can reach (as root it runs as another user). Not under
+    pytest's own temporary root: every pytest session that starts resets that to 0700, which
+    would shut a server user out of it while another session runs."""
     try:
         find_binaries()
     except OptpromptError as e:
         pytest.skip(str(e))
-    base = tmp_path_factory.mktemp("pg")
-    for folder in (base, *base.parents):
-        if folder.stat().st_mode & 0o001 == 0:
-            os.chmod(folder, folder.stat().st_mode | 0o011)
-    return base
+    base = Path(tempfile.mkdtemp(prefix="optprompt-test-pg-"))
+    os.chmod(base, 0o711)
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_start_url_stop_a_local_server(reachable_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -472,8 +472,8 @@ def test_a_signal_inside_the_block_is_delivered_once_after_it() -> None:
     try:
         with pytest.raises(_Raised, match="SIGTERM"):
             with deferred_interrupts():
-                os.kill(os.getpid(), signal.SIGTERM)
-                os.kill(os.getpid(), signal.SIGTERM)
+                signal.raise_signal(signal.SIGTERM)  # to this thread, now: no delivery race
+                signal.raise_signal(signal.SIGTERM)  # to this thread, now: no delivery race
                 seen.append("block finished")
         assert seen == ["block finished"]
         assert signal.getsignal(signal.SIGTERM) is handler  # restored
@@ -485,7 +485,7 @@ def test_ctrl_c_inside_the_block_becomes_keyboard_interrupt_after_it() -> None:
     done = []
     with pytest.raises(KeyboardInterrupt):
         with deferred_interrupts():
-            os.kill(os.getpid(), signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)  # to this thread, now: no delivery race
             done.append(1)
     assert done == [1]
 
