@@ -86,8 +86,10 @@ class Evolution(BaseStrategy):
         )
         task = context.task
         base = context.baseline
-        if config.calibration != "none" and not task.has_fixed_labels and not (
-            config.calibration == "content_free" and task.has_options
+        if (
+            config.calibration != "none"
+            and not task.has_fixed_labels
+            and not (config.calibration == "content_free" and task.has_options)
         ):
             raise ConfigError(
                 f"strategy 'evolution': strategy.calibration: {config.calibration!r} "

@@ -107,10 +107,10 @@ def test_a_multiple_choice_card_calibrated_per_question_predicts_what_the_study_
     want = {p["id"]: p["pred"] for p in logged if p["role"] == "best"}
     assert winner.predict(texts, options) == [e.options[want[e.id]] for e in test]
     # The finalists' ensemble (members calibrated per question), exported by its trial.
+    import optuna
+
     from optprompt.export.trial import export_trial
     from optprompt.trials import records
-
-    import optuna
 
     study = optuna.load_study(study_name=spec.name, storage=f"sqlite:///{Path(spec.output) / 'study.db'}")
     combined = [r for r in records(study) if r.is_combined and r.state.name == "COMPLETE"]

@@ -108,8 +108,8 @@ def _next_x(sampler, study, dist) -> float:  # type: ignore[no-untyped-def]
 def test_tpe_start_up_scales_with_a_minutes_budget() -> None:
     import optuna
 
-    from optprompt.strategies.base import expected_trials, startup_trials
     from optprompt.strategies.base import _minutes_tpe as minutes_tpe
+    from optprompt.strategies.base import expected_trials, startup_trials
 
     assert [startup_trials(n) for n in (1, 8, 16, 40, 1000)] == [1, 2, 4, 10, 10]
     # 60-second trials in a 4-minute budget: 4 trials expected, so TPE models from the first.

@@ -31,8 +31,6 @@ from optprompt.study.resilience import reseed_sampler
 from optprompt.trials import counts, is_void
 from optprompt.trials import keys as attrs
 
-POSTGRES = "postgresql+psycopg2://root@127.0.0.1:5432/test"
-
 
 def _study(tmp_path: Path, model_dir: Path, name: str, **extra) -> dict:
     data = write_sentiment_jsonl(tmp_path / "data.jsonl", n=96)

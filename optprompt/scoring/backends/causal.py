@@ -64,9 +64,7 @@ class Tokens:
             raise CandidateRejected(f"answer {text!r} tokenizes to nothing")
         return ids
 
-    def requests(
-        self, requests: Sequence[ScoreRequest]
-    ) -> tuple[list[list[int]], list[list[list[int]]], list[int]]:
+    def requests(self, requests: Sequence[ScoreRequest]) -> tuple[list[list[int]], list[list[list[int]]], list[int]]:
         """Each request's context tokens, its answers' tokens and its shared prefix's length
         (a prefix shared by several requests is tokenised once)."""
         prefixes: dict[str, list[int]] = {}
