@@ -20,6 +20,8 @@ __all__ = ["BadRows", "REASONS", "FIRST_ROWS", "describe"]
 REASONS = ("empty_input", "missing_label", "unknown_label", "bad_options")
 #: How many row numbers a summary names per reason.
 FIRST_ROWS = 5
+#: What the error of a bad row under ``task.bad_rows: error`` adds: how to go on without it.
+SKIP_HINT = " (fix the row, or set `task.bad_rows: skip` to drop such rows; result.json counts them)"
 
 T = TypeVar("T")
 
@@ -45,14 +47,14 @@ class BadRows:
             return make()
         except BadRowError as e:
             if not self.skipping:
-                raise
+                raise BadRowError(f"{e}{SKIP_HINT}", e.reason) from None
             self.skip(e.reason, where)
             return None
 
     def reject(self, message: str, reason: str, where: str) -> None:
         """A bad row found outside :meth:`check`: raise (``error``) or count it (``skip``)."""
         if not self.skipping:
-            raise BadRowError(message, reason)
+            raise BadRowError(f"{message}{SKIP_HINT}", reason)
         self.skip(reason, where)
 
     def skip(self, reason: str, where: str) -> None:

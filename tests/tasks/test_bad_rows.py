@@ -38,6 +38,7 @@ def test_default_is_error_naming_the_first_bad_row(tmp_path: Path, plugins) -> N
     with pytest.raises(BadRowError, match=r"d.jsonl row 4: column 'text' is empty") as e:
         build_task(TaskSpec(data=str(f), input="text", label="label", id="id"), plugins=plugins)
     assert isinstance(e.value, DataError) and e.value.reason == "empty_input"
+    assert str(e.value).endswith("set `task.bad_rows: skip` to drop such rows; result.json counts them)")
 
 
 def test_skip_drops_bad_rows_and_counts_them_per_reason(tmp_path: Path, plugins) -> None:
