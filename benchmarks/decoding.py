@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     spec = load_spec(ROOT / "studies" / "ner.yaml")
     spec = spec.model_copy(update={"output": Path(tempfile.mkdtemp(prefix="optprompt-decoding-"))})
     runner = StudyRunner(spec, model=loaded, progress=False)
-    runner._setup()
+    runner.setup()
     task = runner.task
     test = task.test[: args.examples] if args.examples else task.test
     baseline = runner.baseline

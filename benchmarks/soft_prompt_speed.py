@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="+", default=list(PARAMS), choices=list(PARAMS))
     parser.add_argument("--data", choices=["demo", "intent"], default="demo")
     parser.add_argument("--skip", nargs="*", default=[], choices=["full_logits", "padded"])
+    parser.add_argument("--output", type=Path, help="where the JSON goes (default: benchmarks/results/)")
     args = parser.parse_args(argv)
 
     import torch
@@ -135,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     spec = load_spec(ROOT / "studies" / "sentiment.yaml")
     task = build_task(spec.task, plugins=load_plugins(), seed=spec.seed, base_dir=spec.base_dir)
     runner = StudyRunner(spec, model=loaded, progress=False)
-    baseline = runner._baseline(chat=loaded.has_chat_template)
+    runner.setup()
+    baseline = runner.baseline
     if args.data == "intent":
         task, baseline = intent_task((args.steps + 1) * args.batch_size)
     renderer = PromptRenderer(task, loaded.chat_formatter() if loaded.has_chat_template else None)
@@ -237,7 +239,9 @@ def main(argv: list[str] | None = None) -> int:
         "MFU = 6 x parameters x computed tokens (padding excluded) / s / matmul peak",
         "rows": rows,
     }
-    out = RESULTS if not args.random_config else RESULTS.with_name(f"soft_prompt_speed-{args.random_config}.json")
+    out = args.output or (
+        RESULTS if not args.random_config else RESULTS.with_name(f"soft_prompt_speed-{args.random_config}.json")
+    )
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     names = list(rows[0]["steps_per_second"]) if rows else []
