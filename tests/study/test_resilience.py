@@ -480,12 +480,28 @@ def test_a_signal_inside_the_block_is_delivered_once_after_it() -> None:
 
 
 def test_ctrl_c_inside_the_block_becomes_keyboard_interrupt_after_it() -> None:
+    # Python's own Ctrl-C handler, whatever this process inherited: a shell starts background
+    # jobs with SIGINT ignored, and Python then leaves it ignored (so is a deferred one).
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
     done = []
-    with pytest.raises(KeyboardInterrupt):
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with deferred_interrupts():
+                signal.raise_signal(signal.SIGINT)  # to this thread, now: no delivery race
+                done.append(1)
+        assert done == [1]
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def test_an_ignored_ctrl_c_stays_ignored_when_deferred() -> None:
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
         with deferred_interrupts():
-            signal.raise_signal(signal.SIGINT)  # to this thread, now: no delivery race
-            done.append(1)
-    assert done == [1]
+            signal.raise_signal(signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 def test_interrupt_between_reserving_and_scoring_fails_the_trial(
