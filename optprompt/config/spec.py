@@ -249,8 +249,9 @@ class DistillSpec(_Strict):
     )
     virtual_tokens: int = Field(16, ge=1, le=512, description="Prompt learning methods: virtual tokens.")
     init: Literal["text", "random", "vocab"] = Field(
-        "text", description="Prompt tuning: initialise the virtual tokens from the short prompt's text, at random "
-        "or from sampled vocabulary."
+        "text",
+        description="Prompt tuning: initialise the virtual tokens from the short prompt's text, at random "
+        "or from sampled vocabulary.",
     )
     lora_r: int = Field(8, ge=1, le=256, description="LoRA: the rank.")
     encoder_hidden_size: int = Field(128, ge=1, description="P-tuning: the prompt encoder's width.")

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from optprompt._io import atomic_write_text
-
 from optprompt.results import DistillationInfo, DistilledSide
 from optprompt.study.distill_winner import DISTILLED_DIR, distill_winner, short_prompt, student_candidate
 

@@ -175,7 +175,7 @@ def test_a_study_distils_its_winner_exports_it_and_does_not_distil_it_again(
 
     print_result(result)
     shown = capsys.readouterr().out
-    assert f"distilled the winner into prompt_tuning under a short prompt" in shown
+    assert "distilled the winner into prompt_tuning under a short prompt" in shown
     assert f"{part.token_ratio:.2f}x fewer tokens per prediction" in shown
 
     # Export: the winner, and its distilled form in distilled/, loaded back exactly.
