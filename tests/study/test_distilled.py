@@ -154,7 +154,7 @@ def test_a_study_distils_its_winner_exports_it_and_does_not_distil_it_again(
     tmp_path: Path, tiny_model_dir: Path, tiny_model, capsys: pytest.CaptureFixture[str], monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     from optprompt.cli.output import print_result
-    from optprompt.export import export_card
+    from optprompt.cli.main import main
     from optprompt.study import distilled
 
     unlabeled = tmp_path / "u.jsonl"
@@ -177,10 +177,13 @@ def test_a_study_distils_its_winner_exports_it_and_does_not_distil_it_again(
     shown = capsys.readouterr().out
     assert "distilled the winner into prompt_tuning under a short prompt" in shown
     assert f"{part.token_ratio:.2f}x fewer tokens per prediction" in shown
+    assert main(["show", spec.output]) == 0  # optprompt show prints it too
+    assert f"{part.token_ratio:.2f}x fewer tokens per prediction" in capsys.readouterr().out
 
     # Export: the winner, and its distilled form in distilled/, loaded back exactly.
     to = tmp_path / "export"
-    export_card(spec.output, to)
+    assert main(["export", spec.output, "--to", str(to)]) == 0
+    assert f"distilled form (distill) to {to / 'distilled'}" in capsys.readouterr().out
     loaded = optprompt.load(to / "distilled", tiny_model)
     test = runner.task.test
     predictions = loaded.predict([ex.input for ex in test])
