@@ -153,8 +153,8 @@ def test_an_ensemble_reads_every_member_and_the_input_once_per_member(soft_runne
 def test_a_study_distils_its_winner_exports_it_and_does_not_distil_it_again(
     tmp_path: Path, tiny_model_dir: Path, tiny_model, capsys: pytest.CaptureFixture[str], monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
-    from optprompt.cli.output import print_result
     from optprompt.cli.main import main
+    from optprompt.cli.output import print_result
     from optprompt.study import distilled
 
     unlabeled = tmp_path / "u.jsonl"
