@@ -12,6 +12,7 @@ did then. A crash during the distillation leaves no record, so it is done again.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from optprompt.scoring.evaluate import Evaluation
 
 __all__ = ["distillation_part", "Distilled", "RECORD_KEY", "TEST_PREDICTIONS_FILE"]
+
+logger = logging.getLogger("optprompt")
 
 #: The manifest key of the distilled adapter that records the distillation's figures.
 RECORD_KEY = "distillation"
@@ -94,6 +97,7 @@ def distillation_part(
         ctx.note("distillation of the winner already recorded: read back, not trained again")
         return recorded
     started = time.perf_counter()
+    logger.info("distilling the winner (%s) into %s under a short prompt", winner.hash, spec.into)
     out = distill_winner(
         winner,
         kind,
