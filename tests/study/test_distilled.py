@@ -129,6 +129,24 @@ def test_the_distilled_part_counts_tokens_per_prediction(soft_runner) -> None:  
     assert (ctx.output / part.artifact / "adapter_model.safetensors").is_file()
 
 
+def test_a_knn_winner_counts_the_demonstrations_retrieved_for_each_input(soft_runner) -> None:  # type: ignore[no-untyped-def]
+    from optprompt.kinds.base import KindContext
+    from optprompt.prompts import Retrieval
+    from optprompt.study.distill_winner import tokens_per_prediction
+
+    runner = soft_runner
+    ctx: KindContext = runner.kind_context
+    pool = tuple(ex.id for ex in runner.task.train[:8])
+    winner = dataclasses.replace(runner.baseline, retrieval=Retrieval(pool=pool, k=3))
+    kind = PromptKind()
+    test = runner.task.test
+    got = tokens_per_prediction(kind, winner, ctx, test)
+    assert got == pytest.approx(_mean_request_tokens(ctx, winner))
+    # Each input reads its own three demonstrations: not the same count for every input.
+    per_input = [tokens_per_prediction(kind, winner, ctx, [ex]) for ex in test]
+    assert len({round(n - len(ctx.model.tokenizer(ex.input).input_ids)) for n, ex in zip(per_input, test)}) > 1
+
+
 def test_an_ensemble_reads_every_member_and_the_input_once_per_member(soft_runner) -> None:  # type: ignore[no-untyped-def]
     runner = soft_runner
     ctx = runner.kind_context
