@@ -122,6 +122,7 @@ def print_result(
         print(
             f"\nresults in {output}/result.json; `optprompt show {output}` for the leaderboard, "
             f"`optprompt export {output} --to DIR` for the {kinds.of_dict(best.candidate).export_label}"
+            + (" and its distilled form (DIR/distilled)" if result.distillation else "")
         )
 
 
