@@ -125,7 +125,21 @@ def _cmd_export(args: argparse.Namespace) -> int:
             else ""
         )
         print(f"for serving stacks: serving.json (chat messages / completion prompt){extra}")
+    if args.trial is None and not args.front and not args.pick:
+        _print_distilled_export(args.output_dir, args.to)
     return EXIT_OK
+
+
+def _print_distilled_export(output_dir: str, to: str) -> None:
+    from optprompt.export.distilled import DISTILLED_EXPORT_DIR
+    from optprompt.results import load_result
+
+    if load_result(output_dir).distillation is not None:
+        distilled = Path(to) / DISTILLED_EXPORT_DIR
+        print(
+            f"wrote the winner's distilled form (distill) to {distilled}: load it with "
+            f"optprompt.load({str(distilled)!r})"
+        )
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from optprompt.plugins.manager import Plugins
     from optprompt.results import StudyResult
 
-__all__ = ["print_result", "print_families", "print_teacher", "print_plugins", "leaderboard"]
+__all__ = ["print_result", "print_families", "print_teacher", "print_distillation", "print_plugins", "leaderboard"]
 
 
 def _kinds(plugins: Plugins | None = None):  # type: ignore[no-untyped-def]
@@ -104,6 +104,8 @@ def print_result(
         )
     if result.teacher:
         print_teacher(result)
+    if result.distillation:
+        print_distillation(result)
     context = result.context
     if context is not None and context.truncated_examples:
         print(
@@ -120,6 +122,7 @@ def print_result(
         print(
             f"\nresults in {output}/result.json; `optprompt show {output}` for the leaderboard, "
             f"`optprompt export {output} --to DIR` for the {kinds.of_dict(best.candidate).export_label}"
+            + (" and its distilled form (DIR/distilled)" if result.distillation else "")
         )
 
 
@@ -139,6 +142,29 @@ def print_teacher(result: StudyResult) -> None:
             f"test {metric} {label}: {c.baseline.estimate:.3f} -> {c.winner.estimate:.3f} "
             f"(difference {d.estimate:+.3f}, 95% CI [{d.low:+.3f}, {d.high:+.3f}], {c.test} p = {c.p_value:.3g})"
         )
+
+
+def print_distillation(result: StudyResult) -> None:
+    """``distill``: the winner and its distilled form on test: tokens per prediction, score, paired test."""
+    d = result.distillation
+    if d is None:
+        return
+    metric = result.metric
+    c = d.comparison
+    diff = c.difference
+    reused = " (recorded earlier: read back, not trained again)" if d.reused else ""
+    took = f" in {d.seconds:.0f} s" if d.seconds is not None and not d.reused else ""
+    print(
+        f"\ndistilled the winner into {d.method} under a short prompt{took}{reused}: "
+        f"learnt its answers on {d.distilled_inputs} train and unlabelled inputs; adapter in {d.artifact}"
+    )
+    print(f"  {'':<10} {'tokens/prediction':>17} {'test ' + metric:>14}")
+    for label, side in (("winner", d.winner), ("distilled", d.distilled)):
+        print(f"  {label:<10} {side.tokens_per_prediction:>17.1f} {side.test.value:>14.3f}")
+    print(
+        f"  {d.token_ratio:.2f}x fewer tokens per prediction; test {metric} distilled - winner {diff.estimate:+.3f} "
+        f"(95% CI [{diff.low:+.3f}, {diff.high:+.3f}], {c.test} p = {c.p_value:.3g}, n = {c.n})"
+    )
 
 
 def print_families(result: StudyResult) -> None:

@@ -18,6 +18,8 @@ __all__ = [
     "PruningSpec",
     "WorkersSpec",
     "SelectionSpec",
+    "DistillSpec",
+    "DISTILL_METHODS",
 ]
 
 
@@ -228,6 +230,56 @@ class SelectionSpec(_Strict):
         return self.holdout > 0 and len(objectives) == 1
 
 
+#: The adapter methods a winner can be distilled into: the adapters' own list
+#: (``optprompt.adapters.METHODS``, which the config layer may not import; a test keeps them equal).
+DISTILL_METHODS = ("prompt_tuning", "prefix_tuning", "p_tuning", "lora")
+
+
+class DistillSpec(_Strict):
+    """``distill``: at the end of the study, distil the winner (a prompt with demonstrations,
+    a kNN prompt, an ensemble) into an adapter under a short prompt (the winner's text without
+    demonstrations, retrieval or calibration; an ensemble's first member's), trained on the
+    winner's answer distributions over the train and ``task.unlabeled`` inputs. Both are
+    scored on test after the winner is chosen and compared (paired test); ``optprompt
+    export`` writes the distilled adapter into ``distilled/``. ``distill: winner`` takes
+    every default."""
+
+    into: Literal["prompt_tuning", "prefix_tuning", "p_tuning", "lora"] = Field(
+        "prompt_tuning", description="The student's adapter method."
+    )
+    virtual_tokens: int = Field(16, ge=1, le=512, description="Prompt learning methods: virtual tokens.")
+    init: Literal["text", "random", "vocab"] = Field(
+        "text",
+        description="Prompt tuning: initialise the virtual tokens from the short prompt's text, at random "
+        "or from sampled vocabulary.",
+    )
+    lora_r: int = Field(8, ge=1, le=256, description="LoRA: the rank.")
+    encoder_hidden_size: int = Field(128, ge=1, description="P-tuning: the prompt encoder's width.")
+    epochs: int = Field(4, ge=1, le=100, description="Training epochs (dev, gold labels, picks the best one).")
+    lr: float | None = Field(
+        None, gt=0.0, description="Learning rate; default 0.01 for prompt learning, 0.001 for LoRA."
+    )
+    batch_size: int = Field(8, ge=1, le=1024, description="Training batch size.")
+
+    def student_params(self) -> dict[str, Any]:
+        """The student's hyperparameters, as a soft candidate takes them (its method's own only)."""
+        prompt_learning = self.into != "lora"
+        out: dict[str, Any] = {
+            "lr": self.lr if self.lr is not None else (0.01 if prompt_learning else 0.001),
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+        }
+        if prompt_learning:
+            out["num_virtual_tokens"] = self.virtual_tokens
+        if self.into == "prompt_tuning":
+            out["init"] = self.init
+        if self.into == "p_tuning":
+            out["encoder_hidden_size"] = self.encoder_hidden_size
+        if self.into == "lora":
+            out["lora_r"] = self.lora_r
+        return out
+
+
 class WorkersSpec(_Strict):
     """Crash detection for one or many workers sharing a study's storage."""
 
@@ -300,6 +352,28 @@ class StudySpec(_Strict):
         description="Distillation: auto = the teacher's answer distribution for classification and multiple "
         "choice (students are trained towards it, KL), its answers otherwise; hard = its answers only.",
     )
+    distill: DistillSpec | None = Field(
+        None,
+        description="Distil the study's winner into an adapter under a short prompt at the end of the study: "
+        "`winner` (defaults) or a mapping {into: prompt_tuning|lora|..., epochs, lr, ...}; classification "
+        "and multiple choice only.",
+    )
+
+    @field_validator("distill", mode="before")
+    @classmethod
+    def _distill_shorthand(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            if v != "winner":
+                raise ValueError(
+                    f"distill: {v!r} is not known; write `distill: winner` (the defaults) or a mapping such as "
+                    "`distill: {into: lora}`"
+                )
+            return {}
+        if v is True:
+            return {}
+        if v is False:
+            return None
+        return v
 
     @model_validator(mode="after")
     def _objectives(self) -> StudySpec:
@@ -309,11 +383,27 @@ class StudySpec(_Strict):
             raise ValueError("pruning works with a single objective only (Optuna cannot prune multi-objective trials)")
         if self.select and len(self.objectives) == 1:
             raise ValueError("select picks from a Pareto front: add objectives such as prompt_tokens")
-        if self.task.unlabeled and not self.teacher:
-            raise ValueError("task.unlabeled inputs are labelled by a teacher: set teacher (a model or an export)")
+        if self.task.unlabeled and not self.teacher and self.distill is None:
+            raise ValueError(
+                "task.unlabeled inputs are labelled by a teacher or by the winner being distilled: set teacher "
+                "(a model or an export) or distill"
+            )
         if len(self.objectives) > 1 and "selection" in self.model_fields_set and self.selection.holdout > 0:
             raise ValueError(
                 "selection.holdout applies to single-objective studies; a Pareto front's winner is picked by select"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _distill_ranks_answers(self, info: ValidationInfo) -> StudySpec:
+        if self.distill is None:
+            return self
+        types = _task_types(info)
+        if self.task.type in types and not types.get(self.task.type).obj.ranks_answers:
+            takers = ", ".join(e.name for e in types if e.obj.ranks_answers)
+            raise ValueError(
+                f"distill trains an adapter on the winner's answer distribution, which a {self.task.type} task "
+                f"does not have: it needs a task type that ranks answers ({takers})"
             )
         return self
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from optprompt._io import atomic_write_json
 from optprompt.errors import OptpromptError
+from optprompt.export.distilled import DISTILLED_EXPORT_DIR, export_distilled
 from optprompt.export.serving import write_serving_files_under
 from optprompt.kinds.prompt.card import CARD_FILE
 from optprompt.results import load_result
@@ -35,6 +36,9 @@ def export_card(
         front: Multi-objective studies: write every Pareto-front member into
             ``to/trial-N/`` plus ``to/pareto.json``; returns that index.
         plugins: Loaded plugins (their candidate kinds); discovered when None.
+
+    A study with ``distill`` has its winner's distilled adapter exported too, into
+    ``to/distilled/`` (loadable on its own with ``optprompt.load``).
     """
     from optprompt.kinds.registry import candidate_kinds
     from optprompt.plugins.manager import load_plugins
@@ -83,4 +87,7 @@ def export_card(
     chosen = member or result.best
     path = kinds.of_dict(chosen.candidate).export(result, output, to, member)
     write_serving_files_under(to)
+    if member is None and result.distillation is not None:
+        export_distilled(result, output, to / DISTILLED_EXPORT_DIR, kinds)
+        write_serving_files_under(to / DISTILLED_EXPORT_DIR)
     return path

@@ -170,11 +170,18 @@ class CandidateKind(abc.ABC):
         for the winner's test split). The default is the study's scorer."""
         yield ctx.evaluator
 
-    def prompt_tokens(self, candidate: Any, ctx: KindContext) -> int:
-        """Tokens the model reads around the input (the ``prompt_tokens`` objective)."""
+    def prompt_tokens(self, candidate: Any, ctx: KindContext, example: Example | None = None) -> int:
+        """Tokens the model reads around the input (the ``prompt_tokens`` objective): around
+        ``example``'s input when given (its request's tokens less its input's: demonstrations
+        retrieved for it counted), else around an empty input."""
         from optprompt.errors import CandidateRejected
         from optprompt.tasks.task import Example
 
+        if example is not None:
+            tokenizer = ctx.model.tokenizer
+            req = ctx.renderer.request(candidate, example)
+            full = len(tokenizer(req.prefix + req.suffix, add_special_tokens=False).input_ids)
+            return full - len(tokenizer(example.input, add_special_tokens=False).input_ids)
         empty = Example(id="_length", input="", target="", target_index=0, options=(), row="")
         try:
             req = ctx.renderer.request(candidate, empty)

@@ -35,6 +35,8 @@ __all__ = [
     "SelectionInfo",
     "ContextInfo",
     "TeacherInfo",
+    "DistilledSide",
+    "DistillationInfo",
     "StudyResult",
     "load_result",
 ]
@@ -203,6 +205,36 @@ class TeacherInfo(_Part):
     student_vs_teacher: PairedComparison | None = None  # winner minus teacher
 
 
+class DistilledSide(_Part):
+    """The winner or its distilled form, as the distillation part of a result shows it."""
+
+    hash: str
+    candidate: dict[str, Any] = {}
+    tokens_per_prediction: float  # prompt tokens around the input x forward passes + the mean input's tokens
+    test: Score
+
+
+class DistillationInfo(_Part):
+    """``distill``: the winner distilled into an adapter under a short prompt, both on test.
+
+    ``comparison`` is the paired test of the distilled form against the winner (the winner as
+    its ``baseline``: ``difference`` is distilled minus winner). ``artifact`` is the distilled
+    adapter's directory in the study's output (PEFT files + manifest); ``optprompt export``
+    copies it into ``distilled/``.
+    """
+
+    method: str
+    winner: DistilledSide
+    distilled: DistilledSide
+    token_ratio: float  # the winner's tokens per prediction over the distilled form's
+    comparison: PairedComparison
+    artifact: str
+    distilled_inputs: int = 0  # train + unlabelled inputs the student learnt the winner's answers on
+    training: dict[str, Any] = {}  # steps, seconds, best epoch, per-epoch history, seed
+    seconds: float | None = None  # wall time of the distillation (teacher answers, training, test)
+    reused: bool = False  # read back from the study's output instead of trained again (a resumed study)
+
+
 class StudyResult(BaseModel):
     """What ``result.json`` holds."""
 
@@ -235,6 +267,7 @@ class StudyResult(BaseModel):
     selection: SelectionInfo | None = None  # held-out selection: finalists, p-value, do no harm
     context: ContextInfo | None = None  # task.truncate: the context limit and what was cut
     teacher: TeacherInfo | None = None  # distillation: the teacher's labels and test scores
+    distillation: DistillationInfo | None = None  # distill: the winner and its distilled form on test
     #: The winner's test score under greedy generation constrained to the answer set (what
     #: a serving stack with guided decoding does; uncalibrated): value, metric, metrics,
     #: interval, agreement with the ranked answers, n. None when not measured.

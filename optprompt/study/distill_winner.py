@@ -31,10 +31,34 @@ if TYPE_CHECKING:
     from optprompt.scoring.evaluate import Evaluation
     from optprompt.tasks.task import Example
 
-__all__ = ["DistilledWinner", "distill_winner", "short_prompt", "teacher_distributions"]
+__all__ = [
+    "DISTILLED_DIR",
+    "DistilledWinner",
+    "distill_winner",
+    "short_prompt",
+    "teacher_distributions",
+    "tokens_per_prediction",
+    "student_defaults",
+    "student_candidate",
+]
 
 #: The student's default: 16 virtual tokens of prompt tuning initialised from the instruction.
 DEFAULT_STUDENT = {"num_virtual_tokens": 16, "init": "text", "lr": 0.01, "epochs": 4, "batch_size": 8}
+
+#: Where distilled adapters are kept, under the study's artifacts (``<dir>/<student hash>``).
+DISTILLED_DIR = "distilled"
+
+
+def student_defaults(method: str) -> dict[str, Any]:
+    """The student's default hyperparameters for ``method`` (the method's own ones only)."""
+    if method == "prompt_tuning":
+        return dict(DEFAULT_STUDENT)
+    if method == "lora":
+        return {"lora_r": 8, "lr": 1e-3, "epochs": 4, "batch_size": 8}
+    out = {"num_virtual_tokens": 16, "lr": 0.01, "epochs": 4, "batch_size": 8}
+    if method == "p_tuning":
+        out["encoder_hidden_size"] = 128
+    return out
 
 
 @dataclass
@@ -83,12 +107,25 @@ class DistilledWinner:
 
 def short_prompt(candidate: Any, fallback: PromptCandidate) -> PromptCandidate:
     """The student's prompt: ``candidate``'s text without demonstrations, retrieval or
-    calibration when it is a single prompt, else ``fallback`` (e.g. the study's baseline)."""
+    calibration when it is a single prompt, its first member's when it is several prompts
+    (an ensemble: its members are ranked best first), else ``fallback`` (e.g. the study's
+    baseline)."""
     from optprompt.prompts.candidate import PromptCandidate
 
+    members = getattr(candidate, "members", None)
+    if members and type(members[0]) is PromptCandidate:
+        candidate = members[0]
     if type(candidate) is PromptCandidate:
         return dataclasses.replace(candidate, demo_ids=(), retrieval=None, calibration="none", metadata={})
     return fallback
+
+
+def student_candidate(student_prompt: PromptCandidate, method: str, params: dict[str, Any] | None = None) -> Any:
+    """The student :func:`distill_winner` trains: ``method`` with ``params`` (over the
+    method's defaults) around ``student_prompt``'s text."""
+    from optprompt.adapters.candidate import SoftCandidate
+
+    return SoftCandidate.create(student_prompt, method, {**student_defaults(method), **(params or {})})
 
 
 def _softmax(xs: Sequence[float]) -> tuple[float, ...]:
@@ -112,10 +149,19 @@ def teacher_distributions(evaluation: Evaluation) -> list[tuple[float, ...]]:
     return out
 
 
-def _tokens_per_prediction(kind: CandidateKind, candidate: Any, ctx: KindContext, test: Sequence[Example]) -> float:
-    passes = len(getattr(candidate, "members", ()) or ()) or 1  # an ensemble reads every member's prompt
-    per_input = sum(len(ctx.model.tokenizer(ex.input, add_special_tokens=False).input_ids) for ex in test)
-    return kind.prompt_tokens(candidate, ctx) + passes * per_input / max(1, len(test))
+def tokens_per_prediction(kind: CandidateKind, candidate: Any, ctx: KindContext, examples: Sequence[Example]) -> float:
+    """The tokens the model reads per prediction on ``examples``, on average: the kind's prompt
+    tokens around each input (demonstrations retrieved for it; every member's prompt for an
+    ensemble; an adapter's virtual tokens), plus the input once per forward pass it takes.
+    The answer continuations, the same for every candidate of a task, are not counted."""
+    if not examples:
+        raise ConfigError("tokens per prediction need at least one example")
+    passes = len(getattr(candidate, "members", ()) or ()) or 1  # an ensemble reads the input once per member
+    total = 0
+    for ex in examples:
+        total += kind.prompt_tokens(candidate, ctx, ex)
+        total += passes * len(ctx.model.tokenizer(ex.input, add_special_tokens=False).input_ids)
+    return total / len(examples)
 
 
 def distill_winner(
@@ -126,6 +172,8 @@ def distill_winner(
     student_prompt: PromptCandidate,
     method: str = "prompt_tuning",
     params: dict[str, Any] | None = None,
+    offsets: Sequence[float] | None = None,
+    teacher_test: Evaluation | None = None,
 ) -> DistilledWinner:
     """Distil ``winner`` (scored through ``kind``) into ``method`` under ``student_prompt``.
 
@@ -135,7 +183,10 @@ def distill_winner(
         ctx: The study's kind context (task, model, renderer, evaluator, dev, output).
         student_prompt: The short prompt the adapter is trained under (see :func:`short_prompt`).
         method / params: The student's PEFT method and hyperparameters (``lr``,
-            ``epochs``, ``batch_size`` and the method's own; defaults: :data:`DEFAULT_STUDENT`).
+            ``epochs``, ``batch_size`` and the method's own; defaults: :func:`student_defaults`).
+        offsets: The winner's calibration offsets (found on dev); None: it computes its own.
+        teacher_test: The winner's test evaluation when the study has it already (scored
+            with ``offsets``); None: scored here.
 
     Raises:
         ConfigError: a generation or extraction task, or no train or unlabelled inputs.
@@ -145,7 +196,6 @@ def distill_winner(
     from optprompt.adapters import training
     from optprompt.adapters.artifact import manifest_for, save_adapter
     from optprompt.adapters.backend import AdapterBackend
-    from optprompt.adapters.candidate import SoftCandidate
     from optprompt.adapters.methods import attached
     from optprompt.kinds.prompt import card_from_description
     from optprompt.kinds.soft import SoftKind, training_seed
@@ -154,19 +204,20 @@ def distill_winner(
     task = ctx.task
     if task.generates:
         raise ConfigError("distilling a winner needs a task that ranks answers; generation has no distribution")
-    inputs = [*task.train, *task.unlabeled]
+    seen: set[str] = set()
+    inputs = []
+    for ex in [*task.train, *task.unlabeled]:  # a teacher may have added the unlabelled ones to train already
+        if ex.id not in seen:
+            seen.add(ex.id)
+            inputs.append(ex)
     if not inputs:
         raise ConfigError("distilling a winner needs train or unlabelled inputs")
-    p = {
-        **(DEFAULT_STUDENT if method == "prompt_tuning" else {"lr": 1e-3, "epochs": 4, "batch_size": 8}),
-        **(params or {}),
-    }
-    if method != "prompt_tuning":
-        p.pop("init", None)
-    student = SoftCandidate.create(student_prompt, method, p)
+    student = student_candidate(student_prompt, method, params)
+    p = student.param_map
     with kind.scorer(winner, ctx) as teacher_eval:
-        taught = teacher_eval.evaluate(winner, inputs, "train")
-        teacher_test = teacher_eval.evaluate(winner, task.test, "test")
+        taught = teacher_eval.evaluate(winner, inputs, "train", offsets=offsets)
+        if teacher_test is None:
+            teacher_test = teacher_eval.evaluate(winner, task.test, "test", offsets=offsets)
     dists = teacher_distributions(taught)
     examples = [dataclasses.replace(ex, soft_target=d) for ex, d in zip(inputs, dists)]
     seed = training_seed(ctx.seed, student)
@@ -204,7 +255,7 @@ def distill_winner(
             "history": result.history,
             "seed": seed,
         }
-        directory = adapter_kind.adapter_dir(student, ctx)
+        directory = ctx.artifacts / DISTILLED_DIR / student.hash
         task_info = task.summary()
         card = card_from_description(adapter_kind.describe(student, ctx), task_info)
         save_adapter(
@@ -222,8 +273,8 @@ def distill_winner(
             ),
         )
     tokens = {
-        "teacher": round(_tokens_per_prediction(kind, winner, ctx, task.test), 1),
-        "student": round(_tokens_per_prediction(adapter_kind, student, ctx, task.test), 1),
+        "teacher": round(tokens_per_prediction(kind, winner, ctx, task.test), 1),
+        "student": round(tokens_per_prediction(adapter_kind, student, ctx, task.test), 1),
     }
     return DistilledWinner(
         student=student,

@@ -29,6 +29,7 @@ from optprompt.results import (
     StudyResult,
     TaskInfo,
 )
+from optprompt.study.distilled import distillation_part
 from optprompt.study.figures import constrained_generation, families_of, teacher_figures
 from optprompt.study.objectives import parse_rule, select
 from optprompt.study.selection import Selection, compare_evaluations, select_winner
@@ -240,6 +241,20 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> StudyResult:
         optional["families"] = families
     if teacher:
         optional["teacher"] = teacher
+    distilled = None
+    if spec.distill is not None:
+        # Test was scored for the winner above, after it was chosen: the distilled form is
+        # trained on train + unlabelled inputs, picked on dev, and only then scored on test.
+        distilled = distillation_part(
+            spec.distill,
+            best,
+            kinds.of(best),
+            baseline,
+            ctx,
+            test_best,
+            offsets=TrialRecord.from_frozen(best_trial).offsets if best.hash != baseline.hash else None,
+        )
+        optional["distillation"] = distilled.info
     typed = StudyResult(
         format_version=RESULT_FORMAT,
         name=spec.name,
@@ -276,6 +291,8 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> StudyResult:
         for role, ev in (("baseline", test_base), ("best", test_best))
         for p in ev.predictions
     ]
+    if distilled is not None:
+        lines += [json.dumps({"role": "distilled", "split": "test", **p}) for p in distilled.predictions]
     kinds.of(best).finish(typed, ctx.output)
     atomic_write_text(ctx.output / PREDICTIONS_FILE, "\n".join(lines) + "\n")
     typed.write(ctx.output)

@@ -161,9 +161,9 @@ class MembersMixin:
     """For kinds whose candidates are several prompts (``candidate.members``): prompt
     tokens, checks and the description, member by member."""
 
-    def prompt_tokens(self, candidate: Any, ctx: KindContext) -> int:
+    def prompt_tokens(self, candidate: Any, ctx: KindContext, example: Example | None = None) -> int:
         prompts = PromptKind()
-        return sum(prompts.prompt_tokens(m, ctx) for m in candidate.members)
+        return sum(prompts.prompt_tokens(m, ctx, example) for m in candidate.members)
 
     def fresh(self, candidate: Any, ctx: KindContext, train: Sequence[Example]) -> list[Example]:
         """Train rows no member shows as a demonstration."""

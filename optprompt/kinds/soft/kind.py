@@ -88,8 +88,8 @@ class SoftKind(CandidateKind):
     def describe(self, candidate: SoftCandidate, ctx: KindContext) -> dict[str, Any]:
         return PromptKind().describe(candidate, ctx)
 
-    def prompt_tokens(self, candidate: SoftCandidate, ctx: KindContext) -> int:
-        return super().prompt_tokens(candidate, ctx) + candidate.virtual_tokens
+    def prompt_tokens(self, candidate: SoftCandidate, ctx: KindContext, example: Example | None = None) -> int:
+        return super().prompt_tokens(candidate, ctx, example) + candidate.virtual_tokens
 
     def adapter_dir(self, candidate: SoftCandidate, ctx: KindContext) -> Path:
         """Where ``candidate``'s adapter is kept in the study's output."""
