@@ -211,3 +211,28 @@ def test_the_study_reports_constrained_generation_in_result_summary_and_card(
     assert card.scores["constrained_generation"]["value"] == pytest.approx(expected)
     print_result(result)
     assert "greedy generation constrained to the answer set" in capsys.readouterr().out
+
+
+def test_an_ensemble_served_by_guided_decoding_takes_its_members_majority(study_dict, tiny_model) -> None:  # type: ignore[no-untyped-def]
+    """The constrained-generation figure of an ensemble winner: each member answers by
+    constrained greedy generation, the answer most members gave wins, a tie the first's."""
+    from optprompt.config import spec_from_dict
+    from optprompt.kinds.ensemble import EnsembleCandidate, EnsembleKind
+    from optprompt.kinds.prompt.kind import PromptKind
+    from optprompt.prompts import PromptCandidate
+    from optprompt.study import StudyRunner
+
+    runner = StudyRunner(spec_from_dict(study_dict), model=tiny_model, progress=False)
+    runner.setup()
+    ctx, test = runner.kind_context, runner.task.test
+    good_bad = (("neg", "bad"), ("pos", "good"))
+    a = PromptCandidate("Is the review good or bad?", "Review: {input}\nAnswer:", verbalizer=good_bad)
+    b = PromptCandidate("Sentiment?", "{input}\nSentiment:", verbalizer=(("neg", "negative"), ("pos", "positive")))
+    alone = {c: PromptKind().constrained_answers(c, ctx, test) for c in (a, b)}
+    assert alone[a] is not None and alone[b] is not None
+    assert alone[a] != alone[b]  # they disagree somewhere, so the rule is seen at work
+    kind = EnsembleKind()
+    # two members: where they disagree the first (best on dev) decides
+    assert kind.constrained_answers(EnsembleCandidate((a, b)), ctx, test) == alone[a]
+    # a, b, b: b's answer has the majority everywhere
+    assert kind.constrained_answers(EnsembleCandidate((a, b, b)), ctx, test) == alone[b]

@@ -198,6 +198,23 @@ class EnsembleKind(MembersMixin, CandidateKind):
     def summary(self, data: dict[str, Any]) -> str:
         return f"{len(data['members'])} prompts, averaged answer probabilities"
 
+    def constrained_answers(
+        self, candidate: EnsembleCandidate, ctx: KindContext, examples: Sequence[Example]
+    ) -> list[Any] | None:
+        """What serving the ensemble by guided decoding gives: each member prompt answers by
+        greedy generation constrained to the answers (uncalibrated), and the answer most
+        members gave wins (a tie goes to the best member on dev, the first); None when a
+        member cannot be measured so."""
+        prompts = PromptKind()
+        votes = [prompts.constrained_answers(m, ctx, examples) for m in candidate.members]
+        if any(v is None for v in votes):
+            return None
+        out = []
+        for answers in zip(*votes):
+            counts = {a: answers.count(a) for a in answers}
+            out.append(max(answers, key=lambda a: (counts[a], -answers.index(a))))
+        return out
+
     def combine(self, finalists: Sequence[tuple[Any, Any]], ctx: KindContext, limit: int) -> EnsembleCandidate | None:
         """The best ``limit`` discrete finalists (two at least) as one ensemble."""
         if not ctx.task.ranks_answers:
