@@ -14,7 +14,7 @@ __all__ = ["add_evaluate_parser", "print_evaluation"]
 
 def print_evaluation(report: EvaluationReport, *, width: int | None = None) -> None:
     """A short table: each target's metric with its 95% interval, then the paired test."""
-    from optprompt.cli.show_cmd import format_table, terminal_width
+    from optprompt.cli.fit import format_table, terminal_width
 
     width = terminal_width() if width is None else width
     rows = []
