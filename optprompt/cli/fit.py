@@ -89,7 +89,8 @@ def wrap(text: str, width: int | None, indent: str = "  ") -> str:
 
     if width is None:
         return text
-    return textwrap.fill(text, width, subsequent_indent=indent, break_on_hyphens=False)
+    # a word longer than the width (a path) stays whole: copied from the terminal, it still works
+    return textwrap.fill(text, width, subsequent_indent=indent, break_on_hyphens=False, break_long_words=False)
 
 
 def print_wrapped(text: str, width: int | None, indent: str = "  ") -> None:

@@ -148,7 +148,7 @@ def print_result(
         say(
             f"test {served['metric']} of the winner answering by greedy generation constrained to the answer set "
             f"(as a serving stack does; uncalibrated): {served['value']:.3f} (95% CI [{iv['low']:.3f}, "
-            f"{iv['high']:.3f}]); it answers as the ranked prediction on {served['agreement']:.0%} of test"
+            f"{iv['high']:.3f}]); it answers as the study's scored prediction on {served['agreement']:.0%} of test"
         )
     if result.teacher:
         print_teacher(result, width=cols)

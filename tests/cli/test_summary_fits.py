@@ -31,8 +31,14 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         "model": str(env.model_dir),
         "seed": 0,
         "output": str(root / "out"),
-        "task": {"data": str(data), "type": "classification", "input": "text", "label": "label", "id": "id",
-                 "prompt": LONG},  # fmt: skip
+        "task": {
+            "data": str(data),
+            "type": "classification",
+            "input": "text",
+            "label": "label",
+            "id": "id",
+            "prompt": LONG,
+        },  # fmt: skip
         "strategy": {"name": "template_search", "trials": 3, "max_demos": 1, "demo_pool": 4},
         "scoring": {"device": "cpu"},
     }
