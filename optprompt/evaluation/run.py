@@ -28,7 +28,7 @@ __all__ = ["evaluate", "BASELINE"]
 #: ``against=BASELINE`` compares a study's winner with that study's baseline prompt.
 BASELINE = "baseline"
 #: Column options (as in a study's ``task:`` block) that ``columns=`` may set.
-COLUMN_KEYS = ("input", "label", "options", "id", "format")
+COLUMN_KEYS = ("input", "label", "options", "id", "format", "label_separator")
 
 
 @dataclass
@@ -208,7 +208,7 @@ def evaluate(
             ``options``, ``id``, ``format``); a study directory's own are the default.
         constrained: Also measure each target answering by greedy generation constrained
             to its answer set, as a serving stack with guided decoding does (prompt cards on
-            causal models; classification and multiple choice).
+            causal models; classification, multiple choice and multi-label).
         device: Where the model runs (``auto``, ``cpu``, ``cuda``...).
         output: Write ``evaluation.json`` there (a file, or a directory to hold it).
         plugins: Loaded plugins; discovered when None.

@@ -246,3 +246,31 @@ def test_llama_cpp_parses_the_exported_grammars() -> None:
         answer_grammar(["negative", "positive"], leading_space=True),
     ):
         llama_cpp.LlamaGrammar.from_string(grammar, verbose=False)
+
+
+def test_evaluate_scores_the_card_on_new_data_with_constrained_generation(
+    study: Path, env: TinyStudyEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from optprompt.cli.main import main
+
+    to = tmp_path / "export"
+    optprompt.export_card(study, to)
+    new = tmp_path / "new.jsonl"
+    new.write_text("".join(TICKETS.read_text().splitlines(keepends=True)[150:170]))
+    # the card's study read "labels_text" split by "|"; the new data's list column needs no separator
+    report = optprompt.evaluate(
+        to,
+        new,
+        model=str(env.model_dir),
+        columns={"input": "text", "label": "labels"},
+        constrained=True,
+        output=tmp_path / "e.json",
+    )
+    assert report.task_type == "multi_label" and report.metric == "label_f1" and report.n == 20
+    assert set(report.target.metrics) >= {"label_f1", "label_exact_match"}
+    assert report.target.constrained is not None and 0 <= report.target.constrained.value <= 1
+    argv = ["evaluate", str(to), "--data", str(new), "--model", str(env.model_dir), "--input", "text",
+            "--label", "labels_text", "--label-separator", "|", "--output", str(tmp_path / "cli.json")]  # fmt: skip
+    assert main(argv) == 0
+    assert "20 examples (multi_label), label_f1" in capsys.readouterr().out
+    assert json.loads((tmp_path / "cli.json").read_text())["target"]["value"] == pytest.approx(report.target.value)

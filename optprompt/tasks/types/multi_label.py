@@ -114,8 +114,11 @@ class MultiLabel(TaskType):
     )
 
     def check_spec(self, spec: TaskSpec) -> None:
-        if spec.verbalizer:
-            raise ValueError("verbalizer: multi-label answers are the labels themselves; rename them in the data")
+        renamed = {k: v for k, v in (spec.verbalizer or {}).items() if str(k) != v}
+        if renamed:  # a card's identity verbalizer (label -> itself) is fine
+            raise ValueError(
+                f"verbalizer: multi-label answers are the labels themselves ({renamed}); rename them in the data"
+            )
         if spec.label_separator is not None and not spec.label_separator:
             raise ValueError("label_separator: empty; give the string that separates labels in the label column")
 
