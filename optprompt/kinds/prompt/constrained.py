@@ -8,8 +8,8 @@ where a longer answer could go on, when the end-of-sequence token is likelier). 
 calibration is applied. This module measures that, on the model, for prompt cards.
 
 A multi-label card answers a list: the first label is chosen as above among the label set
-and ``none``, then, label by label, ", LABEL" for each label not yet chosen competes with the end of the
-answer (the grammar of ``answers.gbnf``, without repeats).
+and ``none``; then, label by label, ", LABEL" for each label not yet chosen competes with
+the end of the answer (the grammar of ``answers.gbnf``, without repeats).
 """
 
 from __future__ import annotations
