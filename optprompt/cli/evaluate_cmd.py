@@ -14,7 +14,7 @@ __all__ = ["add_evaluate_parser", "print_evaluation"]
 
 def print_evaluation(report: EvaluationReport, *, width: int | None = None) -> None:
     """A short table: each target's metric with its 95% interval, then the paired test."""
-    from optprompt.cli.show_cmd import format_table, terminal_width
+    from optprompt.cli.fit import format_table, terminal_width
 
     width = terminal_width() if width is None else width
     rows = []
@@ -54,7 +54,9 @@ def print_evaluation(report: EvaluationReport, *, width: int | None = None) -> N
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from optprompt.evaluation import evaluate
 
-    columns: dict[str, Any] = {k: getattr(args, k) for k in ("input", "label", "options", "id", "format")}
+    columns: dict[str, Any] = {
+        k: getattr(args, k) for k in ("input", "label", "options", "id", "format", "label_separator")
+    }
     columns = {k: v for k, v in columns.items() if v is not None}
     report = evaluate(
         args.target,
@@ -93,4 +95,9 @@ def add_evaluate_parser(sub: Any) -> None:
     )
     for col in ("input", "label", "options", "id", "format"):
         p.add_argument(f"--{col}", help=f"the data's {col} column (as task.{col}; a study directory's by default)")
+    p.add_argument(
+        "--label-separator",
+        dest="label_separator",
+        help="multi-label: what separates labels in a string label cell (as task.label_separator)",
+    )
     p.set_defaults(func=_cmd_evaluate)

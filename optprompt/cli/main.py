@@ -63,7 +63,7 @@ def _run(spec, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
         spec = spec.model_copy(update={"output": str(output)})
         runner = StudyRunner(spec, progress=not args.quiet, worker=args.command == "worker")
         result = runner.run()
-    print_result(result, output=spec.output)
+    print_result(result, output=spec.output, wide=getattr(args, "wide", False))
     if spec.tracking.mlflow:
         from optprompt.tracking import log_study
 
@@ -220,12 +220,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", help="Optuna storage URL (default: SQLite in the output directory)")
     p.add_argument("--trials", type=int, help="override strategy.trials")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--wide", action="store_true", help="print the summary's long fields in full, uncut")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("resume", help="resume the study in an output directory (no study file needed)")
     p.add_argument("output_dir", help="the study's output directory")
     p.add_argument("--trials", type=int, help="raise or lower strategy.trials")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--wide", action="store_true", help="print the summary's long fields in full, uncut")
     p.set_defaults(func=_cmd_resume)
 
     p = sub.add_parser("worker", help="join a study shared through a database; many workers split its budget")
@@ -233,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", help="shared Optuna storage URL, e.g. postgresql://user@host/db")
     p.add_argument("--output", help="this worker's output directory (default: OUTPUT/workers/HOST-N, the first free)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--wide", action="store_true", help="print the summary's long fields in full, uncut")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("show", help="print a study's leaderboard and result")

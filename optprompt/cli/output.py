@@ -22,74 +22,122 @@ def _kinds(plugins: Plugins | None = None):  # type: ignore[no-untyped-def]
 
 
 def print_result(
-    result: StudyResult | dict[str, Any], *, output: str | None = None, plugins: Plugins | None = None
+    result: StudyResult | dict[str, Any],
+    *,
+    output: str | None = None,
+    plugins: Plugins | None = None,
+    width: int | None = None,
+    wide: bool = False,
 ) -> None:
-    """Baseline and winner, their prompts and dev/test scores, and the paired comparison.
+    """Baseline and winner, their prompts and dev/test scores, and the paired comparison,
+    fitted to the terminal as ``show`` fits its table: sentences wrap, prompt lines and
+    candidate fields longer than the width end in "…", tables share the width.
 
     Args:
         result: The study's result (as :func:`run_study` returns it, or loaded).
         output: The output directory, to say where the files are.
         plugins: The loaded plugins whose candidate kinds describe the candidates
             (discovered when None).
+        width: Columns to fit (the terminal's when None).
+        wide: Print every field in full, whatever the width.
     """
+    from optprompt.cli.fit import clip, format_table, terminal_width, wrap
     from optprompt.results import StudyResult
 
     result = StudyResult.from_dict(result)
+    cols: int | None = None if wide else (terminal_width() if width is None else width)
+
+    def say(text: str = "") -> None:
+        print("\n".join(wrap(part, cols) if part else part for part in text.split("\n")))
+
+    def table(rows: list[dict[str, Any]], fixed: tuple[str, ...], indent: str = "  ") -> None:
+        lines, hidden = format_table(rows, None if cols is None else cols - len(indent), fixed=fixed)
+        print("\n".join(indent + line for line in lines))
+        if hidden:
+            say(f"{indent}(columns hidden at this width: {', '.join(hidden)})")
+
     kinds = _kinds(plugins)
     metric = result.metric
     base, best = result.baseline, result.best
-    print(f"\nstudy {result.name!r}: {result.n_trials} trials, model {result.model.ref}, {result.wall_seconds:.0f} s")
+    say(f"\nstudy {result.name!r}: {result.n_trials} trials, model {result.model.ref}, {result.wall_seconds:.0f} s")
     sizes = result.task.sizes
-    print(f"task: {result.task.source} (train {sizes['train']}, dev {sizes['dev']}, test {sizes['test']})")
+    say(f"task: {result.task.source} (train {sizes['train']}, dev {sizes['dev']}, test {sizes['test']})")
     if result.task.bad_rows:
         from optprompt.tasks.bad_rows import describe
 
-        print(f"task.bad_rows: skip: {describe(result.task.bad_rows)}")
+        say(f"task.bad_rows: skip: {describe(result.task.bad_rows)}")
+    cut = False
     for title, e in (("BASELINE PROMPT", base), ("WINNING PROMPT", best)):
         test = f"{e.test.value:.3f}" if e.test is not None else "-"
-        print(f"\n=== {title} (trial {e.trial}) — dev {metric} {e.dev.value:.3f}, test {metric} {test} ===")
-        print(e.prompt)
+        say(f"\n=== {title} (trial {e.trial}) — dev {metric} {e.dev.value:.3f}, test {metric} {test} ===")
+        lines = [*e.prompt.splitlines()]
         kind = kinds.of_dict(e.candidate)
-        for what, text in kind.details(e.candidate):
-            print(f"--- {what}: {text}")
+        lines += [f"--- {what}: {text}".replace("\n", "⏎") for what, text in kind.details(e.candidate)]
         summary = kind.summary(e.candidate)
         if summary:
-            print(f"--- {kind.column or kind.label}: {summary}" + (f" ({e.artifact})" if e.artifact else ""))
+            lines.append(
+                f"--- {kind.column or kind.label}: {summary}".replace("\n", "⏎")
+                + (f" ({e.artifact})" if e.artifact else "")
+            )
         if e.calibration.method != "none":
-            print(f"--- calibration: {e.calibration.method} (label offsets {e.calibration.offsets})")
+            lines.append(f"--- calibration: {e.calibration.method} (label offsets {e.calibration.offsets})")
+        for line in lines:
+            shown = clip(line, cols)
+            cut = cut or shown != line
+            print(shown)
+    if cut:
+        where = f"`optprompt show {output} --trial N`" if output else "`optprompt show DIR --trial N`"
+        say(f"(lines longer than {cols} columns cut with …; {where} or `--wide` prints them in full)")
     front = result.pareto or []
     if front:
         names = result.objectives
-        print(f"\nPareto front ({len(front)} prompts; objectives {', '.join(names)}; select {result.select!r}):")
-        for m in front:
-            mark = "*" if m.trial == best.trial else " "
-            print(f" {mark} trial {m.trial:>4}: " + ", ".join(f"{n} {m.objectives[n]:.4g}" for n in names))
+        say(f"\nPareto front ({len(front)} prompts; objectives {', '.join(names)}; select {result.select!r}):")
+        table(
+            [
+                {
+                    " ": "*" if m.trial == best.trial else "",
+                    "trial": m.trial,
+                    **{n: f"{m.objectives[n]:.4g}" for n in names},
+                }
+                for m in front
+            ],
+            fixed=(" ", "trial", *names),
+        )
     if result.families:
-        print_families(result)
+        print_families(result, width=cols)
     selection = result.selection
     if selection is not None and selection.finalists:
-        print(
+        say(
             f"\nselection: {len(selection.finalists)} finalists re-scored on {selection.holdout} held-out dev "
             f"examples (the search scored {selection.searched})"
             + (f" and up to {selection.train} train rows that did not choose them" if selection.train else "")
             + f"; baseline on held-out dev {selection.baseline_holdout:.3f}"
         )
-        for f in selection.finalists:
-            mark = "*" if f.trial == best.trial else " "
-            what = f" ({f.combined} of the best finalists)" if f.combined else ""
-            print(f" {mark} trial {f.trial:>4}: dev {f.dev:.3f}, held-out {f.holdout:.3f}{what}")
+        table(
+            [
+                {
+                    " ": "*" if f.trial == best.trial else "",
+                    "trial": f.trial,
+                    "dev": f"{f.dev:.3f}",
+                    "held-out": f"{f.holdout:.3f}",
+                    "combined": f"{f.combined} of the best finalists" if f.combined else "",
+                }
+                for f in selection.finalists
+            ],
+            fixed=(" ", "trial", "dev", "held-out"),
+        )
         if not selection.kept_baseline and selection.p_value is not None:
             test = f"; {selection.test}" if selection.test else ""
-            print(
+            say(
                 f"  picked trial {selection.picked} on {selection.evidence or selection.holdout} fresh examples "
                 f"(one-sided p = {selection.p_value:.3g} against the baseline{test})"
             )
     cmp_ = result.comparison
     if cmp_ is not None:
         for label, iv in (("baseline", cmp_.baseline), ("winner", cmp_.winner)):
-            print(f"test {metric} {label}: {iv.estimate:.3f} (95% CI [{iv.low:.3f}, {iv.high:.3f}])")
+            say(f"test {metric} {label}: {iv.estimate:.3f} (95% CI [{iv.low:.3f}, {iv.high:.3f}])")
         d = cmp_.difference
-        print(
+        say(
             f"\ntest {metric}: baseline {base.test.value:.3f} -> winner {best.test.value:.3f} "
             f"(difference {d.estimate:+.3f}, 95% CI [{d.low:+.3f}, {d.high:+.3f}], "
             f"{cmp_.test} p = {cmp_.p_value:.3g}, n = {cmp_.n})"
@@ -97,55 +145,65 @@ def print_result(
     served = result.constrained_generation
     if served:
         iv = served["interval"]
-        print(
+        say(
             f"test {served['metric']} of the winner answering by greedy generation constrained to the answer set "
             f"(as a serving stack does; uncalibrated): {served['value']:.3f} (95% CI [{iv['low']:.3f}, "
-            f"{iv['high']:.3f}]); it answers as the ranked prediction on {served['agreement']:.0%} of test"
+            f"{iv['high']:.3f}]); it answers as the study's scored prediction on {served['agreement']:.0%} of test"
         )
     if result.teacher:
-        print_teacher(result)
+        print_teacher(result, width=cols)
     if result.distillation:
-        print_distillation(result)
+        print_distillation(result, width=cols)
     context = result.context
     if context is not None and context.truncated_examples:
-        print(
+        say(
             f"\ncontext: {context.truncated_examples} example(s) cut to fit the model's {context.limit} tokens "
             f"(task.truncate: {context.truncate}; up to {context.max_tokens_cut} input tokens cut)"
         )
     reasons = result.failure_reasons or {}
     if reasons:
         counted = ", ".join(f"{n} {kind}" for kind, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
-        print(f"\nfailed or pruned trials: {counted}")
+        say(f"\nfailed or pruned trials: {counted}")
     for w in result.warnings:
-        print(f"warning: {w}")
+        say(f"warning: {w}")
     if output:
-        print(
+        say(
             f"\nresults in {output}/result.json; `optprompt show {output}` for the leaderboard, "
             f"`optprompt export {output} --to DIR` for the {kinds.of_dict(best.candidate).export_label}"
             + (" and its distilled form (DIR/distilled)" if result.distillation else "")
         )
 
 
-def print_teacher(result: StudyResult) -> None:
-    """Distillation: teacher, student (the winner) and the student's baseline on test."""
+def print_teacher(result: StudyResult, width: int | None = None) -> None:
+    """Distillation: teacher, student (the winner) and the student's baseline on test
+    (lines wrapped to ``width``; None: as they are)."""
+    from optprompt.cli.fit import print_wrapped
+
     t = result.teacher
     if t is None:
         return
     metric = result.metric
     extra = f", {t.dropped} left out" if t.dropped else ""
-    print(f"\nteacher {t.ref}: labelled {t.train_labelled} train and {t.unlabeled_labelled} unlabelled inputs{extra}")
+    print_wrapped(
+        f"\nteacher {t.ref}: labelled {t.train_labelled} train and {t.unlabeled_labelled} unlabelled inputs{extra}",
+        width,
+    )
     for label, c in (("student baseline -> teacher", t.comparison), ("teacher -> student", t.student_vs_teacher)):
         if c is None:
             continue
         d = c.difference
-        print(
+        print_wrapped(
             f"test {metric} {label}: {c.baseline.estimate:.3f} -> {c.winner.estimate:.3f} "
-            f"(difference {d.estimate:+.3f}, 95% CI [{d.low:+.3f}, {d.high:+.3f}], {c.test} p = {c.p_value:.3g})"
+            f"(difference {d.estimate:+.3f}, 95% CI [{d.low:+.3f}, {d.high:+.3f}], {c.test} p = {c.p_value:.3g})",
+            width,
         )
 
 
-def print_distillation(result: StudyResult) -> None:
-    """``distill``: the winner and its distilled form on test: tokens per prediction, score, paired test."""
+def print_distillation(result: StudyResult, width: int | None = None) -> None:
+    """``distill``: the winner and its distilled form on test: tokens per prediction, score, paired test
+    (sentences wrapped to ``width``; None: as they are)."""
+    from optprompt.cli.fit import print_wrapped
+
     d = result.distillation
     if d is None:
         return
@@ -154,40 +212,52 @@ def print_distillation(result: StudyResult) -> None:
     diff = c.difference
     reused = " (recorded earlier: read back, not trained again)" if d.reused else ""
     took = f" in {d.seconds:.0f} s" if d.seconds is not None and not d.reused else ""
-    print(
+    print_wrapped(
         f"\ndistilled the winner into {d.method} under a short prompt{took}{reused}: "
-        f"learnt its answers on {d.distilled_inputs} train and unlabelled inputs; adapter in {d.artifact}"
+        f"learnt its answers on {d.distilled_inputs} train and unlabelled inputs; adapter in {d.artifact}",
+        width,
     )
     print(f"  {'':<10} {'tokens/prediction':>17} {'test ' + metric:>14}")
     for label, side in (("winner", d.winner), ("distilled", d.distilled)):
         print(f"  {label:<10} {side.tokens_per_prediction:>17.1f} {side.test.value:>14.3f}")
-    print(
+    print_wrapped(
         f"  {d.token_ratio:.2f}x fewer tokens per prediction; test {metric} distilled - winner {diff.estimate:+.3f} "
-        f"(95% CI [{diff.low:+.3f}, {diff.high:+.3f}], {c.test} p = {c.p_value:.3g}, n = {c.n})"
+        f"(95% CI [{diff.low:+.3f}, {diff.high:+.3f}], {c.test} p = {c.p_value:.3g}, n = {c.n})",
+        width,
     )
 
 
-def print_families(result: StudyResult) -> None:
-    """The families of a study spanning several, side by side: best on dev, dev and test, p-value."""
+def print_families(result: StudyResult, width: int | None = None) -> None:
+    """The families of a study spanning several, side by side: best on dev, dev and test, p-value
+    (fitted to ``width``; None: as they are)."""
+    from optprompt.cli.fit import format_table, print_wrapped
+
     metric = result.metric
-    print(f"\nfamilies (best of each on dev, scored on test against the baseline; {metric}):")
-    print(f"  {'family':<18} {'trials':>6} {'trial':>6} {'dev':>7} {'test':>7} {'p':>7}")
+    print_wrapped(f"\nfamilies (best of each on dev, scored on test against the baseline; {metric}):", width)
+    rows = []
     for name, fam in (result.families or {}).items():
-        if fam.best is None:
-            print(f"  {name:<18} {fam.trials:>6} {'-':>6} {'-':>7} {'-':>7} {'-':>7}")
-            continue
-        test = f"{fam.best.test.value:.3f}" if fam.best.test is not None else "-"
-        p = fam.comparison.p_value if fam.comparison is not None else None
-        print(
-            f"  {name:<18} {fam.trials:>6} {fam.best.trial:>6} {fam.best.dev.value:>7.3f} {test:>7} "
-            + (f"{p:>7.3g}" if p is not None else f"{'-':>7}")
+        best = fam.best
+        p = fam.comparison.p_value if best is not None and fam.comparison is not None else None
+        rows.append(
+            {
+                "family": name,
+                "trials": fam.trials,
+                "trial": best.trial if best is not None else "-",
+                "dev": f"{best.dev.value:.3f}" if best is not None else "-",
+                "test": f"{best.test.value:.3f}" if best is not None and best.test is not None else "-",
+                "p": f"{p:.3g}" if p is not None else "-",
+            }
         )
+    lines, _ = format_table(rows, None if width is None else width - 2, fixed=("trials", "trial", "dev", "test", "p"))
+    print("\n".join("  " + line for line in lines))
     schedule = (result.strategy_summary or {}).get("schedule") or {}
     if schedule.get("kind") == "halving":
         dropped = ", ".join(f"{f} after rung {r + 1}" for f, r in schedule.get("eliminated_after_rung", {}).items())
-        print(
+        print_wrapped(
             f"  successive halving: rung {schedule['rung'] + 1} of {schedule['rungs']}, "
-            f"still in: {', '.join(schedule['survivors'])}" + (f"; dropped: {dropped}" if dropped else "")
+            f"still in: {', '.join(schedule['survivors'])}" + (f"; dropped: {dropped}" if dropped else ""),
+            width,
+            indent="    ",
         )
 
 

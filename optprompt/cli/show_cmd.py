@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from optprompt.cli.fit import fit_widths, format_table, print_wrapped, terminal_width
+
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
 __all__ = ["TrialCounts", "fit_widths", "format_table", "show_study", "terminal_width", "trial_counts"]
-
-#: Columns that are never cut short (short by nature).
-_NARROW = ("trial", "state", "dev", "role", "family")
 
 
 @dataclass(frozen=True)
@@ -80,83 +79,6 @@ def _budget(output: Path, meta: dict[str, Any]) -> int | None:
     return int(trials) if trials else None
 
 
-def _cell(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return str(value).replace("\n", "⏎")
-
-
-def fit_widths(natural: list[int], fixed: list[bool], width: int, gap: int = 2, floor: int = 6) -> list[int]:
-    """Column widths that fit ``width``: fixed columns keep their natural width, the others
-    share what is left (water-filling: a column narrower than its share keeps its width
-    and leaves the rest to the wider ones), none below ``floor`` (or its natural width)."""
-    widths = list(natural)
-    room = width - gap * max(0, len(natural) - 1) - sum(w for w, f in zip(natural, fixed, strict=True) if f)
-    flexible = sorted((w, i) for i, (w, f) in enumerate(zip(natural, fixed, strict=True)) if not f)
-    left = len(flexible)
-    for w, i in flexible:
-        share = max(min(w, floor), room // left if left else 0)
-        widths[i] = min(w, share)
-        room -= widths[i]
-        left -= 1
-    return widths
-
-
-def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
-
-
-def format_table(
-    rows: list[dict[str, Any]], width: int | None, fixed: tuple[str, ...] = _NARROW, floor: int = 6
-) -> tuple[list[str], list[str]]:
-    """The rows as text lines no wider than ``width`` (None: no limit), cells cut with "…",
-    and the columns left out because even cut to ``floor`` characters they would not fit
-    (the rightmost first; ``note`` is kept)."""
-    if not rows:
-        return [], []
-    columns = list(rows[0])
-    hidden: list[str] = []
-    if width is not None:
-        while True:
-            flexible = [c for c in columns if c not in fixed]
-            need = sum(max(len(c), *(len(_cell(r[c])) for r in rows)) if c in fixed else floor for c in columns) + 2 * (
-                len(columns) - 1
-            )
-            droppable = [c for c in flexible if c != "note"]
-            if need <= width or len(droppable) <= 1:
-                break
-            hidden.insert(0, droppable[-1])
-            columns.remove(droppable[-1])
-    cells = [[_cell(r[c]) for c in columns] for r in rows]
-    natural = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
-    widths = natural if width is None else fit_widths(natural, [c in fixed for c in columns], width, floor=floor)
-    right = {"trial", "dev"}
-
-    def line(values: list[str]) -> str:
-        parts = []
-        for c, v, w in zip(columns, values, widths, strict=True):
-            v = _clip(v, w)
-            parts.append(v.rjust(w) if c in right else v.ljust(w))
-        return "  ".join(parts).rstrip()
-
-    return [line(columns), *(line(r) for r in cells)], hidden
-
-
-def _print_wrapped(text: str, width: int | None) -> None:
-    import textwrap
-
-    print(text if width is None else textwrap.fill(text, width, subsequent_indent="  "))
-
-
-def terminal_width() -> int:
-    """The terminal's width (``COLUMNS`` when output is not a terminal; 80 by default)."""
-    import shutil
-
-    return shutil.get_terminal_size((80, 24)).columns
-
-
 def _rows(df: Any) -> list[dict[str, Any]]:
     return [
         {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
@@ -207,22 +129,22 @@ def show_study(
         )
         return
     width = None if wide else terminal_width()
-    _print_wrapped(f"study {meta['study_name']!r}: {info.header()}", width)
+    print_wrapped(f"study {meta['study_name']!r}: {info.header()}", width)
     if rows:
         lines, hidden = format_table(rows, width)
         shown = f"the best {len(rows)} by dev score" if len(rows) < info.rows else "all trials, best dev score first"
         cut = f"; columns hidden at this width: {', '.join(hidden)}" if hidden else ""
-        _print_wrapped(f"{shown}{cut}; --wide for full fields, --trial N for one trial", width)
+        print_wrapped(f"{shown}{cut}; --wide for full fields, --trial N for one trial", width)
         print("\n".join(lines))
         reasons = [r for r in rows if r.get("note") and not str(r["note"]).startswith("same as trial")]
         if reasons and not wide:  # why trials failed or were pruned: in full, below the table
             print("notes:")
             for r in reasons:
-                _print_wrapped(f"  trial {r['trial']}: {r['note']}", width)
+                print_wrapped(f"  trial {r['trial']}: {r['note']}", width)
     else:
         print("(no trials yet)")
     if result is not None:
-        print_result(result)
+        print_result(result, wide=wide)
     elif not rows:
         raise OptpromptError(f"{output}: the study has no trials yet")
     else:

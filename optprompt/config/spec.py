@@ -67,7 +67,7 @@ class TaskSpec(_Strict):
         None,  # type: ignore[assignment]  # the registered default type (classification)
         validate_default=True,
         description="The task type: classification (the default), multiple_choice, generation, extraction, "
-        "or one a plugin registers (`optprompt plugins` lists them).",
+        "multi_label, or one a plugin registers (`optprompt plugins` lists them).",
     )
     input: str = "input"
     label: str = "label"
@@ -83,6 +83,9 @@ class TaskSpec(_Strict):
         "lines", description="Extraction: the baseline's output format (TYPE: text lines, a JSON list, inline tags)."
     )
     verbalizer: dict[str, str] | None = Field(None, description="Label -> word the model should say.")
+    label_separator: str | None = Field(
+        None, description="Multi-label: what separates labels in a string label cell (a list cell needs none)."
+    )
     split: SplitSpec = SplitSpec()
     prompt: str | None = Field(None, description="The baseline instruction.")
     template: str | None = Field(None, description="Input template with an {input} placeholder.")
@@ -153,6 +156,9 @@ class TaskSpec(_Strict):
         if self.descriptions and not task_type.extracts_entities:
             takers = " or ".join(e.name for e in types if e.obj.extracts_entities)
             raise ValueError(f"descriptions describe entity types: they need type: {takers}")
+        if self.label_separator is not None and not task_type.answers_label_lists:
+            takers = " or ".join(e.name for e in types if e.obj.answers_label_lists)
+            raise ValueError(f"label_separator splits a cell into several labels: it needs type: {takers}")
         for key, value in task_type.spec_defaults.items():
             if key not in self.model_fields_set:
                 object.__setattr__(self, key, copy.deepcopy(value))

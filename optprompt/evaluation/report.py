@@ -45,7 +45,7 @@ class Constrained(_Part):
     value: float
     interval: Interval
     metrics: dict[str, float]
-    agreement: float  # fraction of examples where it answers as the ranked prediction does
+    agreement: float  # fraction of examples where it answers as the scored (ranked or generated) prediction does
 
 
 class Scored(_Part):

@@ -28,7 +28,7 @@ __all__ = ["evaluate", "BASELINE"]
 #: ``against=BASELINE`` compares a study's winner with that study's baseline prompt.
 BASELINE = "baseline"
 #: Column options (as in a study's ``task:`` block) that ``columns=`` may set.
-COLUMN_KEYS = ("input", "label", "options", "id", "format")
+COLUMN_KEYS = ("input", "label", "options", "id", "format", "label_separator")
 
 
 @dataclass
@@ -149,7 +149,7 @@ def _score(
     evaluator = Evaluator(task, None, None, plugins.metrics)  # type: ignore[arg-type]  # measures only
     ranked = evaluator.evaluate_answers(examples, answers, "test", name=target.given)
     extra = None
-    if constrained and supports_constrained(predictor) and not task.generates:
+    if constrained and supports_constrained(predictor) and (not task.generates or task.task_type.answers_label_lists):
         generated = constrained_predict(predictor, texts, options)
         ev = evaluator.evaluate_answers(examples, generated, "test", name=f"{target.given} (constrained)")
         extra = Constrained(
@@ -208,7 +208,7 @@ def evaluate(
             ``options``, ``id``, ``format``); a study directory's own are the default.
         constrained: Also measure each target answering by greedy generation constrained
             to its answer set, as a serving stack with guided decoding does (prompt cards on
-            causal models; classification and multiple choice).
+            causal models; classification, multiple choice and multi-label).
         device: Where the model runs (``auto``, ``cpu``, ``cuda``...).
         output: Write ``evaluation.json`` there (a file, or a directory to hold it).
         plugins: Loaded plugins; discovered when None.

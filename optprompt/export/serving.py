@@ -11,8 +11,10 @@
   server ``grammar``, vLLM's ``guided_grammar``).
 
 The schema and grammar are written when the answers are a closed set known at export time
-(classification: the answer words). Multiple-choice answers depend on each request's
-options: :func:`answer_schema` and :func:`answer_grammar` build them per request.
+(classification: the answer words; multi-label: a list of labels from the label set, an
+array of ``enum`` values in the schema, labels separated by ", " in the grammar).
+Multiple-choice answers depend on each request's options: :func:`answer_schema` and
+:func:`answer_grammar` build them per request.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ __all__ = [
     "SERVING_FILE",
     "answer_grammar",
     "answer_schema",
+    "label_list_grammar",
+    "label_list_schema",
     "gbnf_literal",
     "serving_spec",
     "write_serving_files",
@@ -87,6 +91,35 @@ def answer_schema(answers: Sequence[str], *, title: str = "answer") -> dict[str,
     }
 
 
+def label_list_grammar(labels: Sequence[str], *, separator: str = ", ", leading_space: bool = False) -> str:
+    """A GBNF grammar of one or more of ``labels`` separated by ``separator`` (or ``none``),
+    as a multi-label prompt answers (optionally after one space)."""
+    if not labels:
+        raise ValueError("a grammar needs at least one label")
+    lines = [
+        f"root ::= {'space ' if leading_space else ''}answer",
+        f"answer ::= label ({gbnf_literal(separator)} label)* | {gbnf_literal('none')}",
+        "label ::= " + " | ".join(gbnf_literal(lbl) for lbl in labels),
+    ]
+    if leading_space:
+        lines.append('space ::= " "?')
+    return "\n".join(lines) + "\n"
+
+
+def label_list_schema(labels: Sequence[str], *, title: str = "labels") -> dict[str, Any]:
+    """A JSON schema (draft 2020-12) accepting a list of distinct ``labels`` (possibly empty)."""
+    if not labels:
+        raise ValueError("a schema needs at least one label")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": title,
+        "type": "array",
+        "items": {"type": "string", "enum": list(labels)},
+        "uniqueItems": True,
+        "maxItems": len(labels),
+    }
+
+
 def _turns(card: PromptCard) -> list[dict[str, str]]:
     """The prompt with its demonstrations as user/assistant turns (the instruction as the
     system turn): the chat form many serving setups prefer. Not what the study scored."""
@@ -102,9 +135,18 @@ def _turns(card: PromptCard) -> list[dict[str, str]]:
     return messages
 
 
+def _label_list(card: PromptCard) -> list[str]:
+    """The label set a multi-label card's answers list from; [] for other task types."""
+    if not card.resolve_task_type().answers_label_lists:
+        return []
+    return [str(lbl) for lbl in ((card.task or {}).get("labels") or [])]
+
+
 def serving_spec(card: PromptCard) -> dict[str, Any]:
     """What ``serving.json`` holds for ``card``."""
-    answers = list(card.answers(None))  # a closed set: classification's answer words; else per request
+    labels = _label_list(card)
+    # a closed set: classification's answer words, multi-label's labels; else per request
+    answers = labels or list(card.answers(None))
     prompt = card.template_text()
     spec: dict[str, Any] = {
         "format_version": SERVING_FORMAT,
@@ -113,7 +155,8 @@ def serving_spec(card: PromptCard) -> dict[str, Any]:
         "messages": [{"role": "user", "content": prompt}] if card.chat else None,
         "prompt": None if card.chat else prompt,
         "messages_with_turns": _turns(card),
-        "answers": {w: card.answers(None)[w] for w in answers} or None,
+        "answers": ({w: w for w in labels} if labels else {w: card.answers(None)[w] for w in answers}) or None,
+        "answer_form": "label list" if labels else "one answer",
         "json_schema": SCHEMA_FILE if answers else None,
         "grammar": GRAMMAR_FILE if answers else None,
         "decoding": {"temperature": 0.0, "stop": ["\n"]},
@@ -125,6 +168,11 @@ def serving_spec(card: PromptCard) -> dict[str, Any]:
             "`optprompt evaluate --constrained` measures how accurate that is.",
         ],
     }
+    if labels:
+        spec["notes"].append(
+            "Multi-label: the answer lists labels separated by ', ' (answers.gbnf), or is a JSON array of them "
+            "(answers.schema.json); optprompt.tasks.parse_label_list reads either back."
+        )
     if card.retrieval is not None:
         spec["notes"].append(
             "This prompt retrieves its demonstrations per input; the placeholder line stands for them. "
@@ -144,7 +192,13 @@ def write_serving_files(card: PromptCard, directory: str | Path) -> list[Path]:
     directory = Path(directory)
     spec = serving_spec(card)
     written = [atomic_write_json(directory / SERVING_FILE, spec)]
-    if spec["answers"]:
+    labels = _label_list(card)
+    if labels:
+        written.append(atomic_write_json(directory / SCHEMA_FILE, label_list_schema(labels)))
+        written.append(
+            atomic_write_text(directory / GRAMMAR_FILE, label_list_grammar(labels, leading_space=not card.chat))
+        )
+    elif spec["answers"]:
         words = list(spec["answers"])
         written.append(atomic_write_json(directory / SCHEMA_FILE, answer_schema(words)))
         written.append(atomic_write_text(directory / GRAMMAR_FILE, answer_grammar(words, leading_space=not card.chat)))

@@ -206,9 +206,8 @@ class PromptRenderer:
             return fill_entity_prompt(
                 candidate.instruction, words, self.task.descriptions, self.output_format(candidate)
             )
-        words = (
-            [candidate.verbalizer_map.get(lbl, lbl) for lbl in self.task.labels] if self.task.has_fixed_labels else []
-        )
+        # the label words (classification), the labels to list (multi-label); none otherwise
+        words = [candidate.verbalizer_map.get(lbl, lbl) for lbl in self.task.labels]
         return fill_labels(candidate.instruction, words)
 
     def demos(self, candidate: PromptCandidate, example: Example | None = None) -> list[Example]:

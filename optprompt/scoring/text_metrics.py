@@ -30,6 +30,8 @@ __all__ = [
     "contains",
     "exact_match",
     "extract_answer",
+    "label_exact_match",
+    "label_f1",
     "normalize_answer",
     "rouge_l",
     "token_f1",
@@ -207,12 +209,39 @@ def extract_answer(text: str, pattern: str | re.Pattern[str] | None) -> str | No
     return match.group(1) if regex.groups else match.group(0)
 
 
+def label_f1(prediction: str, reference: str) -> float:
+    """Set F1 of the labels a written list names against the reference list (multi-label).
+
+    Both are read with :func:`~optprompt.tasks.parse_label_list` (a JSON array, or labels
+    separated by commas, semicolons, bars, new lines or "and"; case and quotes aside).
+    Two empty sets (``none``) score 1.0; an unreadable prediction scores 0.0.
+    """
+    from optprompt.tasks.types import parse_label_list
+
+    pred = set(parse_label_list(prediction) or [])
+    gold = set(parse_label_list(reference) or [])
+    if not pred and not gold:
+        return 1.0
+    hit = len(pred & gold)
+    return 2 * hit / (len(pred) + len(gold))
+
+
+def label_exact_match(prediction: str, reference: str) -> float:
+    """1.0 when a written list names exactly the reference's labels (multi-label), else 0.0."""
+    from optprompt.tasks.types import parse_label_list
+
+    pred = parse_label_list(prediction)
+    return float(pred is not None and set(pred) == set(parse_label_list(reference) or []))
+
+
 _GENERATION_METRICS = (
     ("exact_match", exact_match, "1 if the normalised prediction equals the normalised reference"),
     ("contains", contains, "1 if the normalised reference occurs (whole tokens) in the prediction"),
     ("token_f1", token_f1, "SQuAD token F1 on normalised tokens"),
     ("rouge_l", rouge_l, "ROUGE-L F-measure (rouge-score, no stemming)"),
     ("bleu", bleu, "sentence BLEU (sacrebleu defaults) / 100"),
+    ("label_f1", label_f1, "multi-label: set F1 of the listed labels against the reference labels"),
+    ("label_exact_match", label_exact_match, "multi-label: 1 if the listed labels are exactly the reference set"),
 )
 
 

@@ -48,7 +48,7 @@ def test_a_study_runs_exports_and_loads_back_a_plugin_kind(ensemble_plugins, stu
     assert best["test"]["n"] == len(runner.task.test) and len(best["members"]) >= 1
 
     # The kind describes its candidates where the CLI prints them.
-    print_result(result, output=spec.output, plugins=ensemble_plugins)
+    print_result(result, output=spec.output, plugins=ensemble_plugins, wide=True)
     shown = capsys.readouterr().out
     assert "--- ensemble: " in shown and "member prompt cards" in shown
 

@@ -215,7 +215,7 @@ def test_a_study_never_scores_the_held_out_part_during_the_search(tmp_path, tiny
     from optprompt.cli.output import print_result
 
     print_result(result)
-    shown = capsys.readouterr().out
+    shown = " ".join(capsys.readouterr().out.split())  # the summary wraps to the terminal
     assert f"re-scored on {len(held)} held-out dev examples" in shown
     from optprompt.report import write_report
 

@@ -55,6 +55,7 @@ def test_the_type_is_registered_with_its_source(yes_no_plugins) -> None:  # type
         "classification",
         "extraction",
         "generation",
+        "multi_label",
         "multiple_choice",
         "yes_no",
     ]

@@ -6,6 +6,10 @@ instead generates token by token: at each step it takes the most likely token am
 that keep the output a prefix of some answer, and stops when an answer is complete (or,
 where a longer answer could go on, when the end-of-sequence token is likelier). No
 calibration is applied. This module measures that, on the model, for prompt cards.
+
+A multi-label card answers a list: the first label is chosen as above among the label set
+and ``none``; then, label by label, ", LABEL" for each label not yet chosen competes with
+the end of the answer (the grammar of ``answers.gbnf``, without repeats).
 """
 
 from __future__ import annotations
@@ -74,11 +78,35 @@ def _choose(model: Any, tokenizer: Any, prompt_ids: list[int], answers: list[lis
             result = model(torch.tensor([[token]], device=device), use_cache=True, **{name: state})
 
 
+def _choose_labels(model: Any, tokenizer: Any, prompt_ids: list[int], labels: list[str], lead: str) -> list[str]:
+    """The labels greedy decoding constrained to a list of distinct ``labels`` produces."""
+    from optprompt.tasks.types import LIST_SEPARATOR
+
+    end = tokenizer.eos_token_id
+    if end is None:
+        end = tokenizer("\n", add_special_tokens=False).input_ids[-1]
+    chosen: list[str] = []
+    ids = list(prompt_ids)
+    while len(chosen) < len(labels):
+        left = [lbl for lbl in labels if lbl not in chosen]
+        sep = LIST_SEPARATOR if chosen else lead
+        options = [tokenizer(sep + lbl, add_special_tokens=False).input_ids for lbl in left]
+        # first step: a label or "none" (the empty set); then: ", LABEL" or the end
+        last = [end] if chosen else tokenizer(lead + "none", add_special_tokens=False).input_ids
+        pick = _choose(model, tokenizer, ids, [*options, last])
+        if pick == len(left):  # the end of the answer (or "none") won
+            break
+        chosen.append(left[pick])
+        ids += options[pick]
+    return chosen
+
+
 def constrained_predict(
     predictor: Any, texts: Sequence[str], options: Sequence[Sequence[str]] | None = None
 ) -> list[Any]:
-    """The label (classification) or option (multiple choice) greedy decoding constrained
-    to the card's answers gives for each text, uncalibrated.
+    """The label (classification), option (multiple choice) or list of labels (multi-label,
+    written as the study's answers are) greedy decoding constrained to the card's answers
+    gives for each text, uncalibrated.
 
     Raises:
         OptpromptError: the predictor is not a prompt card on a causal model, or the task
@@ -91,6 +119,17 @@ def constrained_predict(
         )
     card, loaded = predictor.card, predictor.loaded
     tokenizer, model = loaded.tokenizer, loaded.model
+    if card.resolve_task_type().answers_label_lists:
+        from optprompt.tasks.types import join_labels
+
+        labels = [str(lbl) for lbl in (card.task or {}).get("labels") or []]
+        if not labels:
+            raise OptpromptError("this multi-label card lists no labels (its task has no 'labels')")
+        lead = "" if card.chat else " "
+        return [
+            join_labels(_choose_labels(model, tokenizer, _encode(tokenizer, predictor.prompt(t)), labels, lead))
+            for t in texts
+        ]
     opts = list(options) if options is not None else [None] * len(texts)
     preds = []
     for text, o in zip(texts, opts, strict=True):

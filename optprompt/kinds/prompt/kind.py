@@ -133,12 +133,13 @@ class PromptKind(CandidateKind):
         self, candidate: PromptCandidate, ctx: KindContext, examples: Sequence[Example]
     ) -> list[Any] | None:
         """Greedy generation constrained to the answers, through the card the winner exports
-        (no calibration); None for tasks that generate or models that are not causal."""
+        (no calibration); None for tasks that generate free text or entities, or models
+        that are not causal."""
         from optprompt.kinds.prompt.card import card_from_description
         from optprompt.kinds.prompt.constrained import constrained_predict, supports_constrained
         from optprompt.kinds.prompt.predictor import CardPredictor
 
-        if ctx.task.generates:
+        if ctx.task.generates and not ctx.task.task_type.answers_label_lists:
             return None
         card = card_from_description(
             describe(ctx.renderer, ctx.chat, candidate), ctx.task.summary(), task_type=ctx.task.task_type

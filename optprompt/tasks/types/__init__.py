@@ -1,7 +1,7 @@
 """Task types: the extension point for what kind of task a study optimises.
 
 One module per built-in type (:mod:`.classification`, :mod:`.multiple_choice`,
-:mod:`.generation`, :mod:`.extraction`), each a :class:`TaskType` subclass registered
+:mod:`.generation`, :mod:`.extraction`, :mod:`.multi_label`), each a :class:`TaskType` subclass registered
 through the ``register_task_types`` hook below, exactly as a plugin registers its own::
 
     from optprompt.plugins import hookimpl
@@ -35,6 +35,7 @@ from optprompt.tasks.types.base import (
 from optprompt.tasks.types.classification import Classification
 from optprompt.tasks.types.extraction import Extraction
 from optprompt.tasks.types.generation import Generation
+from optprompt.tasks.types.multi_label import LIST_SEPARATOR, MultiLabel, join_labels, parse_label_list
 from optprompt.tasks.types.multiple_choice import MultipleChoice
 
 if TYPE_CHECKING:
@@ -43,21 +44,25 @@ if TYPE_CHECKING:
 __all__ = [
     "BUILTIN_TASK_TYPES",
     "GENERATION_SETTINGS_KEY",
+    "LIST_SEPARATOR",
     "Classification",
     "Extraction",
     "Generation",
     "LabelSet",
     "MetricKind",
+    "MultiLabel",
     "MultipleChoice",
     "ScoringPath",
     "TaskType",
     "builtin_task_types",
     "cell_text",
+    "join_labels",
+    "parse_label_list",
     "resolve_task_type",
 ]
 
 #: The task types optprompt registers itself, in the order ``optprompt plugins`` lists them.
-BUILTIN_TASK_TYPES: tuple[type[TaskType], ...] = (Classification, MultipleChoice, Generation, Extraction)
+BUILTIN_TASK_TYPES: tuple[type[TaskType], ...] = (Classification, MultipleChoice, Generation, Extraction, MultiLabel)
 _BUILTIN = {cls.name: cls() for cls in BUILTIN_TASK_TYPES}
 
 

@@ -134,6 +134,9 @@ class TaskType(ABC):
         has_fixed_labels: One label set for every example, each label said through a
             verbalizer word: the split is stratified by label, demonstration pools are
             balanced by label and calibration applies (ranked types only).
+        answers_label_lists: The model writes a list of labels from the closed label set
+            (``task.labels``): serving exports describe the list (JSON schema array of
+            ``enum``, GBNF list grammar) and generation constrained to it is measured.
         is_default: The type of a study file without ``task.type`` (one registered type
             says so: classification). Not inherited: a subclass of the default type is not
             the default unless it says so itself.
@@ -154,6 +157,7 @@ class TaskType(ABC):
     default_template: ClassVar[str] = "Input: {input}\nAnswer:"
     default_metric: ClassVar[str]
     has_fixed_labels: ClassVar[bool] = False
+    answers_label_lists: ClassVar[bool] = False
     is_default: ClassVar[bool] = False
     spec_defaults: ClassVar[Mapping[str, Any]] = {}
     instruction_variants: ClassVar[tuple[str, ...]] = ()
