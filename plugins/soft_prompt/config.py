@@ -43,6 +43,14 @@ class SoftPromptConfig(StrategyConfig):
         default_factory=dict, description="Learning-rate range [low, high] per method (log-uniform)."
     )
     epochs: tuple[int, int] = Field((2, 4), description="Range of training epochs [low, high].")
+    min_steps: int = Field(
+        120,
+        ge=0,
+        description="Optimisation steps a run takes at least: on a small train split the sampled epochs are "
+        "raised until epochs x ceil(train examples / batch_size) reaches it (at most max_epochs); early stopping "
+        "on dev ends a run that stops improving. 0: the sampled epochs as they are.",
+    )
+    max_epochs: int = Field(30, ge=1, description="The most epochs min_steps may raise a run to.")
     lora_r: list[int] = Field(default_factory=lambda: [4, 8], min_length=1, description="LoRA ranks.")
     lora_targets: list[str] | None = Field(None, description="Module names LoRA adapts (PEFT's default per model).")
     encoder_hidden_size: int = Field(128, ge=1, description="P-tuning prompt-encoder width.")
