@@ -42,7 +42,9 @@ def test_proposals_carry_the_raised_epochs(soft_runner) -> None:  # type: ignore
     assert cand.param_map["epochs"] == strategy.epochs_for(2) == math.ceil(50 / math.ceil(strategy.train_size() / 4))
     # Demonstrations shown by the template are not trained on: fewer rows, more epochs.
     shown = [ex.id for ex in soft_runner.task.train[:3]]
-    strategy.use_template(PromptCandidate(instruction="Decide.", template="T: {input}\nA:", demo_ids=tuple(shown)), trial=1, dev=0.5)
+    strategy.use_template(
+        PromptCandidate(instruction="Decide.", template="T: {input}\nA:", demo_ids=tuple(shown)), trial=1, dev=0.5
+    )
     assert strategy.train_size() == len(soft_runner.task.train) - 3
     _configured(strategy, max_train_examples=5)
     assert strategy.train_size() == 5 and strategy.epochs_for(1) == math.ceil(50 / 2)
