@@ -44,7 +44,7 @@ class SoftPromptConfig(StrategyConfig):
     )
     epochs: tuple[int, int] = Field((2, 4), description="Range of training epochs [low, high].")
     min_steps: int = Field(
-        120,
+        100,
         ge=0,
         description="Optimisation steps a run takes at least: on a small train split the sampled epochs are "
         "raised until epochs x ceil(train examples / batch_size) reaches it (at most max_epochs); early stopping "
