@@ -75,3 +75,26 @@ def test_train_rows_a_run_left_out_are_fresh_evidence(soft_runner) -> None:  # t
     assert len(trained) == 6
     assert {ex.id for ex in fresh} == {ex.id for ex in train} - trained - {demo}
     assert [ex.id for ex in fresh] == [ex.id for ex in train if ex in fresh]  # train's order
+
+
+def test_a_study_on_a_small_split_runs_the_raised_epochs_with_its_dev_loss(
+    tmp_path, tiny_model_dir, tiny_model
+) -> None:  # type: ignore[no-untyped-def]
+    from optprompt_plugins.soft_prompt.strategy import HISTORY_ATTR, TRAINING_ATTR
+    from optprompt_testdata import soft_study_dict, write_sentiment_jsonl
+
+    from optprompt.config import spec_from_dict
+    from optprompt.study import StudyRunner
+
+    data = write_sentiment_jsonl(tmp_path / "d.jsonl", n=48)
+    raw = soft_study_dict(data, tiny_model_dir, tmp_path / "out", trials=2, methods=["lora"], epochs=[1, 1])
+    raw["strategy"].update(min_steps=12, batch_size=8, patience=30, lr={"lora": 0.01})
+    runner = StudyRunner(spec_from_dict(raw), model=tiny_model, progress=False)
+    runner.run()
+    per_epoch = math.ceil(len(runner.task.train) / 8)
+    study = optuna.load_study(study_name="soft", storage=f"sqlite:///{tmp_path / 'out' / 'study.db'}")
+    trained = study.trials[1]
+    assert trained.user_attrs[TRAINING_ATTR]["steps"] == math.ceil(12 / per_epoch) * per_epoch >= 12
+    history = trained.user_attrs[HISTORY_ATTR]
+    assert len(history) == math.ceil(12 / per_epoch) > 1
+    assert all(h["dev_loss"] > 0 for h in history)  # classification: the dev loss is in the curve
