@@ -39,6 +39,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from facts_data import FACT_TASKS, rows  # noqa: E402
+from optprompt_plugins.soft_prompt.config import SoftPromptConfig  # noqa: E402
 
 from optprompt.stats.paired import mcnemar  # noqa: E402
 
@@ -109,11 +110,13 @@ def _run(path: Path, exe: Path) -> dict:
         return json.loads(timing.read_text())
     load = os.getloadavg()[0]
     t = time.perf_counter()
-    proc = subprocess.run([str(exe), "run", str(path), "-q"], capture_output=True, text=True)
+    log = out_dir.with_suffix(".log")  # the study's own log (-v), to follow a long run
+    with log.open("w") as f:
+        proc = subprocess.run([str(exe), "-v", "run", str(path), "-q"], stdout=f, stderr=subprocess.STDOUT)
     out = {"wall_seconds": round(time.perf_counter() - t, 1), "load_start": round(load, 2)}
     out["load_end"] = round(os.getloadavg()[0], 2)
     if proc.returncode != 0:
-        out["error"] = proc.stderr[-2000:]
+        out["error"] = log.read_text()[-2000:]
         return out
     timing.write_text(json.dumps(out))
     return out
@@ -122,6 +125,16 @@ def _run(path: Path, exe: Path) -> dict:
 def _test_scores(out_dir: Path) -> dict[str, float]:
     lines = (out_dir / "predictions.jsonl").read_text().splitlines()
     return {p["id"]: p["score"] for p in map(json.loads, lines) if p["role"] == "best" and p["split"] == "test"}
+
+
+def _training(out_dir: Path) -> list[dict]:
+    """Each trained adapter's schedule and learning curve (from its manifest)."""
+    out = []
+    for manifest in sorted((out_dir / "artifacts" / "adapters").glob("*/optprompt_adapter.json")):
+        t = json.loads(manifest.read_text()).get("training") or {}
+        keep = ("train_examples", "steps", "train_seconds", "steps_per_second", "best_epoch", "epochs_run")
+        out.append({**{k: t.get(k) for k in keep}, "history": t.get("history")})
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,9 +155,22 @@ def main(argv: list[str] | None = None) -> int:
 
     work = args.work or Path(tempfile.mkdtemp(prefix="prompt-adapter-suite-"))
     exe = Path(sys.executable).with_name("optprompt")
-    cases = []
-    for task in args.tasks:
-        for seed in args.seeds:
+    cases: list[dict] = []
+    payload = {
+        "model": args.model,
+        "sizes": dict(zip(("train", "dev", "test"), args.sizes)),
+        "discrete_trials": args.trials,
+        "adapter_trials": args.adapter_trials,
+        "epochs": args.epochs,
+        "min_steps": SoftPromptConfig.model_fields["min_steps"].default,
+        "lr": list(args.lr),
+        "batch_size": args.batch_size,
+        "lora_targets": args.lora_targets,
+        "cases": cases,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    for seed in args.seeds:  # every task once before the next seed
+        for task in args.tasks:
             discrete_yaml, adapter_yaml = _studies(task, seed, work, tuple(args.sizes), args)
             case: dict = {"task": task, "seed": seed}
             for arm, path in (("discrete", discrete_yaml), ("prompt_adapter", adapter_yaml)):
@@ -161,6 +187,10 @@ def main(argv: list[str] | None = None) -> int:
                     p_vs_baseline=r["comparison"].get("p_value"),
                 )
                 case[arm]["_scores"] = _test_scores(out_dir)
+                sel = r.get("selection") or {}
+                case[arm]["selection"] = {k: sel.get(k) for k in ("evidence", "p_value", "kept_baseline", "finalists")}
+                if arm == "prompt_adapter":
+                    case[arm]["training"] = _training(out_dir)
             if all(arm in case and "error" not in case[arm] for arm in ("discrete", "prompt_adapter")):
                 a, b = case["discrete"].pop("_scores"), case["prompt_adapter"].pop("_scores")
                 ids = sorted(a)
@@ -170,19 +200,7 @@ def main(argv: list[str] | None = None) -> int:
                 case["p_vs_discrete"] = float(test.p_value)
             cases.append(case)
             print(json.dumps(case)[:600], flush=True)
-    payload = {
-        "model": args.model,
-        "sizes": dict(zip(("train", "dev", "test"), args.sizes)),
-        "discrete_trials": args.trials,
-        "adapter_trials": args.adapter_trials,
-        "epochs": args.epochs,
-        "lr": list(args.lr),
-        "batch_size": args.batch_size,
-        "lora_targets": args.lora_targets,
-        "cases": cases,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(payload, indent=2) + "\n")
+            args.out.write_text(json.dumps(payload, indent=2) + "\n")  # after every case
     print(
         "\n| task | seed | baseline test | best discrete prompt test | prompt + adapter test | p (vs discrete) |",
         end="",

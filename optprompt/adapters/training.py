@@ -4,7 +4,11 @@ AdamW on the adapter's weights only, linear warm-up then linear decay, gradient
 clipping, length-bucketed batches (examples of similar length together, batch order
 shuffled each epoch), bf16 autocast on CUDA, float32 on the CPU. After each epoch a
 callback scores dev (and may stop the run: Optuna pruning); early stopping keeps the
-best epoch's weights.
+best epoch's weights. An epoch is better when its dev score is higher, or equal with a
+lower dev loss (the callback may give one: the mean cross-entropy of the right answer), and
+patience counts the epochs in which neither the score nor the loss improved: on a small
+split the score can stay flat for epochs while the loss falls, and stopping there would
+end training before it learnt anything.
 
 Each step runs on the packed engine where the model's attention takes 4-D masks
 (:class:`~optprompt.adapters.engine.PackedAdapter`): the batch's shared prompt (system
@@ -67,6 +71,7 @@ class TrainResult:
     best_epoch: int = 0
     best_value: float = -math.inf
     best_payload: Any = None
+    best_loss: float = math.inf
     steps: int = 0
     train_seconds: float = 0.0
     stopped_early: bool = False
@@ -175,7 +180,7 @@ def train_adapter(
     *,
     pad_id: int,
     device: Any,
-    on_epoch: Callable[[int, float], tuple[float, Any]],
+    on_epoch: Callable[[int, float], tuple[float, Any] | tuple[float, Any, float | None]],
     on_step: Callable[[int, float], None] | None = None,
     keep_arg: bool = True,
     engine: str | None = None,
@@ -185,9 +190,12 @@ def train_adapter(
     ``targets[i]`` is a teacher's distribution over the answers).
 
     Args:
-        on_epoch: ``(epoch, mean train loss) -> (dev value, payload)``, called after each
-            epoch (1-based); it may raise to stop the run (pruning). The best epoch's
-            payload is returned and its weights are left in the model.
+        on_epoch: ``(epoch, mean train loss) -> (dev value, payload)`` or ``(dev value,
+            payload, dev loss)``, called after each epoch (1-based); it may raise to stop
+            the run (pruning). The best epoch (highest value; lowest dev loss among equal
+            values) has its payload returned and its weights left in the model; the run
+            stops after ``settings.patience`` epochs that improved neither the best value
+            nor the lowest dev loss.
         on_step: ``(step, loss)`` after each optimisation step (progress, tests).
         engine: ``auto`` (packed where the attention takes 4-D masks), ``packed`` or
             ``legacy`` (padded rows); ``OPTPROMPT_SCORING_ENGINE`` sets the default.
@@ -214,6 +222,7 @@ def train_adapter(
     lengths = [len(it.choices[0]) for it in items]
     result = TrainResult()
     best_state: dict[str, torch.Tensor] | None = None
+    lowest_loss = math.inf
     since_best = 0
     peft_model.eval()  # no dropout: training is deterministic and matches scoring
     for epoch in range(1, settings.epochs + 1):
@@ -235,17 +244,26 @@ def train_adapter(
         result.train_seconds += time.perf_counter() - started
         mean_loss = sum(losses) / max(1, len(losses))
         with torch.inference_mode():
-            value, payload = on_epoch(epoch, mean_loss)
+            scored = on_epoch(epoch, mean_loss)
+        value, payload = scored[0], scored[1]
+        dev_loss = scored[2] if len(scored) > 2 and scored[2] is not None else math.inf
         result.history.append({"epoch": epoch, "train_loss": mean_loss, "dev": value})
-        if value > result.best_value:
+        if dev_loss < math.inf:
+            result.history[-1]["dev_loss"] = dev_loss
+        better = value > result.best_value or (value == result.best_value and dev_loss < result.best_loss)
+        if better:
             result.best_value, result.best_epoch, result.best_payload = value, epoch, payload
+            result.best_loss = dev_loss
             best_state = {n: p.detach().clone() for n, p in peft_model.named_parameters() if p.requires_grad}
+        if better or dev_loss < lowest_loss - 1e-4:  # still learning: the score or the loss moved
             since_best = 0
         else:
             since_best += 1
             if since_best >= settings.patience and epoch < settings.epochs:
                 result.stopped_early = True
-                break
+        lowest_loss = min(lowest_loss, dev_loss)
+        if result.stopped_early:
+            break
     if best_state is not None and result.best_epoch != len(result.history):
         with torch.no_grad():
             for n, p in peft_model.named_parameters():

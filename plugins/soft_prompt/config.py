@@ -17,7 +17,7 @@ DEFAULT_LR: dict[str, tuple[float, float]] = {
     "prompt_tuning": (3e-3, 3e-1),
     "prefix_tuning": (1e-3, 3e-2),
     "p_tuning": (1e-4, 1e-2),
-    "lora": (1e-4, 3e-3),
+    "lora": (5e-4, 3e-3),  # below ~5e-4 a run of ~100 steps barely moves a LoRA adapter
 }
 
 
@@ -43,6 +43,14 @@ class SoftPromptConfig(StrategyConfig):
         default_factory=dict, description="Learning-rate range [low, high] per method (log-uniform)."
     )
     epochs: tuple[int, int] = Field((2, 4), description="Range of training epochs [low, high].")
+    min_steps: int = Field(
+        100,
+        ge=0,
+        description="Optimisation steps a run takes at least: on a small train split the sampled epochs are "
+        "raised until epochs x ceil(train examples / batch_size) reaches it (at most max_epochs); early stopping "
+        "on dev ends a run that stops improving. 0: the sampled epochs as they are.",
+    )
+    max_epochs: int = Field(30, ge=1, description="The most epochs min_steps may raise a run to.")
     lora_r: list[int] = Field(default_factory=lambda: [4, 8], min_length=1, description="LoRA ranks.")
     lora_targets: list[str] | None = Field(None, description="Module names LoRA adapts (PEFT's default per model).")
     encoder_hidden_size: int = Field(128, ge=1, description="P-tuning prompt-encoder width.")

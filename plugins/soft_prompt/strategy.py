@@ -117,10 +117,28 @@ class SoftPrompt(BaseStrategy):
         self.template = PromptCandidate(**prompt.text_fields(), metadata=dict(prompt.metadata))
         self.parent = {"hash": prompt.hash, **where}
 
+    # --- the training schedule ----------------------------------------------------------
+    def train_size(self) -> int:
+        """How many train examples a run learns from: the train split without the
+        template's demonstrations, at most ``max_train_examples``."""
+        shown = set(self.template.demo_ids)
+        n = sum(1 for ex in self.context.task.train if ex.id not in shown)
+        return min(n, self.config.max_train_examples) if self.config.max_train_examples else n
+
+    def epochs_for(self, sampled: int) -> int:
+        """``sampled`` epochs, raised (up to ``max_epochs``) so that the run takes at least
+        ``min_steps`` optimisation steps: on a small train split a few epochs are a few
+        dozen steps, too few for an adapter to learn what the split teaches; early stopping
+        on dev ends the run when it stops improving."""
+        c = self.config
+        per_epoch = -(-max(1, self.train_size()) // c.batch_size)
+        needed = -(-c.min_steps // per_epoch)
+        return max(sampled, min(needed, c.max_epochs))
+
     # --- budget, sampler, pruner -----------------------------------------------------
     def budget(self) -> Budget:
         trials = self.config.trials
-        return Budget(trials=trials, dev_scorings=1 + (trials - 1) * self.config.epochs[1])
+        return Budget(trials=trials, dev_scorings=1 + (trials - 1) * self.epochs_for(self.config.epochs[1]))
 
     def create_pruner(self, pruning: PruningSpec, n_dev: int) -> optuna.pruners.BasePruner:
         import optuna
@@ -143,7 +161,7 @@ class SoftPrompt(BaseStrategy):
         low, high = c.lr_range(method)
         params["lr"] = low if low == high else trial.suggest_float(f"{method}.lr", low, high, log=True)
         e_low, e_high = c.epochs
-        params["epochs"] = e_low if e_low == e_high else trial.suggest_int("epochs", e_low, e_high)
+        params["epochs"] = self.epochs_for(e_low if e_low == e_high else trial.suggest_int("epochs", e_low, e_high))
         if method in PROMPT_LEARNING:
             params["num_virtual_tokens"] = trial.suggest_categorical(f"{method}.virtual_tokens", list(c.virtual_tokens))
         if method == "prompt_tuning":

@@ -108,3 +108,26 @@ def test_bucketed_batches_cover_everything_once_and_group_lengths() -> None:
         lengths = [items[i].length for i in b]
         assert max(lengths) - min(lengths) <= 3  # short with short, long with long
     assert bucketed_batches(items, 2, random.Random(0)) == batches  # seeded
+
+
+def test_early_stopping_waits_while_the_dev_loss_falls(soft_runner) -> None:
+    """A flat dev score with a falling dev loss is still learning: no early stop; among
+    equal scores the epoch with the lowest dev loss is kept."""
+    runner = soft_runner
+    cand = _candidate(runner, "prompt_tuning")
+    items, targets = training_items(cand, runner.task.train, runner.renderer, runner.model.tokenizer, chat=runner.chat)
+    losses = iter([1.0, 0.9, 0.8, 0.7, 0.75, 0.76, 0.77])
+    with attached(runner.model, cand, "Classify") as peft_model:
+        result = train_adapter(
+            peft_model,
+            items,
+            targets,
+            TrainSettings(lr=0.1, epochs=7, batch_size=8, patience=2),
+            pad_id=0,
+            device="cpu",
+            on_epoch=lambda epoch, loss: (0.5, f"epoch {epoch}", next(losses)),
+        )
+    # Epochs 1-4 lower the loss; 5 and 6 do not: stopped after epoch 6.
+    assert result.stopped_early and len(result.history) == 6
+    assert (result.best_epoch, result.best_payload, result.best_loss) == (4, "epoch 4", 0.7)
+    assert [h["dev_loss"] for h in result.history] == [1.0, 0.9, 0.8, 0.7, 0.75, 0.76]

@@ -167,6 +167,7 @@ def test_soft_prompt_trains_on_the_serialised_entities_and_scores_by_generation(
         "trials": 2,
         "methods": ["prompt_tuning"],
         "epochs": [2, 2],
+        "min_steps": 0,
         "virtual_tokens": [4],
         "lr": {"prompt_tuning": 0.3},
         "init": ["vocab"],

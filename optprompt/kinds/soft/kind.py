@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import random
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from optprompt.scoring.evaluate import Evaluation, Evaluator
     from optprompt.tasks.task import Example
 
-__all__ = ["SoftKind", "ADAPTERS_DIR", "HISTORY_ATTR", "TRAINING_ATTR", "training_seed"]
+__all__ = ["SoftKind", "ADAPTERS_DIR", "HISTORY_ATTR", "TRAINING_ATTR", "training_seed", "dev_loss"]
 
 ADAPTERS_DIR = "adapters"
 HISTORY_ATTR = "soft.history"  # per-epoch train loss and dev score
@@ -58,6 +58,22 @@ def result_fields(result: StudyResult) -> dict[str, Any]:
         "comparison": result.comparison.to_dict() if result.comparison is not None else {},
         "warnings": list(result.warnings),
     }
+
+
+def dev_loss(ev: Evaluation) -> float | None:
+    """The mean cross-entropy of the right answer over ``ev``'s answers' summed
+    log-likelihoods (the training objective, measured on dev), or None when ``ev`` has no
+    ranked answers (generation, extraction)."""
+    import math
+
+    losses = []
+    for p in ev.predictions:
+        if not p.logliks or not isinstance(p.gold, int) or not 0 <= p.gold < len(p.logliks):
+            return None
+        top = max(p.logliks)
+        log_z = top + math.log(sum(math.exp(x - top) for x in p.logliks))
+        losses.append(log_z - p.logliks[p.gold])
+    return sum(losses) / len(losses) if losses else None
 
 
 class SoftKind(CandidateKind):
@@ -108,6 +124,14 @@ class SoftKind(CandidateKind):
             pool = balanced_sample(pool, n, random.Random(seed), by_label=ctx.task.has_fixed_labels)
         return pool
 
+    def fresh(self, candidate: SoftCandidate, ctx: KindContext, train: Sequence[Example]) -> list[Example]:
+        """The rows of ``train`` the adapter was not trained on and its prompt does not show
+        (with ``max_train_examples`` below the train size, the rows its sample left out):
+        nothing about the candidate was chosen on them."""
+        used = {ex.id for ex in self._train_examples(candidate, ctx, training_seed(ctx.seed, candidate))}
+        used.update(candidate.demo_ids)
+        return [ex for ex in train if ex.id not in used]
+
     def score(
         self, trial: optuna.Trial, candidate: SoftCandidate, ctx: KindContext, *, prunable: bool = True
     ) -> Evaluation:
@@ -144,7 +168,7 @@ class SoftKind(CandidateKind):
             backend = AdapterBackend(loaded, peft_model, batch_tokens=ctx.evaluator.backend.batch_tokens)
             evaluator = ctx.evaluator.with_backend(backend)
 
-            def on_epoch(epoch: int, loss: float) -> tuple[float, Evaluation]:
+            def on_epoch(epoch: int, loss: float) -> tuple[float, Evaluation, float | None]:
                 ev = evaluator.evaluate(candidate, ctx.dev, "dev")
                 if report:
                     trial.report(ev.value, epoch)
@@ -154,7 +178,7 @@ class SoftKind(CandidateKind):
                             f"pruned after epoch {epoch} of {settings.epochs} (dev {ev.value:.4f})",
                             scored=n_dev * epoch,
                         )
-                return ev.value, ev
+                return ev.value, ev, dev_loss(ev)
 
             per_epoch = -(-len(items) // settings.batch_size)
 
