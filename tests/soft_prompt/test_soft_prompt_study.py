@@ -86,9 +86,10 @@ def test_study_trains_saves_and_exports_the_winning_adapter(tmp_path, tiny_model
     )
 
     # The CLI shows it as an adapter; the prompt registry (text only) refuses it clearly.
-    assert cli_main(["show", spec.output]) == 0
+    capsys.readouterr()
+    assert cli_main(["show", spec.output, "--wide"]) == 0  # long fields in full
     shown = capsys.readouterr().out
-    assert "--- adapter: " in shown and best["artifact"] in shown and "adapter and its manifest" not in shown
+    assert "--- adapter: " in shown and best["artifact"] in shown and "adapter and its manifest" not in shown, shown
     with pytest.raises(RegistryError, match="the winner is a trained adapter"):
         PromptRegistry(tmp_path / "registry").add(spec.output, "soft")
 
