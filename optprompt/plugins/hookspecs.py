@@ -29,7 +29,8 @@ def register_metrics(register):  # type: ignore[no-untyped-def]
     ``MetricKind.TEXT`` (generation): ``fn(prediction, reference) -> float`` per example,
     averaged over the split; ``MetricKind.ENTITIES`` (extraction): ``fn(counts) -> value``
     of per-type ``[tp, fp, fn]`` entity counts summed over the split (vectorised over
-    leading axes).
+    leading axes); ``MetricKind.LABEL_LISTS`` (multi-label): ``fn(prediction, reference)``
+    per example on written label lists, averaged over the split.
     """
 
 

@@ -240,6 +240,8 @@ _GENERATION_METRICS = (
     ("token_f1", token_f1, "SQuAD token F1 on normalised tokens"),
     ("rouge_l", rouge_l, "ROUGE-L F-measure (rouge-score, no stemming)"),
     ("bleu", bleu, "sentence BLEU (sacrebleu defaults) / 100"),
+)
+_LABEL_LIST_METRICS = (
     ("label_f1", label_f1, "multi-label: set F1 of the listed labels against the reference labels"),
     ("label_exact_match", label_exact_match, "multi-label: 1 if the listed labels are exactly the reference set"),
 )
@@ -249,3 +251,5 @@ _GENERATION_METRICS = (
 def register_metrics(register):  # type: ignore[no-untyped-def]
     for name, fn, description in _GENERATION_METRICS:
         register(name, fn, description=description, kind=MetricKind.TEXT)
+    for name, fn, description in _LABEL_LIST_METRICS:
+        register(name, fn, description=description, kind=MetricKind.LABEL_LISTS)

@@ -68,6 +68,9 @@ class MetricKind:
     TEXT = "generation"
     #: ``fn(counts) -> value`` of per-type ``[tp, fp, fn]`` entity counts summed over the split.
     ENTITIES = "extraction"
+    #: ``fn(prediction, reference) -> float`` per example like ``TEXT``, for written label
+    #: lists (multi-label): kept apart so free-text generation is not measured with them.
+    LABEL_LISTS = "label_lists"
 
 
 class ScoringPath(Enum):

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from optprompt.errors import ConfigError, DataError
 from optprompt.tasks.example import Example
-from optprompt.tasks.types.base import LabelSet, ScoringPath, TaskType
+from optprompt.tasks.types.base import LabelSet, MetricKind, ScoringPath, TaskType
 
 if TYPE_CHECKING:
     from optprompt.config.spec import TaskSpec
@@ -95,6 +95,7 @@ class MultiLabel(TaskType):
     )
     default_template = "Text: {input}\nTopics:"
     default_metric = "label_f1"
+    metric_kind = MetricKind.LABEL_LISTS  # label_f1, label_exact_match; not the free-text metrics
     instruction_variants = (
         "Which of these topics does the text cover: {labels}? List all that apply, separated by commas.",
         "Assign one or more labels from {labels} to the text. Answer with the labels separated by commas.",
