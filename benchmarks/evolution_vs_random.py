@@ -149,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     space = load_spec(args.random_space).strategy.options()
+    space.pop("budget", None)  # the same number of scorings as the evolution, however long
     rnd_dict = {
         **evo.model_dump(mode="json"),
         "name": f"{evo.name}-random",

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from optprompt.errors import ConfigError
 from optprompt.strategies import StrategyConfig
@@ -61,6 +61,10 @@ class OperatorTemplates(BaseModel):
         return value
 
 
+#: ``generations`` when the budget is in minutes and none is given: an upper bound only.
+MINUTES_GENERATIONS = 50
+
+
 class EvolutionConfig(StrategyConfig):
     """Options of ``evolution`` (all optional).
 
@@ -68,13 +72,21 @@ class EvolutionConfig(StrategyConfig):
     individual of generation 0). A smaller ``trials`` (e.g. ``--trials``) stops the run
     early; running again with a larger one continues where it stopped. A larger one is
     an error: raise ``generations`` or ``population`` instead.
+
+    With ``budget: {minutes: M}`` the evolution runs generation after generation until the
+    minutes of trial time are spent; ``generations`` (default then
+    :data:`MINUTES_GENERATIONS`) only bounds it.
     """
 
     trials: int | None = Field(None, ge=1, description="Default and maximum: population * (generations + 1).")
     sampler: Literal["random"] = Field("random", description="Unused: the evolution makes its own choices.")
     mode: Literal["ga", "de"] = Field("ga", description="Genetic algorithm or differential evolution (EvoPrompt).")
     population: int = Field(6, description="Individuals per generation (GA >= 2, DE >= 3).")
-    generations: int = Field(3, description="Generations after the initial population (>= 1).")
+    generations: int = Field(
+        3,
+        description=f"Generations after the initial population (>= 1); with a budget in minutes, "
+        f"as many as the minutes allow, at most this (default then {MINUTES_GENERATIONS}).",
+    )
     operators: Literal["mixed", "llm", "edit"] = Field(
         "mixed", description="Variation operators: LLM rewrites, model-free edits (GrIPS), or both."
     )
@@ -109,6 +121,16 @@ class EvolutionConfig(StrategyConfig):
         "none", description="Calibration of every individual but the baseline."
     )
     max_instruction_chars: int = Field(400, ge=40, description="Longer rewrites are cut or rejected.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _budget_sets_trials(cls, data: Any) -> Any:
+        """``budget: {trials: N}`` is ``trials: N``; with ``budget: {minutes: M}`` the trial
+        count follows from the generations, which default to :data:`MINUTES_GENERATIONS`."""
+        budget = data.get("budget") if isinstance(data, dict) else None
+        if isinstance(budget, dict) and budget.get("minutes") is not None and budget.get("trials") is None:
+            return data if "generations" in data else {**data, "generations": MINUTES_GENERATIONS}
+        return super()._budget_sets_trials(data)
 
     @property
     def individuals(self) -> int:

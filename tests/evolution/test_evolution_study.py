@@ -388,3 +388,23 @@ def test_registered_through_the_entry_point_group() -> None:
     assert entry.obj is Evolution
     assert "experimental" in entry.description
     assert "entry point optprompt:evolution" in entry.source
+
+
+def test_a_budget_in_minutes_runs_generations_until_it_is_spent(study_dict: dict, tiny_model) -> None:  # type: ignore[no-untyped-def]
+    """``budget: {minutes: M}`` replaces the generation count: generations go on (up to
+    ``generations``, default MINUTES_GENERATIONS) until the minutes of trial time are spent."""
+    from optprompt_plugins.evolution.config import MINUTES_GENERATIONS, EvolutionConfig
+
+    config = EvolutionConfig.model_validate({"budget": {"minutes": 3}})
+    assert config.generations == MINUTES_GENERATIONS and config.trials is None and config.minutes == 3
+
+    # Spent at once: the baseline's own time uses the budget up; the study says so.
+    spent = _spec(study_dict, operators="edit", budget={"minutes": 0.0001})
+    result, _ = _run(spent, tiny_model)
+    assert result["n_scored"] == 1
+    assert any("budget of 0.0001 minutes is spent" in w for w in result["warnings"])
+
+    # Minutes to spare: the bound on generations ends it, 3 x (1 + 1) individuals.
+    roomy = {**study_dict, "output": str(Path(study_dict["output"]) / "roomy")}
+    result, _ = _run(_spec(roomy, operators="edit", generations=1, budget={"minutes": 30}), tiny_model)
+    assert result["n_scored"] == 6
