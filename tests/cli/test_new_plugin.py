@@ -3,12 +3,12 @@ and passes the conformance suite as it is."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from optprompt_testplugins import install_plugin, plugin_env
 
 from optprompt.cli.main import main
 from optprompt.testing.fixtures import scratch_dir
@@ -20,13 +20,7 @@ def test_the_scaffold_installs_and_passes_the_conformance_suite(capsys: pytest.C
         assert main(["new-plugin", "cue_search", "--dir", str(tmp)]) == 0
         root = tmp / "optprompt-cue-search"
         assert f"wrote {root}/" in capsys.readouterr().out
-        site = tmp / "site"
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
-             "--target", str(site), str(root)],
-            check=True, capture_output=True, text=True, timeout=180,
-        )  # fmt: skip
-        env = {**os.environ, "PYTHONPATH": str(site), "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1"}
+        env = plugin_env(install_plugin(root, tmp / "site"))
         listed = subprocess.run(
             [sys.executable, "-m", "optprompt.cli.main", "plugins", "cue_search"],
             env=env, capture_output=True, text=True, timeout=120, cwd=tmp,

@@ -6,7 +6,6 @@ conformance tests there."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from optprompt_testplugins import install_plugin, plugin_env
 
 from optprompt.testing import TinyStudyEnv, make_tiny_study_env
 from optprompt.testing.fixtures import scratch_dir
@@ -37,13 +37,7 @@ def site(scratch: Path) -> Path:
     pip builds in the source tree, so it builds a copy, not the repository's files.
     """
     src = shutil.copytree(EXAMPLE, scratch / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    target = scratch / "site"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
-         "--target", str(target), str(src)],
-        check=True, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    return target
+    return install_plugin(src, scratch / "site")
 
 
 @pytest.fixture(scope="module")
@@ -52,14 +46,7 @@ def tiny(scratch: Path) -> TinyStudyEnv:
 
 
 def _run(args: list[str], site: Path, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(site),
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "OMP_NUM_THREADS": "1",  # tiny models: one thread is fastest on a busy machine
-        "OPTPROMPT_HOME": str(cwd / "home"),
-        "OPTPROMPT_SCORE_CACHE": str(cwd / "scores.sqlite"),
-    }
+    env = plugin_env(site, OPTPROMPT_HOME=str(cwd / "home"), OPTPROMPT_SCORE_CACHE=str(cwd / "scores.sqlite"))
     proc = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         pytest.fail(f"{' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
