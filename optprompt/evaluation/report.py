@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from optprompt._io import atomic_write_json, read_json
 from optprompt.errors import OptpromptError
+from optprompt.results.comparison import Interval  # stored as {estimate, low, high, confidence}
 
 __all__ = [
     "EVALUATION_FILE",
@@ -27,15 +28,6 @@ EVALUATION_FORMAT = 1
 
 class _Part(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Interval(_Part):
-    """A value with its bootstrap confidence interval."""
-
-    estimate: float
-    low: float
-    high: float
-    confidence: float = 0.95
 
 
 class Constrained(_Part):

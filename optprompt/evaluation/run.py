@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from optprompt.errors import ConfigError, OptpromptError
-from optprompt.evaluation.report import Comparison, Constrained, EvaluationReport, Interval, Scored
+from optprompt.evaluation.report import Comparison, Constrained, EvaluationReport, Scored
 from optprompt.kinds.registry import candidate_kinds
 
 if TYPE_CHECKING:
@@ -154,15 +154,11 @@ def _score(
         ev = evaluator.evaluate_answers(examples, generated, "test", name=f"{target.given} (constrained)")
         extra = Constrained(
             value=ev.value,
-            interval=_interval(compare_evaluations(ev, ev).winner),
+            interval=compare_evaluations(ev, ev).winner,
             metrics=dict(ev.metrics),
             agreement=sum(a == b for a, b in zip(answers, generated, strict=True)) / max(1, len(examples)),
         )
     return ranked, kind, extra
-
-
-def _interval(iv: Any) -> Interval:
-    return Interval(estimate=iv.estimate, low=iv.low, high=iv.high, confidence=iv.confidence)
 
 
 def _scored(target: _Target, kind: str, model: str, ev: Evaluation, constrained: Constrained | None) -> Scored:
@@ -175,7 +171,7 @@ def _scored(target: _Target, kind: str, model: str, ev: Evaluation, constrained:
         kind=kind,
         model=model,
         value=ev.value,
-        interval=_interval(alone.winner),
+        interval=alone.winner,
         metrics=dict(ev.metrics),
         format_failures=ev.format_failures,
         constrained=constrained,
@@ -256,7 +252,7 @@ def evaluate(
     comparison = None
     if len(evaluations) == 2:
         c = compare_evaluations(evaluations[1], evaluations[0])  # target as the "winner" side
-        comparison = Comparison(difference=_interval(c.difference), p_value=c.p_value, test=c.test, n=c.n)
+        comparison = Comparison(difference=c.difference, p_value=c.p_value, test=c.test, n=c.n)
     report = EvaluationReport(
         optprompt_version=__version__,
         data=str(data),
