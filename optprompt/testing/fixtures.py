@@ -236,6 +236,35 @@ class TinyStudyEnv:
             "scoring": scoring,
         }
 
+    def run_study(
+        self,
+        strategy: str,
+        options: dict[str, Any] | None = None,
+        *,
+        task: dict[str, Any] | None = None,
+        plugins: Any = None,
+        label: str = "study",
+    ) -> Path:
+        """Run a study of ``strategy`` on the tiny model (quietly) in a fresh directory and
+        return that directory (its ``result.json``, storage and exports-to-be).
+
+        Args:
+            strategy: The strategy's registered name.
+            options: The strategy's own options (``trials`` included).
+            task: Replaces the study's ``task`` section (another data file or task type).
+            plugins: Loaded plugins (``load_plugins(...)``); default: the installed ones.
+            label: A word in the directory's name.
+        """
+        from optprompt.config import spec_from_dict
+        from optprompt.study.runner import StudyRunner
+
+        out = self.new_dir(label)
+        spec = self.study_dict(strategy, options, output=out)
+        if task is not None:
+            spec["task"] = task
+        StudyRunner(spec_from_dict(spec), plugins=plugins, model=self.model, progress=False).run()
+        return out
+
 
 def make_tiny_study_env(root: str | Path) -> TinyStudyEnv:
     """Write the tiny model and data set under ``root`` (created if missing)."""

@@ -43,18 +43,12 @@ class _Plugin:
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from optprompt.config import spec_from_dict
     from optprompt.plugins.manager import get_plugin_manager, load_plugins
-    from optprompt.study.runner import StudyRunner
     from optprompt.testing import make_tiny_study_env
 
-    root = tmp_path_factory.mktemp("show")
-    env = make_tiny_study_env(root / "env")
-    out = root / "out"
-    spec = spec_from_dict(env.study_dict("two_instructions_test", {"trials": 4}, output=out))
+    env = make_tiny_study_env(tmp_path_factory.mktemp("show"))
     plugins = load_plugins(get_plugin_manager(extra_plugins=[_Plugin()]))
-    StudyRunner(spec, plugins=plugins, model=env.model, progress=False).run()
-    return out
+    return env.run_study("two_instructions_test", {"trials": 4}, plugins=plugins)
 
 
 def test_an_exhausted_space_ends_early_and_says_so(study: Path) -> None:

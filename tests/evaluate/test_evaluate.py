@@ -23,13 +23,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> TinyStudyEnv:
 
 @pytest.fixture(scope="module")
 def study(env: TinyStudyEnv) -> Path:
-    from optprompt.config import spec_from_dict
-    from optprompt.study.runner import StudyRunner
-
-    out = env.new_dir("study")
-    options = {"trials": 4, "max_demos": 1, "demo_pool": 4}
-    StudyRunner(spec_from_dict(env.study_dict("template_search", options, output=out)), model=env.model).run()
-    return out
+    return env.run_study("template_search", {"trials": 4, "max_demos": 1, "demo_pool": 4})
 
 
 @pytest.fixture(scope="module")

@@ -117,12 +117,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> TinyStudyEnv:
 
 @pytest.fixture(scope="module")
 def export(env: TinyStudyEnv) -> Path:
-    from optprompt.config import spec_from_dict
-    from optprompt.study.runner import StudyRunner
-
-    out = env.new_dir("study")
-    options = {"trials": 4, "max_demos": 2, "demo_pool": 4}
-    StudyRunner(spec_from_dict(env.study_dict("template_search", options, output=out)), model=env.model).run()
+    out = env.run_study("template_search", {"trials": 4, "max_demos": 2, "demo_pool": 4})
     to = env.root / "export"
     optprompt.export_card(out, to)
     (to / "study").symlink_to(out)

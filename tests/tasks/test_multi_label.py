@@ -184,14 +184,9 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> TinyStudyEnv:
 
 @pytest.fixture(scope="module")
 def study(env: TinyStudyEnv) -> Path:
-    from optprompt.study.runner import StudyRunner
-
-    out = env.new_dir("study")
-    d = env.study_dict("template_search", {"trials": 3, "max_demos": 2, "demo_pool": 4}, output=out)
-    d["task"] = {"data": str(TICKETS), "type": "multi_label", "input": "text", "label": "labels_text",
-                 "label_separator": "|", "id": "id", "max_examples": 60, "max_new_tokens": 8}  # fmt: skip
-    StudyRunner(spec_from_dict(d), model=env.model, progress=False).run()
-    return out
+    task = {"data": str(TICKETS), "type": "multi_label", "input": "text", "label": "labels_text",
+            "label_separator": "|", "id": "id", "max_examples": 60, "max_new_tokens": 8}  # fmt: skip
+    return env.run_study("template_search", {"trials": 3, "max_demos": 2, "demo_pool": 4}, task=task)
 
 
 def test_the_study_scores_label_lists_and_measures_constrained_generation(study: Path) -> None:
