@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from optprompt.errors import OptpromptError
+from optprompt.kinds.prompt.constrained_packed import packed_choices, packed_label_lists
 
 __all__ = ["constrained_predict", "supports_constrained"]
 
@@ -102,11 +103,15 @@ def _choose_labels(model: Any, tokenizer: Any, prompt_ids: list[int], labels: li
 
 
 def constrained_predict(
-    predictor: Any, texts: Sequence[str], options: Sequence[Sequence[str]] | None = None
+    predictor: Any, texts: Sequence[str], options: Sequence[Sequence[str]] | None = None, *, packed: bool = True
 ) -> list[Any]:
     """The label (classification), option (multiple choice) or list of labels (multi-label,
     written as the study's answers are) greedy decoding constrained to the card's answers
     gives for each text, uncalibrated.
+
+    With ``packed`` (and a backend with the packed engine) every text is decoded from one
+    packed scoring pass a step (:mod:`~optprompt.kinds.prompt.constrained_packed`), else
+    step by step through the model's cache, one text at a time; the answers are the same.
 
     Raises:
         OptpromptError: the predictor is not a prompt card on a causal model, or the task
@@ -126,20 +131,46 @@ def constrained_predict(
         if not labels:
             raise OptpromptError("this multi-label card lists no labels (its task has no 'labels')")
         lead = "" if card.chat else " "
-        return [
-            join_labels(_choose_labels(model, tokenizer, _encode(tokenizer, predictor.prompt(t)), labels, lead))
-            for t in texts
-        ]
+        prompts = [_encode(tokenizer, predictor.prompt(t)) for t in texts]
+        lists = _packed_lists(predictor, tokenizer, prompts, labels, lead) if packed else None
+        if lists is None:
+            lists = [_choose_labels(model, tokenizer, p, labels, lead) for p in prompts]
+        return [join_labels(chosen) for chosen in lists]
     opts = list(options) if options is not None else [None] * len(texts)
-    preds = []
+    mappings, prompts, answer_sets = [], [], []
     for text, o in zip(texts, opts, strict=True):
         mapping = card.answers(list(o) if o is not None else None)
         if not mapping:
             raise OptpromptError("this prompt's answers are free text: there is no answer set to constrain to")
-        words = list(mapping)
         # As scored: after a chat template's assistant header the answer follows as it is;
         # after a plain prompt, after one space.
         sep = "" if card.chat else " "
-        answers = [tokenizer(sep + w, add_special_tokens=False).input_ids for w in words]
-        preds.append(mapping[words[_choose(model, tokenizer, _encode(tokenizer, predictor.prompt(text, o)), answers)]])
-    return preds
+        mappings.append(mapping)
+        prompts.append(_encode(tokenizer, predictor.prompt(text, o)))
+        answer_sets.append([tokenizer(sep + w, add_special_tokens=False).input_ids for w in mapping])
+    picks = packed_choices(predictor.backend, prompts, answer_sets, tokenizer.eos_token_id) if packed else None
+    if picks is None:
+        picks = [_choose(model, tokenizer, p, a) for p, a in zip(prompts, answer_sets, strict=True)]
+    return [mapping[list(mapping)[pick]] for mapping, pick in zip(mappings, picks, strict=True)]
+
+
+def _packed_lists(
+    predictor: Any, tokenizer: Any, prompts: list[list[int]], labels: list[str], lead: str
+) -> list[list[str]] | None:
+    """The label lists of :func:`_choose_labels`, every prompt decoded a step at a time in
+    one packed pass (None without a packed engine)."""
+    from optprompt.tasks.types import LIST_SEPARATOR
+
+    end = tokenizer.eos_token_id
+    if end is None:
+        end = tokenizer("\n", add_special_tokens=False).input_ids[-1]
+    return packed_label_lists(
+        predictor.backend,
+        lambda text: tokenizer(text, add_special_tokens=False).input_ids,
+        prompts,
+        labels,
+        lead=lead,
+        separator=LIST_SEPARATOR,
+        end=end,
+        eos=tokenizer.eos_token_id,
+    )

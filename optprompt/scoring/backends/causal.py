@@ -156,6 +156,26 @@ class CausalLMBackend(LegacyScoring, Backend):
         finally:
             self.computed_tokens += self._packed.computed_tokens - before
 
+    def token_loglikelihoods(
+        self, contexts: Sequence[list[int]], answers: Sequence[list[list[int]]]
+    ) -> list[list[float]] | None:
+        """Summed log-probability of each token continuation after its token context (ids
+        as given: no BOS is added), through the packed engine: the contexts' shared leading
+        tokens run once, every distinct (context, continuation) token once. None where the
+        model is scored with the legacy engine."""
+        import torch
+
+        if self.engine != "packed":
+            return None
+        if not contexts:
+            return []
+        with torch.inference_mode():
+            before = self._packed.computed_tokens
+            try:
+                return self._packed.score(contexts, answers, [len(c) - 1 for c in contexts])
+            finally:
+                self.computed_tokens += self._packed.computed_tokens - before
+
     def naive_loglikelihoods(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
         """Reference: one full forward per (request, answer); see :func:`naive_loglikelihoods`."""
         return naive_loglikelihoods(self.loaded, requests)
