@@ -149,7 +149,7 @@ def _score(
     evaluator = Evaluator(task, None, None, plugins.metrics)  # type: ignore[arg-type]  # measures only
     ranked = evaluator.evaluate_answers(examples, answers, "test", name=target.given)
     extra = None
-    if constrained and supports_constrained(predictor) and (not task.generates or task.task_type.answers_label_lists):
+    if constrained and supports_constrained(predictor) and task.closed_answers:
         generated = constrained_predict(predictor, texts, options)
         ev = evaluator.evaluate_answers(examples, generated, "test", name=f"{target.given} (constrained)")
         extra = Constrained(

@@ -10,7 +10,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from optprompt._io import atomic_write_text
@@ -32,6 +32,7 @@ from optprompt.results import (
 from optprompt.study.distilled import distillation_part
 from optprompt.study.figures import constrained_generation, families_of, teacher_figures
 from optprompt.study.objectives import parse_rule, select
+from optprompt.study.progress import EndProgress
 from optprompt.study.selection import Selection, compare_evaluations, select_winner
 from optprompt.tasks.types import GENERATION_SETTINGS_KEY
 from optprompt.trials import TrialRecord, counts, is_void
@@ -79,6 +80,7 @@ class StudyEnd:
         holdout: Dev examples the search never scored; the winner is picked there
             (``selection``). Empty: the winner is the best on dev.
         notes: Warnings the study's set-up has for result.json (e.g. dev too small to hold out).
+        progress: Shows which step of the end is running (off by default).
     """
 
     spec: StudySpec
@@ -94,6 +96,7 @@ class StudyEnd:
     teacher: TeacherLabels | None = None
     holdout: Sequence[Example] = ()
     notes: Sequence[str] = ()
+    progress: EndProgress = field(default_factory=lambda: EndProgress(enabled=False))
 
 
 def finish_study(end: StudyEnd, study: optuna.Study) -> StudyResult:
@@ -141,9 +144,10 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> StudyResult:
             chosen = select(pareto, [])
         best_trial = next(t for t in complete if t.number == chosen["trial"])
     elif end.holdout:
-        selection = select_winner(
-            end.spec.selection, complete, baseline_trial, end.holdout, kinds, ctx, study, train=task.train
-        )
+        with end.progress.step("picking the winner on fresh evidence (held-out dev, fresh train rows)"):
+            selection = select_winner(
+                end.spec.selection, complete, baseline_trial, end.holdout, kinds, ctx, study, train=task.train
+            )
         trials = study.get_trials(deepcopy=False)  # with what selection combined from the finalists
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
         best_trial = selection.winner
@@ -154,15 +158,16 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> StudyResult:
     baseline = end.baseline
     best = kinds.from_dict(TrialRecord.from_frozen(best_trial).candidate)
 
-    with kinds.of(baseline).scorer(baseline, ctx) as base_evaluator:
-        test_base = base_evaluator.evaluate(baseline, task.test, "test")
-    if best.hash == baseline.hash:
-        test_best = test_base
-    else:
-        with kinds.of(best).scorer(best, ctx) as best_evaluator:
-            test_best = best_evaluator.evaluate(
-                best, task.test, "test", offsets=TrialRecord.from_frozen(best_trial).offsets
-            )
+    with end.progress.step(f"scoring the baseline and the winner on test ({len(task.test)} examples)"):
+        with kinds.of(baseline).scorer(baseline, ctx) as base_evaluator:
+            test_base = base_evaluator.evaluate(baseline, task.test, "test")
+        if best.hash == baseline.hash:
+            test_best = test_base
+        else:
+            with kinds.of(best).scorer(best, ctx) as best_evaluator:
+                test_best = best_evaluator.evaluate(
+                    best, task.test, "test", offsets=TrialRecord.from_frozen(best_trial).offsets
+                )
     artifacts = {t.number: TrialRecord.from_frozen(t).artifact for t in trials}
 
     def artifact_of(trial: optuna.trial.FrozenTrial) -> str | None:
@@ -192,7 +197,10 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> StudyResult:
             top = max(done, key=lambda t: (t.values[0], -t.number))
             cand = kinds.from_dict(TrialRecord.from_frozen(top).candidate)
             if cand.hash not in scored_tests:
-                with kinds.of(cand).scorer(cand, ctx) as fam_evaluator:
+                with (
+                    end.progress.step(f"scoring the best of {name} on test"),
+                    kinds.of(cand).scorer(cand, ctx) as fam_evaluator,
+                ):
                     scored_tests[cand.hash] = fam_evaluator.evaluate(
                         cand, task.test, "test", offsets=TrialRecord.from_frozen(top).offsets
                     )
@@ -228,7 +236,10 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> StudyResult:
         else None
     )
     optional: dict[str, Any] = {}  # parts result.json holds only when the study has them
-    constrained = constrained_generation(kinds.of(best), best, ctx, test_best)
+    constrained = None
+    if task.closed_answers:
+        with end.progress.step("the winner answering by generation constrained to the answers, on test"):
+            constrained = constrained_generation(kinds.of(best), best, ctx, test_best)
     if constrained:
         optional["constrained_generation"] = constrained
     if pareto:
@@ -245,15 +256,16 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> StudyResult:
     if spec.distill is not None:
         # Test was scored for the winner above, after it was chosen: the distilled form is
         # trained on train + unlabelled inputs, picked on dev, and only then scored on test.
-        distilled = distillation_part(
-            spec.distill,
-            best,
-            kinds.of(best),
-            baseline,
-            ctx,
-            test_best,
-            offsets=TrialRecord.from_frozen(best_trial).offsets if best.hash != baseline.hash else None,
-        )
+        with end.progress.step("distilling the winner"):
+            distilled = distillation_part(
+                spec.distill,
+                best,
+                kinds.of(best),
+                baseline,
+                ctx,
+                test_best,
+                offsets=TrialRecord.from_frozen(best_trial).offsets if best.hash != baseline.hash else None,
+            )
         optional["distillation"] = distilled.info
     typed = StudyResult(
         format_version=RESULT_FORMAT,

@@ -1,10 +1,13 @@
-"""A rich progress bar for the study loop: trial n of N, running best, examples/s, ETA."""
+"""A rich progress bar for the study loop (trial n of N, running best, examples/s, ETA) and
+a status line for the end of a study (the step it is on, how long each took)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 
-__all__ = ["StudyProgress"]
+__all__ = ["EndProgress", "StudyProgress"]
 
 
 class StudyProgress:
@@ -89,3 +92,30 @@ class StudyProgress:
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         if self._progress is not None:
             self._progress.__exit__(et, ev, tb)
+
+
+class EndProgress:
+    """What the end of a study is doing (picking the winner, scoring test, constrained
+    generation, distillation): a spinner with the step and its elapsed time while it runs,
+    and a line with its duration when it ends, on stderr. Does nothing when disabled."""
+
+    def __init__(self, *, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.seconds: dict[str, float] = {}  # each finished step's wall time
+
+    @contextmanager
+    def step(self, label: str) -> Iterator[None]:
+        """Run one step of the end phase under ``label``."""
+        import time
+
+        started = time.perf_counter()
+        if not self.enabled:
+            yield
+        else:
+            from rich.console import Console
+
+            console = Console(stderr=True)
+            with console.status(f"end of study: {label}", spinner="dots"):
+                yield
+            console.print(f"[dim]end of study: {label} ({time.perf_counter() - started:.0f} s)[/dim]", highlight=False)
+        self.seconds[label] = time.perf_counter() - started

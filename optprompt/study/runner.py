@@ -26,7 +26,7 @@ from optprompt.study.executor import TrialExecutor
 from optprompt.study.finish import PREDICTIONS_FILE, RESULT_FILE, StudyEnd, finish_study
 from optprompt.study.ledger import TrialLedger
 from optprompt.study.models import ModelPool
-from optprompt.study.progress import StudyProgress
+from optprompt.study.progress import EndProgress, StudyProgress
 from optprompt.study.resilience import settle_orphaned_trials
 from optprompt.study.session import StudySession, build_session, spec_key
 from optprompt.study.storage import storage_url
@@ -211,6 +211,7 @@ class StudyRunner:
             teacher=session.teacher,
             holdout=session.holdout,
             notes=[*session.notes, *([ledger.stop_reason] if ledger.stop_reason else [])],
+            progress=EndProgress(enabled=self.progress),
         )
         return finish_study(end, study)
 

@@ -70,6 +70,12 @@ class Task:
         return self.task_type.generates
 
     @property
+    def closed_answers(self) -> bool:
+        """Whether every answer comes from a closed set (a label, an option, a list of labels):
+        what greedy generation constrained to that set is measured for."""
+        return not self.task_type.generates or self.task_type.answers_label_lists
+
+    @property
     def extracts_entities(self) -> bool:
         """Whether answers are entity spans of the input (``labels`` are the entity types)."""
         return self.task_type.extracts_entities

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from optprompt.study.progress import StudyProgress
+import pytest
+
+from optprompt.study.progress import EndProgress, StudyProgress
 
 
 def test_note_shows_until_the_trial_ends() -> None:
@@ -15,3 +17,31 @@ def test_note_shows_until_the_trial_ends() -> None:
         assert "·" not in bar._desc()
         bar.advance(0.5)
         assert bar.best == 0.75 and bar.done == 2
+
+
+def test_the_end_of_a_study_says_which_step_runs_and_how_long_it_took(
+    study_dict: dict, tiny_model, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The end of a study (selection, test, constrained generation) is not silent: each step
+    is named on stderr with its duration."""
+    from optprompt.config import spec_from_dict
+    from optprompt.study import run_study
+
+    spec = spec_from_dict({**study_dict, "strategy": {"name": "template_search", "trials": 4, "max_demos": 1}})
+    result = run_study(spec, model=tiny_model, progress=True)
+    err = " ".join(capfd.readouterr().err.split())
+    n_test = result.task.sizes["test"]
+    for step in (
+        "end of study: picking the winner on fresh evidence",
+        f"end of study: scoring the baseline and the winner on test ({n_test} examples) (",
+        "end of study: the winner answering by generation constrained to the answers, on test (",
+    ):
+        assert step in err, err[-1500:]
+    assert err.index("picking the winner") < err.index("scoring the baseline") < err.index("constrained to")
+
+
+def test_end_steps_are_timed_even_when_nothing_is_shown() -> None:
+    end = EndProgress(enabled=False)
+    with end.step("scoring"):
+        pass
+    assert list(end.seconds) == ["scoring"] and end.seconds["scoring"] >= 0

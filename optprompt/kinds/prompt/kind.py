@@ -139,7 +139,7 @@ class PromptKind(CandidateKind):
         from optprompt.kinds.prompt.constrained import constrained_predict, supports_constrained
         from optprompt.kinds.prompt.predictor import CardPredictor
 
-        if ctx.task.generates and not ctx.task.task_type.answers_label_lists:
+        if not ctx.task.closed_answers:
             return None
         card = card_from_description(
             describe(ctx.renderer, ctx.chat, candidate), ctx.task.summary(), task_type=ctx.task.task_type
