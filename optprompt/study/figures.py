@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from optprompt.study.distill import TeacherLabels
     from optprompt.tasks.task import Task
 
-__all__ = ["teacher_figures", "families_of", "constrained_generation"]
+__all__ = ["teacher_figures", "families_of", "constrained_generation", "constrained_warnings"]
 
 
 def teacher_figures(
@@ -67,3 +67,16 @@ def constrained_generation(
         "n": len(ev.predictions),
         "calibrated": False,
     }
+
+
+def constrained_warnings(constrained: dict[str, Any] | None, ranked: float) -> list[str]:
+    """A warning when the winner served by guided decoding is clearly worse than ranked (the
+    constrained score's 95% interval ends below the ranked score)."""
+    if not constrained or constrained["interval"]["high"] >= ranked:
+        return []
+    return [
+        f"served by guided decoding (greedy generation constrained to the answers, uncalibrated) the winner "
+        f"scores {constrained['value']:.3f} on test against {ranked:.3f} ranked: serve it by ranking its answers "
+        "(optprompt.load(DIR).predict, or each answer's log-probability from the serving stack through "
+        "card.predict_from_logliks), not by guided decoding"
+    ]

@@ -30,7 +30,7 @@ from optprompt.results import (
     TaskInfo,
 )
 from optprompt.study.distilled import distillation_part
-from optprompt.study.figures import constrained_generation, families_of, teacher_figures
+from optprompt.study.figures import constrained_generation, constrained_warnings, families_of, teacher_figures
 from optprompt.study.objectives import parse_rule, select
 from optprompt.study.progress import EndProgress
 from optprompt.study.selection import Selection, compare_evaluations, select_winner
@@ -240,6 +240,7 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> StudyResult:
     if task.closed_answers:
         with end.progress.step("the winner answering by generation constrained to the answers, on test"):
             constrained = constrained_generation(kinds.of(best), best, ctx, test_best)
+        warnings += constrained_warnings(constrained, test_best.value)
     if constrained:
         optional["constrained_generation"] = constrained
     if pareto:

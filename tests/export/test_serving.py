@@ -231,3 +231,13 @@ def test_an_ensemble_served_by_guided_decoding_takes_its_members_majority(study_
     assert kind.constrained_answers(EnsembleCandidate((a, b)), ctx, test) == alone[a]
     # a, b, b: b's answer has the majority everywhere
     assert kind.constrained_answers(EnsembleCandidate((a, b, b)), ctx, test) == alone[b]
+
+
+def test_a_winner_that_guided_decoding_serves_worse_gets_a_warning() -> None:
+    from optprompt.study.figures import constrained_warnings
+
+    served = {"value": 0.15, "interval": {"estimate": 0.15, "low": 0.09, "high": 0.21, "confidence": 0.95}}
+    (warning,) = constrained_warnings(served, ranked=0.707)
+    assert "0.150 on test against 0.707 ranked" in warning and "predict_from_logliks" in warning
+    assert constrained_warnings(served, ranked=0.20) == []  # within the interval: no warning
+    assert constrained_warnings(None, ranked=0.9) == []
