@@ -148,7 +148,11 @@ class CausalLMBackend(LegacyScoring, Backend):
             return self._with_oom_backoff(self._packed_loglikelihoods, requests)
 
     def _packed_loglikelihoods(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
-        contexts, answers, prefix_lengths = self.tokens.requests(requests)
+        return self._packed_score(*self.tokens.requests(requests))
+
+    def _packed_score(
+        self, contexts: Sequence[list[int]], answers: Sequence[list[list[int]]], prefix_lengths: Sequence[int]
+    ) -> list[list[float]]:
         self._packed.budget = max(1, min(self.pack_tokens, self.batch_tokens))
         before = self._packed.computed_tokens
         try:
@@ -170,11 +174,7 @@ class CausalLMBackend(LegacyScoring, Backend):
         if not contexts:
             return []
         with torch.inference_mode():
-            before = self._packed.computed_tokens
-            try:
-                return self._packed.score(contexts, answers, [len(c) - 1 for c in contexts])
-            finally:
-                self.computed_tokens += self._packed.computed_tokens - before
+            return self._with_oom_backoff(self._packed_score, contexts, answers, [len(c) - 1 for c in contexts])
 
     def naive_loglikelihoods(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
         """Reference: one full forward per (request, answer); see :func:`naive_loglikelihoods`."""
