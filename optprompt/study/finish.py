@@ -238,8 +238,10 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> StudyResult:
     optional: dict[str, Any] = {}  # parts result.json holds only when the study has them
     constrained = None
     if task.closed_answers:
-        with end.progress.step("the winner answering by generation constrained to the answers, on test"):
+        with end.progress.step("the winner answering by generation constrained to the answers, on test") as step:
             constrained = constrained_generation(kinds.of(best), best, ctx, test_best)
+            if constrained is None:  # its kind does not measure it (an adapter, say)
+                step.skip()
         warnings += constrained_warnings(constrained, test_best.value)
     if constrained:
         optional["constrained_generation"] = constrained

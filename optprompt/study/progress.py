@@ -104,18 +104,34 @@ class EndProgress:
         self.seconds: dict[str, float] = {}  # each finished step's wall time
 
     @contextmanager
-    def step(self, label: str) -> Iterator[None]:
-        """Run one step of the end phase under ``label``."""
+    def step(self, label: str) -> Iterator[_Step]:
+        """Run one step of the end phase under ``label``; a step that found nothing to do
+        calls ``skip()`` on what this yields and is neither shown nor timed."""
         import time
 
         started = time.perf_counter()
+        handle = _Step()
         if not self.enabled:
-            yield
+            yield handle
         else:
             from rich.console import Console
 
             console = Console(stderr=True)
             with console.status(f"end of study: {label}", spinner="dots"):
-                yield
-            console.print(f"[dim]end of study: {label} ({time.perf_counter() - started:.0f} s)[/dim]", highlight=False)
-        self.seconds[label] = time.perf_counter() - started
+                yield handle
+            if not handle.skipped:
+                console.print(
+                    f"[dim]end of study: {label} ({time.perf_counter() - started:.0f} s)[/dim]", highlight=False
+                )
+        if not handle.skipped:
+            self.seconds[label] = time.perf_counter() - started
+
+
+class _Step:
+    """One step of :class:`EndProgress`."""
+
+    skipped = False
+
+    def skip(self) -> None:
+        """The step had nothing to do (say, no answer set to constrain to): not shown."""
+        self.skipped = True

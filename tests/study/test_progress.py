@@ -44,4 +44,16 @@ def test_end_steps_are_timed_even_when_nothing_is_shown() -> None:
     end = EndProgress(enabled=False)
     with end.step("scoring"):
         pass
+    with end.step("constrained generation") as step:
+        step.skip()  # nothing to do: neither shown nor timed
     assert list(end.seconds) == ["scoring"] and end.seconds["scoring"] >= 0
+
+
+def test_a_skipped_step_is_not_shown(capfd: pytest.CaptureFixture[str]) -> None:
+    end = EndProgress(enabled=True)
+    with end.step("scoring the winner on test"):
+        pass
+    with end.step("the winner answering by constrained generation") as step:
+        step.skip()
+    err = capfd.readouterr().err
+    assert "end of study: scoring the winner on test (0 s)" in err and "constrained" not in err
