@@ -94,7 +94,8 @@ def measure_adapter(run: Path, loaded, runner, settings_of, test, chunk: int, pa
     result = load_result(run)
     if not result.best.artifact:
         raise SystemExit(f"{run}: its winner has no adapter (trial {result.best.trial})")
-    cand = PromptCandidate(**PromptCandidate.from_dict(result.best.candidate).text_fields())
+    fields = {f.name for f in dataclasses.fields(PromptCandidate)}
+    cand = PromptCandidate.from_dict({k: v for k, v in result.best.candidate.items() if k in fields})
     peft_model = attach_saved(loaded, Path(run) / result.best.artifact)
     try:
         backends = settings_of(lambda: AdapterBackend(loaded, peft_model, engine="packed"))
