@@ -12,11 +12,16 @@ backend with three decoding settings, in rounds with the order rotating:
 - ``lookup``: ``compact`` plus prompt-lookup drafts (``--lookup`` tokens) verified in the
   same pass.
 
+With ``--adapter RUN`` (a finished run of ``studies/ner.yaml``, e.g. ``runs/ner-demo``) its
+trained winner (the prompt + LoRA adapter the study exports) is measured too, through the
+adapter backend with the same three settings: the generation the study itself runs.
+
 Reported: examples/s, the ratios, forward passes, tokens through the model, and whether
 the generated texts (and entity F1) are identical. Writes
 ``benchmarks/results/decoding.json``.
 
     .venv/bin/python benchmarks/decoding.py
+    .venv/bin/python benchmarks/decoding.py --examples 0 --adapter runs/ner-demo
     python benchmarks/decoding.py --random-config llama-1b --device cuda --dtype bfloat16
 """
 
@@ -42,6 +47,63 @@ from scoring import DEFAULT_MODEL, RANDOM_CONFIGS, load  # noqa: E402
 SETTINGS = {"today": (0, False), "compact": (0, True), "lookup": (None, True)}
 
 
+def measure(runner, cname: str, cand, backends: dict, test, chunk: int, passes: dict) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """One candidate through each decoding setting, in rounds of ``chunk`` examples with
+    the settings' order rotating."""
+    evaluators = {n: runner.evaluator.with_backend(b) for n, b in backends.items()}
+    for ev in evaluators.values():  # warm-up: the shared prefix's cache, lazy imports
+        ev.evaluate(cand, test[:1], "test")
+    seconds = dict.fromkeys(evaluators, 0.0)
+    count = dict.fromkeys(evaluators, 0)
+    tokens = {n: backends[n].computed_tokens for n in evaluators}
+    outputs: dict[str, list[str]] = {n: [] for n in evaluators}
+    values: dict[str, list[float]] = {n: [] for n in evaluators}
+    names = list(evaluators)
+    for k, start in enumerate(range(0, len(test), chunk)):
+        part = test[start : start + chunk]
+        for n in names[k % len(names) :] + names[: k % len(names)]:
+            before = passes["n"]
+            t = time.perf_counter()
+            ev = evaluators[n].evaluate(cand, part, "test")
+            seconds[n] += time.perf_counter() - t
+            count[n] += passes["n"] - before
+            outputs[n] += [pr.output for pr in ev.predictions]
+            values[n].append(ev.value * len(part))
+    row: dict[str, Any] = {"candidate": cname, "examples": len(test)}
+    for n in names:
+        row[n] = {
+            "examples_per_s": round(len(test) / seconds[n], 3),
+            "forward_passes": count[n],
+            "computed_tokens": backends[n].computed_tokens - tokens[n],
+            "value": round(sum(values[n]) / len(test), 4),
+            "same_text_as_today": outputs[n] == outputs["today"],
+            "mean_output_chars": round(sum(len(o) for o in outputs[n]) / max(1, len(outputs[n])), 1),
+        }
+    row["speedup_vs_today"] = {n: round(seconds["today"] / seconds[n], 2) for n in names if n != "today"}
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def measure_adapter(run: Path, loaded, runner, settings_of, test, chunk: int, passes: dict) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """The run's trained winner (prompt + adapter) through the adapter backend."""
+    from optprompt.adapters.artifact import attach_saved
+    from optprompt.adapters.backend import AdapterBackend
+    from optprompt.prompts import PromptCandidate
+    from optprompt.results import load_result
+
+    result = load_result(run)
+    if not result.best.artifact:
+        raise SystemExit(f"{run}: its winner has no adapter (trial {result.best.trial})")
+    fields = {f.name for f in dataclasses.fields(PromptCandidate)}
+    cand = PromptCandidate.from_dict({k: v for k, v in result.best.candidate.items() if k in fields})
+    peft_model = attach_saved(loaded, Path(run) / result.best.artifact)
+    try:
+        backends = settings_of(lambda: AdapterBackend(loaded, peft_model, engine="packed"))
+        return measure(runner, f"trained winner ({run.name})", cand, backends, test, chunk, passes)
+    finally:
+        peft_model.unload()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--examples", type=int, default=16, help="test examples per candidate (0: all)")
@@ -53,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--dtype", default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", type=Path, default=HERE / "results" / "decoding.json")
+    p.add_argument("--adapter", type=Path, help="a finished studies/ner.yaml run: measure its trained winner too")
+    p.add_argument("--adapter-only", action="store_true", help="with --adapter: leave the two prompts out")
     args = p.parse_args(argv)
 
     import torch
@@ -72,48 +136,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     demos = dataclasses.replace(baseline, demo_ids=tuple(e.id for e in task.train[:3]), output_format="inline")
     candidates = {"baseline (lines)": baseline, "3 demos (inline)": demos}
     load_start = os.getloadavg()[0]
-    backends = {}
-    for name, (lookup, compact) in SETTINGS.items():
-        b = CausalLMBackend(loaded, engine="packed")
-        b.lookup_tokens = args.lookup if lookup is None else lookup
-        b.compact = compact
-        backends[name] = b
     passes = {"n": 0}
     handle = loaded.model.register_forward_pre_hook(lambda *a: passes.__setitem__("n", passes["n"] + 1))
+
+    def settings_of(make):  # type: ignore[no-untyped-def]
+        out = {}
+        for name, (lookup, compact) in SETTINGS.items():
+            b = make()
+            b.lookup_tokens = args.lookup if lookup is None else lookup
+            b.compact = compact
+            out[name] = b
+        return out
+
     rows = []
     try:
-        for cname, cand in candidates.items():
-            evaluators = {n: runner.evaluator.with_backend(b) for n, b in backends.items()}
-            for ev in evaluators.values():  # warm-up: the shared prefix's cache, lazy imports
-                ev.evaluate(cand, test[:1], "test")
-            seconds = dict.fromkeys(evaluators, 0.0)
-            count = dict.fromkeys(evaluators, 0)
-            tokens = {n: backends[n].computed_tokens for n in evaluators}
-            outputs: dict[str, list[str]] = {n: [] for n in evaluators}
-            values: dict[str, list[float]] = {n: [] for n in evaluators}
-            names = list(evaluators)
-            for k, start in enumerate(range(0, len(test), args.chunk)):
-                part = test[start : start + args.chunk]
-                for n in names[k % len(names) :] + names[: k % len(names)]:
-                    before = passes["n"]
-                    t = time.perf_counter()
-                    ev = evaluators[n].evaluate(cand, part, "test")
-                    seconds[n] += time.perf_counter() - t
-                    count[n] += passes["n"] - before
-                    outputs[n] += [pr.output for pr in ev.predictions]
-                    values[n].append(ev.value * len(part))
-            row: dict[str, Any] = {"candidate": cname, "examples": len(test)}
-            for n in names:
-                row[n] = {
-                    "examples_per_s": round(len(test) / seconds[n], 3),
-                    "forward_passes": count[n],
-                    "computed_tokens": backends[n].computed_tokens - tokens[n],
-                    "value": round(sum(values[n]) / len(test), 4),
-                    "same_text_as_today": outputs[n] == outputs["today"],
-                }
-            row["speedup_vs_today"] = {n: round(seconds["today"] / seconds[n], 2) for n in names if n != "today"}
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+        backends = settings_of(lambda: CausalLMBackend(loaded, engine="packed"))
+        for cname, cand in candidates.items() if not (args.adapter and args.adapter_only) else []:
+            rows.append(measure(runner, cname, cand, backends, test, args.chunk, passes))
+        if args.adapter:
+            rows.append(measure_adapter(args.adapter, loaded, runner, settings_of, test, args.chunk, passes))
     finally:
         handle.remove()
     machine = {

@@ -81,6 +81,16 @@ class TrainResult:
         return self.steps / self.train_seconds if self.train_seconds > 0 else 0.0
 
 
+def answer_end(tokenizer: Any) -> list[int]:
+    """The token a generated answer ends with in training: the tokenizer's end of
+    sequence (with a chat template, the end of the assistant's turn), at which decoding
+    stops. Without it an adapter learns what to say but not when to stop, and keeps
+    writing (for extraction: more entities, up to the token budget). None when the
+    tokenizer has no such token."""
+    eos = getattr(tokenizer, "eos_token_id", None)
+    return [eos] if isinstance(eos, int) else []
+
+
 def training_items(
     candidate: PromptCandidate, examples: Sequence[Example], renderer: PromptRenderer, tokenizer: Any, *, chat: bool
 ) -> tuple[list[Item], list[int | tuple[float, ...]]]:
@@ -93,12 +103,14 @@ def training_items(
     from optprompt.scoring.backends.causal import Tokens
 
     tokens = Tokens(tokenizer)
+    end = answer_end(tokenizer)
     items, targets = [], []
     for ex in examples:
         request = renderer.request(candidate, ex)
         if renderer.task.generates:  # the reference, or the gold entities in the candidate's format
             answer = renderer.answer_words(candidate, ex)[0]
-            items.append(encode_request(tokens, request, [answer if chat else " " + answer]))
+            item = encode_request(tokens, request, [answer if chat else " " + answer])
+            items.append(Item(item.context, [item.choices[0] + end]))
             targets.append(0)
         else:
             items.append(encode_request(tokens, request))

@@ -79,8 +79,10 @@ class TaskSpec(_Strict):
     descriptions: dict[str, str] | None = Field(
         None, description="Extraction: entity type -> what it covers, shown to the model through {types}."
     )
-    output_format: Literal["lines", "json", "inline"] = Field(
-        "lines", description="Extraction: the baseline's output format (TYPE: text lines, a JSON list, inline tags)."
+    output_format: Literal["lines", "json", "inline", "spans"] = Field(
+        "lines",
+        description="Extraction: the baseline's output format (TYPE: text lines, a JSON list, inline tags, "
+        "text (TYPE) lines).",
     )
     verbalizer: dict[str, str] | None = Field(None, description="Label -> word the model should say.")
     label_separator: str | None = Field(

@@ -16,6 +16,9 @@ Formats (:data:`ENTITY_FORMATS`):
 - ``lines``: one ``TYPE: text`` per line; ``none`` when there is no entity.
 - ``json``: a JSON list of ``{"type": ..., "text": ...}`` objects; ``[]`` when there is none.
 - ``inline``: the input with each entity wrapped in tags, ``<PER>Ada Lovelace</PER>``.
+- ``spans``: one ``text (TYPE)`` per line, the span before its type; ``none`` when there
+  is no entity. A model writes the type after the words it names, so it decides the type
+  with the span in view (with ``lines`` it commits to a type first).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ __all__ = [
 _NONE_WORDS = {"none", "no entities", "nothing", "n/a", "-", "[]", "{}", "no entity", "none."}
 _FENCE = re.compile(r"```[a-zA-Z]*")
 _LINE = re.compile(r"^\s*(?:[-*•]\s*|\d+[.)]\s*)?([A-Za-z][\w /&.-]{0,40}?)\s*(?::|=|\s[-–]\s)\s*(.+?)\s*$")
+_SPAN_LINE = re.compile(r"^\s*(?:[-*•]\s*|\d+[.)]\s*)?(.+?)\s*[(\[]\s*([A-Za-z][\w /&.-]{0,40}?)\s*[)\]]\s*[.,;]?\s*$")
 _TAG = re.compile(r"<\s*([A-Za-z][\w-]{0,40})\s*>(.*?)<\s*/\s*\1\s*>", re.S)
 _QUOTES = "\"'`“”‘’«»"
 
@@ -180,8 +184,32 @@ class InlineFormat(EntityFormat):
         return [] if asked and stripped and stripped.split()[:3] == text.split()[:3] else None
 
 
+class SpansFormat(EntityFormat):
+    name = "spans"
+    description = 'Write one entity per line as: text (TYPE). Write "none" if there are no entities.'
+
+    def serialize(self, text: str, entities: Sequence[Entity], words: Mapping[str, str]) -> str:
+        return "\n".join(f"{e.text} ({words.get(e.type, e.type)})" for e in sorted(entities)) or "none"
+
+    def pairs(self, output: str, text: str, asked: bool) -> list[tuple[str, str]] | None:
+        if output.lstrip().startswith(("[", "{")):
+            return None
+        pairs = []
+        said_none = False
+        for line in output.splitlines():
+            if _is_none(line):
+                said_none = True
+                continue
+            m = _SPAN_LINE.match(line)
+            if m and _clean(m.group(1)):
+                pairs.append((m.group(2).strip(), _clean(m.group(1))))
+        return pairs if pairs or said_none else None
+
+
 #: The output formats by name (a format's parser falls back on the others, in this order).
-ENTITY_FORMATS: dict[str, EntityFormat] = {f.name: f for f in (LinesFormat(), JsonFormat(), InlineFormat())}
+ENTITY_FORMATS: dict[str, EntityFormat] = {
+    f.name: f for f in (LinesFormat(), JsonFormat(), InlineFormat(), SpansFormat())
+}
 
 
 def entity_format(name: str) -> EntityFormat:

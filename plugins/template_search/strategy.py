@@ -75,7 +75,7 @@ class TemplateSearchConfig(StrategyConfig):
         "none and content_free, per question).",
     )
     generic: bool = Field(True, description="Add optprompt's generic instruction and format variants.")
-    output_formats: list[Literal["lines", "json", "inline"]] = Field(
+    output_formats: list[Literal["lines", "json", "inline", "spans"]] = Field(
         default_factory=lambda: ["lines", "json", "inline"],
         min_length=1,
         description="Extraction: the answer formats to try (the baseline's is always one).",

@@ -131,3 +131,30 @@ def test_early_stopping_waits_while_the_dev_loss_falls(soft_runner) -> None:
     assert result.stopped_early and len(result.history) == 6
     assert (result.best_epoch, result.best_payload, result.best_loss) == (4, "epoch 4", 0.7)
     assert [h["dev_loss"] for h in result.history] == [1.0, 0.9, 0.8, 0.7, 0.75, 0.76]
+
+
+def test_the_answer_end_is_the_tokenizers_end_of_sequence() -> None:
+    """Generated answers are trained with the token decoding stops at after them; a
+    tokenizer without one adds nothing."""
+    from types import SimpleNamespace
+
+    from optprompt.adapters.training import answer_end
+
+    assert answer_end(SimpleNamespace(eos_token_id=7)) == [7]
+    assert answer_end(SimpleNamespace(eos_token_id=None)) == []
+    assert answer_end(SimpleNamespace()) == []
+
+
+def test_ranked_answers_get_no_end_token(soft_runner) -> None:
+    """Classification answers are ranked by their own tokens: nothing is appended."""
+    from optprompt.adapters.backend import encode_request
+    from optprompt.scoring.backends.causal import Tokens
+
+    runner = soft_runner
+    cand = _candidate(runner, "lora")
+    examples = runner.task.train[:4]
+    tok = runner.model.tokenizer
+    items, _ = training_items(cand, examples, runner.renderer, tok, chat=runner.chat)
+    for it, ex in zip(items, examples):
+        assert it.choices == encode_request(Tokens(tok), runner.renderer.request(cand, ex)).choices
+        assert len(it.choices) > 1 and all(c[-1] != tok.eos_token_id for c in it.choices)

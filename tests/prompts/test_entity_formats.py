@@ -24,6 +24,10 @@ def test_serialize_each_format() -> None:
     assert serialize_entities(TEXT, GOLD, "inline", WORDS) == (
         "<person>Ada Lovelace</person> joined <organization>Acme Corp</organization> in <location>Paris</location>."
     )
+    assert serialize_entities(TEXT, GOLD, "spans", WORDS) == (
+        "Ada Lovelace (person)\nAcme Corp (organization)\nParis (location)"
+    )
+    assert serialize_entities(TEXT, (), "spans", WORDS) == "none"
     assert serialize_entities(TEXT, (), "lines", WORDS) == "none"
     assert serialize_entities(TEXT, (), "json", WORDS) == "[]"
     assert serialize_entities(TEXT, (), "inline", WORDS) == TEXT
@@ -60,6 +64,12 @@ def test_every_format_reads_back_what_it_writes(fmt: str) -> None:
         ("<person>Ada Lovelace</person> joined <organization>Acme Corp in Paris.", "inline", ["Ada Lovelace"]),
         # unknown types are dropped, known ones kept
         ("animal: Ada Lovelace\nlocation: Paris", "lines", ["Paris"]),
+        # span first: bullets, brackets, quotes, a trailing full stop, junk lines skipped
+        ('Entities:\n- "Ada Lovelace" (PERSON)\n2. Paris [location].\nthat is all', "spans", ["Ada Lovelace", "Paris"]),
+        # asked for spans, answered as TYPE: text lines: still read
+        ("person: Ada Lovelace\norganization: Acme Corp", "spans", ["Ada Lovelace", "Acme Corp"]),
+        # asked for lines, answered span first: still read
+        ("Acme Corp (organization)", "lines", ["Acme Corp"]),
     ],
 )
 def test_tolerant_parsing(output: str, fmt: str, expected: list[str]) -> None:
@@ -112,6 +122,8 @@ def test_unknown_format_is_a_config_error() -> None:
         ("Pulse Mini: Acme Corp", "lines"),  # only unknown types
         (TEXT, "lines"),  # the input echoed when lines were asked for
         ('[{"type": "company", "text": "Acme Corp"}]', "json"),
+        ("Acme Corp (company)", "spans"),
+        (TEXT, "spans"),
     ],
 )
 def test_output_without_a_known_type_or_a_none_is_a_failure(output: str, fmt: str) -> None:

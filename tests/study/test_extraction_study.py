@@ -179,8 +179,10 @@ def test_soft_prompt_trains_on_the_serialised_entities_and_scores_by_generation(
     # What the adapter is trained on: the gold entities in the candidate's format, after the prompt.
     items, _ = training_items(runner.baseline, runner.task.train[:1], runner.renderer, tiny_model.tokenizer, chat=True)
     ex = runner.task.train[0]
-    answer = tiny_model.tokenizer.decode(items[0].choices[0])
-    assert answer == json.dumps([{"type": e.type, "text": e.text} for e in ex.entities])
+    *answer, end = items[0].choices[0]
+    assert tiny_model.tokenizer.decode(answer) == json.dumps([{"type": e.type, "text": e.text} for e in ex.entities])
+    # ... followed by the end of sequence, where decoding stops: the adapter learns when the list ends.
+    assert tiny_model.tokenizer.eos_token_id is not None and end == tiny_model.tokenizer.eos_token_id
     trial = optuna.load_study(study_name=spec.name, storage=f"sqlite:///{Path(spec.output) / 'study.db'}").trials[1]
     history = trial.user_attrs[HISTORY_ATTR]
     assert len(history) == 2 and history[1]["train_loss"] < history[0]["train_loss"]
