@@ -72,6 +72,8 @@ def adapters_table(data: dict[str, Any]) -> list[str]:
 def training_table(data: dict[str, Any]) -> list[str]:
     m = data["machine"]
     rows = data["rows"]
+    if any("mfu" not in r for r in rows):
+        return []  # written by an earlier soft_prompt_speed.py, before MFU and the packed step: no table
     names = list(rows[0]["steps_per_second"]) if rows else []
     load = ""
     if "load_average_1min_at_start" in m:
