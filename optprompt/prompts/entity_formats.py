@@ -26,7 +26,7 @@ from __future__ import annotations
 import abc
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from optprompt.errors import ConfigError
 from optprompt.tasks.entities import Entity, locate
@@ -78,6 +78,23 @@ def _is_none(output: str) -> bool:
     return output.strip().lower().strip(".") in _NONE_WORDS
 
 
+def _per_line(output: str, read: Callable[[str], list[tuple[str, str]] | None]) -> list[tuple[str, str]] | None:
+    """(type, text) pairs of an answer written one entity per line; ``read`` gives a line's
+    pairs, or None for a line that says there are none. None: nothing readable (and JSON,
+    which the JSON format reads)."""
+    if output.lstrip().startswith(("[", "{")):  # JSON answers read as JSON, not line by line
+        return None
+    pairs: list[tuple[str, str]] = []
+    said_none = False
+    for line in output.splitlines():
+        got = None if _is_none(line) else read(line)
+        if got is None:
+            said_none = True
+        else:
+            pairs += got
+    return pairs if pairs or said_none else None
+
+
 class LinesFormat(EntityFormat):
     name = "lines"
     description = 'Write one entity per line as TYPE: text. Write "none" if there are no entities.'
@@ -86,24 +103,16 @@ class LinesFormat(EntityFormat):
         return "\n".join(f"{words.get(e.type, e.type)}: {e.text}" for e in sorted(entities)) or "none"
 
     def pairs(self, output: str, text: str, asked: bool) -> list[tuple[str, str]] | None:
-        if output.lstrip().startswith(("[", "{")):  # JSON answers read as JSON, not as "key: value" lines
-            return None
-        pairs = []
-        said_none = False
-        for line in output.splitlines():
-            if _is_none(line):
-                said_none = True
-                continue
+        def read(line: str) -> list[tuple[str, str]] | None:
             m = _LINE.match(line)
             if not m:
-                continue
+                return []
             if _is_none(m.group(2)):  # "Entities: none"
-                said_none = True
-                continue
-            for value in m.group(2).split(";"):  # "PER: Ada; Bob" names two
-                if _clean(value):
-                    pairs.append((m.group(1).strip(), _clean(value)))
-        return pairs if pairs or said_none else None
+                return None
+            # "PER: Ada; Bob" names two
+            return [(m.group(1).strip(), _clean(v)) for v in m.group(2).split(";") if _clean(v)]
+
+        return _per_line(output, read)
 
 
 def _json_items(value: object) -> list[tuple[str, str]]:
@@ -192,18 +201,11 @@ class SpansFormat(EntityFormat):
         return "\n".join(f"{e.text} ({words.get(e.type, e.type)})" for e in sorted(entities)) or "none"
 
     def pairs(self, output: str, text: str, asked: bool) -> list[tuple[str, str]] | None:
-        if output.lstrip().startswith(("[", "{")):
-            return None
-        pairs = []
-        said_none = False
-        for line in output.splitlines():
-            if _is_none(line):
-                said_none = True
-                continue
+        def read(line: str) -> list[tuple[str, str]]:
             m = _SPAN_LINE.match(line)
-            if m and _clean(m.group(1)):
-                pairs.append((m.group(2).strip(), _clean(m.group(1))))
-        return pairs if pairs or said_none else None
+            return [(m.group(2).strip(), _clean(m.group(1)))] if m and _clean(m.group(1)) else []
+
+        return _per_line(output, read)
 
 
 #: The output formats by name (a format's parser falls back on the others, in this order).
