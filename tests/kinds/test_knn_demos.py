@@ -96,6 +96,29 @@ def test_a_separate_embedding_model(study_dict, tiny_model, tiny_plain_model_dir
     assert predictor.predict([e.input for e in test]) == [want[e.id] for e in test]
 
 
+def test_a_card_on_another_model_embeds_its_pool_again(study_dict, tiny_model, tiny_plain_model_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """On another task model (``evaluate --model``) the inputs are embedded with that model,
+    so the pool is too: the card's stored vectors are in the study model's space (a model of
+    another width failed with "different embedding models")."""
+    import numpy as np
+
+    from optprompt.models.loading import load_model
+    from optprompt.plugins.manager import load_plugins
+    from optprompt.prompts.retrieval import normalise
+    from optprompt.scoring.embedding import ModelEmbedder
+
+    spec, _, _ = _run(study_dict, tiny_model)
+    export_card(spec.output, tmp_path / "card")
+    same = optprompt.load(tmp_path / "card", tiny_model).card
+    stored = same._pool().vectors  # the study's model: the stored vectors are used as they are
+    other = load_model(str(tiny_plain_model_dir), load_plugins(), progress=False)
+    moved = optprompt.load(tmp_path / "card", other).card
+    texts = [d["input"] for d in moved.retrieval["pool"]]
+    again = normalise(ModelEmbedder(other, pooling=moved.pooling).embed(texts))
+    assert np.allclose(moved._pool().vectors, again) and not np.allclose(stored, again)
+    assert len(moved.demos_for("the food was lovely")) == moved.retrieval["k"]
+
+
 def test_a_card_whose_embedding_model_is_missing_says_so(study_dict, tiny_model, tmp_path) -> None:  # type: ignore[no-untyped-def]
     spec, _, _ = _run(study_dict, tiny_model)
     export_card(spec.output, tmp_path / "card")

@@ -160,7 +160,8 @@ class PromptCard:
         if expected and embedder.fingerprint != expected:
             log.warning(
                 "prompt card: its demonstrations were retrieved with embeddings of model %s (fingerprint %s); "
-                "inputs are now embedded with %s (fingerprint %s): retrieval may differ from the study's",
+                "inputs are now embedded with %s (fingerprint %s): retrieval may differ from the study's "
+                "(a model lent with use_embedder embeds the pool again)",
                 named.get("ref"),
                 expected,
                 embedder.ref,
@@ -191,13 +192,19 @@ class PromptCard:
 
             r = self.retrieval or {}
             entries = r.get("pool") or []
+            lent = self.__dict__.get("_embedder")
+            expected = (r.get("embedder") or {}).get("fingerprint")
             try:
                 vectors = decode_vectors(r["vectors"], where="prompt card retrieval.vectors")
+                if lent is not None and expected and lent.fingerprint != expected:
+                    # another model (evaluate --model): the stored vectors are in the card's
+                    # model's space, so the pool is embedded again with the model lent
+                    vectors = None
                 pool = DemoPool(
                     [str(d["id"]) for d in entries],
                     [d["input"] for d in entries],
                     [d.get("label") for d in entries],
-                    self.__dict__.get("_embedder") or self._load_embedder,
+                    lent or self._load_embedder,
                     vectors=vectors,
                 )
             except (KeyError, TypeError) as e:
