@@ -65,6 +65,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         against=args.against,
         columns=columns,
         constrained=args.constrained,
+        plain=args.plain,
         device=args.device,
         output=args.output,
     )
@@ -92,6 +93,11 @@ def add_evaluate_parser(sub: Any) -> None:
         "--constrained",
         action="store_true",
         help="also measure greedy generation constrained to the answer set (what a serving stack does)",
+    )
+    p.add_argument(
+        "--plain",
+        action="store_true",
+        help="score a card made with a chat template as a plain prompt (for a --model without one)",
     )
     for col in ("input", "label", "options", "id", "format"):
         p.add_argument(f"--{col}", help=f"the data's {col} column (as task.{col}; a study directory's by default)")

@@ -130,18 +130,22 @@ def _model_for(ref: str, loaded: dict[str, LoadedModel], plugins: Plugins, devic
 
 
 def _score(
-    target: _Target, task: Task, model: LoadedModel, plugins: Plugins, *, constrained: bool
+    target: _Target, task: Task, model: LoadedModel, plugins: Plugins, *, constrained: bool, plain: bool = False
 ) -> tuple[Evaluation, str, Constrained | None]:
     """The target's predictions on the task's test split, measured as the study measures;
     with ``constrained``, also its answers under greedy generation constrained to its
     answer set (prompt cards on causal models, tasks with answers to choose from)."""
+    from optprompt.kinds.ensemble import EnsembleCandidate
     from optprompt.kinds.loading import export_kind, load
     from optprompt.kinds.prompt.constrained import constrained_predict, supports_constrained
+    from optprompt.prompts.candidate import PromptCandidate
     from optprompt.scoring.evaluate import Evaluator
     from optprompt.study.selection import compare_evaluations
 
     kind = export_kind(target.export, plugins)
-    predictor = load(target.export, model, plugins=plugins)
+    if plain and kind not in (PromptCandidate.kind, EnsembleCandidate.kind):
+        raise OptpromptError(f"{target.given}: --plain scores prompt cards and ensembles; this export is {kind!r}")
+    predictor = load(target.export, model, plugins=plugins, **({"plain": True} if plain else {}))
     examples = task.test
     texts = [ex.input for ex in examples]
     options = [list(ex.options) for ex in examples] if any(ex.options for ex in examples) else None
@@ -161,13 +165,15 @@ def _score(
     return ranked, kind, extra
 
 
-def _scored(target: _Target, kind: str, model: str, ev: Evaluation, constrained: Constrained | None) -> Scored:
+def _scored(
+    target: _Target, kind: str, model: str, ev: Evaluation, constrained: Constrained | None, *, plain: bool = False
+) -> Scored:
     from optprompt.study.selection import compare_evaluations
 
     alone = compare_evaluations(ev, ev)  # the paired test's marginal interval of one evaluation
     return Scored(
         target=target.given,
-        what=target.what,
+        what=target.what + (" as a plain prompt (no chat template)" if plain else ""),
         kind=kind,
         model=model,
         value=ev.value,
@@ -186,6 +192,7 @@ def evaluate(
     against: str | os.PathLike[str] | None = None,
     columns: dict[str, Any] | None = None,
     constrained: bool = False,
+    plain: bool = False,
     device: str = "auto",
     output: str | os.PathLike[str] | None = None,
     plugins: Plugins | None = None,
@@ -205,6 +212,8 @@ def evaluate(
         constrained: Also measure each target answering by greedy generation constrained
             to its answer set, as a serving stack with guided decoding does (prompt cards on
             causal models; classification, multiple choice and multi-label).
+        plain: Score prompt cards scored with a chat template as plain prompts (their text
+            without the template), for a ``model`` that has none; their ``what`` says so.
         device: Where the model runs (``auto``, ``cpu``, ``cuda``...).
         output: Write ``evaluation.json`` there (a file, or a directory to hold it).
         plugins: Loaded plugins; discovered when None.
@@ -245,10 +254,10 @@ def evaluate(
             if not ref:
                 raise OptpromptError(f"{t.given}: the export names no model; give --model")
             ev, kind, extra = _score(
-                t, task, _model_for(ref, loaded, plugins, device), plugins, constrained=constrained
+                t, task, _model_for(ref, loaded, plugins, device), plugins, constrained=constrained, plain=plain
             )
             evaluations.append(ev)
-            scored.append(_scored(t, kind, ref, ev, extra))
+            scored.append(_scored(t, kind, ref, ev, extra, plain=plain))
     comparison = None
     if len(evaluations) == 2:
         c = compare_evaluations(evaluations[1], evaluations[0])  # target as the "winner" side

@@ -77,6 +77,37 @@ def test_another_model_rescores_the_same_prompt(study: Path, new_data: Path, tmp
     assert report.target.value == pytest.approx(expected)
 
 
+def test_a_chat_card_on_a_model_without_a_chat_template_is_scored_plain_when_asked(
+    study: Path, new_data: Path, tmp_path: Path
+) -> None:
+    """A deployment model without a chat template (a base GGUF, say): the card's text is
+    scored as a plain prompt with ``plain``, and the report says so; without it, the error
+    names the option."""
+    import dataclasses
+
+    base = make_tiny_model_dir(tmp_path / "models", chat=False, seed=7, name="base-tiny")
+    optprompt.export_card(study, tmp_path / "card")
+    assert optprompt.load_card(tmp_path / "card").chat
+    cols = {"input": "review", "label": "sentiment"}
+    with pytest.raises(OptpromptError, match="--plain"):
+        optprompt.evaluate(tmp_path / "card", new_data, model=str(base), columns=cols)
+    report = optprompt.evaluate(tmp_path / "card", new_data, model=str(base), columns=cols, plain=True)
+    assert report.target.what.endswith("as a plain prompt (no chat template)")
+    import csv
+
+    rows = list(csv.DictReader(new_data.open()))
+    card = dataclasses.replace(optprompt.load_card(tmp_path / "card"), chat=False)
+    from optprompt.kinds.prompt.predictor import CardPredictor
+    from optprompt.models import load_model
+    from optprompt.plugins import load_plugins
+
+    predicted = CardPredictor(card, load_model(str(base), load_plugins(), device="cpu")).predict(
+        [r["review"] for r in rows]
+    )
+    expected = sum(p == r["sentiment"] for p, r in zip(predicted, rows, strict=True)) / len(rows)
+    assert report.target.value == pytest.approx(expected)
+
+
 def test_the_command_prints_a_table_and_writes_the_file(
     study: Path, new_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -262,7 +262,7 @@ class EnsembleKind(MembersMixin, CandidateKind):
         return path
 
     def load(self, path: Path, model: str | LoadedModel | None = None, **options: Any) -> EnsemblePredictor:
-        from optprompt.kinds.prompt.predictor import CardPredictor, load_card_model
+        from optprompt.kinds.prompt.predictor import CardPredictor, load_card_model, plain_card
 
         manifest = read_json(Path(path) / ENSEMBLE_FILE, what="prompt ensemble manifest")
         where = f"{Path(path) / ENSEMBLE_FILE}: members"
@@ -271,6 +271,8 @@ class EnsembleKind(MembersMixin, CandidateKind):
         if len(cards) < 2:
             raise OptpromptError(f"{Path(path) / ENSEMBLE_FILE}: a prompt ensemble needs at least two member cards")
         plugins = options.pop("plugins", None)
+        plain = options.pop("plain", False)
+        cards = [plain_card(c, plain) for c in cards]
         loaded = load_card_model(cards[0], model, plugins=plugins, **options)
         first = CardPredictor(cards[0], loaded, plugins=plugins)
         return EnsemblePredictor([first] + [CardPredictor(c, loaded, first.backend) for c in cards[1:]])

@@ -156,10 +156,10 @@ class PromptKind(CandidateKind):
         return path
 
     def load(self, path: Path, model: str | LoadedModel | None = None, **options: Any) -> CardPredictor:
-        from optprompt.kinds.prompt.predictor import CardPredictor, load_card_model
+        from optprompt.kinds.prompt.predictor import CardPredictor, load_card_model, plain_card
 
         plugins = options.pop("plugins", None)
-        card = load_card(path)
+        card = plain_card(load_card(path), options.pop("plain", False))
         loaded = load_card_model(card, model, plugins=plugins, **options)
         return CardPredictor(card, loaded, plugins=plugins)
 

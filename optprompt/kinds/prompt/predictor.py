@@ -8,6 +8,7 @@ answers by log-likelihood, applies the card's calibration offsets and returns th
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,12 @@ def load_card_model(
     return load_model(ref, plugins or load_plugins(), device=device, dtype=dtype, progress=False)
 
 
+def plain_card(card: PromptCard, plain: bool) -> PromptCard:
+    """``card`` as a plain prompt (its text without the chat template) when ``plain``: for a
+    model without a chat template. That is not what the study scored; evaluations say so."""
+    return dataclasses.replace(card, chat=False) if plain and card.chat else card
+
+
 class CardPredictor:
     """A prompt card and a backend on its model: score, predict and generate with it.
 
@@ -77,7 +84,10 @@ class CardPredictor:
         if not self.card.chat:
             return None
         if not self.loaded.has_chat_template:
-            raise OptpromptError("this card was scored with a chat template, but the model has none")
+            raise OptpromptError(
+                "this card was scored with a chat template, but the model has none (to score its text as a "
+                "plain prompt on this model, load it with plain=True: `optprompt evaluate --plain`)"
+            )
         return self.loaded.chat_formatter()
 
     def request(self, text: str, options: Sequence[str] | None = None) -> ScoreRequest:
