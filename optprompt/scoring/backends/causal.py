@@ -82,6 +82,18 @@ class Tokens:
         return contexts, answers, prefix_lengths
 
 
+def sliding_window(config: object) -> int | None:
+    """The attention window of a model whose layers (some or all) attend to a sliding window
+    of recent tokens (Gemma 2/3, Mistral), or None when every layer sees the whole sequence."""
+    window = getattr(config, "sliding_window", None)
+    if not window or getattr(config, "use_sliding_window", True) is False:
+        return None
+    types = getattr(config, "layer_types", None)
+    if types is not None and "sliding_attention" not in types:
+        return None
+    return int(window)
+
+
 class CausalLMBackend(LegacyScoring, Backend):
     """Decoder-only models (Llama, SmolLM2, GPT-2, Qwen...).
 
@@ -117,6 +129,8 @@ class CausalLMBackend(LegacyScoring, Backend):
         self.engine = self._choose_engine(engine or os.environ.get("OPTPROMPT_SCORING_ENGINE", "auto"))
         self.pack_tokens = pack_tokens or (2048 if self.device.type == "cuda" else 384)
         self._packed = PackedScorer(self.model, budget=self.pack_tokens, keep_arg=self._keep_arg)
+        self._window = sliding_window(self.model.config)
+        self._said_window = False
         self._lead = Lead()  # the cached prompt prefix while generate() runs
         #: Decoding: prompt-lookup draft tokens per step (0: off) and whether finished
         #: rows leave the batch (see :func:`~optprompt.scoring.backends.decoding.decode`).
@@ -148,7 +162,29 @@ class CausalLMBackend(LegacyScoring, Backend):
             return self._with_oom_backoff(self._packed_loglikelihoods, requests)
 
     def _packed_loglikelihoods(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
-        return self._packed_score(*self.tokens.requests(requests))
+        contexts, answers, prefix_lengths = self.tokens.requests(requests)
+        if self._beyond_window(contexts, answers):
+            return self._legacy_loglikelihoods(requests)
+        return self._packed_score(contexts, answers, prefix_lengths)
+
+    def _beyond_window(self, contexts: Sequence[list[int]], answers: Sequence[list[list[int]]]) -> bool:
+        """Whether a sequence is longer than the model's sliding attention window: the packed
+        engine's tree masks and cropped caches assume every layer sees the whole sequence, so
+        such requests are scored with the padded engine (said once in the log)."""
+        if self._window is None:
+            return False
+        longest = max(len(c) + max((len(a) for a in ans), default=0) for c, ans in zip(contexts, answers))
+        if longest <= self._window:
+            return False
+        if not self._said_window:
+            log.warning(
+                "sequences of %d tokens are longer than the model's sliding attention window (%d): scored with "
+                "the padded engine",
+                longest,
+                self._window,
+            )
+            self._said_window = True
+        return True
 
     def _packed_score(
         self, contexts: Sequence[list[int]], answers: Sequence[list[list[int]]], prefix_lengths: Sequence[int]
@@ -169,7 +205,7 @@ class CausalLMBackend(LegacyScoring, Backend):
         model is scored with the legacy engine."""
         import torch
 
-        if self.engine != "packed":
+        if self.engine != "packed" or self._beyond_window(contexts, answers):
             return None
         if not contexts:
             return []
