@@ -109,9 +109,7 @@ def check(url: str, name: str, out: Path, trials_budget: int) -> tuple[list[str]
     if running:
         failures.append(f"trials left running: {running}")
     complete = [
-        t
-        for t in trials
-        if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get(attrs.ROLE) != "combined"
+        t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get(attrs.ROLE) != "combined"
     ]
     best_value = max(t.values[0] for t in complete)
     results = sorted(out.glob("workers/*/result.json"))
@@ -257,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             "workers": args.workers,
             "budget": args.trials,
             "kills": kills,
-        "budget_spent_after_s": spent_after,
+            "budget_spent_after_s": spent_after,
             "connection_drops": drops,
             "connections_dropped": dropped_connections,
             "worker_starts": sum(w.starts for w in workers),
