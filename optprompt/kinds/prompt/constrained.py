@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from optprompt.errors import OptpromptError
-from optprompt.kinds.prompt.constrained_packed import packed_choices, packed_label_lists
+from optprompt.kinds.prompt.constrained_packed import greedy_choice, label_lists, packed_choices
 
 __all__ = ["constrained_predict", "supports_constrained"]
 
@@ -47,59 +47,26 @@ def _encode(tokenizer: Any, text: str) -> list[int]:
 
 
 def _choose(model: Any, tokenizer: Any, prompt_ids: list[int], answers: list[list[int]]) -> int:
-    """Index of the answer greedy constrained decoding produces after ``prompt_ids``."""
+    """Index of the answer greedy constrained decoding produces after ``prompt_ids``, step by
+    step: the prompt once, then one token per step through the model's cache."""
     import inspect
 
     import torch
 
-    eos = tokenizer.eos_token_id
     device = next(model.parameters()).device
-    # The prompt once, then one token per step through the model's cache (``cache`` in
-    # recent transformers, ``past_key_values`` before).
+    # ``cache`` in recent transformers, ``past_key_values`` before
     name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-    out: list[int] = []
     with torch.no_grad():
-        result = model(torch.tensor([prompt_ids], device=device), use_cache=True)
-        while True:
-            logits = result.logits[0, -1]
-            live = [i for i, a in enumerate(answers) if a[: len(out)] == out]
-            complete = [i for i in live if len(answers[i]) == len(out)]
-            allowed = {answers[i][len(out)] for i in live if len(answers[i]) > len(out)}
-            if complete and (not allowed or eos is None):
-                return complete[0]
-            if complete:
-                allowed.add(eos)
-            if not allowed:  # cannot happen: every output so far is a prefix of an answer
-                raise OptpromptError("constrained decoding reached a dead end")
-            token = max(allowed, key=lambda t: float(logits[t]))
-            if complete and token == eos:
-                return complete[0]
-            out.append(token)
-            state = getattr(result, name)
-            result = model(torch.tensor([[token]], device=device), use_cache=True, **{name: state})
+        ran = {"out": (), "result": model(torch.tensor([prompt_ids], device=device), use_cache=True)}
 
+        def score(out: tuple[int, ...], token: int) -> float:
+            if out != ran["out"]:  # the output grew by one token since the last forward pass
+                past = getattr(ran["result"], name)
+                step = model(torch.tensor([[out[-1]]], device=device), use_cache=True, **{name: past})
+                ran.update(out=out, result=step)
+            return float(ran["result"].logits[0, -1, token])
 
-def _choose_labels(model: Any, tokenizer: Any, prompt_ids: list[int], labels: list[str], lead: str) -> list[str]:
-    """The labels greedy decoding constrained to a list of distinct ``labels`` produces."""
-    from optprompt.tasks.types import LIST_SEPARATOR
-
-    end = tokenizer.eos_token_id
-    if end is None:
-        end = tokenizer("\n", add_special_tokens=False).input_ids[-1]
-    chosen: list[str] = []
-    ids = list(prompt_ids)
-    while len(chosen) < len(labels):
-        left = [lbl for lbl in labels if lbl not in chosen]
-        sep = LIST_SEPARATOR if chosen else lead
-        options = [tokenizer(sep + lbl, add_special_tokens=False).input_ids for lbl in left]
-        # first step: a label or "none" (the empty set); then: ", LABEL" or the end
-        last = [end] if chosen else tokenizer(lead + "none", add_special_tokens=False).input_ids
-        pick = _choose(model, tokenizer, ids, [*options, last])
-        if pick == len(left):  # the end of the answer (or "none") won
-            break
-        chosen.append(left[pick])
-        ids += options[pick]
-    return chosen
+        return greedy_choice(answers, tokenizer.eos_token_id, score)
 
 
 def constrained_predict(
@@ -125,16 +92,32 @@ def constrained_predict(
     card, loaded = predictor.card, predictor.loaded
     tokenizer, model = loaded.tokenizer, loaded.model
     if card.resolve_task_type().answers_label_lists:
-        from optprompt.tasks.types import join_labels
+        from optprompt.tasks.types import LIST_SEPARATOR, join_labels
 
         labels = [str(lbl) for lbl in (card.task or {}).get("labels") or []]
         if not labels:
             raise OptpromptError("this multi-label card lists no labels (its task has no 'labels')")
         lead = "" if card.chat else " "
         prompts = [_encode(tokenizer, predictor.prompt(t)) for t in texts]
-        lists = _packed_lists(predictor, tokenizer, prompts, labels, lead) if packed else None
-        if lists is None:
-            lists = [_choose_labels(model, tokenizer, p, labels, lead) for p in prompts]
+        end = tokenizer.eos_token_id
+        if end is None:
+            end = tokenizer("\n", add_special_tokens=False).input_ids[-1]
+
+        def choose(contexts: list[list[int]], answer_sets: list[list[list[int]]]) -> list[int]:
+            picks = packed_choices(predictor.backend, contexts, answer_sets, tokenizer.eos_token_id) if packed else None
+            return (
+                picks if picks is not None else [_choose(model, tokenizer, c, a) for c, a in zip(contexts, answer_sets)]
+            )
+
+        lists = label_lists(
+            choose,
+            lambda text: tokenizer(text, add_special_tokens=False).input_ids,
+            prompts,
+            labels,
+            lead=lead,
+            separator=LIST_SEPARATOR,
+            end=end,
+        )
         return [join_labels(chosen) for chosen in lists]
     opts = list(options) if options is not None else [None] * len(texts)
     mappings, prompts, answer_sets = [], [], []
@@ -152,25 +135,3 @@ def constrained_predict(
     if picks is None:
         picks = [_choose(model, tokenizer, p, a) for p, a in zip(prompts, answer_sets, strict=True)]
     return [mapping[list(mapping)[pick]] for mapping, pick in zip(mappings, picks, strict=True)]
-
-
-def _packed_lists(
-    predictor: Any, tokenizer: Any, prompts: list[list[int]], labels: list[str], lead: str
-) -> list[list[str]] | None:
-    """The label lists of :func:`_choose_labels`, every prompt decoded a step at a time in
-    one packed pass (None without a packed engine)."""
-    from optprompt.tasks.types import LIST_SEPARATOR
-
-    end = tokenizer.eos_token_id
-    if end is None:
-        end = tokenizer("\n", add_special_tokens=False).input_ids[-1]
-    return packed_label_lists(
-        predictor.backend,
-        lambda text: tokenizer(text, add_special_tokens=False).input_ids,
-        prompts,
-        labels,
-        lead=lead,
-        separator=LIST_SEPARATOR,
-        end=end,
-        eos=tokenizer.eos_token_id,
-    )

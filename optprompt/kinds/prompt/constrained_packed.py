@@ -24,7 +24,7 @@ from typing import Any
 
 from optprompt.errors import OptpromptError
 
-__all__ = ["greedy_choice", "packed_choices", "packed_label_lists"]
+__all__ = ["greedy_choice", "label_lists", "packed_choices"]
 
 Tokens = tuple[int, ...]
 
@@ -77,8 +77,8 @@ def packed_choices(
     return picks
 
 
-def packed_label_lists(
-    backend: Any,
+def label_lists(
+    choose: Callable[[list[list[int]], list[list[list[int]]]], list[int]],
     encode: Callable[[str], list[int]],
     contexts: Sequence[list[int]],
     labels: Sequence[str],
@@ -86,11 +86,12 @@ def packed_label_lists(
     lead: str,
     separator: str,
     end: int,
-    eos: int | None,
-) -> list[list[str]] | None:
+) -> list[list[str]]:
     """For each context, the labels greedy decoding constrained to a list of distinct
     ``labels`` produces: first a label or ``none`` (after ``lead``), then ``separator +
-    LABEL`` for a label not yet chosen, or ``end``. None without a packed engine."""
+    LABEL`` for a label not yet chosen, or ``end``. ``choose(contexts, answer_sets)`` picks
+    one answer per context (:func:`packed_choices`, or step-by-step decoding); every
+    context still going is decided in one call a step."""
     chosen: list[list[str]] = [[] for _ in contexts]
     grown = [list(c) for c in contexts]
     going = list(range(len(contexts)))
@@ -98,9 +99,7 @@ def packed_label_lists(
         left = {i: [lbl for lbl in labels if lbl not in chosen[i]] for i in going}
         options = {i: [encode((separator if chosen[i] else lead) + lbl) for lbl in left[i]] for i in going}
         last = {i: [end] if chosen[i] else encode(lead + "none") for i in going}
-        picks = packed_choices(backend, [grown[i] for i in going], [[*options[i], last[i]] for i in going], eos)
-        if picks is None:
-            return None
+        picks = choose([grown[i] for i in going], [[*options[i], last[i]] for i in going])
         still = []
         for i, pick in zip(going, picks, strict=True):
             if pick == len(left[i]):  # the end of the answer (or "none") won
