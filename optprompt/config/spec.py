@@ -268,6 +268,18 @@ class DistillSpec(_Strict):
         None, gt=0.0, description="Learning rate; default 0.01 for prompt learning, 0.001 for LoRA."
     )
     batch_size: int = Field(8, ge=1, le=1024, description="Training batch size.")
+    instruction: str | None = Field(
+        None,
+        description="The student's instruction: unset keeps the winner's; a text of your own replaces it; "
+        "'' drops it (the adapter learns the task from the winner's answers alone: fewer tokens per prediction).",
+    )
+    gold: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="On train inputs, the weight of the gold label in the student's target: (1 - gold) x the "
+        "winner's distribution + gold x the gold label (unlabelled inputs keep the winner's). 0: pure distillation.",
+    )
 
     def student_params(self) -> dict[str, Any]:
         """The student's hyperparameters, as a soft candidate takes them (its method's own only)."""
@@ -277,6 +289,8 @@ class DistillSpec(_Strict):
             "epochs": self.epochs,
             "batch_size": self.batch_size,
         }
+        if self.gold:
+            out["gold"] = self.gold
         if prompt_learning:
             out["num_virtual_tokens"] = self.virtual_tokens
         if self.into == "prompt_tuning":

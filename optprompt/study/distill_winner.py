@@ -36,6 +36,7 @@ __all__ = [
     "DistilledWinner",
     "distill_winner",
     "short_prompt",
+    "student_targets",
     "teacher_distributions",
     "tokens_per_prediction",
     "student_defaults",
@@ -105,19 +106,39 @@ class DistilledWinner:
         }
 
 
-def short_prompt(candidate: Any, fallback: PromptCandidate) -> PromptCandidate:
+def short_prompt(candidate: Any, fallback: PromptCandidate, *, instruction: str | None = None) -> PromptCandidate:
     """The student's prompt: ``candidate``'s text without demonstrations, retrieval or
     calibration when it is a single prompt, its first member's when it is several prompts
     (an ensemble: its members are ranked best first), else ``fallback`` (e.g. the study's
-    baseline)."""
+    baseline). ``instruction``, when given, replaces its instruction (``""``: none)."""
     from optprompt.prompts.candidate import PromptCandidate
 
     members = getattr(candidate, "members", None)
     if members and type(members[0]) is PromptCandidate:
         candidate = members[0]
+    short = fallback
     if type(candidate) is PromptCandidate:
-        return dataclasses.replace(candidate, demo_ids=(), retrieval=None, calibration="none", metadata={})
-    return fallback
+        short = dataclasses.replace(candidate, demo_ids=(), retrieval=None, calibration="none", metadata={})
+    if instruction is not None:
+        short = dataclasses.replace(short, instruction=instruction, metadata={})
+    return short
+
+
+def student_targets(
+    inputs: Sequence[Example], teacher: Sequence[Sequence[float]], gold: float, labelled: set[str]
+) -> list[tuple[float, ...]]:
+    """The student's target per input: the teacher's distribution, mixed with the gold
+    label (weight ``gold``) on the inputs whose ids are in ``labelled`` (the train split;
+    unlabelled inputs have no gold label)."""
+    out = []
+    for ex, dist in zip(inputs, teacher):
+        if gold and ex.id in labelled:
+            mixed = [(1.0 - gold) * p for p in dist]
+            mixed[ex.target_index] += gold
+            out.append(tuple(mixed))
+        else:
+            out.append(tuple(dist))
+    return out
 
 
 def student_candidate(student_prompt: PromptCandidate, method: str, params: dict[str, Any] | None = None) -> Any:
@@ -218,7 +239,7 @@ def distill_winner(
         taught = teacher_eval.evaluate(winner, inputs, "train", offsets=offsets)
         if teacher_test is None:
             teacher_test = teacher_eval.evaluate(winner, task.test, "test", offsets=offsets)
-    dists = teacher_distributions(taught)
+    dists = student_targets(inputs, teacher_distributions(taught), p.get("gold", 0.0), {ex.id for ex in task.train})
     examples = [dataclasses.replace(ex, soft_target=d) for ex, d in zip(inputs, dists)]
     seed = training_seed(ctx.seed, student)
     torch.manual_seed(seed)

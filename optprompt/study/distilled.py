@@ -88,7 +88,7 @@ def distillation_part(
     """
     from optprompt.adapters.artifact import update_manifest
 
-    student_prompt = short_prompt(winner, fallback)
+    student_prompt = short_prompt(winner, fallback, instruction=spec.instruction)
     params = spec.student_params()
     student = student_candidate(student_prompt, spec.into, params)
     directory = ctx.artifacts / DISTILLED_DIR / student.hash

@@ -1,4 +1,6 @@
-"""Write the intent demo data set: ``intent.jsonl``, short assistant requests in 7 intents.
+"""Write the intent demo data set: ``intent.jsonl``, short assistant requests in 7 intents,
+and ``intent-unlabeled.jsonl``, 280 more requests without labels (inputs a distilled
+winner learns its answers on: ``studies/intent-distill.yaml``).
 
 The labels are phrases of several tokens ("add to playlist", "movie showtimes"...), so the
 prompt matters: how the instruction names them, which answer words it uses, which
@@ -7,7 +9,7 @@ this project (no public data set); no text occurs twice, so no request is in two
 Deterministic: the same seed writes a byte-identical file.
 
     python studies/data/make_intent.py            # writes next to this file
-    python studies/data/make_intent.py --check    # fails if the shipped file differs from a fresh run
+    python studies/data/make_intent.py --check    # fails if a shipped file differs from a fresh run
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SEED = 2026
 N_ROWS = 280
+N_UNLABELED = 280
 
 # fmt: off
 WORDS = {
@@ -102,13 +105,14 @@ def _fill(rng: random.Random, template: str) -> str:
     return out
 
 
-def rows() -> list[dict]:
-    """``N_ROWS`` distinct requests, intents balanced and interleaved."""
+def rows(seen: set[str] | None = None) -> list[dict]:
+    """``N_ROWS`` distinct requests, intents balanced and interleaved; ``seen`` (when
+    given) collects their texts."""
     rng = random.Random(SEED)
     labels = list(INTENTS)
     per_label = -(-N_ROWS // len(labels))
     texts: dict[str, list[str]] = {}
-    seen: set[str] = set()
+    seen = set() if seen is None else seen
     for label in labels:
         mine: list[str] = []
         for _ in range(200 * per_label):
@@ -125,19 +129,38 @@ def rows() -> list[dict]:
     ]
 
 
+def unlabeled_rows(seen: set[str]) -> list[dict]:
+    """Requests of every intent (in turn) whose texts are not in ``seen``, without labels."""
+    rng = random.Random(SEED + 1)
+    labels = list(INTENTS)
+    out: list[dict] = []
+    for i in range(200 * N_UNLABELED):
+        text = _fill(rng, rng.choice(INTENTS[labels[i % len(labels)]]))
+        if text not in seen:
+            seen.add(text)
+            out.append({"id": f"unl-{len(out) + 1:04d}", "text": text})
+        if len(out) == N_UNLABELED:
+            break
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--check", action="store_true")
     args = p.parse_args(argv)
-    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows())
-    path = HERE / "intent.jsonl"
-    if args.check:
-        if path.read_text(encoding="utf-8") != text:
-            print(f"{path} differs from a fresh run of {Path(__file__).name}", file=sys.stderr)
-            return 1
-        return 0
-    path.write_text(text, encoding="utf-8")
-    print(f"wrote {path} ({N_ROWS} rows)")
+    seen: set[str] = set()
+    files = {"intent.jsonl": rows(seen)}
+    files["intent-unlabeled.jsonl"] = unlabeled_rows(seen)
+    for name, records in files.items():
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        path = HERE / name
+        if args.check:
+            if not path.is_file() or path.read_text(encoding="utf-8") != text:
+                print(f"{path} differs from a fresh run of {Path(__file__).name}", file=sys.stderr)
+                return 1
+            continue
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path} ({len(records)} rows)")
     return 0
 
 

@@ -10,7 +10,8 @@ import pytest
 
 from optprompt.errors import ConfigError
 from optprompt.kinds.prompt import PromptKind
-from optprompt.study.distill_winner import distill_winner, short_prompt, teacher_distributions
+from optprompt.study.distill_winner import distill_winner, short_prompt, student_targets, teacher_distributions
+from optprompt.tasks import Example
 
 
 def _winner(runner):  # type: ignore[no-untyped-def]
@@ -61,3 +62,29 @@ def test_generation_winners_are_refused(soft_runner) -> None:
     ctx = dataclasses.replace(runner.kind_context, task=dataclasses.replace(runner.task, type="generation"))
     with pytest.raises(ConfigError, match="ranks answers"):
         distill_winner(runner.baseline, PromptKind(), ctx, student_prompt=runner.baseline)
+
+
+def test_the_students_instruction_can_be_replaced_or_dropped(soft_runner) -> None:
+    winner = _winner(soft_runner)
+    kept = short_prompt(winner, soft_runner.baseline)
+    assert kept.instruction == winner.instruction and kept.demo_ids == ()
+    own = short_prompt(winner, soft_runner.baseline, instruction="Sentiment?")
+    assert own.instruction == "Sentiment?" and own.template == winner.template and own.demo_ids == ()
+    none = short_prompt(winner, soft_runner.baseline, instruction="")
+    assert none.instruction == "" and none.verbalizer == winner.verbalizer
+    # The rendered request has no instruction left: fewer tokens, same query.
+    renderer = soft_runner.kind_context.renderer
+    ex = soft_runner.task.test[0]
+    short_request, full_request = renderer.request(none, ex), renderer.request(kept, ex)
+    assert len(short_request.prefix) < len(full_request.prefix)
+    assert short_request.suffix == full_request.suffix
+
+
+def test_gold_labels_mix_into_the_targets_of_train_inputs_only() -> None:
+    train = Example("a", "x", "pos", 1, (), "a")
+    unlabelled = Example("u", "y", "", 0, (), "u")
+    teacher = [(0.6, 0.4), (0.3, 0.7)]
+    assert student_targets([train, unlabelled], teacher, 0.0, {"a"}) == [(0.6, 0.4), (0.3, 0.7)]
+    mixed = student_targets([train, unlabelled], teacher, 0.5, {"a"})
+    assert mixed[0] == pytest.approx((0.3, 0.7)) and mixed[1] == (0.3, 0.7)
+    assert student_targets([train], teacher[:1], 1.0, {"a"})[0] == pytest.approx((0.0, 1.0))

@@ -42,6 +42,8 @@ def test_distill_winner_takes_the_defaults_and_a_mapping_names_the_student(tmp_p
     spec = spec_from_dict({**raw, "distill": {"into": "lora", "lora_r": 4, "epochs": 2}})
     assert spec.distill.student_params() == {"lr": 0.001, "epochs": 2, "batch_size": 8, "lora_r": 4}
     tuned = spec_from_dict({**raw, "distill": {"virtual_tokens": 8, "lr": 0.3}}).distill
+    mixed = spec_from_dict({**raw, "distill": {"into": "lora", "gold": 0.5, "instruction": ""}}).distill
+    assert mixed.student_params()["gold"] == 0.5 and mixed.instruction == ""
     assert tuned.student_params() == {"lr": 0.3, "epochs": 4, "batch_size": 8, "num_virtual_tokens": 8, "init": "text"}
     # The config layer cannot import the adapters: its list of methods is kept equal here.
     assert DISTILL_METHODS == METHODS
@@ -55,6 +57,7 @@ def test_distill_winner_takes_the_defaults_and_a_mapping_names_the_student(tmp_p
         ({"into": "adapter"}, r"distill\.into.*'prompt_tuning', 'prefix_tuning', 'p_tuning' or 'lora'"),
         ({"intoo": "lora"}, r"distill\.intoo: unknown key \(did you mean .into."),
         ({"epochs": 0}, r"distill\.epochs.*greater than or equal to 1"),
+        ({"gold": 1.5}, r"distill\.gold.*less than or equal to 1"),
     ],
 )
 def test_a_bad_distill_option_is_named(tmp_path: Path, value: Any, message: str) -> None:
