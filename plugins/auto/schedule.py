@@ -6,8 +6,9 @@ would from the same history:
 
 - ``halving`` (the default): successive halving over families. The budget is cut into
   rungs; in each rung the surviving families share the rung's budget equally, cheapest
-  first; at the end of a rung only the best ``1/eta`` of them (by their best dev score so
-  far) go on. With three families and ``eta: 2``: all three explore, the better two get
+  first, and the rung ends when each of them has spent its share (or is stuck): a family
+  whose trials run long does not eat the share of those after it. At the end of a rung only
+  the best ``1/eta`` of them (by their best dev score so far) go on. With three families and ``eta: 2``: all three explore, the better two get
   twice as much each, then the best one gets the rest.
 - ``shares``: a fixed cheapest-first order, each family its share of the budget; what a
   family leaves unspent rolls over to the next.
@@ -124,19 +125,27 @@ def halving(
 
     Each rung gets an equal part of what is left when it starts (a rung that ran over, a
     long training trial, leaves the later rungs less, but never skips one), shared equally
-    by the families still in. A family in ``training`` (its candidates are trained) is not
-    dropped before :data:`MIN_TRAINING_TRIALS` of its trials finished.
+    by the families still in; it ends when every one of them has spent its share or is
+    stuck, so a cheap family whose last trial ran long cannot end the rung before a dearer
+    one (a family that trains, scheduled last) had its turn. A family in ``training`` (its
+    candidates are trained) is not dropped before :data:`MIN_TRAINING_TRIALS` of its trials
+    finished.
     """
     n = len(families)
     rungs = 1 + (math.ceil(math.log(n, eta) - 1e-9) if n > 1 else 0)
     mine = [t for t in trials if t.family in families]
     state = Halving(rung=0, rungs=rungs, survivors=list(families))
-    start = cum = 0.0  # spending where the current rung began, and so far
+    cum = 0.0  # spent so far
     begins = 0  # index in ``mine`` of the current rung's first trial
     budget = total / rungs  # the current rung's
+    in_rung: dict[str, float] = {}  # what each family spent in the current rung
     for i, t in enumerate(mine):
         cum += cost(t, unit)
-        if state.rung < rungs - 1 and cum - start >= budget:
+        in_rung[t.family] = in_rung.get(t.family, 0.0) + cost(t, unit)
+        share = budget / len(state.survivors)
+        if state.rung < rungs - 1 and all(
+            in_rung.get(f, 0.0) >= share or stuck(mine[: i + 1], f) for f in state.survivors
+        ):
             # The rung is over: rank on everything finished so far.
             state.rung += 1
             keep = _keep(mine[: i + 1], state.survivors, families, max(1, math.ceil(n / eta**state.rung)))
@@ -152,21 +161,21 @@ def halving(
             for f in state.survivors:
                 if f not in keep:
                     state.eliminated[f] = state.rung - 1
-            state.survivors, start, begins = keep, cum, i + 1
+            state.survivors, begins, in_rung = keep, i + 1, {}
             budget = max(0.0, total - cum) / (rungs - state.rung)
     if cum >= total:
         return state
-    in_rung = mine[begins:]
+    rung_trials = mine[begins:]
     share = budget / len(state.survivors) if state.rung < rungs - 1 else None
     open_ = [f for f in state.survivors if not stuck(trials, f)]
     for f in open_:
-        if share is None or spent(in_rung, unit, f) < share:
+        if share is None or spent(rung_trials, unit, f) < share:
             state.next = f
             return state
     # Every survivor used its share of the rung (or is stuck): the one that spent least in
     # it goes on; when all are stuck, a dropped family that still has candidates does.
     if open_:
-        state.next = min(open_, key=lambda f: (spent(in_rung, unit, f), families.index(f)))
+        state.next = min(open_, key=lambda f: (spent(rung_trials, unit, f), families.index(f)))
         return state
     dropped = sorted(state.eliminated, key=lambda f: (-state.eliminated[f], -_best(mine, f), families.index(f)))
     state.next = next((f for f in dropped if not stuck(trials, f)), None)  # the last dropped first

@@ -132,8 +132,11 @@ def test_successive_halving_keeps_the_better_families() -> None:
     assert halving(history, ALL, 9, "trials").next == "soft_prompt"
     history.append(soft(0.8))
     state = halving(history, ALL, 9, "trials")
+    assert (state.rung, state.next) == (1, "soft_prompt")  # its share is 1.5 trials: a second one
+    history.append(soft(0.8))
+    state = halving(history, ALL, 9, "trials")
     assert (state.rung, state.survivors, state.next) == (2, ["soft_prompt"], "soft_prompt")
-    history += [soft(0.8)] * 3
+    history += [soft(0.8)] * 2
     assert halving(history, ALL, 9, "trials").next is None  # the budget is spent
 
 
@@ -144,7 +147,8 @@ def test_successive_halving_moves_on_when_a_family_is_stuck() -> None:
     assert state.rung == 0 and state.next == "evolution"
     # The lone survivor stuck: a dropped family that still has candidates goes on.
     history = [T("template_search", value=0.9), T("evolution", value=0.1), T("soft_prompt", value=0.2)]
-    history += [T("template_search", value=0.9)] * 3 + [T("template_search", "rejected: repeat")] * 3
+    history += [T("template_search", value=0.9)] * 2 + [T("soft_prompt", value=0.2)] * 2
+    history += [T("template_search", "rejected: repeat")] * 3
     state = halving(history, ALL, 9, "trials")
     assert state.eliminated == {"evolution": 0, "soft_prompt": 1}
     assert state.survivors == ["template_search"] and state.next == "soft_prompt"  # the last one dropped
@@ -182,19 +186,34 @@ def test_the_report_shows_the_families_side_by_side(study_dict, tiny_model) -> N
         assert f'data-family="{name}"' in page
 
 
+def t(family: str, examples: int, value: float) -> TrialRecord:
+    return T(family, value=value, dev_scored=examples)
+
+
 def test_a_long_trial_does_not_skip_a_rung() -> None:
     """A training trial that runs far past its rung's budget ends that rung only: the next
     rung gets an equal part of what is left, and two families still meet in it."""
-
-    def t(family: str, examples: int, value: float) -> TrialRecord:
-        return T(family, value=value, dev_scored=examples)
-
-    history = [t("template_search", 20, 0.7), t("evolution", 20, 0.5), t("soft_prompt", 200, 0.6)]
+    history = [t("template_search", 40, 0.7), t("evolution", 40, 0.5), t("soft_prompt", 200, 0.6)]
     state = halving(history, ALL, 300, "dev_examples")
     assert state.rung == 1 and state.survivors == ["template_search", "soft_prompt"]
-    assert state.next == "template_search"  # (300 - 240) / 2 rungs left / 2 families = 15 each
+    assert state.next == "template_search"  # (300 - 280) / 2 rungs left / 2 families = 5 each
     history.append(t("template_search", 15, 0.7))
     assert halving(history, ALL, 300, "dev_examples").next == "soft_prompt"
+
+
+def test_a_family_that_ran_long_does_not_take_the_next_familys_share() -> None:
+    """Rungs end when every family has had its share, not when the rung's budget is spent:
+    a cheap family's long trial (here template search, 3x its share) does not end the rung
+    before the family that trains, scheduled last, ran at all."""
+    history = [t("template_search", 10, 0.6), t("template_search", 100, 0.7)]
+    state = halving(history, ALL, 300, "dev_examples")  # 100 a rung, 33 a family
+    assert state.rung == 0 and state.next == "evolution"
+    history.append(t("evolution", 40, 0.5))
+    state = halving(history, ALL, 300, "dev_examples")
+    assert state.rung == 0 and state.next == "soft_prompt"  # 150 spent, but soft_prompt has not run
+    history.append(t("soft_prompt", 40, 0.8))
+    state = halving(history, ALL, 300, "dev_examples")
+    assert state.rung == 1 and state.survivors == ["template_search", "soft_prompt"]
 
 
 def test_halving_never_drops_a_training_family_on_one_trial() -> None:
