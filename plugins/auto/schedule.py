@@ -8,8 +8,9 @@ would from the same history:
   rungs; in each rung the surviving families share the rung's budget equally, cheapest
   first, and the rung ends when each of them has spent its share (or is stuck): a family
   whose trials run long does not eat the share of those after it. At the end of a rung only
-  the best ``1/eta`` of them (by their best dev score so far) go on. With three families and ``eta: 2``: all three explore, the better two get
-  twice as much each, then the best one gets the rest.
+  the best ``1/eta`` of them (by their best dev score so far) go on. With three families
+  and ``eta: 2``: all three explore, the better two get twice as much each, then the best
+  one gets the rest.
 - ``shares``: a fixed cheapest-first order, each family its share of the budget; what a
   family leaves unspent rolls over to the next.
 
