@@ -137,12 +137,12 @@ def halving(
     mine = [t for t in trials if t.family in families]
     state = Halving(rung=0, rungs=rungs, survivors=list(families))
     cum = 0.0  # spent so far
-    begins = 0  # index in ``mine`` of the current rung's first trial
     budget = total / rungs  # the current rung's
     in_rung: dict[str, float] = {}  # what each family spent in the current rung
     for i, t in enumerate(mine):
-        cum += cost(t, unit)
-        in_rung[t.family] = in_rung.get(t.family, 0.0) + cost(t, unit)
+        c = cost(t, unit)
+        cum += c
+        in_rung[t.family] = in_rung.get(t.family, 0.0) + c
         share = budget / len(state.survivors)
         if state.rung < rungs - 1 and all(
             in_rung.get(f, 0.0) >= share or stuck(mine[: i + 1], f) for f in state.survivors
@@ -162,21 +162,20 @@ def halving(
             for f in state.survivors:
                 if f not in keep:
                     state.eliminated[f] = state.rung - 1
-            state.survivors, begins, in_rung = keep, i + 1, {}
+            state.survivors, in_rung = keep, {}
             budget = max(0.0, total - cum) / (rungs - state.rung)
     if cum >= total:
         return state
-    rung_trials = mine[begins:]
     share = budget / len(state.survivors) if state.rung < rungs - 1 else None
     open_ = [f for f in state.survivors if not stuck(trials, f)]
     for f in open_:
-        if share is None or spent(rung_trials, unit, f) < share:
+        if share is None or in_rung.get(f, 0.0) < share:
             state.next = f
             return state
     # Every survivor used its share of the rung (or is stuck): the one that spent least in
     # it goes on; when all are stuck, a dropped family that still has candidates does.
     if open_:
-        state.next = min(open_, key=lambda f: (spent(rung_trials, unit, f), families.index(f)))
+        state.next = min(open_, key=lambda f: (in_rung.get(f, 0.0), families.index(f)))
         return state
     dropped = sorted(state.eliminated, key=lambda f: (-state.eliminated[f], -_best(mine, f), families.index(f)))
     state.next = next((f for f in dropped if not stuck(trials, f)), None)  # the last dropped first
