@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import inspect
 import os
+from contextlib import nullcontext
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from optprompt.adapters.methods import adapter_digest, peft_quiet
+from optprompt.adapters.methods import adapter_digest, merged_lora, peft_quiet
 from optprompt.errors import CandidateRejected, ConfigError
 from optprompt.prompts.render import ScoreRequest
 from optprompt.scoring.backends.base import Backend, GenerationSettings, sorted_batches
@@ -156,6 +157,8 @@ class AdapterBackend(Backend):
         #: Decoding: prompt-lookup draft tokens per step (0: off), finished rows dropped.
         self.lookup_tokens = 0
         self.compact = True
+        #: Decoding: fold LoRA's updates into the weights while generating (restored after).
+        self.merge_lora = True
         self._gen_lead: Lead | None = None  # the cached root while generate() runs
         #: The packed engine over this adapter (also the trainer's differentiable scorer).
         self.packed = PackedAdapter(peft_model, budget=self.pack_tokens, keep_arg=self.keep_arg)
@@ -232,7 +235,9 @@ class AdapterBackend(Backend):
 
     def generate(self, prompts: Sequence[str], settings: GenerationSettings) -> list[str]:
         """Generate with the adapter: virtual tokens (or prefix key/values) in front of
-        every prompt, LoRA layers in every forward pass.
+        every prompt, LoRA's updates merged into the weights while it decodes
+        (:func:`~optprompt.adapters.methods.merged_lora`; ``merge_lora = False`` keeps
+        the separate LoRA layers).
 
         Decoding runs optprompt's own loop over the base model's forward pass
         (:func:`~optprompt.scoring.backends.decoding.decode`), not ``PeftModel.generate``,
@@ -249,7 +254,7 @@ class AdapterBackend(Backend):
         if any(not e for e in encoded):
             raise CandidateRejected("an empty prompt cannot be continued")
         budget = settings.max_new_tokens
-        with torch.inference_mode(), peft_quiet():
+        with torch.inference_mode(), peft_quiet(), merged_lora(self.model) if self.merge_lora else nullcontext():
             shared = 0
             if self.engine == "packed":
                 shared = shared_prefix(encoded, min(len(e) for e in encoded) - 1)

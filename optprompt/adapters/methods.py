@@ -34,6 +34,7 @@ __all__ = [
     "peft_quiet",
     "trainable_parameters",
     "adapter_digest",
+    "merged_lora",
 ]
 
 
@@ -193,3 +194,62 @@ def adapter_digest(peft_model: PeftModel) -> str:
             h.update(name.encode())
             h.update(p.detach().float().cpu().numpy().tobytes())
     return h.hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def merged_lora(peft_model: PeftModel) -> Iterator[bool]:
+    """LoRA's updates folded into the base weights while the block runs; yields whether
+    they were.
+
+    Decoding runs the model once per new token on a handful of positions, where each
+    LoRA layer's two extra small matmuls, scaling and addition cost about as much as the
+    layer itself. Merged, a LoRA layer is one matmul (PEFT's own merged state: the layer
+    calls its base layer alone). The update is added out of place and the original
+    weight tensors are put back on exit, bit for bit, so scoring and training after the
+    block see the unmerged model; the merged forward equals the unmerged one up to float
+    rounding (summation order).
+
+    Merged only where that is safe and exact enough: plain LoRA on linear layers (no
+    DoRA or other variant, no LoRA bias), adapters active and not merged already, float32
+    base weights (adding a small update into bfloat16 or float16 weights rounds much of
+    it away). Otherwise the block runs on the model as it is and this yields False.
+    """
+    import torch
+
+    try:
+        from peft.tuners.lora import Linear as LoraLinear
+        from peft.tuners.lora import LoraLayer
+    except ImportError:  # pragma: no cover - peft is a dependency
+        yield False
+        return
+    layers = [m for m in peft_model.modules() if isinstance(m, LoraLayer)]
+
+    def mergeable(m: Any) -> bool:
+        active = [a for a in m.active_adapters if a in m.lora_A]
+        return (
+            type(m) is LoraLinear
+            and bool(active)
+            and not m.merged
+            and not m.disable_adapters
+            and m.get_base_layer().weight.dtype == torch.float32
+            and not any(a in getattr(m, "lora_variant", {}) or m.lora_bias.get(a) for a in active)
+        )
+
+    if not layers or not all(mergeable(m) for m in layers):
+        yield False
+        return
+    saved: list[tuple[Any, Any, list[str]]] = []
+    try:
+        with torch.no_grad():
+            for m in layers:
+                weight = m.get_base_layer().weight
+                active = [a for a in m.active_adapters if a in m.lora_A]
+                delta = sum(m.get_delta_weight(a) for a in active)
+                saved.append((m, weight.data, list(m.merged_adapters)))
+                weight.data = weight.data + delta.to(weight.dtype)
+                m.merged_adapters.extend(active)
+        yield True
+    finally:
+        for m, data, merged in saved:
+            m.get_base_layer().weight.data = data
+            m.merged_adapters[:] = merged

@@ -247,7 +247,9 @@ class DistillSpec(_Strict):
     """``distill``: at the end of the study, distil the winner (a prompt with demonstrations,
     a kNN prompt, an ensemble) into an adapter under a short prompt (the winner's text without
     demonstrations, retrieval or calibration; an ensemble's first member's), trained on the
-    winner's answer distributions over the train and ``task.unlabeled`` inputs. Both are
+    winner's answer distributions over the train and ``task.unlabeled`` inputs (tasks that
+    generate their answer, such as multi-label or extraction: on the winner's written
+    answers). Both are
     scored on test after the winner is chosen and compared (paired test); ``optprompt
     export`` writes the distilled adapter into ``distilled/``. ``distill: winner`` takes
     every default."""
@@ -278,7 +280,9 @@ class DistillSpec(_Strict):
         ge=0.0,
         le=1.0,
         description="On train inputs, the weight of the gold label in the student's target: (1 - gold) x the "
-        "winner's distribution + gold x the gold label (unlabelled inputs keep the winner's). 0: pure distillation.",
+        "winner's distribution + gold x the gold label (unlabelled inputs keep the winner's); tasks that generate "
+        "their answer keep the gold answer instead of the winner's on that share of the train inputs (the same "
+        "ones every run). 0: pure distillation.",
     )
 
     def student_params(self) -> dict[str, Any]:
@@ -413,19 +417,6 @@ class StudySpec(_Strict):
         if len(self.objectives) > 1 and "selection" in self.model_fields_set and self.selection.holdout > 0:
             raise ValueError(
                 "selection.holdout applies to single-objective studies; a Pareto front's winner is picked by select"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _distill_ranks_answers(self, info: ValidationInfo) -> StudySpec:
-        if self.distill is None:
-            return self
-        types = _task_types(info)
-        if self.task.type in types and not types.get(self.task.type).obj.ranks_answers:
-            takers = ", ".join(e.name for e in types if e.obj.ranks_answers)
-            raise ValueError(
-                f"distill trains an adapter on the winner's answer distribution, which a {self.task.type} task "
-                f"does not have: it needs a task type that ranks answers ({takers})"
             )
         return self
 

@@ -11,8 +11,14 @@ costs per prediction and what it loses.
 
 It takes explicit inputs (the winner, its kind, the study's :class:`KindContext`) and
 returns a typed :class:`DistilledWinner`; wiring it to the end of a study (``distill:
-winner``) and exporting both is the study's business. Ranking tasks only (classification,
-multiple choice): a generation winner has no answer distribution to match.
+winner``) and exporting both is the study's business.
+
+Tasks that generate their answer (multi-label, extraction, free text) have no answer
+distribution to match; there the student learns the winner's *written answers*
+(sequence-level distillation, Kim & Rush 2016): each input is relabelled with what the
+winner wrote, read back as the task type reads another model's answer
+(:meth:`~optprompt.tasks.types.base.TaskType.relabel`), and the adapter is trained on
+those answers as on gold ones (:func:`student_answers`).
 """
 
 from __future__ import annotations
@@ -35,7 +41,9 @@ __all__ = [
     "DISTILLED_DIR",
     "DistilledWinner",
     "distill_winner",
+    "gold_share",
     "short_prompt",
+    "student_answers",
     "student_targets",
     "teacher_distributions",
     "tokens_per_prediction",
@@ -141,6 +149,33 @@ def student_targets(
     return out
 
 
+def gold_share(example_id: str) -> float:
+    """A number in [0, 1) fixed by ``example_id``: the labelled inputs whose share is below
+    ``gold`` keep their gold answer (generation tasks), the same ones in every run."""
+    import hashlib
+
+    return int(hashlib.sha256(example_id.encode()).hexdigest()[:8], 16) / 2**32
+
+
+def student_answers(
+    task: Any, inputs: Sequence[Example], answers: Sequence[Any], gold: float, labelled: set[str]
+) -> list[Example]:
+    """Generation tasks: the student's training examples, each input relabelled with the
+    winner's answer (``answers``: its predictions' ``pred``, as the task type reads them).
+    On the labelled inputs (ids in ``labelled``) whose :func:`gold_share` is below
+    ``gold`` the gold answer stays instead. Inputs the winner answered unreadably (a
+    format failure) are left out, unless they keep their gold answer."""
+    out = []
+    for ex, answer in zip(inputs, answers, strict=True):
+        if ex.id in labelled and gold_share(ex.id) < gold:
+            out.append(ex)
+            continue
+        relabelled = task.task_type.relabel(task, ex, answer)
+        if relabelled is not None:
+            out.append(relabelled)
+    return out
+
+
 def student_candidate(student_prompt: PromptCandidate, method: str, params: dict[str, Any] | None = None) -> Any:
     """The student :func:`distill_winner` trains: ``method`` with ``params`` (over the
     method's defaults) around ``student_prompt``'s text."""
@@ -210,7 +245,8 @@ def distill_winner(
             with ``offsets``); None: scored here.
 
     Raises:
-        ConfigError: a generation or extraction task, or no train or unlabelled inputs.
+        ConfigError: no train or unlabelled inputs, or (generation tasks) no input the
+            winner answered readably.
     """
     import torch
 
@@ -223,8 +259,6 @@ def distill_winner(
     from optprompt.stats import compare
 
     task = ctx.task
-    if task.generates:
-        raise ConfigError("distilling a winner needs a task that ranks answers; generation has no distribution")
     seen: set[str] = set()
     inputs = []
     for ex in [*task.train, *task.unlabeled]:  # a teacher may have added the unlabelled ones to train already
@@ -239,8 +273,17 @@ def distill_winner(
         taught = teacher_eval.evaluate(winner, inputs, "train", offsets=offsets)
         if teacher_test is None:
             teacher_test = teacher_eval.evaluate(winner, task.test, "test", offsets=offsets)
-    dists = student_targets(inputs, teacher_distributions(taught), p.get("gold", 0.0), {ex.id for ex in task.train})
-    examples = [dataclasses.replace(ex, soft_target=d) for ex, d in zip(inputs, dists)]
+    labelled = {ex.id for ex in task.train}
+    if task.generates:  # the winner's written answers, not a distribution
+        examples = student_answers(task, inputs, [q.pred for q in taught.predictions], p.get("gold", 0.0), labelled)
+        if not examples:
+            raise ConfigError(
+                f"distilling the winner: it answered none of the {len(inputs)} train and unlabelled inputs "
+                "readably, so there is nothing to learn from"
+            )
+    else:
+        dists = student_targets(inputs, teacher_distributions(taught), p.get("gold", 0.0), labelled)
+        examples = [dataclasses.replace(ex, soft_target=d) for ex, d in zip(inputs, dists)]
     seed = training_seed(ctx.seed, student)
     torch.manual_seed(seed)
     items, targets = training.training_items(student, examples, ctx.renderer, ctx.model.tokenizer, chat=ctx.chat)

@@ -8,7 +8,10 @@ and as a "|"-separated string in ``labels_text`` (for ``task.label_separator``).
 occurs twice. Deterministic: the same seed writes a byte-identical file.
 
     python studies/data/make_tickets.py            # writes next to this file
-    python studies/data/make_tickets.py --check    # fails if the shipped file differs from a fresh run
+    python studies/data/make_tickets.py --check    # fails if a shipped file differs from a fresh run
+
+It also writes ``tickets-unlabeled.jsonl``: 240 more tickets without labels (inputs a
+distilled winner labels, ``studies/tickets-distill.yaml``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SEED = 2026
 N_ROWS = 200
+N_UNLABELED = 240
 TOPICS = ("billing", "login", "shipping", "refund", "bug", "account")
 
 # fmt: off
@@ -119,22 +123,30 @@ def rows(seed: int = SEED, n: int = N_ROWS) -> list[dict[str, object]]:
     return out
 
 
+def unlabeled_rows(seed: int = SEED, n: int = N_UNLABELED) -> list[dict[str, object]]:
+    """``n`` more tickets from the same generator, after the labelled ones (none of their
+    texts among them), with ids ``u000``... and no labels: inputs a distilled winner labels."""
+    more = rows(seed, N_ROWS + n)[N_ROWS:]
+    return [{"id": f"u{i:03d}", "text": r["text"]} for i, r in enumerate(more)]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--check", action="store_true", help="fail if the shipped file differs from a fresh run")
+    p.add_argument("--check", action="store_true", help="fail if the shipped files differ from a fresh run")
     args = p.parse_args(argv)
-    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows())
-    path = HERE / "tickets.jsonl"
-    if args.check:
-        if path.read_text(encoding="utf-8") != text:
-            print(f"{path} differs from a fresh run of {Path(__file__).name}", file=sys.stderr)
-            return 1
-        print(f"{path}: up to date ({N_ROWS} rows)")
-        return 0
-    path.write_text(text, encoding="utf-8")
-    print(f"wrote {path} ({N_ROWS} rows)")
+    files = {"tickets.jsonl": rows(), "tickets-unlabeled.jsonl": unlabeled_rows()}
+    for name, records in files.items():
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        path = HERE / name
+        if args.check:
+            if not path.is_file() or path.read_text(encoding="utf-8") != text:
+                print(f"{path} differs from a fresh run of {Path(__file__).name}", file=sys.stderr)
+                return 1
+            print(f"{path}: up to date ({len(records)} rows)")
+            continue
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path} ({len(records)} rows)")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -168,3 +168,61 @@ def test_generation_from_the_cached_root_equals_the_plain_lead(soft_runner, meth
         ref = padded.generate(prompts, settings)
     assert fast == ref == again
     assert packed.computed_tokens < padded.computed_tokens
+
+
+def test_lora_decodes_merged_and_its_weights_come_back_bit_for_bit(soft_runner) -> None:
+    """Generation folds LoRA into the weights (one matmul per layer while decoding): the
+    same texts as the separate LoRA layers, logits within float rounding, and the base
+    weights restored exactly (the same tensors), unmerged, afterwards."""
+    from optprompt.adapters.methods import merged_lora
+    from optprompt.scoring.backends.base import GenerationSettings
+
+    loaded = soft_runner.model
+    prompts = [INSTRUCTION + "Request: wake me at six\nIntent:", INSTRUCTION + "Request: jazz\nIntent:"]
+    settings = GenerationSettings(max_new_tokens=8, stop=())
+    ids = torch.tensor([soft_runner.model.tokenizer(prompts[0])["input_ids"]])
+    with attached(loaded, _candidate(soft_runner, "lora")) as peft_model:
+        _scramble(peft_model)
+        weights = {n: (p, p.data.clone()) for n, p in peft_model.named_parameters() if "base_layer" in n}
+        assert weights
+        backend = AdapterBackend(loaded, peft_model, engine="packed")
+        merged_texts = backend.generate(prompts, settings)
+        backend.merge_lora = False
+        separate_texts = backend.generate(prompts, settings)
+        with torch.inference_mode():
+            separate = peft_model(input_ids=ids).logits
+            with merged_lora(peft_model) as merged:
+                folded = peft_model(input_ids=ids).logits
+                changed = any(not torch.equal(p.data, before) for p, before in weights.values())
+            after = peft_model(input_ids=ids).logits
+        assert merged and changed
+        assert merged_texts == separate_texts
+        assert float((folded - separate).abs().max()) <= 1e-4 * float(separate.abs().max())
+        assert torch.equal(after, separate)
+        for name, (p, before) in weights.items():
+            assert torch.equal(p.data, before), name
+        assert not any(m.merged for m in peft_model.modules() if hasattr(m, "merged_adapters"))
+
+
+@pytest.mark.parametrize("method", ["prompt_tuning", "prefix_tuning"])
+def test_only_lora_is_merged(soft_runner, method: str) -> None:
+    from optprompt.adapters.methods import merged_lora
+
+    with attached(soft_runner.model, _candidate(soft_runner, method)) as peft_model, merged_lora(peft_model) as merged:
+        assert merged is False
+
+
+def test_lora_on_half_precision_weights_is_not_merged(soft_runner) -> None:
+    """Adding a small update into bfloat16 weights rounds much of it away: left separate."""
+    from optprompt.adapters.methods import merged_lora
+
+    with attached(soft_runner.model, _candidate(soft_runner, "lora")) as peft_model:
+        layer = next(m for m in peft_model.modules() if hasattr(m, "merged_adapters"))
+        base = layer.get_base_layer()
+        original = base.weight.data
+        base.weight.data = original.to(torch.bfloat16)
+        try:
+            with merged_lora(peft_model) as merged:
+                assert merged is False
+        finally:
+            base.weight.data = original

@@ -8,7 +8,6 @@ import math
 
 import pytest
 
-from optprompt.errors import ConfigError
 from optprompt.kinds.prompt import PromptKind
 from optprompt.study.distill_winner import distill_winner, short_prompt, student_targets, teacher_distributions
 from optprompt.tasks import Example
@@ -57,11 +56,28 @@ def test_a_winner_is_distilled_into_a_soft_prompt_under_a_short_prompt(soft_runn
     assert manifest is not None
 
 
-def test_generation_winners_are_refused(soft_runner) -> None:
-    runner = soft_runner
-    ctx = dataclasses.replace(runner.kind_context, task=dataclasses.replace(runner.task, type="generation"))
-    with pytest.raises(ConfigError, match="ranks answers"):
-        distill_winner(runner.baseline, PromptKind(), ctx, student_prompt=runner.baseline)
+def test_generation_students_learn_the_winners_written_answers() -> None:
+    """Multi-label: each input relabelled with the winner's list, read back as the task
+    reads another model's answer (canonical order, unknown labels dropped); unreadable
+    answers left out; gold kept on the ``gold`` share of the labelled inputs only."""
+    from optprompt.study.distill_winner import gold_share, student_answers
+    from optprompt.tasks.types import MultiLabel
+
+    labels = ("billing", "bug", "login")
+    task = type("T", (), {"task_type": MultiLabel(), "labels": labels})()
+    inputs = [Example(f"t{i}", f"ticket {i}", "billing", -1) for i in range(40)]
+    inputs += [Example(f"u{i}", f"unlabelled {i}", "", -1) for i in range(20)]
+    answers = ["login, Billing, weather" if i % 4 else None for i in range(60)]  # None: a format failure
+    labelled = {ex.id for ex in inputs[:40]}
+    pure = student_answers(task, inputs, answers, 0.0, labelled)
+    assert [ex.id for ex in pure] == [ex.id for i, ex in enumerate(inputs) if i % 4]  # unreadable: left out
+    assert {ex.target for ex in pure} == {"billing, login"}
+    mixed = student_answers(task, inputs, answers, 0.5, labelled)
+    kept = {ex.id for ex in mixed if ex.target == "billing" and ex.id in labelled}
+    assert kept == {ex.id for ex in inputs[:40] if gold_share(ex.id) < 0.5}
+    assert 8 <= len(kept) <= 32  # about half, the same ones every run
+    assert all(ex.target == "billing, login" for ex in mixed if ex.id.startswith("u"))
+    assert {ex.id for ex in student_answers(task, inputs, answers, 1.0, labelled)} >= labelled
 
 
 def test_the_students_instruction_can_be_replaced_or_dropped(soft_runner) -> None:

@@ -65,13 +65,6 @@ def test_a_bad_distill_option_is_named(tmp_path: Path, value: Any, message: str)
         spec_from_dict({**_study(tmp_path, tmp_path), "distill": value})
 
 
-def test_distill_needs_a_task_that_ranks_answers(tmp_path: Path) -> None:
-    raw = _study(tmp_path, tmp_path)
-    raw["task"] = {**raw["task"], "type": "generation"}
-    with pytest.raises(ConfigError, match="distill trains an adapter on the winner's answer distribution"):
-        spec_from_dict({**raw, "distill": "winner"})
-
-
 def test_unlabelled_inputs_are_for_a_teacher_or_a_distilled_winner(tmp_path: Path) -> None:
     raw = _study(tmp_path, tmp_path)
     raw["task"] = {**raw["task"], "unlabeled": "u.jsonl"}
@@ -227,3 +220,37 @@ def test_a_study_distils_its_winner_exports_it_and_does_not_distil_it_again(
     rerun = StudyRunner(spec, model=tiny_model, progress=False).run()
     assert rerun.distillation is not None and rerun.distillation.reused
     assert rerun.distillation.model_dump(exclude={"reused"}) == part.model_dump(exclude={"reused"})
+
+
+def test_a_multi_label_winner_is_distilled_on_its_written_answers(
+    tmp_path: Path, tiny_model_dir: Path, tiny_model
+) -> None:  # type: ignore[no-untyped-def]
+    """A task that generates its answer has no distribution: the student learns the
+    winner's written label lists; exported and loaded back, it answers as measured."""
+    from optprompt.cli.main import main
+
+    tickets = Path(__file__).resolve().parents[2] / "studies" / "data" / "tickets.jsonl"
+    raw = _study(tmp_path, tiny_model_dir, distill={"into": "lora", "lora_r": 2, "epochs": 1, "instruction": ""})
+    raw["task"] = {"data": str(tickets), "type": "multi_label", "input": "text", "label": "labels_text",
+                   "label_separator": "|", "id": "id", "max_examples": 40, "max_new_tokens": 6}  # fmt: skip
+    raw["strategy"] = {"name": "template_search", "trials": 2, "max_demos": 2, "demo_pool": 4}
+    spec = spec_from_dict(raw)
+    runner = StudyRunner(spec, model=tiny_model, progress=False)
+    result = runner.run()
+    part = result.distillation
+    assert part is not None and part.method == "lora"
+    assert part.distilled.candidate["instruction"] == ""  # dropped: fewer tokens than the winner
+    assert part.token_ratio > 1
+    assert part.distilled.test.metric == "label_f1" and part.comparison.n == len(runner.task.test)
+    assert 0 < part.distilled_inputs <= len(runner.task.train) and part.training["steps"] > 0
+
+    to = tmp_path / "export"
+    assert main(["export", spec.output, "--to", str(to)]) == 0
+    measured = [
+        json.loads(line)
+        for line in (Path(spec.output) / "predictions.jsonl").read_text().splitlines()
+        if json.loads(line)["role"] == "distilled"
+    ]
+    assert len(measured) == len(runner.task.test)
+    predictions = optprompt.load(to / "distilled", tiny_model).predict([ex.input for ex in runner.task.test])
+    assert len(predictions) == len(measured)
