@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import inspect
 import os
-from contextlib import nullcontext
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 

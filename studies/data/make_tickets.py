@@ -148,5 +148,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {path} ({len(records)} rows)")
     return 0
 
+
 if __name__ == "__main__":
     sys.exit(main())
