@@ -154,9 +154,11 @@ class AdapterBackend(Backend):
             raise ConfigError("the packed scoring engine needs eager or sdpa attention")
         self.engine = "packed" if engine != "legacy" and packable(loaded.model) else "legacy"
         self.pack_tokens = pack_tokens or (2048 if self.device.type == "cuda" else 384)
-        #: Decoding: prompt-lookup draft tokens per step (0: off), finished rows dropped.
+        #: Decoding: prompt-lookup draft tokens per step (0: off), finished rows dropped,
+        #: waiting rows joining the running batch as rows finish (continuous batching).
         self.lookup_tokens = 0
         self.compact = True
+        self.continuous = True
         #: Decoding: fold LoRA's updates into the weights while generating (restored after).
         self.merge_lora = True
         self._gen_lead: Lead | None = None  # the cached root while generate() runs
@@ -262,14 +264,9 @@ class AdapterBackend(Backend):
                 self._gen_lead = self.packed.root_lead(tuple(encoded[0][:shared]))
                 self.computed_tokens += self.packed.computed_tokens - before
             rest = [e[shared:] for e in encoded]
-            batches = sorted_batches(
-                list(range(len(prompts))),
-                lambda i: len(rest[i]) + budget + (0 if self.engine == "packed" else self.virtual_tokens),
-                self.batch_tokens,
-                self.max_batch_rows,
-            )
+            virtual = 0 if self.engine == "packed" else self.virtual_tokens
             try:
-                return self._generate_batches(rest, batches, settings)
+                return self._generate_all(rest, settings, lambda i: len(rest[i]) + budget + virtual)
             finally:
                 self._gen_lead = None
 
@@ -279,7 +276,7 @@ class AdapterBackend(Backend):
 
         return adapter_lead(self.model)
 
-    def _generate_batch(self, seqs: list[list[int]], settings: GenerationSettings) -> list[str]:
+    def _generate_rows(self, seqs: list[list[int]], settings: GenerationSettings, slots: int) -> list[str]:
         base = self.model.get_base_model()
         gen, computed = decode(
             base,
@@ -291,6 +288,8 @@ class AdapterBackend(Backend):
             keep_arg=self.keep_arg,
             lookup=self.lookup_tokens,
             compact=self.compact,
+            max_rows=slots,
+            continuous=self.continuous,
         )
         self.computed_tokens += computed
         texts = self.tokenizer.batch_decode(gen, skip_special_tokens=True)

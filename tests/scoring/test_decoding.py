@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from optprompt.scoring import CausalLMBackend, GenerationSettings
+from optprompt.scoring.backends import decoding
 from optprompt.scoring.backends.decoding import decode, lookup_draft
 
 
@@ -93,3 +94,55 @@ def test_the_budget_bounds_every_row_with_lookup(tiny_model) -> None:
         assert all(len(o) <= n for o in out)
         eos |= {len(o) for o in out}
     assert 5 in eos
+
+
+@pytest.mark.parametrize("lookup", [0, 3])
+@pytest.mark.parametrize("repeating", [False, True])
+def test_rows_joining_a_running_batch_decode_as_they_would_alone(
+    tiny_model, lookup: int, repeating: bool, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Continuous batching: at most 2 (or 3) rows at once, waiting rows joining as others
+    finish, their caches aligned with the running rows' (positions explicit, padding
+    masked), the leading positions of rows that left trimmed away: every row gets what it
+    gets decoded alone, and with rows waiting for whole batches to end."""
+    backend = CausalLMBackend(tiny_model, engine="packed")
+    prompts = _prompts() * 5  # 25 rows: many joins, and a cache long enough to trim
+    seqs = [backend.tokens.prefix(p) for p in prompts]
+    settings = GenerationSettings(max_new_tokens=20, stop=("e", "\n"))  # rows end at different steps
+    model = _repeating(tiny_model.model) if repeating else tiny_model.model
+    joins = {"n": 0, "widest": 0, "trimmed": 0}
+    trim = decoding._trim
+
+    def counted_trim(cache, mask):  # type: ignore[no-untyped-def]
+        out = trim(cache, mask)
+        joins["trimmed"] += out.shape[1] < mask.shape[1]
+        assert cache.get_seq_length() == out.shape[1]
+        return out
+
+    monkeypatch.setattr(decoding, "_trim", counted_trim)
+
+    def count(module, args, kwargs):  # type: ignore[no-untyped-def]
+        ids = kwargs.get("input_ids")
+        if ids is not None and ids.shape[1] > 1 + lookup:  # a prefill: rows starting
+            joins["n"] += 1
+        joins["widest"] = max(joins["widest"], kwargs["attention_mask"].shape[1])
+
+    with torch.inference_mode():
+        alone = [decode(model, tiny_model.tokenizer, [s], settings, pad_id=backend.pad_id)[0][0] for s in seqs]
+        handle = model.register_forward_pre_hook(count, with_kwargs=True)
+        try:
+            joined = {
+                rows: decode(
+                    model, tiny_model.tokenizer, seqs, settings, pad_id=backend.pad_id, lookup=lookup, max_rows=rows
+                )[0]
+                for rows in (2, 3)
+            }
+        finally:
+            handle.remove()
+        batches = decode(
+            model, tiny_model.tokenizer, seqs, settings, pad_id=backend.pad_id, max_rows=3, continuous=False
+        )[0]
+    assert joined[2] == alone and joined[3] == alone and batches == alone
+    assert len({len(o) for o in alone}) > 1  # rows end at different steps: they join mid-decoding
+    assert joins["n"] > 25 // 2  # rows started in many passes, not in whole batches
+    assert joins["trimmed"] > 0  # positions of rows that left were cut away

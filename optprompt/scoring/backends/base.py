@@ -91,16 +91,24 @@ class Backend(abc.ABC):
         """Greedy continuations of ``prompts`` (stopping at a stop string or the budget)."""
         raise OptpromptError(f"{self.family} models cannot generate text; use a causal or seq2seq model")
 
-    def _generate_batches(
-        self, encoded: Sequence[list[int]], batches: Sequence[list[int]], settings: GenerationSettings
-    ) -> list[str]:
-        """Run the subclass's ``_generate_batch`` over ``batches`` of indices into ``encoded``
-        (token ids per prompt), with out-of-memory back-off; texts in prompt order."""
+    def _generate_all(self, encoded: Sequence[list[int]], settings: GenerationSettings, cost: Any) -> list[str]:
+        """Generate for every prompt (``encoded``: its token ids after any shared lead):
+        the rows longest first (``cost(i)``: row ``i``'s prompt + budget tokens) through
+        the subclass's ``_generate_rows``, which decodes them in one continuous batch of at
+        most ``rows x longest cost <= batch_tokens`` rows (and ``max_batch_rows``); on out
+        of memory the budget is halved and the rows start again. Texts in prompt order."""
+        order = sorted(range(len(encoded)), key=cost, reverse=True)
+        seqs = [encoded[i] for i in order]
+        widest = max(1, cost(order[0]))
+
+        def run() -> list[str]:
+            slots = max(1, min(self.max_batch_rows, self.batch_tokens // widest))
+            return self._generate_rows(seqs, settings, slots)  # type: ignore[attr-defined,no-any-return]
+
+        texts = self._with_oom_backoff(run)
         out = [""] * len(encoded)
-        for batch in batches:
-            texts = self._with_oom_backoff(self._generate_batch, [encoded[i] for i in batch], settings)  # type: ignore[attr-defined]
-            for i, t in zip(batch, texts):
-                out[i] = t
+        for i, t in zip(order, texts):
+            out[i] = t
         return out
 
     def _with_oom_backoff(self, fn, *args):  # type: ignore[no-untyped-def]

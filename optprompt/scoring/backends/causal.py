@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from optprompt.errors import CandidateRejected, ConfigError
 from optprompt.models.loading import LoadedModel
 from optprompt.prompts.render import ScoreRequest
-from optprompt.scoring.backends.base import Backend, GenerationSettings, sorted_batches
+from optprompt.scoring.backends.base import Backend, GenerationSettings
 from optprompt.scoring.backends.decoding import Lead, decode
 from optprompt.scoring.backends.legacy import LegacyScoring
 from optprompt.scoring.backends.packed import PackedScorer
@@ -136,6 +136,8 @@ class CausalLMBackend(LegacyScoring, Backend):
         #: rows leave the batch (see :func:`~optprompt.scoring.backends.decoding.decode`).
         self.lookup_tokens = 0
         self.compact = True
+        #: Waiting rows join the running batch as rows finish (continuous batching).
+        self.continuous = True
 
     def _choose_engine(self, engine: str) -> str:
         if engine not in ENGINES:
@@ -235,15 +237,12 @@ class CausalLMBackend(LegacyScoring, Backend):
             self.computed_tokens += self._packed.computed_tokens - before
             self._lead = Lead(length=shared, cache=cache)
             rest = [e[shared:] for e in encoded]
-            batches = sorted_batches(
-                list(range(len(prompts))), lambda i: len(rest[i]) + budget, self.batch_tokens, self.max_batch_rows
-            )
             try:
-                return self._generate_batches(rest, batches, settings)
+                return self._generate_all(rest, settings, lambda i: len(rest[i]) + budget)
             finally:
                 self._lead = Lead()
 
-    def _generate_batch(self, seqs: list[list[int]], settings: GenerationSettings) -> list[str]:
+    def _generate_rows(self, seqs: list[list[int]], settings: GenerationSettings, slots: int) -> list[str]:
         gen, computed = decode(
             self.model,
             self.tokenizer,
@@ -254,6 +253,8 @@ class CausalLMBackend(LegacyScoring, Backend):
             keep_arg=self._keep_arg,
             lookup=self.lookup_tokens,
             compact=self.compact,
+            max_rows=slots,
+            continuous=self.continuous,
         )
         self.computed_tokens += computed
         texts = self.tokenizer.batch_decode(gen, skip_special_tokens=True)
