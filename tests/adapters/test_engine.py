@@ -226,3 +226,26 @@ def test_lora_on_half_precision_weights_is_not_merged(soft_runner) -> None:
                 assert merged is False
         finally:
             base.weight.data = original
+
+
+@pytest.mark.parametrize("method", list(PARAMS))
+def test_adapter_rows_joining_a_running_batch_write_what_one_batch_writes(soft_runner, method: str) -> None:
+    """Continuous batching with every adapter's lead (virtual-token embeddings, prefix
+    key/values, LoRA merged): two rows at a time, the others joining as rows finish."""
+    from optprompt.scoring.backends.base import GenerationSettings
+
+    loaded = soft_runner.model
+    words = ["wake me at six", "jazz", "what is the weather like in the city tomorrow", "timer", "hi there"]
+    prompts = [f"{INSTRUCTION}Request: {w}\nIntent:" for w in words]
+    settings = GenerationSettings(max_new_tokens=12, stop=("e",))
+    with attached(loaded, _candidate(soft_runner, method)) as peft_model:
+        _scramble(peft_model)
+        for engine in ("packed", "legacy"):
+            backend = AdapterBackend(loaded, peft_model, engine=engine)
+            whole = backend.generate(prompts, settings)
+            backend.max_batch_rows = 2
+            joined = backend.generate(prompts, settings)
+            backend.continuous = False
+            batches = backend.generate(prompts, settings)
+            assert joined == whole == batches, engine
+    assert len({len(t) for t in whole}) > 1  # rows ended at different steps
