@@ -97,20 +97,22 @@ def training_table(data: dict[str, Any]) -> list[str]:
 
 def decoding_table(data: dict[str, Any]) -> list[str]:
     m = data["machine"]
+    names = [n for n in ("compact", "continuous", "lookup") if all(n in r for r in data["rows"])]
     lines = [
         f"**Extraction decoding** (`decoding.py`, studies/ner.yaml test, lookup {data['lookup_tokens']} tokens, "
         f"{m['device']}, {_load_note(m)})",
         "",
-        "| candidate | today ex/s | compact ex/s | lookup ex/s | speed-up (compact, lookup) "
+        "| candidate | today ex/s | " + " | ".join(f"{n} ex/s" for n in names) + f" | speed-up ({', '.join(names)}) "
         "| passes today / lookup | same text |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|" + "---|" * len(names) + "---|---|---|",
     ]
     for r in data["rows"]:
         s = r["speedup_vs_today"]
-        same = all(r[n]["same_text_as_today"] for n in ("compact", "lookup"))
+        same = all(r[n]["same_text_as_today"] for n in names)
+        rates = " | ".join(str(r[n]["examples_per_s"]) for n in names)
+        ups = ", ".join(f"{s[n]}x" for n in names)
         lines.append(
-            f"| {r['candidate']} | {r['today']['examples_per_s']} | {r['compact']['examples_per_s']} | "
-            f"{r['lookup']['examples_per_s']} | {s['compact']}x, **{s['lookup']}x** | "
+            f"| {r['candidate']} | {r['today']['examples_per_s']} | {rates} | {ups} | "
             f"{r['today']['forward_passes']} / {r['lookup']['forward_passes']} | {'yes' if same else 'no'} |"
         )
     return lines

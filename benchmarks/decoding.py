@@ -6,11 +6,17 @@ format, whose answer copies the input), scored by the study's evaluator (renderi
 batched generation with the shared prefix cached, parsing, entity F1) through the causal
 backend with three decoding settings, in rounds with the order rotating:
 
-- ``today``: every row stays in the batch until the last one ends (the loop before this
-  change);
-- ``compact``: finished rows leave the batch and its cache at once;
-- ``lookup``: ``compact`` plus prompt-lookup drafts (``--lookup`` tokens) verified in the
-  same pass.
+- ``today``: every row stays in the batch until the last one ends (the loop at the
+  issue's filing);
+- ``compact``: finished rows leave the batch and its cache at once, batches one after
+  another;
+- ``continuous``: ``compact``, and waiting rows join the running batch as rows finish
+  (continuous batching, the default);
+- ``lookup``: ``continuous`` plus prompt-lookup drafts (``--lookup`` tokens) verified in
+  the same pass.
+
+``--chunk 0`` (the default) hands each setting the whole test set at once, as a study's
+evaluation does; a chunk of 8 measures rounds of 8 rows with the settings' order rotating.
 
 With ``--adapter RUN`` (a finished run of ``studies/ner.yaml``, e.g. ``runs/ner-demo``) its
 trained winner (the prompt + LoRA adapter the study exports) is measured too, through the
@@ -44,7 +50,13 @@ sys.path.insert(0, str(HERE))
 
 from scoring import DEFAULT_MODEL, RANDOM_CONFIGS, load  # noqa: E402
 
-SETTINGS = {"today": (0, False), "compact": (0, True), "lookup": (None, True)}
+#: name -> (lookup tokens (None: --lookup), compact, continuous)
+SETTINGS = {
+    "today": (0, False, False),
+    "compact": (0, True, False),
+    "continuous": (0, True, True),
+    "lookup": (None, True, True),
+}
 
 
 def measure(runner, cname: str, cand, backends: dict, test, chunk: int, passes: dict) -> dict[str, Any]:  # type: ignore[no-untyped-def]
@@ -59,6 +71,7 @@ def measure(runner, cname: str, cand, backends: dict, test, chunk: int, passes: 
     outputs: dict[str, list[str]] = {n: [] for n in evaluators}
     values: dict[str, list[float]] = {n: [] for n in evaluators}
     names = list(evaluators)
+    chunk = chunk or len(test)
     for k, start in enumerate(range(0, len(test), chunk)):
         part = test[start : start + chunk]
         for n in names[k % len(names) :] + names[: k % len(names)]:
@@ -107,7 +120,7 @@ def measure_adapter(run: Path, loaded, runner, settings_of, test, chunk: int, pa
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--examples", type=int, default=16, help="test examples per candidate (0: all)")
-    p.add_argument("--chunk", type=int, default=8)
+    p.add_argument("--chunk", type=int, default=0, help="examples per round (0: all at once, as a study)")
     p.add_argument("--lookup", type=int, default=6, help="draft tokens per step for `lookup`")
     p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--random-config", choices=sorted(RANDOM_CONFIGS))
@@ -141,10 +154,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def settings_of(make):  # type: ignore[no-untyped-def]
         out = {}
-        for name, (lookup, compact) in SETTINGS.items():
+        for name, (lookup, compact, continuous) in SETTINGS.items():
             b = make()
             b.lookup_tokens = args.lookup if lookup is None else lookup
             b.compact = compact
+            b.continuous = continuous
             out[name] = b
         return out
 
