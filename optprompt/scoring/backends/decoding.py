@@ -93,8 +93,10 @@ def lookup_draft(context: Sequence[int], k: int, ngram: int = 3) -> list[int]:
 def _mergeable(cache: Any) -> bool:
     """Whether rows can join ``cache`` mid-decoding: plain dynamic layers only (a sliding
     window or a static cache keeps positions of its own)."""
-    from transformers.cache_utils import DynamicLayer
-
+    try:
+        from transformers.cache_utils import DynamicLayer
+    except ImportError:  # a transformers without layered caches: batches one after another
+        return False
     layers = getattr(cache, "layers", None)
     return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
 
