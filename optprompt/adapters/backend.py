@@ -157,7 +157,6 @@ class AdapterBackend(Backend):
         #: Decoding: prompt-lookup draft tokens per step (0: off), finished rows dropped,
         #: waiting rows joining the running batch as rows finish (continuous batching).
         self.lookup_tokens = 0
-        self.lookup_rows: int | None = None
         self.compact = True
         self.continuous = True
         #: Decoding: fold LoRA's updates into the weights while generating (restored after).
@@ -288,7 +287,6 @@ class AdapterBackend(Backend):
             lead=self._gen_lead if self._gen_lead is not None else self._lead(),
             keep_arg=self.keep_arg,
             lookup=self.lookup_tokens,
-            lookup_rows=self.lookup_rows,
             compact=self.compact,
             max_rows=slots,
             continuous=self.continuous,

@@ -135,7 +135,6 @@ class CausalLMBackend(LegacyScoring, Backend):
         #: Decoding: prompt-lookup draft tokens per step (0: off) and whether finished
         #: rows leave the batch (see :func:`~optprompt.scoring.backends.decoding.decode`).
         self.lookup_tokens = 0
-        self.lookup_rows: int | None = None
         self.compact = True
         #: Waiting rows join the running batch as rows finish (continuous batching).
         self.continuous = True
@@ -253,7 +252,6 @@ class CausalLMBackend(LegacyScoring, Backend):
             lead=self._lead,
             keep_arg=self._keep_arg,
             lookup=self.lookup_tokens,
-            lookup_rows=self.lookup_rows,
             compact=self.compact,
             max_rows=slots,
             continuous=self.continuous,

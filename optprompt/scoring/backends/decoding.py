@@ -152,7 +152,6 @@ def decode(
     compact: bool = True,
     max_rows: int | None = None,
     continuous: bool = True,
-    lookup_rows: int | None = None,
 ) -> tuple[list[list[int]], int]:
     """Greedy (or seeded temperature-sampling) continuations of token sequences.
 
@@ -168,9 +167,6 @@ def decode(
             lookup (:func:`lookup_draft` over the row's prompt and output) and verify them
             in the same forward pass; the accepted prefix is what greedy decoding would
             have produced token by token, so the text is the same (up to float ties).
-        lookup_rows: Draft only while at most this many rows run (None: always). With
-            few rows a step costs about what reading the weights costs, so verifying a few
-            more tokens in it is nearly free; with many, every drafted token is compute.
         compact: Drop finished rows from the batch (and their cache) as soon as they end.
         max_rows: At most this many rows decode at once (None: all of them); the others
             wait, in ``seqs``' order.
@@ -290,8 +286,7 @@ def decode(
                 rows, last, cache = [], [], None
                 continue
             break
-        drafting = lookup and (lookup_rows is None or len(rows) <= lookup_rows)
-        drafts = [lookup_draft(history[b], min(lookup, budget - len(out[b]) - 1)) if drafting else [] for b in rows]
+        drafts = [lookup_draft(history[b], min(lookup, budget - len(out[b]) - 1)) if lookup else [] for b in rows]
         width = 1 + max((len(d) for d in drafts), default=0)
         n = len(rows)
         block = torch.full((n, width), pad_id, dtype=torch.long)
