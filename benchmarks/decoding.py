@@ -178,9 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "load_average_1min_at_start": load_start,
         "load_average_1min_at_end": os.getloadavg()[0],
     }
-    print(f"\n{'candidate':<20}" + "".join(f"{n + ' ex/s':>14}" for n in SETTINGS) + "  speed-up vs today")
+    print(f"\n{'candidate':<20}" + "".join(f"{n + ' ex/s':>17}" for n in SETTINGS) + "  speed-up vs today")
     for r in rows:
-        cells = "".join(f"{r[n]['examples_per_s']:>14}" for n in SETTINGS)
+        cells = "".join(f"{r[n]['examples_per_s']:>17}" for n in SETTINGS)
         print(f"{r['candidate']:<20}{cells}  {r['speedup_vs_today']}")
     print(f"load average (1 min): start {load_start:.2f}, end {machine['load_average_1min_at_end']:.2f}")
     out = args.output if not args.random_config else args.output.with_name(f"decoding-{args.random_config}.json")
