@@ -15,10 +15,10 @@ Deterministic: the same seed writes a byte-identical file.
 from __future__ import annotations
 
 import argparse
-import json
 import random
-import sys
 from pathlib import Path
+
+from _files import write_or_check
 
 HERE = Path(__file__).resolve().parent
 SEED = 2026
@@ -151,17 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     seen: set[str] = set()
     files = {"intent.jsonl": rows(seen)}
     files["intent-unlabeled.jsonl"] = unlabeled_rows(seen)
-    for name, records in files.items():
-        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        path = HERE / name
-        if args.check:
-            if not path.is_file() or path.read_text(encoding="utf-8") != text:
-                print(f"{path} differs from a fresh run of {Path(__file__).name}", file=sys.stderr)
-                return 1
-            continue
-        path.write_text(text, encoding="utf-8")
-        print(f"wrote {path} ({len(records)} rows)")
-    return 0
+    return write_or_check(files, check=args.check, script=Path(__file__).name)
 
 
 if __name__ == "__main__":

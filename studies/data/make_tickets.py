@@ -17,10 +17,11 @@ distilled winner labels, ``studies/tickets-distill.yaml``).
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 from pathlib import Path
+
+from _files import write_or_check
 
 HERE = Path(__file__).resolve().parent
 SEED = 2026
@@ -135,18 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--check", action="store_true", help="fail if the shipped files differ from a fresh run")
     args = p.parse_args(argv)
     files = {"tickets.jsonl": rows(), "tickets-unlabeled.jsonl": unlabeled_rows()}
-    for name, records in files.items():
-        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        path = HERE / name
-        if args.check:
-            if not path.is_file() or path.read_text(encoding="utf-8") != text:
-                print(f"{path} differs from a fresh run of {Path(__file__).name}", file=sys.stderr)
-                return 1
-            print(f"{path}: up to date ({len(records)} rows)")
-            continue
-        path.write_text(text, encoding="utf-8")
-        print(f"wrote {path} ({len(records)} rows)")
-    return 0
+    return write_or_check(files, check=args.check, script=Path(__file__).name)
 
 
 if __name__ == "__main__":
