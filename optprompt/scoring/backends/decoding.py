@@ -260,10 +260,10 @@ def decode(
     rows: list[int] = []  # original row of each batch row still running
     last: list[int] = []  # per batch row: the token to feed next
     cache = mask = next_pos = None
+    joins = False  # whether rows can join the running batch: read once, off the first cache
     while True:
         free = slots - len(rows)
-        joinable = not rows or (continuous and cache is not None and _mergeable(cache))
-        if waiting and joinable and free >= min(len(waiting), max(1, slots // 4)):
+        if waiting and (not rows or joins) and free >= min(len(waiting), max(1, slots // 4)):
             batch, waiting = waiting[:free], waiting[free:]
             new_cache, new_mask, new_pos, first = prefill(batch)
             for b, t in zip(batch, first):
@@ -279,6 +279,7 @@ def decode(
                     next_pos = torch.cat([next_pos, new_pos])
                 else:
                     cache, mask, next_pos = new_cache, new_mask, new_pos
+                    joins = continuous and _mergeable(cache)
                 rows += [batch[i] for i in kept]
                 last += [first[i] for i in kept]
         if not rows or all(done[b] for b in rows):
@@ -331,6 +332,6 @@ def decode(
                 mask, next_pos = mask[index], next_pos[index]
             rows = [rows[i] for i in kept]
             last = [last[i] for i in kept]
-            if kept and continuous and _mergeable(cache):
+            if kept and joins:
                 mask = _trim(cache, mask)
     return out, computed
