@@ -140,7 +140,7 @@ def _score(
     from optprompt.kinds.prompt.constrained import constrained_predict, supports_constrained
     from optprompt.prompts.candidate import PromptCandidate
     from optprompt.scoring.evaluate import Evaluator
-    from optprompt.study.selection import compare_evaluations
+    from optprompt.stats import compare_evaluations
 
     kind = export_kind(target.export, plugins)
     if plain and kind not in (PromptCandidate.kind, EnsembleCandidate.kind):
@@ -168,7 +168,7 @@ def _score(
 def _scored(
     target: _Target, kind: str, model: str, ev: Evaluation, constrained: Constrained | None, *, plain: bool = False
 ) -> Scored:
-    from optprompt.study.selection import compare_evaluations
+    from optprompt.stats import compare_evaluations
 
     alone = compare_evaluations(ev, ev)  # the paired test's marginal interval of one evaluation
     return Scored(
@@ -223,7 +223,7 @@ def evaluate(
     """
     from optprompt._version import __version__
     from optprompt.plugins.manager import load_plugins
-    from optprompt.study.selection import compare_evaluations
+    from optprompt.stats import compare_evaluations
 
     started = time.perf_counter()
     plugins = plugins or load_plugins()

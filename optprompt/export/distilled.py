@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from optprompt.errors import OptpromptError
-from optprompt.kinds.base import mark_export
 from optprompt.kinds.prompt.card import PromptCard
 
 if TYPE_CHECKING:
@@ -33,6 +31,7 @@ def export_distilled(
         OptpromptError: the distilled adapter recorded in ``result.json`` is missing.
     """
     from optprompt.adapters.artifact import MANIFEST_FILE, read_manifest
+    from optprompt.kinds.soft import SoftKind
 
     part = result.distillation
     if part is None:
@@ -40,13 +39,8 @@ def export_distilled(
     source = Path(output) / part.artifact
     if not (source / MANIFEST_FILE).is_file():
         raise OptpromptError(f"{output}: the distilled adapter is missing ({part.artifact})")
-    manifest = read_manifest(source)
-    to = Path(to)
-    to.mkdir(parents=True, exist_ok=True)
-    for f in source.iterdir():
-        if f.is_file():
-            shutil.copy2(f, to / f.name)
-    card = PromptCard.from_dict(manifest["card"], source=str(source / MANIFEST_FILE))
-    path = card.save(to)
-    mark_export(to, kinds.of_dict(part.distilled.candidate).name)
-    return path
+    kind = kinds.of_dict(part.distilled.candidate)
+    if not isinstance(kind, SoftKind):
+        raise OptpromptError(f"{output}: the distilled form is a {kind.label}, not a trained adapter")
+    card = PromptCard.from_dict(read_manifest(source)["card"], source=str(source / MANIFEST_FILE))
+    return kind.export_adapter(source, Path(to), card, distillation=part.model_dump(mode="json", exclude_unset=True))

@@ -17,6 +17,7 @@ from optprompt.stats.bootstrap import (
     paired_bootstrap,
     paired_bootstrap_corpus,
 )
+from optprompt.stats.evaluations import compare_evaluations, one_sided_p
 from optprompt.stats.paired import McNemarResult, compare, mcnemar, permutation_test
 from optprompt.stats.selection import bonferroni, max_t_sign_flip, t_statistic
 from optprompt.stats.warnings import doubtful_win_warnings, selection_noise_gain
@@ -28,9 +29,11 @@ __all__ = [
     "bonferroni",
     "bootstrap_ci",
     "compare",
+    "compare_evaluations",
     "doubtful_win_warnings",
     "max_t_sign_flip",
     "mcnemar",
+    "one_sided_p",
     "paired_bootstrap",
     "paired_bootstrap_corpus",
     "permutation_test",

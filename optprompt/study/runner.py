@@ -22,8 +22,8 @@ from optprompt._io import atomic_write_json
 from optprompt._version import __version__
 from optprompt.kinds.registry import candidate_kinds
 from optprompt.plugins.manager import Plugins, load_plugins
+from optprompt.study.end import PREDICTIONS_FILE, RESULT_FILE, StudyEnd, finish_study
 from optprompt.study.executor import TrialExecutor
-from optprompt.study.finish import PREDICTIONS_FILE, RESULT_FILE, StudyEnd, finish_study
 from optprompt.study.ledger import TrialLedger
 from optprompt.study.models import ModelPool
 from optprompt.study.progress import EndProgress, StudyProgress
@@ -122,7 +122,7 @@ class StudyRunner:
         if self.session is None:
             task, teacher = self.task, None
             if self.spec.teacher:
-                from optprompt.study.distill import distill_task
+                from optprompt.study.teacher_labels import distill_task
 
                 task, teacher = distill_task(self.spec, task, self.plugins, self.pool)
                 self.task = task

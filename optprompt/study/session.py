@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     from optprompt.prompts.render import PromptRenderer
     from optprompt.scoring.backends.base import Backend
     from optprompt.scoring.evaluate import Evaluator
-    from optprompt.study.distill import TeacherLabels
     from optprompt.study.models import ModelPool
+    from optprompt.study.teacher_labels import TeacherLabels
     from optprompt.tasks.task import Example, Task
 
 __all__ = ["StudySession", "build_session", "build_strategy", "hold_out", "spec_key", "MIN_HOLDOUT"]

@@ -234,7 +234,7 @@ def test_an_ensemble_served_by_guided_decoding_takes_its_members_majority(study_
 
 
 def test_a_winner_that_guided_decoding_serves_worse_gets_a_warning() -> None:
-    from optprompt.study.figures import constrained_warnings
+    from optprompt.study.end.constrained import constrained_warnings
 
     served = {"value": 0.15, "interval": {"estimate": 0.15, "low": 0.09, "high": 0.21, "confidence": 0.95}}
     (warning,) = constrained_warnings(served, ranked=0.707)

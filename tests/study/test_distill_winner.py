@@ -9,7 +9,14 @@ import math
 import pytest
 
 from optprompt.kinds.prompt import PromptKind
-from optprompt.study.distill_winner import distill_winner, short_prompt, student_targets, teacher_distributions
+from optprompt.config import DistillSpec
+from optprompt.study.end.student import (
+    distill_winner,
+    short_prompt,
+    student_candidate,
+    student_targets,
+    teacher_distributions,
+)
 from optprompt.tasks import Example
 
 
@@ -42,16 +49,14 @@ def test_a_winner_is_distilled_into_a_soft_prompt_under_a_short_prompt(soft_runn
         winner,
         PromptKind(),
         ctx,
-        student_prompt=student_prompt,
-        params={"num_virtual_tokens": 4, "epochs": 1, "batch_size": 8},
+        student=student_candidate(student_prompt, DistillSpec(virtual_tokens=4, epochs=1, batch_size=8)),
     )
-    d = out.to_dict()
     assert out.distilled_inputs == len(runner.task.train) + len(runner.task.unlabeled)
     assert out.training["steps"] == math.ceil(out.distilled_inputs / 8)
     assert len(out.student_test.predictions) == len(out.teacher_test.predictions) == len(runner.task.test)
     # The student reads no demonstrations: fewer tokens per prediction than the winner.
-    assert d["tokens_per_prediction"]["student"] < d["tokens_per_prediction"]["teacher"]
-    assert 0.0 <= d["comparison"]["p_value"] <= 1.0
+    assert out.tokens_per_prediction["student"] < out.tokens_per_prediction["teacher"]
+    assert 0.0 <= out.comparison.p_value <= 1.0
     manifest = read_manifest(ctx.output / out.artifact)
     assert manifest is not None
 
@@ -60,7 +65,7 @@ def test_generation_students_learn_the_winners_written_answers() -> None:
     """Multi-label: each input relabelled with the winner's list, read back as the task
     reads another model's answer (canonical order, unknown labels dropped); unreadable
     answers left out; gold kept on the ``gold`` share of the labelled inputs only."""
-    from optprompt.study.distill_winner import gold_share, student_answers
+    from optprompt.study.end.student import gold_share, student_answers
     from optprompt.tasks.types import MultiLabel
 
     labels = ("billing", "bug", "login")

@@ -20,7 +20,7 @@ from optprompt.errors import ConfigError
 from optprompt.kinds.ensemble import EnsembleCandidate, EnsembleKind
 from optprompt.kinds.prompt import PromptKind
 from optprompt.results import load_result
-from optprompt.study.distilled import distillation_part
+from optprompt.study.end.distillation import distillation_part
 from optprompt.study.runner import StudyRunner
 
 
@@ -128,7 +128,7 @@ def test_the_distilled_part_counts_tokens_per_prediction(soft_runner) -> None:  
 def test_a_knn_winner_counts_the_demonstrations_retrieved_for_each_input(soft_runner) -> None:  # type: ignore[no-untyped-def]
     from optprompt.kinds.base import KindContext
     from optprompt.prompts import Retrieval
-    from optprompt.study.distill_winner import tokens_per_prediction
+    from optprompt.study.end.student import tokens_per_prediction
 
     runner = soft_runner
     ctx: KindContext = runner.kind_context
@@ -169,7 +169,7 @@ def test_a_study_distils_its_winner_exports_it_and_does_not_distil_it_again(
 ) -> None:  # type: ignore[no-untyped-def]
     from optprompt.cli.main import main
     from optprompt.cli.output import print_result
-    from optprompt.study import distilled
+    from optprompt.study.end import distillation as distilled
 
     unlabeled = tmp_path / "u.jsonl"
     unlabeled.write_text("".join(json.dumps({"text": t}) + "\n" for t in ["good soup", "cold room", "fine"]))

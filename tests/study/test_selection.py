@@ -14,7 +14,9 @@ from optprompt.config import spec_from_dict
 from optprompt.config.spec import SelectionSpec
 from optprompt.errors import ConfigError
 from optprompt.study import StudyRunner
-from optprompt.study.selection import one_sided_p, select_winner
+from optprompt.stats import one_sided_p
+from optprompt.study.end.selection import select_winner
+from optprompt.trials import TrialRecord
 from optprompt.tasks.sampling import holdout_split
 from optprompt.tasks.task import Example
 from optprompt.trials import keys as attrs
@@ -56,10 +58,10 @@ def test_one_sided_p() -> None:
     assert one_sided_p(base, base) == 1.0
 
 
-def _numbered(number: int, value: float, name: str) -> optuna.trial.FrozenTrial:
+def _numbered(number: int, value: float, name: str) -> TrialRecord:
     t = optuna.trial.create_trial(value=value, user_attrs={attrs.CANDIDATE: {"name": name}, attrs.HASH: name})
     t.number = number
-    return t
+    return TrialRecord.from_frozen(t)
 
 
 class _Kinds:
@@ -112,9 +114,9 @@ def test_the_winner_is_picked_on_the_held_out_part_not_on_dev() -> None:
     )
     chosen = select_winner(SelectionSpec(), [base, overfit, solid], base, HOLDOUT, kinds, CTX)
     assert chosen.winner.number == 2 and not chosen.kept_baseline
-    assert chosen.info["picked"] == 2 and chosen.info["p_value"] < 0.1
-    assert [f["trial"] for f in chosen.info["finalists"]] == [1, 2]  # best on dev first
-    assert chosen.info["holdout"] == 40 and chosen.info["searched"] == 50
+    assert chosen.info.picked == 2 and chosen.info.p_value < 0.1
+    assert [f.trial for f in chosen.info.finalists] == [1, 2]  # best on dev first
+    assert chosen.info.holdout == 40 and chosen.info.searched == 50
 
 
 def test_do_no_harm_keeps_the_baseline_without_a_significant_win() -> None:
@@ -132,7 +134,7 @@ def test_finalists_are_distinct_and_capped() -> None:
     trials = [_numbered(0, 0.5, "base")] + [_numbered(i, 0.9 - i / 100, f"c{i % 3}") for i in range(1, 10)]
     kinds = _Kinds({n: [1.0] * 40 for n in ("base", "c0", "c1", "c2")})
     chosen = select_winner(SelectionSpec(finalists=2), trials, trials[0], HOLDOUT, kinds, CTX)
-    assert [f["trial"] for f in chosen.info["finalists"]] == [1, 2]
+    assert [f.trial for f in chosen.info.finalists] == [1, 2]
     assert sorted(kinds.scored) == ["base", "c1", "c2"]
 
 
@@ -147,18 +149,18 @@ def test_train_rows_that_did_not_choose_a_finalist_are_its_evidence() -> None:
     }
     kinds = _Kinds(scores, shown={"good": {f"t{i}" for i in range(10)}})
     alone = select_winner(SelectionSpec(), [base, good], base, HOLDOUT, kinds, CTX)
-    assert alone.kept_baseline and alone.info["train"] == 0
+    assert alone.kept_baseline and alone.info.train == 0
     spec = SelectionSpec(train=100)
     chosen = select_winner(spec, [base, good], base, HOLDOUT, kinds, CTX, train=TRAIN)
     assert not chosen.kept_baseline and chosen.winner.number == 1
-    (row,) = chosen.info["finalists"]
-    assert row["evidence"] == 40 + 30 and chosen.info["evidence"] == 70 and chosen.info["train"] == 40
+    (row,) = chosen.info.finalists
+    assert row.evidence == 40 + 30 and chosen.info.evidence == 70 and chosen.info.train == 40
     # gain on the 70 shared examples: good (22 + 20) vs baseline (20 + 0) of them
-    assert row["gain"] == pytest.approx((42 - 20) / 70)
-    assert chosen.info["test"] == "max-T sign-flip permutation over 1 finalists"
+    assert row.gain == pytest.approx((42 - 20) / 70)
+    assert chosen.info.test == "max-T sign-flip permutation over 1 finalists"
     # a train cap: a seeded sample of that many rows
     capped = select_winner(SelectionSpec(train=12), [base, good], base, HOLDOUT, kinds, CTX, train=TRAIN)
-    assert capped.info["train"] == 12
+    assert capped.info.train == 12
 
 
 def test_picking_the_best_of_several_is_paid_for() -> None:
@@ -173,11 +175,11 @@ def test_picking_the_best_of_several_is_paid_for() -> None:
     scores = {"base": base_scores, **{n: [float(rng.random() < 0.5) for _ in range(40)] for n in names}}
     trials = [_numbered(0, 0.5, "base")] + [_numbered(k + 1, 0.9, n) for k, n in enumerate(names)]
     chosen = select_winner(SelectionSpec(finalists=10, ensemble=0), trials, trials[0], HOLDOUT, _Kinds(scores), CTX)
-    picked = chosen.info["picked"]
+    picked = chosen.info.picked
     top = [float(a) - float(b) for a, b in zip(scores[names[picked - 1]], base_scores)]
     alone = max_t_sign_flip([{str(i): d for i, d in enumerate(top)}], 0)
-    assert chosen.info["p_value"] > alone  # the adjusted p-value is larger than the top's own
-    assert chosen.info["test"] == "max-T sign-flip permutation over 10 finalists"
+    assert chosen.info.p_value > alone  # the adjusted p-value is larger than the top's own
+    assert chosen.info.test == "max-T sign-flip permutation over 10 finalists"
 
 
 def _study(tmp_path: Path, tiny_model_dir: Path, n: int = 96, **extra) -> dict:  # type: ignore[no-untyped-def]
@@ -314,9 +316,9 @@ def test_adjust_off_is_the_unadjusted_test_of_the_pick() -> None:
     kinds = _Kinds({"base": [1.0] * 20 + [0.0] * 20, "solid": [1.0] * 27 + [0.0] * 13})
     adjusted = select_winner(SelectionSpec(), [base, solid], base, HOLDOUT, kinds, CTX)
     plain = select_winner(SelectionSpec(adjust=False), [base, solid], base, HOLDOUT, kinds, CTX)
-    assert "not adjusted" in plain.info["test"] and "max-T" in adjusted.info["test"]
+    assert "not adjusted" in plain.info.test and "max-T" in adjusted.info.test
     # one finalist: both test the same pick, McNemar's exact p vs the permutation's
-    assert 0 < plain.info["p_value"] < 0.05 and 0 < adjusted.info["p_value"] < 0.05
+    assert 0 < plain.info.p_value < 0.05 and 0 < adjusted.info.p_value < 0.05
 
 
 def test_an_ensemble_is_named_by_its_members_not_by_the_last_digits_of_its_offsets() -> None:

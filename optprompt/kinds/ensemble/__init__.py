@@ -2,7 +2,7 @@
 answer probabilities (classification and multiple choice).
 
 The study builds one from its best discrete finalists when it picks the winner (see
-:mod:`optprompt.study.selection`); it is scored like any candidate and exported as a
+:mod:`optprompt.study.end.selection`); it is scored like any candidate and exported as a
 directory of member prompt cards that ``optprompt.load`` reads back into a predictor.
 """
 

@@ -13,6 +13,7 @@ import hashlib
 import random
 import shutil
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,17 +26,30 @@ from optprompt.kinds.prompt import PromptKind, card_from_description, card_from_
 if TYPE_CHECKING:
     import optuna
 
+    from optprompt.kinds.prompt.card import PromptCard
     from optprompt.kinds.soft.predictor import SoftPrompt
     from optprompt.models.loading import LoadedModel
     from optprompt.results import ResultEntry, StudyResult
     from optprompt.scoring.evaluate import Evaluation, Evaluator
     from optprompt.tasks.task import Example
 
-__all__ = ["SoftKind", "ADAPTERS_DIR", "HISTORY_ATTR", "TRAINING_ATTR", "training_seed", "dev_loss"]
+__all__ = ["SoftKind", "TrainedAdapter", "ADAPTERS_DIR", "HISTORY_ATTR", "TRAINING_ATTR", "training_seed", "dev_loss"]
 
 ADAPTERS_DIR = "adapters"
 HISTORY_ATTR = "soft.history"  # per-epoch train loss and dev score
 TRAINING_ATTR = "soft.training"  # trainable parameters, steps, steps/s, best epoch
+
+
+@dataclass(frozen=True)
+class TrainedAdapter:
+    """What :meth:`SoftKind.train` did: the best epoch's dev evaluation, the run's figures
+    (trainable parameters, steps, best epoch...), its per-epoch history and where the
+    adapter is kept."""
+
+    evaluation: Evaluation
+    figures: dict[str, Any]
+    history: list[dict[str, Any]]
+    directory: Path
 
 
 def training_seed(study_seed: int, candidate: SoftCandidate) -> int:
@@ -137,10 +151,39 @@ class SoftKind(CandidateKind):
     ) -> Evaluation:
         """Train ``candidate``'s adapter, scoring dev after each epoch (reported to the
         pruner), keep the best epoch's adapter with its manifest, return its dev score."""
+        examples = self._train_examples(candidate, ctx, training_seed(ctx.seed, candidate))
+        trained = self.train(candidate, ctx, examples, trial=trial, prunable=prunable, label=f"trial {trial.number}")
+        trial.set_user_attr(HISTORY_ATTR, trained.history)
+        trial.set_user_attr(TRAINING_ATTR, trained.figures)
+        evaluation = trained.evaluation
+        evaluation.extra["dev_scored"] = len(ctx.dev) * len(trained.history)
+        evaluation.extra["trained_examples"] = trained.figures["train_examples"] * len(trained.history)
+        evaluation.extra["artifact"] = str(trained.directory.relative_to(ctx.output))
+        return evaluation
+
+    def train(
+        self,
+        candidate: SoftCandidate,
+        ctx: KindContext,
+        examples: Sequence[Example],
+        *,
+        trial: optuna.Trial | None = None,
+        prunable: bool = True,
+        label: str = "training",
+        provenance: dict[str, Any] | None = None,
+    ) -> TrainedAdapter:
+        """The one training path of adapters: train ``candidate``'s adapter on ``examples``
+        (gold answers, or a teacher's distribution over the answers in ``soft_target``),
+        score dev after each epoch (reported to ``trial``'s pruner when there is one), keep
+        the best epoch's adapter under :meth:`adapter_dir` with its manifest.
+
+        Args:
+            label: What the progress line calls this run ("trial 12", "distilling the winner").
+            provenance: Added to the manifest's ``training`` part (where the targets came from).
+        """
         import torch
 
         from optprompt.adapters import training
-        from optprompt.adapters.artifact import manifest_for, save_adapter
         from optprompt.adapters.backend import AdapterBackend
         from optprompt.adapters.methods import attached, trainable_parameters
         from optprompt.errors import pruned
@@ -148,7 +191,6 @@ class SoftKind(CandidateKind):
         p = candidate.param_map
         seed = training_seed(ctx.seed, candidate)
         torch.manual_seed(seed)
-        examples = self._train_examples(candidate, ctx, seed)
         items, targets = training.training_items(candidate, examples, ctx.renderer, ctx.model.tokenizer, chat=ctx.chat)
         loaded = ctx.model
         init_text = p.get("init_text") or ctx.renderer.instruction(candidate) or ctx.task.instruction
@@ -162,7 +204,7 @@ class SoftKind(CandidateKind):
             patience=p.get("patience", 2),
             seed=seed,
         )
-        report = len(ctx.objectives) == 1
+        report = trial is not None and len(ctx.objectives) == 1
         n_dev = len(ctx.dev)
         with attached(loaded, candidate, init_text) as peft_model:
             backend = AdapterBackend(loaded, peft_model, batch_tokens=ctx.evaluator.backend.batch_tokens)
@@ -171,9 +213,9 @@ class SoftKind(CandidateKind):
             def on_epoch(epoch: int, loss: float) -> tuple[float, Evaluation, float | None]:
                 ev = evaluator.evaluate(candidate, ctx.dev, "dev")
                 if report:
-                    trial.report(ev.value, epoch)
+                    trial.report(ev.value, epoch)  # type: ignore[union-attr]
                     # After the last epoch there is nothing left to save: keep the run.
-                    if prunable and epoch < settings.epochs and trial.should_prune():
+                    if prunable and epoch < settings.epochs and trial.should_prune():  # type: ignore[union-attr]
                         raise pruned(
                             f"pruned after epoch {epoch} of {settings.epochs} (dev {ev.value:.4f})",
                             scored=n_dev * epoch,
@@ -185,7 +227,7 @@ class SoftKind(CandidateKind):
             def on_step(step: int, loss: float) -> None:
                 epoch = (step - 1) // per_epoch + 1
                 ctx.note(
-                    f"trial {trial.number}: {candidate.method} epoch {epoch}/{settings.epochs}, "
+                    f"{label}: {candidate.method} epoch {epoch}/{settings.epochs}, "
                     f"step {step - (epoch - 1) * per_epoch}/{per_epoch}, loss {loss:.3f}"
                 )
 
@@ -200,7 +242,6 @@ class SoftKind(CandidateKind):
                 on_step=on_step,
                 keep_arg=backend.keep_arg,
             )
-            evaluation: Evaluation = result.best_payload
             figures = {
                 "trainable_parameters": trainable_parameters(peft_model),
                 "train_examples": len(items),
@@ -212,29 +253,39 @@ class SoftKind(CandidateKind):
                 "stopped_early": result.stopped_early,
                 "seed": seed,
             }
-            task_info = ctx.task.summary()
-            card = card_from_description(self.describe(candidate, ctx), task_info)
-            directory = self.adapter_dir(candidate, ctx)
-            save_adapter(
+            directory = self._save(
                 peft_model,
-                directory,
-                manifest_for(
-                    candidate,
-                    card,
-                    loaded,
-                    task=task_info,
-                    training={**figures, "history": result.history},
-                    dev=evaluation.to_dict(),
-                    study=ctx.study_name,
-                    seed=ctx.seed,
-                ),
+                candidate,
+                ctx,
+                {**figures, "history": result.history, **(provenance or {})},
+                result.best_payload,
             )
-        trial.set_user_attr(HISTORY_ATTR, result.history)
-        trial.set_user_attr(TRAINING_ATTR, figures)
-        evaluation.extra["dev_scored"] = n_dev * len(result.history)
-        evaluation.extra["trained_examples"] = len(items) * len(result.history)
-        evaluation.extra["artifact"] = str(directory.relative_to(ctx.output))
-        return evaluation
+        return TrainedAdapter(result.best_payload, figures, result.history, directory)
+
+    def _save(
+        self, peft_model: Any, candidate: SoftCandidate, ctx: KindContext, training: dict[str, Any], dev: Evaluation
+    ) -> Path:
+        """Keep the trained adapter under :meth:`adapter_dir` with the manifest that describes it."""
+        from optprompt.adapters.artifact import manifest_for, save_adapter
+
+        task_info = ctx.task.summary()
+        card = card_from_description(self.describe(candidate, ctx), task_info)
+        directory = self.adapter_dir(candidate, ctx)
+        save_adapter(
+            peft_model,
+            directory,
+            manifest_for(
+                candidate,
+                card,
+                ctx.model,
+                task=task_info,
+                training=training,
+                dev=dev.to_dict(),
+                study=ctx.study_name,
+                seed=ctx.seed,
+            ),
+        )
+        return directory
 
     @contextlib.contextmanager
     def scorer(self, candidate: SoftCandidate, ctx: KindContext) -> Iterator[Evaluator]:
@@ -252,20 +303,10 @@ class SoftKind(CandidateKind):
         finally:
             detach(peft_model, ctx.model)
 
-    def finish(self, result: StudyResult, output: Path) -> None:
-        """Write the study's final scores into the winning adapter's manifest."""
-        from optprompt.adapters.artifact import update_manifest
-
-        artifact = result.best.artifact
-        if artifact and (output / artifact / MANIFEST_FILE).is_file():
-            update_manifest(output / artifact, **result_fields(result))
-
     # --- export and loading back ----------------------------------------------------
     def export(self, result: StudyResult, output: Path, to: Path, member: ResultEntry | None = None) -> Path:
         """Copy the winner's adapter (PEFT files + manifest, with the study's final scores)
         into ``to`` and write its prompt card beside it; returns the card's path."""
-        from optprompt.adapters.artifact import read_manifest, update_manifest
-
         if member is not None and member.trial != result.best.trial:
             raise OptpromptError(
                 "only the winner's adapter is exported; load any trial's adapter from "
@@ -274,14 +315,21 @@ class SoftKind(CandidateKind):
         artifact = result.best.artifact
         if not artifact or not (output / artifact).is_dir():
             raise OptpromptError(f"{output}: the winning adapter is missing ({artifact or 'no artifact recorded'})")
-        adapter_dir = output / artifact
-        read_manifest(adapter_dir)  # a clear error when the directory is not an adapter
+        return self.export_adapter(output / artifact, to, card_from_result(result), **result_fields(result))
+
+    def export_adapter(self, directory: Path, to: Path, card: PromptCard, **manifest: Any) -> Path:
+        """Copy the trained adapter in ``directory`` (PEFT files + manifest) into ``to`` with
+        its prompt card, ``manifest``'s fields added to the copy's manifest (the study's final
+        scores), and the export marker; returns the card's path. Every adapter a study
+        exports (its winner, a distilled winner) goes through here."""
+        from optprompt.adapters.artifact import read_manifest, update_manifest
+
+        read_manifest(directory)  # a clear error when the directory is not an adapter
         to.mkdir(parents=True, exist_ok=True)
-        for f in adapter_dir.iterdir():
+        for f in directory.iterdir():
             if f.is_file():
                 shutil.copy2(f, to / f.name)
-        card = card_from_result(result)
-        update_manifest(to, card=card.to_dict(), **result_fields(result))
+        update_manifest(to, card=card.to_dict(), **manifest)
         path = card.save(to)
         mark_export(to, self.name)
         return path

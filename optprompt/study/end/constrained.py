@@ -1,50 +1,20 @@
-"""Figures the end of a study adds beside the winner's test score: a distillation teacher's,
-each family's (strategies spanning several), and the winner's under constrained generation."""
+"""The winner answering by greedy generation constrained to the answer set, on test: what
+a serving stack with guided decoding would measure (uncalibrated), beside the ranked score."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from optprompt.results import TeacherInfo
-from optprompt.study.selection import compare_evaluations
-from optprompt.trials import TrialRecord
+from optprompt.stats import compare_evaluations
+from optprompt.study.end.context import EndState, StudyEnd
+from optprompt.study.end.on_test import ScoreTest
+from optprompt.study.end.pipeline import EndStep
 
 if TYPE_CHECKING:
-    import optuna
-
     from optprompt.kinds.base import Candidate, CandidateKind, KindContext
     from optprompt.scoring.evaluate import Evaluation
-    from optprompt.study.distill import TeacherLabels
-    from optprompt.tasks.task import Task
 
-__all__ = ["teacher_figures", "families_of", "constrained_generation", "constrained_warnings"]
-
-
-def teacher_figures(
-    teacher: TeacherLabels, task: Task, ctx: KindContext, test_base: Evaluation, test_best: Evaluation
-) -> TeacherInfo:
-    """Distillation: the teacher scored on test, against the student's baseline prompt
-    (``comparison``) and against the student's winner (``student_vs_teacher``: winner minus
-    teacher)."""
-    options = [list(ex.options) for ex in task.test] if task.has_options else None
-    answers = teacher.predictor.predict([ex.input for ex in task.test], options)
-    test = ctx.evaluator.evaluate_answers(task.test, answers, "test", name="teacher")
-    return TeacherInfo(
-        **teacher.summary(),
-        test=test.to_dict(),
-        comparison=compare_evaluations(test_base, test),
-        student_vs_teacher=compare_evaluations(test, test_best),
-    )
-
-
-def families_of(trials: list[optuna.trial.FrozenTrial]) -> dict[str, Any]:
-    """Trials by the family a strategy tagged them with (:attr:`TrialRecord.family`), in order."""
-    out: dict[str, Any] = {}
-    for t in trials:
-        family = TrialRecord.from_frozen(t).family
-        if family:
-            out.setdefault(family, []).append(t)
-    return out
+__all__ = ["ConstrainedGeneration", "constrained_generation", "constrained_warnings"]
 
 
 def constrained_generation(
@@ -80,3 +50,23 @@ def constrained_warnings(constrained: dict[str, Any] | None, ranked: float) -> l
         "(optprompt.load(DIR).predict, or each answer's log-probability from the serving stack through "
         "card.predict_from_logliks), not by guided decoding"
     ]
+
+
+class ConstrainedGeneration(EndStep["dict[str, Any] | None"]):
+    """Tasks with a closed answer set: the winner under guided decoding on test (None when
+    its kind does not measure it, an adapter say)."""
+
+    def applies(self, end: StudyEnd, state: EndState) -> bool:
+        return end.task.closed_answers
+
+    def title(self, end: StudyEnd, state: EndState) -> str | None:
+        return "the winner answering by generation constrained to the answers, on test"
+
+    def run(self, end: StudyEnd, state: EndState) -> dict[str, Any] | None:
+        pick, ranked = state.pick, state.part(ScoreTest).winner
+        constrained = constrained_generation(end.kind_of(pick.candidate), pick.candidate, end.kind_context, ranked)
+        state.warnings.extend(constrained_warnings(constrained, ranked.value))
+        return constrained
+
+    def result_fields(self, part: dict[str, Any] | None) -> dict[str, Any]:
+        return {"constrained_generation": part} if part else {}

@@ -1,12 +1,12 @@
 """``distill`` at the end of a study: the winner distilled into an adapter under a short
-prompt (:func:`~optprompt.study.distill_winner.distill_winner`), as ``result.json``'s
+prompt (:func:`~optprompt.study.end.student.distill_winner`), as ``result.json``'s
 ``distillation`` part.
 
-The distillation is recorded in the distilled adapter's manifest (``distillation``): a
-study run again over the same storage (``optprompt run`` on a finished study, or a resume
-after a crash past the distillation) reads it back instead of training again, when it was
-distilled from the same winner, with the same student, and the winner scores on test as it
-did then. A crash during the distillation leaves no record, so it is done again.
+``result.json`` is the study's record: a study run again over the same output (``optprompt
+run`` on a finished study, or a resume after a crash past the end) reads the distillation
+back from it instead of training again, when it was distilled from the same winner, with
+the same student, the winner scores on test as it did then, and the student's adapter and
+test predictions are still there. Anything else is distilled again.
 """
 
 from __future__ import annotations
@@ -14,26 +14,28 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from optprompt._io import atomic_write_text
 from optprompt.results import DistillationInfo, DistilledSide
-from optprompt.study.distill_winner import DISTILLED_DIR, distill_winner, short_prompt, student_candidate
+from optprompt.study.end.context import EndState, StudyEnd
+from optprompt.study.end.on_test import ScoreTest
+from optprompt.study.end.pipeline import EndStep
+from optprompt.study.end.student import distill_winner, short_prompt, student_candidate
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from optprompt.config.spec import DistillSpec
     from optprompt.kinds.base import Candidate, CandidateKind, KindContext
     from optprompt.scoring.evaluate import Evaluation
 
-__all__ = ["distillation_part", "Distilled", "RECORD_KEY", "TEST_PREDICTIONS_FILE"]
+__all__ = ["DistillWinner", "Distilled", "TEST_PREDICTIONS_FILE", "distillation_part"]
 
 logger = logging.getLogger("optprompt")
 
-#: The manifest key of the distilled adapter that records the distillation's figures.
-RECORD_KEY = "distillation"
 #: The distilled form's test predictions, kept beside its adapter (predictions.jsonl's "distilled" rows).
 TEST_PREDICTIONS_FILE = "test_predictions.jsonl"
 
@@ -46,21 +48,22 @@ class Distilled:
     predictions: list[dict[str, Any]]
 
 
-def _recorded(directory: Path, winner_hash: str, winner_test: Evaluation) -> Distilled | None:
-    """The distillation recorded in ``directory``, if it is this winner's and the winner's
-    test score is unchanged; None otherwise (it is distilled again)."""
-    from optprompt._io import read_json
-    from optprompt.adapters.artifact import MANIFEST_FILE
+def _recorded(output: Path, student_hash: str, winner_hash: str, winner_test: Evaluation) -> Distilled | None:
+    """The distillation the study's previous ``result.json`` records, if it is this winner's
+    into this student and the winner's test score is unchanged; None otherwise."""
+    from optprompt.errors import OptpromptError
+    from optprompt.results import RESULT_FILE, load_result
 
-    predictions = directory / TEST_PREDICTIONS_FILE
-    if not (directory / MANIFEST_FILE).is_file() or not predictions.is_file():
+    if not (output / RESULT_FILE).is_file():
         return None
-    manifest = read_json(directory / MANIFEST_FILE, what="distilled adapter manifest")
-    record = manifest.get(RECORD_KEY)
-    if not isinstance(record, dict) or (manifest.get("training") or {}).get("distilled_from") != winner_hash:
+    try:
+        info = load_result(output).distillation
+    except OptpromptError:  # an older or damaged record: distil again
         return None
-    info = DistillationInfo.model_validate(record)
-    if info.winner.hash != winner_hash or info.winner.test.value != winner_test.value:
+    if info is None or info.distilled.hash != student_hash or info.winner.hash != winner_hash:
+        return None
+    predictions = output / info.artifact / TEST_PREDICTIONS_FILE
+    if info.winner.test.value != winner_test.value or not predictions.is_file():
         return None
     rows = [json.loads(line) for line in predictions.read_text(encoding="utf-8").splitlines() if line.strip()]
     return Distilled(info.model_copy(update={"reused": True}), rows)
@@ -86,28 +89,14 @@ def distillation_part(
         winner_test: The winner's test evaluation (the study scored it already, with ``offsets``).
         offsets: The winner's calibration offsets (found on dev).
     """
-    from optprompt.adapters.artifact import update_manifest
-
-    student_prompt = short_prompt(winner, fallback, instruction=spec.instruction)
-    params = spec.student_params()
-    student = student_candidate(student_prompt, spec.into, params)
-    directory = ctx.artifacts / DISTILLED_DIR / student.hash
-    recorded = _recorded(directory, winner.hash, winner_test)
+    student = student_candidate(short_prompt(winner, fallback, instruction=spec.instruction), spec)
+    recorded = _recorded(ctx.output, student.hash, winner.hash, winner_test)
     if recorded is not None:
         ctx.note("distillation of the winner already recorded: read back, not trained again")
         return recorded
     started = time.perf_counter()
     logger.info("distilling the winner (%s) into %s under a short prompt", winner.hash, spec.into)
-    out = distill_winner(
-        winner,
-        kind,
-        ctx,
-        student_prompt=student_prompt,
-        method=spec.into,
-        params=params,
-        offsets=offsets,
-        teacher_test=winner_test,
-    )
+    out = distill_winner(winner, kind, ctx, student=student, offsets=offsets, teacher_test=winner_test)
     tokens = out.tokens_per_prediction
     info = DistillationInfo(
         method=spec.into,
@@ -131,8 +120,30 @@ def distillation_part(
         seconds=round(time.perf_counter() - started, 1),
     )
     predictions = [p.to_dict() for p in out.student_test.predictions]
-    directory = ctx.output / out.artifact
-    atomic_write_text(directory / TEST_PREDICTIONS_FILE, "".join(json.dumps(p) + "\n" for p in predictions))
-    # The record last: a distillation cut short before it is done again.
-    update_manifest(directory, **{RECORD_KEY: info.model_dump(mode="json", exclude_unset=True)})
+    text = "".join(json.dumps(p) + "\n" for p in predictions)
+    atomic_write_text(ctx.output / out.artifact / TEST_PREDICTIONS_FILE, text)
     return Distilled(info, predictions)
+
+
+class DistillWinner(EndStep[Distilled]):
+    """Distil the winner as the study's ``distill`` says (or read back its recorded
+    distillation). Test was scored for the winner before: the distilled form is trained on
+    train + unlabelled inputs, picked on dev, and only then scored on test."""
+
+    def applies(self, end: StudyEnd, state: EndState) -> bool:
+        return end.spec.distill is not None
+
+    def title(self, end: StudyEnd, state: EndState) -> str | None:
+        return "distilling the winner"
+
+    def run(self, end: StudyEnd, state: EndState) -> Distilled:
+        spec = cast("DistillSpec", end.spec.distill)  # applies() checked it is there
+        pick = state.pick
+        winner = pick.candidate
+        offsets = pick.offsets if winner.hash != end.baseline.hash else None
+        return distillation_part(
+            spec, winner, end.kind_of(winner), end.baseline, end.kind_context, state.part(ScoreTest).winner, offsets
+        )
+
+    def result_fields(self, part: Distilled) -> dict[str, Any]:
+        return {"distillation": part.info}

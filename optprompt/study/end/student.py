@@ -1,4 +1,5 @@
-"""Context distillation of a study's winner into an adapter under a short prompt.
+"""Context distillation of a study's winner into an adapter under a short prompt: the
+student, its targets, and what each side costs per prediction.
 
 The best winners are the dearest to run: an ensemble of prompts, demonstrations in every
 prompt, demonstrations retrieved per input. :func:`distill_winner` trains a soft prompt
@@ -10,8 +11,9 @@ test and compared with the study's paired test; the figures say what the distill
 costs per prediction and what it loses.
 
 It takes explicit inputs (the winner, its kind, the study's :class:`KindContext`) and
-returns a typed :class:`DistilledWinner`; wiring it to the end of a study (``distill:
-winner``) and exporting both is the study's business.
+returns a typed :class:`DistilledWinner`. The student is trained by the soft kind's own
+training (:meth:`~optprompt.kinds.soft.SoftKind.train`, the one training path of adapters)
+with the winner's answers as targets, and kept, scored and exported as any trained adapter.
 
 Tasks that generate their answer (multi-label, extraction, free text) have no answer
 distribution to match; there the student learns the winner's *written answers*
@@ -32,13 +34,13 @@ from typing import TYPE_CHECKING, Any
 from optprompt.errors import ConfigError
 
 if TYPE_CHECKING:
+    from optprompt.config.spec import DistillSpec
     from optprompt.kinds.base import CandidateKind, KindContext
     from optprompt.prompts.candidate import PromptCandidate
     from optprompt.scoring.evaluate import Evaluation
     from optprompt.tasks.task import Example
 
 __all__ = [
-    "DISTILLED_DIR",
     "DistilledWinner",
     "distill_winner",
     "gold_share",
@@ -47,27 +49,8 @@ __all__ = [
     "student_targets",
     "teacher_distributions",
     "tokens_per_prediction",
-    "student_defaults",
     "student_candidate",
 ]
-
-#: The student's default: 16 virtual tokens of prompt tuning initialised from the instruction.
-DEFAULT_STUDENT = {"num_virtual_tokens": 16, "init": "text", "lr": 0.01, "epochs": 4, "batch_size": 8}
-
-#: Where distilled adapters are kept, under the study's artifacts (``<dir>/<student hash>``).
-DISTILLED_DIR = "distilled"
-
-
-def student_defaults(method: str) -> dict[str, Any]:
-    """The student's default hyperparameters for ``method`` (the method's own ones only)."""
-    if method == "prompt_tuning":
-        return dict(DEFAULT_STUDENT)
-    if method == "lora":
-        return {"lora_r": 8, "lr": 1e-3, "epochs": 4, "batch_size": 8}
-    out = {"num_virtual_tokens": 16, "lr": 0.01, "epochs": 4, "batch_size": 8}
-    if method == "p_tuning":
-        out["encoder_hidden_size"] = 128
-    return out
 
 
 @dataclass
@@ -94,24 +77,6 @@ class DistilledWinner:
     comparison: Any
     distilled_inputs: int
     training: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        c = self.comparison
-        return {
-            "student": self.student.to_dict(),
-            "artifact": self.artifact,
-            "test": {"teacher": self.teacher_test.value, "student": self.student_test.value},
-            "tokens_per_prediction": dict(self.tokens_per_prediction),
-            "token_ratio": round(self.tokens_per_prediction["teacher"] / self.tokens_per_prediction["student"], 2),
-            "comparison": {
-                "difference": c.difference.estimate,
-                "p_value": c.p_value,
-                "test": c.test,
-                "n": c.n,
-            },
-            "distilled_inputs": self.distilled_inputs,
-            "training": self.training,
-        }
 
 
 def short_prompt(candidate: Any, fallback: PromptCandidate, *, instruction: str | None = None) -> PromptCandidate:
@@ -176,12 +141,13 @@ def student_answers(
     return out
 
 
-def student_candidate(student_prompt: PromptCandidate, method: str, params: dict[str, Any] | None = None) -> Any:
-    """The student :func:`distill_winner` trains: ``method`` with ``params`` (over the
-    method's defaults) around ``student_prompt``'s text."""
+def student_candidate(student_prompt: PromptCandidate, spec: DistillSpec) -> Any:
+    """The student :func:`distill_winner` trains: ``spec.into`` with ``spec``'s
+    hyperparameters (the study file's ``distill``, whose defaults are the student's: one
+    place for them) around ``student_prompt``'s text."""
     from optprompt.adapters.candidate import SoftCandidate
 
-    return SoftCandidate.create(student_prompt, method, {**student_defaults(method), **(params or {})})
+    return SoftCandidate.create(student_prompt, spec.into, spec.student_params())
 
 
 def _softmax(xs: Sequence[float]) -> tuple[float, ...]:
@@ -220,26 +186,53 @@ def tokens_per_prediction(kind: CandidateKind, candidate: Any, ctx: KindContext,
     return total / len(examples)
 
 
+def _inputs(task: Any) -> list[Example]:
+    """The inputs the student learns from: train, then the unlabelled ones (each once: a
+    teacher may have added the unlabelled ones to train already)."""
+    seen: set[str] = set()
+    out = []
+    for ex in [*task.train, *task.unlabeled]:
+        if ex.id not in seen:
+            seen.add(ex.id)
+            out.append(ex)
+    if not out:
+        raise ConfigError("distilling a winner needs train or unlabelled inputs")
+    return out
+
+
+def _student_examples(task: Any, inputs: list[Example], taught: Evaluation, gold: float) -> list[Example]:
+    """Each input with what the student learns: the winner's written answer (generation
+    tasks) or its answer distribution (``soft_target``), gold mixed in as ``gold`` says."""
+    labelled = {ex.id for ex in task.train}
+    if task.generates:  # the winner's written answers, not a distribution
+        examples = student_answers(task, inputs, [q.pred for q in taught.predictions], gold, labelled)
+        if not examples:
+            raise ConfigError(
+                f"distilling the winner: it answered none of the {len(inputs)} train and unlabelled inputs "
+                "readably, so there is nothing to learn from"
+            )
+        return examples
+    dists = student_targets(inputs, teacher_distributions(taught), gold, labelled)
+    return [dataclasses.replace(ex, soft_target=d) for ex, d in zip(inputs, dists)]
+
+
 def distill_winner(
     winner: Any,
     kind: CandidateKind,
     ctx: KindContext,
     *,
-    student_prompt: PromptCandidate,
-    method: str = "prompt_tuning",
-    params: dict[str, Any] | None = None,
+    student: Any,
     offsets: Sequence[float] | None = None,
     teacher_test: Evaluation | None = None,
 ) -> DistilledWinner:
-    """Distil ``winner`` (scored through ``kind``) into ``method`` under ``student_prompt``.
+    """Distil ``winner`` (scored through ``kind``) into the adapter ``student``.
 
     Args:
         winner: The study's winning candidate (any kind that ranks answers).
         kind: Its candidate kind (its scorer gives the teacher's answers).
         ctx: The study's kind context (task, model, renderer, evaluator, dev, output).
-        student_prompt: The short prompt the adapter is trained under (see :func:`short_prompt`).
-        method / params: The student's PEFT method and hyperparameters (``lr``,
-            ``epochs``, ``batch_size`` and the method's own; defaults: :func:`student_defaults`).
+        student: The adapter to train (:func:`student_candidate`: a short prompt, see
+            :func:`short_prompt`, and the ``distill`` settings).
         offsets: The winner's calibration offsets (found on dev); None: it computes its own.
         teacher_test: The winner's test evaluation when the study has it already (scored
             with ``offsets``); None: scored here.
@@ -248,105 +241,34 @@ def distill_winner(
         ConfigError: no train or unlabelled inputs, or (generation tasks) no input the
             winner answered readably.
     """
-    import torch
-
-    from optprompt.adapters import training
-    from optprompt.adapters.artifact import manifest_for, save_adapter
-    from optprompt.adapters.backend import AdapterBackend
-    from optprompt.adapters.methods import attached
-    from optprompt.kinds.prompt import card_from_description
-    from optprompt.kinds.soft import SoftKind, training_seed
+    from optprompt.kinds.soft import SoftKind
     from optprompt.stats import compare
 
     task = ctx.task
-    seen: set[str] = set()
-    inputs = []
-    for ex in [*task.train, *task.unlabeled]:  # a teacher may have added the unlabelled ones to train already
-        if ex.id not in seen:
-            seen.add(ex.id)
-            inputs.append(ex)
-    if not inputs:
-        raise ConfigError("distilling a winner needs train or unlabelled inputs")
-    student = student_candidate(student_prompt, method, params)
-    p = student.param_map
+    inputs = _inputs(task)
     with kind.scorer(winner, ctx) as teacher_eval:
         taught = teacher_eval.evaluate(winner, inputs, "train", offsets=offsets)
         if teacher_test is None:
             teacher_test = teacher_eval.evaluate(winner, task.test, "test", offsets=offsets)
-    labelled = {ex.id for ex in task.train}
-    if task.generates:  # the winner's written answers, not a distribution
-        examples = student_answers(task, inputs, [q.pred for q in taught.predictions], p.get("gold", 0.0), labelled)
-        if not examples:
-            raise ConfigError(
-                f"distilling the winner: it answered none of the {len(inputs)} train and unlabelled inputs "
-                "readably, so there is nothing to learn from"
-            )
-    else:
-        dists = student_targets(inputs, teacher_distributions(taught), p.get("gold", 0.0), labelled)
-        examples = [dataclasses.replace(ex, soft_target=d) for ex, d in zip(inputs, dists)]
-    seed = training_seed(ctx.seed, student)
-    torch.manual_seed(seed)
-    items, targets = training.training_items(student, examples, ctx.renderer, ctx.model.tokenizer, chat=ctx.chat)
-    settings = training.TrainSettings(
-        lr=p["lr"], epochs=p["epochs"], batch_size=p.get("batch_size", 8), patience=p.get("patience", 2), seed=seed
+    examples = _student_examples(task, inputs, taught, student.param_map.get("gold", 0.0))
+    adapters = SoftKind()
+    trained = adapters.train(
+        student, ctx, examples, label="distilling the winner", provenance={"distilled_from": winner.hash}
     )
-    init_text = ctx.renderer.instruction(student) or task.instruction
-    adapter_kind = SoftKind()
-    with attached(ctx.model, student, init_text) as peft_model:
-        backend = AdapterBackend(ctx.model, peft_model, batch_tokens=ctx.evaluator.backend.batch_tokens)
-        student_eval = ctx.evaluator.with_backend(backend)
-
-        def on_epoch(epoch: int, loss: float) -> tuple[float, Evaluation]:
-            ev = student_eval.evaluate(student, ctx.dev, "dev")
-            ctx.note(f"distilling the winner: epoch {epoch}/{settings.epochs}, dev {ev.value:.3f}")
-            return ev.value, ev
-
-        result = training.train_adapter(
-            peft_model,
-            items,
-            targets,
-            settings,
-            pad_id=backend.pad_id,
-            device=ctx.model.device,
-            on_epoch=on_epoch,
-            keep_arg=backend.keep_arg,
-        )
+    with adapters.scorer(student, ctx) as student_eval:
         student_test = student_eval.evaluate(student, task.test, "test")
-        figures = {
-            "steps": result.steps,
-            "train_seconds": round(result.train_seconds, 2),
-            "best_epoch": result.best_epoch,
-            "history": result.history,
-            "seed": seed,
-        }
-        directory = ctx.artifacts / DISTILLED_DIR / student.hash
-        task_info = task.summary()
-        card = card_from_description(adapter_kind.describe(student, ctx), task_info)
-        save_adapter(
-            peft_model,
-            directory,
-            manifest_for(
-                student,
-                card,
-                ctx.model,
-                task=task_info,
-                training={**figures, "distilled_from": winner.hash},
-                dev=result.best_payload.to_dict(),
-                study=ctx.study_name,
-                seed=ctx.seed,
-            ),
-        )
+    figures = {k: trained.figures[k] for k in ("steps", "train_seconds", "best_epoch", "seed")}
     tokens = {
         "teacher": round(tokens_per_prediction(kind, winner, ctx, task.test), 1),
-        "student": round(tokens_per_prediction(adapter_kind, student, ctx, task.test), 1),
+        "student": round(tokens_per_prediction(adapters, student, ctx, task.test), 1),
     }
     return DistilledWinner(
         student=student,
-        artifact=str(directory.relative_to(ctx.output)),
+        artifact=str(trained.directory.relative_to(ctx.output)),
         teacher_test=teacher_test,
         student_test=student_test,
         tokens_per_prediction=tokens,
         comparison=compare(teacher_test.scores, student_test.scores),
         distilled_inputs=len(examples),
-        training=figures,
+        training={**figures, "history": trained.history},
     )
