@@ -162,7 +162,7 @@ def check_proposes_valid_candidates(
             problems.extend(f"trial {number}: {p}" for p in _candidate_problems(run, out))
     for t in run.trials:
         failure = TrialRecord.from_frozen(t).failure
-        if t.state.name == "FAIL" and failure is not None and not failure.type.void and t.number not in raised:
+        if t.state.name == "FAIL" and failure is not None and not failure.kind.void and t.number not in raised:
             problems.append(f"trial {t.number} failed: {failure.text}")
     if not observed.proposals:
         problems.append("propose was never called")
@@ -314,7 +314,7 @@ def check_survives_resume(
     after = {t.number: t for t in resumed.trials}
     for t in first.trials:
         failure = TrialRecord.from_frozen(t).failure
-        if not t.state.is_finished() or (failure is not None and failure.type is FailureKind.INTERRUPTED):
+        if not t.state.is_finished() or (failure is not None and failure.kind is FailureKind.INTERRUPTED):
             continue
         now = after.get(t.number)
         if now is None or (trial_token(now), now.value) != (trial_token(t), t.value):

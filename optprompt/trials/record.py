@@ -71,15 +71,15 @@ class FailureReason:
     """A failed or pruned trial's reason.
 
     Attributes:
-        type: The category of failure.
-        kind: Short and stable (the key of ``failure_reasons`` in result.json): ``pruned``,
+        kind: The category of failure.
+        label: Short and stable (the key of ``failure_reasons`` in result.json): ``pruned``,
             ``rejected``, ``interrupted``, ``worker died``, ``connection lost``, ``TrialTimeout``,
             or the exception's class name.
-        text: The whole reason as the leaderboard and the report show it (it starts with ``kind``).
+        text: The whole reason as the leaderboard and the report show it (it starts with ``label``).
     """
 
-    type: FailureKind
-    kind: str
+    kind: FailureKind
+    label: str
     text: str
 
 
@@ -218,7 +218,7 @@ class TrialRecord:
     @property
     def is_rejected(self) -> bool:
         failure = self.failure
-        return failure is not None and failure.type is FailureKind.REJECTED
+        return failure is not None and failure.kind is FailureKind.REJECTED
 
     # --- the budget rules -----------------------------------------------------------------
     @property
@@ -229,7 +229,7 @@ class TrialRecord:
         failure = self.failure
         # A pruned or rejected reason on a failed trial: its process died while recording
         # it (the reason is stored first); re-run, as the uninterrupted study had it pruned.
-        return failure is not None and (failure.type.void or failure.type in (FailureKind.PRUNED, FailureKind.REJECTED))
+        return failure is not None and (failure.kind.void or failure.kind in (FailureKind.PRUNED, FailureKind.REJECTED))
 
     @property
     def counts(self) -> bool:

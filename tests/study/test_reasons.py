@@ -35,7 +35,7 @@ def _trial(state: TrialState, reason: str | None = None):  # type: ignore[no-unt
 )
 def test_each_stored_reason_has_one_kind_and_text(state, stored, kind, text) -> None:  # type: ignore[no-untyped-def]
     reason = failure_reason(_trial(state, stored))
-    assert reason is not None and reason.kind == kind and reason.text.startswith(text)
+    assert reason is not None and reason.label == kind and reason.text.startswith(text)
 
 
 def test_complete_trials_have_no_reason() -> None:

@@ -65,9 +65,9 @@ def test_every_field_round_trips_through_the_storage() -> None:
 
 
 def test_failure_kinds() -> None:
-    assert TrialRecord.from_frozen(_trial(TrialState.FAIL)).failure.type is FailureKind.WORKER_DIED
+    assert TrialRecord.from_frozen(_trial(TrialState.FAIL)).failure.kind is FailureKind.WORKER_DIED
     err = TrialRecord.from_frozen(_trial(TrialState.FAIL, fail_reason="ValueError: bad: value")).failure
-    assert (err.type, err.kind, err.text) == (FailureKind.ERROR, "ValueError", "ValueError: bad: value")
+    assert (err.kind, err.label, err.text) == (FailureKind.ERROR, "ValueError", "ValueError: bad: value")
     assert TrialRecord.from_frozen(_trial()).failure is None
     assert {k for k in FailureKind if k.void} == {
         FailureKind.INTERRUPTED,

@@ -33,7 +33,7 @@ def _counts(state: EndState) -> dict[str, Any]:
     trials = state.trials.all
     # The search's trials (a candidate combined from the finalists at the end is not one).
     states = Counter(r.state.name.lower() for r in trials if not r.is_combined and r.is_finished)
-    reasons = Counter(r.failure.kind for r in trials if r.failure is not None)
+    reasons = Counter(r.failure.label for r in trials if r.failure is not None)
     return {
         "n_trials": sum(states.values()),
         "n_scored": sum(r.counts for r in trials),
