@@ -161,6 +161,9 @@ class Finalist(_Part):
     evidence: int | None = None  # examples fresh for it and the baseline (held-out dev + train)
     gain: float | None = None  # its metric minus the baseline's on them
     combined: str | None = None  # what a kind built from the finalists (a prompt ensemble)
+    top_answer: str | None = None  # single-label tasks: its most common answer on the evidence...
+    top_share: float | None = None  # ...and that answer's share of it
+    balanced_gain: float | None = None  # its balanced accuracy minus the baseline's on the evidence
 
 
 class SelectionInfo(_Part):
@@ -170,6 +173,7 @@ class SelectionInfo(_Part):
     searched: int = 0
     train: int | None = None  # train rows re-scored as fresh evidence (for candidates they did not choose)
     baseline_holdout: float | None = None
+    baseline_answers: dict[str, Any] | None = None  # single-label tasks: the baseline's answers on fresh evidence
     finalists: list[Finalist] = []
     do_no_harm: bool = True
     alpha: float = 0.05
@@ -264,6 +268,9 @@ class StudyResult(BaseModel):
     format_failures: dict[str, int] = {}
     strategy_summary: dict[str, Any] = {}  # the strategy's own figures: each strategy defines their shape
     families: dict[str, FamilyResult] | None = None
+    #: Single-label tasks: how the baseline's and the winner's test answers spread over the
+    #: labels (``baseline`` / ``best``: top answer and share, per-label recall, balanced accuracy).
+    answers: dict[str, Any] | None = None
     selection: SelectionInfo | None = None  # held-out selection: finalists, p-value, do no harm
     context: ContextInfo | None = None  # task.truncate: the context limit and what was cut
     teacher: TeacherInfo | None = None  # distillation: the teacher's labels and test scores

@@ -1,4 +1,4 @@
-"""Classification metrics (a core plugin): accuracy and macro-F1."""
+"""Classification metrics (a core plugin): accuracy, macro-F1 and balanced accuracy."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from optprompt.plugins.hookspecs import hookimpl
 from optprompt.tasks.types import MetricKind
 
-__all__ = ["accuracy", "macro_f1"]
+__all__ = ["accuracy", "balanced_accuracy", "macro_f1"]
 
 
 def accuracy(gold: Sequence[int], pred: Sequence[int], n_classes: int) -> float:
@@ -32,7 +32,26 @@ def macro_f1(gold: Sequence[int], pred: Sequence[int], n_classes: int) -> float:
     return sum(f1s) / len(f1s)
 
 
+def balanced_accuracy(gold: Sequence[int], pred: Sequence[int], n_classes: int) -> float:
+    """Mean per-class recall over the classes present in gold: a constant answer scores
+    exactly ``1 / classes`` whatever the imbalance (it cannot win by answering the majority)."""
+    classes = sorted(set(gold))
+    if not classes:
+        return 0.0
+    recalls = []
+    for c in classes:
+        mine = [p for g, p in zip(gold, pred) if g == c]
+        recalls.append(sum(p == c for p in mine) / len(mine))
+    return sum(recalls) / len(recalls)
+
+
 @hookimpl
 def register_metrics(register):  # type: ignore[no-untyped-def]
     register("accuracy", accuracy, description="fraction of correct predictions", kind=MetricKind.CHOICES)
     register("macro_f1", macro_f1, description="unweighted mean of per-class F1", kind=MetricKind.CHOICES)
+    register(
+        "balanced_accuracy",
+        balanced_accuracy,
+        description="mean per-class recall (a constant answer scores 1 / classes)",
+        kind=MetricKind.CHOICES,
+    )

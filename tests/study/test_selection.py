@@ -102,7 +102,7 @@ CTX = SimpleNamespace(
     dev=_examples(["a"] * 50),
     note=lambda text: None,
     seed=0,
-    task=SimpleNamespace(generates=False, example=lambda i: _BY_ID[i]),
+    task=SimpleNamespace(generates=False, has_fixed_labels=False, example=lambda i: _BY_ID[i]),
     evaluator=SimpleNamespace(measure=lambda exs, preds: {"accuracy": sum(p == 1 for p in preds) / len(preds)}),
 )
 
@@ -334,3 +334,116 @@ def test_an_ensemble_is_named_by_its_members_not_by_the_last_digits_of_its_offse
     other = EnsembleCandidate((a, b), ((-8.317044960293126, -7.4549052512250595), None))
     assert one.hash == other.hash
     assert EnsembleCandidate((b, a), (None, one.offsets[0])).hash != one.hash  # members and their order name it
+
+
+# --- no constant winners ------------------------------------------------------------------
+
+# Fresh evidence where 'a' is the majority 2:1 (test, in the data set this mimics, flips it
+# to 'b': a candidate answering 'a' for everything would score 0.667 here and 0.333 there).
+FLIP = _examples(["a", "a", "b"] * 20)  # relabelled below: target_index 0 for "a", 1 for "b"
+_FLIP_BY_ID = {e.id: e for e in FLIP}
+
+
+def _labelled(answers: dict[str, list[int]]):  # type: ignore[no-untyped-def]
+    """Kinds whose candidates answer fixed label indices on FLIP; the ctx of a two-label task."""
+    from optprompt.scoring.evaluate import Evaluation, ExamplePrediction
+    from optprompt.scoring.metrics import accuracy
+
+    def evaluate(cand, examples, split, offsets=None):  # type: ignore[no-untyped-def]
+        preds = [answers[cand][int(e.id)] for e in examples]
+        gold = [e.target_index for e in examples]
+        return Evaluation(
+            candidate_hash=cand,
+            split=split,
+            metric="accuracy",
+            metrics={"accuracy": accuracy(gold, preds, 2)},
+            predictions=[ExamplePrediction(e.id, g, p, float(g == p)) for e, g, p in zip(examples, gold, preds)],
+        )
+
+    class _Kind:
+        @contextlib.contextmanager
+        def scorer(self, c, ctx):  # type: ignore[no-untyped-def]
+            yield SimpleNamespace(evaluate=evaluate)
+
+        def fresh(self, c, ctx, train):  # type: ignore[no-untyped-def]
+            return []
+
+    kinds = SimpleNamespace(from_dict=lambda d: d["name"], of=lambda c: _Kind(), of_dict=lambda d: _Kind())
+    ctx = SimpleNamespace(
+        dev=FLIP,
+        note=lambda text: None,
+        seed=0,
+        task=SimpleNamespace(
+            generates=False, has_fixed_labels=True, labels=("a", "b"), example=lambda i: _FLIP_BY_ID[i]
+        ),
+        evaluator=SimpleNamespace(
+            measure=lambda exs, preds: {"accuracy": accuracy([e.target_index for e in exs], preds, 2)}
+        ),
+    )
+    return kinds, ctx
+
+
+def _relabel(examples: list[Example]) -> list[Example]:
+    import dataclasses
+
+    return [dataclasses.replace(e, target_index=0 if e.target == "a" else 1) for e in examples]
+
+
+FLIP = _relabel(FLIP)
+_FLIP_BY_ID = {e.id: e for e in FLIP}
+
+
+def test_a_constant_answer_is_never_declared_better() -> None:
+    """The baseline answers the minority label for every input (0.333), a finalist the
+    majority label (0.667): +0.333, hugely significant on accuracy, and still not a win."""
+    gold = [e.target_index for e in FLIP]
+    kinds, ctx = _labelled({"base": [1] * 60, "const": [0] * 60})
+    base, const = _numbered(0, 0.33, "base"), _numbered(1, 0.67, "const")
+    chosen = select_winner(SelectionSpec(), [base, const], base, FLIP, kinds, ctx)
+    assert chosen.kept_baseline and chosen.winner.number == 0
+    assert "trial 1 answers 'a' for 100% of its 60 fresh examples (where 67% are 'a')" in chosen.why
+    (row,) = chosen.info.finalists
+    assert row.gain == pytest.approx(1 / 3) and row.top_answer == "a" and row.top_share == 1.0
+    assert row.balanced_gain == pytest.approx(0.0)  # both constant: 0.5 balanced accuracy each
+    assert chosen.info.baseline_answers["top_answer"] == "b"
+    # With do no harm off the constant answer is still not the pick.
+    assert select_winner(SelectionSpec(do_no_harm=False), [base, const], base, FLIP, kinds, ctx).kept_baseline
+    assert sum(g == 0 for g in gold) == 40
+
+
+def test_a_finalist_that_reads_its_input_wins_over_a_constant_one() -> None:
+    # 'reader' gets every 'b' right and 30 of the 40 'a's (0.833, balanced 0.875); 'const'
+    # answers 'a' everywhere (0.667); both beat the baseline (0.333) on accuracy.
+    reader = [(1 if e.target == "b" else (0 if int(e.id) % 4 else 1)) for e in FLIP]
+    kinds, ctx = _labelled({"base": [1] * 60, "const": [0] * 60, "reader": reader})
+    base, const, read = _numbered(0, 0.33, "base"), _numbered(1, 0.9, "const"), _numbered(2, 0.8, "reader")
+    chosen = select_winner(SelectionSpec(), [base, const, read], base, FLIP, kinds, ctx)
+    assert not chosen.kept_baseline and chosen.winner.number == 2
+    rows = {f.trial: f for f in chosen.info.finalists}
+    assert rows[2].balanced_gain > 0 and rows[1].top_share == 1.0
+    # A weaker reader (every 'b', 10 of the 40 'a's: 0.5, gain +0.167, balanced 0.625) still
+    # wins over the constant answer's larger gain (+0.333), which is named as passed over.
+    weak = [(1 if e.target == "b" else (0 if int(e.id) % 4 == 0 else 1)) for e in FLIP]
+    kinds2, ctx2 = _labelled({"base": [1] * 60, "const": [0] * 60, "reader": weak})
+    again = select_winner(SelectionSpec(do_no_harm=False), [base, const, read], base, FLIP, kinds2, ctx2)
+    assert again.winner.number == 2 and {f.trial: f.gain for f in again.info.finalists}[2] == pytest.approx(
+        1 / 6, abs=1e-5
+    )
+    assert "passed over: trial 1 answers 'a' for 100%" in again.why
+
+
+def test_answer_profiles_and_balanced_accuracy() -> None:
+    from optprompt.scoring.metrics import balanced_accuracy
+    from optprompt.stats.answers import answer_profile, ignores_input
+
+    gold = [0, 0, 1]
+    assert balanced_accuracy(gold, [0, 0, 0], 2) == balanced_accuracy(gold, [1, 1, 1], 2) == 0.5
+    assert balanced_accuracy(gold, [0, 0, 1], 2) == 1.0
+    const = answer_profile(gold * 10, [0] * 30, ("neg", "pos"))
+    assert (const.top_answer, const.top_share, const.recall) == ("neg", 1.0, {"neg": 1.0, "pos": 0.0})
+    assert ignores_input(const)
+    # Answering the majority as often as the gold has it is reading the input, not ignoring it.
+    skewed = answer_profile([0] * 95 + [1] * 5, [0] * 95 + [1] * 5, ("neg", "pos"))
+    assert not ignores_input(skewed)
+    with pytest.raises(ValueError, match="paired answers"):
+        answer_profile([0, 1], [0], ("a", "b"))

@@ -49,6 +49,7 @@ class EndStep(abc.ABC, Generic[T]):
 
 def default_steps() -> list[EndStep[Any]]:
     """The end of a study, in order."""
+    from optprompt.study.end.answers import AnswersOnTest
     from optprompt.study.end.constrained import ConstrainedGeneration
     from optprompt.study.end.context_limit import ContextLimit
     from optprompt.study.end.distillation import DistillWinner
@@ -61,6 +62,7 @@ def default_steps() -> list[EndStep[Any]]:
     return [
         PickWinner(),  # the winner: the best on dev, on fresh evidence, or by the select rule
         ScoreTest(),  # the baseline and the winner, once, on test
+        AnswersOnTest(),  # how their answers spread over the labels (a constant winner is flagged)
         FamilyBests(),  # each family's best on test (strategies spanning several)
         TeacherOnTest(),  # a teacher model's answers on test
         ConstrainedGeneration(),  # the winner answering by guided decoding

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from optprompt.results import Finalist, SelectionInfo
 from optprompt.stats import one_sided_p
+from optprompt.stats.answers import AnswerProfile, answer_profile, describe, ignores_input
 from optprompt.trials import Role, TrialRecord, encode, records
 
 if TYPE_CHECKING:
@@ -40,6 +41,8 @@ class Contender:
         evidence: Its evaluation on the examples fresh for it and the baseline.
         baseline: The baseline's evaluation on the same examples, in the same order.
         gain: Its metric minus the baseline's there.
+        answers: How its answers spread over the labels there (single-label tasks).
+        balanced_gain: Its balanced accuracy minus the baseline's there (single-label tasks).
     """
 
     record: TrialRecord
@@ -47,6 +50,20 @@ class Contender:
     evidence: Evaluation
     baseline: Evaluation
     gain: float
+    answers: AnswerProfile | None = None
+    balanced_gain: float | None = None
+
+    @property
+    def ignores_input(self) -> bool:
+        """Whether its answers on the evidence are (nearly) all one label (single-label tasks)."""
+        return self.answers is not None and ignores_input(self.answers)
+
+    @property
+    def eligible(self) -> bool:
+        """Whether it may be declared better than the baseline: on single-label tasks its
+        answers depend on the input and it gains on balanced accuracy too (a statistic a
+        constant answer cannot win)."""
+        return not self.ignores_input and (self.balanced_gain is None or self.balanced_gain > 0)
 
 
 @dataclass(frozen=True)
@@ -225,7 +242,8 @@ def select_winner(
         shared = holdout_ids + [i for i in fresh_train if i in base_ids]
         mine, theirs = _subset(ev, shared), _subset(base, shared)
         gain = _value(mine, ctx) - _value(theirs, ctx)
-        contenders.append(Contender(record, cand, mine, theirs, gain))
+        answers, balanced_gain = _answers(mine, theirs, ctx)
+        contenders.append(Contender(record, cand, mine, theirs, gain, answers, balanced_gain))
         rows.append(
             Finalist(
                 trial=record.number,
@@ -233,6 +251,7 @@ def select_winner(
                 holdout=_value(_subset(ev, holdout_ids), ctx),
                 evidence=len(shared),
                 gain=round(gain, 6),
+                **_answer_fields(answers, balanced_gain),
                 **({"combined": kinds.of_dict(record.candidate or {}).label} if record.is_combined else {}),
             )
         )
@@ -241,12 +260,51 @@ def select_winner(
         searched=len(ctx.dev),
         train=len(base_train),
         baseline_holdout=_value(_subset(base, holdout_ids), ctx),
+        **({"baseline_answers": p.to_dict()} if (p := _profile(base, ctx)) is not None else {}),
         finalists=rows,
         do_no_harm=spec.do_no_harm,
         alpha=spec.alpha,
         **({"notes": fresh.notes} if fresh.notes else {}),
     )
     return _decide(spec, baseline, base_cand, contenders, info, len(holdout), ctx.seed)
+
+
+def _profile(ev: Evaluation, ctx: KindContext) -> AnswerProfile | None:
+    """How ``ev``'s answers spread over the labels, on single-label tasks (else None)."""
+    task = ctx.task
+    if not task.has_fixed_labels or task.generates or not ev.predictions:
+        return None
+    return answer_profile([p.gold for p in ev.predictions], [p.pred for p in ev.predictions], task.labels)
+
+
+def _answers(mine: Evaluation, theirs: Evaluation, ctx: KindContext) -> tuple[AnswerProfile | None, float | None]:
+    """A contender's answer profile on its evidence and its balanced-accuracy gain over the
+    baseline's on the same examples (None, None: not a single-label task)."""
+    answers, base = _profile(mine, ctx), _profile(theirs, ctx)
+    if answers is None or base is None:
+        return None, None
+    return answers, answers.balanced_accuracy - base.balanced_accuracy
+
+
+def _answer_fields(answers: AnswerProfile | None, balanced_gain: float | None) -> dict[str, Any]:
+    if answers is None or balanced_gain is None:
+        return {}
+    return {
+        "top_answer": answers.top_answer,
+        "top_share": round(answers.top_share, 4),
+        "balanced_gain": round(balanced_gain, 6),
+    }
+
+
+def _not_eligible(c: Contender) -> str:
+    """Why ``c`` cannot be declared better than the baseline, in words."""
+    n = len(c.evidence.predictions)
+    if c.ignores_input and c.answers is not None:
+        return f"trial {c.record.number} {describe(c.answers, f'its {n} fresh examples')}: it ignores its input"
+    return (
+        f"trial {c.record.number} gains {c.gain:+.3f} but {c.balanced_gain or 0.0:+.3f} in balanced accuracy "
+        "(the gain is the label imbalance, not the input)"
+    )
 
 
 def _rank(c: Contender) -> tuple[float, float, int]:
@@ -267,7 +325,15 @@ def _decide(
     if not contenders:
         why = "no candidate other than the baseline finished"
         return Selection(baseline, base_cand, True, why, info.model_copy(update={"why": why}))
-    best = max(range(len(contenders)), key=lambda k: _rank(contenders[k]))
+    # A constant answer (or a gain that is only the label imbalance) is never the pick: the
+    # best contender whose answers read the input, if one gains at all.
+    eligible = [k for k in range(len(contenders)) if contenders[k].eligible]
+    if not eligible:
+        why = "do no harm: " + "; ".join(_not_eligible(c) for c in contenders) + "; the winner is the baseline"
+        info = info.model_copy(update={"kept_baseline": True, "why": why})
+        return Selection(baseline, base_cand, True, why, info, tuple(contenders))
+    best = max(eligible, key=lambda k: _rank(contenders[k]))
+    passed_over = [c for c in contenders if not c.eligible and _rank(c) > _rank(contenders[best])]
     top = contenders[best]
     p, test = _adjusted_p(spec, contenders, best, seed)
     n = len(top.evidence.predictions)
@@ -276,6 +342,8 @@ def _decide(
         f"({n_holdout} held-out dev, {n - n_holdout} train), adjusted one-sided p = {p:.3g}"
     )
     decided = {"picked": top.record.number, "p_value": p, "test": test, "evidence": n}
+    if passed_over:
+        figures += "; passed over: " + "; ".join(_not_eligible(c) for c in passed_over)
     if spec.do_no_harm and (top.gain <= 0 or p >= spec.alpha):
         why = (
             f"do no harm: the best finalist ({figures}) does not beat the baseline significantly "
