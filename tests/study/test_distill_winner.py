@@ -8,8 +8,8 @@ import math
 
 import pytest
 
-from optprompt.kinds.prompt import PromptKind
 from optprompt.config import DistillSpec
+from optprompt.kinds.prompt import PromptKind
 from optprompt.study.end.student import (
     distill_winner,
     short_prompt,

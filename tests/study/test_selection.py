@@ -13,12 +13,12 @@ from optprompt_testdata import write_sentiment_jsonl
 from optprompt.config import spec_from_dict
 from optprompt.config.spec import SelectionSpec
 from optprompt.errors import ConfigError
-from optprompt.study import StudyRunner
 from optprompt.stats import one_sided_p
+from optprompt.study import StudyRunner
 from optprompt.study.end.selection import select_winner
-from optprompt.trials import TrialRecord
 from optprompt.tasks.sampling import holdout_split
 from optprompt.tasks.task import Example
+from optprompt.trials import TrialRecord
 from optprompt.trials import keys as attrs
 
 
