@@ -120,6 +120,7 @@ def print_result(
                     "trial": f.trial,
                     "dev": f"{f.dev:.3f}",
                     "held-out": f"{f.holdout:.3f}",
+                    **({"top answer": f"{f.top_answer} {f.top_share:.0%}"} if f.top_answer is not None else {}),
                     "combined": f"{f.combined} of the best finalists" if f.combined else "",
                 }
                 for f in selection.finalists
@@ -142,6 +143,15 @@ def print_result(
             f"(difference {d.estimate:+.3f}, 95% CI [{d.low:+.3f}, {d.high:+.3f}], "
             f"{cmp_.test} p = {cmp_.p_value:.3g}, n = {cmp_.n})"
         )
+    answers = result.answers
+    if answers:
+        for side, label in (("baseline", "baseline"), ("best", "winner")):
+            a = answers[side]
+            recall = ", ".join(f"{k} {v:.2f}" for k, v in a["recall"].items() if v is not None)
+            say(
+                f"test answers of the {label}: {a['top_answer']!r} for {a['top_share']:.0%}; balanced accuracy "
+                f"{a['balanced_accuracy']:.3f}; recall per label: {recall}"
+            )
     served = result.constrained_generation
     if served:
         iv = served["interval"]

@@ -236,7 +236,33 @@ def _comparison(result: StudyResult) -> str:
             for m in metrics
         )
         out.append(f'<details><summary>all metrics</summary><table id="metrics-table">{head}{cells}</table></details>')
+    out.append(_answers(result))
     return "".join(out)
+
+
+def _answers(result: StudyResult) -> str:
+    """Single-label tasks: per-label recall of the baseline and the winner on test, and each
+    one's most common answer (a winner that answers one label for everything shows here)."""
+    answers = result.answers
+    if not answers:
+        return ""
+    base, best = answers["baseline"], answers["best"]
+    rows = "".join(
+        f'<tr data-label="{escape(label)}"><th>{escape(label)}</th>'
+        f'<td class="num">{_num(base["recall"].get(label))}</td>'
+        f'<td class="num">{_num(best["recall"].get(label))}</td></tr>'
+        for label in base["recall"]
+    )
+    foot = (
+        f'<tr><th>balanced accuracy</th><td class="num">{_num(base["balanced_accuracy"])}</td>'
+        f'<td class="num">{_num(best["balanced_accuracy"])}</td></tr>'
+        f"<tr><th>most common answer</th><td>{escape(base['top_answer'])} ({base['top_share']:.0%})</td>"
+        f"<td>{escape(best['top_answer'])} ({best['top_share']:.0%})</td></tr>"
+    )
+    return (
+        '<table id="recall-table"><tr><th>test recall per label</th><th>baseline</th><th>winner</th></tr>'
+        f"{rows}{foot}</table>"
+    )
 
 
 def _trials(source: StudySource) -> str:

@@ -126,6 +126,12 @@ def test_report_of_a_finished_study(finished: Path) -> None:
         assert cells[(role, "test")] == f"{entry['test']['value']:.3f}"
         assert cells[(role, "ci")] == f"[{cmp_[iv]['low']:.3f}, {cmp_[iv]['high']:.3f}]"
     d = cmp_["difference"]
+    # Per-label recall of both on test (a classification study), from result.json's answers.
+    answers = result["answers"]
+    assert 'id="recall-table"' in page
+    for label, recall in answers["best"]["recall"].items():
+        row = re.search(rf'<tr data-label="{re.escape(label)}">(.*?)</tr>', page).group(1)
+        assert f"{recall:.3f}" in row if recall is not None else "—" in row or "-" in row
     assert cells[("difference", "test")] == f"{d['estimate']:+.3f}"
     assert cells[("difference", "ci")] == f"[{d['low']:+.3f}, {d['high']:+.3f}]"
     assert f"p = {cmp_['p_value']:.3g}" in page and cmp_["test"] in page
