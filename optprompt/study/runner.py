@@ -34,9 +34,12 @@ from optprompt.tasks.build import build_task
 from optprompt.trials import FailureKind
 
 if TYPE_CHECKING:
+    import optuna
+
     from optprompt.config.spec import StudySpec
     from optprompt.models.loading import LoadedModel
     from optprompt.results import StudyResult
+    from optprompt.strategies import Budget
     from optprompt.tasks.task import Task
 
 __all__ = ["StudyRunner", "run_study", "read_spec", "RESULT_FILE", "SPEC_FILE", "PREDICTIONS_FILE"]
@@ -161,8 +164,29 @@ class StudyRunner:
             workers = self.spec.workers
             wait = workers.grace_period + workers.heartbeat_interval
             settle_orphaned_trials(study, exclusive=not self.spec.storage, wait=wait)
-        executor = TrialExecutor(self.spec, session, ledger, self.kinds)
         budget = session.strategy.budget()
+        self._run_trials(study, session, ledger, budget)
+        end = StudyEnd(
+            spec=self.spec,
+            task=session.task,
+            model=session.model,
+            baseline=session.baseline,
+            kinds=self.kinds,
+            kind_context=session.kind_context,
+            strategy_options=self.spec.strategy.options(),
+            strategy_summary=session.strategy.summary(study),
+            budget=budget.to_dict(),
+            started=started,
+            teacher=session.teacher,
+            holdout=session.holdout,
+            notes=[*session.notes, *([ledger.stop_reason] if ledger.stop_reason else [])],
+            progress=EndProgress(enabled=self.progress),
+        )
+        return finish_study(end, study)
+
+    def _run_trials(self, study: optuna.Study, session: StudySession, ledger: TrialLedger, budget: Budget) -> None:
+        """Reserve, run and record trials until the budget is spent (or the strategy is done)."""
+        executor = TrialExecutor(self.spec, session, ledger, self.kinds)
         # Reads need no retry here: the storage repeats them on a new connection itself.
         scored = ledger.known_scores(study)
         done = ledger.counted(study)
@@ -197,23 +221,6 @@ class StudyRunner:
                 self.trials_run += 1
                 if ledger.counted(study) > before:
                     bar.advance(value, examples=ledger.record(study, trial.number).dev_scored)
-        end = StudyEnd(
-            spec=self.spec,
-            task=session.task,
-            model=session.model,
-            baseline=session.baseline,
-            kinds=self.kinds,
-            kind_context=session.kind_context,
-            strategy_options=self.spec.strategy.options(),
-            strategy_summary=session.strategy.summary(study),
-            budget=budget.to_dict(),
-            started=started,
-            teacher=session.teacher,
-            holdout=session.holdout,
-            notes=[*session.notes, *([ledger.stop_reason] if ledger.stop_reason else [])],
-            progress=EndProgress(enabled=self.progress),
-        )
-        return finish_study(end, study)
 
 
 def read_spec(output: str | Path) -> StudySpec:

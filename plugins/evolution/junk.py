@@ -13,11 +13,14 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from optprompt.prompts import fits_answers
+
 __all__ = ["JunkFilter", "Verdict", "JUNK_REASONS", "REPAIRS", "normalize"]
 
 # Reasons a rewrite is rejected, and repairs that make one usable (trial attribute values).
 JUNK_REASONS = (
     "empty",
+    "contradicts_answers",
     "garbled",
     "unchanged",
     "leaked_input",
@@ -154,6 +157,8 @@ class JunkFilter:
             return Verdict(None, leak, repairs)
         if _META.search(text):
             return Verdict(None, "meta_reply", repairs)
+        if not fits_answers(text, self.answer_words):  # "answer with one word" for phrase answers
+            return Verdict(None, "contradicts_answers", repairs)
         if len(text) > self.max_chars:
             cut = self._truncate(text)
             if cut is None:

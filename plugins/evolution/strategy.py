@@ -23,7 +23,7 @@ from optprompt_plugins.evolution.operators import (
 from optprompt_plugins.evolution.population import ATTR, History, Individual, select_parents
 
 from optprompt.errors import CandidateRejected, ConfigError, ExperimentalWarning, OptpromptError
-from optprompt.prompts import PromptCandidate, fill_labels
+from optprompt.prompts import PromptCandidate, fill_labels, fits_answers
 from optprompt.strategies import BaseStrategy, Budget, StrategyContext
 from optprompt.tasks import Example, balanced_sample
 
@@ -104,7 +104,7 @@ class Evolution(BaseStrategy):
         )
         self.editor = PhraseEditor(
             config.edit_ops,
-            [*task.task_type.instruction_phrases, *config.phrases],
+            [p for p in (*task.task_type.instruction_phrases, *config.phrases) if fits_answers(p, words)],
             [*DEFAULT_SYNONYMS, *config.synonyms],
         )
         self.pool = (

@@ -9,7 +9,16 @@ from optprompt_plugins.template_search.induce import Induced, induce_instruction
 from pydantic import BaseModel, ConfigDict, Field
 
 from optprompt.errors import CandidateRejected, ConfigError
-from optprompt.prompts import CALIBRATIONS, CHOICE_FORMATS, DEMO_ORDERS, PromptCandidate, Retrieval
+from optprompt.prompts import (
+    CALIBRATIONS,
+    CASINGS,
+    CHOICE_FORMATS,
+    DEMO_ORDERS,
+    PromptCandidate,
+    Retrieval,
+    apply_casing,
+    fits_answers,
+)
 from optprompt.strategies import BaseStrategy, Budget, StrategyConfig, StrategyContext
 from optprompt.tasks import ScoringPath, balanced_sample, resolve_task_type
 
@@ -138,9 +147,11 @@ class TemplateSearch(BaseStrategy):
                 if key not in task.labels:
                     raise ConfigError(f"strategy.verbalizers.{key}: not a label; labels are {list(task.labels)}")
             for label in task.labels:
-                word = task.verbalizer[label]
-                variants = [word, word.capitalize(), word.lower()] + config.verbalizers.get(label, [])
+                variants = [task.verbalizer[label]] + config.verbalizers.get(label, [])
                 self.words[label] = _dedupe([v for v in variants if v.strip()])
+            # An instruction never contradicts the answers ("answer with one word" for phrases).
+            words = [w for ws in self.words.values() for w in ws]
+            self.instructions = [i for i in self.instructions if fits_answers(i, words)] or self.instructions[:1]
         self.pool = balanced_sample(
             task.train, config.demo_pool, random.Random(context.seed), by_label=task.has_fixed_labels
         )
@@ -189,7 +200,9 @@ class TemplateSearch(BaseStrategy):
                 words=dict(base.verbalizer) or dict(task.verbalizer),
                 known=self.instructions,
             )
-            self.instructions = _dedupe(self.instructions + self.induced.instructions)
+            words = [w for ws in self.words.values() for w in ws]
+            induced = [i for i in self.induced.instructions if fits_answers(i, words)]
+            self.instructions = _dedupe(self.instructions + induced)
         return self.instructions
 
     def summary(self, study: optuna.Study) -> dict[str, Any]:
@@ -205,17 +218,16 @@ class TemplateSearch(BaseStrategy):
         output_format = ""
         if task.has_fixed_labels:
             calibration = trial.suggest_categorical("calibration", list(self.config.calibrations))
-            verbalizer = tuple(
-                (label, trial.suggest_categorical(f"word[{label}]", self.words[label])) for label in task.labels
-            )
+            # One casing convention across the answer words, as a careful engineer writes them.
+            casing = trial.suggest_categorical("casing", list(CASINGS))
+            verbalizer = tuple((label, apply_casing(self._word(trial, label), casing)) for label in task.labels)
             words = [w for _, w in verbalizer]
             if len(set(words)) != len(words):
                 raise CandidateRejected(f"two labels share a word: {dict(verbalizer)}")
         elif task.extracts_entities:
             output_format = trial.suggest_categorical("output_format", self.formats)
-            verbalizer = tuple(
-                (label, trial.suggest_categorical(f"word[{label}]", self.words[label])) for label in task.labels
-            )
+            casing = trial.suggest_categorical("casing", list(CASINGS))
+            verbalizer = tuple((label, apply_casing(self._word(trial, label), casing)) for label in task.labels)
             words = [w.lower() for _, w in verbalizer]
             if len(set(words)) != len(words):
                 raise CandidateRejected(f"two entity types share a word: {dict(verbalizer)}")
@@ -258,6 +270,11 @@ class TemplateSearch(BaseStrategy):
             calibration=calibration,
             output_format=output_format,
         )
+
+    def _word(self, trial: optuna.Trial, label: str) -> str:
+        """The label's answer word: searched when the study file gives it variants."""
+        words = self.words[label]
+        return trial.suggest_categorical(f"word[{label}]", words) if len(words) > 1 else words[0]
 
     def _retrieval(self, trial: optuna.Trial) -> Retrieval:
         """The kNN settings of a trial: each option with more than one value is searched."""

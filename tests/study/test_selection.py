@@ -361,6 +361,8 @@ def _labelled(answers: dict[str, list[int]]):  # type: ignore[no-untyped-def]
         )
 
     class _Kind:
+        label = "prompt ensemble"
+
         @contextlib.contextmanager
         def scorer(self, c, ctx):  # type: ignore[no-untyped-def]
             yield SimpleNamespace(evaluate=evaluate)
@@ -447,3 +449,25 @@ def test_answer_profiles_and_balanced_accuracy() -> None:
     assert not ignores_input(skewed)
     with pytest.raises(ValueError, match="paired answers"):
         answer_profile([0, 1], [0], ("a", "b"))
+
+
+def _combined_record(number: int, value: float, name: str) -> TrialRecord:
+    t = optuna.trial.create_trial(
+        value=value, user_attrs={attrs.CANDIDATE: {"name": name}, attrs.HASH: name, attrs.ROLE: "combined"}
+    )
+    t.number = number
+    return TrialRecord.from_frozen(t)
+
+
+def test_an_ensemble_wins_only_when_it_beats_its_best_member_by_more_than_noise() -> None:
+    gold = [e.target_index for e in FLIP]
+    reader = [g if i % 5 else 1 - g for i, g in enumerate(gold)]  # 48 of 60 right
+    close = [g if i % 5 or i < 15 else 1 - g for i, g in enumerate(gold)]  # 51 of 60: +3, not enough
+    far = list(gold)  # 60 of 60: +12
+    base, single = _numbered(0, 0.33, "base"), _numbered(1, 0.8, "reader")
+    for answers, picked in ((close, 1), (far, 2)):
+        kinds, ctx = _labelled({"base": [1] * 60, "reader": reader, "ens": answers})
+        ens = _combined_record(2, 0.9, "ens")
+        chosen = select_winner(SelectionSpec(), [base, single, ens], base, FLIP, kinds, ctx)
+        assert chosen.winner.number == picked and not chosen.kept_baseline
+        assert ("no more than noise, so the single prompt is picked" in chosen.why) == (picked == 1)

@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from optprompt.results import Finalist, SelectionInfo
 from optprompt.stats import one_sided_p
-from optprompt.stats.answers import AnswerProfile, answer_profile, describe, ignores_input
-from optprompt.trials import Role, TrialRecord, encode, records
+from optprompt.stats.answers import AnswerProfile, describe, ignores_input
+from optprompt.study.end.evidence import FreshEvidence, answer_fields, answer_spread, profile, subset, train_pool, value
+from optprompt.study.end.finalists import combined_from, finalists_of
+from optprompt.trials import TrialRecord
 
 if TYPE_CHECKING:
     import optuna
@@ -87,107 +89,6 @@ class Selection:
     contenders: tuple[Contender, ...] = ()
 
 
-def _finalists(complete: Sequence[TrialRecord], baseline_hash: str, n: int) -> list[TrialRecord]:
-    """The ``n`` best distinct candidates on dev (the baseline's hash excluded), best first."""
-    out: list[TrialRecord] = []
-    seen = {baseline_hash}
-    for t in sorted(complete, key=lambda t: (-(t.value or 0.0), t.number)):
-        h = t.hash
-        if h in seen:
-            continue
-        seen.add(h)
-        out.append(t)
-        if len(out) == n:
-            break
-    return out
-
-
-def _combined(
-    study: optuna.Study | None,
-    complete: Sequence[TrialRecord],
-    finalists: Sequence[TrialRecord],
-    spec: SelectionSpec,
-    kinds: CandidateKinds,
-    ctx: KindContext,
-) -> list[TrialRecord]:
-    """Candidates kinds build from the finalists (a prompt ensemble...), scored on dev and
-    recorded as trials of the study (role ``combined``: they do not count against the
-    budget; ``optprompt show`` lists them, and an end run again finds them in ``complete``)."""
-    import optuna
-
-    if study is None or spec.ensemble < 2:
-        return []
-    pairs = [(kinds.from_dict(r.candidate or {}), r.offsets) for r in finalists]
-    known = {r.hash: r for r in complete}
-    out = []
-    for name in kinds.names():
-        kind = kinds.get(name)
-        cand = kind.combine(pairs, ctx, spec.ensemble)
-        if cand is None:
-            continue
-        if cand.hash in known:  # another worker, or an earlier end of this study, built it
-            out.append(known[cand.hash])
-            continue
-        with kind.scorer(cand, ctx) as evaluator:
-            ev = evaluator.evaluate(cand, ctx.dev, "dev")
-        attrs = encode(role=Role.COMBINED, candidate=cand.to_dict(), hash=cand.hash, metrics=ev.metrics, dev_scored=0)
-        study.add_trial(optuna.trial.create_trial(value=ev.value, user_attrs=attrs))
-        # Its number is the storage's to give: read the trial just added, once.
-        out.append([r for r in records(study) if r.is_combined and r.hash == cand.hash][-1])
-    return out
-
-
-def _subset(ev: Evaluation, ids: Sequence[str]) -> Evaluation:
-    """``ev`` restricted to the examples ``ids``, in that order (for paired comparisons)."""
-    import dataclasses
-
-    where = {p.id: i for i, p in enumerate(ev.predictions)}
-    keep = [where[i] for i in ids]
-    return dataclasses.replace(
-        ev,
-        predictions=[ev.predictions[i] for i in keep],
-        counts=[ev.counts[i] for i in keep] if ev.counts is not None else None,
-    )
-
-
-def _train_pool(train: Sequence[Example], n: int, seed: int) -> list[Example]:
-    """At most ``n`` train rows, a seeded sample in the train split's order."""
-    import random
-
-    if len(train) <= n:
-        return list(train)
-    keep = set(random.Random(seed).sample(range(len(train)), n))
-    return [ex for i, ex in enumerate(train) if i in keep]
-
-
-class _FreshEvidence:
-    """Scores candidates on their fresh evidence: the held-out dev examples plus the rows of
-    the train pool their kind says did not choose them (:meth:`CandidateKind.fresh`)."""
-
-    def __init__(self, holdout: Sequence[Example], pool: Sequence[Example], kinds: CandidateKinds, ctx: KindContext):
-        self.holdout = holdout
-        self.pool = pool
-        self.kinds = kinds
-        self.ctx = ctx
-        self.notes: list[str] = []
-
-    def score(self, record: TrialRecord) -> tuple[Any, Evaluation, list[str]]:
-        """``record``'s candidate, its evaluation there, and the ids of its fresh train rows."""
-        from optprompt.errors import DataError
-
-        cand = self.kinds.from_dict(record.candidate or {})
-        kind = self.kinds.of(cand)
-        fresh = kind.fresh(cand, self.ctx, self.pool) if self.pool else []
-        with kind.scorer(cand, self.ctx) as evaluator:
-            try:
-                ev = evaluator.evaluate(cand, [*self.holdout, *fresh], "selection", offsets=record.offsets)
-            except DataError as e:  # a train row that does not fit the context (task.truncate: error)
-                self.notes.append(f"trial {record.number}: scored on the held-out part of dev alone ({e})")
-                ev = evaluator.evaluate(cand, self.holdout, "selection", offsets=record.offsets)
-                fresh = []
-        return cand, ev, [ex.id for ex in fresh]
-
-
 def _adjusted_p(spec: SelectionSpec, contenders: Sequence[Contender], best: int, seed: int) -> tuple[float, str]:
     """The picked contender's one-sided p-value against the baseline, with the pick paid
     for, and how it was computed."""
@@ -228,30 +129,30 @@ def select_winner(
     the largest gain is picked, and do no harm tests that gain with the pick accounted
     for (:func:`optprompt.stats.max_t_sign_flip`; Bonferroni over the finalists for
     corpus-level metrics)."""
-    pool = _train_pool(train, spec.train, ctx.seed) if spec.train else []
-    fresh = _FreshEvidence(holdout, pool, kinds, ctx)
+    pool = train_pool(train, spec.train, ctx.seed) if spec.train else []
+    fresh = FreshEvidence(holdout, pool, kinds, ctx)
     ctx.note(f"selection: scoring the finalists on {len(holdout)} held-out dev and up to {len(pool)} train examples")
     base_cand, base, base_train = fresh.score(baseline)
     base_ids = {p.id for p in base.predictions}
     holdout_ids = [ex.id for ex in holdout]
-    finalists = _finalists(complete, baseline.hash or "", spec.finalists)
+    finalists = finalists_of(complete, baseline.hash or "", spec.finalists)
     contenders: list[Contender] = []
     rows: list[Finalist] = []
-    for record in finalists + _combined(study, complete, finalists, spec, kinds, ctx):
+    for record in finalists + combined_from(study, complete, finalists, spec, kinds, ctx):
         cand, ev, fresh_train = fresh.score(record)
         shared = holdout_ids + [i for i in fresh_train if i in base_ids]
-        mine, theirs = _subset(ev, shared), _subset(base, shared)
-        gain = _value(mine, ctx) - _value(theirs, ctx)
-        answers, balanced_gain = _answers(mine, theirs, ctx)
+        mine, theirs = subset(ev, shared), subset(base, shared)
+        gain = value(mine, ctx) - value(theirs, ctx)
+        answers, balanced_gain = answer_spread(mine, theirs, ctx)
         contenders.append(Contender(record, cand, mine, theirs, gain, answers, balanced_gain))
         rows.append(
             Finalist(
                 trial=record.number,
                 dev=record.value or 0.0,
-                holdout=_value(_subset(ev, holdout_ids), ctx),
+                holdout=value(subset(ev, holdout_ids), ctx),
                 evidence=len(shared),
                 gain=round(gain, 6),
-                **_answer_fields(answers, balanced_gain),
+                **answer_fields(answers, balanced_gain),
                 **({"combined": kinds.of_dict(record.candidate or {}).label} if record.is_combined else {}),
             )
         )
@@ -259,41 +160,44 @@ def select_winner(
         holdout=len(holdout),
         searched=len(ctx.dev),
         train=len(base_train),
-        baseline_holdout=_value(_subset(base, holdout_ids), ctx),
-        **({"baseline_answers": p.to_dict()} if (p := _profile(base, ctx)) is not None else {}),
+        baseline_holdout=value(subset(base, holdout_ids), ctx),
+        **({"baseline_answers": p.to_dict()} if (p := profile(base, ctx)) is not None else {}),
         finalists=rows,
         do_no_harm=spec.do_no_harm,
         alpha=spec.alpha,
         **({"notes": fresh.notes} if fresh.notes else {}),
     )
-    return _decide(spec, baseline, base_cand, contenders, info, len(holdout), ctx.seed)
+    return _decide(spec, baseline, base_cand, contenders, info, len(holdout), ctx)
 
 
-def _profile(ev: Evaluation, ctx: KindContext) -> AnswerProfile | None:
-    """How ``ev``'s answers spread over the labels, on single-label tasks (else None)."""
-    task = ctx.task
-    if not task.has_fixed_labels or task.generates or not ev.predictions:
-        return None
-    return answer_profile([p.gold for p in ev.predictions], [p.pred for p in ev.predictions], task.labels)
-
-
-def _answers(mine: Evaluation, theirs: Evaluation, ctx: KindContext) -> tuple[AnswerProfile | None, float | None]:
-    """A contender's answer profile on its evidence and its balanced-accuracy gain over the
-    baseline's on the same examples (None, None: not a single-label task)."""
-    answers, base = _profile(mine, ctx), _profile(theirs, ctx)
-    if answers is None or base is None:
-        return None, None
-    return answers, answers.balanced_accuracy - base.balanced_accuracy
-
-
-def _answer_fields(answers: AnswerProfile | None, balanced_gain: float | None) -> dict[str, Any]:
-    if answers is None or balanced_gain is None:
-        return {}
-    return {
-        "top_answer": answers.top_answer,
-        "top_share": round(answers.top_share, 4),
-        "balanced_gain": round(balanced_gain, 6),
-    }
+def _prefer_single(
+    spec: SelectionSpec, contenders: Sequence[Contender], eligible: Sequence[int], best: int, ctx: KindContext
+) -> tuple[int, str]:
+    """A candidate combined from the finalists (a prompt ensemble: several prompts' tokens
+    per prediction) is picked only when it beats the best single finalist on their shared
+    fresh evidence by more than noise (one-sided paired p below ``spec.alpha``); else that
+    finalist is. Returns the pick and, when it changed, why."""
+    top = contenders[best]
+    singles = [k for k in eligible if not contenders[k].record.is_combined]
+    if not top.record.is_combined or not singles:
+        return best, ""
+    alone_k = max(singles, key=lambda k: _rank(contenders[k]))
+    alone = contenders[alone_k]
+    ids = [p.id for p in alone.evidence.predictions]
+    mine = {p.id for p in top.evidence.predictions}
+    shared = [i for i in ids if i in mine]
+    if not shared:
+        return best, ""
+    theirs, ours = subset(alone.evidence, shared), subset(top.evidence, shared)
+    p = one_sided_p(theirs, ours)
+    if p < spec.alpha:
+        return best, ""
+    diff = value(ours, ctx) - value(theirs, ctx)
+    return alone_k, (
+        f"trial {top.record.number} (combined from the finalists) is {diff:+.3f} against trial "
+        f"{alone.record.number} alone on {len(shared)} shared fresh examples (one-sided p = {p:.3g}): no more than "
+        "noise, so the single prompt is picked"
+    )
 
 
 def _not_eligible(c: Contender) -> str:
@@ -319,7 +223,7 @@ def _decide(
     contenders: Sequence[Contender],
     info: SelectionInfo,
     n_holdout: int,
-    seed: int,
+    ctx: KindContext,
 ) -> Selection:
     """The contender with the largest gain, if do no harm lets it win; else the baseline."""
     if not contenders:
@@ -334,8 +238,9 @@ def _decide(
         return Selection(baseline, base_cand, True, why, info, tuple(contenders))
     best = max(eligible, key=lambda k: _rank(contenders[k]))
     passed_over = [c for c in contenders if not c.eligible and _rank(c) > _rank(contenders[best])]
+    best, simpler = _prefer_single(spec, contenders, eligible, best, ctx)
     top = contenders[best]
-    p, test = _adjusted_p(spec, contenders, best, seed)
+    p, test = _adjusted_p(spec, contenders, best, ctx.seed)
     n = len(top.evidence.predictions)
     figures = (
         f"trial {top.record.number}: {top.gain:+.3f} over the baseline on {n} fresh examples "
@@ -344,6 +249,8 @@ def _decide(
     decided = {"picked": top.record.number, "p_value": p, "test": test, "evidence": n}
     if passed_over:
         figures += "; passed over: " + "; ".join(_not_eligible(c) for c in passed_over)
+    if simpler:
+        figures += f"; {simpler}"
     if spec.do_no_harm and (top.gain <= 0 or p >= spec.alpha):
         why = (
             f"do no harm: the best finalist ({figures}) does not beat the baseline significantly "
@@ -354,19 +261,3 @@ def _decide(
     why = f"picked on fresh evidence ({figures}; {test})"
     info = info.model_copy(update={**decided, "kept_baseline": False, "why": why})
     return Selection(top.record, top.candidate, False, why, info, tuple(contenders))
-
-
-def _value(ev: Evaluation, ctx: KindContext) -> float:
-    """The task metric on ``ev``'s examples, recomputed (``ev`` may be a subset): the corpus
-    statistic of the summed counts (entity F1), the ranking metric of the chosen answers
-    (accuracy, macro F1), else the mean per-example score (generation metrics)."""
-    if not ev.predictions:
-        return 0.0
-    if ev.counts is not None and ev.statistic is not None:
-        import numpy as np
-
-        return float(ev.statistic(np.sum(np.asarray(ev.counts, dtype=np.float64), axis=0)))
-    if not ctx.task.generates:
-        examples = [ctx.task.example(p.id) for p in ev.predictions]
-        return ctx.evaluator.measure(examples, [p.pred for p in ev.predictions])[ev.metric]
-    return sum(ev.scores) / len(ev.predictions)

@@ -1,0 +1,36 @@
+"""What an instruction may say about the answers: "answer with one word" only when every
+answer is one word. A prompt a person would ship never contradicts its own answers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+__all__ = ["claims_one_word", "fits_answers", "CASINGS", "apply_casing"]
+
+_ONE_WORD = re.compile(r"\b(one|a single|single)\s+word\b", re.IGNORECASE)
+
+#: One casing convention for every answer word of a prompt: as the labels are written, first
+#: letter capitalised, or lower case.
+CASINGS = ("as given", "capitalized", "lower")
+
+
+def claims_one_word(instruction: str) -> bool:
+    """Whether ``instruction`` asks for a one-word answer."""
+    return bool(_ONE_WORD.search(instruction))
+
+
+def fits_answers(instruction: str, answers: Iterable[str]) -> bool:
+    """False when ``instruction`` asks for one word and some answer has several."""
+    return not (claims_one_word(instruction) and any(len(a.split()) > 1 for a in answers))
+
+
+def apply_casing(word: str, casing: str) -> str:
+    """``word`` in the casing ``casing`` (one of :data:`CASINGS`)."""
+    if casing == "capitalized":
+        return word[:1].upper() + word[1:]
+    if casing == "lower":
+        return word.lower()
+    if casing == "as given":
+        return word
+    raise ValueError(f"casing {casing!r} is not one of {CASINGS}")
