@@ -103,9 +103,9 @@ class Evaluation:
         return d
 
 
-def metric_kind(entry: Any) -> str:
+def metric_kind(entry: Any) -> MetricKind:
     """The :class:`~optprompt.tasks.MetricKind` a metric registered with (choices by default)."""
-    return entry.extra.get("kind", MetricKind.CHOICES)
+    return MetricKind.of(entry.extra.get("kind", MetricKind.CHOICES))
 
 
 class Evaluator:
@@ -139,7 +139,7 @@ class Evaluator:
         if metric_kind(entry) != kind:
             fitting = ", ".join(e.name for e in metrics if metric_kind(e) == kind)
             raise ConfigError(
-                f"task.metric: {task.metric!r} is a {metric_kind(entry)} metric; "
+                f"task.metric: {task.metric!r} is a {metric_kind(entry).label} metric; "
                 f"{task.type} tasks use one of: {fitting}"
             )
         self.metrics = [e for e in metrics if metric_kind(e) == kind]

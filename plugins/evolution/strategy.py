@@ -250,8 +250,8 @@ class _Proposal:
         budget_left: int,
         seed: tuple[int, ...],
     ) -> None:
-        self.s = strategy
-        self.c = strategy.config
+        self.strategy = strategy
+        self.config = strategy.config
         self.history = history
         self.rng = rng
         self.log = log
@@ -261,13 +261,13 @@ class _Proposal:
 
     # --- shared machinery -------------------------------------------------------------
     def _new(self, instruction: str, demo_ids: tuple[str, ...]) -> bool:
-        return self.s.candidate(instruction, demo_ids).hash not in self.history.hashes
+        return self.strategy.candidate(instruction, demo_ids).hash not in self.history.hashes
 
     def _use_llm(self) -> bool:
         draw = self.rng.random()  # drawn in every mode: the same seed gives the same parents
-        if self.c.operators == "edit":
+        if self.config.operators == "edit":
             return False
-        return self.c.operators == "llm" or draw >= self.c.edit_rate
+        return self.config.operators == "llm" or draw >= self.config.edit_rate
 
     def _rewrite(self, op: str, parents: list[str], tag: str, **fields: str) -> str | None:
         """One LLM call, cleaned; None (and the reason logged) when unusable."""
@@ -276,7 +276,7 @@ class _Proposal:
             return None
         self.calls += 1
         try:
-            raw = self.s.rewriter()(op, derive_seed(*self.seed, tag, op), **fields)
+            raw = self.strategy.rewriter()(op, derive_seed(*self.seed, tag, op), **fields)
         except OptpromptError:  # the user's to fix (an unknown rewriter model...): the trial fails
             raise
         except Exception as e:  # a rewriter that breaks must not end the run: edits take over
@@ -284,7 +284,7 @@ class _Proposal:
             self.log.fallback = "rewriter_error"
             self.budget_left = 0
             return None
-        verdict = self.s.junk.check(raw, parents)
+        verdict = self.strategy.junk.check(raw, parents)
         if not verdict.ok:
             assert verdict.rejected is not None
             self.log.rejected.append(verdict.rejected)
@@ -299,7 +299,7 @@ class _Proposal:
         if self.budget_left <= 0:
             self.log.fallback = "rewriter_budget"
             return None
-        for i in range(self.c.retries + 1):
+        for i in range(self.config.retries + 1):
             out = make(i)
             if out is None:
                 if self.log.fallback in ("rewriter_budget", "rewriter_error"):
@@ -321,7 +321,7 @@ class _Proposal:
         last = None
         for _ in range(_EDIT_TRIES):
             out = make()
-            if out is None or len(out[0]) > self.c.max_instruction_chars:
+            if out is None or len(out[0]) > self.config.max_instruction_chars:
                 continue
             last = out
             if self._new(out[0], demo_ids):
@@ -329,15 +329,15 @@ class _Proposal:
         return last or fallback
 
     def _mutate_edit(self, text: str, extra: list[str]) -> tuple[str, str] | None:
-        out = self.s.editor.mutate(text, self.rng, extra)
+        out = self.strategy.editor.mutate(text, self.rng, extra)
         return (out[0], f"edit_{out[1]}") if out else None
 
     def _demos(self, *parents: Individual, crossover: bool) -> tuple[str, ...]:
-        if not self.c.max_demos:
+        if not self.config.max_demos:
             return ()
         ids = demo_crossover(parents[0].demo_ids, parents[-1].demo_ids, self.rng) if crossover else parents[0].demo_ids
         if self.rng.random() < 0.5:
-            ids = demo_mutate(ids, self.rng, self.s.pool, self.c.max_demos)
+            ids = demo_mutate(ids, self.rng, self.strategy.pool, self.config.max_demos)
         return ids
 
     @staticmethod
@@ -349,10 +349,10 @@ class _Proposal:
         if slot == 0:
             raise RuntimeError("the baseline trial (individual 0 of generation 0) is missing")
         produced = [self.history.children[0][s] for s in sorted(self.history.children[0])]
-        demos = random_demos(self.s.pool, self.rng, self.c.max_demos) if self.c.max_demos else ()
+        demos = random_demos(self.strategy.pool, self.rng, self.config.max_demos) if self.config.max_demos else ()
         use_llm = self._use_llm()
-        if slot - 1 < len(self.s.seeds):
-            seed = self.s.seeds[slot - 1]
+        if slot - 1 < len(self.strategy.seeds):
+            seed = self.strategy.seeds[slot - 1]
             if self._new(seed, demos):
                 return _Child(seed, demos, "init:seed")
         source = self.rng.choice(produced)
@@ -378,8 +378,8 @@ class _Proposal:
 
     # --- GA -------------------------------------------------------------------------------
     def ga_child(self, population: list[Individual]) -> _Child:
-        p1, p2 = select_parents(population, 2, self.rng, self.c.selection)
-        crossover = self.rng.random() < self.c.crossover_rate
+        p1, p2 = select_parents(population, 2, self.rng, self.config.selection)
+        crossover = self.rng.random() < self.config.crossover_rate
         demos = self._demos(p1, p2, crossover=crossover)
         extra = [p.instruction for p in population]
         parents = self._trials(p1, p2) if crossover else self._trials(p1)
@@ -391,7 +391,7 @@ class _Proposal:
         def edit() -> tuple[str, str] | None:
             text, ops = p1.instruction, []
             if crossover:
-                x = self.s.editor.crossover(p1.instruction, p2.instruction, self.rng)
+                x = self.strategy.editor.crossover(p1.instruction, p2.instruction, self.rng)
                 if x:
                     text, ops = x, ["edit_crossover"]
             m = self._mutate_edit(text, extra)
@@ -423,7 +423,7 @@ class _Proposal:
         if len(others) < 2:
             others = [p for j, p in enumerate(population) if j != slot]
         b, c = self.rng.sample(others, 2)
-        crossover = self.rng.random() < self.c.crossover_rate
+        crossover = self.rng.random() < self.config.crossover_rate
         demos = self._demos(best, target, crossover=crossover)
         parents = self._trials(target, best, b, c)
         if self._use_llm():
@@ -433,7 +433,7 @@ class _Proposal:
         extra = [p.instruction for p in population]
 
         def edit() -> tuple[str, str] | None:
-            mutant = self.s.editor.differential(best.instruction, b.instruction, c.instruction, self.rng)
+            mutant = self.strategy.editor.differential(best.instruction, b.instruction, c.instruction, self.rng)
             ops = ["edit_differential"] if mutant else []
             if mutant is None:
                 m = self._mutate_edit(best.instruction, extra)
@@ -441,7 +441,7 @@ class _Proposal:
                     return None
                 mutant, ops = m[0], [m[1]]
             if crossover and target is not best:
-                x = self.s.editor.crossover(mutant, target.instruction, self.rng)
+                x = self.strategy.editor.crossover(mutant, target.instruction, self.rng)
                 if x:
                     mutant, ops = x, [*ops, "edit_crossover"]
             return mutant, "+".join(ops)

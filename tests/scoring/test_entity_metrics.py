@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from optprompt.tasks.types import MetricKind
+
 from optprompt.plugins import load_plugins
 from optprompt.scoring.entity_metrics import (
     entity_counts,
@@ -67,4 +69,4 @@ def test_metrics_are_vectorised_over_leading_axes() -> None:
 def test_registered_as_extraction_metrics() -> None:
     metrics = load_plugins().metrics
     for name in ("entity_f1", "entity_precision", "entity_recall", "entity_macro_f1"):
-        assert metrics.get(name).extra["kind"] == "extraction"
+        assert metrics.get(name).extra["kind"] == MetricKind.ENTITIES == "entities"

@@ -31,7 +31,7 @@ import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from optprompt.errors import DataError
@@ -55,22 +55,46 @@ __all__ = [
 GENERATION_SETTINGS_KEY = "generation"
 
 
-class MetricKind:
+class MetricKind(StrEnum):
     """The ``kind`` a metric registers with (``register_metrics``): what its function reads.
 
-    The values are the names metric plugins pass (``kind="generation"``...); a task type
-    takes the metrics of its scoring path's kind (:attr:`ScoringPath.metric_kind`).
+    A task type takes the metrics of its scoring path's kind (:attr:`ScoringPath.metric_kind`).
+    Plugins written before these names pass ``"classification"``, ``"generation"`` or
+    ``"extraction"``: :meth:`of` reads them as ``CHOICES``, ``TEXT`` and ``ENTITIES``.
     """
 
     #: ``fn(gold_indices, pred_indices, n_classes) -> float`` over a split (ranked answers).
-    CHOICES = "classification"
+    CHOICES = "choices"
     #: ``fn(prediction, reference) -> float`` per example, averaged over the split.
-    TEXT = "generation"
+    TEXT = "text"
     #: ``fn(counts) -> value`` of per-type ``[tp, fp, fn]`` entity counts summed over the split.
-    ENTITIES = "extraction"
+    ENTITIES = "entities"
     #: ``fn(prediction, reference) -> float`` per example like ``TEXT``, for written label
     #: lists (multi-label): kept apart so free-text generation is not measured with them.
     LABEL_LISTS = "label_lists"
+
+    @property
+    def label(self) -> str:
+        """What the metrics of this kind measure, in messages ("a classification metric")."""
+        return {"choices": "classification", "text": "generation", "entities": "extraction"}.get(
+            self.value, "label-list"
+        )
+
+    @classmethod
+    def of(cls, value: str) -> MetricKind:
+        """The kind a registration names (its earlier names too).
+
+        Raises:
+            ValueError: not a metric kind, naming the known ones.
+        """
+        earlier = {"classification": cls.CHOICES, "generation": cls.TEXT, "extraction": cls.ENTITIES}
+        if value in earlier:
+            return earlier[value]
+        try:
+            return cls(value)
+        except ValueError:
+            known = ", ".join(repr(k.value) for k in cls)
+            raise ValueError(f"metric kind {value!r} is not one of {known}") from None
 
 
 class ScoringPath(Enum):
