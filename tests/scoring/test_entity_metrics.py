@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from optprompt.tasks.types import MetricKind
-
 from optprompt.plugins import load_plugins
 from optprompt.scoring.entity_metrics import (
     entity_counts,
@@ -16,6 +14,7 @@ from optprompt.scoring.entity_metrics import (
     entity_recall,
 )
 from optprompt.tasks.entities import Entity
+from optprompt.tasks.types import MetricKind
 
 TYPES = ("PER", "ORG", "LOC")
 
