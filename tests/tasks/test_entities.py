@@ -159,3 +159,10 @@ def test_types_outside_task_labels_and_unknown_descriptions_are_errors(tmp_path:
         bad = tmp_path / "bad.jsonl"
         bad.write_text(json.dumps({"text": "Bob", "ents": [{"text": "Ada", "type": "PER"}]}) + "\n")
         build_task(_spec(str(bad), input="text", label="ents").task, plugins=plugins)
+
+
+def test_shipped_emotion_data_is_what_its_generator_writes() -> None:
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, str(STUDIES / "data" / "make_emotion.py"), "--check"], check=True)
