@@ -471,3 +471,41 @@ def test_an_ensemble_wins_only_when_it_beats_its_best_member_by_more_than_noise(
         chosen = select_winner(SelectionSpec(), [base, single, ens], base, FLIP, kinds, ctx)
         assert chosen.winner.number == picked and not chosen.kept_baseline
         assert ("no more than noise, so the single prompt is picked" in chosen.why) == (picked == 1)
+
+
+def test_a_study_records_how_the_answers_spread_and_flags_a_constant_winner(tmp_path, tiny_model_dir, tiny_model) -> None:  # type: ignore[no-untyped-def]
+    """Given splits whose majority label flips on test (2:1 positive in train and dev, 2:1
+    negative in test): result.json's ``answers`` agree with predictions.jsonl, and a winner
+    that answers one label on test is flagged whatever the tiny model picked."""
+    import json
+
+    from optprompt.stats.answers import answer_profile, ignores_input
+
+    def write(name: str, labels: list[str]) -> str:
+        path = tmp_path / f"{name}.jsonl"
+        words = {"positive": "lovely great stay", "negative": "awful cold room"}
+        path.write_text(
+            "".join(
+                json.dumps({"id": f"{name}{i}", "text": f"{words[lbl]} number {i}", "label": lbl}) + "\n"
+                for i, lbl in enumerate(labels)
+            )
+        )
+        return str(path)
+
+    pos_major, neg_major = ["positive", "positive", "negative"] * 12, ["negative", "negative", "positive"] * 12
+    raw = _study(tmp_path, tiny_model_dir)
+    raw["task"] = {**raw["task"], "data": {"train": write("tr", pos_major), "dev": write("dv", pos_major),
+                                            "test": write("te", neg_major)}}  # fmt: skip
+    raw["selection"] = {"holdout": 0}
+    spec = spec_from_dict(raw)
+    runner = StudyRunner(spec, model=tiny_model, progress=False)
+    result = runner.run()
+    labels = runner.task.labels
+    rows = [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
+    for side in ("baseline", "best"):
+        mine = [r for r in rows if r["role"] == side]
+        profile = answer_profile([r["gold"] for r in mine], [r["pred"] for r in mine], labels)
+        assert result.answers[side] == profile.to_dict()
+        if side == "best" and result.best.hash != result.baseline.hash:
+            flagged = any("ignores its input" in w for w in result.warnings)
+            assert flagged == ignores_input(profile)
