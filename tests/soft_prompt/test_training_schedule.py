@@ -11,7 +11,7 @@ import pytest
 
 from optprompt.adapters.candidate import SoftCandidate
 from optprompt.kinds.soft import SoftKind
-from optprompt.kinds.soft.kind import dev_loss, training_seed
+from optprompt.kinds.soft.training import dev_loss, training_seed
 from optprompt.prompts import PromptCandidate
 from optprompt.scoring.evaluate import Evaluation, ExamplePrediction
 

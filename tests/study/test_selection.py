@@ -473,7 +473,7 @@ def test_an_ensemble_wins_only_when_it_beats_its_best_member_by_more_than_noise(
         assert ("no more than noise, so the single prompt is picked" in chosen.why) == (picked == 1)
 
 
-def test_a_study_records_how_the_answers_spread_and_flags_a_constant_winner(tmp_path, tiny_model_dir, tiny_model) -> None:  # type: ignore[no-untyped-def]
+def test_a_study_records_the_answer_spread(tmp_path, tiny_model_dir, tiny_model) -> None:  # type: ignore[no-untyped-def]
     """Given splits whose majority label flips on test (2:1 positive in train and dev, 2:1
     negative in test): result.json's ``answers`` agree with predictions.jsonl, and a winner
     that answers one label on test is flagged whatever the tiny model picked."""

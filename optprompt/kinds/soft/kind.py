@@ -9,11 +9,9 @@ exports it as PEFT files plus a manifest and the prompt card of the text around 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import random
 import shutil
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +19,8 @@ from optprompt.adapters.artifact import MANIFEST_FILE
 from optprompt.adapters.candidate import SoftCandidate, adapter_summary
 from optprompt.errors import ConfigError, OptpromptError
 from optprompt.kinds.base import CandidateKind, KindContext, mark_export
-from optprompt.kinds.prompt import PromptKind, card_from_description, card_from_result
+from optprompt.kinds.prompt import PromptKind, card_from_result
+from optprompt.kinds.soft.training import TrainedAdapter, dev_loss, training_seed
 
 if TYPE_CHECKING:
     import optuna
@@ -40,25 +39,6 @@ HISTORY_ATTR = "soft.history"  # per-epoch train loss and dev score
 TRAINING_ATTR = "soft.training"  # trainable parameters, steps, steps/s, best epoch
 
 
-@dataclass(frozen=True)
-class TrainedAdapter:
-    """What :meth:`SoftKind.train` did: the best epoch's dev evaluation, the run's figures
-    (trainable parameters, steps, best epoch...), its per-epoch history and where the
-    adapter is kept."""
-
-    evaluation: Evaluation
-    figures: dict[str, Any]
-    history: list[dict[str, Any]]
-    directory: Path
-
-
-def training_seed(study_seed: int, candidate: SoftCandidate) -> int:
-    """The seed of ``candidate``'s training run: from the study's seed and its hash, so a
-    resumed study re-trains an interrupted trial to the same adapter."""
-    digest = hashlib.sha256(f"{study_seed}:{candidate.hash}".encode()).hexdigest()
-    return int(digest[:8], 16)
-
-
 def result_fields(result: StudyResult) -> dict[str, Any]:
     """What a finished study's result adds to its winner's manifest: the final dev and
     test scores, the baseline's, the paired comparison and the warnings."""
@@ -72,22 +52,6 @@ def result_fields(result: StudyResult) -> dict[str, Any]:
         "comparison": result.comparison.to_dict() if result.comparison is not None else {},
         "warnings": list(result.warnings),
     }
-
-
-def dev_loss(ev: Evaluation) -> float | None:
-    """The mean cross-entropy of the right answer over ``ev``'s answers' summed
-    log-likelihoods (the training objective, measured on dev), or None when ``ev`` has no
-    ranked answers (generation, extraction)."""
-    import math
-
-    losses = []
-    for p in ev.predictions:
-        if not p.logliks or not isinstance(p.gold, int) or not 0 <= p.gold < len(p.logliks):
-            return None
-        top = max(p.logliks)
-        log_z = top + math.log(sum(math.exp(x - top) for x in p.logliks))
-        losses.append(log_z - p.logliks[p.gold])
-    return sum(losses) / len(losses) if losses else None
 
 
 class SoftKind(CandidateKind):
@@ -175,117 +139,17 @@ class SoftKind(CandidateKind):
         """The one training path of adapters: train ``candidate``'s adapter on ``examples``
         (gold answers, or a teacher's distribution over the answers in ``soft_target``),
         score dev after each epoch (reported to ``trial``'s pruner when there is one), keep
-        the best epoch's adapter under :meth:`adapter_dir` with its manifest.
+        the best epoch's adapter under :meth:`adapter_dir` with the manifest that describes it.
 
         Args:
             label: What the progress line calls this run ("trial 12", "distilling the winner").
             provenance: Added to the manifest's ``training`` part (where the targets came from).
         """
-        import torch
+        from optprompt.kinds.soft.training import train_adapter_of
 
-        from optprompt.adapters import training
-        from optprompt.adapters.backend import AdapterBackend
-        from optprompt.adapters.methods import attached, trainable_parameters
-        from optprompt.errors import pruned
-
-        p = candidate.param_map
-        seed = training_seed(ctx.seed, candidate)
-        torch.manual_seed(seed)
-        items, targets = training.training_items(candidate, examples, ctx.renderer, ctx.model.tokenizer, chat=ctx.chat)
-        loaded = ctx.model
-        init_text = p.get("init_text") or ctx.renderer.instruction(candidate) or ctx.task.instruction
-        settings = training.TrainSettings(
-            lr=p["lr"],
-            epochs=p["epochs"],
-            batch_size=p.get("batch_size", 8),
-            warmup_ratio=p.get("warmup_ratio", 0.1),
-            weight_decay=p.get("weight_decay", 0.0),
-            max_grad_norm=p.get("max_grad_norm", 1.0),
-            patience=p.get("patience", 2),
-            seed=seed,
+        return train_adapter_of(
+            self, candidate, ctx, examples, trial=trial, prunable=prunable, label=label, provenance=provenance
         )
-        report = trial is not None and len(ctx.objectives) == 1
-        n_dev = len(ctx.dev)
-        with attached(loaded, candidate, init_text) as peft_model:
-            backend = AdapterBackend(loaded, peft_model, batch_tokens=ctx.evaluator.backend.batch_tokens)
-            evaluator = ctx.evaluator.with_backend(backend)
-
-            def on_epoch(epoch: int, loss: float) -> tuple[float, Evaluation, float | None]:
-                ev = evaluator.evaluate(candidate, ctx.dev, "dev")
-                if report:
-                    trial.report(ev.value, epoch)  # type: ignore[union-attr]
-                    # After the last epoch there is nothing left to save: keep the run.
-                    if prunable and epoch < settings.epochs and trial.should_prune():  # type: ignore[union-attr]
-                        raise pruned(
-                            f"pruned after epoch {epoch} of {settings.epochs} (dev {ev.value:.4f})",
-                            scored=n_dev * epoch,
-                        )
-                return ev.value, ev, dev_loss(ev)
-
-            per_epoch = -(-len(items) // settings.batch_size)
-
-            def on_step(step: int, loss: float) -> None:
-                epoch = (step - 1) // per_epoch + 1
-                ctx.note(
-                    f"{label}: {candidate.method} epoch {epoch}/{settings.epochs}, "
-                    f"step {step - (epoch - 1) * per_epoch}/{per_epoch}, loss {loss:.3f}"
-                )
-
-            result = training.train_adapter(
-                peft_model,
-                items,
-                targets,
-                settings,
-                pad_id=backend.pad_id,
-                device=loaded.device,
-                on_epoch=on_epoch,
-                on_step=on_step,
-                keep_arg=backend.keep_arg,
-            )
-            figures = {
-                "trainable_parameters": trainable_parameters(peft_model),
-                "train_examples": len(items),
-                "steps": result.steps,
-                "train_seconds": round(result.train_seconds, 2),
-                "steps_per_second": round(result.steps_per_second, 3),
-                "best_epoch": result.best_epoch,
-                "epochs_run": len(result.history),
-                "stopped_early": result.stopped_early,
-                "seed": seed,
-            }
-            directory = self._save(
-                peft_model,
-                candidate,
-                ctx,
-                {**figures, "history": result.history, **(provenance or {})},
-                result.best_payload,
-            )
-        return TrainedAdapter(result.best_payload, figures, result.history, directory)
-
-    def _save(
-        self, peft_model: Any, candidate: SoftCandidate, ctx: KindContext, training: dict[str, Any], dev: Evaluation
-    ) -> Path:
-        """Keep the trained adapter under :meth:`adapter_dir` with the manifest that describes it."""
-        from optprompt.adapters.artifact import manifest_for, save_adapter
-
-        task_info = ctx.task.summary()
-        card = card_from_description(self.describe(candidate, ctx), task_info)
-        directory = self.adapter_dir(candidate, ctx)
-        save_adapter(
-            peft_model,
-            directory,
-            manifest_for(
-                candidate,
-                card,
-                ctx.model,
-                task=task_info,
-                training=training,
-                dev=dev.to_dict(),
-                study=ctx.study_name,
-                seed=ctx.seed,
-            ),
-        )
-        return directory
 
     @contextlib.contextmanager
     def scorer(self, candidate: SoftCandidate, ctx: KindContext) -> Iterator[Evaluator]:
