@@ -138,6 +138,20 @@ def tiny_plain_model(tiny_plain_model_dir: Path):
     return load_model(str(tiny_plain_model_dir), load_plugins(), device="cpu")
 
 
+@pytest.fixture(autouse=True)
+def _no_adapter_left_on_a_shared_model(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The session's tiny models are shared by every test: one that leaves an adapter's
+    layers in them (an adapter loaded with ``optprompt.load(DIR, model)`` and not closed)
+    would change what every later test scores. Such a test fails here, named."""
+    yield
+    from optprompt.adapters.methods import adapter_layers
+
+    for name in ("tiny_model", "tiny_plain_model"):
+        if name in request.fixturenames:
+            layers = adapter_layers(request.getfixturevalue(name).model)
+            assert not layers, f"{request.node.nodeid} left adapter layers in the shared {name}: {layers[:3]}..."
+
+
 @pytest.fixture
 def sentiment_file(tmp_path: Path) -> Path:
     return write_sentiment_jsonl(tmp_path / "sentiment.jsonl")

@@ -95,10 +95,11 @@ def attach_saved(loaded: LoadedModel, directory: str | os.PathLike[str]) -> Peft
     """Put the adapter saved in ``directory`` onto ``loaded``'s model (inference mode).
 
     Only safetensors weights are read: an adapter folder whose weights are a pickle
-    (``adapter_model.bin``), which runs code as it loads, is refused."""
+    (``adapter_model.bin``), which runs code as it loads, is refused; so is a model that
+    still carries another adapter (adapters are not stacked)."""
     from peft import PeftModel
 
-    from optprompt.adapters.methods import peft_quiet
+    from optprompt.adapters.methods import ensure_bare, peft_quiet
 
     weights = Path(directory) / "adapter_model.safetensors"
     if not weights.is_file():
@@ -109,6 +110,7 @@ def attach_saved(loaded: LoadedModel, directory: str | os.PathLike[str]) -> Peft
             + ". optprompt loads adapter weights in safetensors only (PEFT's save_pretrained writes them)"
         )
 
+    ensure_bare(loaded, f"load the adapter in {directory}")
     with peft_quiet():
         peft_model = PeftModel.from_pretrained(loaded.model, str(directory), is_trainable=False)
     peft_model.to(loaded.device)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from optprompt.adapters.candidate import METHODS, PROMPT_LEARNING
-from optprompt.errors import ConfigError
+from optprompt.errors import ConfigError, OptpromptError
 
 if TYPE_CHECKING:
     from peft import PeftConfig, PeftModel
@@ -30,6 +30,8 @@ __all__ = [
     "peft_config",
     "attached",
     "detach",
+    "adapter_layers",
+    "ensure_bare",
     "init_from_text",
     "peft_quiet",
     "trainable_parameters",
@@ -142,6 +144,35 @@ def init_from_text(peft_model: PeftModel, loaded: LoadedModel, text: str) -> Non
         encoder.embedding.weight.copy_(words.to(encoder.embedding.weight.dtype))
 
 
+def adapter_layers(model: Any) -> list[str]:
+    """The modules of ``model`` that are PEFT adapter layers (LoRA and the like), by name:
+    what an adapter injected into it and did not take out again."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    return [name for name, module in model.named_modules() if isinstance(module, BaseTunerLayer)]
+
+
+def ensure_bare(loaded: LoadedModel, doing: str) -> None:
+    """Refuse to put an adapter on a model that still carries another one.
+
+    PEFT would wrap the model a second time ("You are trying to modify a model with PEFT for
+    a second time"): the new adapter would sit on top of the old one's layers, and every
+    score through it would include the old adapter. Adapters are never stacked here; the
+    usual cause is an adapter loaded with ``optprompt.load(DIR, model)`` and not closed.
+
+    Raises:
+        OptpromptError: naming the model, one of the leftover layers and what to do.
+    """
+    layers = adapter_layers(loaded.model)
+    if layers:
+        raise OptpromptError(
+            f"cannot {doing}: model {loaded.ref!r} still carries another PEFT adapter ({len(layers)} adapter "
+            f"layers, e.g. {layers[0]!r}), and adapters are not stacked (the new one would score with the old "
+            "one's layers included). An adapter loaded onto this model with optprompt.load(DIR, model) stays on it "
+            "until it is closed: use `with optprompt.load(DIR, model) as p:` or call p.close() first"
+        )
+
+
 @contextlib.contextmanager
 def attached(loaded: LoadedModel, candidate: SoftCandidate, init_text: str | None = None) -> Iterator[PeftModel]:
     """The base model wrapped with a fresh adapter for ``candidate``; the base is
@@ -149,12 +180,14 @@ def attached(loaded: LoadedModel, candidate: SoftCandidate, init_text: str | Non
 
     LoRA injects its layers into the base model's modules: they are removed again
     (``unload``, no merge). Prompt-learning wrappers leave the base modules alone.
-    Trainable weights are created in float32 whatever the model's dtype.
+    Trainable weights are created in float32 whatever the model's dtype. A model that
+    still carries another adapter is refused (:func:`ensure_bare`).
     """
     import torch
     from peft import get_peft_model
 
     config = peft_config(candidate, loaded)
+    ensure_bare(loaded, f"train a {candidate.method} adapter")
     model = loaded.model
     flags = {name: p.requires_grad for name, p in model.named_parameters()}
     with peft_quiet():

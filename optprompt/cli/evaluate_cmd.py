@@ -100,7 +100,10 @@ def add_evaluate_parser(sub: Any) -> None:
         help="score a card made with a chat template as a plain prompt (for a --model without one)",
     )
     for col in ("input", "label", "options", "id", "format"):
-        p.add_argument(f"--{col}", help=f"the data's {col} column (as task.{col}; a study directory's by default)")
+        p.add_argument(
+            f"--{col}",
+            help=f"the data's {col} column (as task.{col}; by default the study's, as its export or study holds it)",
+        )
     p.add_argument(
         "--label-separator",
         dest="label_separator",

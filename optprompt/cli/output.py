@@ -21,6 +21,22 @@ def _kinds(plugins: Plugins | None = None):  # type: ignore[no-untyped-def]
     return candidate_kinds(plugins or load_plugins())
 
 
+def trials_line(result: StudyResult) -> str:
+    """How many trials ran, and how many used up the budget: ``strategy.trials`` counts the
+    baseline's trial and each distinct candidate scored; repeats, interrupted or rejected
+    trials and the ensemble combined from the finalists do not count (``optprompt show``
+    says which is which)."""
+    options = result.strategy.options if result.strategy is not None else {}
+    budget = options.get("budget")
+    minutes = budget.get("minutes") if isinstance(budget, dict) else None
+    trials = (result.strategy.budget if result.strategy is not None else {}).get("trials")
+    if minutes is not None:
+        of = f" in the {minutes:g}-minute budget"
+    else:
+        of = f" of the budget of {trials}" if trials else " of the budget"
+    return f"{result.n_trials} trials ({result.n_scored}{of}, the baseline included)"
+
+
 def print_result(
     result: StudyResult | dict[str, Any],
     *,
@@ -59,7 +75,7 @@ def print_result(
     kinds = _kinds(plugins)
     metric = result.metric
     base, best = result.baseline, result.best
-    say(f"\nstudy {result.name!r}: {result.n_trials} trials, model {result.model.ref}, {result.wall_seconds:.0f} s")
+    say(f"\nstudy {result.name!r}: {trials_line(result)}, model {result.model.ref}, {result.wall_seconds:.0f} s")
     sizes = result.task.sizes
     say(f"task: {result.task.source} (train {sizes['train']}, dev {sizes['dev']}, test {sizes['test']})")
     if result.task.bad_rows:

@@ -70,6 +70,24 @@ def _study_columns(path: Path) -> dict[str, Any]:
     return {k: task[k] for k in COLUMN_KEYS if k != "id" and task.get(k) is not None}
 
 
+def _card_columns(card: PromptCard, source: Path) -> dict[str, Any]:
+    """The column mapping an export carries from its study (``task.columns`` of its card):
+    the defaults for new data, as a study directory's are. Cards written before exports
+    carried it have none (the columns are then ``input`` and ``label`` unless given)."""
+    from optprompt.tasks.build import EXPORTED_COLUMNS
+
+    columns = (card.task or {}).get("columns")
+    if columns is None:
+        return {}
+    if not isinstance(columns, dict) or not all(
+        k in EXPORTED_COLUMNS and isinstance(v, str) and v for k, v in columns.items()
+    ):
+        raise OptpromptError(
+            f"{source}: the card's task.columns must map {', '.join(EXPORTED_COLUMNS)} to column names, got {columns!r}"
+        )
+    return dict(columns)
+
+
 def _resolve(given: str | os.PathLike[str], scratch: Path, plugins: Plugins, *, baseline_of: Path | None) -> _Target:
     """An export directory (or card file), or a study directory's winner; with
     ``baseline_of``, that study's baseline."""
@@ -98,7 +116,8 @@ def _resolve(given: str | os.PathLike[str], scratch: Path, plugins: Plugins, *, 
         export_card(path, to, plugins=plugins)
         what = f"the winner of study {result.name!r} (trial {result.best.trial})"
         return _Target(str(path), to, what, _find_card(to), _study_columns(path))
-    return _Target(str(path), path, f"export {path.name}", _find_card(path), {})
+    card = _find_card(path)
+    return _Target(str(path), path, f"export {path.name}", card, _card_columns(card, path))
 
 
 def _task(data: str | os.PathLike[str], card: PromptCard, columns: dict[str, Any], plugins: Plugins) -> Task:
@@ -208,7 +227,9 @@ def evaluate(
         against: A second target scored on the same examples, with a paired test of
             ``target`` against it; ``"baseline"`` is the baseline of the study ``target``.
         columns: Column options as in a study's ``task:`` block (``input``, ``label``,
-            ``options``, ``id``, ``format``); a study directory's own are the default.
+            ``options``, ``id``, ``format``, ``label_separator``); they override the
+            target's study's own, which are the default: a study directory's ``task:``
+            block, or the columns an export carries (``task.columns`` of its card).
         constrained: Also measure each target answering by greedy generation constrained
             to its answer set, as a serving stack with guided decoding does (prompt cards on
             causal models; classification, multiple choice and multi-label).

@@ -140,6 +140,7 @@ class TaskInfo(_Part):
     generation: GenerationInfo | None = None
     bad_rows: dict[str, Any] | None = None  # task.bad_rows: skip: rows dropped, per reason
     given_type: str | None = None  # the study file's type when the task was searched as another
+    columns: dict[str, str] | None = None  # the data's columns as the study file named them (older files: none)
 
 
 class PruningInfo(_Part):

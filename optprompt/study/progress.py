@@ -11,7 +11,8 @@ __all__ = ["EndProgress", "StudyProgress"]
 
 
 class StudyProgress:
-    """Context manager; ``advance(value)`` after each trial. Does nothing when disabled."""
+    """Context manager; ``advance(value)`` after each trial that uses up budget (the
+    baseline's included, as ``strategy.trials`` counts them). Does nothing when disabled."""
 
     def __init__(
         self,
@@ -41,7 +42,8 @@ class StudyProgress:
         rate = f", {self._examples / elapsed:.1f} ex/s" if self._examples and elapsed > 0 else ""
         note = f" · {self._note}" if self._note else ""
         budget = f" of {self.minutes:g} min" if self.minutes is not None else ""
-        return f"trials{budget} (best dev {best}{rate}){note}"
+        # The bar counts what uses up the budget: the baseline (trial 0) is one of them.
+        return f"trials{budget}, baseline included (best dev {best}{rate}){note}"
 
     def __enter__(self) -> StudyProgress:
         import time

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import json
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +18,7 @@ from optprompt.trials import keys as attrs
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["storage_url", "make_storage", "open_study", "check_spec_key", "missing_driver_error"]
+__all__ = ["storage_url", "make_storage", "schema_lock", "open_study", "check_spec_key", "missing_driver_error"]
 
 STUDY_DB = "study.db"
 
@@ -157,22 +160,70 @@ def missing_driver_error(url: str, error: BaseException) -> OptpromptError:
     )
 
 
+# Workers started at once on a new PostgreSQL database would each create Optuna's tables and
+# enum types, and all but one would fail (IntegrityError on `CREATE TYPE studydirection`):
+# they take turns under this advisory lock (per database), the first creates, the others find.
+_SCHEMA_LOCK_KEY = int.from_bytes(hashlib.sha256(b"optprompt:optuna-schema").digest()[:8], "big", signed=True)
+SCHEMA_LOCK_TIMEOUT_S = 120
+
+
+@contextlib.contextmanager
+def schema_lock(url: str, timeout_s: float = SCHEMA_LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Held while Optuna's schema is created or checked at ``url``: a PostgreSQL advisory
+    lock shared by every process opening a storage on that database. Other databases pass
+    through (a SQLite file is created by one process; MySQL is not locked)."""
+    import sqlalchemy
+
+    if sqlalchemy.make_url(url).get_backend_name() != "postgresql":
+        yield
+        return
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text(f"SET lock_timeout = '{int(timeout_s * 1000)}ms'"))
+            try:
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
+            except sqlalchemy.exc.OperationalError as e:
+                if "lock timeout" not in str(e):
+                    raise
+                raise OptpromptError(
+                    f"cannot open study storage {url}: waited {timeout_s:.0f} s for another process that is "
+                    "creating the study tables in this database (it holds PostgreSQL advisory lock "
+                    f"{_SCHEMA_LOCK_KEY}); is a worker stuck? see pg_locks"
+                ) from None
+            conn.commit()
+            try:
+                yield
+            finally:
+                try:
+                    conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": _SCHEMA_LOCK_KEY})
+                    conn.commit()
+                except sqlalchemy.exc.DBAPIError:  # the connection is gone, and its session's lock with it
+                    pass
+    finally:
+        engine.dispose()
+
+
 def make_storage(
     url: str, *, heartbeat_interval: int | None = None, grace_period: int | None = None
 ) -> optuna.storages.RDBStorage:
     """Optuna's RDB storage at ``url`` (reconnecting after a lost connection), with
-    heartbeats when an interval is given."""
+    heartbeats when an interval is given. On PostgreSQL the schema is created under
+    :func:`schema_lock`, so workers started at once on a new database do not collide."""
     import optuna
 
     try:
         with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since v2.9
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return _reconnecting_storage_class()(
-                url,
-                engine_kwargs={"pool_pre_ping": True},
-                heartbeat_interval=heartbeat_interval,
-                grace_period=grace_period,
-            )
+            with schema_lock(url):
+                return _reconnecting_storage_class()(
+                    url,
+                    engine_kwargs={"pool_pre_ping": True},
+                    heartbeat_interval=heartbeat_interval,
+                    grace_period=grace_period,
+                )
+    except OptpromptError:
+        raise
     except ImportError as e:  # Optuna: "Failed to import DB access module": the driver is missing
         raise missing_driver_error(url, e) from None
     except Exception as e:  # sqlalchemy errors on a corrupt or foreign file, bad URL...

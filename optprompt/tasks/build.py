@@ -18,7 +18,7 @@ from optprompt.tasks.bad_rows import BadRows
 from optprompt.tasks.task import Example, Task
 from optprompt.tasks.types import LabelSet, TaskType, cell_text
 
-__all__ = ["build_task", "resolve_data_path"]
+__all__ = ["build_task", "resolve_data_path", "data_columns", "EXPORTED_COLUMNS"]
 
 _FILE_SUFFIXES = {".jsonl", ".ndjson", ".csv", ".parquet", ".json"}
 _SPLITS = ("train", "dev", "test")
@@ -278,7 +278,18 @@ def build_task(
         unlabeled=unlabeled,
         bad_rows=bad.summary() if bad.skipping else {},
         given_type=given_type.name if given_type is not task_type else "",
+        columns=data_columns(spec),
     )
+
+
+#: The column options of a study's ``task:`` block an export carries (not ``id``: new data
+#: need not have one; not ``format``: new data may come in another file type).
+EXPORTED_COLUMNS = ("input", "label", "options", "label_separator")
+
+
+def data_columns(spec: TaskSpec) -> dict[str, str]:
+    """The column mapping ``spec`` reads its data with (the keys of :data:`EXPORTED_COLUMNS` it sets)."""
+    return {k: getattr(spec, k) for k in EXPORTED_COLUMNS if getattr(spec, k) is not None}
 
 
 def _unlabeled(

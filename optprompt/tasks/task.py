@@ -42,6 +42,10 @@ class Task:
     unlabeled: list[Example] = field(default_factory=list)
     bad_rows: dict[str, object] = field(default_factory=dict)  # task.bad_rows: skip: what was dropped, per reason
     given_type: str = ""  # the study file's type when the task is searched as another (options as labels)
+    #: The data's columns as the study file named them (``input``, ``label``, and ``options``,
+    #: ``label_separator`` when given): exports carry them, so scoring new data in the same
+    #: layout (``optprompt evaluate``) needs no column flags.
+    columns: dict[str, str] = field(default_factory=dict)
     task_type: TaskType = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
@@ -106,4 +110,5 @@ class Task:
             **({"descriptions": dict(self.descriptions)} if self.descriptions else {}),
             **({"bad_rows": dict(self.bad_rows)} if self.bad_rows else {}),
             **({"given_type": self.given_type} if self.given_type else {}),
+            **({"columns": dict(self.columns)} if self.columns else {}),
         }

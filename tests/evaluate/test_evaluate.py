@@ -140,3 +140,37 @@ def test_bad_input_is_a_clear_error(study: Path, new_data: Path, tmp_path: Path,
     (tmp_path / "old.json").write_text(json.dumps({"format_version": 99}))
     with pytest.raises(OptpromptError, match="evaluation format 99"):
         EvaluationReport.load(tmp_path / "old.json")
+
+
+def test_an_export_carries_its_studys_columns(
+    study: Path, env: TinyStudyEnv, new_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The card remembers the study's column mapping (its data's input is ``text``): the
+    study's own file is scored with no column flag; the flags still override it; a card
+    written before cards carried columns still loads and takes the flags."""
+    from optprompt.kinds.prompt.card import CARD_FILE
+
+    card = tmp_path / "card"
+    optprompt.export_card(study, card)
+    assert json.loads((card / CARD_FILE).read_text())["task"]["columns"] == {"input": "text", "label": "label"}
+    out = tmp_path / "e.json"
+    assert main(["evaluate", str(card), "--data", str(env.data), "--output", str(out)]) == 0
+    assert EvaluationReport.load(out).n == len(env.data.read_text().splitlines())
+    assert main(["evaluate", str(card), "--data", str(new_data), "--output", str(out)]) == 2  # other columns there
+    missing = "column 'text' (from task.input) is not in the data; columns are: review, sentiment"
+    assert missing in capsys.readouterr().err
+    by_flags = ["evaluate", str(card), "--data", str(new_data), "--input", "review", "--label", "sentiment"]
+    assert main([*by_flags, "--output", str(out)]) == 0
+    assert EvaluationReport.load(out).target.value == pytest.approx(_expected_accuracy(card, new_data)[0])
+
+    written = json.loads((card / CARD_FILE).read_text())
+    del written["task"]["columns"]  # as cards were written before
+    (card / CARD_FILE).write_text(json.dumps(written))
+    assert main(["evaluate", str(card), "--data", str(env.data), "--output", str(out)]) == 2
+    assert "column 'input' (from task.input) is not in the data" in capsys.readouterr().err
+    assert main(["evaluate", str(card), "--data", str(env.data), "--input", "text", "--output", str(out)]) == 0
+
+    written["task"]["columns"] = {"input": 3}
+    (card / CARD_FILE).write_text(json.dumps(written))
+    with pytest.raises(OptpromptError, match=r"card: the card's task.columns must map input, label"):
+        optprompt.evaluate(card, env.data)

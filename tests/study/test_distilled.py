@@ -198,9 +198,9 @@ def test_a_study_distils_its_winner_exports_it_and_does_not_distil_it_again(
     to = tmp_path / "export"
     assert main(["export", spec.output, "--to", str(to)]) == 0
     assert f"distilled form (distill) to {to / 'distilled'}" in capsys.readouterr().out
-    loaded = optprompt.load(to / "distilled", tiny_model)
     test = runner.task.test
-    predictions = loaded.predict([ex.input for ex in test])
+    with optprompt.load(to / "distilled", tiny_model) as loaded:
+        predictions = loaded.predict([ex.input for ex in test])
     measured = [
         json.loads(line)
         for line in (Path(spec.output) / "predictions.jsonl").read_text().splitlines()
@@ -252,5 +252,6 @@ def test_a_multi_label_winner_is_distilled_on_its_written_answers(
         if json.loads(line)["role"] == "distilled"
     ]
     assert len(measured) == len(runner.task.test)
-    predictions = optprompt.load(to / "distilled", tiny_model).predict([ex.input for ex in runner.task.test])
+    with optprompt.load(to / "distilled", tiny_model) as student:  # LoRA: taken off the shared model again
+        predictions = student.predict([ex.input for ex in runner.task.test])
     assert len(predictions) == len(measured)

@@ -159,3 +159,75 @@ def test_the_optprompt_postgres_command_starts_names_and_stops_a_server(
     assert capsys.readouterr().out.strip() == "stopped"
     assert cli(["postgres", "url", "--dir", str(data)]) == 2
     assert "no PostgreSQL server runs on" in capsys.readouterr().err
+
+
+@pytest.fixture
+def empty_schema(postgres_url: str) -> Iterator[str]:
+    """A storage URL whose tables go into a new, empty PostgreSQL schema (as a new database
+    would hold them): Optuna's tables and enum types are created there from scratch."""
+    schema = f"fresh_{uuid.uuid4().hex[:10]}"
+    admin = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT", poolclass=sqlalchemy.pool.NullPool)
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f"CREATE SCHEMA {schema}"))
+    url = sqlalchemy.make_url(postgres_url).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+def _open_at_once(url: str, n: int) -> list[BaseException | None]:
+    """``n`` threads opening a storage at ``url`` at the same moment; what each raised."""
+    import threading
+
+    barrier = threading.Barrier(n)
+    errors: list[BaseException | None] = [None] * n
+
+    def open_one(i: int) -> None:
+        barrier.wait()
+        try:
+            make_storage(url).engine.dispose()
+        except BaseException as e:  # reported by the test
+            errors[i] = e
+
+    threads = [threading.Thread(target=open_one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    return errors
+
+
+def test_storages_opened_at_once_on_an_empty_database_all_open(empty_schema: str) -> None:
+    """Workers started together on a new database: each creates Optuna's schema (tables and
+    the studydirection enum type) unless they take turns; none may fail."""
+    errors = _open_at_once(empty_schema, 6)
+    assert errors == [None] * 6, "\n".join(f"{type(e).__name__}: {e}" for e in errors if e)
+    study = open_study(make_storage(empty_schema), "after-the-race")
+    study.tell(study.ask(), 1.0)
+    assert optuna.load_study(study_name="after-the-race", storage=empty_schema).best_value == 1.0
+
+
+def test_opening_a_storage_waits_for_the_schema_lock(empty_schema: str) -> None:
+    import threading
+
+    from optprompt.study.storage import schema_lock
+
+    opened = threading.Event()
+    with schema_lock(empty_schema):  # another process creating the schema
+        thread = threading.Thread(target=lambda: (make_storage(empty_schema), opened.set()))
+        thread.start()
+        assert not opened.wait(1.5), "make_storage opened the storage while another process held the schema lock"
+    thread.join(timeout=60)
+    assert opened.is_set()
+
+
+def test_a_schema_lock_held_too_long_names_the_storage_and_the_lock(empty_schema: str) -> None:
+    from optprompt.study.storage import schema_lock
+
+    with schema_lock(empty_schema):
+        with pytest.raises(OptpromptError, match=r"cannot open study storage .*waited 1 s for another process"):
+            with schema_lock(empty_schema, timeout_s=1):
+                pass

@@ -131,7 +131,8 @@ def test_two_workers_on_postgresql_share_one_budget(tmp_path: Path, tiny_model_d
         # The same command twice, as Optuna users do: each worker gets its own OUTPUT/workers/HOST-N.
         workers = [_cli("worker", str(study_yaml), "--storage", postgres_url, "-q") for _ in range(2)]
         outs = [w.communicate(timeout=300) for w in workers]
-        assert [w.returncode for w in workers] == [0, 0], [o[1][-2000:] for o in outs]
+        failed = [f"worker {i} exited {w.returncode}:\n{o[1][-3000:]}" for i, (w, o) in enumerate(zip(workers, outs))]
+        assert [w.returncode for w in workers] == [0, 0], "\n".join(f for f, w in zip(failed, workers) if w.returncode)
         trials = _trials(postgres_url, name)
         assert sum(counts(t) for t in trials) == 12  # the budget, exactly once
         assert all(t.state.is_finished() for t in trials)
