@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from optprompt.errors import CandidateRejected, ConfigError
 from optprompt.prompts import CALIBRATIONS, CHOICE_FORMATS, DEMO_ORDERS, PromptCandidate, Retrieval
-from optprompt.strategies import BaseStrategy, Budget, StrategyConfig, StrategyContext
+from optprompt.strategies import BaseStrategy, Budget, Family, StrategyConfig, StrategyContext
 from optprompt.tasks import ScoringPath, balanced_sample, resolve_task_type
 
 if TYPE_CHECKING:
@@ -108,6 +108,7 @@ class TemplateSearch(BaseStrategy):
     name = "template_search"
     config_class = TemplateSearchConfig
     config: TemplateSearchConfig
+    family = Family(cost=1, share=1)  # scores candidates only: the cheapest
 
     def __init__(self, config: TemplateSearchConfig, context: StrategyContext) -> None:
         super().__init__(config, context)
