@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "OptpromptWarning",
     "ExperimentalWarning",
     "OptpromptError",
     "ConfigError",
@@ -70,7 +71,13 @@ class RegistryError(OptpromptError):
     """A prompt registry operation failed (bad reference, unknown name or version, lock)."""
 
 
-class ExperimentalWarning(UserWarning):
+class OptpromptWarning(UserWarning):
+    """A notice from optprompt to the person running it. Library users filter it by category
+    (``warnings.filterwarnings("ignore", category=OptpromptWarning)``); the CLI prints it as
+    a one-line message, ``optprompt: WARNING: ...``, without a file name or source line."""
+
+
+class ExperimentalWarning(OptpromptWarning):
     """A young strategy or kind: its options and stored attributes may still change."""
 
 

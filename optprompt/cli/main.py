@@ -296,10 +296,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="optprompt: %(levelname)s: %(message)s"
     )
+    from optprompt.cli.notices import warnings_as_messages
     from optprompt.errors import OptpromptError
 
     try:
-        return args.func(args)
+        with warnings_as_messages():
+            return args.func(args)
     except OptpromptError as e:
         print(f"optprompt: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -104,6 +104,8 @@ def print_plugin_help(name: str, plugins: Plugins | None = None) -> None:
         if doc:
             print("\n" + "\n".join(f"  {line}" for line in doc.splitlines()))
         config_class = getattr(entry.obj, "config_class", None)
+        if callable(getattr(entry.obj, "config_class_for", None)):  # a strategy: its keys where these are registered
+            config_class = entry.obj.config_class_for([e.obj for e in plugins.strategies])
         if config_class is not None and hasattr(config_class, "model_fields"):
             rows = config_fields(config_class)
             print(f"\noptions (the `strategy:` block of a study file, besides `name: {entry.name}`):")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -27,6 +27,7 @@ __all__ = [
     "StrategyContext",
     "Budget",
     "BudgetSpec",
+    "Family",
     "MINUTES_TRIAL_BOUND",
     "MAX_STARTUP_TRIALS",
     "startup_trials",
@@ -141,6 +142,9 @@ class StrategyContext:
     #: The registered strategies by name (a strategy composing others, like ``auto``, builds
     #: them from here); None outside a study.
     strategies: Callable[[str], type[BaseStrategy]] | None = None
+    #: The names of the registered strategies (a strategy composing others finds those that
+    #: declare a capability among them); empty outside a study.
+    strategy_names: tuple[str, ...] = ()
 
     def strategy_class(self, name: str) -> type[BaseStrategy]:
         """The registered strategy ``name`` (for a strategy that composes others)."""
@@ -148,11 +152,40 @@ class StrategyContext:
             raise ConfigError(f"strategy {name!r} is needed here, but no strategy registry was passed down")
         return self.strategies(name)
 
+    def strategy_classes(self) -> list[type[BaseStrategy]]:
+        """Every registered strategy, by name (empty outside a study)."""
+        if self.strategies is None:
+            return []
+        return [self.strategy_class(name) for name in self.strategy_names]
+
     def generator(self, ref: str | None = None) -> TextGenerator:
         """A text generator (the task model unless ``ref`` names another)."""
         if self.services is None:
             raise ConfigError("this strategy needs a model to generate text, but none is available here")
         return self.services.generator(ref)
+
+
+@dataclass(frozen=True)
+class Family:
+    """Capability: the strategy can run as one *family* of a strategy that composes others
+    (``auto``). Declared as ``family = Family(...)`` on the strategy class; every registered
+    strategy that declares it is one of the composing strategy's families, under its own
+    name, with its options as the value of that name's key.
+
+    Attributes:
+        cost: What one of its trials costs next to the other families' (a rank: 1 scores
+            candidates, like template search; 2 also generates text, like evolution; 3
+            trains, like soft prompts). Families run cheapest first, ties by name.
+        share: Its weight in the budget's split by fixed shares, when a study gives none
+            (the built-ins: 1, 1 and 2: a quarter, a quarter, a half).
+    """
+
+    cost: int = 1
+    share: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.share < 0:
+            raise ValueError(f"Family.share must not be negative, got {self.share}")
 
 
 @dataclass(frozen=True)
@@ -189,6 +222,8 @@ class BaseStrategy(abc.ABC):
     #: Capability: its number of trials follows from its own options (evolution: population x
     #: generations), so a composing strategy does not hand its own trial count down.
     sets_own_trials: ClassVar[bool] = False
+    #: Capability: it runs as one family of a composing strategy (``auto``); see :class:`Family`.
+    family: ClassVar[Family | None] = None
 
     def __init__(self, config: StrategyConfig, context: StrategyContext) -> None:
         self.config = config
@@ -199,13 +234,21 @@ class BaseStrategy(abc.ABC):
         """Validate ``options`` (the YAML's strategy keys) and build the strategy."""
         from optprompt.config.loading import format_validation_error
 
+        config_class = cls.config_class_for(context.strategy_classes())
         try:
-            config = cls.config_class.model_validate(options)
+            config = config_class.model_validate(options)
         except ValidationError as e:
             raise ConfigError(
-                format_validation_error(e, source=f"strategy {cls.name!r}", prefix="strategy", model=cls.config_class)
+                format_validation_error(e, source=f"strategy {cls.name!r}", prefix="strategy", model=config_class)
             ) from None
         return cls(config, context)
+
+    @classmethod
+    def config_class_for(cls, strategies: Sequence[type[BaseStrategy]]) -> type[StrategyConfig]:
+        """The class the options are validated into where ``strategies`` are registered:
+        ``config_class``, unless the strategy's keys depend on the others (``auto`` has one
+        key per strategy that declares :class:`Family`)."""
+        return cls.config_class
 
     def budget(self) -> Budget:
         """Trials and dev scorings this strategy will use (one scoring per trial by default)."""

@@ -85,6 +85,7 @@ def build_strategy(spec: StudySpec, task: Task, plugins: Plugins, pool: ModelPoo
         services=StrategyServices(pool.for_strategy, default_ref=spec.model),
         objectives=tuple(spec.objectives),
         strategies=lambda name: plugins.strategies.get(name).obj,
+        strategy_names=tuple(plugins.strategies.names()),
     )
     return plugins.strategies.get(spec.strategy.name).obj.from_options(spec.strategy.options(), context)
 

@@ -83,7 +83,8 @@ def check_registration(
 ) -> None:
     """The strategy is registered under its ``name`` and has a usable typed config.
 
-    Its ``config_class`` derives from :class:`StrategyConfig`, rejects unknown keys,
+    Its ``config_class`` (as ``config_class_for`` builds it for the registered strategies)
+    derives from :class:`StrategyConfig`, rejects unknown keys,
     accepts ``options`` and survives a JSON round trip; its docstring gives the line
     ``optprompt plugins`` shows. It runs no study: ``env`` and ``seed`` are accepted, so
     every check takes the same keyword arguments, and unused.
@@ -98,7 +99,8 @@ def check_registration(
         raise ConformanceError(
             f"{name}: {cls.__qualname__} has no docstring; its first line is what `optprompt plugins` shows"
         )
-    config_cls = cls.config_class
+    config_for = getattr(cls, "config_class_for", None)  # the keys where these strategies are registered
+    config_cls = config_for([e.obj for e in plugins.strategies]) if callable(config_for) else cls.config_class
     if not (isinstance(config_cls, type) and issubclass(config_cls, StrategyConfig)):
         raise ConformanceError(f"{name}: config_class {config_cls!r} is not a StrategyConfig subclass")
     try:

@@ -1,17 +1,27 @@
-"""The ``auto`` strategy's options (YAML ``strategy:`` keys)."""
+"""The ``auto`` strategy's options (YAML ``strategy:`` keys).
+
+Its families are not named here: every registered strategy that declares the
+:class:`~optprompt.strategies.Family` capability is one, and its name is a key of the
+options (its strategy's options, or ``false``). :func:`auto_config` builds the options'
+class for the strategies registered in a study.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
-from optprompt.strategies import StrategyConfig
+from optprompt.strategies import BaseStrategy, Family, StrategyConfig
 
-__all__ = ["AutoConfig", "ComputeBudget", "FAMILIES"]
+__all__ = ["AutoConfig", "ComputeBudget", "auto_config", "families_of"]
 
-#: The families ``auto`` spans, cheapest first: the order they get their share in.
-FAMILIES = ("template_search", "evolution", "soft_prompt")
+
+def families_of(strategies: Sequence[type[BaseStrategy]]) -> dict[str, Family]:
+    """The strategies that declare :class:`Family`, by name, cheapest first (ties by name)."""
+    found = {cls.name: cls.family for cls in strategies if isinstance(getattr(cls, "family", None), Family)}
+    return {name: found[name] for name in sorted(found, key=lambda n: (found[n].cost, n))}
 
 
 class ComputeBudget(BaseModel):
@@ -37,13 +47,18 @@ class ComputeBudget(BaseModel):
 
 class AutoConfig(StrategyConfig):
     """Families of candidates under one budget. A family is its strategy's options (a
-    mapping, ``{}`` for the defaults) or ``false`` (off)."""
+    mapping, ``{}`` for the defaults) or ``false`` (off); the keys of the families are the
+    names of the registered strategies that declare the ``family`` capability (built in:
+    ``template_search``, ``evolution``, ``soft_prompt``). Built for a study's strategies
+    by :func:`auto_config`."""
+
+    #: The families' names, cheapest first (set by :func:`auto_config`).
+    families: ClassVar[tuple[str, ...]] = ()
+    #: The shares of ``schedule: shares`` when none are given (set by :func:`auto_config`).
+    default_shares: ClassVar[dict[str, float]] = {}
 
     trials: int = Field(40, ge=2, description="Upper bound on trials, the baseline included.")
     budget: ComputeBudget = Field(default_factory=ComputeBudget, description="The compute budget of the study.")
-    template_search: dict[str, Any] | bool = Field(default_factory=dict, description="Template search options.")
-    evolution: dict[str, Any] | bool = Field(default_factory=dict, description="Evolution options.")
-    soft_prompt: dict[str, Any] | bool = Field(default_factory=dict, description="Soft prompt / LoRA options.")
     schedule: Literal["halving", "shares"] = Field(
         "halving",
         description="How the budget is spread: successive halving over the families (the better ones go on), "
@@ -51,24 +66,25 @@ class AutoConfig(StrategyConfig):
     )
     eta: int = Field(2, ge=2, description="halving: after each rung only the best 1/eta of the families go on.")
     shares: dict[str, float] = Field(
-        default_factory=lambda: {"template_search": 0.25, "evolution": 0.25, "soft_prompt": 0.5},
+        default_factory=dict,
         description="schedule: shares: share of the budget per family; what a family leaves unspent goes to the next.",
     )
     soft_from_best: bool = Field(
-        True, description="Soft prompts train around the best discrete prompt found so far (else the baseline)."
+        True,
+        description="Families that train around a given prompt (soft prompts) start from the best discrete prompt "
+        "found so far (else the baseline).",
     )
 
     @model_validator(mode="after")
     def _families(self) -> AutoConfig:
-        unknown = sorted(set(self.shares) - set(FAMILIES))
+        unknown = sorted(set(self.shares) - set(self.families))
         if unknown:
-            raise ValueError(f"shares: unknown families {unknown}; known: {', '.join(FAMILIES)}")
+            raise ValueError(f"shares: unknown families {unknown}; known: {', '.join(self.families)}")
         if any(v < 0 for v in self.shares.values()):
             raise ValueError("shares must not be negative")
-        default_shares = type(self).model_fields["shares"].default_factory()  # type: ignore[misc]
-        if self.schedule == "halving" and "shares" in self.model_fields_set and self.shares != default_shares:
+        if self.schedule == "halving" and "shares" in self.model_fields_set and self.shares != self.default_shares:
             raise ValueError("shares apply to 'schedule: shares'; successive halving ('schedule: halving') has none")
-        for name in FAMILIES:
+        for name in self.families:
             if getattr(self, name) is True:
                 object.__setattr__(self, name, {})
         if not self.enabled():
@@ -77,8 +93,34 @@ class AutoConfig(StrategyConfig):
 
     def enabled(self) -> list[str]:
         """The families that are on, cheapest first."""
-        return [f for f in FAMILIES if getattr(self, f) is not False]
+        return [f for f in self.families if getattr(self, f) is not False]
 
     def options(self, family: str) -> dict[str, Any]:
         value = getattr(self, family)
         return dict(value) if isinstance(value, dict) else {}
+
+
+def auto_config(families: Mapping[str, Family]) -> type[AutoConfig]:
+    """:class:`AutoConfig` with one key per family (``families`` cheapest first, as
+    :func:`families_of` orders them), each on by default, and default shares in proportion
+    to the families' declared ``share``."""
+    total = sum(f.share for f in families.values())
+    shares = {name: (f.share / total if total else 0.0) for name, f in families.items()}
+    fields: dict[str, Any] = {
+        name: (
+            dict[str, Any] | bool,
+            Field(default_factory=dict, description=f"{name}: its strategy's options, or false (off)."),
+        )
+        for name in families
+    }
+    fields["shares"] = (
+        dict[str, float],
+        Field(
+            default_factory=lambda: dict(shares),
+            description=AutoConfig.model_fields["shares"].description,
+        ),
+    )
+    model = create_model("AutoConfig", __base__=AutoConfig, __module__=__name__, **fields)
+    model.families = tuple(families)
+    model.default_shares = shares
+    return model

@@ -1,10 +1,14 @@
-"""The ``auto`` strategy: template search, evolution and soft prompts / LoRA in one study.
+"""The ``auto`` strategy: every family of strategies (template search, evolution and soft
+prompts / LoRA built in) in one study.
 
-Every trial belongs to one family (:attr:`optprompt.trials.TrialRecord.family`); the family's
-own strategy, taken from the strategy registry, proposes it through a view of the trial that
-keeps the families' parameters and histories apart (:mod:`.view`). :mod:`.schedule` spreads
-one compute budget over the families by successive halving (or fixed shares), cheapest first.
-Families are wired by the capabilities their strategies declare, never by name: a family that
+The families are the registered strategies that declare the
+:class:`~optprompt.strategies.Family` capability, cheapest first; a third-party strategy
+that declares it joins them. Every trial belongs to one family
+(:attr:`optprompt.trials.TrialRecord.family`); the family's own strategy, taken from the
+strategy registry, proposes it through a view of the trial that keeps the families'
+parameters and histories apart (:mod:`.view`). :mod:`.schedule` spreads one compute budget
+over the families by successive halving (or fixed shares), cheapest first. Families are
+wired by the capabilities their strategies declare, never by name: a family that
 ``trains`` supplies the per-epoch pruner, and one that ``accepts_template`` trains around the
 best prompt the families that do not train have found so far.
 The study's end scores each family's best on test against the baseline
@@ -14,15 +18,16 @@ The study's end scores each family's best on test against the baseline
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from optprompt_plugins.auto.config import AutoConfig
+from optprompt_plugins.auto.config import AutoConfig, auto_config, families_of
 from optprompt_plugins.auto.schedule import halving, next_family, spent
 from optprompt_plugins.auto.view import FamilyStudy, FamilyTrial
 
 from optprompt.errors import CandidateRejected, ExperimentalWarning
 from optprompt.prompts import PromptCandidate
-from optprompt.strategies import BaseStrategy, Budget, StrategyContext
+from optprompt.strategies import BaseStrategy, Budget, StrategyConfig, StrategyContext
 from optprompt.trials import TrialRecord, records, write
 
 if TYPE_CHECKING:
@@ -34,11 +39,21 @@ __all__ = ["Auto"]
 
 
 class Auto(BaseStrategy):
-    """Template search, evolution and soft prompts / LoRA under one compute budget (experimental)."""
+    """Every family (template search, evolution, soft prompts / LoRA...) under one compute budget (experimental).
+
+    Its options have one key per registered strategy that declares the ``family``
+    capability (:class:`~optprompt.strategies.Family`): that strategy's options, or
+    ``false`` to leave the family out.
+    """
 
     name = "auto"
     config_class = AutoConfig
     config: AutoConfig
+
+    @classmethod
+    def config_class_for(cls, strategies: Sequence[type[BaseStrategy]]) -> type[StrategyConfig]:
+        """:class:`AutoConfig` with a key per strategy of ``strategies`` that declares ``family``."""
+        return auto_config(families_of(strategies))
 
     def __init__(self, config: AutoConfig, context: StrategyContext) -> None:
         super().__init__(config, context)

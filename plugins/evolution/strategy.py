@@ -24,7 +24,7 @@ from optprompt_plugins.evolution.population import ATTR, History, Individual, se
 
 from optprompt.errors import CandidateRejected, ConfigError, ExperimentalWarning, OptpromptError
 from optprompt.prompts import PromptCandidate, fill_labels, fits_answers
-from optprompt.strategies import BaseStrategy, Budget, StrategyContext
+from optprompt.strategies import BaseStrategy, Budget, Family, StrategyContext
 from optprompt.tasks import Example, balanced_sample
 
 if TYPE_CHECKING:
@@ -75,6 +75,7 @@ class Evolution(BaseStrategy):
     config_class = EvolutionConfig
     config: EvolutionConfig
     sets_own_trials = True  # population x generations
+    family = Family(cost=2, share=1)  # scores candidates and generates text (rewrites)
 
     def __init__(self, config: EvolutionConfig, context: StrategyContext) -> None:
         super().__init__(config, context)

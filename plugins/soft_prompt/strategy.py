@@ -24,7 +24,7 @@ from optprompt.kinds.prompt_adapter import PromptAdapterCandidate
 from optprompt.kinds.soft import ADAPTERS_DIR, HISTORY_ATTR, TRAINING_ATTR
 from optprompt.prompts import PromptCandidate
 from optprompt.results import load_result
-from optprompt.strategies import BaseStrategy, Budget, StrategyContext
+from optprompt.strategies import BaseStrategy, Budget, Family, StrategyContext
 
 if TYPE_CHECKING:
     import optuna
@@ -42,6 +42,7 @@ class SoftPrompt(BaseStrategy):
     config: SoftPromptConfig
     trains = True
     accepts_template = True
+    family = Family(cost=3, share=2)  # trains: the dearest, and half the budget under fixed shares
 
     def __init__(self, config: SoftPromptConfig, context: StrategyContext) -> None:
         super().__init__(config, context)

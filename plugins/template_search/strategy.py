@@ -19,7 +19,7 @@ from optprompt.prompts import (
     apply_casing,
     fits_answers,
 )
-from optprompt.strategies import BaseStrategy, Budget, StrategyConfig, StrategyContext
+from optprompt.strategies import BaseStrategy, Budget, Family, StrategyConfig, StrategyContext
 from optprompt.tasks import ScoringPath, balanced_sample, resolve_task_type
 
 if TYPE_CHECKING:
@@ -117,6 +117,7 @@ class TemplateSearch(BaseStrategy):
     name = "template_search"
     config_class = TemplateSearchConfig
     config: TemplateSearchConfig
+    family = Family(cost=1, share=1)  # scores candidates only: the cheapest
 
     def __init__(self, config: TemplateSearchConfig, context: StrategyContext) -> None:
         super().__init__(config, context)
