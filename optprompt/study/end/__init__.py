@@ -10,7 +10,8 @@ distillation (:mod:`.distillation`, :mod:`.student`) and the record (:mod:`.reco
 
 from optprompt.results import PREDICTIONS_FILE, RESULT_FILE
 from optprompt.study.end.context import EndState, EndTrials, Pick, StudyEnd
-from optprompt.study.end.pipeline import EndStep, default_steps, finish_study
+from optprompt.study.end.pipeline import default_steps, finish_study
+from optprompt.study.end.step import EndStep
 
 __all__ = [
     "EndState",

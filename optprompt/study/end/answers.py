@@ -10,7 +10,8 @@ from typing import Any
 from optprompt.stats.answers import AnswerProfile, answer_profile, describe, ignores_input
 from optprompt.study.end.context import EndState, StudyEnd
 from optprompt.study.end.on_test import ScoreTest
-from optprompt.study.end.pipeline import EndStep
+from optprompt.study.end.pick import PickWinner
+from optprompt.study.end.step import EndStep
 
 __all__ = ["AnswersOnTest"]
 
@@ -28,7 +29,7 @@ class AnswersOnTest(EndStep[dict[str, AnswerProfile]]):
             for side, ev in (("baseline", test.baseline), ("best", test.winner))
         }
         base, best = profiles["baseline"], profiles["best"]
-        if state.pick.candidate.hash != end.baseline.hash:
+        if state.part(PickWinner).candidate.hash != end.baseline.hash:
             gain = test.winner.value - test.baseline.value
             balanced = best.balanced_accuracy - base.balanced_accuracy
             if ignores_input(best):

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 from optprompt.stats import compare_evaluations
 from optprompt.study.end.context import EndState, StudyEnd
 from optprompt.study.end.on_test import ScoreTest
-from optprompt.study.end.pipeline import EndStep
+from optprompt.study.end.pick import PickWinner
+from optprompt.study.end.step import EndStep
 
 if TYPE_CHECKING:
     from optprompt.kinds.base import Candidate, CandidateKind, KindContext
@@ -63,7 +64,7 @@ class ConstrainedGeneration(EndStep["dict[str, Any] | None"]):
         return "the winner answering by generation constrained to the answers, on test"
 
     def run(self, end: StudyEnd, state: EndState) -> dict[str, Any] | None:
-        pick, ranked = state.pick, state.part(ScoreTest).winner
+        pick, ranked = state.part(PickWinner), state.part(ScoreTest).winner
         constrained = constrained_generation(end.kind_of(pick.candidate), pick.candidate, end.kind_context, ranked)
         state.warnings.extend(constrained_warnings(constrained, ranked.value))
         return constrained

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from optprompt.kinds.base import Candidate, CandidateKind, KindContext
     from optprompt.kinds.registry import CandidateKinds
     from optprompt.models.loading import LoadedModel
-    from optprompt.study.end.pipeline import EndStep
+    from optprompt.study.end.step import EndStep
     from optprompt.study.teacher_labels import TeacherLabels
     from optprompt.tasks.task import Example, Task
 
@@ -148,12 +148,6 @@ class EndState:
             return self.parts[step]  # type: ignore[no-any-return]
         except KeyError:
             raise KeyError(f"the end step {step.__name__} has not run before the step that needs it") from None
-
-    @property
-    def pick(self) -> Pick:
-        from optprompt.study.end.pick import PickWinner
-
-        return self.part(PickWinner)
 
 
 def entry_of(

@@ -7,7 +7,7 @@ from typing import Any
 from optprompt.prompts.context import ContextLimitedRenderer
 from optprompt.results import ContextInfo
 from optprompt.study.end.context import EndState, StudyEnd
-from optprompt.study.end.pipeline import EndStep
+from optprompt.study.end.step import EndStep
 
 __all__ = ["ContextLimit"]
 

@@ -22,7 +22,8 @@ from optprompt._io import atomic_write_text
 from optprompt.results import DistillationInfo, DistilledSide
 from optprompt.study.end.context import EndState, StudyEnd
 from optprompt.study.end.on_test import ScoreTest
-from optprompt.study.end.pipeline import EndStep
+from optprompt.study.end.pick import PickWinner
+from optprompt.study.end.step import EndStep
 from optprompt.study.end.student import distill_winner, short_prompt, student_candidate
 
 if TYPE_CHECKING:
@@ -138,7 +139,7 @@ class DistillWinner(EndStep[Distilled]):
 
     def run(self, end: StudyEnd, state: EndState) -> Distilled:
         spec = cast("DistillSpec", end.spec.distill)  # applies() checked it is there
-        pick = state.pick
+        pick = state.part(PickWinner)
         winner = pick.candidate
         offsets = pick.offsets if winner.hash != end.baseline.hash else None
         return distillation_part(

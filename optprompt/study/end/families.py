@@ -9,7 +9,8 @@ from optprompt.results import FamilyResult
 from optprompt.stats import compare_evaluations
 from optprompt.study.end.context import EndState, StudyEnd, entry_of
 from optprompt.study.end.on_test import ScoreTest, score_on_test
-from optprompt.study.end.pipeline import EndStep
+from optprompt.study.end.pick import PickWinner
+from optprompt.study.end.step import EndStep
 
 if TYPE_CHECKING:
     from optprompt.trials import TrialRecord
@@ -35,7 +36,7 @@ class FamilyBests(EndStep[dict[str, FamilyResult]]):
 
     def run(self, end: StudyEnd, state: EndState) -> dict[str, FamilyResult]:
         test = state.part(ScoreTest)
-        pick = state.pick
+        pick = state.part(PickWinner)
         scored = {end.baseline.hash: test.baseline, pick.candidate.hash: test.winner}
         out: dict[str, FamilyResult] = {}
         for name, members in _by_family(state.trials.all).items():

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from optprompt.stats import compare_evaluations
 from optprompt.study.end.context import EndState, StudyEnd, entry_of
-from optprompt.study.end.pipeline import EndStep
+from optprompt.study.end.pick import PickWinner
+from optprompt.study.end.step import EndStep
 
 if TYPE_CHECKING:
     from optprompt.scoring.evaluate import Evaluation
@@ -43,7 +44,7 @@ class ScoreTest(EndStep[TestScores]):
     def run(self, end: StudyEnd, state: EndState) -> TestScores:
         from optprompt.stats import doubtful_win_warnings
 
-        pick = state.pick
+        pick = state.part(PickWinner)
         baseline = score_on_test(end, end.baseline)
         same = pick.candidate.hash == end.baseline.hash
         winner = baseline if same else score_on_test(end, pick.candidate, pick.offsets)
@@ -71,7 +72,7 @@ class ScoreTest(EndStep[TestScores]):
 def entries(end: StudyEnd, state: EndState) -> dict[str, Any]:
     """result.json's ``baseline`` and ``best`` entries."""
     test = state.part(ScoreTest)
-    trials, pick = state.trials, state.pick
+    trials, pick = state.trials, state.part(PickWinner)
     return {
         "baseline": entry_of(end, trials, trials.baseline, end.baseline, test.baseline),
         "best": entry_of(end, trials, pick.winner, pick.candidate, test.winner),

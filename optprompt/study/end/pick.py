@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from optprompt.study.end.context import EndState, Pick, StudyEnd, entry_of
-from optprompt.study.end.pipeline import EndStep
+from optprompt.study.end.step import EndStep
 
 if TYPE_CHECKING:
     from optprompt.study.end.selection import Selection

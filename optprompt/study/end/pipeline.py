@@ -10,11 +10,11 @@ says which fields of :class:`~optprompt.results.StudyResult` its part fills
 
 from __future__ import annotations
 
-import abc
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from optprompt.study.end.context import EndState, EndTrials, StudyEnd
+from optprompt.study.end.step import EndStep
 
 if TYPE_CHECKING:
     import optuna
@@ -22,29 +22,6 @@ if TYPE_CHECKING:
     from optprompt.results import StudyResult
 
 __all__ = ["EndStep", "default_steps", "finish_study"]
-
-T = TypeVar("T")
-
-
-class EndStep(abc.ABC, Generic[T]):
-    """One step of the end of a study."""
-
-    def title(self, end: StudyEnd, state: EndState) -> str | None:
-        """What the progress line shows while the step runs (None: nothing). A step that
-        returns None found nothing to do: its line is not shown."""
-        return None
-
-    def applies(self, end: StudyEnd, state: EndState) -> bool:
-        """Whether the step has anything to do in this study (default: always)."""
-        return True
-
-    @abc.abstractmethod
-    def run(self, end: StudyEnd, state: EndState) -> T:
-        """Do the step's job; return its part."""
-
-    def result_fields(self, part: T) -> dict[str, Any]:
-        """The :class:`~optprompt.results.StudyResult` fields ``part`` fills (default: none)."""
-        return {}
 
 
 def default_steps() -> list[EndStep[Any]]:

@@ -22,7 +22,8 @@ from optprompt.results import (
 )
 from optprompt.study.end.context import EndState, StudyEnd
 from optprompt.study.end.on_test import ScoreTest, entries
-from optprompt.study.end.pipeline import EndStep
+from optprompt.study.end.pick import PickWinner
+from optprompt.study.end.step import EndStep
 from optprompt.tasks.types import GENERATION_SETTINGS_KEY
 
 __all__ = ["WriteResult"]
@@ -89,7 +90,7 @@ class WriteResult(EndStep[StudyResult]):
             **parts,
         )
         output = end.kind_context.output
-        end.kind_of(state.pick.candidate).finish(result, output)
+        end.kind_of(state.part(PickWinner).candidate).finish(result, output)
         atomic_write_text(output / PREDICTIONS_FILE, _predictions(state))
         result.write(output)
         return result

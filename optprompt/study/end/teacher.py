@@ -8,7 +8,7 @@ from optprompt.results import TeacherInfo
 from optprompt.stats import compare_evaluations
 from optprompt.study.end.context import EndState, StudyEnd
 from optprompt.study.end.on_test import ScoreTest
-from optprompt.study.end.pipeline import EndStep
+from optprompt.study.end.step import EndStep
 
 if TYPE_CHECKING:
     from optprompt.study.teacher_labels import TeacherLabels
