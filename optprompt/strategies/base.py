@@ -141,6 +141,9 @@ class StrategyContext:
     #: The registered strategies by name (a strategy composing others, like ``auto``, builds
     #: them from here); None outside a study.
     strategies: Callable[[str], type[BaseStrategy]] | None = None
+    #: Whether candidates can be trained on the study's model: False for a served model
+    #: without a local copy of its weights (families that train are then refused or skipped).
+    can_train: bool = True
 
     def strategy_class(self, name: str) -> type[BaseStrategy]:
         """The registered strategy ``name`` (for a strategy that composes others)."""

@@ -276,7 +276,7 @@ def finish_study(end: StudyEnd, study: optuna.Study) -> StudyResult:
         optprompt_version=__version__,
         seed=spec.seed,
         model=ModelInfo(
-            ref=spec.model,
+            ref=model.ref,
             fingerprint=model.fingerprint,
             family=model.family,
             device=str(model.device),

@@ -69,8 +69,9 @@ class CardPredictor:
         self.loaded = loaded
         if backend is None:
             from optprompt.plugins.manager import load_plugins
+            from optprompt.scoring.backends.factory import make_backend
 
-            backend = (plugins or load_plugins()).backends.get(loaded.family).obj(loaded)
+            backend = make_backend(loaded, plugins or load_plugins())
         self.backend = backend
         if card.retrieval is not None and (card.retrieval.get("embedder") or {}).get("task_model", True):
             from optprompt.scoring.embedding import ModelEmbedder
