@@ -30,6 +30,7 @@ class StandIn:
     tokenize: bool = True
     max_model_len: int = 2048
     server: ThreadingHTTPServer | None = None
+    stopped: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -61,7 +62,7 @@ class StandIn:
                     standin.headers.append(dict(self.headers))
                     standin.requests.append({"path": self.path, "body": body})
                     fault = standin.faults.pop(0) if standin.faults else None
-                if fault == "drop":
+                if fault == "drop" or standin.stopped:  # stopped: kept-alive connections die too
                     self.close_connection = True
                     self.connection.close()
                     return
@@ -89,6 +90,7 @@ class StandIn:
         return self
 
     def stop(self) -> None:
+        self.stopped = True
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()

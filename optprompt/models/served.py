@@ -201,7 +201,7 @@ def _tokenizer(spec: ServedModelSpec, root: str) -> Any:
             source = root
         else:
             raise ModelError(
-                f"model server {spec.url} serves {root!r}, which is not a directory on this machine: optprompt "
+                f"model server {spec.url} serves {root!r}, which is not a model directory on this machine: optprompt "
                 "tokenizes every prompt itself (exactly as in-process, chat template included), so give a local "
                 "copy of the served model's tokenizer: model: {url: ..., tokenizer: DIR} (or weights: DIR)"
             )
@@ -237,11 +237,20 @@ def _check_tokenizer(served: ServedModel) -> bool:
             f"does not tokenize like the served model ({PROBE_TEXT!r}: {local} here, {remote.get('tokens')} there); "
             "give the served model's own tokenizer"
         )
+    messages = [{"role": "user", "content": PROBE_TEXT}]
+    body = {"model": served.model_id, "messages": messages, "add_generation_prompt": True}
+    if not served.has_chat_template:
+        try:
+            served.endpoint.call(Call("POST", "/tokenize", body, "tokenizing the probe chat", at_root=True))
+        except ServerError:
+            return True  # neither side has a chat template
+        raise ModelError(
+            f"model server {served.ref} applies a chat template and the local tokenizer has none: prompts would "
+            "not be scored as the served model reads them; give the served model's own tokenizer"
+        )
     if served.has_chat_template:
-        messages = [{"role": "user", "content": PROBE_TEXT}]
         text = served.chat_formatter()(messages)
         local = tok(text, add_special_tokens=False).input_ids
-        body = {"model": served.model_id, "messages": messages, "add_generation_prompt": True}
         remote = served.endpoint.call(Call("POST", "/tokenize", body, "tokenizing the probe chat", at_root=True))
         if remote.get("tokens") != local:
             raise ModelError(

@@ -240,6 +240,7 @@ class ServedBackend(Backend):
 
 
 def _what(action: str, names: Sequence[str]) -> str:
+    names = list(dict.fromkeys(names))
     if len(names) == 1:
         return f"{action} {names[0]}"
     shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
