@@ -20,6 +20,7 @@ from optprompt.plugins import load_plugins
 from optprompt.prompts.render import ScoreRequest
 from optprompt.scoring import CausalLMBackend, GenerationSettings
 from optprompt.scoring.backends import ServedBackend
+from optprompt.study.runner import SPEC_FILE
 
 pytestmark = pytest.mark.served
 
@@ -136,7 +137,7 @@ def test_a_study_through_the_server_keeps_its_key_secret(
     assert not leaked
     printed = capsys.readouterr()
     assert vllm_server.api_key not in caplog.text + printed.out + printed.err
-    assert KEY_ENV in json.loads((out / "spec.json").read_text())["spec"]["model"]["api_key_env"]
+    assert json.loads((out / SPEC_FILE).read_text())["spec"]["model"]["api_key_env"] == KEY_ENV
 
 
 def test_a_server_lost_mid_study_stops_it_and_a_second_run_resumes(keyed, vllm_server, tmp_path: Path) -> None:
