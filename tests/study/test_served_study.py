@@ -90,3 +90,19 @@ def test_auto_skips_the_families_that_train_without_weights(
     )
     strategy = build_strategy(with_weights, task, plugins, ModelPool(with_weights, plugins, progress=False))
     assert any(s.trains for s in strategy.families.values())
+
+
+def test_a_served_model_generates_for_a_strategy(study_dict: dict, standin: StandIn, tiny_model) -> None:
+    """A strategy's rewriter may be a served model (a strong one rewriting for a small one)."""
+    from optprompt.plugins import load_plugins
+    from optprompt.scoring.backends import ServedBackend
+    from optprompt.strategies.services import StrategyServices
+    from optprompt.study.models import ModelPool
+
+    spec = spec_from_dict(study_dict)
+    pool = ModelPool(spec, load_plugins(), model=tiny_model, progress=False)
+    services = StrategyServices(pool.for_strategy, default_ref=spec.model)
+    served, local = services.generator(standin.url), services.generator(None)
+    assert isinstance(served.backend.backend, ServedBackend)  # behind the study's score cache
+    prompts = ["Rewrite the instruction: classify the review."]
+    assert served.generate(prompts, max_new_tokens=6) == local.generate(prompts, max_new_tokens=6)
