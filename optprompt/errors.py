@@ -22,6 +22,8 @@ __all__ = [
     "DataError",
     "BadRowError",
     "ModelError",
+    "ServerError",
+    "ServerUnavailable",
     "PluginError",
     "CandidateRejected",
     "RegistryError",
@@ -54,6 +56,17 @@ class BadRowError(DataError):
 
 class ModelError(OptpromptError):
     """A model reference cannot be resolved or loaded."""
+
+
+class ServerError(ModelError):
+    """A model server refused a request that trying again cannot fix (a 4xx answer: a
+    prompt longer than the served context, too many log-probabilities, an unknown model),
+    or answered something optprompt cannot use; the message names the example."""
+
+
+class ServerUnavailable(ModelError):
+    """A model server stopped answering (refused or lost connections, timeouts, 5xx or 429
+    after every retry). The trial is void and the study stops; running it again resumes."""
 
 
 class PluginError(OptpromptError):

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from optprompt.adapters.methods import adapter_digest, merged_lora, peft_quiet
 from optprompt.errors import CandidateRejected, ConfigError
 from optprompt.prompts.render import ScoreRequest
-from optprompt.scoring.backends.base import Backend, GenerationSettings, sorted_batches
+from optprompt.scoring.backends.base import GenerationSettings, LocalBackend, sorted_batches
 from optprompt.scoring.backends.causal import Tokens, cut_at_stop
 from optprompt.scoring.backends.decoding import Lead, decode
 from optprompt.scoring.backends.trie import shared_prefix
@@ -113,7 +113,7 @@ def choice_logliks(model: Any, items: Sequence[Item], pad_id: int, device: Any, 
     return out_items
 
 
-class AdapterBackend(Backend):
+class AdapterBackend(LocalBackend):
     """Scores and generates through a PEFT model (the base model plus its adapter).
 
     Args:

@@ -58,10 +58,18 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         k: getattr(args, k) for k in ("input", "label", "options", "id", "format", "label_separator")
     }
     columns = {k: v for k, v in columns.items() if v is not None}
+    model: Any = args.model
+    if args.api_key_env is not None:
+        from optprompt.errors import ConfigError
+        from optprompt.models.served import is_served_ref
+
+        if not is_served_ref(model):
+            raise ConfigError("--api-key-env goes with a served --model (an http(s) URL)")
+        model = {"url": model, "api_key_env": args.api_key_env}
     report = evaluate(
         args.target,
         args.data,
-        model=args.model,
+        model=model,
         against=args.against,
         columns=columns,
         constrained=args.constrained,
@@ -84,7 +92,17 @@ def add_evaluate_parser(sub: Any) -> None:
     )
     p.add_argument("target", help="an export directory (card, adapter, ensemble), a prompt card, or a study directory")
     p.add_argument("--data", required=True, help="labelled data file (JSONL, CSV, Parquet...), read as a study reads")
-    p.add_argument("--model", help="score on this model instead (registered name, model directory or .gguf file)")
+    p.add_argument(
+        "--model",
+        help="score on this model instead (registered name, model directory, .gguf file, or a served model's URL "
+        "such as http://127.0.0.1:8000/v1)",
+    )
+    p.add_argument(
+        "--api-key-env",
+        dest="api_key_env",
+        metavar="VAR",
+        help="a served --model: the environment variable holding its API key (the key is never written anywhere)",
+    )
     p.add_argument("--against", help="another export or study directory, or 'baseline' (the study's baseline prompt)")
     p.add_argument("--output", default="evaluation.json", help="where to write evaluation.json (default: here)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda... (default auto)")

@@ -1,6 +1,7 @@
 """Study configuration: typed specs and the YAML loader."""
 
 from optprompt.config.loading import load_spec, spec_from_dict
+from optprompt.config.served import ServedModelSpec
 from optprompt.config.spec import DistillSpec, PruningSpec, ScoringSpec, SplitSpec, StrategySpec, StudySpec, TaskSpec
 
 __all__ = [
@@ -9,6 +10,7 @@ __all__ = [
     "spec_from_dict",
     "PruningSpec",
     "ScoringSpec",
+    "ServedModelSpec",
     "SplitSpec",
     "StrategySpec",
     "StudySpec",

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from optprompt.config.served import ServedModelSpec, served_model_field
+
 __all__ = [
     "StudySpec",
     "TrackingSpec",
@@ -342,7 +344,10 @@ class StudySpec(_Strict):
     """A whole study: model, task, strategy, seed and where results go."""
 
     name: str = Field(min_length=1)
-    model: str = Field(min_length=1, description="Short name, local path or hub id.")
+    model: str | ServedModelSpec = Field(
+        description="Short name, local path, hub id, or a served model: http://HOST:PORT/v1 or "
+        "{url, name, api_key_env, max_concurrency, timeout, retries, tokenizer, weights}."
+    )
     seed: int = 0
     output: str
     task: TaskSpec
@@ -384,6 +389,13 @@ class StudySpec(_Strict):
         "`winner` (defaults) or a mapping {into: prompt_tuning|lora|..., epochs, lr, ...}; classification "
         "and multiple choice only.",
     )
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _served_model(cls, v: Any) -> Any:
+        if isinstance(v, str) and not v:
+            raise ValueError("model is empty: give a short name, a local path, a hub id or a server URL")
+        return served_model_field(v)
 
     @field_validator("distill", mode="before")
     @classmethod

@@ -16,6 +16,7 @@ from optprompt.evaluation.report import Comparison, Constrained, EvaluationRepor
 from optprompt.kinds.registry import candidate_kinds
 
 if TYPE_CHECKING:
+    from optprompt.config.served import ServedModelSpec
     from optprompt.kinds.prompt.card import PromptCard
     from optprompt.models.loading import LoadedModel
     from optprompt.plugins.manager import Plugins
@@ -140,7 +141,7 @@ def _task(data: str | os.PathLike[str], card: PromptCard, columns: dict[str, Any
     return build_task(spec, plugins=plugins, name=str(task.get("name") or "evaluation"), required=("test",))
 
 
-def _model_for(ref: str, loaded: dict[str, LoadedModel], plugins: Plugins, device: str) -> LoadedModel:
+def _model_for(ref: Any, loaded: dict[Any, LoadedModel], plugins: Plugins, device: str) -> LoadedModel:
     from optprompt.models.loading import load_model
 
     if ref not in loaded:
@@ -207,7 +208,7 @@ def evaluate(
     target: str | os.PathLike[str],
     data: str | os.PathLike[str],
     *,
-    model: str | None = None,
+    model: str | ServedModelSpec | dict[str, Any] | None = None,
     against: str | os.PathLike[str] | None = None,
     columns: dict[str, Any] | None = None,
     constrained: bool = False,
@@ -223,7 +224,8 @@ def evaluate(
             ensemble) or a study directory (its winner).
         data: A labelled data file, read with the study's loaders (JSONL, CSV, Parquet...).
         model: Score on this model instead of the one the export names (a registered name,
-            a local model directory or a ``.gguf`` file); ``against`` is scored on it too.
+            a local model directory, a ``.gguf`` file, or a served model: an http(s) URL or
+            a :class:`~optprompt.config.ServedModelSpec` / mapping); ``against`` is scored on it too.
         against: A second target scored on the same examples, with a paired test of
             ``target`` against it; ``"baseline"`` is the baseline of the study ``target``.
         columns: Column options as in a study's ``task:`` block (``input``, ``label``,
@@ -243,11 +245,14 @@ def evaluate(
         The :class:`EvaluationReport` also written to ``output``.
     """
     from optprompt._version import __version__
+    from optprompt.models.served import is_served_ref, served_spec
     from optprompt.plugins.manager import load_plugins
     from optprompt.stats import compare_evaluations
 
     started = time.perf_counter()
     plugins = plugins or load_plugins()
+    if is_served_ref(model):
+        model = served_spec(model)  # one hashable reference; its key stays in the environment
     unknown = set(columns or {}) - set(COLUMN_KEYS)
     if unknown:
         raise ConfigError(f"columns: unknown key(s) {sorted(unknown)}; known: {', '.join(COLUMN_KEYS)}")
@@ -268,17 +273,17 @@ def evaluate(
             else:
                 second = _resolve(against, scratch, plugins, baseline_of=None)
         task = _task(data, first.card, {**first.columns, **(columns or {})}, plugins)
-        loaded: dict[str, LoadedModel] = {}
+        loaded: dict[Any, LoadedModel] = {}
         scored, evaluations = [], []
         for t in [first, second] if second is not None else [first]:
-            ref = model or str(t.card.model.get("ref") or "")
+            ref = model or str(t.card.model.get("ref") or "")  # type: ignore[assignment]
             if not ref:
                 raise OptpromptError(f"{t.given}: the export names no model; give --model")
             ev, kind, extra = _score(
                 t, task, _model_for(ref, loaded, plugins, device), plugins, constrained=constrained, plain=plain
             )
             evaluations.append(ev)
-            scored.append(_scored(t, kind, ref, ev, extra, plain=plain))
+            scored.append(_scored(t, kind, str(ref), ev, extra, plain=plain))
     comparison = None
     if len(evaluations) == 2:
         c = compare_evaluations(evaluations[1], evaluations[0])  # target as the "winner" side

@@ -9,9 +9,17 @@ from optprompt.models.loading import (
     select_device,
     select_dtype,
 )
+from optprompt.models.served import ServedModel, ServedModelSpec, connect, is_served_ref
+
+ModelRef = str | ServedModelSpec  # what `model:` accepts
 
 __all__ = [
     "LoadedModel",
+    "ModelRef",
+    "ServedModel",
+    "ServedModelSpec",
+    "connect",
+    "is_served_ref",
     "fingerprint_dir",
     "load_model",
     "optprompt_home",

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from optprompt.errors import ModelError
 from optprompt.models.home import optprompt_home
+from optprompt.models.text import TOKENIZER_FILES, chat_formatter
 
 if TYPE_CHECKING:
     import torch
@@ -25,6 +26,7 @@ __all__ = [
     "select_device",
     "select_dtype",
     "fingerprint_dir",
+    "chat_formatter",
 ]
 
 logger = logging.getLogger(__name__)
@@ -48,12 +50,25 @@ class LoadedModel:
 
     def chat_formatter(self):  # type: ignore[no-untyped-def]
         """messages -> prompt text through the tokenizer's chat template."""
-        tok = self.tokenizer
+        return chat_formatter(self.tokenizer)
 
-        def fmt(messages: list[dict[str, str]]) -> str:
-            return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    @property
+    def context_tokens(self) -> int | None:
+        """The positions the model knows (its config), else the tokenizer's
+        ``model_max_length`` when it is a real figure; None when there is no limit to tell
+        (e.g. T5's relative positions)."""
+        config = getattr(self.model, "config", None)
+        for key in _CONFIG_KEYS:
+            value = getattr(config, key, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        limit = getattr(self.tokenizer, "model_max_length", None)
+        if isinstance(limit, int) and 0 < limit < 1_000_000:
+            return limit
+        return None
 
-        return fmt
+
+_CONFIG_KEYS = ("max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length", "seq_length")
 
 
 def select_device(requested: str = "auto") -> torch.device:
@@ -155,24 +170,18 @@ def select_family(config: Any, plugins: Plugins, requested: str = "auto") -> str
     """The backend for a model config: ``requested``, else the first backend whose
     ``detect`` accepts it, else ``causal``."""
     if requested != "auto":
-        plugins.backends.get(requested)  # unknown name: error listing the known ones
+        entry = plugins.backends.get(requested)  # unknown name: error listing the known ones
+        if not getattr(entry.obj, "auto_class", None):
+            raise ModelError(
+                f"scoring.backend: {requested!r} scores through a model server; it is chosen by giving a server "
+                "as the model (model: http://HOST:PORT/v1)"
+            )
         return requested
     for entry in plugins.backends:
         detect = entry.extra.get("detect")
         if detect is not None and detect(config):
             return entry.name
     return "causal"
-
-
-#: Files of which a model directory needs at least one to have a tokenizer.
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer.model",
-    "vocab.json",
-    "vocab.txt",
-    "spiece.model",
-    "tokenizer_config.json",
-)
 
 
 def load_model(
@@ -188,7 +197,15 @@ def load_model(
 
     The model family (causal, seq2seq, masked...) is read from its config unless
     ``backend`` names one; the family's backend says which transformers Auto class loads it.
+    A served model (an http(s) URL or a :class:`~optprompt.models.served.ServedModelSpec`)
+    is connected to and probed instead (:func:`optprompt.models.served.connect`).
     """
+    from optprompt.models.served import connect, is_served_ref
+
+    if is_served_ref(ref):
+        if backend not in ("auto", "served"):
+            raise ModelError(f"scoring.backend: {backend!r} runs weights in-process; model {ref} is served")
+        return connect(ref, plugins)  # type: ignore[return-value]
     import transformers
     from transformers import AutoConfig, AutoTokenizer
 

@@ -184,7 +184,7 @@ def context_limited_renderer(
         task,
         model.chat_formatter() if chat else None,
         tokenizer=model.tokenizer,
-        context=context_length(model.model, model.tokenizer),
+        context=model.context_tokens,
         policy=spec.truncate,
         reserve=spec.max_new_tokens if task.generates else 0,
         retrievers=retrievers,

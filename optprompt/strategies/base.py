@@ -145,6 +145,9 @@ class StrategyContext:
     #: The names of the registered strategies (a strategy composing others finds those that
     #: declare a capability among them); empty outside a study.
     strategy_names: tuple[str, ...] = ()
+    #: Whether candidates can be trained on the study's model: False for a served model
+    #: without a local copy of its weights (families that train are then refused or skipped).
+    can_train: bool = True
 
     def strategy_class(self, name: str) -> type[BaseStrategy]:
         """The registered strategy ``name`` (for a strategy that composes others)."""

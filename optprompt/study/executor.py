@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from optprompt.errors import CandidateRejected, OptpromptError
+from optprompt.errors import CandidateRejected, OptpromptError, ServerUnavailable
 from optprompt.study.objectives import values_of
 from optprompt.study.resilience import Heartbeat, trial_timeout
 from optprompt.trials import FailureKind, Role, write
@@ -102,6 +102,9 @@ class TrialExecutor:
             if is_baseline:
                 raise OptpromptError(f"the baseline prompt was rejected: {e}") from None
             return None
+        except ServerUnavailable as e:  # every later trial would fail too: void, and stop
+            ledger.close(study, trial, f"{FailureKind.SERVER_LOST.value}: {e}"[:2000])
+            raise
         except Exception as e:  # Ctrl-C / SIGTERM: the run loop records the trial as interrupted
             reason = f"{type(e).__name__}: {e}"
             ledger.close(study, trial, reason[:2000])

@@ -3,7 +3,7 @@ their scoring backends and the shared score cache. Each model is loaded once per
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from optprompt.config.spec import StudySpec
@@ -30,11 +30,11 @@ class ModelPool:
         self.plugins = plugins
         self.progress = progress
         self.model = model  # the task model, once loaded
-        self._others: dict[str, LoadedModel] = {}  # embedding models and generators other than the task model
+        self._others: dict[Any, LoadedModel] = {}  # embedding models and generators other than the task model
         self._cache = None
         self._task_backend: Backend | None = None
 
-    def load(self, ref: str, *, with_backend_setting: bool = False) -> LoadedModel:
+    def load(self, ref: Any, *, with_backend_setting: bool = False) -> LoadedModel:
         from optprompt.models.loading import load_model
 
         sc = self.spec.scoring
@@ -47,12 +47,32 @@ class ModelPool:
             self.model = self.load(self.spec.model, with_backend_setting=True)
         return self.model
 
+    def can_train(self) -> bool:
+        """Whether candidates can be trained: an in-process model, or a served one with a
+        local copy of its weights (``weights:``)."""
+        from optprompt.models.served import is_served_ref, served_spec
+
+        return not is_served_ref(self.spec.model) or served_spec(self.spec.model).weights is not None
+
+    def training_model(self) -> LoadedModel:
+        """The model kinds train and score trained candidates on: the task model, or for a
+        served one the local copy of its weights when given (else the served model: kinds
+        that train are refused before they run, see :meth:`can_train`)."""
+        from optprompt.models.served import is_served_ref, served_spec
+
+        if is_served_ref(self.spec.model):
+            weights = served_spec(self.spec.model).weights
+            if weights is not None:
+                return self._other(weights)
+        return self.task_model()
+
     def backend_for(self, model: LoadedModel) -> Backend:
         """A scoring backend for ``model``, behind the shared score cache when it is on."""
+        from optprompt.scoring.backends.factory import make_backend
         from optprompt.scoring.cache import CachedBackend, ScoreCache, default_cache_path
 
         sc = self.spec.scoring
-        backend = self.plugins.backends.get(model.family).obj(model, batch_tokens=sc.batch_tokens)
+        backend = make_backend(model, self.plugins, batch_tokens=sc.batch_tokens)
         if not sc.cache:
             return backend
         if self._cache is None:
@@ -65,23 +85,43 @@ class ModelPool:
             self._task_backend = self.backend_for(self.task_model())
         return self._task_backend
 
-    def _other(self, ref: str) -> LoadedModel:
-        if ref not in self._others:
-            self._others[ref] = self.load(ref)
-        return self._others[ref]
+    def _other(self, ref: Any) -> LoadedModel:
+        key = _canonical(ref)
+        if key not in self._others:
+            self._others[key] = self.load(ref)
+        return self._others[key]
 
-    def for_strategy(self, ref: str):  # type: ignore[no-untyped-def]
+    def is_task_model(self, ref: Any) -> bool:
+        """Whether ``ref`` names the study's model (a server's URL names the served spec)."""
+        return _canonical(ref) == _canonical(self.spec.model)
+
+    def for_strategy(self, ref: Any):  # type: ignore[no-untyped-def]
         """Backend and model for a strategy's generator; the task model when ``ref`` is it."""
-        if ref == self.spec.model and self.model is not None:
+        if self.is_task_model(ref) and self.model is not None:
             return self.task_backend(), self.model
         loaded = self._other(ref)
         return self.backend_for(loaded), loaded
 
     def embedder(self, ref: str | None, pooling: str) -> Embedder:
         """The embedder of per-input demonstrations: the task model's when ``ref`` is None
-        (or names it), else ``ref`` loaded with the study's device and dtype."""
+        (or names it), else ``ref`` loaded with the study's device and dtype. A served task
+        model has no hidden states to pool: such studies name an embedding model."""
+        from optprompt.errors import ModelError
+        from optprompt.models.served import is_served_ref
         from optprompt.scoring.embedding import ModelEmbedder
 
-        if (ref is None or ref == self.spec.model) and self.model is not None:
+        wanted = self.spec.model if ref is None else ref
+        if is_served_ref(wanted):
+            raise ModelError(
+                f"per-input demonstrations need embeddings, and model {wanted} is served: name a local embedding "
+                "model for retrieval (the strategy's embedder option, e.g. embedder: smollm2-135m-instruct)"
+            )
+        if (ref is None or self.is_task_model(ref)) and self.model is not None:
             return ModelEmbedder(self.model, pooling=pooling)
         return ModelEmbedder(self._other(ref or self.spec.model), pooling=pooling)
+
+
+def _canonical(ref: Any) -> Any:
+    from optprompt.models.served import is_served_ref, served_spec
+
+    return served_spec(ref) if is_served_ref(ref) else ref

@@ -86,8 +86,15 @@ def build_strategy(spec: StudySpec, task: Task, plugins: Plugins, pool: ModelPoo
         objectives=tuple(spec.objectives),
         strategies=lambda name: plugins.strategies.get(name).obj,
         strategy_names=tuple(plugins.strategies.names()),
+        can_train=pool.can_train(),
     )
-    return plugins.strategies.get(spec.strategy.name).obj.from_options(spec.strategy.options(), context)
+    strategy = plugins.strategies.get(spec.strategy.name).obj.from_options(spec.strategy.options(), context)
+    if strategy.trains and not context.can_train:
+        raise ConfigError(
+            f"strategy {spec.strategy.name!r} trains on the model's weights, and model {spec.model} is served: give a "
+            "local copy of the served weights (model: {url: ..., weights: DIR}) or a strategy that does not train"
+        )
+    return strategy
 
 
 def _chat(spec: StudySpec, model: LoadedModel, plugins: Plugins) -> bool:
@@ -161,7 +168,7 @@ def build_session(
     check_context(renderer, baseline, task)  # task.truncate: error stops here
     kind_context = KindContext(
         task=task,
-        model=model,
+        model=pool.training_model(),
         renderer=renderer,
         evaluator=evaluator,
         dev=dev,

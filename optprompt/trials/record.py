@@ -53,6 +53,7 @@ class FailureKind(StrEnum):
     INTERRUPTED = "interrupted"  # Ctrl-C / SIGTERM: void
     CONNECTION_LOST = "connection lost"  # the storage dropped while reserving it: void
     WORKER_DIED = "worker died"  # no reason stored: its process stopped; void
+    SERVER_LOST = "server lost"  # the model server stopped answering: void, and the study stops
     REJECTED = "rejected"  # the candidate could not be scored (nothing ran): not budgeted
     PRUNED = "pruned"  # stopped early by the pruner: budgeted
     ERROR = "error"  # an exception (the reason's kind is its class name): budgeted
@@ -60,7 +61,12 @@ class FailureKind(StrEnum):
     @property
     def void(self) -> bool:
         """Whether a trial that failed this way left nothing behind and is re-run."""
-        return self in (FailureKind.INTERRUPTED, FailureKind.CONNECTION_LOST, FailureKind.WORKER_DIED)
+        return self in (
+            FailureKind.INTERRUPTED,
+            FailureKind.CONNECTION_LOST,
+            FailureKind.WORKER_DIED,
+            FailureKind.SERVER_LOST,
+        )
 
 
 _WORKER_DIED_DETAIL = "its process stopped before recording a result; the trial is re-run and does not count"
@@ -91,7 +97,13 @@ def _parse_reason(state_failed: bool, stored: Any) -> FailureReason:
             )
         return FailureReason(FailureKind.PRUNED, "pruned", "pruned")  # pruned by Optuna itself
     text = str(stored).strip()
-    for kind in (FailureKind.INTERRUPTED, FailureKind.CONNECTION_LOST, FailureKind.REJECTED, FailureKind.PRUNED):
+    for kind in (
+        FailureKind.INTERRUPTED,
+        FailureKind.CONNECTION_LOST,
+        FailureKind.SERVER_LOST,
+        FailureKind.REJECTED,
+        FailureKind.PRUNED,
+    ):
         if text.startswith(kind.value):
             return FailureReason(kind, kind.value, text)
     head, sep, _ = text.partition(":")

@@ -17,6 +17,7 @@ The study's end scores each family's best on test against the baseline
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,7 @@ from optprompt_plugins.auto.config import AutoConfig, auto_config, families_of
 from optprompt_plugins.auto.schedule import halving, next_family, spent
 from optprompt_plugins.auto.view import FamilyStudy, FamilyTrial
 
-from optprompt.errors import CandidateRejected, ExperimentalWarning
+from optprompt.errors import CandidateRejected, ConfigError, ExperimentalWarning
 from optprompt.prompts import PromptCandidate
 from optprompt.strategies import BaseStrategy, Budget, StrategyConfig, StrategyContext
 from optprompt.trials import TrialRecord, records, write
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
     from optprompt.config import PruningSpec
 
 __all__ = ["Auto"]
+
+
+logger = logging.getLogger("optprompt")
 
 
 class Auto(BaseStrategy):
@@ -63,12 +67,24 @@ class Auto(BaseStrategy):
             stacklevel=2,
         )
         self.families: dict[str, BaseStrategy] = {}
+        skipped = []
         for family in config.enabled():
             cls = context.strategy_class(family)
+            if cls.trains and not context.can_train:
+                skipped.append(family)
+                continue
             options = config.options(family)
             if not cls.sets_own_trials:
                 options.setdefault("trials", config.trials)
             self.families[family] = cls.from_options(options, context)
+        if skipped:
+            message = (
+                f"auto: {', '.join(skipped)} skipped: they train on the model's weights and the model is served "
+                "without a local copy (model: {url: ..., weights: DIR})"
+            )
+            if not self.families:
+                raise ConfigError(message + "; no family is left to search with")
+            logger.warning("%s", message)
 
     # --- budget -----------------------------------------------------------------------
     def _total(self) -> float:

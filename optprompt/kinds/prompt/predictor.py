@@ -36,10 +36,11 @@ def load_card_model(
     """The model a card was scored on: ``model`` when it is loaded, else the reference
     given (or the card's own), loaded with ``plugins``' model loaders (discovered when None)."""
     from optprompt.models.loading import LoadedModel, load_model
+    from optprompt.models.served import ServedModel
     from optprompt.plugins.manager import load_plugins
 
-    if isinstance(model, LoadedModel):
-        return model
+    if isinstance(model, (LoadedModel, ServedModel)):
+        return model  # type: ignore[return-value]
     ref = model or card.model.get("ref")
     if not ref:
         raise OptpromptError("this prompt card names no model: pass model=...")
@@ -69,8 +70,9 @@ class CardPredictor:
         self.loaded = loaded
         if backend is None:
             from optprompt.plugins.manager import load_plugins
+            from optprompt.scoring.backends.factory import make_backend
 
-            backend = (plugins or load_plugins()).backends.get(loaded.family).obj(loaded)
+            backend = make_backend(loaded, plugins or load_plugins())
         self.backend = backend
         if card.retrieval is not None and (card.retrieval.get("embedder") or {}).get("task_model", True):
             from optprompt.scoring.embedding import ModelEmbedder

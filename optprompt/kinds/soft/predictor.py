@@ -92,9 +92,15 @@ def load_adapter(
         plugins: Where model loaders are registered (discovered when None).
     """
     from optprompt.models.loading import LoadedModel, load_model
+    from optprompt.models.served import is_served_ref
     from optprompt.plugins.manager import load_plugins
 
     manifest = read_manifest(directory)
+    if is_served_ref(model) or getattr(model, "family", None) == "served":
+        raise OptpromptError(
+            f"{directory}: a trained adapter is applied to the weights in this process; give a local copy of the "
+            f"base model (--model DIR) rather than the server {getattr(model, 'ref', model)}"
+        )
     if not isinstance(model, LoadedModel):
         model = load_model(
             model or manifest["model"]["ref"], plugins or load_plugins(), device=device, dtype=dtype, progress=False

@@ -1,8 +1,11 @@
-"""The backend extension point: one interface over causal, seq2seq and masked LMs.
+"""The backend extension point: one interface over causal, seq2seq, masked and served LMs.
 
 A backend scores :class:`ScoreRequest` continuations by log-likelihood and, where the
-model family can, generates text. Batching, prefix reuse and device handling live in
-backends and nowhere else; the evaluator never knows which family it talks to.
+model family can, generates text (:class:`Backend`, the text-level contract). Backends
+over weights in this process share :class:`LocalBackend` (devices, batches sized to
+memory, out-of-memory retries); a model server's backend is a peer of theirs. Batching,
+prefix reuse and device handling live in backends and nowhere else; the evaluator never
+knows which family it talks to.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from optprompt.prompts.render import ScoreRequest
 if TYPE_CHECKING:
     from optprompt.models.loading import LoadedModel
 
-__all__ = ["Backend", "GenerationSettings", "is_oom", "sorted_batches"]
+__all__ = ["Backend", "GenerationSettings", "LocalBackend", "is_oom", "sorted_batches"]
 
 
 @dataclass(frozen=True)
@@ -47,34 +50,34 @@ def is_oom(err: BaseException) -> bool:
 
 
 class Backend(abc.ABC):
-    """Scores and generates with one loaded model.
+    """The text-level contract every backend keeps, in-process or served: log-likelihoods
+    of continuations after a prompt, and (where the model family can) generation.
 
-    Subclasses set ``family`` (the registry name), ``auto_class`` (the transformers Auto
-    class that loads such models) and implement :meth:`loglikelihoods`.
+    Subclasses set ``family`` (the registry name) and ``settings_key`` (what, besides the
+    request, decides a score) and implement :meth:`loglikelihoods` and
+    :meth:`naive_loglikelihoods`. Backends that run weights in this process derive from
+    :class:`LocalBackend`; a model server's backend derives from this class directly.
 
     Args:
-        loaded: The model, tokenizer and device.
-        batch_tokens: Upper bound on (rows x longest row) per forward pass; halved
-            automatically after an out-of-memory error.
+        batch_tokens: Upper bound on (rows x longest row) per forward pass or request.
+        max_batch_rows: Rows per forward pass or request at most.
     """
 
     family: ClassVar[str]
-    auto_class: ClassVar[str]
     supports_chat: ClassVar[bool] = False
+    #: The transformers Auto class that loads such models; None for backends that load
+    #: no weights (a model server's).
+    auto_class: ClassVar[str | None] = None
 
-    def __init__(self, loaded: LoadedModel, *, batch_tokens: int = 4096, max_batch_rows: int = 64) -> None:
-        self.loaded = loaded
-        self.model = loaded.model
-        self.tokenizer = loaded.tokenizer
-        self.device = loaded.device
+    def __init__(self, *, batch_tokens: int = 4096, max_batch_rows: int = 64) -> None:
         self.batch_tokens = batch_tokens
         self.max_batch_rows = max_batch_rows
         self.computed_tokens = 0  # tokens pushed through the model, for throughput figures
 
     @property
+    @abc.abstractmethod
     def settings_key(self) -> list[Any]:
         """What, besides the request, determines a score (for the persistent cache)."""
-        return [self.family, self.loaded.fingerprint, str(self.loaded.dtype)]
 
     @abc.abstractmethod
     def loglikelihoods(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
@@ -90,6 +93,33 @@ class Backend(abc.ABC):
     def generate(self, prompts: Sequence[str], settings: GenerationSettings) -> list[str]:
         """Greedy continuations of ``prompts`` (stopping at a stop string or the budget)."""
         raise OptpromptError(f"{self.family} models cannot generate text; use a causal or seq2seq model")
+
+
+class LocalBackend(Backend):
+    """A backend over a model loaded in this process: devices, key/value caches, batches
+    sized to memory and out-of-memory retries live here.
+
+    Subclasses set ``auto_class`` (the transformers Auto class that loads such models).
+
+    Args:
+        loaded: The model, tokenizer and device.
+        batch_tokens: Upper bound on (rows x longest row) per forward pass; halved
+            automatically after an out-of-memory error.
+    """
+
+    auto_class: ClassVar[str]
+
+    def __init__(self, loaded: LoadedModel, *, batch_tokens: int = 4096, max_batch_rows: int = 64) -> None:
+        super().__init__(batch_tokens=batch_tokens, max_batch_rows=max_batch_rows)
+        self.loaded = loaded
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.device = loaded.device
+
+    @property
+    def settings_key(self) -> list[Any]:
+        """What, besides the request, determines a score (for the persistent cache)."""
+        return [self.family, self.loaded.fingerprint, str(self.loaded.dtype)]
 
     def _generate_all(self, encoded: Sequence[list[int]], settings: GenerationSettings, cost: Any) -> list[str]:
         """Generate for every prompt (``encoded``: its token ids after any shared lead):

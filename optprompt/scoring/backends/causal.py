@@ -19,11 +19,12 @@ from collections.abc import Sequence
 from optprompt.errors import CandidateRejected, ConfigError
 from optprompt.models.loading import LoadedModel
 from optprompt.prompts.render import ScoreRequest
-from optprompt.scoring.backends.base import Backend, GenerationSettings
+from optprompt.scoring.backends.base import GenerationSettings, LocalBackend
 from optprompt.scoring.backends.decoding import Lead, decode
 from optprompt.scoring.backends.legacy import LegacyScoring
 from optprompt.scoring.backends.packed import PackedScorer
 from optprompt.scoring.backends.threads import configure_threads
+from optprompt.scoring.backends.tokens import Tokens, cut_at_stop
 from optprompt.scoring.backends.trie import shared_prefix
 
 log = logging.getLogger(__name__)
@@ -33,53 +34,7 @@ ENGINES = ("auto", "packed", "legacy")
 #: Attention implementations that take an arbitrary 4-D float mask.
 _MASKABLE = ("eager", "sdpa")
 
-__all__ = ["CausalLMBackend", "naive_loglikelihoods", "Tokens"]
-
-
-class Tokens:
-    """Tokenisation rules shared by the fast path and the naive reference."""
-
-    def __init__(self, tokenizer) -> None:  # type: ignore[no-untyped-def]
-        self.tok = tokenizer
-        bos = tokenizer.bos_token_id
-        adds_bos = bos is not None and tokenizer("a").input_ids[:1] == [bos]
-        self.bos = [bos] if adds_bos else []
-        self.bos_text = tokenizer.bos_token if adds_bos else None
-        pad = tokenizer.pad_token_id
-        #: Filler for padded positions (masked out): the pad token, else EOS, else 0.
-        self.pad_id = pad if pad is not None else (tokenizer.eos_token_id or 0)
-
-    def encode(self, text: str) -> list[int]:
-        return self.tok(text, add_special_tokens=False).input_ids if text else []
-
-    def prefix(self, text: str) -> list[int]:
-        ids = self.encode(text)
-        if self.bos and not (self.bos_text and text.startswith(self.bos_text)):
-            ids = self.bos + ids
-        return ids
-
-    def continuation(self, text: str) -> list[int]:
-        ids = self.encode(text)
-        if not ids:
-            raise CandidateRejected(f"answer {text!r} tokenizes to nothing")
-        return ids
-
-    def requests(self, requests: Sequence[ScoreRequest]) -> tuple[list[list[int]], list[list[list[int]]], list[int]]:
-        """Each request's context tokens, its answers' tokens and its shared prefix's length
-        (a prefix shared by several requests is tokenised once)."""
-        prefixes: dict[str, list[int]] = {}
-        contexts, answers, prefix_lengths = [], [], []
-        for r in requests:
-            p_ids = prefixes.get(r.prefix)
-            if p_ids is None:
-                p_ids = prefixes[r.prefix] = self.prefix(r.prefix)
-            ctx = p_ids + self.encode(r.suffix)
-            if not ctx:
-                raise CandidateRejected("an empty prompt cannot be scored")
-            contexts.append(ctx)
-            answers.append([self.continuation(c) for c in r.continuations])
-            prefix_lengths.append(len(p_ids))
-        return contexts, answers, prefix_lengths
+__all__ = ["CausalLMBackend", "naive_loglikelihoods", "Tokens", "cut_at_stop"]
 
 
 def sliding_window(config: object) -> int | None:
@@ -94,7 +49,7 @@ def sliding_window(config: object) -> int | None:
     return int(window)
 
 
-class CausalLMBackend(LegacyScoring, Backend):
+class CausalLMBackend(LegacyScoring, LocalBackend):
     """Decoder-only models (Llama, SmolLM2, GPT-2, Qwen...).
 
     Args:
@@ -259,16 +214,6 @@ class CausalLMBackend(LegacyScoring, Backend):
         self.computed_tokens += computed
         texts = self.tokenizer.batch_decode(gen, skip_special_tokens=True)
         return [cut_at_stop(t, settings.stop) for t in texts]
-
-
-def cut_at_stop(text: str, stop: Sequence[str]) -> str:
-    """``text`` up to the first stop string."""
-    cut = len(text)
-    for s in stop:
-        i = text.find(s)
-        if s and i != -1:
-            cut = min(cut, i)
-    return text[:cut]
 
 
 def naive_loglikelihoods(loaded: LoadedModel, requests: Sequence[ScoreRequest]) -> list[list[float]]:

@@ -11,12 +11,12 @@ from collections.abc import Sequence
 
 from optprompt.errors import CandidateRejected, ModelError
 from optprompt.prompts.render import ScoreRequest
-from optprompt.scoring.backends.base import Backend, sorted_batches
+from optprompt.scoring.backends.base import LocalBackend, sorted_batches
 
 __all__ = ["MaskedLMBackend"]
 
 
-class MaskedLMBackend(Backend):
+class MaskedLMBackend(LocalBackend):
     """Encoder-only masked LMs (BERT, RoBERTa, DeBERTa, ...)."""
 
     family = "masked"

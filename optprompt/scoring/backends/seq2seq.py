@@ -7,13 +7,13 @@ from collections.abc import Sequence
 
 from optprompt.errors import CandidateRejected
 from optprompt.prompts.render import ScoreRequest
-from optprompt.scoring.backends.base import Backend, GenerationSettings, sorted_batches
+from optprompt.scoring.backends.base import GenerationSettings, LocalBackend, sorted_batches
 from optprompt.scoring.backends.causal import cut_at_stop
 
 __all__ = ["Seq2SeqBackend"]
 
 
-class Seq2SeqBackend(Backend):
+class Seq2SeqBackend(LocalBackend):
     """Encoder-decoder models (T5, BART, ...)."""
 
     family = "seq2seq"

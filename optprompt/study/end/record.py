@@ -57,7 +57,7 @@ def _setting(end: StudyEnd) -> dict[str, Any]:
         "name": spec.name,
         "seed": spec.seed,
         "model": ModelInfo(
-            ref=spec.model,
+            ref=model.ref,
             fingerprint=model.fingerprint,
             family=model.family,
             device=str(model.device),

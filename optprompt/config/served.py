@@ -1,0 +1,73 @@
+"""A model behind an OpenAI-compatible server, as a study file names it (``model:``)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = ["ServedModelSpec", "served_model_field"]
+
+
+class ServedModelSpec(BaseModel):
+    """A model behind an OpenAI-compatible server (``model: {url: ..., ...}``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(description="The server's API root, e.g. http://127.0.0.1:8000/v1.")
+    name: str | None = Field(
+        None, description="The served model's id (as /v1/models lists it); default: the server's only model."
+    )
+    api_key_env: str | None = Field(
+        None, description="Environment variable holding the API key (the key itself is never written anywhere)."
+    )
+    max_concurrency: int = Field(16, ge=1, description="Requests in flight at most.")
+    timeout: float = Field(120.0, gt=0, description="Seconds one request may take before it is tried again.")
+    retries: int = Field(5, ge=0, description="Tries after the first for a 429, 5xx, timeout or lost connection.")
+    tokenizer: str | None = Field(
+        None,
+        description="A local directory with the served model's tokenizer (default: weights, else the server's "
+        "root when it is a directory on this machine).",
+    )
+    weights: str | None = Field(
+        None,
+        description="A local copy of the served weights: soft prompts and LoRA train on it (without it, families "
+        "that train are refused); its tokenizer is used too.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"{v!r} is not an http(s) URL such as http://127.0.0.1:8000/v1")
+        if "@" in parts.netloc:
+            raise ValueError("put no credentials in the URL: name the variable that holds the key in api_key_env")
+        if parts.query or parts.fragment:
+            raise ValueError(f"{v!r}: give the API root without a query or fragment")
+        return v.rstrip("/")
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, v: str | None) -> str | None:
+        if v is not None and (not v or not v.replace("_", "").isalnum()):
+            raise ValueError(f"{v!r} is not an environment variable name (api_key_env names the variable, not the key)")
+        return v
+
+    @property
+    def ref(self) -> str:
+        """The reference written into results and cards: the URL (the key is never part of it)."""
+        return self.url
+
+    def __str__(self) -> str:
+        return self.url if self.name is None else f"{self.url} ({self.name})"
+
+
+def served_model_field(v: object) -> object:
+    """``model:`` before validation: an http(s) URL becomes a :class:`ServedModelSpec`, a
+    mapping is validated as one; anything else (a name, a path) is left as it is."""
+    if isinstance(v, str) and v.startswith(("http://", "https://")):
+        return ServedModelSpec(url=v)
+    if isinstance(v, dict):
+        return ServedModelSpec.model_validate(v)
+    return v

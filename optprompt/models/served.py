@@ -1,0 +1,326 @@
+"""Served models: a model behind an OpenAI-compatible server (vLLM, SGLang) is a model.
+
+A study's ``model:`` (and ``optprompt evaluate --model``, a strategy's ``rewriter``...)
+may name a server instead of weights: ``http://HOST:PORT/v1`` (the server's only model)
+or a mapping (:class:`ServedModelSpec`). :func:`connect` checks it once, before any trial:
+
+1. ``/v1/models`` lists what is served: the one named (or the only one), its ``root`` and
+   its context length;
+2. a local copy of its tokenizer (``tokenizer:``, else ``weights:``, else the server's
+   ``root`` when that is a directory here) tokenizes every prompt exactly as the
+   in-process path does (chat template included); the server's ``/tokenize``, where it
+   has one, must give the same ids for a plain text and for a chat prompt, so a wrong copy
+   is refused rather than silently mis-scored;
+3. one probe request asks for the log-probability of every prompt token. Servers that
+   return log-probabilities of generated tokens only (llama.cpp's server, Ollama) would
+   score every answer at chance: they are refused with an error naming the alternatives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from optprompt.config.served import ServedModelSpec
+from optprompt.errors import ModelError, ServerError
+from optprompt.models.text import TOKENIZER_FILES, chat_formatter
+
+if TYPE_CHECKING:
+    from optprompt.models.endpoint import Endpoint
+    from optprompt.plugins.manager import Plugins
+
+__all__ = [
+    "ServedModel",
+    "ServedModelSpec",
+    "connect",
+    "is_served_ref",
+    "served_spec",
+    "tokenizer_digest",
+    "NO_PROMPT_LOGPROBS",
+]
+
+log = logging.getLogger(__name__)
+
+#: The families of server that return prompt log-probabilities, for error messages.
+NO_PROMPT_LOGPROBS = (
+    "optprompt ranks answers by the log-probabilities of prompt tokens, which this server does not return "
+    "(llama.cpp's server and Ollama give them for generated tokens only; scoring through them would rank "
+    "answers at chance). Serve the model with vLLM (`python -m vllm.entrypoints.openai.api_server --model DIR`) "
+    "or SGLang, or give optprompt the weights (`model: DIR`)"
+)
+#: The probe's text: a few ordinary tokens.
+PROBE_TEXT = "The capital of France is Paris."
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "chat_template.json",
+    "vocab.json",
+    "merges.txt",
+    "tokenizer.model",
+)
+
+
+def is_served_ref(ref: Any) -> bool:
+    """Whether a model reference names a server (an http(s) URL or a served-model spec)."""
+    if isinstance(ref, ServedModelSpec):
+        return True
+    if isinstance(ref, dict):
+        return "url" in ref
+    return isinstance(ref, str) and ref.startswith(("http://", "https://"))
+
+
+def served_spec(ref: Any) -> ServedModelSpec:
+    """The :class:`ServedModelSpec` of a reference (a URL, a mapping or a spec)."""
+    if isinstance(ref, ServedModelSpec):
+        return ref
+    from pydantic import ValidationError
+
+    try:
+        return ServedModelSpec.model_validate({"url": ref} if isinstance(ref, str) else ref)
+    except ValidationError as e:
+        raise ModelError(f"model {ref!r}: {e.errors()[0]['msg']}") from None
+
+
+def tokenizer_digest(tokenizer: Any) -> str:
+    """A hash of what decides tokenization: the vocabulary and merges, the special tokens
+    and the chat template."""
+    h = hashlib.sha256()
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        h.update(backend.to_str().encode("utf-8"))
+    else:
+        h.update(repr(sorted(tokenizer.get_vocab().items())).encode("utf-8"))
+    h.update(repr(getattr(tokenizer, "chat_template", None)).encode("utf-8"))
+    h.update(repr([tokenizer.bos_token, tokenizer.eos_token, tokenizer.pad_token]).encode("utf-8"))
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class ServedModel:
+    """A served model ready to score: its endpoint, the served id and root, a local copy
+    of its tokenizer. Speaks the text-level part of :class:`~optprompt.models.LoadedModel`
+    (``ref``, ``tokenizer``, ``fingerprint``, ``family``, the chat template)."""
+
+    spec: ServedModelSpec
+    endpoint: Endpoint
+    model_id: str
+    root: str
+    tokenizer: Any
+    fingerprint: str
+    context_tokens: int | None = None
+    #: Whether the server has ``/tokenize`` (the chat template was checked against it).
+    checked_template: bool = False
+    family: str = "served"
+    device: str = "server"
+    dtype: str = "server"
+
+    @property
+    def ref(self) -> str:
+        return self.spec.ref
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    def chat_formatter(self):  # type: ignore[no-untyped-def]
+        """messages -> prompt text through the tokenizer's chat template (as in-process)."""
+        return chat_formatter(self.tokenizer)
+
+    def close(self) -> None:
+        self.endpoint.close()
+
+
+def connect(ref: Any, plugins: Plugins | None = None, *, probe: bool = True) -> ServedModel:
+    """Connect to a served model and check it can be scored (see the module's notes)."""
+    from optprompt.models.endpoint import Call, Endpoint
+
+    spec = served_spec(ref)
+    endpoint = Endpoint(
+        spec.url,
+        api_key_env=spec.api_key_env,
+        max_concurrency=spec.max_concurrency,
+        timeout=spec.timeout,
+        retries=spec.retries,
+    )
+    listed = endpoint.call(Call("GET", "/models", what="listing the served models"))
+    entry = _pick(spec, listed)
+    model_id = str(entry["id"])
+    root = str(entry.get("root") or model_id)
+    tokenizer = _tokenizer(spec, root)
+    context = entry.get("max_model_len")
+    digest = tokenizer_digest(tokenizer)
+    fp = hashlib.sha256("\n".join([spec.url, model_id, root, digest]).encode("utf-8")).hexdigest()[:16]
+    served = ServedModel(
+        spec=spec,
+        endpoint=endpoint,
+        model_id=model_id,
+        root=root,
+        tokenizer=tokenizer,
+        fingerprint=f"served:{model_id}:{fp}",
+        context_tokens=int(context) if isinstance(context, int) and context > 0 else None,
+    )
+    if probe:
+        served.checked_template = _check_tokenizer(served)
+        _probe_logprobs(served)
+    return served
+
+
+def _pick(spec: ServedModelSpec, listed: Any) -> dict[str, Any]:
+    data = listed.get("data") if isinstance(listed, dict) else None
+    if not isinstance(data, list) or not all(isinstance(d, dict) and "id" in d for d in data):
+        raise ServerError(f"model server {spec.url}: /models did not list models ({str(listed)[:200]})")
+    ids = [str(d["id"]) for d in data]
+    if spec.name is not None:
+        for d in data:
+            if d["id"] == spec.name:
+                return d
+        raise ModelError(f"model server {spec.url} serves no model {spec.name!r}; it serves: {', '.join(ids)}")
+    # LoRA adapters served beside a base model name it as their parent.
+    bases = [d for d in data if not d.get("parent")]
+    if len(bases) == 1:
+        return bases[0]
+    if not data:
+        raise ModelError(f"model server {spec.url} serves no model")
+    raise ModelError(
+        f"model server {spec.url} serves several models ({', '.join(ids)}): say which with "
+        "model: {url: ..., name: ...}"
+    )
+
+
+def _tokenizer(spec: ServedModelSpec, root: str) -> Any:
+    from transformers import AutoTokenizer
+
+    source = spec.tokenizer or spec.weights
+    if source is None:
+        if Path(root).is_dir() and any((Path(root) / f).exists() for f in TOKENIZER_FILES):
+            source = root
+        else:
+            raise ModelError(
+                f"model server {spec.url} serves {root!r}, which is not a model directory on this machine: optprompt "
+                "tokenizes every prompt itself (exactly as in-process, chat template included), so give a local "
+                "copy of the served model's tokenizer: model: {url: ..., tokenizer: DIR} (or weights: DIR)"
+            )
+    path = Path(source).expanduser()
+    if not path.is_dir() or not any((path / f).exists() for f in TOKENIZER_FILES):
+        raise ModelError(
+            f"model server {spec.url}: tokenizer {source!r} is not a directory with tokenizer files "
+            f"({', '.join(TOKENIZER_FILES)})"
+        )
+    try:
+        return AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
+    except (OSError, ValueError) as e:
+        raise ModelError(f"model server {spec.url}: could not load the tokenizer in {path}: {e}") from None
+
+
+def _check_tokenizer(served: ServedModel) -> bool:
+    """The server's ``/tokenize`` against the local tokenizer, on a plain text and (when
+    there is a chat template) on a chat prompt. Returns whether the server could be asked."""
+    from optprompt.models.endpoint import Call
+
+    tok = served.tokenizer
+    local = tok(PROBE_TEXT, add_special_tokens=False).input_ids
+    body = {"model": served.model_id, "prompt": PROBE_TEXT, "add_special_tokens": False}
+    try:
+        remote = served.endpoint.call(Call("POST", "/tokenize", body, "tokenizing the probe text", at_root=True))
+    except ServerError as e:
+        log.info("%s: no /tokenize (%s); the local tokenizer is checked through echoed ids only", served.ref, e)
+        return False
+    if remote.get("tokens") != local:
+        source = served.spec.tokenizer or served.spec.weights or served.root
+        raise ModelError(
+            f"model server {served.ref}: the local tokenizer ({source}) "
+            f"does not tokenize like the served model ({PROBE_TEXT!r}: {local} here, {remote.get('tokens')} there); "
+            "give the served model's own tokenizer"
+        )
+    messages = [{"role": "user", "content": PROBE_TEXT}]
+    body = {"model": served.model_id, "messages": messages, "add_generation_prompt": True}
+    if not served.has_chat_template:
+        try:
+            served.endpoint.call(Call("POST", "/tokenize", body, "tokenizing the probe chat", at_root=True))
+        except ServerError:
+            return True  # neither side has a chat template
+        raise ModelError(
+            f"model server {served.ref} applies a chat template and the local tokenizer has none: prompts would "
+            "not be scored as the served model reads them; give the served model's own tokenizer"
+        )
+    if served.has_chat_template:
+        text = served.chat_formatter()(messages)
+        local = tok(text, add_special_tokens=False).input_ids
+        remote = served.endpoint.call(Call("POST", "/tokenize", body, "tokenizing the probe chat", at_root=True))
+        if remote.get("tokens") != local:
+            raise ModelError(
+                f"model server {served.ref} applies a different chat template than the local tokenizer's "
+                f"({len(local)} tokens here, {len(remote.get('tokens') or [])} there): prompts would not be scored as "
+                "the study renders them; start the server with the model's own template (vLLM: --chat-template) or "
+                "give the matching tokenizer"
+            )
+    return True
+
+
+def _probe_logprobs(served: ServedModel) -> None:
+    """One completion with ``echo``: every prompt token after the first must come back
+    with a log-probability, and the echoed ids must be the ones sent."""
+    from optprompt.models.endpoint import Call
+
+    ids = served.tokenizer(PROBE_TEXT, add_special_tokens=False).input_ids
+    body = prompt_logprobs_body(served.model_id, [ids])
+    try:
+        answer = served.endpoint.call(Call("POST", "/completions", body, "the prompt log-probability probe"))
+    except ServerError as e:
+        raise ModelError(f"model server {served.ref}: {e}. {NO_PROMPT_LOGPROBS}") from None
+    try:
+        read_prompt_logprobs(answer, [ids], served.ref)
+    except ServerError as e:
+        raise ModelError(f"model server {served.ref}: {e}. {NO_PROMPT_LOGPROBS}") from None
+
+
+def prompt_logprobs_body(model_id: str, prompts: list[list[int]]) -> dict[str, Any]:
+    """A completions request for the log-probability of every token of each prompt."""
+    return {
+        "model": model_id,
+        "prompt": prompts,
+        "max_tokens": 1,
+        "temperature": 0.0,
+        "echo": True,
+        "logprobs": 1,
+        "return_token_ids": True,
+    }
+
+
+def read_prompt_logprobs(answer: Any, prompts: list[list[int]], ref: str) -> list[list[float]]:
+    """Each prompt's token log-probabilities (the first token's is 0.0: it has no context)
+    from a completions answer to :func:`prompt_logprobs_body`; the echoed ids, where the
+    server returns them, must be those sent.
+
+    Raises:
+        ServerError: the answer lacks a prompt token's log-probability or echoes other ids.
+    """
+    choices = answer.get("choices") if isinstance(answer, dict) else None
+    if not isinstance(choices, list) or len(choices) != len(prompts):
+        raise ServerError(f"{ref}: expected {len(prompts)} choices, got {str(answer)[:200]}")
+    out: list[list[float] | None] = [None] * len(prompts)
+    for position, choice in enumerate(choices):
+        i = choice.get("index", position)
+        if not isinstance(i, int) or not 0 <= i < len(prompts) or out[i] is not None:
+            raise ServerError(f"{ref}: a choice has index {i!r} (of {len(prompts)} prompts)")
+        ids = prompts[i]
+        echoed = choice.get("prompt_token_ids")
+        if echoed is not None and list(echoed) != list(ids):
+            raise ServerError(
+                f"{ref}: the server echoed other token ids than were sent ({len(echoed)} tokens for {len(ids)}): "
+                "it re-tokenized the prompt"
+            )
+        logprobs = (choice.get("logprobs") or {}).get("token_logprobs")
+        if not isinstance(logprobs, list) or len(logprobs) < len(ids):
+            got = "no log-probabilities" if not logprobs else f"{len(logprobs)} log-probabilities"
+            raise ServerError(f"{ref}: {got} for a prompt of {len(ids)} tokens (echo: true was not honoured)")
+        row = logprobs[: len(ids)]
+        if any(v is None for v in row[1:]):
+            raise ServerError(f"{ref}: the server returned no log-probability for some prompt tokens")
+        out[i] = [0.0] + [float(v) for v in row[1:]]
+    return [r for r in out if r is not None]

@@ -1,0 +1,247 @@
+"""The served backend: log-likelihoods and generation through an OpenAI-compatible server.
+
+A peer of the in-process backends, keeping the same text-level contract. Prompts are
+tokenized here exactly as :class:`~optprompt.scoring.backends.causal.CausalLMBackend`
+tokenizes them (:class:`~optprompt.scoring.backends.tokens.Tokens`: prefix, suffix and
+answer separately, BOS where the model wants one) and sent as token ids, never as text, so
+the server cannot tokenize them differently; the ids it echoes are checked against those
+sent. Ranking asks ``/v1/completions`` for every prompt token's log-probability (``echo``,
+``logprobs: 1``) of context + answer and sums the answer's tokens: the calibration and
+everything downstream are the in-process path's own.
+
+Requests carry several prompts each (at most ``max_batch_rows`` and ``batch_tokens``
+tokens) and run concurrently, at most ``max_concurrency`` in flight (see
+:class:`~optprompt.models.endpoint.Endpoint` for retries). A prompt the server refuses
+(longer than its context, say) is an error naming the example.
+
+Why servers are slower at ranking than the packed engine for the same hardware: asking
+for prompt log-probabilities turns off vLLM's prefix cache, so each (context, answer)
+sequence is computed whole, where the packed engine computes the shared prompt once and
+each distinct token once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from optprompt.errors import CandidateRejected, ServerError
+from optprompt.prompts.render import ScoreRequest
+from optprompt.scoring.backends.base import Backend, GenerationSettings
+from optprompt.scoring.backends.tokens import Tokens, cut_at_stop
+
+if TYPE_CHECKING:
+    from optprompt.models.served import ServedModel
+
+__all__ = ["ServedBackend"]
+
+
+class ServedBackend(Backend):
+    """Scores and generates through a model server (vLLM, SGLang).
+
+    Args:
+        served: The connected, probed model (:func:`optprompt.models.served.connect`).
+        batch_tokens: Tokens per request at most (a request carries several prompts).
+        max_batch_rows: Prompts per request at most.
+    """
+
+    family = "served"
+    supports_chat = True
+
+    def __init__(self, served: ServedModel, *, batch_tokens: int = 4096, max_batch_rows: int = 16) -> None:
+        super().__init__(batch_tokens=batch_tokens, max_batch_rows=max_batch_rows)
+        self.served = served
+        self.endpoint = served.endpoint
+        self.tokenizer = served.tokenizer
+        self.tokens = Tokens(served.tokenizer)
+
+    @property
+    def settings_key(self) -> list[Any]:
+        """The endpoint, the served model's id and root and the tokenizer's hash (all in the
+        fingerprint): two servers serving other weights under one name never share scores."""
+        return [self.family, self.served.fingerprint]
+
+    # --- log-likelihoods ----------------------------------------------------------
+    def loglikelihoods(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
+        if not requests:
+            return []
+        contexts, answers, _ = self.tokens.requests(requests)
+        names = [f"example {r.example_id!r}" for r in requests]
+        return self._score(contexts, answers, names)
+
+    def token_loglikelihoods(
+        self, contexts: Sequence[list[int]], answers: Sequence[list[list[int]]]
+    ) -> list[list[float]] | None:
+        """Summed log-probability of each token continuation after its token context (ids
+        as given: no BOS is added)."""
+        if not contexts:
+            return []
+        return self._score(contexts, answers, [f"token prompt {i}" for i in range(len(contexts))])
+
+    def naive_loglikelihoods(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
+        """Reference: one request per (request, answer), one after another."""
+        from optprompt.models.endpoint import Call
+        from optprompt.models.served import prompt_logprobs_body, read_prompt_logprobs
+
+        contexts, answers, _ = self.tokens.requests(requests)
+        out = []
+        for r, ctx, ans in zip(requests, contexts, answers):
+            row = []
+            for a in ans:
+                ids = ctx + a
+                call = Call("POST", "/completions", prompt_logprobs_body(self.served.model_id, [ids]), r.example_id)
+                lp = read_prompt_logprobs(self.endpoint.call(call), [ids], self.served.ref)[0]
+                row.append(float(sum(lp[len(ctx) :])))
+            out.append(row)
+        return out
+
+    def _score(
+        self, contexts: Sequence[list[int]], answers: Sequence[list[list[int]]], names: Sequence[str]
+    ) -> list[list[float]]:
+        from optprompt.models.endpoint import Call
+        from optprompt.models.served import prompt_logprobs_body
+
+        # Every distinct (context + answer) sequence once.
+        index: dict[tuple[int, ...], int] = {}
+        seqs: list[list[int]] = []
+        owner: list[str] = []
+        for ctx, ans, name in zip(contexts, answers, names):
+            for a in ans:
+                key = tuple(ctx + a)
+                if key not in index:
+                    index[key] = len(seqs)
+                    seqs.append(ctx + a)
+                    owner.append(name)
+        limit = self.served.context_tokens
+        if limit is not None:
+            for seq, name in zip(seqs, owner):
+                if len(seq) > limit:
+                    raise ServerError(
+                        f"model server {self.served.ref}: {name} is {len(seq)} tokens with its answer, longer than "
+                        f"the served context ({limit}); shorten it or set task.truncate"
+                    )
+        chunks = self._chunks(range(len(seqs)), lambda i: len(seqs[i]))
+        calls = [
+            Call(
+                "POST",
+                "/completions",
+                prompt_logprobs_body(self.served.model_id, [seqs[i] for i in chunk]),
+                _what("scoring", [owner[i] for i in chunk]),
+            )
+            for chunk in chunks
+        ]
+        answers_ = self._send(calls, chunks, owner)
+        logprobs: list[list[float]] = [[] for _ in seqs]
+        for chunk, answer in zip(chunks, answers_):
+            from optprompt.models.served import read_prompt_logprobs
+
+            for i, lp in zip(chunk, read_prompt_logprobs(answer, [seqs[i] for i in chunk], self.served.ref)):
+                logprobs[i] = lp
+        self.computed_tokens += sum(len(s) for s in seqs)
+        out = []
+        for ctx, ans in zip(contexts, answers):
+            row = []
+            for a in ans:
+                lp = logprobs[index[tuple(ctx + a)]]
+                row.append(float(sum(lp[len(ctx) :])))
+            out.append(row)
+        return out
+
+    def _chunks(self, items: Sequence[int] | range, length: Any) -> list[list[int]]:
+        """Consecutive items in requests of at most ``max_batch_rows`` prompts and
+        ``batch_tokens`` tokens (a longer prompt goes alone)."""
+        chunks: list[list[int]] = []
+        cur: list[int] = []
+        used = 0
+        for i in items:
+            n = length(i)
+            if cur and (len(cur) >= self.max_batch_rows or used + n > self.batch_tokens):
+                chunks.append(cur)
+                cur, used = [], 0
+            cur.append(i)
+            used += n
+        if cur:
+            chunks.append(cur)
+        return chunks
+
+    def _send(self, calls: list[Any], chunks: list[list[int]], owner: Sequence[str]) -> list[Any]:
+        """Send ``calls``; when the server refuses one that carries several prompts, each of
+        its prompts is sent alone so that the error names the example at fault."""
+        from optprompt.models.endpoint import Call
+
+        try:
+            return self.endpoint.many(calls)
+        except ServerError:
+            singles = []
+            for call, chunk in zip(calls, chunks):
+                if len(chunk) == 1:
+                    continue
+                for prompt, i in zip(call.body["prompt"], chunk):
+                    body = {**call.body, "prompt": [prompt]}
+                    singles.append(Call("POST", call.path, body, _what("scoring", [owner[i]])))
+            self.endpoint.many(singles)  # raises, naming the example
+            raise
+
+    # --- generation ---------------------------------------------------------------
+    def generate(self, prompts: Sequence[str], settings: GenerationSettings) -> list[str]:
+        """Greedy (or seeded sampled) continuations through ``/v1/completions`` on the
+        prompts' token ids, stopping at the stop strings or the token budget."""
+        from optprompt.models.endpoint import Call
+
+        if not prompts:
+            return []
+        encoded = [self.tokens.prefix(p) for p in prompts]
+        if any(not e for e in encoded):
+            raise CandidateRejected("an empty prompt cannot be continued")
+        budget = settings.max_new_tokens
+        limit = self.served.context_tokens
+        if limit is not None:
+            for i, e in enumerate(encoded):
+                if len(e) + budget > limit:
+                    raise ServerError(
+                        f"model server {self.served.ref}: prompt {i} ({prompts[i][:60]!r}...) is {len(e)} tokens; "
+                        f"with {budget} new tokens it passes the served context ({limit})"
+                    )
+        chunks = self._chunks(range(len(encoded)), lambda i: len(encoded[i]) + budget)
+        base: dict[str, Any] = {
+            "model": self.served.model_id,
+            "max_tokens": budget,
+            "temperature": max(0.0, settings.temperature),
+            "stop": [s for s in settings.stop if s],
+            "return_token_ids": True,
+        }
+        if settings.temperature > 0:
+            base.update(seed=settings.seed, top_p=1.0)
+        calls = [
+            Call(
+                "POST",
+                "/completions",
+                {**base, "prompt": [encoded[i] for i in chunk]},
+                _what("generating for", [f"prompt {i}" for i in chunk]),
+            )
+            for chunk in chunks
+        ]
+        out = [""] * len(prompts)
+        for chunk, answer in zip(chunks, self.endpoint.many(calls)):
+            choices = answer.get("choices") if isinstance(answer, dict) else None
+            if not isinstance(choices, list) or len(choices) != len(chunk):
+                raise ServerError(f"{self.served.ref}: expected {len(chunk)} completions, got {str(answer)[:200]}")
+            for position, choice in enumerate(choices):
+                j = choice.get("index", position)
+                text = choice.get("text")
+                if not isinstance(j, int) or not 0 <= j < len(chunk) or not isinstance(text, str):
+                    raise ServerError(f"{self.served.ref}: an unreadable completion ({str(choice)[:200]})")
+                echoed = choice.get("prompt_token_ids")
+                if echoed is not None and list(echoed) != encoded[chunk[j]]:
+                    raise ServerError(f"{self.served.ref}: the server echoed other prompt ids than were sent")
+                out[chunk[j]] = cut_at_stop(text, settings.stop)
+        self.computed_tokens += sum(len(e) for e in encoded)
+        return out
+
+
+def _what(action: str, names: Sequence[str]) -> str:
+    names = list(dict.fromkeys(names))
+    if len(names) == 1:
+        return f"{action} {names[0]}"
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return f"{action} {shown}"
