@@ -92,16 +92,16 @@ def check(url: str, name: str, out: Path, trials_budget: int) -> tuple[list[str]
     import optuna
 
     from optprompt.cli.output import leaderboard
-    from optprompt.trials import counts, is_void
+    from optprompt.trials import is_void, uses_budget
     from optprompt.trials import keys as attrs
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     trials = optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
     failures = []
-    n_scored = sum(counts(t) for t in trials)
+    n_scored = sum(uses_budget(t) for t in trials)
     if n_scored != trials_budget:
         failures.append(f"budget: {n_scored} trials counted, want {trials_budget}")
-    counted_hashes = [t.user_attrs.get(attrs.HASH) for t in trials if counts(t) and t.user_attrs.get(attrs.HASH)]
+    counted_hashes = [t.user_attrs.get(attrs.HASH) for t in trials if uses_budget(t) and t.user_attrs.get(attrs.HASH)]
     dupes = sorted({h for h in counted_hashes if counted_hashes.count(h) > 1})
     if dupes:
         failures.append(f"{len(dupes)} candidates scored (and counted) more than once: {dupes[:3]}")
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from optprompt.study.local_postgres import LocalPostgres, free_port
     from optprompt.testing.fixtures import make_tiny_model_dir, write_labelled_jsonl
-    from optprompt.trials import counts
+    from optprompt.trials import uses_budget
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rng = random.Random(args.seed)
@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             if now >= next_check and not spent:  # once the budget is spent the killer stops: workers finish
                 try:
                     trials = optuna.load_study(study_name=name, storage=base_url).get_trials(deepcopy=False)
-                    spent = sum(counts(t) for t in trials) >= args.trials
+                    spent = sum(uses_budget(t) for t in trials) >= args.trials
                 except KeyError:
                     pass  # no study yet
                 if spent:

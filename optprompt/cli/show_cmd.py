@@ -58,7 +58,7 @@ def trial_counts(trials: list[FrozenTrial], budget: int | None) -> TrialCounts:
 
     rs = records(trials)
     return TrialCounts(
-        counted=sum(r.counts for r in rs),
+        counted=sum(r.uses_budget for r in rs),
         budget=budget,
         repeats=sum(r.is_repeat for r in rs),
         combined=sum(r.is_combined for r in rs),

@@ -71,6 +71,14 @@ def _study_columns(path: Path) -> dict[str, Any]:
     return {k: task[k] for k in COLUMN_KEYS if k != "id" and task.get(k) is not None}
 
 
+def _merged_columns(study: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """The study's columns overridden by the given ones. The study's label separator goes
+    with its label column: a label column given without a separator has none."""
+    if "label" in given and "label_separator" not in given:
+        study = {k: v for k, v in study.items() if k != "label_separator"}
+    return {**study, **given}
+
+
 def _card_columns(card: PromptCard, source: Path) -> dict[str, Any]:
     """The column mapping an export carries from its study (``task.columns`` of its card):
     the defaults for new data, as a study directory's are. Cards written before exports
@@ -272,7 +280,7 @@ def evaluate(
                 second = _resolve(target, scratch, plugins, baseline_of=Path(target))
             else:
                 second = _resolve(against, scratch, plugins, baseline_of=None)
-        task = _task(data, first.card, {**first.columns, **(columns or {})}, plugins)
+        task = _task(data, first.card, _merged_columns(first.columns, columns or {}), plugins)
         loaded: dict[Any, LoadedModel] = {}
         scored, evaluations = [], []
         for t in [first, second] if second is not None else [first]:

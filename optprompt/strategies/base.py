@@ -51,7 +51,7 @@ def expected_trials(study: optuna.Study, minutes: float) -> float | None:
     from the storage, so a resumed or second worker's estimate agrees with the first run's."""
     from optprompt.trials import records
 
-    seconds = [r.seconds for r in records(study) if r.is_finished and r.counts and r.seconds]
+    seconds = [r.seconds for r in records(study) if r.is_finished and r.uses_budget and r.seconds]
     if not seconds:
         return None
     return minutes * 60 / (sum(seconds) / len(seconds))

@@ -104,7 +104,7 @@ class TrialLedger:
     @staticmethod
     def counted(study: optuna.Study) -> int:
         """Trials that used up budget so far."""
-        return sum(r.counts for r in records(study))
+        return sum(r.uses_budget for r in records(study))
 
     @staticmethod
     def known_scores(study: optuna.Study) -> dict[str, KnownScore]:
@@ -152,7 +152,7 @@ class TrialLedger:
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(study)
             trials = records(study)
-            counted = sum(r.counts for r in trials)
+            counted = sum(r.uses_budget for r in trials)
             running = sum(r.is_running for r in trials)
             if counted >= budget or (counted and self.strategy.finished(study)):
                 return None, "done"
@@ -193,7 +193,7 @@ class TrialLedger:
                 )
         finished = [r for r in trials if r.is_finished and not r.is_void and not r.is_combined]
         tail = finished[-EXHAUSTED_AFTER:]
-        if counted and len(tail) == EXHAUSTED_AFTER and not any(r.counts for r in tail):
+        if counted and len(tail) == EXHAUSTED_AFTER and not any(r.uses_budget for r in tail):
             return (
                 f"search space exhausted: the last {EXHAUSTED_AFTER} proposals were all repeats of scored candidates "
                 f"or rejected ({counted} distinct candidates of the {budget} budgeted), so the study ended early"

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from optprompt.plugins.manager import Entry, Plugins, Registry, get_plugin_manager, load_plugins
 from optprompt.strategies.base import BaseStrategy
 from optprompt.testing.fixtures import TinyStudyEnv, make_tiny_study_env, scratch_dir
-from optprompt.trials import TrialRecord, counts, is_void
+from optprompt.trials import TrialRecord, is_void, uses_budget
 
 if TYPE_CHECKING:
     import optuna
@@ -154,7 +154,7 @@ class StudyRun:
     @property
     def counted(self) -> int:
         """Trials that used up budget."""
-        return sum(counts(t) for t in self.trials)
+        return sum(uses_budget(t) for t in self.trials)
 
     def tokens(self) -> list[str]:
         """What each trial that was not voided proposed, in order: state and candidate

@@ -10,12 +10,12 @@ from optprompt.trials.record import (
     FailureReason,
     Role,
     TrialRecord,
-    counts,
     encode,
     failure_reason,
     is_running,
     is_void,
     records,
+    uses_budget,
     write,
 )
 
@@ -24,7 +24,7 @@ __all__ = [
     "FailureReason",
     "Role",
     "TrialRecord",
-    "counts",
+    "uses_budget",
     "encode",
     "failure_reason",
     "is_running",

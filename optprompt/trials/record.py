@@ -33,7 +33,7 @@ __all__ = [
     "records",
     "failure_reason",
     "is_void",
-    "counts",
+    "uses_budget",
     "is_running",
     "encode",
     "write",
@@ -244,7 +244,7 @@ class TrialRecord:
         return failure is not None and (failure.kind.void or failure.kind in (FailureKind.PRUNED, FailureKind.REJECTED))
 
     @property
-    def counts(self) -> bool:
+    def uses_budget(self) -> bool:
         """Does this finished trial use up one unit of the budget?"""
         name = self.state.name
         if name == "COMPLETE":
@@ -280,9 +280,9 @@ def is_void(t: FrozenTrial) -> bool:
     return TrialRecord.from_frozen(t).is_void
 
 
-def counts(t: FrozenTrial) -> bool:
-    """See :attr:`TrialRecord.counts`."""
-    return TrialRecord.from_frozen(t).counts
+def uses_budget(t: FrozenTrial) -> bool:
+    """See :attr:`TrialRecord.uses_budget`."""
+    return TrialRecord.from_frozen(t).uses_budget
 
 
 def is_running(t: FrozenTrial) -> bool:

@@ -40,7 +40,7 @@ def cost(t: TrialRecord, unit: str) -> float:
     if unit == "minutes":
         return (t.seconds or 0.0) / 60
     if unit == "trials":
-        return 1.0 if t.counts else 0.0
+        return 1.0 if t.uses_budget else 0.0
     return float(t.dev_scored + t.trained_examples * TRAIN_COST)
 
 

@@ -52,10 +52,10 @@ def fills_slot(t: optuna.trial.FrozenTrial) -> bool:
     so the slot is tried again with the next seed."""
     record = TrialRecord.from_frozen(t)
     if record.is_complete:
-        return record.counts and t.value is not None
+        return record.uses_budget and t.value is not None
     # Pruned or failed: it fills its slot (as -inf) when it got as far as a candidate and
     # used up budget (not rejected, not void: those are tried again).
-    return record.candidate is not None and record.counts
+    return record.candidate is not None and record.uses_budget
 
 
 @dataclass(frozen=True)

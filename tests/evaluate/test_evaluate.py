@@ -174,3 +174,17 @@ def test_an_export_carries_its_studys_columns(
     (card / CARD_FILE).write_text(json.dumps(written))
     with pytest.raises(OptpromptError, match=r"card: the card's task.columns must map input, label"):
         optprompt.evaluate(card, env.data)
+
+
+def test_a_given_label_column_does_not_inherit_the_studys_label_separator() -> None:
+    from optprompt.evaluation.run import _merged_columns
+
+    study = {"input": "text", "label": "labels_text", "label_separator": "|"}
+    assert _merged_columns(study, {}) == study
+    assert _merged_columns(study, {"input": "body"}) == {**study, "input": "body"}
+    assert _merged_columns(study, {"label": "labels"}) == {"input": "text", "label": "labels"}
+    assert _merged_columns(study, {"label": "tags", "label_separator": ";"}) == {
+        "input": "text",
+        "label": "tags",
+        "label_separator": ";",
+    }

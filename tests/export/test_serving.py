@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import optprompt
-from optprompt.export.serving import answer_grammar, answer_schema, gbnf_literal
+from optprompt.export.serving import answer_grammar, answer_schema, gbnf_literal, label_list_grammar
 from optprompt.kinds.prompt.constrained import constrained_predict
 from optprompt.testing import TinyStudyEnv, make_tiny_study_env
 
@@ -108,6 +108,52 @@ def test_the_json_schema_accepts_exactly_the_answers() -> None:
     validator = jsonschema.Draft202012Validator(schema)
     assert all(validator.is_valid(a) for a in ["negative", "neutral", "positive"])
     assert not any(validator.is_valid(a) for a in ["Negative", " negative", "", 1, None])
+
+
+def _guided(grammar: str, fmt: str = "gbnf"):  # type: ignore[no-untyped-def]
+    """``accepts(text)``: whether llguidance's matcher, built from ``grammar`` as guided
+    decoding builds it, takes ``text``'s tokens (from a real byte-level BPE tokenizer) and
+    may stop there."""
+    import llguidance
+    import llguidance.hf
+
+    from optprompt.testing.fixtures import tiny_tokenizer
+
+    tokenizer = tiny_tokenizer(["billing login bug none positive negative say yes"] * 3, chat=False, bos=False)
+    lltok = llguidance.hf.from_tokenizer(tokenizer)
+    compiled = llguidance.grammar_from(fmt, grammar)
+    error = llguidance.LLMatcher.validate_grammar(compiled, lltok)
+    assert not error, f"llguidance refuses the exported grammar: {error}\n{grammar}"
+
+    def accepts(text: str) -> bool:
+        matcher = llguidance.LLMatcher(lltok, compiled, log_level=0)
+        taken = matcher.consume_tokens(tokenizer(text, add_special_tokens=False).input_ids)
+        return taken and not matcher.is_error() and matcher.is_accepting()
+
+    return accepts
+
+
+def test_guided_decoding_takes_the_exported_grammars_and_schema_as_written() -> None:
+    """llguidance, the grammar engine of vLLM's guided decoding (and an option of llama.cpp's),
+    compiles the GBNF grammars and the JSON schema the exports write, and its matcher
+    accepts exactly the answers: each answer (after one optional space where the grammar
+    allows it), label lists joined by ", ", and nothing else."""
+    tricky = ['say "yes"', "back\\slash", "two\nlines", "tab\there", "plain"]
+    accepts = _guided(answer_grammar(tricky))
+    assert all(accepts(a) for a in tricky)
+    assert not any(accepts(a) for a in ["say yes", "plain ", "two", "back\\\\slash"])
+    accepts = _guided(answer_grammar(["negative", "positive"], leading_space=True))
+    assert all(accepts(a) for a in ["positive", " negative"])
+    assert not any(accepts(a) for a in ["neutral", "  positive", "positive, negative", "Positive"])
+    labels = ["billing", "login issue", "bug"]
+    for leading_space in (False, True):
+        accepts = _guided(label_list_grammar(labels, leading_space=leading_space))
+        assert all(accepts(a) for a in ["billing", "billing, bug", "login issue, billing, bug", "none"])
+        assert accepts(" billing") == leading_space
+        assert not any(accepts(a) for a in ["bill", "billing,bug", "billing, none", "login", "maybe"])
+    accepts = _guided(json.dumps(answer_schema(["negative", "positive"])), "json_schema")
+    assert accepts('"positive"') and accepts('"negative"')
+    assert not any(accepts(a) for a in ['"neutral"', "positive", '"Positive"'])
 
 
 @pytest.fixture(scope="module")

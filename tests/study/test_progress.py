@@ -38,9 +38,9 @@ def test_the_end_of_a_study_says_which_step_runs_and_how_long_it_took(
     err = " ".join(capfd.readouterr().err.split())
     assert "trials, baseline included (best dev" in err and " 4/4 " in err, err[-1500:]
     stored = records(optuna.load_study(study_name=spec.name, storage=f"sqlite:///{spec.output}/study.db"))
-    counted = [r for r in stored if r.counts]
+    counted = [r for r in stored if r.uses_budget]
     assert len(counted) == 4 and counted[0].is_baseline and counted[0].number == 0
-    assert [r.is_combined for r in stored if not r.counts] == [True] * (len(stored) - 4)
+    assert [r.is_combined for r in stored if not r.uses_budget] == [True] * (len(stored) - 4)
     assert len(stored) > 4  # here selection combined the finalists
     assert (result.n_trials, result.n_scored) == (4, 4)  # the search's trials: the combined one is not
     assert trials_line(result) == "4 trials (4 of the budget of 4, the baseline included)"

@@ -28,7 +28,7 @@ from optprompt.strategies import BaseStrategy
 from optprompt.study import StudyRunner, run_study
 from optprompt.study.interrupts import deferred_interrupts
 from optprompt.study.resilience import reseed_sampler
-from optprompt.trials import counts, is_void
+from optprompt.trials import is_void, uses_budget
 from optprompt.trials import keys as attrs
 
 
@@ -116,7 +116,7 @@ def test_sigkill_mid_trial_then_resume_equals_uninterrupted_run(tmp_path: Path, 
     for number in killed:  # failed by their heartbeat, without a reason: void, re-run
         dead = trials[number]
         assert dead.state == optuna.trial.TrialState.FAIL and attrs.FAIL_REASON not in dead.user_attrs
-    assert sum(counts(t) for t in trials) == 8
+    assert sum(uses_budget(t) for t in trials) == 8
     assert _outcome(run_dir / "out", "killme") == _outcome(ref_dir / "out", "killme")
     assert json.loads((run_dir / "out" / "result.json").read_text())["n_void"] == 2
 
@@ -134,7 +134,7 @@ def test_two_workers_on_postgresql_share_one_budget(tmp_path: Path, tiny_model_d
         failed = [f"worker {i} exited {w.returncode}:\n{o[1][-3000:]}" for i, (w, o) in enumerate(zip(workers, outs))]
         assert [w.returncode for w in workers] == [0, 0], "\n".join(f for f, w in zip(failed, workers) if w.returncode)
         trials = _trials(postgres_url, name)
-        assert sum(counts(t) for t in trials) == 12  # the budget, exactly once
+        assert sum(uses_budget(t) for t in trials) == 12  # the budget, exactly once
         assert all(t.state.is_finished() for t in trials)
         shares = [int(o[0].split("this worker ran ")[1].split(" ")[0]) for o in outs]
         assert sum(shares) == len([t for t in trials if t.user_attrs.get(attrs.ROLE) != "combined"])
@@ -282,9 +282,9 @@ def test_a_trial_killed_while_recorded_as_pruned_or_rejected_is_re_run() -> None
 
     for reason in ("pruned: pruned after 12 of 48 dev examples", "rejected: two labels share a word"):
         died = create_trial(state=TrialState.FAIL, user_attrs={attrs.FAIL_REASON: reason})
-        assert is_void(died) and not counts(died)
+        assert is_void(died) and not uses_budget(died)
     raised = create_trial(state=TrialState.FAIL, user_attrs={attrs.FAIL_REASON: "ValueError: bad"})
-    assert not is_void(raised) and counts(raised)
+    assert not is_void(raised) and uses_budget(raised)
 
 
 def test_a_trial_that_never_beat_goes_stale_too(tmp_path: Path) -> None:
@@ -409,7 +409,7 @@ def test_postgresql_connections_killed_mid_study(tmp_path: Path, tiny_model_dir:
         assert code == 0, err[-3000:]
         assert all(n >= 1 for n in killed), killed  # each time the worker lost its connections mid-trial
         trials = _trials(postgres_url, name)
-        assert sum(counts(t) for t in trials) == 12
+        assert sum(uses_budget(t) for t in trials) == 12
         assert not any(t.state == optuna.trial.TrialState.RUNNING for t in trials)
         for t in trials:
             if t.state == optuna.trial.TrialState.FAIL:  # a failed trial says why

@@ -9,7 +9,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState, create_trial
 
-from optprompt.trials import FailureKind, Role, TrialRecord, counts, encode, is_void, records
+from optprompt.trials import FailureKind, Role, TrialRecord, encode, is_void, records, uses_budget
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,8 +37,8 @@ def _trial(state: TrialState = TrialState.COMPLETE, value: float | None = 0.5, *
 def test_budget_rules(state, fields, void, budgeted) -> None:  # type: ignore[no-untyped-def]
     t = _trial(state, **fields)
     record = TrialRecord.from_frozen(t)
-    assert (record.is_void, record.counts) == (void, budgeted)
-    assert (is_void(t), counts(t)) == (void, budgeted)
+    assert (record.is_void, record.uses_budget) == (void, budgeted)
+    assert (is_void(t), uses_budget(t)) == (void, budgeted)
 
 
 def test_every_field_round_trips_through_the_storage() -> None:

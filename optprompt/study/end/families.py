@@ -40,7 +40,7 @@ class FamilyBests(EndStep[dict[str, FamilyResult]]):
         scored = {end.baseline.hash: test.baseline, pick.candidate.hash: test.winner}
         out: dict[str, FamilyResult] = {}
         for name, members in _by_family(state.trials.all).items():
-            used = sum(r.counts for r in members)
+            used = sum(r.uses_budget for r in members)
             done = [r for r in members if r.is_complete]
             if not done:
                 out[name] = FamilyResult(trials=used)

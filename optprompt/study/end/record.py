@@ -37,7 +37,7 @@ def _counts(state: EndState) -> dict[str, Any]:
     reasons = Counter(r.failure.label for r in trials if r.failure is not None)
     return {
         "n_trials": sum(states.values()),
-        "n_scored": sum(r.counts for r in trials),
+        "n_scored": sum(r.uses_budget for r in trials),
         "n_void": sum(r.is_void for r in trials),
         "dev_examples_scored": sum(r.dev_scored for r in trials),
         "trial_states": dict(states),
