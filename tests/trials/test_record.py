@@ -73,6 +73,7 @@ def test_failure_kinds() -> None:
         FailureKind.INTERRUPTED,
         FailureKind.CONNECTION_LOST,
         FailureKind.WORKER_DIED,
+        FailureKind.SERVER_LOST,
     }
 
 
