@@ -11,7 +11,7 @@ template, exactly what a study scores):
 
 Methods: ``naive`` (one full forward per example and answer; ``model.generate`` one prompt
 at a time for generation), ``lm_eval`` (lm-evaluation-harness ``HFLM.loglikelihood``,
-installed on first use), ``legacy`` (optprompt's previous engine: padded rows, prefix
+installed on first use), ``padded`` (optprompt's previous engine: padded rows, prefix
 cache expanded per batch, copies per answer; ``transformers.generate`` on left-padded
 batches for generation) and ``packed`` (today's engine: token trie, tree masks, shared
 root once; generation continues a cached shared prefix).
@@ -52,7 +52,7 @@ from scoring import RANDOM_CONFIGS  # noqa: E402
 from scoring import load as load  # noqa: E402
 
 WORKLOADS = ("a-sentiment", "b-intent", "c-choice", "d-generation")
-METHODS = ("naive", "lm_eval", "legacy", "packed")
+METHODS = ("naive", "lm_eval", "padded", "packed")
 
 
 # --- workloads ---------------------------------------------------------------------
@@ -216,7 +216,7 @@ def rank_methods(loaded, skip: Sequence[str]) -> dict[str, Callable[[list[Any]],
             methods["lm_eval"] = lambda reqs: (lm.loglikelihoods(reqs), None)
         else:
             methods["lm_eval"] = why
-    for engine in ("legacy", "packed"):
+    for engine in ("padded", "packed"):
         backend = CausalLMBackend(loaded, engine=engine)
 
         def run(reqs, b=backend):  # type: ignore[no-untyped-def]
@@ -234,7 +234,7 @@ def generate_methods(loaded, new_tokens: int) -> dict[str, Any]:  # type: ignore
     from optprompt.scoring.backends.causal import cut_at_stop
 
     settings = GenerationSettings(max_new_tokens=new_tokens, stop=("\n",))
-    tokens = CausalLMBackend(loaded, engine="legacy").tokens
+    tokens = CausalLMBackend(loaded, engine="padded").tokens
 
     def hf(texts: list[str], batch: bool) -> list[str]:
         enc = [tokens.prefix(t) for t in texts]
@@ -271,7 +271,7 @@ def generate_methods(loaded, new_tokens: int) -> dict[str, Any]:  # type: ignore
     return {
         "naive": lambda texts: (hf(texts, batch=False), None),
         "lm_eval": "lm-eval's loglikelihood does not generate; not compared here",
-        "legacy": lambda texts: (hf(texts, batch=True), None),
+        "padded": lambda texts: (hf(texts, batch=True), None),
         "packed": new,
     }
 

@@ -31,7 +31,7 @@ from engine_data import intent_rows, write_jsonl  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--engine", choices=("packed", "legacy"), default="packed")
+    p.add_argument("--engine", choices=("packed", "padded"), default="packed")
     p.add_argument("--trials", type=int, default=16)
     p.add_argument("--dev", type=int, default=120)
     p.add_argument("--model", default="smollm2-135m-instruct")

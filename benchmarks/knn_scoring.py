@@ -4,7 +4,7 @@ Scores 60 classification requests with 4 demonstrations each, side by side in on
 on a randomly initialised 6-layer Llama (hidden 384; speed does not depend on the
 weights' values): once with the same demonstrations for every input (one shared prefix)
 and once with demonstrations drawn per input (every prefix different), with the packed
-and the legacy engine. Prints seconds, tokens computed and tokens per second; the
+and the padded engine. Prints seconds, tokens computed and tokens per second; the
 per-input prompts compute more tokens (their demonstrations are not shared), so compare
 tokens per second.
 
@@ -62,7 +62,7 @@ def main() -> None:
     shared = [request(i, pool[:4]) for i in range(len(inputs))]
     per_input = [request(i, rng.sample(pool, 4)) for i in range(len(inputs))]
     print(f"{'engine':8s}{'prompts':12s}{'seconds':>9s}{'tokens':>9s}{'tokens/s':>10s}")
-    for engine in ("packed", "legacy"):
+    for engine in ("packed", "padded"):
         for name, reqs in (("shared", shared), ("per-input", per_input)):
             CausalLMBackend(loaded, engine=engine).loglikelihoods(reqs[:2])  # warm-up
             backend = CausalLMBackend(loaded, engine=engine)

@@ -13,14 +13,13 @@ projected onto the vocabulary (``logits_to_keep``).
 :class:`AdapterBackend` scores through the packed engine
 (:mod:`optprompt.adapters.engine`: token trie, tree masks, the virtual tokens and shared
 prompt cached once) wherever the model's attention takes 4-D masks; the padded
-:func:`choice_logliks` is its reference and the fallback (``engine="legacy"``, or
-``OPTPROMPT_SCORING_ENGINE=legacy``).
+:func:`choice_logliks` is its reference and the fallback (``engine="padded"``, or
+``OPTPROMPT_SCORING_ENGINE=padded``).
 """
 
 from __future__ import annotations
 
 import inspect
-import os
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from optprompt.prompts.render import ScoreRequest
 from optprompt.scoring.backends.base import GenerationSettings, LocalBackend, sorted_batches
 from optprompt.scoring.backends.causal import Tokens, cut_at_stop
 from optprompt.scoring.backends.decoding import Lead, decode
+from optprompt.scoring.backends.engines import engine_setting
 from optprompt.scoring.backends.trie import shared_prefix
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ class AdapterBackend(LocalBackend):
         loaded: The base model (its tokenizer, device, fingerprint).
         peft_model: The base model wrapped with the adapter.
         engine: ``auto`` (packed where the attention takes 4-D masks, else the padded
-            :func:`choice_logliks`), ``packed`` or ``legacy`` (padded); the environment
+            :func:`choice_logliks`), ``packed`` or ``padded`` (padded); the environment
             variable ``OPTPROMPT_SCORING_ENGINE`` sets the default, as for prompts.
         pack_tokens: Tokens per packed row (default 384 on CPU, 2048 on GPU).
     """
@@ -147,12 +147,10 @@ class AdapterBackend(LocalBackend):
         self.pad_id = self.tokens.pad_id
         self.keep_arg = "logits_to_keep" in inspect.signature(loaded.model.forward).parameters
         self.virtual_tokens = virtual_tokens(peft_model)
-        engine = engine or os.environ.get("OPTPROMPT_SCORING_ENGINE", "auto")
-        if engine not in ("auto", "packed", "legacy"):
-            raise ConfigError(f"scoring engine {engine!r} is not one of auto, packed, legacy")
+        engine = engine_setting(engine)
         if engine == "packed" and not packable(loaded.model):
             raise ConfigError("the packed scoring engine needs eager or sdpa attention")
-        self.engine = "packed" if engine != "legacy" and packable(loaded.model) else "legacy"
+        self.engine = "packed" if engine != "padded" and packable(loaded.model) else "padded"
         self.pack_tokens = pack_tokens or (2048 if self.device.type == "cuda" else 384)
         #: Decoding: prompt-lookup draft tokens per step (0: off), finished rows dropped,
         #: waiting rows joining the running batch as rows finish (continuous batching).

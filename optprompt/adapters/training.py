@@ -15,7 +15,7 @@ Each step runs on the packed engine where the model's attention takes 4-D masks
 turn, instruction, demonstrations, with the adapter's virtual tokens) runs once with
 gradients, the rest of the batch is packed into tree-masked rows without padding, and
 only positions that predict answer tokens are projected. Elsewhere (or with
-``engine="legacy"``) it runs the padded :func:`~optprompt.adapters.backend.choice_logliks`;
+``engine="padded"``) it runs the padded :func:`~optprompt.adapters.backend.choice_logliks`;
 both give the same loss (tests hold them within 1e-4).
 """
 
@@ -167,16 +167,14 @@ def step_logliks(
 ) -> Callable[[Sequence[Item]], list[Any]]:
     """The function a training step computes its answers' log-likelihoods with: the
     packed engine's differentiable pass, or the padded :func:`choice_logliks`."""
-    import os
 
     from optprompt.adapters.engine import PackedAdapter, packable
     from optprompt.errors import ConfigError
+    from optprompt.scoring.backends.engines import engine_setting
 
-    engine = engine or os.environ.get("OPTPROMPT_SCORING_ENGINE", "auto")
-    if engine not in ("auto", "packed", "legacy"):
-        raise ConfigError(f"scoring engine {engine!r} is not one of auto, packed, legacy")
+    engine = engine_setting(engine)
     base = peft_model.get_base_model()
-    if engine == "legacy" or (engine == "auto" and not packable(base)):
+    if engine == "padded" or (engine == "auto" and not packable(base)):
         return lambda items: choice_logliks(peft_model, items, pad_id, device, keep_arg=keep_arg)
     if not packable(base):
         raise ConfigError("the packed engine needs eager or sdpa attention")
@@ -210,7 +208,7 @@ def train_adapter(
             nor the lowest dev loss.
         on_step: ``(step, loss)`` after each optimisation step (progress, tests).
         engine: ``auto`` (packed where the attention takes 4-D masks), ``packed`` or
-            ``legacy`` (padded rows); ``OPTPROMPT_SCORING_ENGINE`` sets the default.
+            ``padded`` (padded rows); ``OPTPROMPT_SCORING_ENGINE`` sets the default.
         pack_tokens: Tokens per packed row (default 384 on CPU, 2048 on GPU).
     """
     import torch

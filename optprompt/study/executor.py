@@ -48,10 +48,10 @@ class TrialExecutor:
         from optuna.trial import TrialState
 
         from optprompt.errors import TrialPruned
-        from optprompt.study.ledger import KnownScore
+        from optprompt.study.ledger import BaselineState, KnownScore
 
         session, ledger = self.session, self.ledger
-        is_baseline = ledger.baseline_state(study) == "free"
+        is_baseline = ledger.baseline_state(study) is BaselineState.FREE
         try:
             with (
                 Heartbeat(ledger.storage, ledger.trial_id(trial.number), self.spec.workers.heartbeat_interval),

@@ -13,6 +13,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from optprompt.study.interrupts import deferred_interrupts
@@ -27,12 +28,28 @@ if TYPE_CHECKING:
     from optprompt.config.spec import StudySpec
     from optprompt.strategies.base import BaseStrategy
 
-__all__ = ["TrialLedger", "KnownScore"]
+__all__ = ["TrialLedger", "KnownScore", "Reservation", "BaselineState"]
 
 logger = logging.getLogger("optprompt")
 T = TypeVar("T")
 #: Consecutive proposals that were all repeats or rejected: the search space is taken as exhausted.
 EXHAUSTED_AFTER = 25
+
+
+class Reservation(StrEnum):
+    """What :meth:`TrialLedger.reserve` found."""
+
+    RUN = "run"  # a trial was reserved: run it
+    WAIT = "wait"  # other workers hold the last trials of the budget: wait for them
+    DONE = "done"  # the budget is spent, the strategy is finished, or the study stops
+
+
+class BaselineState(StrEnum):
+    """Where the baseline trial stands."""
+
+    DONE = "done"  # scored
+    TAKEN = "taken"  # another worker runs it
+    FREE = "free"  # nobody has it yet: the next trial is the baseline
 
 
 @dataclass
@@ -121,17 +138,18 @@ class TrialLedger:
         return max(values) if values else None
 
     @staticmethod
-    def baseline_state(study: optuna.Study) -> str:
-        """'done' (scored), 'taken' (another worker runs it) or 'free'."""
+    def baseline_state(study: optuna.Study) -> BaselineState:
+        """Whether the baseline is scored, run by another worker, or free to run."""
         baseline = [r for r in records(study) if r.is_baseline]
         if any(r.is_complete for r in baseline):
-            return "done"
-        return "taken" if any(r.is_running for r in baseline) else "free"
+            return BaselineState.DONE
+        return BaselineState.TAKEN if any(r.is_running for r in baseline) else BaselineState.FREE
 
     # --- reserving ---------------------------------------------------------------------
-    def reserve(self, study: optuna.Study, budget: int, max_total: int) -> tuple[optuna.Trial | None, str]:
-        """A trial to run, as ``(trial, "run")``; ``(None, "done")`` when the budget is spent or
-        the strategy is finished; ``(None, "wait")`` while other workers hold the last trials.
+    def reserve(self, study: optuna.Study, budget: int, max_total: int) -> tuple[optuna.Trial | None, Reservation]:
+        """A trial to run, as ``(trial, Reservation.RUN)``; ``(None, Reservation.DONE)`` when the
+        budget is spent or the strategy is finished; ``(None, Reservation.WAIT)`` while other
+        workers hold the last trials.
 
         A lost connection mid-reservation may leave a trial asked for but not yet ours: it is
         failed (it has no heartbeat to go stale by) and the reservation is repeated.
@@ -142,7 +160,7 @@ class TrialLedger:
             on_retry=lambda e: self._abandon_reserved(study, e),
         )
 
-    def _reserve(self, study: optuna.Study, budget: int, max_total: int) -> tuple[optuna.Trial | None, str]:
+    def _reserve(self, study: optuna.Study, budget: int, max_total: int) -> tuple[optuna.Trial | None, Reservation]:
         """Atomically (across workers): is budget left? then ask for a trial."""
         import optuna
 
@@ -155,15 +173,15 @@ class TrialLedger:
             counted = sum(r.uses_budget for r in trials)
             running = sum(r.is_running for r in trials)
             if counted >= budget or (counted and self.strategy.finished(study)):
-                return None, "done"
+                return None, Reservation.DONE
             stop = self._stop_reason(trials, counted, budget, max_total)
             if stop is not None:
                 if self.stop_reason is None:
                     logger.warning("%s", stop)
                 self.stop_reason = stop
-                return None, "done"
+                return None, Reservation.DONE
             if counted + running >= budget:
-                return None, "wait"
+                return None, Reservation.WAIT
             # The position ignores running trials: after a crash, the dead worker's trial is
             # still "running" until its heartbeat expires, and the resumed run must propose
             # what an uninterrupted one would have. Workers add their own salt instead.
@@ -179,7 +197,7 @@ class TrialLedger:
             # The storage beat for the new trial at once: a worker killed before its heartbeat
             # thread starts still leaves a trial that goes stale (one with no heartbeat never does).
             write(trial, position=position)
-            return trial, "run"
+            return trial, Reservation.RUN
 
     def _stop_reason(self, trials: list[TrialRecord], counted: int, budget: int, max_total: int) -> str | None:
         """Why the study stops before ``budget`` trials count, or None: its minutes are spent,

@@ -24,7 +24,7 @@ from optprompt.kinds.registry import candidate_kinds
 from optprompt.plugins.manager import Plugins, load_plugins
 from optprompt.study.end import PREDICTIONS_FILE, RESULT_FILE, StudyEnd, finish_study
 from optprompt.study.executor import TrialExecutor
-from optprompt.study.ledger import TrialLedger
+from optprompt.study.ledger import Reservation, TrialLedger
 from optprompt.study.models import ModelPool
 from optprompt.study.progress import EndProgress, StudyProgress
 from optprompt.study.resilience import settle_orphaned_trials
@@ -203,9 +203,9 @@ class StudyRunner:
             while True:
                 try:
                     trial, state = ledger.reserve(study, budget.trials, max_total)
-                    if state == "done":
+                    if state is Reservation.DONE:
                         break
-                    if state == "wait":
+                    if state is Reservation.WAIT:
                         ledger.wait()
                         continue
                     before = ledger.counted(study)

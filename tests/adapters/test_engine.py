@@ -54,13 +54,13 @@ def test_packed_adapter_scores_equal_the_padded_scorer(soft_runner, method: str,
     with attached(loaded, _candidate(soft_runner, method)) as peft_model:
         _scramble(peft_model)
         packed = AdapterBackend(loaded, peft_model, engine="packed", pack_tokens=pack_tokens)
-        padded = AdapterBackend(loaded, peft_model, engine="legacy")
+        padded = AdapterBackend(loaded, peft_model, engine="padded")
         reqs = _requests()
         fast = packed.loglikelihoods(reqs)
         ref = padded.loglikelihoods(reqs)
         # The shared prompt and virtual tokens run once: fewer tokens than padded rows.
         assert packed.computed_tokens < padded.computed_tokens
-    assert packed.engine == "packed" and padded.engine == "legacy"
+    assert packed.engine == "packed" and padded.engine == "padded"
     for f, r in zip(fast, ref):
         assert f == pytest.approx(r, abs=1e-4)
 
@@ -77,7 +77,7 @@ def test_a_cached_root_is_not_read_after_the_weights_change(soft_runner, method:
         again = backend.loglikelihoods(_requests())
         _scramble(peft_model, 1)
         second = backend.loglikelihoods(_requests())
-        ref = AdapterBackend(loaded, peft_model, engine="legacy").loglikelihoods(_requests())
+        ref = AdapterBackend(loaded, peft_model, engine="padded").loglikelihoods(_requests())
     assert again == first  # same weights: the cached root is reused
     for s, r in zip(second, ref):
         assert s == pytest.approx(r, abs=1e-4)
@@ -121,7 +121,7 @@ def test_training_on_the_packed_engine_follows_the_padded_run(soft_runner, metho
     cand = _candidate(runner, method)
     items, targets = training_items(cand, runner.task.train[:12], runner.renderer, runner.model.tokenizer, chat=True)
     runs = {}
-    for engine in ("packed", "legacy"):
+    for engine in ("packed", "padded"):
         torch.manual_seed(0)
         losses: list[float] = []
         with attached(runner.model, cand) as peft_model:
@@ -140,7 +140,7 @@ def test_training_on_the_packed_engine_follows_the_padded_run(soft_runner, metho
             )
             weights = {n: p.detach().clone() for n, p in peft_model.named_parameters() if p.requires_grad}
         runs[engine] = (losses, weights)
-    (lp, wp), (ll, wl) = runs["packed"], runs["legacy"]
+    (lp, wp), (ll, wl) = runs["packed"], runs["padded"]
     assert len(lp) == 6
     assert lp == pytest.approx(ll, rel=1e-3)
     for n in wp:
@@ -161,7 +161,7 @@ def test_generation_from_the_cached_root_equals_the_plain_lead(soft_runner, meth
         _scramble(peft_model)
         packed = AdapterBackend(loaded, peft_model, engine="packed")
         packed.lookup_tokens = 3
-        padded = AdapterBackend(loaded, peft_model, engine="legacy")
+        padded = AdapterBackend(loaded, peft_model, engine="padded")
         padded.compact = False
         fast = packed.generate(prompts, settings)
         again = packed.generate(prompts, settings)  # the cached root, reused
@@ -240,7 +240,7 @@ def test_adapter_rows_joining_a_running_batch_write_what_one_batch_writes(soft_r
     settings = GenerationSettings(max_new_tokens=12, stop=("e",))
     with attached(loaded, _candidate(soft_runner, method)) as peft_model:
         _scramble(peft_model)
-        for engine in ("packed", "legacy"):
+        for engine in ("packed", "padded"):
             backend = AdapterBackend(loaded, peft_model, engine=engine)
             whole = backend.generate(prompts, settings)
             backend.max_batch_rows = 2

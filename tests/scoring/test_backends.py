@@ -99,7 +99,7 @@ def test_score_cache_answers_repeats_without_model_time(tiny_model, tmp_path) ->
     assert again.misses == 2  # a different token budget is a different key
 
 
-@pytest.mark.parametrize("engine", ["packed", "legacy"])
+@pytest.mark.parametrize("engine", ["packed", "padded"])
 def test_oom_backoff_halves_batch(tiny_model, monkeypatch, engine: str) -> None:
     import torch
 
@@ -120,3 +120,15 @@ def test_oom_backoff_halves_batch(tiny_model, monkeypatch, engine: str) -> None:
     if engine == "packed":
         assert backend._packed.budget == 512  # rows shrink with the budget
     assert _flat(out) == pytest.approx(_flat(backend.naive_loglikelihoods(_requests())), abs=1e-4)
+
+
+def test_the_engine_setting_is_read_in_one_place(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from optprompt.errors import ConfigError
+    from optprompt.scoring.backends.engines import ENGINE_ENV, engine_setting
+
+    monkeypatch.delenv(ENGINE_ENV, raising=False)
+    assert engine_setting(None) == "auto" and engine_setting("packed") == "packed"
+    monkeypatch.setenv(ENGINE_ENV, "legacy")  # the padded engine's earlier name is still read
+    assert engine_setting(None) == "padded"
+    with pytest.raises(ConfigError, match="scoring engine 'fast' is not one of auto, packed, padded"):
+        engine_setting("fast")

@@ -70,7 +70,7 @@ def test_per_example_prefixes_score_as_one_at_a_time(  # type: ignore[no-untyped
     for a, b, c in zip(together, alone, naive):
         assert a == pytest.approx(b, abs=1e-4)
         assert a == pytest.approx(c, abs=1e-4)
-    legacy = CausalLMBackend(loaded, engine="legacy").loglikelihoods(reqs)
+    legacy = CausalLMBackend(loaded, engine="padded").loglikelihoods(reqs)
     for a, b in zip(together, legacy):
         assert a == pytest.approx(b, abs=1e-4)
 

@@ -125,7 +125,7 @@ def test_packed_and_legacy_agree(tiny_model) -> None:
     rng = random.Random(9)
     reqs = _job(rng, n_labels=5, multi=True, chat=True, per_example_prefix=False, empty=True)
     packed = CausalLMBackend(tiny_model, engine="packed").loglikelihoods(reqs)
-    legacy = CausalLMBackend(tiny_model, engine="legacy").loglikelihoods(reqs)
+    legacy = CausalLMBackend(tiny_model, engine="padded").loglikelihoods(reqs)
     _assert_exact(packed, legacy)
 
 
@@ -133,8 +133,8 @@ def test_unmaskable_attention_falls_back_once(tiny_model, monkeypatch, caplog) -
     monkeypatch.setattr(tiny_model.model.config, "_attn_implementation", "flash_attention_2", raising=False)
     with caplog.at_level("WARNING"):
         backend = CausalLMBackend(tiny_model)
-    assert backend.engine == "legacy"
-    assert "legacy" in caplog.text
+    assert backend.engine == "padded"
+    assert "padded" in caplog.text
     from optprompt.errors import ConfigError
 
     with pytest.raises(ConfigError, match="eager or sdpa"):

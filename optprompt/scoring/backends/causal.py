@@ -4,7 +4,7 @@ The default engine (``packed``, :mod:`optprompt.scoring.backends.packed`) puts a
 job's contexts and answers into one token trie: the shared prompt prefix runs once into a
 key/value cache, per-example text and answers are packed into rows under a 4-D tree
 attention mask. Models whose attention cannot take such masks use the padded path of
-optprompt 0.x (``legacy``, :mod:`optprompt.scoring.backends.legacy`), said once in the log.
+optprompt 0.x (``padded``, :mod:`optprompt.scoring.backends.padded`), said once in the log.
 Generation reuses the cached prefix too, through optprompt's own decoding loop.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -21,16 +20,15 @@ from optprompt.models.loading import LoadedModel
 from optprompt.prompts.render import ScoreRequest
 from optprompt.scoring.backends.base import GenerationSettings, LocalBackend
 from optprompt.scoring.backends.decoding import Lead, decode
-from optprompt.scoring.backends.legacy import LegacyScoring
+from optprompt.scoring.backends.engines import engine_setting
 from optprompt.scoring.backends.packed import PackedScorer
+from optprompt.scoring.backends.padded import PaddedScoring
 from optprompt.scoring.backends.threads import configure_threads
 from optprompt.scoring.backends.tokens import Tokens, cut_at_stop
 from optprompt.scoring.backends.trie import shared_prefix
 
 log = logging.getLogger(__name__)
 
-#: Scoring engines: ``packed`` (tree-packed, the default) and ``legacy`` (padded rows).
-ENGINES = ("auto", "packed", "legacy")
 #: Attention implementations that take an arbitrary 4-D float mask.
 _MASKABLE = ("eager", "sdpa")
 
@@ -49,12 +47,12 @@ def sliding_window(config: object) -> int | None:
     return int(window)
 
 
-class CausalLMBackend(LegacyScoring, LocalBackend):
+class CausalLMBackend(PaddedScoring, LocalBackend):
     """Decoder-only models (Llama, SmolLM2, GPT-2, Qwen...).
 
     Args:
         engine: ``auto`` (packed where the model's attention takes 4-D masks, else
-            legacy), ``packed`` or ``legacy``; the environment variable
+            padded), ``packed`` or ``padded``; the environment variable
             ``OPTPROMPT_SCORING_ENGINE`` sets the default.
         pack_tokens: Tokens per packed row (default 384 on CPU, 2048 on GPU); the
             attention work of a row grows with its square, its matmuls with its length.
@@ -81,7 +79,7 @@ class CausalLMBackend(LegacyScoring, LocalBackend):
         self._keep_arg = "logits_to_keep" in params
         self._prefix_cache: OrderedDict[tuple[int, ...], object] = OrderedDict()
         self.pad_id = self.tokens.pad_id
-        self.engine = self._choose_engine(engine or os.environ.get("OPTPROMPT_SCORING_ENGINE", "auto"))
+        self.engine = self._choose_engine(engine_setting(engine))
         self.pack_tokens = pack_tokens or (2048 if self.device.type == "cuda" else 384)
         self._packed = PackedScorer(self.model, budget=self.pack_tokens, keep_arg=self._keep_arg)
         self._window = sliding_window(self.model.config)
@@ -95,16 +93,14 @@ class CausalLMBackend(LegacyScoring, LocalBackend):
         self.continuous = True
 
     def _choose_engine(self, engine: str) -> str:
-        if engine not in ENGINES:
-            raise ConfigError(f"scoring engine {engine!r} is not one of {', '.join(ENGINES)}")
         attn = getattr(self.model.config, "_attn_implementation", None) or "eager"
-        if engine == "legacy":
+        if engine == "padded":
             return engine
         if attn not in _MASKABLE:
             if engine == "packed":
                 raise ConfigError(f"the packed scoring engine needs eager or sdpa attention, the model uses {attn!r}")
-            log.warning("%s attention cannot take tree masks: scoring with the padded (legacy) engine", attn)
-            return "legacy"
+            log.warning("%s attention cannot take tree masks: scoring with the padded engine", attn)
+            return "padded"
         return "packed"
 
     # --- log-likelihoods ----------------------------------------------------------
@@ -114,14 +110,14 @@ class CausalLMBackend(LegacyScoring, LocalBackend):
         if not requests:
             return []
         with torch.inference_mode():
-            if self.engine == "legacy":
-                return self._legacy_loglikelihoods(requests)
+            if self.engine == "padded":
+                return self._padded_loglikelihoods(requests)
             return self._with_oom_backoff(self._packed_loglikelihoods, requests)
 
     def _packed_loglikelihoods(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
         contexts, answers, prefix_lengths = self.tokens.requests(requests)
         if self._beyond_window(contexts, answers):
-            return self._legacy_loglikelihoods(requests)
+            return self._padded_loglikelihoods(requests)
         return self._packed_score(contexts, answers, prefix_lengths)
 
     def _beyond_window(self, contexts: Sequence[list[int]], answers: Sequence[list[list[int]]]) -> bool:
@@ -159,7 +155,7 @@ class CausalLMBackend(LegacyScoring, LocalBackend):
         """Summed log-probability of each token continuation after its token context (ids
         as given: no BOS is added), through the packed engine: the contexts' shared leading
         tokens run once, every distinct (context, continuation) token once. None where the
-        model is scored with the legacy engine."""
+        model is scored with the padded engine."""
         import torch
 
         if self.engine != "packed" or self._beyond_window(contexts, answers):

@@ -22,7 +22,7 @@ from optprompt.prompts.render import ScoreRequest
 from optprompt.scoring.backends.base import sorted_batches
 from optprompt.scoring.backends.kv import cache_kwargs, output_cache
 
-__all__ = ["LegacyScoring"]
+__all__ = ["PaddedScoring"]
 
 
 @dataclass
@@ -32,10 +32,10 @@ class _Row:
     conts: list[list[int]] = field(default_factory=list)
 
 
-class LegacyScoring:
+class PaddedScoring:
     """Mixin for :class:`~optprompt.scoring.backends.causal.CausalLMBackend`: the padded path."""
 
-    def _legacy_loglikelihoods(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:  # type: ignore[no-untyped-def]
+    def _padded_loglikelihoods(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:  # type: ignore[no-untyped-def]
         from collections import defaultdict
 
         results: list[list[float]] = [[0.0] * len(r.continuations) for r in requests]
