@@ -108,8 +108,10 @@ test-oldest:
 # run by default; pruning (several studies per seed) has its own target.
 # benchmarks/bench.py: prompt engine, adapter scoring, training steps (MFU), extraction
 # decoding, one after another; their tables go into benchmarks/README.md.
-bench: venv
+# benchmarks/served.py: the packed engine against a vLLM server and a bare request loop.
+bench: venv serve-env
 	$(PY) benchmarks/bench.py --only engine adapters training decoding
+	$(PY) benchmarks/served.py
 
 bench-pruning: venv
 	$(PY) benchmarks/pruning.py

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -108,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("extra", nargs="*", help="more vLLM arguments, after --")
     args = p.parse_args(argv)
     model_dir = args.model or smollm2_dir()
+
+    def interrupted(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)  # `kill PID` stops the server too
     process = start(model_dir, args.port, args.log, api_key=os.environ.get("VLLM_API_KEY"), extra=args.extra)
     url = f"http://127.0.0.1:{args.port}/v1"
     print(f"starting vLLM on {model_dir} (log: {args.log}) ...", flush=True)

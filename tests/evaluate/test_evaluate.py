@@ -188,3 +188,25 @@ def test_a_given_label_column_does_not_inherit_the_studys_label_separator() -> N
         "label": "tags",
         "label_separator": ";",
     }
+
+
+def test_the_command_scores_through_a_served_model(
+    env: TinyStudyEnv, study: Path, new_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--model URL` (with `--api-key-env`) scores through a server: the same figures as in-process."""
+    from served_standin import StandIn
+
+    server = StandIn(env.model, root=str(env.model_dir), api_key="sk-eval-1").start()
+    monkeypatch.setenv("EVAL_KEY", "sk-eval-1")
+    argv = ["evaluate", str(study), "--data", str(new_data), "--input", "review", "--label", "sentiment"]
+    try:
+        served_out, local_out = tmp_path / "served.json", tmp_path / "local.json"
+        assert main([*argv, "--model", server.url, "--api-key-env", "EVAL_KEY", "--output", str(served_out)]) == 0
+        assert main([*argv, "--model", str(env.model_dir), "--output", str(local_out)]) == 0
+        served, local = json.loads(served_out.read_text()), json.loads(local_out.read_text())
+        assert served["target"]["model"] == server.url
+        assert served["target"]["value"] == pytest.approx(local["target"]["value"])
+        assert "sk-eval-1" not in served_out.read_text()
+        assert main([*argv, "--model", str(env.model_dir), "--api-key-env", "EVAL_KEY"]) == 2  # not a server
+    finally:
+        server.stop()

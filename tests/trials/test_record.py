@@ -75,6 +75,8 @@ def test_failure_kinds() -> None:
         FailureKind.WORKER_DIED,
         FailureKind.SERVER_LOST,
     }
+    lost = TrialRecord.from_frozen(_trial(TrialState.FAIL, fail_reason="server lost: model server x did not answer"))
+    assert lost.failure.type is FailureKind.SERVER_LOST and lost.is_void
 
 
 def test_unknown_field_is_an_error_naming_it() -> None:

@@ -99,7 +99,7 @@ class ServedBackend(Backend):
         self, contexts: Sequence[list[int]], answers: Sequence[list[list[int]]], names: Sequence[str]
     ) -> list[list[float]]:
         from optprompt.models.endpoint import Call
-        from optprompt.models.served import prompt_logprobs_body
+        from optprompt.models.served import prompt_logprobs_body, read_prompt_logprobs
 
         # Every distinct (context + answer) sequence once.
         index: dict[tuple[int, ...], int] = {}
@@ -133,8 +133,6 @@ class ServedBackend(Backend):
         answers_ = self._send(calls, chunks, owner)
         logprobs: list[list[float]] = [[] for _ in seqs]
         for chunk, answer in zip(chunks, answers_):
-            from optprompt.models.served import read_prompt_logprobs
-
             for i, lp in zip(chunk, read_prompt_logprobs(answer, [seqs[i] for i in chunk], self.served.ref)):
                 logprobs[i] = lp
         self.computed_tokens += sum(len(s) for s in seqs)
