@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BaseStrategy",
+    "Fidelity",
     "StrategyConfig",
     "StrategyContext",
     "Budget",
@@ -192,6 +193,25 @@ class Family:
 
 
 @dataclass(frozen=True)
+class Fidelity:
+    """A lower fidelity for trained candidates (:attr:`BaseStrategy.accepts_fidelity`).
+
+    Attributes:
+        train: The share of the train split a run learns from (0 < train <= 1).
+        epochs: Epochs of a run (not raised to a minimum number of steps).
+    """
+
+    train: float = 0.5
+    epochs: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 < self.train <= 1:
+            raise ValueError(f"Fidelity.train is a share of the train split in (0, 1], got {self.train}")
+        if self.epochs < 1:
+            raise ValueError(f"Fidelity.epochs must be at least 1, got {self.epochs}")
+
+
+@dataclass(frozen=True)
 class Budget:
     """What a strategy will spend, declared up front."""
 
@@ -222,6 +242,10 @@ class BaseStrategy(abc.ABC):
     #: Capability: it builds its candidates around a discrete prompt that another strategy
     #: found (:meth:`use_template`); ``auto`` hands it the best prompt so far.
     accepts_template: ClassVar[bool] = False
+    #: Capability: its trials can run at a lower fidelity on request (:meth:`use_fidelity`: a
+    #: part of train, fewer epochs), so a composing strategy (``auto``) can explore more of
+    #: them in its first rung and train at full fidelity only what survives.
+    accepts_fidelity: ClassVar[bool] = False
     #: Capability: its number of trials follows from its own options (evolution: population x
     #: generations), so a composing strategy does not hand its own trial count down.
     sets_own_trials: ClassVar[bool] = False
@@ -299,6 +323,11 @@ class BaseStrategy(abc.ABC):
 
     def observe(self, trial: optuna.Trial, candidate: Candidate, evaluation: Evaluation) -> None:  # noqa: B027
         """Called after a proposed candidate was scored. Optional."""
+
+    def use_fidelity(self, fidelity: Fidelity | None) -> None:
+        """Propose the next candidates at ``fidelity`` (None: the strategy's own settings);
+        strategies with ``accepts_fidelity``."""
+        raise ConfigError(f"strategy {self.name!r} has no lower fidelity to run its trials at")
 
     def use_template(self, template: PromptCandidate, **where: Any) -> None:
         """Build the next candidates around ``template`` (strategies with ``accepts_template``);

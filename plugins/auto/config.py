@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
 from optprompt.strategies import BaseStrategy, Family, StrategyConfig
 
@@ -45,6 +45,15 @@ class ComputeBudget(BaseModel):
         return "minutes" if self.minutes is not None else "dev_examples" if self.dev_examples else "trials"
 
 
+class LowFidelity(BaseModel):
+    """The first rung's fidelity for families that train (``low_fidelity``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    train: float = Field(0.5, gt=0.0, le=1.0, description="Share of the train split a first-rung run learns from.")
+    epochs: int = Field(1, ge=1, le=100, description="Epochs of a first-rung run.")
+
+
 class AutoConfig(StrategyConfig):
     """Families of candidates under one budget. A family is its strategy's options (a
     mapping, ``{}`` for the defaults) or ``false`` (off); the keys of the families are the
@@ -69,6 +78,19 @@ class AutoConfig(StrategyConfig):
         default_factory=dict,
         description="schedule: shares: share of the budget per family; what a family leaves unspent goes to the next.",
     )
+    low_fidelity: LowFidelity | None = Field(
+        default_factory=lambda: LowFidelity(),
+        description="halving: in the first rung, families that train (and accept it) run on a part of train for "
+        "few epochs, so more of their candidates are explored; survivors train at full fidelity. false: off.",
+    )
+    @field_validator("low_fidelity", mode="before")
+    @classmethod
+    def _off(cls, value: Any) -> Any:
+        """``false`` turns it off (None); ``true`` takes the defaults."""
+        if value is False:
+            return None
+        return {} if value is True else value
+
     soft_from_best: bool = Field(
         True,
         description="Families that train around a given prompt (soft prompts) start from the best discrete prompt "

@@ -18,7 +18,6 @@ The study's end scores each family's best on test against the baseline
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -26,9 +25,9 @@ from optprompt_plugins.auto.config import AutoConfig, auto_config, families_of
 from optprompt_plugins.auto.schedule import halving, next_family, spent
 from optprompt_plugins.auto.view import FamilyStudy, FamilyTrial
 
-from optprompt.errors import CandidateRejected, ConfigError, ExperimentalWarning
+from optprompt.errors import CandidateRejected, ConfigError
 from optprompt.prompts import PromptCandidate
-from optprompt.strategies import BaseStrategy, Budget, StrategyConfig, StrategyContext
+from optprompt.strategies import BaseStrategy, Budget, Fidelity, StrategyConfig, StrategyContext
 from optprompt.trials import TrialRecord, records, write
 
 if TYPE_CHECKING:
@@ -43,7 +42,7 @@ logger = logging.getLogger("optprompt")
 
 
 class Auto(BaseStrategy):
-    """Every family (template search, evolution, soft prompts / LoRA...) under one compute budget (experimental).
+    """Every family (template search, evolution, soft prompts / LoRA...) under one compute budget.
 
     Its options have one key per registered strategy that declares the ``family``
     capability (:class:`~optprompt.strategies.Family`): that strategy's options, or
@@ -61,11 +60,6 @@ class Auto(BaseStrategy):
 
     def __init__(self, config: AutoConfig, context: StrategyContext) -> None:
         super().__init__(config, context)
-        warnings.warn(
-            "strategy 'auto' is experimental: its options and stored attributes may change",
-            ExperimentalWarning,
-            stacklevel=2,
-        )
         self.families: dict[str, BaseStrategy] = {}
         skipped = []
         for family in config.enabled():
@@ -127,12 +121,25 @@ class Auto(BaseStrategy):
             raise CandidateRejected("the compute budget is spent")
         write(trial, family=family)
         strategy = self.families[family]
+        if strategy.accepts_fidelity:
+            strategy.use_fidelity(self._fidelity(records(trial.study)))
         if strategy.accepts_template and self.config.soft_from_best:
             best = self._best_discrete(trial.study)
             if best is not None:
                 record, prompt = best
                 strategy.use_template(prompt, trial=record.number, dev=record.value)
         return strategy.propose(FamilyTrial(trial, family))
+
+    def _fidelity(self, trials: list[TrialRecord]) -> Fidelity | None:
+        """The first rung of halving explores at low fidelity (``low_fidelity``); later rungs,
+        and the ``shares`` schedule, train at full fidelity."""
+        low = self.config.low_fidelity
+        if not low or self.config.schedule != "halving":
+            return None
+        state = halving(
+            trials, list(self.families), self._total(), self.config.budget.unit, self.config.eta, self._training()
+        )
+        return Fidelity(train=low.train, epochs=low.epochs) if state.rung == 0 and state.rungs > 1 else None
 
     def _best_discrete(self, study: Any) -> tuple[TrialRecord, PromptCandidate] | None:
         """The best prompt on dev so far among the baseline and the families that do not

@@ -13,6 +13,7 @@ strategy sets up can stop weak runs) and saves it with its manifest under
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,7 @@ from optprompt.kinds.prompt_adapter import PromptAdapterCandidate
 from optprompt.kinds.soft import ADAPTERS_DIR, HISTORY_ATTR, TRAINING_ATTR
 from optprompt.prompts import PromptCandidate
 from optprompt.results import load_result
-from optprompt.strategies import BaseStrategy, Budget, Family, StrategyContext
+from optprompt.strategies import BaseStrategy, Budget, Family, Fidelity, StrategyContext
 
 if TYPE_CHECKING:
     import optuna
@@ -42,6 +43,7 @@ class SoftPrompt(BaseStrategy):
     config: SoftPromptConfig
     trains = True
     accepts_template = True
+    accepts_fidelity = True
     family = Family(cost=3, share=2)  # trains: the dearest, and half the budget under fixed shares
 
     def __init__(self, config: SoftPromptConfig, context: StrategyContext) -> None:
@@ -52,6 +54,8 @@ class SoftPrompt(BaseStrategy):
         #: adapters); set, proposals are prompt + adapter candidates.
         self.parent: dict[str, Any] | None = None
         self.template = self._template(config.template)
+        #: A lower fidelity asked for by a composing strategy (``auto``'s first rung); None: as configured.
+        self.fidelity: Fidelity | None = None
 
     # --- the text around the input ---------------------------------------------------
     def _template(self, ref: str | dict[str, Any]) -> PromptCandidate:
@@ -118,6 +122,11 @@ class SoftPrompt(BaseStrategy):
         self.template = PromptCandidate(**prompt.text_fields(), metadata=dict(prompt.metadata))
         self.parent = {"hash": prompt.hash, **where}
 
+    def use_fidelity(self, fidelity: Fidelity | None) -> None:
+        """Train the next proposals on ``fidelity.train`` of the train split for
+        ``fidelity.epochs`` epochs (``auto``'s first rung), or as configured (None)."""
+        self.fidelity = fidelity
+
     # --- the training schedule ----------------------------------------------------------
     def train_size(self) -> int:
         """How many train examples a run learns from: the train split without the
@@ -163,6 +172,9 @@ class SoftPrompt(BaseStrategy):
         params["lr"] = low if low == high else trial.suggest_float(f"{method}.lr", low, high, log=True)
         e_low, e_high = c.epochs
         params["epochs"] = self.epochs_for(e_low if e_low == e_high else trial.suggest_int("epochs", e_low, e_high))
+        fidelity = self.fidelity
+        if fidelity is not None:  # a low-fidelity run: a part of train, few epochs, as asked
+            params["epochs"] = min(params["epochs"], fidelity.epochs)
         if method in PROMPT_LEARNING:
             params["num_virtual_tokens"] = trial.suggest_categorical(f"{method}.virtual_tokens", list(c.virtual_tokens))
         if method == "prompt_tuning":
@@ -187,6 +199,9 @@ class SoftPrompt(BaseStrategy):
         )
         if c.max_train_examples:
             params["max_train_examples"] = c.max_train_examples
+        if fidelity is not None and fidelity.train < 1:
+            part = max(c.batch_size, math.ceil(fidelity.train * self.train_size()))
+            params["max_train_examples"] = min(part, params.get("max_train_examples") or part)
         if self.parent is None:
             return SoftCandidate.create(self.template, method, params)
         return PromptAdapterCandidate.under(self.template, method, params, **self.parent)

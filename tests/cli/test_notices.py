@@ -19,7 +19,7 @@ from optprompt.errors import ExperimentalWarning, OptpromptWarning
 
 
 def test_the_cli_prints_an_experimental_strategy_notice_as_one_line(study_dict: dict, tmp_path: Path) -> None:
-    study_dict["strategy"] = {"name": "auto", "trials": 2, "evolution": False, "soft_prompt": False}
+    study_dict["strategy"] = {"name": "evolution", "population": 2, "generations": 1, "operators": "edit"}
     study_file = tmp_path / "study.yaml"
     study_file.write_text(yaml.safe_dump(study_dict))
     env = {**os.environ, "PYTHONWARNINGS": "default"}
@@ -32,8 +32,8 @@ def test_the_cli_prints_an_experimental_strategy_notice_as_one_line(study_dict: 
     )
     assert run.returncode == 0, run.stderr
     lines = run.stderr.splitlines()
-    notice = [line for line in lines if "strategy 'auto' is experimental" in line]
-    expected = "optprompt: WARNING: strategy 'auto' is experimental: its options and stored attributes may change"
+    notice = [line for line in lines if "strategy 'evolution' is experimental" in line]
+    expected = "optprompt: WARNING: strategy 'evolution' is experimental: its options and stored attributes may change"
     assert notice == [expected]
     assert "ExperimentalWarning" not in run.stderr
     assert "return cls(config, context)" not in run.stderr
@@ -44,9 +44,9 @@ def test_library_users_get_a_warning_category_to_filter(study_dict: dict, tiny_m
     from optprompt.config import spec_from_dict
     from optprompt.study import StudyRunner
 
-    study_dict["strategy"] = {"name": "auto", "trials": 2, "evolution": False, "soft_prompt": False}
+    study_dict["strategy"] = {"name": "evolution", "population": 2, "generations": 1, "operators": "edit"}
     runner = StudyRunner(spec_from_dict(study_dict), model=tiny_model, progress=False)
-    with pytest.warns(ExperimentalWarning, match="strategy 'auto' is experimental"):
+    with pytest.warns(ExperimentalWarning, match="strategy 'evolution' is experimental"):
         runner.setup()
     assert issubclass(ExperimentalWarning, OptpromptWarning) and issubclass(OptpromptWarning, UserWarning)
 
@@ -61,3 +61,14 @@ def test_only_optprompt_warnings_become_messages(caplog: pytest.LogCaptureFixtur
         assert warnings.showwarning is original  # put back on the way out
     assert [r.getMessage() for r in caplog.records] == ["a notice for the user"]
     assert [str(w.message) for w in caught] == ["a library's own warning"]  # shown as Python shows it
+
+
+def test_auto_is_stable_and_says_nothing_about_it(study_dict: dict, tiny_model) -> None:  # type: ignore[no-untyped-def]
+    from optprompt.config import spec_from_dict
+    from optprompt.study import StudyRunner
+
+    study_dict["strategy"] = {"name": "auto", "trials": 2, "evolution": False, "soft_prompt": False}
+    runner = StudyRunner(spec_from_dict(study_dict), model=tiny_model, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", OptpromptWarning)
+        runner.setup()
