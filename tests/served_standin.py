@@ -124,6 +124,20 @@ class StandIn:
     def _complete(self, index: int, ids: list[int], body: dict[str, Any]) -> dict[str, Any]:
         import torch
 
+        choices = (body.get("structured_outputs") or {}).get("choice")
+        if choices:  # a stand-in for guided decoding: the likeliest whole choice
+            tok = self.loaded.tokenizer
+            with torch.inference_mode():
+                best, best_lp = choices[0], float("-inf")
+                for c in choices:
+                    c_ids = tok(c, add_special_tokens=False).input_ids
+                    logits = self.loaded.model(input_ids=torch.tensor([list(ids) + c_ids])).logits[0].float()
+                    lp = torch.log_softmax(logits, dim=-1)
+                    total = sum(float(lp[len(ids) - 1 + t, c_ids[t]]) for t in range(len(c_ids)))
+                    if total > best_lp:
+                        best, best_lp = c, total
+            return {"index": index, "text": best, "finish_reason": "stop"}
+
         model, tok = self.loaded.model, self.loaded.tokenizer
         stop = [s for s in body.get("stop") or [] if s]
         seq = list(ids)

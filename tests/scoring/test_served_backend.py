@@ -112,3 +112,20 @@ def test_other_echoed_ids_are_refused(served, standin, monkeypatch: pytest.Monke
 def test_cache_keys_of_served_and_in_process_scores_differ(served, tiny_model) -> None:
     assert ServedBackend(served).settings_key != CausalLMBackend(tiny_model).settings_key
     assert ServedBackend(served).settings_key == ["served", served.fingerprint]
+
+
+def test_guided_choices_go_to_the_server_grouped_by_choice_set(served, standin) -> None:
+    backend = ServedBackend(served)
+    before = len(standin.requests)
+    picks = backend.guided_choices(
+        ["Review: good\nSentiment:", "Review: bad\nSentiment:", "Q: x\nA:"],
+        [
+            [" positive", " negative"],
+            [" positive", " negative"],
+            [" yes", " no", " maybe"],
+        ],
+    )
+    assert picks[0] in (0, 1) and picks[1] in (0, 1) and picks[2] in (0, 1, 2)
+    sent = [r["body"] for r in standin.requests[before:]]
+    assert [b["structured_outputs"]["choice"] for b in sent] == [[" positive", " negative"], [" yes", " no", " maybe"]]
+    assert [len(b["prompt"]) for b in sent] == [2, 1]

@@ -124,9 +124,13 @@ def test_a_study_through_the_server_keeps_its_key_secret(
 
     # The winner evaluated through the server predicts what it predicts in-process.
     data = tmp_path / "sentiment.jsonl"
-    through = evaluate(out, data, model=keyed, output=tmp_path / "served-eval.json")
-    local = evaluate(out, data, model=str(vllm_server.model_dir), output=tmp_path / "local-eval.json")
+    through = evaluate(out, data, model=keyed, constrained=True, output=tmp_path / "served-eval.json")
+    local = evaluate(out, data, model=str(vllm_server.model_dir), constrained=True, output=tmp_path / "local-eval.json")
     assert through.target.value == pytest.approx(local.target.value)
+    # Guided decoding by vLLM itself (structured_outputs choice) against optprompt's in-process measure of it.
+    assert result.constrained_generation is not None
+    assert through.target.constrained is not None and local.target.constrained is not None
+    assert abs(through.target.constrained.value - local.target.constrained.value) <= 0.1
 
     # The key is nowhere: not in the study's files, the score cache, the logs or the output.
     secret = vllm_server.api_key.encode()

@@ -106,3 +106,13 @@ def test_a_served_model_generates_for_a_strategy(study_dict: dict, standin: Stan
     assert isinstance(served.backend.backend, ServedBackend)  # behind the study's score cache
     prompts = ["Rewrite the instruction: classify the review."]
     assert served.generate(prompts, max_new_tokens=6) == local.generate(prompts, max_new_tokens=6)
+
+
+def test_the_constrained_figure_comes_from_the_servers_guided_decoding(
+    study_dict: dict, standin: StandIn, tmp_path: Path
+) -> None:
+    spec = spec_from_dict({**study_dict, "model": {"url": standin.url}, "output": str(tmp_path / "guided")})
+    result = run_study(spec, progress=False)
+    assert result.constrained_generation is not None
+    guided = [r for r in standin.requests if (r["body"] or {}).get("structured_outputs")]
+    assert guided and all(set(r["body"]["structured_outputs"]["choice"]) == {"positive", "negative"} for r in guided)

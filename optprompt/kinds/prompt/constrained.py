@@ -27,13 +27,19 @@ def supports_constrained(predictor: Any) -> bool:
     """Whether ``predictor`` is a prompt card on a causal model with answers to choose from."""
     card = getattr(predictor, "card", None)
     loaded = getattr(predictor, "loaded", None)
+    decodes = getattr(loaded, "family", None) == "causal" or _guided(predictor) is not None
     return (
         card is not None
         and loaded is not None
-        and getattr(loaded, "family", None) == "causal"
+        and decodes
         and hasattr(predictor, "prompt")
         and hasattr(card, "answers")
     )
+
+
+def _guided(predictor: Any) -> Any:
+    """The backend's guided decoding over a choice of answers (a model server's), or None."""
+    return getattr(getattr(predictor, "backend", None), "guided_choices", None)
 
 
 def _encode(tokenizer: Any, text: str) -> list[int]:
@@ -90,6 +96,9 @@ def constrained_predict(
             f"{type(predictor).__name__}"
         )
     card, loaded = predictor.card, predictor.loaded
+    guided = _guided(predictor)
+    if guided is not None:
+        return _served_predict(predictor, guided, texts, options)
     tokenizer, model = loaded.tokenizer, loaded.model
     if card.resolve_task_type().answers_label_lists:
         from optprompt.tasks.types import LIST_SEPARATOR, join_labels
@@ -135,3 +144,27 @@ def constrained_predict(
     if picks is None:
         picks = [_choose(model, tokenizer, p, a) for p, a in zip(prompts, answer_sets, strict=True)]
     return [mapping[list(mapping)[pick]] for mapping, pick in zip(mappings, picks, strict=True)]
+
+
+def _served_predict(
+    predictor: Any, guided: Any, texts: Sequence[str], options: Sequence[Sequence[str]] | None
+) -> list[Any]:
+    """Through a model server's own guided decoding (a choice among the answers, as the
+    study scored them: after one space on a plain prompt). Multi-label cards need the
+    grammar of ``answers.gbnf``, which is not sent to servers yet."""
+    card = predictor.card
+    if card.resolve_task_type().answers_label_lists:
+        raise OptpromptError(
+            "constrained generation of label lists is measured in-process only; a served model is measured on "
+            "single-answer tasks"
+        )
+    sep = "" if card.chat else " "
+    opts = list(options) if options is not None else [None] * len(texts)
+    mappings = [card.answers(list(o) if o is not None else None) for o in opts]
+    if not all(mappings):
+        raise OptpromptError("this prompt's answers are free text: there is no answer set to constrain to")
+    picks = guided(
+        [predictor.prompt(t, o) for t, o in zip(texts, opts, strict=True)],
+        [[sep + w for w in m] for m in mappings],
+    )
+    return [None if p is None else m[list(m)[p]] for m, p in zip(mappings, picks, strict=True)]

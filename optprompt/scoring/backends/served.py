@@ -180,6 +180,43 @@ class ServedBackend(Backend):
             self.endpoint.many(singles)  # raises, naming the example
             raise
 
+    # --- guided decoding ----------------------------------------------------------
+    def guided_choices(self, prompts: Sequence[str], choices: Sequence[Sequence[str]]) -> list[int | None]:
+        """What the server's guided decoding answers for each prompt, constrained to its
+        choices (vLLM's ``structured_outputs: {choice: [...]}``: greedy, token by token, no
+        calibration): the index of the choice, or None where the text is none of them.
+        Prompts with the same choices share requests."""
+        from optprompt.models.endpoint import Call
+
+        encoded = [self.tokens.prefix(p) for p in prompts]
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for i, c in enumerate(choices):
+            groups.setdefault(tuple(c), []).append(i)
+        budget = max(len(self.tokens.encode(c)) for cs in choices for c in cs) + 2
+        calls, chunks = [], []
+        for options, members in groups.items():
+            for chunk in self._chunks(members, lambda i: len(encoded[i]) + budget):
+                body = {
+                    "model": self.served.model_id,
+                    "prompt": [encoded[i] for i in chunk],
+                    "max_tokens": budget,
+                    "temperature": 0.0,
+                    "structured_outputs": {"choice": list(options)},
+                }
+                calls.append(
+                    Call("POST", "/completions", body, _what("guided decoding for", [f"prompt {i}" for i in chunk]))
+                )
+                chunks.append(chunk)
+        out: list[int | None] = [None] * len(prompts)
+        for chunk, answer in zip(chunks, self.endpoint.many(calls)):
+            for choice in answer.get("choices") or []:
+                j, text = _choice_text(choice, self.served.ref)
+                if not 0 <= j < len(chunk):
+                    raise ServerError(f"{self.served.ref}: a completion for prompt {j} of {len(chunk)}")
+                options = list(choices[chunk[j]])
+                out[chunk[j]] = options.index(text) if text in options else None
+        return out
+
     # --- generation ---------------------------------------------------------------
     def generate(self, prompts: Sequence[str], settings: GenerationSettings) -> list[str]:
         """Greedy (or seeded sampled) continuations through ``/v1/completions`` on the
@@ -235,6 +272,13 @@ class ServedBackend(Backend):
                 out[chunk[j]] = cut_at_stop(text, settings.stop)
         self.computed_tokens += sum(len(e) for e in encoded)
         return out
+
+
+def _choice_text(choice: Any, ref: str) -> tuple[int, str]:
+    j, text = choice.get("index"), choice.get("text")
+    if not isinstance(j, int) or not isinstance(text, str):
+        raise ServerError(f"{ref}: an unreadable completion ({str(choice)[:200]})")
+    return j, text
 
 
 def _what(action: str, names: Sequence[str]) -> str:
