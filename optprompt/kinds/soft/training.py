@@ -71,15 +71,7 @@ def train_adapter_of(
     label: str = "training",
     provenance: dict[str, Any] | None = None,
 ) -> TrainedAdapter:
-    """The one training path of adapters: train ``candidate``'s adapter on ``examples``
-    (gold answers, or a teacher's distribution over the answers in ``soft_target``),
-    score dev after each epoch (reported to ``trial``'s pruner when there is one), keep
-    the best epoch's adapter under :meth:`adapter_dir` with its manifest.
-
-    Args:
-        label: What the progress line calls this run ("trial 12", "distilling the winner").
-        provenance: Added to the manifest's ``training`` part (where the targets came from).
-    """
+    """:meth:`SoftKind.train <optprompt.kinds.soft.SoftKind.train>` (``kind`` keeps the adapter)."""
     import torch
 
     from optprompt.adapters import training
