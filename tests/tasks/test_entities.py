@@ -166,3 +166,10 @@ def test_shipped_emotion_data_is_what_its_generator_writes() -> None:
     import sys
 
     subprocess.run([sys.executable, str(STUDIES / "data" / "make_emotion.py"), "--check"], check=True)
+
+
+def test_shipped_slots_data_is_what_its_generator_writes() -> None:
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, str(STUDIES / "data" / "make_slots.py"), "--check"], check=True)
