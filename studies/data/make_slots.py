@@ -4,10 +4,11 @@ Short requests to a music and shopping assistant whose spans are titles: songs, 
 playlists and products of 3 to 8 words (function words inside them: "of", "the", "to",
 "my", "for"), and artists of 1 to 4 words. Such names have no capital-letter or
 single-token shape a model can lean on: the words around them (``add ... to my ...
-playlist``) decide where a span starts and ends. About a third of the requests are typed
-in lower case, as voice assistants transcribe them. Every request comes from a
-hand-written template whose slots are filled from hand-written pools of made-up titles;
-a few requests name nothing.
+playlist``) decide where a span starts and ends. Names are composed from hand-written
+parts (``Letters to {NP}``, ``{MATERIAL} {ITEM} with {FEATURE}``), so most of them occur
+once and the test split's names are mostly new to a model trained on the train split.
+About a third of the requests are typed in lower case, as voice assistants transcribe
+them. Every request comes from a hand-written template; a few requests name nothing.
 
 Deterministic: the same seed writes a byte-identical file.
 
@@ -29,74 +30,66 @@ N_ROWS = 360
 LOWER_SHARE = 0.33
 
 # fmt: off
-POOLS: dict[str, list[str]] = {
+# Names are composed from hand-written parts with hand-written patterns, so that most names
+# occur once: a model cannot learn the names by heart and must find their edges in context.
+PARTS: dict[str, list[str]] = {
+    "NP": [
+        "Paper Lanterns", "the Harbour", "Cold Coffee", "the Kitchen Radio", "Empty Roads", "My Own Shadow",
+        "the Summer House", "Broken Radios", "the Night Ferry", "Lemon Trees", "a Quiet Planet",
+        "the Laundromat", "Copper Wire", "the Orange Street Lamps", "Wild Geese", "the Piano Keys", "Rainy Days",
+        "the Parking Lot", "a Small Boat", "the Power Cut", "Borrowed Coats", "the Old Canal", "Umbrellas",
+        "the City Lights", "My Grandmother's Garden", "the Last Bus", "Frozen Rivers", "the Vending Machine",
+        "Sleeping Dogs", "the Blue Ceiling", "Salt Water", "the Roller Rink", "Foxes in the Snow",
+        "the Other Side", "Open Windows", "the Lighthouse", "Old Photographs", "the Ferris Wheel",
+    ],
     "SONG": [
-        "Paper Lanterns Over the Harbour", "Letters I Never Sent to You", "Slow Dancing in the Laundromat",
-        "The Night the River Froze", "Seven Miles of Empty Road", "Nobody Waters the Garden Anymore",
-        "Goodbye to the Summer House", "Running Late for My Own Life", "A Lighthouse With No Keeper",
-        "Static on the Kitchen Radio", "Half a Heart and a Bicycle", "Count the Stars Above Lisbon",
-        "Under the Orange Street Lamps", "Tell Me When the Rain Stops", "Copper Wire and Cold Coffee",
-        "The Last Bus to Nowhere", "Waiting for the Tide to Turn", "My Neighbour Plays the Trumpet",
-        "Dust on the Piano Keys", "Wild Geese Flying Home Tonight", "Every Window in the City",
-        "Borrowed Coat in December", "Songs My Grandmother Used to Hum", "Postcards from a Quiet Planet",
-        "Nothing Left to Say Tonight", "The Ferry Leaves at Midnight", "Lemon Trees and Broken Radios",
-        "Pocket Full of Rainy Days", "Walking Home Along the Canal", "Hold the Door for the Morning",
-        "Ghosts in the Vending Machine", "Don't Wake the Sleeping Dog", "Blue Paint on the Ceiling",
-        "We Were Kings of the Parking Lot", "A Small Boat on a Big Sea", "Candles for the Power Cut",
-        "When the Train Comes Back", "Sunday Morning at the Bakery", "Faster Than My Shadow Runs",
-        "The Girl Who Sold Umbrellas", "Frost on the Kitchen Window", "Lost My Keys in Barcelona",
-        "Left My Umbrella on the Number Nine Bus",
+        "{NP}", "{NP} Over {NP}", "Letters to {NP}", "Waiting for {NP}", "Dancing with {NP}", "{NP} and {NP}",
+        "Nobody Remembers {NP}", "Goodbye to {NP}", "Dreaming of {NP} Tonight", "Counting {NP} in the Dark",
+        "Tell Me About {NP}", "All the Way to {NP}", "Running Late for {NP}", "Don't Wake {NP}",
+        "When {NP} Comes Back", "Half a Heart and {NP}",
     ],
     "ALBUM": [
-        "Maps of Places That Never Were", "Songs from the Lower Deck", "The Year We Painted Everything Gold",
-        "Quiet Hours at the Observatory", "Letters from the Other Side", "Field Notes on Falling Asleep",
-        "A Museum of Small Disasters", "Rooftops and Other Hiding Places", "The Long Way Round the Lake",
-        "Salt Water and Summer Rain", "Music for Empty Train Stations", "Everything Is Borrowed Except the Sky",
-        "Radio Signals from the Valley", "The Architecture of Goodbye", "Harbour Lights in Black and White",
-        "Notes from a Kitchen Table", "Weather Reports for Lonely People", "Ten Stories About the Moon",
-        "Gardens We Forgot to Water", "Midnight at the Roller Rink", "The Cartographer's Daughter",
-        "Postcards to My Younger Self", "Sleeping Under the Ferris Wheel", "Loud Songs for Quiet Towns",
-        "Old Photographs of New Cities", "The Lighthouse Keeper Retires", "Strangers on the Night Ferry",
-        "Winter Coats and Warm Hands", "Inside the Clockmaker's Shop", "Maybe Tomorrow the Sun Returns",
-        "Chasing Foxes Through the Snow", "A House Made of Records", "All the Things We Said in the Dark",
+        "{NP}", "{NP} and Other Stories", "Songs from {NP}", "A Museum of {NP}", "Notes on {NP}", "The Year of {NP}",
+        "Maps of {NP}", "Music for {NP}", "Everything Except {NP}", "Field Recordings from {NP}",
+        "The Architecture of {NP}", "Postcards from {NP}", "Ten Stories About {NP}",
+    ],
+    "MOOD": ["Chill", "Sad", "Happy", "Quiet", "Upbeat", "Lazy", "Cozy", "Loud", "Mellow", "Dreamy"],
+    "GENRE": [
+        "Jazz", "Beats", "Piano Music", "Acoustic Covers", "Indie Songs", "Disco Hits", "Folk Tunes",
+        "Love Songs", "Guitar Instrumentals", "Old Favourites",
+    ],
+    "ACTIVITY": [
+        "a Rainy Tuesday Morning", "Long Study Sessions", "Leg Day", "the Drive Home", "Cooking Dinner",
+        "Cleaning the House", "Walking the Dog", "Falling Asleep", "the Long Flight Home", "Sunday Brunch",
+        "Friday Night", "Folding Laundry", "Deep Work", "the Beach", "Reading in Bed",
     ],
     "PLAYLIST": [
-        "Songs for a Rainy Tuesday Morning", "Late Night Drive Along the Coast", "Coffee and Crosswords on Sunday",
-        "Music to Fold Laundry To", "Deep Focus for Long Study Sessions", "Road Trip with the Windows Down",
-        "Quiet Songs for Falling Asleep", "Cooking Dinner for Six People", "Dancing Alone in the Kitchen",
-        "Gym Mix for Leg Day", "Sad Songs for Happy People", "Old Favourites from the Nineties",
-        "Morning Run by the River", "Cleaning the Whole House Mix", "Chill Beats for the Office",
-        "Summer Evenings on the Balcony", "Party Starters for Saturday Night", "Slow Jazz for Rainy Evenings",
-        "Acoustic Covers to Sing Along", "Campfire Songs for the Whole Family", "Songs That Make Me Cry",
-        "Homework Help for Tired Students", "Walking the Dog in Autumn", "Best of the Local Bands",
-        "Wedding Reception First Dance Ideas", "Throwback Hits for the Car", "Piano Music for Reading Books",
-        "My Favourite Songs of All Time", "Bedtime Stories and Lullabies", "Friday Afternoon Wind Down",
-        "Instrumental Music for Deep Work", "Songs for the Long Flight Home",
-        "Songs to Listen to While Doing the Dishes",
+        "{MOOD} {GENRE} for {ACTIVITY}", "{GENRE} for {ACTIVITY}", "Songs for {ACTIVITY}",
+        "My {MOOD} {GENRE} Collection", "{MOOD} Songs to Sing Along", "Music for {ACTIVITY}",
+        "{ACTIVITY} with {MOOD} {GENRE}",
     ],
+    "MATERIAL": ["Stainless Steel", "Bamboo", "Cast Iron", "Ceramic", "Glass", "Wool", "Silicone", "Cotton", "Oak Wood"],
+    "ITEM": [
+        "Travel Mug", "Cutting Board", "Frying Pan", "Water Bottle", "Desk Lamp", "Lunch Box", "Phone Case",
+        "Plant Pot", "Storage Bags", "Hiking Socks", "Yoga Mat", "Bath Towel", "Laptop Stand",
+        "Bluetooth Speaker", "Kitchen Scale", "Memory Foam Pillow", "Electric Toothbrush", "Coffee Maker",
+    ],
+    "FEATURE": [
+        "Lid", "Carrying Strap", "Juice Groove", "Drainage Tray", "Dimmer", "Timer", "Travel Case",
+        "Night Vision", "Built In Speakers", "Quiet Switches", "Two Year Warranty", "Spare Filters",
+    ],
+    "ADJ": ["Portable", "Foldable", "Waterproof", "Wireless", "Reusable", "Adjustable", "Insulated", "Compact"],
+    "USER": ["Side Sleepers", "Kids", "Adults", "Home Gyms", "Small Kitchens", "the Shower", "Long Trips", "Beginners"],
     "PRODUCT": [
-        "Stainless Steel Travel Coffee Mug", "Wireless Noise Cancelling Over Ear Headphones",
-        "Bamboo Cutting Board with Juice Groove", "Cast Iron Skillet with Lid", "Kids Waterproof Rain Boots",
-        "Portable Bluetooth Speaker for the Shower", "Memory Foam Pillow for Side Sleepers",
-        "Electric Toothbrush with Travel Case", "Organic Green Tea Sampler Box", "Foldable Laptop Stand for Desk",
-        "Ceramic Plant Pot with Drainage Tray", "Reusable Silicone Food Storage Bags",
-        "USB C Charging Cable Three Pack", "Wool Hiking Socks for Winter", "LED Desk Lamp with Dimmer",
-        "Cordless Handheld Vacuum Cleaner", "Glass Water Bottle with Sleeve", "Non Stick Frying Pan Set",
-        "Vinyl Record Cleaning Kit", "Turntable with Built In Speakers", "Insulated Lunch Box for Adults",
-        "Baby Monitor with Night Vision", "Yoga Mat with Carrying Strap", "Smart Plug with Energy Monitoring",
-        "Waterproof Phone Pouch for Swimming", "Digital Kitchen Scale with Timer", "Scented Soy Candle Gift Set",
-        "Mechanical Keyboard with Quiet Switches", "Adjustable Dumbbell Pair for Home Gym",
-        "Cotton Bath Towel Set of Four", "Hard Shell Carry On Suitcase", "French Press Coffee Maker",
-        "Heavy Duty Garden Hose with Spray Nozzle Attachment",
+        "{MATERIAL} {ITEM} with {FEATURE}", "{ADJ} {ITEM} for {USER}", "{ADJ} {MATERIAL} {ITEM}",
+        "{ITEM} Set of Four", "{ADJ} {ITEM} with {FEATURE}", "{MATERIAL} {ITEM} for {USER}",
     ],
-    "ARTIST": [
-        "Mara Quinlan", "The Velvet Lanterns", "Oskar Brandt", "Juniper and the Owls", "Tessa Morrow",
-        "The Harbour Kids", "Nico Alvarez", "Little Paper Moons", "Ruth Okonkwo", "The Night Ferry Band",
-        "Elias Varga", "Saltwater Choir", "June Halloway", "The Copper Foxes", "Benji Lark",
-        "Delta Nine Orchestra", "Priya Sandhu", "Wolves in Cardigans", "Felix Amsel", "The Quiet Neighbours",
-        "Hanna Solberg", "Mister Tuesday",
-    ],
+    "FIRST": ["Mara", "Oskar", "Tessa", "Nico", "Ruth", "Elias", "June", "Benji", "Priya", "Felix", "Hanna", "Tomas"],
+    "LAST": ["Quinlan", "Brandt", "Morrow", "Alvarez", "Okonkwo", "Varga", "Halloway", "Lark", "Sandhu", "Amsel"],
+    "BAND": ["Lanterns", "Owls", "Neighbours", "Foxes", "Moons", "Cardigans", "Ferries", "Pilots", "Sparrows"],
+    "ARTIST": ["{FIRST} {LAST}", "The {MOOD} {BAND}", "{FIRST} and the {BAND}", "{LAST} and the {MOOD} {BAND}"],
 }
+MIN_WORDS = {"ARTIST": 2}  # names of other types have 3 to 8 words
 
 TEMPLATES = [
     "Add {SONG} to my {PLAYLIST} playlist.",
@@ -137,13 +130,32 @@ TEMPLATES = [
 _SLOT = re.compile(r"\{([A-Z]+)\}")
 
 
+def _compose(kind: str, rng: random.Random) -> str:
+    """A name of ``kind``: one of its patterns with every part filled (two parts of one
+    pattern differ), the first letter capitalised."""
+    while True:
+        pattern, used = rng.choice(PARTS[kind]), set()
+
+        def fill(m: re.Match[str]) -> str:
+            value = rng.choice([v for v in PARTS[m.group(1)] if v not in used])
+            used.add(value)
+            return value
+
+        name = _SLOT.sub(fill, pattern)
+        name = name[0].upper() + name[1:]
+        if MIN_WORDS.get(kind, 3) <= len(name.split()) <= 8:
+            return name
+
+
 def _request(template: str, rng: random.Random) -> tuple[str, list[dict[str, object]]]:
-    """The template with its slots filled (two slots of one type get different values)."""
+    """The template with its slots filled by freshly composed names."""
     text, entities, used, pos = "", [], set(), 0
     for m in _SLOT.finditer(template):
         text += template[pos : m.start()]
         kind = m.group(1)
-        value = rng.choice([v for v in POOLS[kind] if v not in used])
+        value = _compose(kind, rng)
+        while value in used:
+            value = _compose(kind, rng)
         used.add(value)
         entities.append({"start": len(text), "end": len(text) + len(value), "type": kind, "text": value})
         text += value
