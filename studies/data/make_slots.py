@@ -68,7 +68,9 @@ PARTS: dict[str, list[str]] = {
         "My {MOOD} {GENRE} Collection", "{MOOD} Songs to Sing Along", "Music for {ACTIVITY}",
         "{ACTIVITY} with {MOOD} {GENRE}",
     ],
-    "MATERIAL": ["Stainless Steel", "Bamboo", "Cast Iron", "Ceramic", "Glass", "Wool", "Silicone", "Cotton", "Oak Wood"],
+    "MATERIAL": [
+        "Stainless Steel", "Bamboo", "Cast Iron", "Ceramic", "Glass", "Wool", "Silicone", "Cotton", "Oak Wood",
+    ],
     "ITEM": [
         "Travel Mug", "Cutting Board", "Frying Pan", "Water Bottle", "Desk Lamp", "Lunch Box", "Phone Case",
         "Plant Pot", "Storage Bags", "Hiking Socks", "Yoga Mat", "Bath Towel", "Laptop Stand",
@@ -136,7 +138,7 @@ def _compose(kind: str, rng: random.Random) -> str:
     while True:
         pattern, used = rng.choice(PARTS[kind]), set()
 
-        def fill(m: re.Match[str]) -> str:
+        def fill(m: re.Match[str], used: set[str] = used) -> str:
             value = rng.choice([v for v in PARTS[m.group(1)] if v not in used])
             used.add(value)
             return value
