@@ -9,7 +9,11 @@ failure* (:func:`parse_entities` returns None), which the scorer counts and scor
 Types are written with the candidate's verbalizer (type -> word, e.g. ``PER -> person``)
 and read back through it (case-insensitively). Entities named by their text are placed in
 the input with :func:`optprompt.tasks.entities.locate` (left to right, an occurrence not
-used yet); text that is not in the input keeps the span ``(-1, -1)`` and matches no gold.
+used yet). A name of three words or more that is not in the input as written is snapped
+to the input's span whose words match it best (:func:`~optprompt.tasks.entities.nearest_span`:
+a small model copying a long title drops, adds or changes a word: "a Friday afternoon
+wind down" for "friday afternoon wind down"); other text that is not in the input keeps
+the span ``(-1, -1)`` and matches no gold.
 
 Formats (:data:`ENTITY_FORMATS`):
 
@@ -29,7 +33,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 
 from optprompt.errors import ConfigError
-from optprompt.tasks.entities import Entity, locate
+from optprompt.tasks.entities import Entity, locate, nearest_span
 
 __all__ = [
     "ENTITY_FORMATS",
@@ -272,6 +276,8 @@ def parse_entities(output: str, text: str, fmt: str, words: Mapping[str, str]) -
     cursor = 0
     for etype, value in known:
         start, end = locate(text, value, after=cursor, taken=taken)
+        if start < 0:  # a long name not copied exactly: the input's span whose words match it best
+            start, end = nearest_span(text, value, taken=taken)
         if start < 0:
             out.append(Entity(-1, -1, etype, value))
             continue

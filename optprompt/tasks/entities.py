@@ -13,6 +13,8 @@ become entities (:func:`entities_from_value`):
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +27,7 @@ __all__ = [
     "entities_from_value",
     "join_tokens",
     "locate",
+    "nearest_span",
     "spans_to_bio",
 ]
 
@@ -167,6 +170,49 @@ def locate(text: str, needle: str, *, after: int = 0, taken: set[tuple[int, int]
             for h in [h for h in pool if h[0] >= after] + pool:
                 return h
     return (-1, -1)
+
+
+_WORD = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]")
+
+
+def _words(text: str) -> list[tuple[str, int, int]]:
+    """Words and punctuation marks of ``text``, lower-cased, with their character offsets."""
+    return [(m.group().lower(), m.start(), m.end()) for m in _WORD.finditer(text)]
+
+
+def nearest_span(
+    text: str, needle: str, *, taken: set[tuple[int, int]] | None = None, min_words: int = 3, min_ratio: float = 0.8
+) -> tuple[int, int]:
+    """The span of ``text`` whose words best match ``needle``'s, for a long name a model
+    did not copy exactly (a word left out, doubled or changed: "Letters I Never Sent You"
+    for "Letters I Never Sent to You"). Only needles of ``min_words`` words or more, and
+    only a span whose word sequence matches with a similarity ratio of ``min_ratio`` or
+    more (:class:`difflib.SequenceMatcher` over words; ties: the shorter span, then the
+    earlier) that overlaps no span in ``taken``; ``(-1, -1)`` otherwise. Short names are
+    never snapped: one changed word of a two-word name is another name."""
+    probe = [w for w, _, _ in _words(needle)]
+    if len(probe) < min_words:
+        return (-1, -1)
+    words = _words(text)
+    taken = taken or set()
+    best: tuple[float, int, int] | None = None
+    best_span = (-1, -1)
+    matcher = difflib.SequenceMatcher(autojunk=False)
+    matcher.set_seq2(probe)
+    for n in range(max(1, len(probe) - 2), len(probe) + 3):
+        for i in range(0, len(words) - n + 1):
+            window = words[i : i + n]
+            if not window[0][0][0].isalnum() or not window[-1][0][-1].isalnum():
+                continue  # a span starts and ends with a word
+            span = (window[0][1], window[-1][2])
+            if any(a < span[1] and span[0] < b for a, b in taken):
+                continue  # overlaps a name already placed
+            matcher.set_seq1([w for w, _, _ in window])
+            ratio = matcher.ratio()
+            key = (ratio, -n, -i)
+            if ratio >= min_ratio and (best is None or key > best):
+                best, best_span = key, span
+    return best_span
 
 
 def _int(value: Any, *, where: str, what: str) -> int:

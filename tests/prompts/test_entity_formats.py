@@ -132,3 +132,22 @@ def test_output_without_a_known_type_or_a_none_is_a_failure(output: str, fmt: st
 
 def test_a_none_value_on_a_line_means_no_entities() -> None:
     assert parse_entities("Entities: none", TEXT, "lines", WORDS) == ()
+
+
+def test_a_long_name_copied_with_a_word_changed_is_placed_on_the_input_span() -> None:
+    # a small model copying a long title adds, drops or rewrites a word
+    text = "add the album maps of frozen rivers to my friday afternoon wind down playlist"
+    words = {"ALBUM": "ALBUM", "PLAYLIST": "PLAYLIST"}
+    found = parse_entities(
+        "maps of the frozen rivers (ALBUM)\na Friday afternoon wind down (PLAYLIST)", text, "spans", words
+    )
+    assert [(e.text, e.type) for e in found] == [
+        ("maps of frozen rivers", "ALBUM"),
+        ("friday afternoon wind down", "PLAYLIST"),
+    ]
+    assert all(text[e.start : e.end] == e.text for e in found)
+
+
+def test_short_names_and_loose_paraphrases_are_not_snapped() -> None:
+    found = parse_entities("person: Ada Lovelaces\norganization: the big Acme company", TEXT, "lines", WORDS)
+    assert [(e.start, e.end) for e in found] == [(-1, -1), (-1, -1)]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from optprompt.config import spec_from_dict
 from optprompt.errors import ConfigError, DataError
 from optprompt.tasks import build_task
-from optprompt.tasks.entities import Entity, bio_to_spans, entities_from_value, locate, spans_to_bio
+from optprompt.tasks.entities import Entity, bio_to_spans, entities_from_value, locate, nearest_span, spans_to_bio
 from optprompt.tasks.loaders import load_rows_conll
 
 STUDIES = Path(__file__).resolve().parents[2] / "studies"
@@ -166,3 +167,25 @@ def test_shipped_emotion_data_is_what_its_generator_writes() -> None:
     import sys
 
     subprocess.run([sys.executable, str(STUDIES / "data" / "make_emotion.py"), "--check"], check=True)
+
+
+def test_shipped_slots_data_is_what_its_generator_writes() -> None:
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, str(STUDIES / "data" / "make_slots.py"), "--check"], check=True)
+
+
+def test_nearest_span_finds_a_long_name_copied_with_a_word_changed() -> None:
+    text = "Add Letters I Never Sent to You to my Songs for a Rainy Tuesday Morning playlist."
+
+    def got(needle: str, **kw: Any) -> str | None:
+        start, end = nearest_span(text, needle, **kw)
+        return text[start:end] if start >= 0 else None
+
+    assert got("Letters I Never Sent You") == "Letters I Never Sent to You"  # a word left out
+    assert got("songs for rainy tuesday morning") == "Songs for a Rainy Tuesday Morning"  # case, a word left out
+    assert got("the Songs for a Rainy Tuesday Morning") == "Songs for a Rainy Tuesday Morning"  # a word added
+    assert got("Rainy Day") is None  # names under three words are never snapped
+    assert got("Letters Never Sent Home") is None  # too different
+    assert got("Letters I Never Sent You", taken={(4, 31)}) is None  # that span is already someone's
