@@ -17,6 +17,7 @@ from optprompt.scoring.text_metrics import (
     rouge_l,
     token_f1,
 )
+from optprompt.tasks.types import MetricKind
 
 # --- normalisation -------------------------------------------------------------------
 
@@ -191,5 +192,5 @@ def test_registers_generation_metrics() -> None:
     ]:
         entry = metrics.get(name)
         assert entry.obj is fn
-        assert entry.extra == {"kind": "generation"}
+        assert entry.extra == {"kind": MetricKind.TEXT}
         assert entry.description

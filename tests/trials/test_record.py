@@ -76,7 +76,7 @@ def test_failure_kinds() -> None:
         FailureKind.SERVER_LOST,
     }
     lost = TrialRecord.from_frozen(_trial(TrialState.FAIL, fail_reason="server lost: model server x did not answer"))
-    assert lost.failure.type is FailureKind.SERVER_LOST and lost.is_void
+    assert lost.failure.kind is FailureKind.SERVER_LOST and lost.is_void
 
 
 def test_unknown_field_is_an_error_naming_it() -> None:
