@@ -56,7 +56,7 @@ def test_several_prompts_per_request_and_each_sequence_once(served, standin) -> 
     reqs = _requests()
     backend.loglikelihoods(reqs + reqs)  # the repeats are sent once
     sent = [r["body"]["prompt"] for r in standin.requests[before:]]
-    assert [len(p) for p in sent] == [4, 4, 4, 3]  # 15 distinct sequences, 4 per request
+    assert sorted(len(p) for p in sent) == [3, 4, 4, 4]  # 15 distinct sequences, 4 per request (sent concurrently)
     assert all(isinstance(ids, list) and isinstance(ids[0], int) for p in sent for ids in p)
 
 
