@@ -83,6 +83,7 @@ class AutoConfig(StrategyConfig):
         description="halving: in the first rung, families that train (and accept it) run on a part of train for "
         "few epochs, so more of their candidates are explored; survivors train at full fidelity. false: off.",
     )
+
     @field_validator("low_fidelity", mode="before")
     @classmethod
     def _off(cls, value: Any) -> Any:
