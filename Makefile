@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 STAMP := $(VENV)/.optprompt-installed
 
-.PHONY: venv demo demo-sentiment demo-soft demo-auto demo-distill demo-ner test test-fast test-served bench bench-pruning bench-study bench-suite bench-served lint clean browser serve-env serve
+.PHONY: venv demo demo-sentiment demo-soft demo-auto demo-distill demo-ner test test-fast test-served bench bench-pruning bench-study bench-suite bench-served bench-auto lint clean browser serve-env serve
 
 venv: $(STAMP)
 
@@ -119,6 +119,11 @@ bench-pruning: venv
 # A 16-trial template_search study on the 7-intent workload from a cold cache, timed.
 bench-suite: venv
 	$(PY) benchmarks/selection_suite.py
+
+# `auto` in 5 minutes with low-fidelity first rungs against 8 minutes without them, over
+# tasks and seeds (budgets are wall-clock minutes: run it on a quiet machine; hours).
+bench-auto: venv
+	$(PY) benchmarks/auto_budget.py
 
 bench-study: venv
 	$(PY) benchmarks/engine_study.py

@@ -250,9 +250,7 @@ class AdapterBackend(LocalBackend):
 
         if not prompts:
             return []
-        encoded = [self.tokens.prefix(p) for p in prompts]
-        if any(not e for e in encoded):
-            raise CandidateRejected("an empty prompt cannot be continued")
+        encoded = self.tokens.prompts(prompts)
         budget = settings.max_new_tokens
         with torch.inference_mode(), peft_quiet(), merged_lora(self.model) if self.merge_lora else nullcontext():
             shared = 0

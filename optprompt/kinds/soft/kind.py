@@ -20,7 +20,7 @@ from optprompt.adapters.candidate import SoftCandidate, adapter_summary
 from optprompt.errors import ConfigError, OptpromptError
 from optprompt.kinds.base import CandidateKind, KindContext, mark_export
 from optprompt.kinds.prompt import PromptKind, card_from_result
-from optprompt.kinds.soft.training import TrainedAdapter, dev_loss, training_seed
+from optprompt.kinds.soft.training import TrainedAdapter, dev_loss, train_adapter_of, training_seed
 
 if TYPE_CHECKING:
     import optuna
@@ -125,31 +125,8 @@ class SoftKind(CandidateKind):
         evaluation.extra["artifact"] = str(trained.directory.relative_to(ctx.output))
         return evaluation
 
-    def train(
-        self,
-        candidate: SoftCandidate,
-        ctx: KindContext,
-        examples: Sequence[Example],
-        *,
-        trial: optuna.Trial | None = None,
-        prunable: bool = True,
-        label: str = "training",
-        provenance: dict[str, Any] | None = None,
-    ) -> TrainedAdapter:
-        """The one training path of adapters: train ``candidate``'s adapter on ``examples``
-        (gold answers, or a teacher's distribution over the answers in ``soft_target``),
-        score dev after each epoch (reported to ``trial``'s pruner when there is one), keep
-        the best epoch's adapter under :meth:`adapter_dir` with the manifest that describes it.
-
-        Args:
-            label: What the progress line calls this run ("trial 12", "distilling the winner").
-            provenance: Added to the manifest's ``training`` part (where the targets came from).
-        """
-        from optprompt.kinds.soft.training import train_adapter_of
-
-        return train_adapter_of(
-            self, candidate, ctx, examples, trial=trial, prunable=prunable, label=label, provenance=provenance
-        )
+    #: The one training path of adapters (:func:`~optprompt.kinds.soft.training.train_adapter_of`).
+    train = train_adapter_of
 
     @contextlib.contextmanager
     def scorer(self, candidate: SoftCandidate, ctx: KindContext) -> Iterator[Evaluator]:

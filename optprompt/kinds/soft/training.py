@@ -71,7 +71,16 @@ def train_adapter_of(
     label: str = "training",
     provenance: dict[str, Any] | None = None,
 ) -> TrainedAdapter:
-    """:meth:`SoftKind.train <optprompt.kinds.soft.SoftKind.train>` (``kind`` keeps the adapter)."""
+    """The one training path of adapters, :meth:`SoftKind.train <optprompt.kinds.soft.SoftKind.train>`:
+    train ``candidate``'s adapter on ``examples`` (gold answers, or a teacher's distribution
+    over the answers in ``soft_target``), score dev after each epoch (reported to ``trial``'s
+    pruner when there is one), keep the best epoch's adapter under ``kind.adapter_dir`` with
+    the manifest that describes it.
+
+    Args:
+        label: What the progress line calls this run ("trial 12", "distilling the winner").
+        provenance: Added to the manifest's ``training`` part (where the targets came from).
+    """
     import torch
 
     from optprompt.adapters import training

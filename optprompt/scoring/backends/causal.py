@@ -15,7 +15,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from optprompt.errors import CandidateRejected, ConfigError
+from optprompt.errors import ConfigError
 from optprompt.models.loading import LoadedModel
 from optprompt.prompts.render import ScoreRequest
 from optprompt.scoring.backends.base import GenerationSettings, LocalBackend
@@ -177,9 +177,7 @@ class CausalLMBackend(PaddedScoring, LocalBackend):
 
         if not prompts:
             return []
-        encoded = [self.tokens.prefix(p) for p in prompts]
-        if any(not e for e in encoded):
-            raise CandidateRejected("an empty prompt cannot be continued")
+        encoded = self.tokens.prompts(prompts)
         budget = settings.max_new_tokens
         with torch.inference_mode():
             shared = shared_prefix(encoded, min(len(e) for e in encoded) - 1)

@@ -34,6 +34,14 @@ class Tokens:
             ids = self.bos + ids
         return ids
 
+    def prompts(self, prompts: Sequence[str]) -> list[list[int]]:
+        """Each prompt's token ids as a continuation starts from them (BOS where the model
+        adds one); an empty prompt is refused, since nothing can continue it."""
+        encoded = [self.prefix(p) for p in prompts]
+        if any(not e for e in encoded):
+            raise CandidateRejected("an empty prompt cannot be continued")
+        return encoded
+
     def continuation(self, text: str) -> list[int]:
         ids = self.encode(text)
         if not ids:

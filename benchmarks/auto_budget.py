@@ -1,0 +1,155 @@
+"""`auto` under a 5-minute budget with low-fidelity first rungs against `auto` as it was
+(8 minutes, every trial at full fidelity): does the shorter budget keep the quality?
+
+Per task (a shipped study file's data and splits) and seed, two arms run the same `auto`
+strategy on the embedded SmolLM2-135M-Instruct:
+
+- ``5min-low``: ``budget: {minutes: 5}``, the default ``low_fidelity`` (first rung of the
+  training families on half of train, one epoch);
+- ``8min-full``: ``budget: {minutes: 8}``, ``low_fidelity: false`` (auto before low-fidelity
+  rungs).
+
+Each study picks its winner on dev and fresh evidence alone; test is scored once, after.
+Per run the table gives the baseline's and the winner's test score, the one-sided paired
+p-value of the winner against the baseline, each family's best on test, trials, and wall
+time; the load average is printed with every run (minutes of budget are wall-clock
+minutes, so a loaded machine gets fewer trials into them). Raw rows go to
+``benchmarks/results/auto_budget.json``.
+
+    .venv/bin/python benchmarks/auto_budget.py                                  # everything
+    .venv/bin/python benchmarks/auto_budget.py --tasks emotion --seeds 0 --arms 5min-low
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+STUDIES = ROOT / "studies"
+OUT = HERE / "results" / "auto_budget.json"
+
+#: Shipped single-label tasks (study file -> its data and splits are reused as they are).
+TASKS = {"emotion": "emotion.yaml", "intent": "intent.yaml", "sentiment": "sentiment.yaml"}
+ARMS = {
+    "5min-low": {"budget": {"minutes": 5}},
+    "8min-full": {"budget": {"minutes": 8}, "low_fidelity": False},
+}
+
+
+def _spec(task: str, arm: str, seed: int, where: Path) -> dict:
+    spec = yaml.safe_load((STUDIES / TASKS[task]).read_text())
+    data = spec["task"]["data"]
+    spec["task"]["data"] = str((STUDIES / data).resolve())
+    spec.update(name=f"auto-budget-{task}-{arm}-s{seed}", seed=seed, output=str(where))
+    spec["strategy"] = {"name": "auto", **ARMS[arm]}
+    return spec
+
+
+def _row(task: str, arm: str, seed: int, result: dict, wall: float, load: tuple[float, ...]) -> dict:
+    from optprompt.results import StudyResult
+
+    r = StudyResult.from_dict(result)
+    families = {
+        name: {
+            "trials": f.trials,
+            "test": f.best.test.value if f.best and f.best.test else None,
+            "p": f.comparison.p_value if f.comparison else None,
+        }
+        for name, f in (r.families or {}).items()
+    }
+    cmp = r.comparison
+    return {
+        "task": task,
+        "arm": arm,
+        "seed": seed,
+        "metric": r.metric,
+        "baseline_test": r.baseline.test.value if r.baseline.test else None,
+        "winner_test": r.best.test.value if r.best.test else None,
+        "winner_trial": r.best.trial,
+        "winner_kind": r.best.candidate.get("kind"),
+        "kept_baseline": r.selection.kept_baseline if r.selection else None,
+        "difference": cmp.difference.estimate if cmp else None,
+        "p_one_sided": _one_sided(cmp),
+        "families": families,
+        "trials": r.n_trials,
+        "wall_s": round(wall, 1),
+        "load_before": load,
+        "warnings": r.warnings,
+    }
+
+
+def _one_sided(cmp) -> float | None:  # type: ignore[no-untyped-def]
+    """The comparison's two-sided p halved in the direction of a gain (1 - p/2 for a loss)."""
+    if cmp is None:
+        return None
+    return cmp.p_value / 2 if cmp.difference.estimate > 0 else 1 - cmp.p_value / 2
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def table(rows: list[dict]) -> str:
+    fams = sorted({f for r in rows for f in r["families"]})
+    head = ["task", "seed", "arm", "baseline", "winner", "gain", "p (1-sided)", "trials", "wall s", "load"]
+    head += [f"best {f}" for f in fams]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        gain = None if r["winner_test"] is None or r["baseline_test"] is None else r["winner_test"] - r["baseline_test"]
+        cells = [r["task"], str(r["seed"]), r["arm"], _fmt(r["baseline_test"]), _fmt(r["winner_test"])]
+        cells += [
+            _fmt(gain),
+            _fmt(r["p_one_sided"], 4),
+            str(r["trials"]),
+            f"{r['wall_s']:.0f}",
+            f"{r['load_before'][0]:.1f}",
+        ]
+        cells += [_fmt(r["families"].get(f, {}).get("test")) for f in fams]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    ap.add_argument("--work", type=Path, default=ROOT / "runs" / "auto-budget")
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args()
+
+    rows = json.loads(args.out.read_text()) if args.out.exists() else []
+    done = {(r["task"], r["arm"], r["seed"]) for r in rows}
+    for seed in args.seeds:
+        for task in args.tasks:
+            for arm in args.arms:  # the arms of one task and seed one after another
+                if (task, arm, seed) in done:
+                    continue
+                where = args.work / f"{task}-{arm}-s{seed}"
+                where.mkdir(parents=True, exist_ok=True)
+                study = where / "study.yaml"
+                study.write_text(yaml.safe_dump(_spec(task, arm, seed, where), sort_keys=False))
+                load = os.getloadavg()
+                start = time.perf_counter()
+                cmd = [sys.executable, "-m", "optprompt.cli.main", "run", str(study), "-q"]
+                subprocess.run(cmd, check=True, cwd=ROOT)
+                wall = time.perf_counter() - start
+                result = json.loads((where / "result.json").read_text())
+                rows.append(_row(task, arm, seed, result, wall, tuple(round(x, 1) for x in load)))
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                args.out.write_text(json.dumps(rows, indent=1))  # after every run: nothing lost
+                print(table(rows[-1:]), flush=True)
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
