@@ -78,8 +78,11 @@ $(TEST_STAMP): $(STAMP) pyproject.toml
 	$(PY) -m pip install -q -e ".[dev,mlflow]"
 	touch $(TEST_STAMP)
 
+# Two workers (pytest-xdist): most tests are small and single-threaded, and the real-server
+# tests, one group on the first worker, overlap the vLLM server's start-up with the rest.
+TEST_WORKERS ?= 2
 test: venv $(TEST_STAMP) browser serve-env
-	$(PY) -m pytest -q --durations=20
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=20
 
 test-served: venv serve-env
 	$(PY) -m pytest -q -m served --durations=0

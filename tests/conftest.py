@@ -13,6 +13,18 @@ import pytest
 from optprompt_testdata import WORDS, write_sentiment_jsonl  # noqa: F401  (re-exported for tests)
 
 
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``pytest -n N --dist loadgroup`` (``make test``) the tests on the real vLLM
+    server are one group, collected first: xdist hands the first group to its first worker,
+    the one that starts the session's server (``tests/served/conftest.py``)."""
+    served = [item for item in items if item.get_closest_marker("served")]
+    if not served:
+        return
+    for item in served:
+        item.add_marker(pytest.mark.xdist_group("vllm"))
+    items[:] = served + [item for item in items if not item.get_closest_marker("served")]
+
+
 def _tiny_tokenizer(*, chat: bool, bos: bool):  # type: ignore[no-untyped-def]
     from optprompt.testing.fixtures import tiny_tokenizer
 

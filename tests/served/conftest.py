@@ -8,6 +8,7 @@ skipped, saying why."""
 
 from __future__ import annotations
 
+import os
 import secrets
 import sys
 import tempfile
@@ -49,6 +50,8 @@ def _start() -> VLLMServer:
 def pytest_collection_finish(session: pytest.Session) -> None:
     global _server
     wanted = any(item.get_closest_marker("served") for item in session.items)
+    # Under xdist the served tests are one group that the first worker runs (tests/conftest.py).
+    wanted = wanted and os.environ.get("PYTEST_XDIST_WORKER", "gw0") == "gw0"
     if wanted and serve_vllm.serve_python() is not None and _server is None and not session.config.option.collectonly:
         _server = _start()
 
