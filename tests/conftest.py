@@ -18,8 +18,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     server are one group, collected first: xdist hands the first group to its first worker,
     the one that starts the session's server (``tests/served/conftest.py``)."""
     served = [item for item in items if item.get_closest_marker("served")]
-    if not served:
-        return
+    if not served or not os.environ.get("PYTEST_XDIST_WORKER"):
+        return  # in one process the served tests stay last, so the server's start-up overlaps the rest
     for item in served:
         item.add_marker(pytest.mark.xdist_group("vllm"))
     items[:] = served + [item for item in items if not item.get_closest_marker("served")]
