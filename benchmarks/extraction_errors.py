@@ -8,7 +8,8 @@ and type), ``type`` (the same span, another type), ``shorter`` / ``longer`` / ``
 words, both), ``boundary+type`` (overlapping, another type), ``not in input`` (text the
 parser could not find in the input: a miscopied name), ``spurious`` (overlapping nothing).
 Gold entities no prediction overlaps are ``missed``; outputs nothing could be read from
-are format failures.
+are format failures. Then, per gold type: how many of its entities were found exactly,
+found with another type (and which), found with other boundaries, or missed.
 
 ``--reparse FORMAT --data FILE`` reads each answer (``output``) again with the current
 parser (types as written in the data) before counting, and prints the entity F1 as
@@ -60,6 +61,25 @@ def classify(gold: list[dict], pred: list[dict] | None) -> tuple[Counter, list[t
     placed = [p for p in pred if p["start"] >= 0]
     counts["missed"] += sum(1 for g in gold if not any(_overlap(g, p) for p in placed))
     return counts, labelled
+
+
+def by_gold_type(gold: list[dict], pred: list[dict] | None) -> list[tuple[str, str]]:
+    """(gold type, outcome) per gold entity: ``exact``, ``as TYPE`` (the same span typed
+    otherwise), ``boundary`` (overlapped by a prediction of other bounds) or ``missed``."""
+    placed = [p for p in pred or [] if p["start"] >= 0]
+    out = []
+    for g in gold:
+        same = [p for p in placed if (p["start"], p["end"]) == (g["start"], g["end"])]
+        if any(p["type"] == g["type"] for p in same):
+            outcome = "exact"
+        elif same:
+            outcome = f"as {same[0]['type']}"
+        elif any(_overlap(g, p) for p in placed):
+            outcome = "boundary"
+        else:
+            outcome = "missed"
+        out.append((g["type"], outcome))
+    return out
 
 
 def micro_f1(rows: list[dict]) -> float:
@@ -120,6 +140,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{len(rows)} sentences, {n_gold} gold entities, {n_pred} predicted")
     for kind, n in total.most_common():
         print(f"  {kind:15} {n}")
+    per_type: dict[str, Counter] = {}
+    for r in rows:
+        for gtype, outcome in by_gold_type(r["gold"], r["pred"]):
+            per_type.setdefault(gtype, Counter())[outcome] += 1
+    print("\nby gold type:")
+    for gtype, outcomes in sorted(per_type.items()):
+        parts = ", ".join(f"{k} {n}" for k, n in outcomes.most_common())
+        print(f"  {gtype:10} {sum(outcomes.values()):3}: {parts}")
     return 0
 
 

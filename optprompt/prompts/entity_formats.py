@@ -19,7 +19,8 @@ Formats (:data:`ENTITY_FORMATS`):
 
 - ``lines``: one ``TYPE: text`` per line; ``none`` when there is no entity.
 - ``json``: a JSON list of ``{"type": ..., "text": ...}`` objects; ``[]`` when there is none.
-- ``inline``: the input with each entity wrapped in tags, ``<PER>Ada Lovelace</PER>``.
+- ``inline``: the input with each entity wrapped in tags, ``met<PER> Ada Lovelace</PER>``
+  (the tag before the name's leading space: the answer keeps the input's tokens).
 - ``spans``: one ``text (TYPE)`` per line, the span before its type; ``none`` when there
   is no entity. A model writes the type after the words it names, so it decides the type
   with the span in view (with ``lines`` it commits to a type first).
@@ -175,12 +176,20 @@ class InlineFormat(EntityFormat):
     description = "Repeat the text with every entity wrapped in tags, like <TYPE>text</TYPE>."
 
     def serialize(self, text: str, entities: Sequence[Entity], words: Mapping[str, str]) -> str:
+        """The text with each entity tagged; the opening tag goes *before* the space in
+        front of the name (``the song<SONG> Blue Moon</SONG> by``), so the answer repeats
+        the input's own tokens with tags between them: a byte-level or SentencePiece
+        tokenizer spells a word with its leading space (" Blue"), and ``<SONG>Blue``
+        would spell the name's first word with another token than the input does. A name
+        at the start of the text gets the space the template puts before the input."""
         out, pos = [], 0
         for e in sorted(entities):
             if e.start < pos:  # nested or overlapping spans cannot be tagged inline: the first is kept
                 continue
             w = words.get(e.type, e.type)
-            out.append(f"{text[pos : e.start]}<{w}>{e.text}</{w}>")
+            lead = e.start - 1 if e.start > pos and text[e.start - 1] == " " else e.start
+            space = " " if e.start == 0 else text[lead : e.start]
+            out.append(f"{text[pos:lead]}<{w}>{space}{e.text}</{w}>")
             pos = e.end
         out.append(text[pos:])
         return "".join(out)

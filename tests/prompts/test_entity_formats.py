@@ -22,7 +22,7 @@ def test_serialize_each_format() -> None:
         '{"type": "location", "text": "Paris"}]'
     )
     assert serialize_entities(TEXT, GOLD, "inline", WORDS) == (
-        "<person>Ada Lovelace</person> joined <organization>Acme Corp</organization> in <location>Paris</location>."
+        "<person> Ada Lovelace</person> joined<organization> Acme Corp</organization> in<location> Paris</location>."
     )
     assert serialize_entities(TEXT, GOLD, "spans", WORDS) == (
         "Ada Lovelace (person)\nAcme Corp (organization)\nParis (location)"
@@ -31,6 +31,30 @@ def test_serialize_each_format() -> None:
     assert serialize_entities(TEXT, (), "lines", WORDS) == "none"
     assert serialize_entities(TEXT, (), "json", WORDS) == "[]"
     assert serialize_entities(TEXT, (), "inline", WORDS) == TEXT
+
+
+def test_inline_tags_keep_the_input_tokens_of_each_name() -> None:
+    """A tagged name is spelt with the tokens it has in the input (the word's leading space
+    included), so an adapter trained on the answer copies the input token for token."""
+    from optprompt.testing.fixtures import tiny_tokenizer
+
+    text = "play the song running late for wild geese by priya alvarez"
+    gold = (Entity(14, 41, "SONG", "running late for wild geese"), Entity(45, 58, "ARTIST", "priya alvarez"))
+    tok = tiny_tokenizer([text] * 20 + ["<SONG> </SONG> <ARTIST> </ARTIST>"] * 5, chat=False, bos=False)
+
+    def ids(s: str) -> list[int]:
+        return tok(s, add_special_tokens=False)["input_ids"]
+
+    answer = serialize_entities(text, gold, "inline", {})
+    assert answer == "play the song<SONG> running late for wild geese</SONG> by<ARTIST> priya alvarez</ARTIST>"
+    answer_ids, input_ids = ids(" " + answer), ids(" " + text)
+    for e in gold:
+        name = ids(" " + e.text)
+        assert any(answer_ids[i : i + len(name)] == name for i in range(len(answer_ids)))
+    # the tags are insertions between the input's tokens: without them the answer is the input
+    tags = {t for tag in ("<SONG>", "</SONG>", "<ARTIST>", "</ARTIST>") for t in ids(tag)}
+    assert [t for t in answer_ids if t not in tags] == input_ids
+    assert parse_entities(answer, text, "inline", {"SONG": "SONG", "ARTIST": "ARTIST"}) == gold
 
 
 @pytest.mark.parametrize("fmt", sorted(ENTITY_FORMATS))
