@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from optprompt.study.progress import EndProgress, StudyProgress
@@ -70,4 +72,5 @@ def test_a_skipped_step_is_not_shown(capfd: pytest.CaptureFixture[str]) -> None:
     with end.step("the winner answering by constrained generation") as step:
         step.skip()
     err = capfd.readouterr().err
-    assert "end of study: scoring the winner on test (0 s)" in err and "constrained" not in err
+    # The seconds are the step's wall time: a loaded machine can take one or more for `pass`.
+    assert re.search(r"end of study: scoring the winner on test \(\d+ s\)", err) and "constrained" not in err
