@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -111,7 +112,9 @@ def prepare(name: str, work: Path, weights: Path) -> dict[str, Any]:
 
         embedder = ModelEmbedder(load_model(str(weights), plugins, progress=False), pooling="mean")
         vectors = embedder.embed(texts)
-        (work / "embeddings.json").write_text(json.dumps({t: [round(float(x), 6) for x in v] for t, v in zip(texts, vectors)}))
+        (work / "embeddings.json").write_text(
+            json.dumps({t: [round(float(x), 6) for x in v] for t, v in zip(texts, vectors)})
+        )
     return info
 
 
@@ -142,8 +145,9 @@ def study_file(name: str, method: str, work: Path, url: str, weights: Path, minu
 def run_ours(name: str, method: str, work: Path, url: str, weights: Path, minutes: float, seed: int) -> dict:
     path = study_file(name, method, work, url, weights, minutes, seed)
     log = work / f"{method}.log"
+    shutil.rmtree(work / method, ignore_errors=True)  # a fresh study, never a resumed one
     with log.open("w") as out:
-        code = subprocess.call([str(OPTPROMPT), "run", str(path), "--overwrite"], stdout=out, stderr=subprocess.STDOUT)
+        code = subprocess.call([str(OPTPROMPT), "run", str(path), "-q"], stdout=out, stderr=subprocess.STDOUT)
     if code != 0:
         raise RuntimeError(f"optprompt run {path} exited {code}; see {log}")
     result = json.loads((work / method / "result.json").read_text())
@@ -162,6 +166,7 @@ def run_ours(name: str, method: str, work: Path, url: str, weights: Path, minute
 
     best = result["best"]
     return {
+        "test_in_study": (best.get("test") or {}).get("value"),
         "predictions": rows("best"),
         "baseline": rows("baseline"),
         "winner": {"candidate": best.get("candidate"), "prompt": best.get("prompt"), "dev": best.get("dev")},
@@ -216,6 +221,106 @@ def one_sided(peer: list[float], ours: list[float]) -> tuple[float, str]:
     return p, r.test
 
 
+def run_method(name: str, method: str, args: argparse.Namespace, weights: Path) -> None:
+    """Run one method on one task; its figures and test predictions go to one JSON file."""
+    work = args.work / f"{name}-seed{args.seed}"
+    info = prepare(name, work, weights)
+    multi = info["type"] == "multi_label"
+    out = RESULTS / f"{name}-seed{args.seed}-{method}.json"
+    if method == "capo" and multi:
+        out.write_text(json.dumps({"skipped": "promptolution's ClassificationTask is single-label only"}))
+        return
+    gold = {r["id"]: r["label"] for r in map(json.loads, (work / "test.jsonl").read_text().splitlines())}
+    load_before = os.getloadavg()
+    before = server_counts(args.url)
+    started = time.perf_counter()
+    print(f"[{time.strftime('%H:%M:%S')}] {name} {method} ...", flush=True)
+    try:
+        if method in OURS:
+            got = run_ours(name, method, work, args.url, weights, args.minutes, args.seed)
+        else:
+            got = run_peer(method, work, args.url, args.seed)
+    except RuntimeError as e:
+        print(f"  failed: {e}", flush=True)
+        out.write_text(json.dumps({"failed": str(e)}))
+        return
+    seconds = time.perf_counter() - started
+    after = server_counts(args.url)
+    preds = got.pop("predictions")
+    for row in preds:
+        row["gold"] = gold[row["id"]]
+        if method not in OURS:
+            row["score"] = score(row["gold"], row["pred"], multi)
+    searched = got.pop("searched", None)
+    for key in ("before", "after", "seconds"):
+        got.pop(key, None)
+    summary = {
+        "task": name,
+        "method": method,
+        "seed": args.seed,
+        "sizes": info["sizes"],
+        "minutes_budget": args.minutes if method in OURS else None,
+        "test": sum(r["score"] for r in preds) / len(preds),
+        "seconds": round(seconds, 1),
+        "requests": after["requests"] - before["requests"],
+        "prompt_tokens": after["prompt_tokens"] - before["prompt_tokens"],
+        "generation_tokens": after["generation_tokens"] - before["generation_tokens"],
+        "search_requests": None if searched is None else searched["requests"] - before["requests"],
+        "load": [round(x, 2) for x in load_before] + [round(x, 2) for x in os.getloadavg()],
+        **got,
+    }
+    out.write_text(json.dumps({"summary": summary, "predictions": preds}, indent=0, default=str))
+    print(f"  test {summary['test']:.3f} in {seconds:.0f}s, {summary['requests']:.0f} requests", flush=True)
+
+
+def table(names: list[str], seed: int) -> str:
+    """The markdown table of every method found in results/peers, with the one-sided paired
+    p-value of each optprompt winner against it (test examples matched by id)."""
+    lines = [
+        "| task | method | test | p (default better) | p (auto better) | requests | prompt / gen. tokens | minutes |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name in names:
+        found: dict[str, dict] = {}
+        for method in OURS + PEERS:
+            f = RESULTS / f"{name}-seed{seed}-{method}.json"
+            if f.exists():
+                found[method] = json.loads(f.read_text())
+        scores = {m: {r["id"]: r["score"] for r in d["predictions"]} for m, d in found.items() if "predictions" in d}
+        for ours in OURS:
+            if ours in found and "predictions" in found[ours]:
+                base = found[ours]["summary"].get("baseline") or []
+                if base:
+                    scores.setdefault("baseline", {r["id"]: r["score"] for r in base})
+        rows = ["baseline"] + [m for m in OURS + PEERS if m in found]
+        for method in rows:
+            d = found.get(method, {})
+            if method != "baseline" and "predictions" not in d:
+                why = d.get("skipped") or d.get("failed", "")
+                lines.append(f"| {name} | {method} | — | | | | | ({why[:80]}) |")
+                continue
+            if method not in scores:
+                continue
+            s = scores[method]
+            ps = []
+            for ours in OURS:
+                if ours == method or ours not in scores:
+                    ps.append("")
+                    continue
+                ids = sorted(scores[ours])
+                p, _ = one_sided([s[i] for i in ids], [scores[ours][i] for i in ids])
+                ps.append(f"{p:.2g}")
+            m = d.get("summary", {})
+            cost = (
+                f"{m['requests']:.0f} | {m['prompt_tokens'] / 1000:.0f}k / {m['generation_tokens'] / 1000:.1f}k | "
+                f"{m['seconds'] / 60:.1f}"
+                if m
+                else "(in the default study) | | "
+            )
+            lines.append(f"| {name} | {method} | {sum(s.values()) / len(s):.3f} | {ps[0]} | {ps[1]} | {cost} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--url", default="http://127.0.0.1:8200/v1")
@@ -224,83 +329,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--minutes", type=float, default=3.0, help="optprompt's budget (trial time)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work", type=Path, default=REPO / "runs" / "peers")
+    p.add_argument("--table", action="store_true", help="only print the table of the results found")
     args = p.parse_args(argv)
-    weights = smollm2_dir()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    for name in args.tasks:
-        work = args.work / f"{name}-seed{args.seed}"
-        info = prepare(name, work, weights)
-        multi = info["type"] == "multi_label"
-        gold = {json.loads(x)["id"]: json.loads(x)["label"] for x in (work / "test.jsonl").read_text().splitlines()}
-        summary_path = RESULTS / f"{name}-seed{args.seed}.json"
-        summary = json.loads(summary_path.read_text()) if summary_path.exists() else {"task": name, "methods": {}}
-        summary.update(task=name, seed=args.seed, sizes=info["sizes"], minutes=args.minutes)
-        for method in args.methods:
-            if method == "capo" and multi:
-                summary["methods"][method] = {"skipped": "promptolution's ClassificationTask is single-label only"}
-                continue
-            load_before = os.getloadavg()
-            before = server_counts(args.url)
-            started = time.perf_counter()
-            print(f"[{time.strftime('%H:%M:%S')}] {name} {method} ...", flush=True)
-            try:
-                if method in OURS:
-                    got = run_ours(name, method, work, args.url, weights, args.minutes, args.seed)
-                else:
-                    got = run_peer(method, work, args.url, args.seed)
-            except RuntimeError as e:
-                print(f"  failed: {e}", flush=True)
-                summary["methods"][method] = {"failed": str(e)}
-                continue
-            seconds = time.perf_counter() - started
-            after = server_counts(args.url)
-            preds = got.pop("predictions")
-            for row in preds:
-                row["gold"] = gold[row["id"]]
-                if method not in OURS:
-                    row["score"] = score(row["gold"], row["pred"], multi)
-            if "baseline" in got:
-                base = got.pop("baseline")
-                summary["baseline"] = {"score": sum(r["score"] for r in base) / len(base), "from": method}
-                (RESULTS / f"{name}-seed{args.seed}-baseline.json").write_text(json.dumps(base, indent=0))
-            (RESULTS / f"{name}-seed{args.seed}-{method}.json").write_text(json.dumps(preds, indent=0))
-            searched = got.pop("searched", None)
-            got.pop("before", None)
-            got.pop("after", None)
-            summary["methods"][method] = {
-                "test": sum(r["score"] for r in preds) / len(preds),
-                "seconds": round(seconds, 1),
-                "requests": after["requests"] - before["requests"],
-                "prompt_tokens": after["prompt_tokens"] - before["prompt_tokens"],
-                "generation_tokens": after["generation_tokens"] - before["generation_tokens"],
-                "search_requests": None if searched is None else searched["requests"] - before["requests"],
-                "load": [round(x, 2) for x in load_before] + [round(x, 2) for x in os.getloadavg()],
-                **{k: v for k, v in got.items() if k not in ("seconds",)},
-            }
-            print(f"  test {summary['methods'][method]['test']:.3f} in {seconds:.0f}s", flush=True)
-            summary_path.write_text(json.dumps(summary, indent=1, default=str))
-        # paired tests: each optprompt winner against every other method (test examples by id)
-        scores = {}
-        for method in OURS + PEERS:
-            f = RESULTS / f"{name}-seed{args.seed}-{method}.json"
-            if f.exists() and "test" in summary["methods"].get(method, {}):
-                scores[method] = {r["id"]: r["score"] for r in json.loads(f.read_text())}
-        base_file = RESULTS / f"{name}-seed{args.seed}-baseline.json"
-        if base_file.exists():
-            scores["baseline"] = {r["id"]: r["score"] for r in json.loads(base_file.read_text())}
-        pvalues: dict[str, dict[str, Any]] = {}
-        for ours in OURS:
-            if ours not in scores:
-                continue
-            for other, s in scores.items():
-                if other == ours:
-                    continue
-                ids = sorted(scores[ours])
-                pv, test = one_sided([s[i] for i in ids], [scores[ours][i] for i in ids])
-                pvalues.setdefault(ours, {})[other] = {"p": pv, "test": test}
-        summary["p_one_sided"] = pvalues
-        summary_path.write_text(json.dumps(summary, indent=1, default=str))
-        print(json.dumps({m: v.get("test") for m, v in summary["methods"].items()}), flush=True)
+    if not args.table:
+        weights = smollm2_dir()
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        for name in args.tasks:
+            for method in args.methods:
+                run_method(name, method, args, weights)
+    print(table(args.tasks, args.seed))
     return 0
 
 

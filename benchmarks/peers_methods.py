@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 THREADS = 8  # requests in flight (the server batches them)
-MAX_TOKENS = 256  # generated tokens per call (2048-token context)
+MAX_TOKENS = 48  # generated tokens per answer: the label field and its markers fit; rambling is cut
+META_TOKENS = 160  # generated tokens per prompt proposal (the optimizers' own calls)
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -61,10 +62,12 @@ def run_dspy(method: str, work: Path, task: dict[str, Any], url: str, model: str
     import numpy as np
 
     dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=False)
-    lm = dspy.LM(
-        f"openai/{model}", api_base=url, api_key="none", temperature=0.0, max_tokens=MAX_TOKENS, cache=False
+    lm = dspy.LM(f"openai/{model}", api_base=url, api_key="none", temperature=0.0, max_tokens=MAX_TOKENS, cache=False)
+    proposer = dspy.LM(
+        f"openai/{model}", api_base=url, api_key="none", temperature=1.0, max_tokens=META_TOKENS, cache=False
     )
-    dspy.configure(lm=lm)
+    # no second try through the JSON adapter when an answer does not parse: it doubles the calls
+    dspy.configure(lm=lm, adapter=dspy.ChatAdapter(use_json_adapter_fallback=False))
     multi = task["type"] == "multi_label"
     labels = task["labels"]
     field = "labels" if multi else "label"
@@ -105,7 +108,9 @@ def run_dspy(method: str, work: Path, task: dict[str, Any], url: str, model: str
     if method == "dspy-zero-shot":
         compiled = program
     elif method == "dspy-mipro":
-        opt = dspy.MIPROv2(metric=metric, auto="light", num_threads=THREADS, seed=seed, verbose=False)
+        opt = dspy.MIPROv2(
+            metric=metric, prompt_model=proposer, auto="light", num_threads=THREADS, seed=seed, verbose=False
+        )
         compiled = opt.compile(
             program,
             trainset=train,
@@ -195,9 +200,10 @@ def run_capo(work: Path, task: dict[str, Any], url: str, model: str, seed: int) 
         model_id=model,
         api_key="none",
         max_concurrent_calls=THREADS,
-        max_tokens=MAX_TOKENS,
+        max_tokens=2 * MAX_TOKENS,  # CAPO's prompts ask for reasoning before the marked answer
         call_kwargs={"temperature": 0.0},
     )
+    meta = APILLM(api_url=url, model_id=model, api_key="none", max_concurrent_calls=THREADS, max_tokens=META_TOKENS)
     predictor = MarkerBasedPredictor(llm, classes=labels)
     description = task["instruction"].replace("{labels}", ", ".join(task["labels"]))
     ctask = ClassificationTask(
@@ -213,13 +219,13 @@ def run_capo(work: Path, task: dict[str, Any], url: str, model: str, seed: int) 
     from promptolution.utils.prompt_creation import create_prompts_from_task_description
 
     try:
-        initial += create_prompts_from_task_description(description, llm, n_prompts=3)
+        initial += create_prompts_from_task_description(description, meta, n_prompts=3)
     except Exception as e:  # noqa: BLE001 - the meta-LLM (the same 135M model) may give nothing usable
         print(f"initial prompts from the description failed: {e}", file=sys.stderr)
     opt = CAPO(
         predictor=predictor,
         task=ctask,
-        meta_llm=llm,
+        meta_llm=meta,
         initial_prompts=initial,
         df_few_shots=frame("train"),
         crossovers_per_iter=4,
