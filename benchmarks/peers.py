@@ -6,7 +6,7 @@ Every method talks to one vLLM server (SmolLM2-135M-Instruct, `tools/serve_vllm.
 - optprompt's default (`template_search`) and `auto`, as `optprompt run` on the shipped study
   with `model: {url, weights}` (weights: the training families and kNN embeddings in-process)
   and `task.data` the split files below, so no split is drawn twice;
-- DSPy MIPROv2 (light, 4 labelled demonstrations, no bootstrapping), BootstrapFewShot with
+- DSPy MIPROv2 (light, zero-shot: instructions only), BootstrapFewShot with
   random search, KNNFewShot (k 4, optprompt's own embedding: SmolLM2's mean-pooled hidden
   states, cosine), and the DSPy program unoptimized; promptolution CAPO (single-label only).
   They run in their own environment (`.venv-peers`, `benchmarks/peers_methods.py`).

@@ -67,7 +67,9 @@ def run_dspy(method: str, work: Path, task: dict[str, Any], url: str, model: str
         f"openai/{model}", api_base=url, api_key="none", temperature=1.0, max_tokens=META_TOKENS, cache=False
     )
     # no second try through the JSON adapter when an answer does not parse: it doubles the calls
-    dspy.configure(lm=lm, adapter=dspy.ChatAdapter(use_json_adapter_fallback=False))
+    # an answer that does not parse scores 0 (DSPy's failure score) instead of stopping the
+    # evaluation after 10 of them (DSPy's default max_errors)
+    dspy.configure(lm=lm, adapter=dspy.ChatAdapter(use_json_adapter_fallback=False), max_errors=10**6)
     multi = task["type"] == "multi_label"
     labels = task["labels"]
     field = "labels" if multi else "label"
@@ -115,8 +117,8 @@ def run_dspy(method: str, work: Path, task: dict[str, Any], url: str, model: str
             program,
             trainset=train,
             valset=dev,
-            max_bootstrapped_demos=0,
-            max_labeled_demos=4,
+            max_bootstrapped_demos=0,  # DSPy's zero-shot recipe: instructions only
+            max_labeled_demos=0,
             requires_permission_to_run=False,
         )
         details["instruction"] = compiled.signature.instructions
