@@ -142,14 +142,18 @@ def study_file(name: str, method: str, work: Path, url: str, weights: Path, minu
     return out
 
 
-def run_ours(name: str, method: str, work: Path, url: str, weights: Path, minutes: float, seed: int) -> dict:
-    path = study_file(name, method, work, url, weights, minutes, seed)
-    log = work / f"{method}.log"
-    shutil.rmtree(work / method, ignore_errors=True)  # a fresh study, never a resumed one
-    with log.open("w") as out:
-        code = subprocess.call([str(OPTPROMPT), "run", str(path), "-q"], stdout=out, stderr=subprocess.STDOUT)
-    if code != 0:
-        raise RuntimeError(f"optprompt run {path} exited {code}; see {log}")
+def run_ours(
+    name: str, method: str, work: Path, url: str, weights: Path, minutes: float, seed: int, *, collect: bool = False
+) -> dict:
+    """Run the study afresh (or, with ``collect``, read a finished one, e.g. resumed by hand)."""
+    if not collect:
+        path = study_file(name, method, work, url, weights, minutes, seed)
+        log = work / f"{method}.log"
+        shutil.rmtree(work / method, ignore_errors=True)  # a fresh study, never a resumed one
+        with log.open("w") as out:
+            code = subprocess.call([str(OPTPROMPT), "run", str(path), "-q"], stdout=out, stderr=subprocess.STDOUT)
+        if code != 0:
+            raise RuntimeError(f"optprompt run {path} exited {code}; see {log}")
     result = json.loads((work / method / "result.json").read_text())
     preds = [json.loads(line) for line in (work / method / "predictions.jsonl").read_text().splitlines() if line]
     by_role: dict[str, list[dict]] = {}
@@ -237,7 +241,7 @@ def run_method(name: str, method: str, args: argparse.Namespace, weights: Path) 
     print(f"[{time.strftime('%H:%M:%S')}] {name} {method} ...", flush=True)
     try:
         if method in OURS:
-            got = run_ours(name, method, work, args.url, weights, args.minutes, args.seed)
+            got = run_ours(name, method, work, args.url, weights, args.minutes, args.seed, collect=args.collect)
         else:
             got = run_peer(method, work, args.url, args.seed)
     except RuntimeError as e:
@@ -330,6 +334,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work", type=Path, default=REPO / "runs" / "peers")
     p.add_argument("--table", action="store_true", help="only print the table of the results found")
+    p.add_argument(
+        "--collect",
+        action="store_true",
+        help="optprompt's methods: read the finished study in the work folder instead of running it "
+        "(a study resumed by hand); its minutes and requests are then not measured here",
+    )
     args = p.parse_args(argv)
     if not args.table:
         weights = smollm2_dir()
