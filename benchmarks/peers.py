@@ -300,8 +300,8 @@ def table(names: list[str], seed: int) -> str:
         for method in rows:
             d = found.get(method, {})
             if method != "baseline" and "predictions" not in d:
-                why = d.get("skipped") or d.get("failed", "")
-                lines.append(f"| {name} | {method} | — | | | | | ({why[:80]}) |")
+                why = "not run" if "skipped" in d else "unfinished" if "unfinished" in d else "failed"
+                lines.append(f"| {name} | {method} | — | | | | | {why.split(':')[0][:70]} |")
                 continue
             if method not in scores:
                 continue
