@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 STAMP := $(VENV)/.optprompt-installed
 
-.PHONY: venv demo demo-sentiment demo-soft demo-auto demo-distill demo-ner test test-fast test-served bench bench-pruning bench-study bench-suite bench-served bench-auto lint clean browser serve-env serve
+.PHONY: venv demo demo-sentiment demo-soft demo-auto demo-distill demo-ner test test-fast test-served bench bench-pruning bench-study bench-suite bench-served bench-auto bench-peers lint clean browser serve-env serve
 
 venv: $(STAMP)
 
@@ -135,8 +135,24 @@ bench-study: venv
 bench-served: venv serve-env
 	$(PY) benchmarks/served.py
 
+# Peers side by side (DSPy, promptolution) on the same served SmolLM2 and splits. The peers
+# live in their own environment, pinned by benchmarks/peers-constraints.txt (litellm among
+# them: never one of its March 2026 releases). Needs a server: `make serve` (PEERS_URL).
+PEERS_VENV ?= .venv-peers
+PEERS_STAMP := $(PEERS_VENV)/.optprompt-peers-installed
+PEERS_URL ?= http://127.0.0.1:8000/v1
+PEERS_ARGS ?=
+$(PEERS_STAMP): benchmarks/peers-constraints.txt
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install -q --upgrade pip
+	$(PEERS_VENV)/bin/python -m pip install -q -c benchmarks/peers-constraints.txt dspy promptolution litellm
+	touch $(PEERS_STAMP)
+
+bench-peers: venv $(PEERS_STAMP)
+	$(PY) benchmarks/peers.py --url $(PEERS_URL) $(PEERS_ARGS)
+
 lint: venv
 	$(VENV)/bin/ruff check optprompt plugins tests
 
 clean:
-	rm -rf $(VENV) $(OLDEST) $(SERVE_VENV) runs .pytest_cache
+	rm -rf $(VENV) $(OLDEST) $(SERVE_VENV) $(PEERS_VENV) runs .pytest_cache
