@@ -72,7 +72,10 @@ def label_list_grammar(labels: Sequence[str], *, separator: str = ", ", leading_
 
 
 def label_list_schema(labels: Sequence[str], *, title: str = "labels") -> dict[str, Any]:
-    """A JSON schema (draft 2020-12) accepting a list of distinct ``labels`` (possibly empty)."""
+    """A JSON schema (draft 2020-12) accepting a list of ``labels`` (possibly empty), at most
+    as many items as there are labels. It does not say ``uniqueItems``: vLLM's structured
+    outputs refuse that keyword (checked on the real server); a repeated label is read once
+    (:func:`~optprompt.tasks.types.parse_label_list`)."""
     if not labels:
         raise ValueError("a schema needs at least one label")
     return {
@@ -80,6 +83,5 @@ def label_list_schema(labels: Sequence[str], *, title: str = "labels") -> dict[s
         "title": title,
         "type": "array",
         "items": {"type": "string", "enum": list(labels)},
-        "uniqueItems": True,
         "maxItems": len(labels),
     }

@@ -10,27 +10,15 @@ import shutil
 from pathlib import Path
 
 import pytest
+from optprompt_testdata import export_lora
 from served_standin import StandIn
 
 import optprompt
-from optprompt.adapters.artifact import MANIFEST_FILE, read_manifest
-from optprompt.adapters.candidate import SoftCandidate
+from optprompt.adapters.artifact import MANIFEST_FILE
 from optprompt.cli.main import main as cli_main
 from optprompt.errors import ModelError, OptpromptError
-from optprompt.kinds.prompt.card import PromptCard
-from optprompt.kinds.soft import SoftKind
 from optprompt.kinds.soft.served import ServedAdapter
 from optprompt.models import connect
-
-
-def export_lora(runner, to: Path, *, lr: float = 0.02) -> Path:  # type: ignore[no-untyped-def]
-    """Train a small LoRA adapter under the runner's baseline prompt and export it to ``to``."""
-    kind = SoftKind()
-    candidate = SoftCandidate.create(runner.baseline, "lora", {"lora_r": 4, "lr": lr, "epochs": 1, "batch_size": 8})
-    trained = kind.train(candidate, runner.kind_context, runner.task.train)
-    card = PromptCard.from_dict(read_manifest(trained.directory)["card"])
-    kind.export_adapter(trained.directory, to, card)
-    return to
 
 
 @pytest.fixture

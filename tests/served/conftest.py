@@ -1,7 +1,8 @@
 """A real vLLM server for the tests marked ``served``: one per test session, started from the
 serve environment (``make serve-env`` builds ``.venv-serve``; ``OPTPROMPT_TEST_VLLM_PYTHON``
 names another interpreter) on a free port of 127.0.0.1, serving the embedded SmolLM2 in
-float32, behind an API key (``tools/serve_vllm.py`` starts it). It starts as soon as
+float32, behind an API key, with LoRA adapters loadable at run time (``tools/serve_vllm.py``
+starts it; a test loads the adapter it exported through ``serve_vllm.load_lora``). It starts as soon as
 collection finds served tests, so its start-up overlaps the rest of the suite, and it is
 stopped at the end of the session. Without the serve environment the served tests are
 skipped, saying why."""
@@ -42,7 +43,7 @@ def _start() -> VLLMServer:
     port = free_port()
     api_key = "sk-optprompt-test-" + secrets.token_hex(12)
     log = Path(tempfile.mkdtemp(prefix="optprompt-vllm-")) / "server.log"
-    process = serve_vllm.start(model_dir, port, log, api_key=api_key)
+    process = serve_vllm.start(model_dir, port, log, api_key=api_key, lora=True)
     return VLLMServer(process, f"http://127.0.0.1:{port}/v1", model_dir, api_key, log, time.time())
 
 
