@@ -54,7 +54,8 @@ def test_a_served_multi_label_study_measures_guided_decoding_and_its_exports_ser
     from optprompt.study.runner import run_study
 
     task = {"data": str(tickets), "type": "multi_label", "input": "text", "label": "labels_text",
-            "label_separator": "|", "id": "id", "max_new_tokens": 12, "prompt": "Which topics does the ticket raise?"}  # fmt: skip
+            "label_separator": "|", "id": "id", "max_new_tokens": 12,
+            "prompt": "Which topics does the ticket raise?"}  # fmt: skip
     spec = spec_from_dict(
         {
             "name": "served-tickets",
