@@ -150,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=DIR",
         help="serve the LoRA adapter in DIR (an optprompt export) as NAME; repeatable",
     )
+    p.add_argument(
+        "--runtime-lora",
+        action="store_true",
+        help="serve LoRA adapters loaded at run time (/v1/load_lora_adapter), as the real-server tests do",
+    )
     p.add_argument("extra", nargs="*", help="more vLLM arguments, after --")
     args = p.parse_args(argv)
     model_dir = args.model or smollm2_dir()
@@ -165,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"--lora {module!r}: give NAME=DIR")
         extra += ["--lora-modules", f"{name}={Path(where).expanduser().resolve()}"]
     key = os.environ.get("VLLM_API_KEY")
-    process = start(model_dir, args.port, args.log, api_key=key, extra=extra, lora=bool(args.lora))
+    process = start(model_dir, args.port, args.log, api_key=key, extra=extra, lora=bool(args.lora) or args.runtime_lora)
     url = f"http://127.0.0.1:{args.port}/v1"
     print(f"starting vLLM on {model_dir} (log: {args.log}) ...", flush=True)
     try:

@@ -76,7 +76,8 @@ def test_a_served_multi_label_study_measures_guided_decoding_and_its_exports_ser
     grammar = (export / "answers.gbnf").read_text()
     schema = json.loads((export / "answers.schema.json").read_text())
     texts = [json.loads(line)["text"] for line in tickets.read_text().splitlines()[:8]]
-    with optprompt.load(export, keyed) as predictor:
+    predictor = optprompt.load(export, keyed)
+    try:
         backend = predictor.backend
         assert isinstance(backend, ServedBackend)
         prompts = [predictor.prompt(t) for t in texts]
@@ -92,6 +93,8 @@ def test_a_served_multi_label_study_measures_guided_decoding_and_its_exports_ser
         measured = constrained_predict(predictor, texts)
         assert all(m == "none" or set(m.split(", ")) <= set(LABELS) for m in measured), measured
         assert all(len(m.split(", ")) == len(set(m.split(", "))) for m in measured)
+    finally:
+        predictor.loaded.close()
 
     # On new data, through the server and in-process: both constrained figures are measured.
     new = tmp_path / "new.jsonl"
