@@ -8,7 +8,9 @@ test run without vLLM. ``mode="generated_only"`` answers like llama.cpp's server
 with an HTTP status or drop the connection; ``requests`` records what was asked.
 ``adapters`` (name -> directory) are listed as vLLM lists LoRA adapters (with a ``parent``)
 and accepted as a request's ``model``; the stand-in scores them with its own model (it
-applies no LoRA: the real-server tests check that vLLM does).
+applies no LoRA: the real-server tests check that vLLM does). With ``embeddings`` it also
+answers ``/v1/embeddings`` (the model's mean-pooled last hidden states), as vLLM started with
+``--runner pooling`` does; without, that route is missing, as on a generating vLLM.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class StandIn:
     tokenize: bool = True
     max_model_len: int = 2048
     adapters: dict[str, str] = field(default_factory=dict)
+    embeddings: bool = False
     server: ThreadingHTTPServer | None = None
     stopped: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -114,6 +117,14 @@ class StandIn:
             else:
                 ids = tok(body["prompt"], add_special_tokens=body.get("add_special_tokens", True)).input_ids
             return 200, {"tokens": ids, "count": len(ids)}
+        if method == "POST" and path == "/v1/embeddings" and self.embeddings:
+            from optprompt.scoring.embedding import ModelEmbedder
+
+            if body.get("model") != self.name:
+                return 404, {"error": {"message": f"The model `{body.get('model')}` does not exist."}}
+            vectors = ModelEmbedder(self.loaded).embed(list(body["input"]))
+            data = [{"index": i, "object": "embedding", "embedding": v.tolist()} for i, v in enumerate(vectors)]
+            return 200, {"object": "list", "data": data, "model": self.name}
         if method == "POST" and path == "/v1/completions":
             if body.get("model") != self.name and body.get("model") not in self.adapters:
                 return 404, {"error": {"message": f"The model `{body.get('model')}` does not exist."}}
