@@ -41,7 +41,7 @@ def tickets(tmp_path: Path) -> Path:
 def _in_language(text: str) -> bool:
     """Whether ``text`` is a label list of the grammar (", "-separated labels or ``none``,
     after an optional space); the last item may be cut by the token budget."""
-    items = text.strip().split(", ")
+    items = text.strip().rstrip(",").split(", ")  # cut after a label, inside ", "
     if items == ["none"]:
         return True
     *whole, last = items

@@ -67,7 +67,7 @@ def test_a_served_lora_export_predicts_as_in_process(lora_export, keyed, tmp_pat
 
     # optprompt evaluate through the server (the adapter named) measures what in-process does.
     through = evaluate(export, data, model={**keyed, "adapter": NAME}, output=tmp_path / "served.json")
-    in_process = evaluate(export, data, output=tmp_path / "local.json")  # on the weights the card names
+    in_process = evaluate(export, data, model=smollm2.ref, output=tmp_path / "local.json")  # on local weights
     assert through.target.value == pytest.approx(in_process.target.value)
     argv = ["evaluate", str(export), "--data", str(data), "--model", keyed["url"], "--api-key-env", KEY_ENV]
     assert cli_main([*argv, "--adapter", NAME, "--output", str(tmp_path / "cli.json"), "--json"]) == 0
