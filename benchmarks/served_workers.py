@@ -2,15 +2,15 @@
 PostgreSQL, all scoring through one vLLM server.
 
 For each worker count a fresh study (its own name in the database) on the intent data (7
-intents, 48 rows: 12 on dev, template search with up to 2 fixed demonstrations, the score
+intents, 32 rows: 8 on dev, template search with at most one fixed demonstration, the score
 cache off so every trial is scored by the server) gets a budget of ``--trials`` trials; the
 workers are started together and the figure is the trials completed per minute between the
 first trial's start and the last one's end (from Optuna's records: worker start-up, model
-connection and the end of the
-study are not counted). The wall time from start to the last worker's exit is printed too.
+connection and the end of the study are not counted). The wall time from start to the last
+worker's exit is printed too.
 
     python benchmarks/served_workers.py --url http://127.0.0.1:8000/v1 \\
-        --storage postgresql://postgres@127.0.0.1:5432/test [--workers 1 2 4] [--trials 8]
+        --storage postgresql://postgres@127.0.0.1:5432/test [--workers 1 2 4] [--trials 6]
 
 Without ``--url`` a server is started from ``.venv-serve`` (``make serve-env``) and stopped.
 Without ``--storage`` a throw-away PostgreSQL is started (``optprompt postgres``'s machinery).
@@ -47,10 +47,10 @@ def _study(path: Path, url: str, name: str, trials: int, storage: str) -> Path:
             "label": "label",
             "id": "id",
             "split": {"train": 0.5, "dev": 0.25, "test": 0.25},
-            "max_examples": 48,
+            "max_examples": 32,
             "prompt": "Which intent is this assistant request? Answer with one of: {labels}.",
         },
-        "strategy": {"name": "template_search", "trials": trials, "max_demos": 2, "demo_pool": 6},
+        "strategy": {"name": "template_search", "trials": trials, "max_demos": 1, "demo_pool": 4},
         "scoring": {"cache": False},
         "selection": {"holdout": 0},
     }
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--url", help="a running server (default: start one from .venv-serve)")
     p.add_argument("--storage", help="a PostgreSQL URL (default: a throw-away local server)")
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
-    p.add_argument("--trials", type=int, default=8, help="the budget of each study, in trials")
+    p.add_argument("--trials", type=int, default=6, help="the budget of each study, in trials")
     p.add_argument("--output", type=Path, default=HERE / "results" / "served_workers.json")
     args = p.parse_args(argv)
 
