@@ -50,7 +50,7 @@ def keyed(vllm_server, monkeypatch: pytest.MonkeyPatch) -> dict:  # type: ignore
     return {"url": vllm_server.url, "api_key_env": KEY_ENV}
 
 
-def test_a_served_lora_export_predicts_as_in_process(lora_export, keyed, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_a_served_lora_export_predicts_as_in_process(lora_export, keyed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     export, data, smollm2 = lora_export
     texts = [json.loads(line)["text"] for line in data.read_text().splitlines()]
     with optprompt.load(export, keyed) as served, optprompt.load(export, smollm2) as local:
@@ -76,8 +76,8 @@ def test_a_served_lora_export_predicts_as_in_process(lora_export, keyed, tmp_pat
     in_process = evaluate(export, data, model=smollm2.ref, output=tmp_path / "local.json")  # on local weights
     assert through.target.value == pytest.approx(in_process.target.value)
     argv = ["evaluate", str(export), "--data", str(data), "--model", keyed["url"], "--api-key-env", KEY_ENV]
-    assert cli_main([*argv, "--adapter", NAME, "--output", str(tmp_path / "cli.json"), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["target"]["value"] == pytest.approx(in_process.target.value)
+    assert cli_main([*argv, "--adapter", NAME, "--output", str(tmp_path / "cli.json")]) == 0
+    assert json.loads((tmp_path / "cli.json").read_text())["target"]["value"] == pytest.approx(in_process.target.value)
 
 
 def test_an_adapter_the_server_does_not_serve_is_named(lora_export, keyed) -> None:  # type: ignore[no-untyped-def]
