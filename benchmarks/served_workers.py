@@ -82,9 +82,7 @@ def run(url: str, storage: str, counts: list[int], trials: int, work: Path) -> l
         procs = [
             subprocess.Popen(
                 [
-                    sys.executable,
-                    "-m",
-                    "optprompt",
+                    str(Path(sys.executable).with_name("optprompt")),
                     "worker",
                     str(study),
                     "--quiet",
