@@ -33,10 +33,10 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO / "tools"))
 
 
-def _study(path: Path, url: str, name: str, trials: int, storage: str) -> Path:
+def _study(path: Path, url: str, name: str, trials: int, storage: str, key_env: str | None) -> Path:
     spec = {
         "name": name,
-        "model": {"url": url, "max_concurrency": 8},
+        "model": {"url": url, "max_concurrency": 8, **({"api_key_env": key_env} if key_env else {})},
         "seed": 0,
         "output": str(path.parent / name),
         "storage": storage,
@@ -72,12 +72,14 @@ def _rate(storage: str, name: str) -> tuple[int, float]:
     return len(done), len(done) / minutes if minutes > 0 else 0.0
 
 
-def run(url: str, storage: str, counts: list[int], trials: int, work: Path) -> list[dict[str, float]]:
+def run(
+    url: str, storage: str, counts: list[int], trials: int, work: Path, key_env: str | None = None
+) -> list[dict[str, float]]:
     rows = []
     stamp = int(time.time())
     for n in counts:
         name = f"bench-workers-{n}-{stamp}"
-        study = _study(work / f"{name}.json", url, name, trials, storage)
+        study = _study(work / f"{name}.json", url, name, trials, storage, key_env)
         started = time.perf_counter()
         procs = [
             subprocess.Popen(
@@ -112,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--url", help="a running server (default: start one from .venv-serve)")
     p.add_argument("--storage", help="a PostgreSQL URL (default: a throw-away local server)")
+    p.add_argument("--api-key-env", metavar="VAR", help="the variable holding the server's API key, if it wants one")
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     p.add_argument("--trials", type=int, default=6, help="the budget of each study, in trials")
     p.add_argument("--output", type=Path, default=HERE / "results" / "served_workers.json")
@@ -136,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
 
             postgres = LocalPostgres(work / "pg")
             storage = postgres.start()
-        rows = run(url, storage, args.workers, args.trials, work)
+        rows = run(url, storage, args.workers, args.trials, work, args.api_key_env)
     finally:
         if server is not None:
             serve_vllm.stop(server)
