@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 STAMP := $(VENV)/.optprompt-installed
 
-.PHONY: venv demo demo-sentiment demo-soft demo-auto demo-distill demo-ner test test-fast test-served bench bench-pruning bench-study bench-suite bench-served bench-auto bench-peers lint clean browser serve-env serve
+.PHONY: venv demo demo-sentiment demo-soft demo-auto demo-distill demo-ner test test-fast test-served bench bench-pruning bench-study bench-suite bench-served bench-served-workers bench-auto bench-peers lint clean browser serve-env serve
 
 venv: $(STAMP)
 
@@ -150,6 +150,11 @@ $(PEERS_STAMP): benchmarks/peers-constraints.txt
 
 bench-peers: venv $(PEERS_STAMP)
 	$(PY) benchmarks/peers.py --url $(PEERS_URL) $(PEERS_ARGS)
+
+# Trials per minute of 1, 2 and 4 workers (PostgreSQL) against one vLLM server (starts both;
+# BENCH_STORAGE=postgresql://... uses a running database instead).
+bench-served-workers: venv serve-env
+	$(PY) benchmarks/served_workers.py $(if $(BENCH_STORAGE),--storage $(BENCH_STORAGE))
 
 lint: venv
 	$(VENV)/bin/ruff check optprompt plugins tests

@@ -45,3 +45,18 @@ def soft_study_dict(data: Path, model_dir: Path, output: Path, **strategy: objec
         "strategy": {"name": "soft_prompt", "min_steps": 0, **strategy},
         "scoring": {"device": "cpu", "cache": False},
     }
+
+
+def export_lora(runner, to: Path, *, lr: float = 0.02, rank: int = 4) -> Path:  # type: ignore[no-untyped-def]
+    """Train a small LoRA adapter under a set-up soft_prompt study's baseline prompt (one
+    epoch on its train split) and export it to ``to`` as a study exports its winner."""
+    from optprompt.adapters.artifact import read_manifest
+    from optprompt.adapters.candidate import SoftCandidate
+    from optprompt.kinds.prompt.card import PromptCard
+    from optprompt.kinds.soft import SoftKind
+
+    kind = SoftKind()
+    params = {"lora_r": rank, "lr": lr, "epochs": 1, "batch_size": 8}
+    trained = kind.train(SoftCandidate.create(runner.baseline, "lora", params), runner.kind_context, runner.task.train)
+    kind.export_adapter(trained.directory, to, PromptCard.from_dict(read_manifest(trained.directory)["card"]))
+    return to

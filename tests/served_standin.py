@@ -6,6 +6,11 @@ strings, ``/tokenize`` with a prompt or chat messages), so the served path runs 
 test run without vLLM. ``mode="generated_only"`` answers like llama.cpp's server and Ollama
 (log-probabilities of generated tokens only); ``faults`` makes it answer the next requests
 with an HTTP status or drop the connection; ``requests`` records what was asked.
+``adapters`` (name -> directory) are listed as vLLM lists LoRA adapters (with a ``parent``)
+and accepted as a request's ``model``; the stand-in scores them with its own model (it
+applies no LoRA: the real-server tests check that vLLM does). With ``embeddings`` it also
+answers ``/v1/embeddings`` (the model's mean-pooled last hidden states), as vLLM started with
+``--runner pooling`` does; without, that route is missing, as on a generating vLLM.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ class StandIn:
     headers: list[dict[str, str]] = field(default_factory=list)
     tokenize: bool = True
     max_model_len: int = 2048
+    adapters: dict[str, str] = field(default_factory=dict)
+    embeddings: bool = False
     server: ThreadingHTTPServer | None = None
     stopped: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -100,7 +107,8 @@ class StandIn:
         if method == "GET" and path == "/v1/models":
             entry = {"id": self.name, "object": "model", "root": self.root or self.name}
             entry["max_model_len"] = self.max_model_len
-            return 200, {"object": "list", "data": [entry]}
+            lora = [{"id": n, "object": "model", "root": r, "parent": self.name} for n, r in self.adapters.items()]
+            return 200, {"object": "list", "data": [entry, *lora]}
         if method == "POST" and path == "/tokenize" and self.tokenize:
             tok = self.loaded.tokenizer
             if "messages" in body:
@@ -109,8 +117,16 @@ class StandIn:
             else:
                 ids = tok(body["prompt"], add_special_tokens=body.get("add_special_tokens", True)).input_ids
             return 200, {"tokens": ids, "count": len(ids)}
-        if method == "POST" and path == "/v1/completions":
+        if method == "POST" and path == "/v1/embeddings" and self.embeddings:
+            from optprompt.scoring.embedding import ModelEmbedder
+
             if body.get("model") != self.name:
+                return 404, {"error": {"message": f"The model `{body.get('model')}` does not exist."}}
+            vectors = ModelEmbedder(self.loaded).embed(list(body["input"]))
+            data = [{"index": i, "object": "embedding", "embedding": v.tolist()} for i, v in enumerate(vectors)]
+            return 200, {"object": "list", "data": data, "model": self.name}
+        if method == "POST" and path == "/v1/completions":
+            if body.get("model") != self.name and body.get("model") not in self.adapters:
                 return 404, {"error": {"message": f"The model `{body.get('model')}` does not exist."}}
             prompts = body["prompt"]
             if prompts and isinstance(prompts[0], int):

@@ -6,6 +6,13 @@ touch the project's; this script itself runs in the project's environment (it fi
 converted SmolLM2 folder through optprompt's model cache).
 
     python tools/serve_vllm.py [--model DIR] [--port 8000]   # serves until Ctrl-C
+    python tools/serve_vllm.py --lora sentiment=runs/sentiment-lora   # an exported LoRA beside it
+
+With ``--lora`` (or ``lora=True`` from Python) the server serves LoRA adapters: those named
+on the command line, and, with ``VLLM_ALLOW_RUNTIME_LORA_UPDATING``, those loaded at run time
+(:func:`load_lora`, as the real-server tests do). LoRA is applied to the attention and MLP
+projections only (``--lora-target-modules``): vLLM 0.32 on CPU crashes its engine on the
+prompt log-probabilities of a LoRA request when LoRA wraps ``lm_head`` too.
 
 The API key, when wanted, is read from ``VLLM_API_KEY`` by vLLM itself (never on the
 command line, where every process listing would show it).
@@ -25,6 +32,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 900.0
+#: vLLM options for serving LoRA adapters (rank 8 at most) on the attention and MLP projections.
+LORA_ARGS = [
+    "--enable-lora", "--max-lora-rank", "8",
+    "--lora-target-modules", "qkv_proj", "o_proj", "gate_up_proj", "down_proj",
+]  # fmt: skip
 
 
 def serve_python() -> Path | None:
@@ -43,10 +55,17 @@ def smollm2_dir() -> Path:
 
 
 def start(
-    model_dir: Path, port: int, log: Path, *, api_key: str | None = None, extra: list[str] | None = None
+    model_dir: Path,
+    port: int,
+    log: Path,
+    *,
+    api_key: str | None = None,
+    extra: list[str] | None = None,
+    lora: bool = False,
 ) -> subprocess.Popen:
     """Start vLLM on 127.0.0.1:``port`` (float32, 2048 positions, a 1 GiB KV cache), its
-    output into ``log``; in a session of its own, so stopping it stops its workers."""
+    output into ``log``; in a session of its own, so stopping it stops its workers. With
+    ``lora``, it serves LoRA adapters, loadable at run time (:func:`load_lora`)."""
     python = serve_python()
     if python is None:
         raise SystemExit("no vLLM environment: run `make serve-env` (or set OPTPROMPT_TEST_VLLM_PYTHON)")
@@ -54,10 +73,12 @@ def start(
     env["PYTHONUNBUFFERED"] = "1"
     if api_key is not None:
         env["VLLM_API_KEY"] = api_key
+    if lora:
+        env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
     command = [
         str(python), "-m", "vllm.entrypoints.openai.api_server",
         "--model", str(model_dir), "--host", "127.0.0.1", "--port", str(port),
-        "--max-model-len", "2048", "--dtype", "float32", *(extra or []),
+        "--max-model-len", "2048", "--dtype", "float32", *(LORA_ARGS if lora else []), *(extra or []),
     ]  # fmt: skip
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
@@ -84,6 +105,22 @@ def wait_ready(
     raise RuntimeError(f"the vLLM server did not answer within {timeout:.0f}s:\n{tail(log)}")
 
 
+def load_lora(url: str, name: str, path: Path, *, api_key: str | None = None) -> None:
+    """Load the LoRA adapter in ``path`` into a running server (started with ``lora``) under
+    ``name``: vLLM's ``/v1/load_lora_adapter``. Raises RuntimeError with the server's answer."""
+    import json
+
+    root = url[: -len("/v1")] if url.endswith("/v1") else url
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {api_key}"} if api_key else {})}
+    body = json.dumps({"lora_name": name, "lora_path": str(path)}).encode()
+    request = urllib.request.Request(f"{root}/v1/load_lora_adapter", data=body, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=120) as r:
+            r.read()
+    except urllib.error.HTTPError as e:
+        raise RuntimeError(f"vLLM refused to load LoRA adapter {name!r} from {path}: {e.read()[:500]!r}") from None
+
+
 def stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
         process.terminate()
@@ -106,6 +143,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", type=Path, help="a model directory (default: the embedded SmolLM2)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--log", type=Path, default=REPO / "runs" / "vllm-server.log")
+    p.add_argument(
+        "--lora",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="serve the LoRA adapter in DIR (an optprompt export) as NAME; repeatable",
+    )
+    p.add_argument(
+        "--runtime-lora",
+        action="store_true",
+        help="serve LoRA adapters loaded at run time (/v1/load_lora_adapter), as the real-server tests do",
+    )
     p.add_argument("extra", nargs="*", help="more vLLM arguments, after --")
     args = p.parse_args(argv)
     model_dir = args.model or smollm2_dir()
@@ -114,7 +163,14 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupted)  # `kill PID` stops the server too
-    process = start(model_dir, args.port, args.log, api_key=os.environ.get("VLLM_API_KEY"), extra=args.extra)
+    extra = list(args.extra)
+    for module in args.lora:
+        name, sep, where = module.partition("=")
+        if not (sep and name and where):
+            p.error(f"--lora {module!r}: give NAME=DIR")
+        extra += ["--lora-modules", f"{name}={Path(where).expanduser().resolve()}"]
+    key = os.environ.get("VLLM_API_KEY")
+    process = start(model_dir, args.port, args.log, api_key=key, extra=extra, lora=bool(args.lora) or args.runtime_lora)
     url = f"http://127.0.0.1:{args.port}/v1"
     print(f"starting vLLM on {model_dir} (log: {args.log}) ...", flush=True)
     try:

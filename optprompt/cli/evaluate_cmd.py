@@ -59,13 +59,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     }
     columns = {k: v for k, v in columns.items() if v is not None}
     model: Any = args.model
-    if args.api_key_env is not None:
+    served = {k: v for k, v in (("api_key_env", args.api_key_env), ("adapter", args.adapter)) if v is not None}
+    if served:
         from optprompt.errors import ConfigError
         from optprompt.models.served import is_served_ref
 
         if not is_served_ref(model):
-            raise ConfigError("--api-key-env goes with a served --model (an http(s) URL)")
-        model = {"url": model, "api_key_env": args.api_key_env}
+            flags = " and ".join("--" + k.replace("_", "-") for k in served)
+            raise ConfigError(f"{flags} go(es) with a served --model (an http(s) URL)")
+        model = {"url": model, **served}
     report = evaluate(
         args.target,
         args.data,
@@ -102,6 +104,12 @@ def add_evaluate_parser(sub: Any) -> None:
         dest="api_key_env",
         metavar="VAR",
         help="a served --model: the environment variable holding its API key (the key is never written anywhere)",
+    )
+    p.add_argument(
+        "--adapter",
+        metavar="NAME",
+        help="a served --model: the LoRA adapter to score through, by its served name (vLLM --lora-modules "
+        "NAME=DIR); an exported LoRA adapter is otherwise found by its directory",
     )
     p.add_argument("--against", help="another export or study directory, or 'baseline' (the study's baseline prompt)")
     p.add_argument("--output", default="evaluation.json", help="where to write evaluation.json (default: here)")

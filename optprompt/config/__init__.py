@@ -1,7 +1,7 @@
 """Study configuration: typed specs and the YAML loader."""
 
 from optprompt.config.loading import load_spec, spec_from_dict
-from optprompt.config.served import ServedModelSpec
+from optprompt.config.served import ServedModelSpec, served_model_field
 from optprompt.config.spec import DistillSpec, PruningSpec, ScoringSpec, SplitSpec, StrategySpec, StudySpec, TaskSpec
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "PruningSpec",
     "ScoringSpec",
     "ServedModelSpec",
+    "served_model_field",
     "SplitSpec",
     "StrategySpec",
     "StudySpec",

@@ -34,6 +34,12 @@ class ServedModelSpec(BaseModel):
         description="A local copy of the served weights: soft prompts and LoRA train on it (without it, families "
         "that train are refused); its tokenizer is used too.",
     )
+    adapter: str | None = Field(
+        None,
+        description="A LoRA adapter the server serves beside the model (vLLM: --enable-lora --lora-modules "
+        "NAME=DIR), by the name /v1/models lists: requests go to it. An exported LoRA winner evaluated through the "
+        "server is found by its directory when this is not given.",
+    )
 
     @field_validator("url")
     @classmethod
@@ -46,6 +52,13 @@ class ServedModelSpec(BaseModel):
         if parts.query or parts.fragment:
             raise ValueError(f"{v!r}: give the API root without a query or fragment")
         return v.rstrip("/")
+
+    @field_validator("adapter")
+    @classmethod
+    def _adapter(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("adapter names a LoRA adapter the server serves (as /v1/models lists it); got ''")
+        return v
 
     @field_validator("api_key_env")
     @classmethod
@@ -60,7 +73,8 @@ class ServedModelSpec(BaseModel):
         return self.url
 
     def __str__(self) -> str:
-        return self.url if self.name is None else f"{self.url} ({self.name})"
+        named = [n for n in (self.name, f"adapter {self.adapter}" if self.adapter else None) if n]
+        return self.url if not named else f"{self.url} ({', '.join(named)})"
 
 
 def served_model_field(v: object) -> object:

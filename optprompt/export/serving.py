@@ -19,11 +19,17 @@ Multiple-choice answers depend on each request's options: :func:`answer_schema` 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from optprompt._io import atomic_write_json, atomic_write_text
+from optprompt.tasks.answer_formats import (
+    answer_grammar,
+    answer_schema,
+    gbnf_literal,
+    label_list_grammar,
+    label_list_schema,
+)
 
 if TYPE_CHECKING:
     from optprompt.kinds.prompt.card import PromptCard
@@ -46,78 +52,6 @@ SERVING_FILE = "serving.json"
 SCHEMA_FILE = "answers.schema.json"
 GRAMMAR_FILE = "answers.gbnf"
 SERVING_FORMAT = 1
-
-
-def gbnf_literal(text: str) -> str:
-    """``text`` as a GBNF string literal (quotes, backslashes and control characters escaped)."""
-    out = []
-    for ch in text:
-        if ch in ('"', "\\"):
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\x{ord(ch):02X}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
-
-
-def answer_grammar(answers: Sequence[str], *, leading_space: bool = False) -> str:
-    """A GBNF grammar whose language is exactly ``answers`` (optionally after one space,
-    for completion prompts where the answer follows ``Answer:``)."""
-    if not answers:
-        raise ValueError("a grammar needs at least one answer")
-    choices = " | ".join(gbnf_literal(a) for a in answers)
-    lines = [f"root ::= {'space ' if leading_space else ''}answer", f"answer ::= {choices}"]
-    if leading_space:
-        lines.append('space ::= " "?')
-    return "\n".join(lines) + "\n"
-
-
-def answer_schema(answers: Sequence[str], *, title: str = "answer") -> dict[str, Any]:
-    """A JSON schema (draft 2020-12) accepting exactly the strings ``answers``."""
-    if not answers:
-        raise ValueError("a schema needs at least one answer")
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": title,
-        "type": "string",
-        "enum": list(answers),
-    }
-
-
-def label_list_grammar(labels: Sequence[str], *, separator: str = ", ", leading_space: bool = False) -> str:
-    """A GBNF grammar of one or more of ``labels`` separated by ``separator`` (or ``none``),
-    as a multi-label prompt answers (optionally after one space)."""
-    if not labels:
-        raise ValueError("a grammar needs at least one label")
-    lines = [
-        f"root ::= {'space ' if leading_space else ''}answer",
-        f"answer ::= label ({gbnf_literal(separator)} label)* | {gbnf_literal('none')}",
-        "label ::= " + " | ".join(gbnf_literal(lbl) for lbl in labels),
-    ]
-    if leading_space:
-        lines.append('space ::= " "?')
-    return "\n".join(lines) + "\n"
-
-
-def label_list_schema(labels: Sequence[str], *, title: str = "labels") -> dict[str, Any]:
-    """A JSON schema (draft 2020-12) accepting a list of distinct ``labels`` (possibly empty)."""
-    if not labels:
-        raise ValueError("a schema needs at least one label")
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": title,
-        "type": "array",
-        "items": {"type": "string", "enum": list(labels)},
-        "uniqueItems": True,
-        "maxItems": len(labels),
-    }
 
 
 def _turns(card: PromptCard) -> list[dict[str, str]]:

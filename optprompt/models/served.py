@@ -37,6 +37,7 @@ __all__ = [
     "ServedModelSpec",
     "connect",
     "is_served_ref",
+    "served_adapters",
     "served_spec",
     "tokenizer_digest",
     "NO_PROMPT_LOGPROBS",
@@ -115,6 +116,8 @@ class ServedModel:
     context_tokens: int | None = None
     #: Whether the server has ``/tokenize`` (the chat template was checked against it).
     checked_template: bool = False
+    #: Where the server read the LoRA adapter requests go to (``spec.adapter``), as it lists it.
+    adapter_root: str | None = None
     family: str = "served"
     device: str = "server"
     dtype: str = "server"
@@ -130,6 +133,21 @@ class ServedModel:
     def chat_formatter(self):  # type: ignore[no-untyped-def]
         """messages -> prompt text through the tokenizer's chat template (as in-process)."""
         return chat_formatter(self.tokenizer)
+
+    @property
+    def adapter(self) -> str | None:
+        """The served LoRA adapter requests go to (``model_id``), or None for the model itself."""
+        return self.spec.adapter
+
+    def adapters(self) -> dict[str, str]:
+        """The LoRA adapters the server serves now: name -> where it read them (``root``)."""
+        from optprompt.models.endpoint import Call
+
+        return served_adapters(self.endpoint.call(Call("GET", "/models", what="listing the served adapters")))
+
+    def with_adapter(self, name: str) -> ServedModel:
+        """The same server's LoRA adapter ``name``, connected and probed (its own endpoint)."""
+        return connect(self.spec.model_copy(update={"adapter": name}))
 
     def close(self) -> None:
         self.endpoint.close()
@@ -149,12 +167,18 @@ def connect(ref: Any, plugins: Plugins | None = None, *, probe: bool = True) -> 
     )
     listed = endpoint.call(Call("GET", "/models", what="listing the served models"))
     entry = _pick(spec, listed)
+    base = entry
+    if spec.adapter is not None:
+        entry = _pick_adapter(spec, listed)
+        base = next((d for d in _listing(spec, listed) if d["id"] == entry["parent"]), base)
     model_id = str(entry["id"])
-    root = str(entry.get("root") or model_id)
+    root = str(base.get("root") or base["id"])
+    adapter_root = str(entry.get("root") or model_id) if spec.adapter is not None else None
     tokenizer = _tokenizer(spec, root)
-    context = entry.get("max_model_len")
+    context = base.get("max_model_len")
     digest = tokenizer_digest(tokenizer)
-    fp = hashlib.sha256("\n".join([spec.url, model_id, root, digest]).encode("utf-8")).hexdigest()[:16]
+    parts = [spec.url, model_id, root, digest] + ([f"adapter {adapter_root}"] if adapter_root else [])
+    fp = hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:16]
     served = ServedModel(
         spec=spec,
         endpoint=endpoint,
@@ -163,6 +187,7 @@ def connect(ref: Any, plugins: Plugins | None = None, *, probe: bool = True) -> 
         tokenizer=tokenizer,
         fingerprint=f"served:{model_id}:{fp}",
         context_tokens=int(context) if isinstance(context, int) and context > 0 else None,
+        adapter_root=adapter_root,
     )
     if probe:
         served.checked_template = _check_tokenizer(served)
@@ -170,10 +195,15 @@ def connect(ref: Any, plugins: Plugins | None = None, *, probe: bool = True) -> 
     return served
 
 
-def _pick(spec: ServedModelSpec, listed: Any) -> dict[str, Any]:
+def _listing(spec: ServedModelSpec, listed: Any) -> list[dict[str, Any]]:
     data = listed.get("data") if isinstance(listed, dict) else None
     if not isinstance(data, list) or not all(isinstance(d, dict) and "id" in d for d in data):
         raise ServerError(f"model server {spec.url}: /models did not list models ({str(listed)[:200]})")
+    return data
+
+
+def _pick(spec: ServedModelSpec, listed: Any) -> dict[str, Any]:
+    data = _listing(spec, listed)
     ids = [str(d["id"]) for d in data]
     if spec.name is not None:
         for d in data:
@@ -186,9 +216,39 @@ def _pick(spec: ServedModelSpec, listed: Any) -> dict[str, Any]:
         return bases[0]
     if not data:
         raise ModelError(f"model server {spec.url} serves no model")
+    if spec.adapter is not None:
+        return data[0]  # the adapter's parent is the base (_pick_adapter)
     raise ModelError(
         f"model server {spec.url} serves several models ({', '.join(ids)}): say which with "
         "model: {url: ..., name: ...}"
+    )
+
+
+def served_adapters(listed: Any) -> dict[str, str]:
+    """The LoRA adapters a ``/v1/models`` answer lists (those with a ``parent``): name -> root."""
+    data = listed.get("data") if isinstance(listed, dict) else None
+    return {
+        str(d["id"]): str(d.get("root") or d["id"])
+        for d in (data if isinstance(data, list) else [])
+        if isinstance(d, dict) and "id" in d and d.get("parent")
+    }
+
+
+def _pick_adapter(spec: ServedModelSpec, listed: Any) -> dict[str, Any]:
+    """The entry of the adapter ``spec.adapter`` names; an error naming the adapters served."""
+    data = _listing(spec, listed)
+    for d in data:
+        if d["id"] == spec.adapter and d.get("parent"):
+            if spec.name is not None and d["parent"] != spec.name:
+                raise ModelError(
+                    f"model server {spec.url}: adapter {spec.adapter!r} adapts {d['parent']!r}, not {spec.name!r}"
+                )
+            return d
+    adapters = served_adapters(listed)
+    raise ModelError(
+        f"model server {spec.url} serves no LoRA adapter {spec.adapter!r}; "
+        + (f"it serves the adapters: {', '.join(adapters)}" if adapters else "it serves no adapters")
+        + f" (start vLLM with --enable-lora --lora-modules {spec.adapter}=DIR)"
     )
 
 

@@ -28,6 +28,7 @@ from optprompt.errors import CandidateRejected, ConfigError
 if TYPE_CHECKING:
     import numpy as np
 
+    from optprompt.config.served import ServedModelSpec
     from optprompt.tasks.task import Example, Task
 
 __all__ = [
@@ -83,7 +84,9 @@ class Retrieval:
             at most ``ceil(k / labels in the pool)`` demonstrations while other labels
             have examples left.
         order: One of :data:`RETRIEVAL_ORDERS`.
-        embedder: The embedding model's reference; None: the task model.
+        embedder: The embedding model's reference; None: the task model. A served
+            embedding endpoint (an http(s) URL or a mapping, as ``model:`` takes) becomes a
+            :class:`~optprompt.config.ServedModelSpec`.
         pooling: One of :data:`POOLINGS`: how the embedding model's last hidden states
             become a text's vector.
     """
@@ -93,10 +96,17 @@ class Retrieval:
     mmr: float = 1.0
     balance: bool = False
     order: Literal["closest_last", "as_retrieved"] = "closest_last"
-    embedder: str | None = None
+    embedder: str | ServedModelSpec | None = None
     pooling: Literal["mean", "last"] = "mean"
 
     def __post_init__(self) -> None:
+        from optprompt.config.served import ServedModelSpec, served_model_field
+
+        if isinstance(self.embedder, (str, dict)) and not isinstance(self.embedder, ServedModelSpec):
+            try:
+                object.__setattr__(self, "embedder", served_model_field(self.embedder))
+            except ValueError as e:
+                raise ConfigError(f"retrieval.embedder: {e}") from None
         if not self.pool:
             raise ConfigError("retrieval.pool: empty; demonstrations need train examples to be retrieved from")
         if len(set(self.pool)) != len(self.pool):
@@ -109,8 +119,15 @@ class Retrieval:
             raise ConfigError(f"retrieval.balance: {self.balance!r} must be true or false")
         if self.order not in RETRIEVAL_ORDERS:
             raise ConfigError(f"retrieval.order: {self.order!r} is not one of {', '.join(RETRIEVAL_ORDERS)}")
-        if self.embedder is not None and (not isinstance(self.embedder, str) or not self.embedder.strip()):
-            raise ConfigError(f"retrieval.embedder: {self.embedder!r} must be a model reference or null")
+        if (
+            isinstance(self.embedder, str)
+            and not self.embedder.strip()
+            or not isinstance(self.embedder, (str, ServedModelSpec, type(None)))
+        ):
+            raise ConfigError(
+                f"retrieval.embedder: {self.embedder!r} must be a model reference, a served embeddings endpoint "
+                "(http://HOST:PORT/v1 or {url: ..., name: ...}) or null"
+            )
         if self.pooling not in POOLINGS:
             raise ConfigError(f"retrieval.pooling: {self.pooling!r} is not one of {', '.join(POOLINGS)}")
 
@@ -119,7 +136,10 @@ class Retrieval:
         return {"k": self.k, "mmr": self.mmr, "balance": self.balance, "order": self.order}
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.settings(), "embedder": self.embedder, "pooling": self.pooling, "pool": list(self.pool)}
+        embedder = self.embedder
+        if embedder is not None and not isinstance(embedder, str):
+            embedder = embedder.model_dump(exclude_defaults=True)  # a served endpoint: its settings, never a key
+        return {**self.settings(), "embedder": embedder, "pooling": self.pooling, "pool": list(self.pool)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Retrieval:

@@ -9,7 +9,7 @@ encoder-decoder (its encoder) or a masked LM.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from optprompt.scoring.backends.base import sorted_batches
@@ -18,8 +18,23 @@ if TYPE_CHECKING:
     import numpy as np
 
     from optprompt.models.loading import LoadedModel
+    from optprompt.prompts.retrieval import Embedder
 
-__all__ = ["ModelEmbedder"]
+__all__ = ["ModelEmbedder", "make_embedder"]
+
+
+def make_embedder(ref: Any, pooling: str, load: Callable[[Any], LoadedModel]) -> Embedder:
+    """The one place embedders are built: a served reference (an http(s) URL, a mapping or a
+    :class:`~optprompt.config.ServedModelSpec`) embeds through the server's ``/v1/embeddings``
+    (:class:`~optprompt.scoring.served_embedding.ServedEmbedder`); any other reference is
+    the model ``load`` gives, its hidden states pooled (:class:`ModelEmbedder`)."""
+    from optprompt.models.served import is_served_ref, served_spec
+
+    if is_served_ref(ref):
+        from optprompt.scoring.served_embedding import ServedEmbedder
+
+        return ServedEmbedder(served_spec(ref))
+    return ModelEmbedder(load(ref), pooling=pooling)
 
 
 class ModelEmbedder:
@@ -54,6 +69,11 @@ class ModelEmbedder:
         params = inspect.signature(self._base.forward).parameters if self._base is not None else {}
         self._base_kwargs = {"use_cache": False} if "use_cache" in params else {}
         self.dim = int(getattr(config, "d_model", None) or getattr(config, "hidden_size", 0) or 0)
+
+    @property
+    def reference(self) -> str:
+        """What rebuilds this embedder (a card records it): the model's reference."""
+        return str(self.ref)
 
     def _ids(self, text: str) -> list[int]:
         return list(self.loaded.tokenizer(text, add_special_tokens=True).input_ids) if text else []

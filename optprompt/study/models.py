@@ -102,23 +102,25 @@ class ModelPool:
         loaded = self._other(ref)
         return self.backend_for(loaded), loaded
 
-    def embedder(self, ref: str | None, pooling: str) -> Embedder:
+    def embedder(self, ref: Any, pooling: str) -> Embedder:
         """The embedder of per-input demonstrations: the task model's when ``ref`` is None
-        (or names it), else ``ref`` loaded with the study's device and dtype. A served task
-        model has no hidden states to pool: such studies name an embedding model."""
+        (or names it), a served embeddings endpoint when ``ref`` names one, else ``ref``
+        loaded with the study's device and dtype. A served task model has no hidden states
+        to pool: such studies name an embedding model (local or served) explicitly."""
         from optprompt.errors import ModelError
         from optprompt.models.served import is_served_ref
-        from optprompt.scoring.embedding import ModelEmbedder
+        from optprompt.scoring.embedding import ModelEmbedder, make_embedder
 
-        wanted = self.spec.model if ref is None else ref
-        if is_served_ref(wanted):
+        if ref is None and is_served_ref(self.spec.model):
             raise ModelError(
-                f"per-input demonstrations need embeddings, and model {wanted} is served: name a local embedding "
-                "model for retrieval (the strategy's embedder option, e.g. embedder: smollm2-135m-instruct)"
+                f"per-input demonstrations need embeddings, and model {self.spec.model} is served: name an embedding "
+                "model for retrieval in the strategy's embedder option: a served embeddings endpoint "
+                "(embedder: http://HOST:PORT/v1, e.g. vLLM with --runner pooling --convert embed) or a local model "
+                "(embedder: smollm2-135m-instruct)"
             )
-        if (ref is None or self.is_task_model(ref)) and self.model is not None:
+        if (ref is None or self.is_task_model(ref)) and self.model is not None and not is_served_ref(ref):
             return ModelEmbedder(self.model, pooling=pooling)
-        return ModelEmbedder(self._other(ref or self.spec.model), pooling=pooling)
+        return make_embedder(ref or self.spec.model, pooling, self._other)
 
 
 def _canonical(ref: Any) -> Any:

@@ -6,8 +6,9 @@ import random
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from optprompt_plugins.template_search.induce import Induced, induce_instructions
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from optprompt.config import ServedModelSpec, served_model_field
 from optprompt.errors import CandidateRejected, ConfigError
 from optprompt.prompts import (
     CALIBRATIONS,
@@ -58,9 +59,17 @@ class KnnOptions(BaseModel):
         description="How hidden states become a text's vector: mean over its tokens, or its last token's.",
     )
     pool: int = Field(256, ge=1, description="Train examples demonstrations are retrieved from (a balanced sample).")
-    embedder: str | None = Field(
-        None, description="Embedding model (any model reference); default: the task model's own hidden states."
+    embedder: str | ServedModelSpec | None = Field(
+        None,
+        description="Embedding model: any model reference, or a served embeddings endpoint (http://HOST:PORT/v1 or "
+        "{url, name, api_key_env}; vLLM with --runner pooling --convert embed); default: the task model's own hidden "
+        "states.",
     )
+
+    @field_validator("embedder", mode="before")
+    @classmethod
+    def _served_embedder(cls, v: object) -> object:
+        return served_model_field(v)
 
 
 #: The budget from which per-input (kNN) demonstrations join the default search: each kNN

@@ -1,10 +1,15 @@
 """A real vLLM server for the tests marked ``served``: one per test session, started from the
 serve environment (``make serve-env`` builds ``.venv-serve``; ``OPTPROMPT_TEST_VLLM_PYTHON``
 names another interpreter) on a free port of 127.0.0.1, serving the embedded SmolLM2 in
-float32, behind an API key (``tools/serve_vllm.py`` starts it). It starts as soon as
+float32, behind an API key, with LoRA adapters loadable at run time (``tools/serve_vllm.py``
+starts it; a test loads the adapter it exported through ``serve_vllm.load_lora``). It starts as soon as
 collection finds served tests, so its start-up overlaps the rest of the suite, and it is
 stopped at the end of the session. Without the serve environment the served tests are
-skipped, saying why."""
+skipped, saying why.
+
+``OPTPROMPT_TEST_VLLM_URL`` (with the key in ``VLLM_API_KEY``) points the tests at a server
+already running instead, e.g. ``VLLM_API_KEY=... python tools/serve_vllm.py --port 8100
+--runtime-lora``: for working on these tests without a server start per run."""
 
 from __future__ import annotations
 
@@ -36,6 +41,17 @@ class VLLMServer:
 _server: VLLMServer | None = None
 
 
+def _running() -> VLLMServer | None:
+    """The server ``OPTPROMPT_TEST_VLLM_URL`` names (its key in ``VLLM_API_KEY``), or None."""
+    url = os.environ.get("OPTPROMPT_TEST_VLLM_URL")
+    if not url:
+        return None
+    key = os.environ.get("VLLM_API_KEY")
+    if not key:
+        raise pytest.UsageError("OPTPROMPT_TEST_VLLM_URL needs the server's key in VLLM_API_KEY")
+    return VLLMServer(None, url.rstrip("/"), serve_vllm.smollm2_dir(), key, Path(os.devnull), time.time())
+
+
 def _start() -> VLLMServer:
     from optprompt.study.local_postgres import free_port
 
@@ -43,7 +59,7 @@ def _start() -> VLLMServer:
     port = free_port()
     api_key = "sk-optprompt-test-" + secrets.token_hex(12)
     log = Path(tempfile.mkdtemp(prefix="optprompt-vllm-")) / "server.log"
-    process = serve_vllm.start(model_dir, port, log, api_key=api_key)
+    process = serve_vllm.start(model_dir, port, log, api_key=api_key, lora=True)
     return VLLMServer(process, f"http://127.0.0.1:{port}/v1", model_dir, api_key, log, time.time())
 
 
@@ -52,12 +68,14 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     wanted = any(item.get_closest_marker("served") for item in session.items)
     # Under xdist the served tests are one group that the first worker runs (tests/conftest.py).
     wanted = wanted and os.environ.get("PYTEST_XDIST_WORKER", "gw0") == "gw0"
-    if wanted and serve_vllm.serve_python() is not None and _server is None and not session.config.option.collectonly:
-        _server = _start()
+    if wanted and _server is None and not session.config.option.collectonly:
+        _server = _running()
+        if _server is None and serve_vllm.serve_python() is not None:
+            _server = _start()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    if _server is not None:
+    if _server is not None and _server.process is not None:
         serve_vllm.stop(_server.process)  # type: ignore[arg-type]
 
 
@@ -65,6 +83,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 def vllm_server() -> VLLMServer:
     """The session's vLLM server, waited for (skips the test without the serve environment)."""
     global _server
+    if _server is None:
+        _server = _running()
+    if _server is not None and _server.process is None:
+        return _server  # a server already running (OPTPROMPT_TEST_VLLM_URL)
     if serve_vllm.serve_python() is None:
         pytest.skip(
             "no vLLM serve environment (.venv-serve, built by `make serve-env`, or OPTPROMPT_TEST_VLLM_PYTHON): "

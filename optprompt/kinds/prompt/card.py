@@ -218,7 +218,7 @@ class PromptCard:
         """The embedding model the card names, loaded on first use."""
         from optprompt.models.loading import load_model
         from optprompt.plugins.manager import load_plugins
-        from optprompt.scoring.embedding import ModelEmbedder
+        from optprompt.scoring.embedding import make_embedder
 
         ref = ((self.retrieval or {}).get("embedder") or {}).get("ref")
         if not ref:
@@ -227,14 +227,13 @@ class PromptCard:
                 "call card.use_embedder(...) or load it with optprompt.load(path, model=...)"
             )
         try:
-            loaded = load_model(ref, load_plugins(), progress=False)
+            embedder = make_embedder(ref, self.pooling, lambda r: load_model(r, load_plugins(), progress=False))
         except OptpromptError as e:
             raise OptpromptError(
                 f"this prompt card retrieves its demonstrations per input by embedding each input with model "
                 f"{ref!r}, which could not be loaded: {e}. Pass a local copy: card.use_embedder("
                 "optprompt.scoring.ModelEmbedder(loaded)) or optprompt.load(path, model=...)"
             ) from None
-        embedder = ModelEmbedder(loaded, pooling=self.pooling)
         self._check_embedder(embedder)
         self.__dict__["_embedder"] = embedder
         return embedder

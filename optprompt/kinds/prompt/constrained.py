@@ -38,8 +38,10 @@ def supports_constrained(predictor: Any) -> bool:
 
 
 def _guided(predictor: Any) -> Any:
-    """The backend's guided decoding over a choice of answers (a model server's), or None."""
-    return getattr(getattr(predictor, "backend", None), "guided_choices", None)
+    """The predictor's backend when it decodes under a model server's own guided decoding
+    (``guided_choices`` and ``guided``), else None."""
+    backend = getattr(predictor, "backend", None)
+    return backend if hasattr(backend, "guided_choices") and hasattr(backend, "guided") else None
 
 
 def _encode(tokenizer: Any, text: str) -> list[int]:
@@ -149,21 +151,27 @@ def constrained_predict(
 def _served_predict(
     predictor: Any, guided: Any, texts: Sequence[str], options: Sequence[Sequence[str]] | None
 ) -> list[Any]:
-    """Through a model server's own guided decoding (a choice among the answers, as the
-    study scored them: after one space on a plain prompt). Multi-label cards need the
-    grammar of ``answers.gbnf``, which is not sent to servers yet."""
+    """Through a model server's own guided decoding: a choice among the answers, as the study
+    scored them (after one space on a plain prompt); for a multi-label card, the grammar of
+    its ``answers.gbnf`` (labels separated by ", ", or ``none``), read back into a list."""
     card = predictor.card
     if card.resolve_task_type().answers_label_lists:
-        raise OptpromptError(
-            "constrained generation of label lists is measured in-process only; a served model is measured on "
-            "single-answer tasks"
-        )
+        from optprompt.tasks.answer_formats import label_list_grammar
+        from optprompt.tasks.types import LIST_SEPARATOR, join_labels, parse_label_list
+
+        labels = [str(lbl) for lbl in (card.task or {}).get("labels") or []]
+        if not labels:
+            raise OptpromptError("this multi-label card lists no labels (its task has no 'labels')")
+        grammar = label_list_grammar(labels, separator=LIST_SEPARATOR, leading_space=not card.chat)
+        budget = len(guided.tokens.encode(" " + join_labels(labels))) + len(labels) + 2
+        written = guided.guided([predictor.prompt(t) for t in texts], {"grammar": grammar}, budget)
+        return [None if (got := parse_label_list(w, labels)) is None else join_labels(got) for w in written]
     sep = "" if card.chat else " "
     opts = list(options) if options is not None else [None] * len(texts)
     mappings = [card.answers(list(o) if o is not None else None) for o in opts]
     if not all(mappings):
         raise OptpromptError("this prompt's answers are free text: there is no answer set to constrain to")
-    picks = guided(
+    picks = guided.guided_choices(
         [predictor.prompt(t, o) for t, o in zip(texts, opts, strict=True)],
         [[sep + w for w in m] for m in mappings],
     )

@@ -37,7 +37,12 @@ def describe_retrieval(renderer: PromptRenderer, candidate: PromptCandidate) -> 
     embedder = pool.embedder
     return {
         **settings.settings(),
-        "embedder": {"ref": embedder.ref, "fingerprint": embedder.fingerprint, "task_model": settings.embedder is None},
+        "embedder": {
+            # what rebuilds it: a model reference, or a served endpoint's settings (never its key)
+            "ref": getattr(embedder, "reference", embedder.ref),
+            "fingerprint": embedder.fingerprint,
+            "task_model": settings.embedder is None,
+        },
         "pooling": settings.pooling,
         "pool": [
             {**_demo(renderer, candidate, ex), "label": renderer.task.task_type.balance_key(ex)}

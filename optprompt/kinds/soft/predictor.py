@@ -86,7 +86,10 @@ def load_adapter(
             ``OUTPUT/adapters/<hash>``).
         model: The base model: None loads the manifest's model reference; a string
             loads that reference instead (a local copy); a :class:`LoadedModel` is used
-            as it is (its module is modified in place while LoRA is loaded).
+            as it is (its module is modified in place while LoRA is loaded). A served
+            model (a URL, a mapping or a connected one) scores through the server's copy of
+            the adapter instead (a LoRA adapter served by vLLM:
+            :func:`~optprompt.kinds.soft.served.load_served_adapter`).
         check_fingerprint: Refuse a base model whose fingerprint differs from the one
             the adapter was trained on.
         plugins: Where model loaders are registered (discovered when None).
@@ -97,10 +100,9 @@ def load_adapter(
 
     manifest = read_manifest(directory)
     if is_served_ref(model) or getattr(model, "family", None) == "served":
-        raise OptpromptError(
-            f"{directory}: a trained adapter is applied to the weights in this process; give a local copy of the "
-            f"base model (--model DIR) rather than the server {getattr(model, 'ref', model)}"
-        )
+        from optprompt.kinds.soft.served import load_served_adapter
+
+        return load_served_adapter(directory, manifest, model, plugins=plugins)  # type: ignore[return-value]
     if not isinstance(model, LoadedModel):
         model = load_model(
             model or manifest["model"]["ref"], plugins or load_plugins(), device=device, dtype=dtype, progress=False

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from optprompt.errors import CandidateRejected, ServerError
+from optprompt.errors import ServerError
 from optprompt.prompts.render import ScoreRequest
 from optprompt.scoring.backends.base import Backend, GenerationSettings
 from optprompt.scoring.backends.tokens import Tokens, cut_at_stop
@@ -186,36 +186,53 @@ class ServedBackend(Backend):
         choices (vLLM's ``structured_outputs: {choice: [...]}``: greedy, token by token, no
         calibration): the index of the choice, or None where the text is none of them.
         Prompts with the same choices share requests."""
-        from optprompt.models.endpoint import Call
-
-        encoded = [self.tokens.prefix(p) for p in prompts]
         groups: dict[tuple[str, ...], list[int]] = {}
         for i, c in enumerate(choices):
             groups.setdefault(tuple(c), []).append(i)
         budget = max(len(self.tokens.encode(c)) for cs in choices for c in cs) + 2
-        calls, chunks = [], []
+        out: list[int | None] = [None] * len(prompts)
         for options, members in groups.items():
-            for chunk in self._chunks(members, lambda i: len(encoded[i]) + budget):
-                body = {
+            texts = self.guided([prompts[i] for i in members], {"choice": list(options)}, budget)
+            for i, text in zip(members, texts):
+                out[i] = options.index(text) if text in options else None
+        return out
+
+    def guided(self, prompts: Sequence[str], structured: dict[str, Any], max_tokens: int) -> list[str]:
+        """What the server generates for each prompt, greedily, under its guided decoding
+        (vLLM's ``structured_outputs``: ``{"choice": [...]}``, ``{"grammar": GBNF}``,
+        ``{"json": schema}``), as generated: the text is in the constrained language unless
+        the token budget cut it. A constraint the server cannot compile is an error naming it."""
+        from optprompt.models.endpoint import Call
+
+        encoded = [self.tokens.prefix(p) for p in prompts]
+        chunks = self._chunks(range(len(encoded)), lambda i: len(encoded[i]) + max_tokens)
+        kind = ", ".join(structured)
+        calls = [
+            Call(
+                "POST",
+                "/completions",
+                {
                     "model": self.served.model_id,
                     "prompt": [encoded[i] for i in chunk],
-                    "max_tokens": budget,
+                    "max_tokens": max_tokens,
                     "temperature": 0.0,
-                    "structured_outputs": {"choice": list(options)},
-                }
-                calls.append(
-                    Call("POST", "/completions", body, _what("guided decoding for", [f"prompt {i}" for i in chunk]))
-                )
-                chunks.append(chunk)
-        out: list[int | None] = [None] * len(prompts)
+                    "structured_outputs": dict(structured),
+                },
+                _what(f"guided decoding ({kind}) for", [f"prompt {i}" for i in chunk]),
+            )
+            for chunk in chunks
+        ]
+        out: list[str | None] = [None] * len(prompts)
         for chunk, answer in zip(chunks, self.endpoint.many(calls)):
             for choice in answer.get("choices") or []:
                 j, text = _choice_text(choice, self.served.ref)
                 if not 0 <= j < len(chunk):
                     raise ServerError(f"{self.served.ref}: a completion for prompt {j} of {len(chunk)}")
-                options = list(choices[chunk[j]])
-                out[chunk[j]] = options.index(text) if text in options else None
-        return out
+                out[chunk[j]] = text
+        missing = [i for i, t in enumerate(out) if t is None]
+        if missing:
+            raise ServerError(f"{self.served.ref}: no completion for prompt {missing[0]} under guided decoding")
+        return [t for t in out if t is not None]
 
     # --- generation ---------------------------------------------------------------
     def generate(self, prompts: Sequence[str], settings: GenerationSettings) -> list[str]:
@@ -225,9 +242,7 @@ class ServedBackend(Backend):
 
         if not prompts:
             return []
-        encoded = [self.tokens.prefix(p) for p in prompts]
-        if any(not e for e in encoded):
-            raise CandidateRejected("an empty prompt cannot be continued")
+        encoded = self.tokens.prompts(prompts)
         budget = settings.max_new_tokens
         limit = self.served.context_tokens
         if limit is not None:
