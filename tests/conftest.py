@@ -15,8 +15,8 @@ from optprompt_testdata import WORDS, write_sentiment_jsonl  # noqa: F401  (re-e
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under ``pytest -n N --dist loadgroup`` (``make test``) the tests on the real vLLM
-    server are one group, collected first: xdist hands the first group to its first worker,
-    the one that starts the session's server (``tests/served/conftest.py``)."""
+    server are one group, collected first, so one worker runs them all and only it starts a
+    server (``tests/served/conftest.py``), at the start of its run."""
     served = [item for item in items if item.get_closest_marker("served")]
     if not served or not os.environ.get("PYTEST_XDIST_WORKER"):
         return  # in one process the served tests stay last, so the server's start-up overlaps the rest

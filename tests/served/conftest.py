@@ -66,8 +66,9 @@ def _start() -> VLLMServer:
 def pytest_collection_finish(session: pytest.Session) -> None:
     global _server
     wanted = any(item.get_closest_marker("served") for item in session.items)
-    # Under xdist the served tests are one group that the first worker runs (tests/conftest.py).
-    wanted = wanted and os.environ.get("PYTEST_XDIST_WORKER", "gw0") == "gw0"
+    # Under xdist the served tests are one group, run first by whichever worker xdist hands it
+    # (tests/conftest.py): that worker starts the server at its first served test (the fixture).
+    wanted = wanted and "PYTEST_XDIST_WORKER" not in os.environ
     if wanted and _server is None and not session.config.option.collectonly:
         _server = _running()
         if _server is None and serve_vllm.serve_python() is not None:
