@@ -13,6 +13,7 @@ import pytest
 from optprompt_testdata import WORDS, write_sentiment_jsonl  # noqa: F401  (re-exported for tests)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the group into the test ids
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under ``pytest -n N --dist loadgroup`` (``make test``) the tests on the real vLLM
     server are one group, collected first, so one worker runs them all and only it starts a
