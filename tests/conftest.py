@@ -13,19 +13,6 @@ import pytest
 from optprompt_testdata import WORDS, write_sentiment_jsonl  # noqa: F401  (re-exported for tests)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the group into the test ids
-def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under ``pytest -n N --dist loadgroup`` (``make test``) the tests on the real vLLM
-    server are one group, collected first, so one worker runs them all and only it starts a
-    server (``tests/served/conftest.py``), at the start of its run."""
-    served = [item for item in items if item.get_closest_marker("served")]
-    if not served or not os.environ.get("PYTEST_XDIST_WORKER"):
-        return  # in one process the served tests stay last, so the server's start-up overlaps the rest
-    for item in served:
-        item.add_marker(pytest.mark.xdist_group("vllm"))
-    items[:] = served + [item for item in items if not item.get_closest_marker("served")]
-
-
 def _tiny_tokenizer(*, chat: bool, bos: bool):  # type: ignore[no-untyped-def]
     from optprompt.testing.fixtures import tiny_tokenizer
 

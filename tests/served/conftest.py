@@ -66,8 +66,8 @@ def _start() -> VLLMServer:
 def pytest_collection_finish(session: pytest.Session) -> None:
     global _server
     wanted = any(item.get_closest_marker("served") for item in session.items)
-    # Under xdist the served tests are one group, run first by whichever worker xdist hands it
-    # (tests/conftest.py): that worker starts the server at its first served test (the fixture).
+    # Under xdist (`make test` runs the served tests in a process of their own) a worker starts
+    # the server at its first served test (the fixture), not for tests it may never get.
     wanted = wanted and "PYTEST_XDIST_WORKER" not in os.environ
     if wanted and _server is None and not session.config.option.collectonly:
         _server = _running()
