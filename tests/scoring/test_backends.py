@@ -79,6 +79,16 @@ def test_generation_stops_at_stop_string(tiny_model) -> None:
     assert free.startswith(cut)
 
 
+def test_an_empty_prompt_is_refused_before_generating(tiny_model) -> None:
+    """Nothing can continue a prompt of no tokens (a model without BOS): the candidate is
+    rejected with the reason, the other prompts' work is not started."""
+    backend = CausalLMBackend(tiny_model)
+    assert backend.tokens.bos == []  # the chat fixture adds no BOS, so "" is no tokens at all
+    with pytest.raises(CandidateRejected, match="an empty prompt cannot be continued"):
+        backend.generate(["Input: the room\nAnswer:", ""], GenerationSettings(max_new_tokens=4, stop=()))
+    assert backend.generate([], GenerationSettings(max_new_tokens=4, stop=())) == []
+
+
 def test_score_cache_answers_repeats_without_model_time(tiny_model, tmp_path) -> None:
     backend = CausalLMBackend(tiny_model)
     cached = CachedBackend(backend, ScoreCache(tmp_path / "c.sqlite"))

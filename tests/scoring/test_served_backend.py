@@ -66,6 +66,13 @@ def test_served_generation_matches_in_process(served, tiny_model) -> None:
     assert ServedBackend(served).generate(prompts, settings) == CausalLMBackend(tiny_model).generate(prompts, settings)
 
 
+def test_the_served_backend_refuses_an_empty_prompt_as_in_process(served, standin) -> None:
+    from optprompt.errors import CandidateRejected
+
+    with pytest.raises(CandidateRejected, match="an empty prompt cannot be continued"):
+        ServedBackend(served).generate(["Review: bad\nSentiment:", ""], GenerationSettings(max_new_tokens=4, stop=()))
+
+
 def test_retries_on_server_errors_and_lost_connections(served, standin) -> None:
     backend = ServedBackend(served)
     want = backend.loglikelihoods(_requests()[:1])
