@@ -32,11 +32,13 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peers_methods import server_counts  # noqa: E402  (stdlib only at import: runs in either environment)
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "peers"
@@ -49,23 +51,6 @@ STUDIES = {
 }
 PEERS = ["dspy-zero-shot", "dspy-mipro", "dspy-bootstrap-rs", "dspy-knn", "capo"]
 OURS = ["optprompt-default", "optprompt-auto"]
-
-
-def server_counts(url: str) -> dict[str, float]:
-    """Requests, prompt and generated tokens the vLLM server has served so far (its /metrics)."""
-    root = url.rsplit("/v1", 1)[0]
-    text = urllib.request.urlopen(f"{root}/metrics", timeout=30).read().decode()
-    names = {
-        "requests": "vllm:request_success_total",
-        "prompt_tokens": "vllm:prompt_tokens_total",
-        "generation_tokens": "vllm:generation_tokens_total",
-    }
-    out = dict.fromkeys(names, 0.0)
-    for line in text.splitlines():
-        for key, name in names.items():
-            if line.startswith(name + "{") or line.startswith(name + " "):
-                out[key] += float(line.rsplit(" ", 1)[1])
-    return out
 
 
 def smollm2_dir() -> Path:
