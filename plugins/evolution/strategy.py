@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import random
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -22,7 +21,7 @@ from optprompt_plugins.evolution.operators import (
 )
 from optprompt_plugins.evolution.population import ATTR, History, Individual, select_parents
 
-from optprompt.errors import CandidateRejected, ConfigError, ExperimentalWarning, OptpromptError
+from optprompt.errors import CandidateRejected, ConfigError, OptpromptError
 from optprompt.prompts import PromptCandidate, fill_labels, fits_answers
 from optprompt.strategies import BaseStrategy, Budget, Family, StrategyContext
 from optprompt.tasks import Example, balanced_sample
@@ -30,7 +29,7 @@ from optprompt.tasks import Example, balanced_sample
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["Evolution", "ExperimentalWarning"]
+__all__ = ["Evolution"]
 
 logger = logging.getLogger("optprompt")
 
@@ -55,7 +54,7 @@ class _Log:
 
 
 class Evolution(BaseStrategy):
-    """Evolutionary prompt search (experimental): GA or DE with LLM rewrites and phrase edits.
+    """Evolutionary prompt search: GA or DE with LLM rewrites and phrase edits.
 
     EvoPrompt's genetic algorithm and differential evolution, with an LLM (the task model
     or ``rewriter``) as the variation operator, mixed with GrIPS's model-free phrase
@@ -68,7 +67,8 @@ class Evolution(BaseStrategy):
     or rejected and counted (``evolution.rejected``, ``evolution.repairs``); after
     ``retries`` rejected rewrites a model-free edit takes over.
 
-    Experimental: options and attribute names may change.
+    A family of ``auto`` (the default way to ask for the best winner): its options and
+    stored attribute names are stable.
     """
 
     name = "evolution"
@@ -80,11 +80,6 @@ class Evolution(BaseStrategy):
     def __init__(self, config: EvolutionConfig, context: StrategyContext) -> None:
         super().__init__(config, context)
         check_config(config)
-        warnings.warn(
-            "strategy 'evolution' is experimental: its options and stored attributes may change",
-            ExperimentalWarning,
-            stacklevel=2,
-        )
         task = context.task
         base = context.baseline
         if (

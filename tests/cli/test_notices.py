@@ -18,11 +18,50 @@ from optprompt.cli.notices import warnings_as_messages
 from optprompt.errors import ExperimentalWarning, OptpromptWarning
 
 
+NEW_STRATEGY = '''
+import warnings
+
+from optprompt.errors import ExperimentalWarning
+from optprompt.plugins import hookimpl
+from optprompt.strategies import BaseStrategy
+
+
+class Fresh(BaseStrategy):
+    """A third-party strategy that says it is new."""
+
+    name = "fresh"
+
+    def __init__(self, config, context):
+        super().__init__(config, context)
+        warnings.warn("strategy 'fresh' is experimental: its options may change", ExperimentalWarning, stacklevel=2)
+
+    def propose(self, trial):
+        return self.context.baseline
+
+
+@hookimpl
+def register_strategies(register):
+    register(Fresh)
+'''
+
+
+def _site(tmp_path: Path) -> Path:
+    """A directory holding a fake installed distribution whose strategy warns when built."""
+    site = tmp_path / "site"
+    info = site / "fresh_plugin-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fresh-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[optprompt]\nfresh = fresh_plugin\n")
+    (site / "fresh_plugin.py").write_text(NEW_STRATEGY)
+    return site
+
+
 def test_the_cli_prints_an_experimental_strategy_notice_as_one_line(study_dict: dict, tmp_path: Path) -> None:
-    study_dict["strategy"] = {"name": "evolution", "population": 2, "generations": 1, "operators": "edit"}
+    study_dict["strategy"] = {"name": "fresh", "trials": 2}
     study_file = tmp_path / "study.yaml"
     study_file.write_text(yaml.safe_dump(study_dict))
-    env = {**os.environ, "PYTHONWARNINGS": "default"}
+    site = _site(tmp_path)
+    env = {**os.environ, "PYTHONWARNINGS": "default", "PYTHONPATH": os.pathsep.join([str(site), *sys.path])}
     run = subprocess.run(
         [sys.executable, "-m", "optprompt.cli.main", "run", str(study_file), "-q"],
         capture_output=True,
@@ -32,22 +71,33 @@ def test_the_cli_prints_an_experimental_strategy_notice_as_one_line(study_dict: 
     )
     assert run.returncode == 0, run.stderr
     lines = run.stderr.splitlines()
-    notice = [line for line in lines if "strategy 'evolution' is experimental" in line]
-    expected = "optprompt: WARNING: strategy 'evolution' is experimental: its options and stored attributes may change"
-    assert notice == [expected]
+    notice = [line for line in lines if "strategy 'fresh' is experimental" in line]
+    assert notice == ["optprompt: WARNING: strategy 'fresh' is experimental: its options may change"]
     assert "ExperimentalWarning" not in run.stderr
-    assert "return cls(config, context)" not in run.stderr
-    assert "strategies/base.py" not in run.stderr
+    assert "warnings.warn(" not in run.stderr
+    assert "fresh_plugin.py" not in run.stderr
 
 
-def test_library_users_get_a_warning_category_to_filter(study_dict: dict, tiny_model) -> None:  # type: ignore[no-untyped-def]
+def test_library_users_get_a_warning_category_to_filter(study_dict: dict, tiny_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import importlib
+
     from optprompt.config import spec_from_dict
+    from optprompt.plugins.manager import load_plugins
     from optprompt.study import StudyRunner
 
-    study_dict["strategy"] = {"name": "evolution", "population": 2, "generations": 1, "operators": "edit"}
-    runner = StudyRunner(spec_from_dict(study_dict), model=tiny_model, progress=False)
-    with pytest.warns(ExperimentalWarning, match="strategy 'evolution' is experimental"):
-        runner.setup()
+    site = str(_site(tmp_path))
+    sys.path.insert(0, site)
+    importlib.invalidate_caches()
+    try:
+        plugins = load_plugins()  # the installed distribution's entry point, as for any user
+        assert "fresh" in plugins.strategies
+        study_dict["strategy"] = {"name": "fresh", "trials": 2}
+        runner = StudyRunner(spec_from_dict(study_dict), model=tiny_model, progress=False, plugins=plugins)
+        with pytest.warns(ExperimentalWarning, match="strategy 'fresh' is experimental"):
+            runner.setup()
+    finally:
+        sys.path.remove(site)
+        sys.modules.pop("fresh_plugin", None)
     assert issubclass(ExperimentalWarning, OptpromptWarning) and issubclass(OptpromptWarning, UserWarning)
 
 
@@ -64,10 +114,11 @@ def test_only_optprompt_warnings_become_messages(caplog: pytest.LogCaptureFixtur
 
 
 def test_auto_is_stable_and_says_nothing_about_it(study_dict: dict, tiny_model) -> None:  # type: ignore[no-untyped-def]
+    """`auto` with its default families, evolution among them: no experimental notice."""
     from optprompt.config import spec_from_dict
     from optprompt.study import StudyRunner
 
-    study_dict["strategy"] = {"name": "auto", "trials": 2, "evolution": False, "soft_prompt": False}
+    study_dict["strategy"] = {"name": "auto", "trials": 2}
     runner = StudyRunner(spec_from_dict(study_dict), model=tiny_model, progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error", OptpromptWarning)

@@ -22,7 +22,6 @@ from optprompt.strategies.services import StrategyServices
 from optprompt.study import StudyRunner
 from optprompt.trials import keys as attrs
 
-pytestmark = pytest.mark.filterwarnings("ignore::optprompt_plugins.evolution.ExperimentalWarning")
 
 
 # --- helpers -------------------------------------------------------------------------
@@ -386,7 +385,7 @@ def test_registered_through_the_entry_point_group() -> None:
         )
     entry = plugins.strategies.get("evolution")
     assert entry.obj is Evolution
-    assert "experimental" in entry.description
+    assert entry.description.startswith("Evolutionary prompt search")
     assert "entry point optprompt:evolution" in entry.source
 
 
