@@ -118,6 +118,54 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _winner_scores(where: Path) -> dict[str, float]:
+    """The winner's per-example test scores of a finished run, by example id."""
+    rows = [json.loads(line) for line in (where / "predictions.jsonl").read_text().splitlines() if line]
+    return {r["id"]: float(r["score"]) for r in rows if r["role"] == "best" and r["split"] == "test"}
+
+
+def _trained(row: dict) -> int:
+    """Trials of the families that train (soft prompts, LoRA)."""
+    return sum(f["trials"] or 0 for name, f in row["families"].items() if name == "soft_prompt")
+
+
+def arms_table(rows: list[dict], work: Path) -> str:
+    """Per task and seed with both arms: the 5-minute winner against the 8-minute one on the
+    same test examples (paired: McNemar for accuracy, the paired bootstrap otherwise), and
+    over every pair the mean difference with a sign-flip p-value."""
+    from optprompt.stats.paired import compare
+
+    by = {(r["task"], r["seed"], r["arm"]): r for r in rows}
+    lines = [
+        "| task | seed | 8min-full | 5min-low | 5 - 8 (95% CI) | p (two-sided, paired on test) | trials 8 / 5 | trained 8 / 5 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    diffs = []
+    for task, seed in sorted({(r["task"], r["seed"]) for r in rows}):
+        full, low = by.get((task, seed, "8min-full")), by.get((task, seed, "5min-low"))
+        if not full or not low or full["winner_test"] is None or low["winner_test"] is None:
+            continue
+        a = _winner_scores(work / f"{task}-8min-full-s{seed}")
+        b = _winner_scores(work / f"{task}-5min-low-s{seed}")
+        ids = sorted(set(a) & set(b))
+        c = compare([a[i] for i in ids], [b[i] for i in ids])
+        d = low["winner_test"] - full["winner_test"]
+        diffs.append(d)
+        lines.append(
+            f"| {task} | {seed} | {full['winner_test']:.3f} | {low['winner_test']:.3f} | {d:+.3f} "
+            f"[{c.difference.low:+.3f}, {c.difference.high:+.3f}] | {c.p_value:.3g} ({c.test}) | "
+            f"{full['trials']} / {low['trials']} | {_trained(full)} / {_trained(low)} |"
+        )
+    if diffs:
+        import itertools
+
+        mean = sum(diffs) / len(diffs)
+        flips = [sum(s * d for s, d in zip(signs, diffs)) / len(diffs) for signs in itertools.product((1, -1), repeat=len(diffs))]
+        p = sum(abs(f) >= abs(mean) - 1e-12 for f in flips) / len(flips)
+        lines.append(f"| mean over {len(diffs)} | | | | {mean:+.3f} | {p:.3g} (sign flips over pairs) | | |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
@@ -125,7 +173,14 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "auto-budget")
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--table", action="store_true", help="only print the tables of the runs recorded in --out")
     args = ap.parse_args()
+    if args.table:
+        rows = json.loads(args.out.read_text())
+        print(table(rows))
+        print()
+        print(arms_table(rows, args.work))
+        return
 
     rows = json.loads(args.out.read_text()) if args.out.exists() else []
     done = {(r["task"], r["arm"], r["seed"]) for r in rows}
@@ -149,6 +204,8 @@ def main() -> None:
                 args.out.write_text(json.dumps(rows, indent=1))  # after every run: nothing lost
                 print(table(rows[-1:]), flush=True)
     print(table(rows))
+    print()
+    print(arms_table(rows, args.work))
 
 
 if __name__ == "__main__":
