@@ -27,7 +27,7 @@ from typing import Any
 
 from optprompt.trials import TrialRecord
 
-__all__ = ["cost", "spent", "stuck", "next_family", "halving", "Halving", "TRAIN_COST"]
+__all__ = ["cost", "spent", "stuck", "next_family", "halving", "Halving", "LOW_FIDELITY", "TRAIN_COST"]
 
 #: Dev-example equivalents of one train example in one epoch (forward and backward).
 TRAIN_COST = 3
@@ -113,6 +113,19 @@ def _keep(history: Sequence[TrialRecord], survivors: list[str], families: Sequen
 #: training run says little (a bad learning rate, an unlucky seed), two show a trend.
 MIN_TRAINING_TRIALS = 2
 
+#: The trial attribute ``auto`` sets on a trial it asked to train at low fidelity.
+LOW_FIDELITY = "auto.low_fidelity"
+
+
+def _protected(seen: Sequence[TrialRecord], family: str) -> bool:
+    """A family that trains stays in while it has fewer than :data:`MIN_TRAINING_TRIALS`
+    finished trials, or none at full fidelity: a low-fidelity run (a part of train, one
+    epoch) ranks the family's own candidates, but its score is far below what the same
+    candidate reaches trained in full (an adapter after 5 steps against one after 100), so
+    it is no evidence against a family whose candidates are scored as they are."""
+    mine = [t for t in seen if t.family == family and t.is_finished]
+    return len(mine) < MIN_TRAINING_TRIALS or all(t.attr(LOW_FIDELITY) for t in mine)
+
 
 def halving(
     trials: Sequence[TrialRecord],
@@ -130,7 +143,7 @@ def halving(
     stuck, so a cheap family whose last trial ran long cannot end the rung before a dearer
     one (a family that trains, scheduled last) had its turn. A family in ``training`` (its
     candidates are trained) is not dropped before :data:`MIN_TRAINING_TRIALS` of its trials
-    finished.
+    finished and one of them at full fidelity.
     """
     n = len(families)
     rungs = 1 + (math.ceil(math.log(n, eta) - 1e-9) if n > 1 else 0)
@@ -151,13 +164,7 @@ def halving(
             state.rung += 1
             keep = _keep(mine[: i + 1], state.survivors, families, max(1, math.ceil(n / eta**state.rung)))
             seen = mine[: i + 1]
-            keep += [
-                f
-                for f in state.survivors
-                if f in training
-                and f not in keep
-                and sum(t.family == f and t.is_finished for t in seen) < MIN_TRAINING_TRIALS
-            ]
+            keep += [f for f in state.survivors if f in training and f not in keep and _protected(seen, f)]
             keep = [f for f in state.survivors if f in keep]
             for f in state.survivors:
                 if f not in keep:

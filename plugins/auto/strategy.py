@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from optprompt_plugins.auto.config import AutoConfig, auto_config, families_of
-from optprompt_plugins.auto.schedule import halving, next_family, spent
+from optprompt_plugins.auto.schedule import LOW_FIDELITY, halving, next_family, spent
 from optprompt_plugins.auto.view import FamilyStudy, FamilyTrial
 
 from optprompt.errors import CandidateRejected, ConfigError
@@ -122,7 +122,10 @@ class Auto(BaseStrategy):
         write(trial, family=family)
         strategy = self.families[family]
         if strategy.accepts_fidelity:
-            strategy.use_fidelity(self._fidelity(records(trial.study)))
+            fidelity = self._fidelity(records(trial.study))
+            strategy.use_fidelity(fidelity)
+            if fidelity is not None:
+                trial.set_user_attr(LOW_FIDELITY, True)
         if strategy.accepts_template and self.config.soft_from_best:
             best = self._best_discrete(trial.study)
             if best is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -226,3 +227,25 @@ def test_halving_never_drops_a_training_family_on_one_trial() -> None:
     assert "soft_prompt" in kept.survivors and "soft_prompt" not in kept.eliminated
     judged = halving([*history, T("soft_prompt", value=0.1)], ALL, 9, "trials", training=["soft_prompt"])
     assert judged.rung == 1 and "soft_prompt" in judged.survivors  # its second trial runs in rung 2
+
+
+def test_halving_never_drops_a_training_family_on_low_fidelity_evidence_alone() -> None:
+    """Low-fidelity runs (a part of train, one epoch) score far below what the same adapter
+    reaches trained in full: a family that trains stays in until one of its trials ran at
+    full fidelity, and is then judged on its best like the others."""
+    from optprompt_plugins.auto.schedule import LOW_FIDELITY
+
+    def low(value: float) -> TrialRecord:
+        return dataclasses.replace(T("soft_prompt", value=value), attrs={LOW_FIDELITY: True})
+
+    tpl, evo = T("template_search", value=0.8), T("evolution", value=0.6)
+    history = [tpl, tpl, evo, evo, low(0.47), low(0.27)]  # rung 0: two trials a family
+    plain = halving(history, ALL, 18, "trials", training=["soft_prompt"])
+    assert plain.rung == 1 and plain.survivors == ALL  # last on dev, but only at low fidelity
+    full = T("soft_prompt", value=0.2)
+    judged = halving([*history, tpl, tpl, evo, evo, full, full], ALL, 18, "trials", training=["soft_prompt"])
+    assert judged.rung == 2 and judged.survivors == ["template_search"]
+    assert judged.eliminated == {"evolution": 1, "soft_prompt": 1}
+    # the same history without the marks: the family is judged at the end of rung 0
+    unmarked = [tpl, tpl, evo, evo, T("soft_prompt", value=0.47), T("soft_prompt", value=0.27)]
+    assert halving(unmarked, ALL, 18, "trials", training=["soft_prompt"]).eliminated == {"soft_prompt": 0}

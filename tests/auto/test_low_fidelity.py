@@ -7,6 +7,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from optprompt_plugins.auto.schedule import LOW_FIDELITY
 from optprompt_testdata import write_sentiment_jsonl
 
 from optprompt.config import spec_from_dict
@@ -46,9 +47,11 @@ def test_the_first_rung_trains_on_half_of_train_for_one_epoch(tmp_path: Path, ti
     assert trained, "the soft prompt family never ran"
     first = trained[0].candidate["params"]
     assert first["epochs"] == 1 and first["max_train_examples"] == max(8, -(-len(runner.task.train) // 2))
-    later = [r.candidate["params"] for r in trained[1:] if r.candidate["params"]["epochs"] == 2]
+    assert trained[0].attr(LOW_FIDELITY) is True  # marked: halving does not judge the family on it
+    later = [r for r in trained[1:] if r.candidate["params"]["epochs"] == 2]
     # Halving over two families: rung 0 at low fidelity, then the survivor at full fidelity.
-    assert all("max_train_examples" not in p for p in later)
+    assert later and all("max_train_examples" not in r.candidate["params"] for r in later)
+    assert not any(r.attr(LOW_FIDELITY) for r in later)
 
 
 def test_low_fidelity_is_validated_and_can_be_turned_off(tmp_path: Path, tiny_model_dir, tiny_model) -> None:  # type: ignore[no-untyped-def]
