@@ -171,7 +171,9 @@ def arms_table(rows: list[dict], work: Path, reference: str = "8min-full") -> st
                 for signs in itertools.product((1, -1), repeat=len(diffs))
             ]
             p = sum(abs(f) >= abs(mean) - 1e-12 for f in flips) / len(flips)
-            lines.append(f"| mean over {len(diffs)} | | {arm} | | | {mean:+.3f} | {p:.3g} (sign flips over pairs) | | |")
+            lines.append(
+                f"| mean over {len(diffs)} | | {arm} | | | {mean:+.3f} | {p:.3g} (sign flips over pairs) | | |"
+            )
     return "\n".join(lines)
 
 

@@ -108,10 +108,13 @@ class Auto(BaseStrategy):
         return halving(trials, families, total, unit, self.config.eta, self._training()).next
 
     def create_pruner(self, pruning: PruningSpec, n_dev: int) -> optuna.pruners.BasePruner:
-        """The per-epoch pruner of the first family that trains, when one is on; else the study's."""
+        """The per-epoch pruner of the first family that trains, when one is on, judging a
+        run against runs of its own fidelity only; else the study's."""
         training = next((s for s in self.families.values() if s.trains), None)
         if training is not None:
-            return training.create_pruner(pruning, n_dev)
+            from optprompt_plugins.auto.pruning import SameFidelityPruner
+
+            return SameFidelityPruner(training.create_pruner(pruning, n_dev))
         return super().create_pruner(pruning, n_dev)
 
     # --- proposing --------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""One family's view of a study: its trials only, its parameters under its own prefix.
+"""One family's view of a study: its trials only, its parameters under its own prefix; and
+one fidelity's view, for the pruner of trained runs.
 
 The families' strategies run unchanged inside ``auto``: each gets a trial whose
 ``suggest_*`` names are prefixed with the family (no clash between families' search
@@ -12,7 +13,7 @@ from typing import Any
 
 from optprompt.trials import TrialRecord
 
-__all__ = ["FamilyTrial", "FamilyStudy"]
+__all__ = ["FamilyTrial", "FamilyStudy", "FidelityStudy"]
 
 
 class FamilyStudy:
@@ -29,6 +30,27 @@ class FamilyStudy:
             if record.family == self.family or record.is_baseline:
                 mine.append(t)
         return mine
+
+    @property
+    def trials(self) -> list[Any]:
+        return self.get_trials()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._study, name)
+
+
+class FidelityStudy:
+    """``study`` seen by a pruner judging a trained run: the runs of the same fidelity only
+    (low-fidelity runs, marked with ``auto.low_fidelity``, or the others)."""
+
+    def __init__(self, study: Any, low: bool, mark: str) -> None:
+        self._study = study
+        self.low = low
+        self.mark = mark
+
+    def get_trials(self, deepcopy: bool = True, states: Any = None) -> list[Any]:
+        trials = self._study.get_trials(deepcopy=deepcopy, states=states)
+        return [t for t in trials if bool(t.user_attrs.get(self.mark)) == self.low]
 
     @property
     def trials(self) -> list[Any]:

@@ -68,3 +68,29 @@ def test_low_fidelity_is_validated_and_can_be_turned_off(tmp_path: Path, tiny_mo
     assert on.setup().strategy._fidelity([]) == Fidelity(train=0.5, epochs=1)
     with pytest.raises(ValueError, match="Fidelity.train is a share"):
         Fidelity(train=1.5)
+
+
+def test_a_full_run_is_pruned_against_full_runs_only() -> None:
+    """Epoch 1 of a low-fidelity run (a few steps) and epoch 1 of a full run share a step
+    number: the pruner of trained runs compares a run with runs of its own fidelity."""
+    from optprompt_plugins.auto.pruning import SameFidelityPruner
+
+    median = optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0)
+    study = optuna.create_study(direction="maximize", pruner=SameFidelityPruner(median))
+    for value in (0.37, 0.35):  # two low-fidelity runs, one epoch each
+        low = study.ask()
+        low.set_user_attr(LOW_FIDELITY, True)
+        low.report(value, 1)
+        study.tell(low, value)
+
+    full = study.ask()
+    full.report(0.30, 1)  # a full run after its first epoch, below every low-fidelity run
+    assert median.prune(study, study._storage.get_trial(full._trial_id))  # the plain pruner would stop it
+    assert not full.should_prune()  # no full run to compare with yet
+    for epoch, value in enumerate((0.6, 0.8, 0.9), start=2):
+        full.report(value, epoch)
+    study.tell(full, 0.9)
+
+    second = study.ask()
+    second.report(0.20, 1)
+    assert second.should_prune()  # now judged against the full run's epoch 1 (0.30)
