@@ -9,12 +9,14 @@ strategy on the embedded SmolLM2-135M-Instruct:
 - ``8min-full``: ``budget: {minutes: 8}``, ``low_fidelity: false`` (auto before low-fidelity
   rungs).
 
-Every run has its own cold score cache. Rows of the arms ``5min-low-before``, ``5min-low-kept``,
-``5min-low-warm`` and ``8min-full`` in the results file were measured before that, with the
-machine's shared cache (a run after another on the same task reused its scores), and
-``5min-low-before`` (in the results file) were measured before halving kept a
-training family until one of its runs was at full fidelity (low-fidelity runs had eliminated
-the soft-prompt family on intent: 0.721 against 0.971 at 8 minutes).
+Every run has its own cold score cache. Older rows in the results file, kept as measured:
+``8min-full`` and ``5min-low-warm`` ran with the machine's shared cache (a run after another on
+the same task reused its scores; ``5min-low-warm`` then ended on the 40-trial cap, its
+discrete trials free); ``5min-low-before`` ran before halving kept a training family until one
+of its runs was at full fidelity (low-fidelity runs had dropped the soft-prompt family on
+intent); ``5min-low-kept`` had that rule but not the pruner that compares a run with runs of
+its own fidelity (its full runs were pruned after epoch 1). docs/strategies.md ("auto at 5
+minutes against 8") reads them.
 
 Each study picks its winner on dev and fresh evidence alone; test is scored once, after.
 Per run the table gives the baseline's and the winner's test score, the one-sided paired
@@ -25,6 +27,7 @@ minutes, so a loaded machine gets fewer trials into them). Raw rows go to
 
     .venv/bin/python benchmarks/auto_budget.py                                  # everything
     .venv/bin/python benchmarks/auto_budget.py --tasks emotion --seeds 0 --arms 5min-low
+    .venv/bin/python benchmarks/auto_budget.py --table                          # the tables
 """
 
 from __future__ import annotations
