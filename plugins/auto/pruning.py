@@ -6,6 +6,8 @@ import optuna
 from optprompt_plugins.auto.schedule import LOW_FIDELITY
 from optprompt_plugins.auto.view import FidelityStudy
 
+from optprompt.trials import TrialRecord
+
 __all__ = ["SameFidelityPruner"]
 
 
@@ -23,5 +25,5 @@ class SameFidelityPruner(optuna.pruners.BasePruner):
         self.inner = inner
 
     def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
-        low = bool(trial.user_attrs.get(LOW_FIDELITY))
+        low = bool(TrialRecord.from_frozen(trial).attr(LOW_FIDELITY))
         return self.inner.prune(FidelityStudy(study, low, LOW_FIDELITY), trial)  # type: ignore[arg-type]

@@ -50,7 +50,7 @@ class FidelityStudy:
 
     def get_trials(self, deepcopy: bool = True, states: Any = None) -> list[Any]:
         trials = self._study.get_trials(deepcopy=deepcopy, states=states)
-        return [t for t in trials if bool(t.user_attrs.get(self.mark)) == self.low]
+        return [t for t in trials if bool(TrialRecord.from_frozen(t).attr(self.mark)) == self.low]
 
     @property
     def trials(self) -> list[Any]:
