@@ -143,9 +143,7 @@ def arms_table(rows: list[dict], work: Path, reference: str = "8min-full") -> st
     """Per task and seed, each arm's winner against the ``reference`` arm's on the same test
     examples (paired: McNemar for accuracy, the paired bootstrap otherwise), and per arm the
     mean difference over its pairs with a sign-flip p-value."""
-    import itertools
-
-    from optprompt.stats.paired import compare
+    from optprompt.stats.paired import compare, permutation_test
 
     by = {(r["task"], r["seed"], r["arm"]): r for r in rows}
     lines = [
@@ -172,11 +170,7 @@ def arms_table(rows: list[dict], work: Path, reference: str = "8min-full") -> st
             )
         if diffs:
             mean = sum(diffs) / len(diffs)
-            flips = [
-                sum(sign * d for sign, d in zip(signs, diffs)) / len(diffs)
-                for signs in itertools.product((1, -1), repeat=len(diffs))
-            ]
-            p = sum(abs(f) >= abs(mean) - 1e-12 for f in flips) / len(flips)
+            p = permutation_test([0.0] * len(diffs), diffs)
             lines.append(
                 f"| mean over {len(diffs)} | | {arm} | | | {mean:+.3f} | {p:.3g} (sign flips over pairs) | | |"
             )

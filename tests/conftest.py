@@ -12,6 +12,17 @@ from pathlib import Path
 import pytest
 from optprompt_testdata import WORDS, write_sentiment_jsonl  # noqa: F401  (re-exported for tests)
 
+# `make test` runs two xdist workers on two cores: each worker, and every process a test starts
+# from it (they inherit the environment), uses one torch thread. With torch's default of one
+# thread per core, two workers stall each other at every parallel region (4 threads, 2 cores).
+if "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ.setdefault("OPTPROMPT_THREADS", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(int(os.environ["OPTPROMPT_THREADS"]))
+
 
 def _tiny_tokenizer(*, chat: bool, bos: bool):  # type: ignore[no-untyped-def]
     from optprompt.testing.fixtures import tiny_tokenizer

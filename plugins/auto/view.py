@@ -9,48 +9,24 @@ rebuilding its state from the study sees its own history).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from optprompt.trials import TrialRecord
 
-__all__ = ["FamilyTrial", "FamilyStudy", "FidelityStudy"]
+__all__ = ["FamilyTrial", "FamilyStudy", "FidelityStudy", "FilteredStudy"]
 
 
-class FamilyStudy:
-    """``study`` seen by one family."""
+class FilteredStudy:
+    """``study`` showing only the trials ``keep`` accepts (read through ``TrialRecord``);
+    everything else is the study's own."""
 
-    def __init__(self, study: Any, family: str) -> None:
+    def __init__(self, study: Any, keep: Callable[[TrialRecord], bool]) -> None:
         self._study = study
-        self.family = family
-
-    def get_trials(self, deepcopy: bool = True, states: Any = None) -> list[Any]:
-        mine = []
-        for t in self._study.get_trials(deepcopy=deepcopy, states=states):
-            record = TrialRecord.from_frozen(t)
-            if record.family == self.family or record.is_baseline:
-                mine.append(t)
-        return mine
-
-    @property
-    def trials(self) -> list[Any]:
-        return self.get_trials()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._study, name)
-
-
-class FidelityStudy:
-    """``study`` seen by a pruner judging a trained run: the runs of the same fidelity only
-    (low-fidelity runs, marked with ``auto.low_fidelity``, or the others)."""
-
-    def __init__(self, study: Any, low: bool, mark: str) -> None:
-        self._study = study
-        self.low = low
-        self.mark = mark
+        self._keep = keep
 
     def get_trials(self, deepcopy: bool = True, states: Any = None) -> list[Any]:
         trials = self._study.get_trials(deepcopy=deepcopy, states=states)
-        return [t for t in trials if bool(TrialRecord.from_frozen(t).attr(self.mark)) == self.low]
+        return [t for t in trials if self._keep(TrialRecord.from_frozen(t))]
 
     @property
     def trials(self) -> list[Any]:
@@ -58,6 +34,24 @@ class FidelityStudy:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._study, name)
+
+
+class FamilyStudy(FilteredStudy):
+    """``study`` seen by one family: the baseline and that family's trials."""
+
+    def __init__(self, study: Any, family: str) -> None:
+        super().__init__(study, lambda r: r.family == family or r.is_baseline)
+        self.family = family
+
+
+class FidelityStudy(FilteredStudy):
+    """``study`` seen by a pruner judging a trained run: the runs of the same fidelity only
+    (low-fidelity runs, marked with ``mark``, or the others)."""
+
+    def __init__(self, study: Any, low: bool, mark: str) -> None:
+        super().__init__(study, lambda r: bool(r.attr(mark)) == low)
+        self.low = low
+        self.mark = mark
 
 
 class FamilyTrial:
