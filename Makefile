@@ -78,12 +78,13 @@ $(TEST_STAMP): $(STAMP) pyproject.toml
 	$(PY) -m pip install -q -e ".[dev,mlflow]"
 	touch $(TEST_STAMP)
 
-# Two workers (pytest-xdist): most tests are small and single-threaded. The real-server tests
+# Two workers (pytest-xdist, one torch thread each: tests/conftest.py), work-stealing so that
+# neither idles while the other still holds a queue of slow tests. The real-server tests
 # then run in one process, so one vLLM server serves them all (xdist's test groups do not
 # hold with pytest 9.2, which ignores the test ids xdist 3.8 rewrites for them).
 TEST_WORKERS ?= 2
 test: venv $(TEST_STAMP) browser serve-env
-	$(PY) -m pytest -q -n $(TEST_WORKERS) -m "not served" --durations=20
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal -m "not served" --durations=20
 	$(PY) -m pytest -q -m served --durations=10
 
 test-served: venv serve-env

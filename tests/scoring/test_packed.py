@@ -76,10 +76,11 @@ def test_packed_equals_naive(tiny_model, tiny_plain_model, n_labels, multi, per_
     rng = random.Random(n_labels * 31 + pack)
     reqs = _job(rng, n_labels=n_labels, multi=multi, chat=chat, per_example_prefix=per_example_prefix, empty=empty)
     backend = CausalLMBackend(loaded, engine="packed", pack_tokens=pack)
-    _assert_exact(backend.loglikelihoods(reqs), naive_loglikelihoods(loaded, reqs))
+    ref = naive_loglikelihoods(loaded, reqs)
+    _assert_exact(backend.loglikelihoods(reqs), ref)
     # and again, from the cached root, in slices that split the job anywhere
     again = backend.loglikelihoods(reqs[:3]) + backend.loglikelihoods(reqs[3:])
-    _assert_exact(again, naive_loglikelihoods(loaded, reqs))
+    _assert_exact(again, ref)
 
 
 def test_multiple_choice_sentence_options(tiny_model) -> None:

@@ -35,7 +35,7 @@ def lora_export(vllm_server, tmp_path_factory: pytest.TempPathFactory) -> tuple[
     session's server as ``sentiment-lora``; with its data and the in-process model."""
     tmp = tmp_path_factory.mktemp("lora")
     smollm2 = load_model(str(vllm_server.model_dir), load_plugins(), device="cpu", dtype="float32", progress=False)
-    data = write_sentiment_jsonl(tmp / "sentiment.jsonl", n=40)
+    data = write_sentiment_jsonl(tmp / "sentiment.jsonl", n=24)
     spec = spec_from_dict(soft_study_dict(data, vllm_server.model_dir, tmp / "study", trials=2))
     runner = StudyRunner(spec, model=smollm2, progress=False)
     runner.setup()
@@ -75,9 +75,13 @@ def test_a_served_lora_export_predicts_as_in_process(lora_export, keyed, tmp_pat
     through = evaluate(export, data, model={**keyed, "adapter": NAME}, output=tmp_path / "served.json")
     in_process = evaluate(export, data, model=smollm2.ref, output=tmp_path / "local.json")  # on local weights
     assert through.target.value == pytest.approx(in_process.target.value)
-    argv = ["evaluate", str(export), "--data", str(data), "--model", keyed["url"], "--api-key-env", KEY_ENV]
+    # The command line passes the adapter's name on: a few rows are enough to show it.
+    few = tmp_path / "few.jsonl"
+    few.write_text("\n".join(data.read_text().splitlines()[:6]) + "\n")
+    want_few = evaluate(export, few, model=smollm2.ref, output=tmp_path / "few-local.json").target.value
+    argv = ["evaluate", str(export), "--data", str(few), "--model", keyed["url"], "--api-key-env", KEY_ENV]
     assert cli_main([*argv, "--adapter", NAME, "--output", str(tmp_path / "cli.json")]) == 0
-    assert json.loads((tmp_path / "cli.json").read_text())["target"]["value"] == pytest.approx(in_process.target.value)
+    assert json.loads((tmp_path / "cli.json").read_text())["target"]["value"] == pytest.approx(want_few)
 
 
 def test_an_adapter_the_server_does_not_serve_is_named(lora_export, keyed) -> None:  # type: ignore[no-untyped-def]
