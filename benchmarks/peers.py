@@ -163,11 +163,24 @@ def run_ours(
         "baseline": rows("baseline"),
         "winner": {"candidate": best.get("candidate"), "prompt": best.get("prompt"), "dev": best.get("dev")},
         "trials": result.get("n_trials"),
-        "families": {k: (v or {}).get("best_dev") for k, v in (result.get("families") or {}).items()},
+        "families": family_bests(result),
         "constrained_generation": (result.get("constrained_generation") or {}).get("value"),
         "warnings": result.get("warnings", []),
         "study_wall_seconds": result.get("wall_seconds"),
     }
+
+
+def family_bests(result: dict) -> dict[str, dict]:
+    """``auto``'s families: each one's trials and its best run's dev and test figures."""
+    out = {}
+    for name, family in (result.get("families") or {}).items():
+        best = (family or {}).get("best") or {}
+        out[name] = {
+            "trials": (family or {}).get("trials"),
+            "dev": (best.get("dev") or {}).get("value"),
+            "test": (best.get("test") or {}).get("value"),
+        }
+    return out
 
 
 def run_peer(method: str, work: Path, url: str, seed: int) -> dict:
