@@ -9,7 +9,8 @@ rebuilding its state from the study sees its own history).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from optprompt.trials import TrialRecord
 
