@@ -17,7 +17,6 @@ import yaml
 from optprompt.cli.notices import warnings_as_messages
 from optprompt.errors import ExperimentalWarning, OptpromptWarning
 
-
 NEW_STRATEGY = '''
 import warnings
 

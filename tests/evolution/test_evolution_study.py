@@ -23,7 +23,6 @@ from optprompt.study import StudyRunner
 from optprompt.trials import keys as attrs
 
 
-
 # --- helpers -------------------------------------------------------------------------
 def _plugins():  # type: ignore[no-untyped-def]
     """The evolution plugin registered in code (works before its entry point is installed)."""
