@@ -51,8 +51,6 @@ class FidelityStudy(FilteredStudy):
 
     def __init__(self, study: Any, low: bool, mark: str) -> None:
         super().__init__(study, lambda r: bool(r.attr(mark)) == low)
-        self.low = low
-        self.mark = mark
 
 
 class FamilyTrial:
