@@ -70,11 +70,12 @@ def test_a_second_kind_with_the_same_name_is_refused() -> None:
 
         name = "ensemble"
 
+        # Refused at registration: neither method is ever called.
         def export(self, result, output, to, member=None):  # type: ignore[no-untyped-def]
-            raise NotImplementedError
+            raise AssertionError("a refused kind exported something")
 
         def load(self, path, model=None, **options):  # type: ignore[no-untyped-def]
-            raise NotImplementedError
+            raise AssertionError("a refused kind loaded something")
 
     class TwinPlugin:
         @hookimpl
