@@ -79,7 +79,7 @@ def _examples(rows: list[dict], *, text: str = "text", mc: bool = False):  # typ
     return out
 
 
-def build_workloads(loaded, n: int, names: Sequence[str]) -> list[Workload]:  # type: ignore[no-untyped-def]
+def build_workloads(loaded, n: int, names: Sequence[str], demos: int = 4) -> list[Workload]:  # type: ignore[no-untyped-def]
     from optprompt.prompts import PromptCandidate, PromptRenderer
     from optprompt.tasks import Task
 
@@ -105,11 +105,11 @@ def build_workloads(loaded, n: int, names: Sequence[str]) -> list[Workload]:  # 
         cand = PromptCandidate(
             instruction="Classify the user's request into one of these intents: {labels}.",
             template="Request: {input}\nIntent:",
-            demo_ids=tuple(e.id for e in random.Random(0).sample(train, 4)),
+            demo_ids=tuple(e.id for e in random.Random(0).sample(train, demos)),
             verbalizer=tuple((lbl, lbl) for lbl in labels),
         )
         out.append(
-            Workload("b-intent", "rank", PromptRenderer(task, fmt).requests(cand, dev), note="7 labels, 4 demos")
+            Workload("b-intent", "rank", PromptRenderer(task, fmt).requests(cand, dev), note=f"7 labels, {demos} demos")
         )
     if "c-choice" in names:
         dev = _examples(choice_rows(n, seed=2), mc=True)

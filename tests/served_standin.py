@@ -10,7 +10,9 @@ with an HTTP status or drop the connection; ``requests`` records what was asked.
 and accepted as a request's ``model``; the stand-in scores them with its own model (it
 applies no LoRA: the real-server tests check that vLLM does). With ``embeddings`` it also
 answers ``/v1/embeddings`` (the model's mean-pooled last hidden states), as vLLM started with
-``--runner pooling`` does; without, that route is missing, as on a generating vLLM.
+``--runner pooling`` does; without, that route is missing, as on a generating vLLM. It
+answers vLLM's ``/generative_scoring`` (next-token probabilities of label tokens after each
+item) unless ``next_token`` is False (as on servers without that route).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class StandIn:
     max_model_len: int = 2048
     adapters: dict[str, str] = field(default_factory=dict)
     embeddings: bool = False
+    next_token: bool = True
     server: ThreadingHTTPServer | None = None
     stopped: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -125,6 +128,10 @@ class StandIn:
             vectors = ModelEmbedder(self.loaded).embed(list(body["input"]))
             data = [{"index": i, "object": "embedding", "embedding": v.tolist()} for i, v in enumerate(vectors)]
             return 200, {"object": "list", "data": data, "model": self.name}
+        if method == "POST" and path == "/generative_scoring" and self.next_token:
+            if body.get("model") != self.name and body.get("model") not in self.adapters:
+                return 404, {"error": {"message": f"The model `{body.get('model')}` does not exist."}}
+            return 200, {"data": self._next_token(body), "object": "list"}
         if method == "POST" and path == "/v1/completions":
             if body.get("model") != self.name and body.get("model") not in self.adapters:
                 return 404, {"error": {"message": f"The model `{body.get('model')}` does not exist."}}
@@ -136,6 +143,23 @@ class StandIn:
                     return 400, {"error": {"message": f"This model's maximum context length is {self.max_model_len}"}}
             return 200, {"choices": [self._complete(i, p, body) for i, p in enumerate(prompts)]}
         return 404, {"error": {"message": f"no route {method} {path}"}}
+
+    def _next_token(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """The probability of the first label token after query + item, for each item
+        (``apply_softmax: false``: over the whole vocabulary), as vLLM answers it."""
+        import math
+
+        import torch
+
+        label = body["label_token_ids"][0]
+        out = []
+        with torch.inference_mode():
+            for i, item in enumerate(body["items"]):
+                ids = list(body["query"]) + list(item)
+                logits = self.loaded.model(input_ids=torch.tensor([ids])).logits[0, -1].float()
+                lp = float(torch.log_softmax(logits, dim=-1)[label])
+                out.append({"index": i, "object": "score", "score": math.exp(lp)})
+        return out
 
     def _complete(self, index: int, ids: list[int], body: dict[str, Any]) -> dict[str, Any]:
         import torch

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["ServedModelSpec", "served_model_field"]
+__all__ = ["ServedModelSpec", "served_model_field", "Ranking"]
+
+#: How a served model's answers are scored (see docs/served.md, "Speed").
+Ranking = Literal["auto", "next_token", "prompt_logprobs"]
 
 
 class ServedModelSpec(BaseModel):
@@ -39,6 +43,15 @@ class ServedModelSpec(BaseModel):
         description="A LoRA adapter the server serves beside the model (vLLM: --enable-lora --lora-modules "
         "NAME=DIR), by the name /v1/models lists: requests go to it. An exported LoRA winner evaluated through the "
         "server is found by its directory when this is not given.",
+    )
+
+    ranking: Ranking = Field(
+        "auto",
+        description="How answers are scored: 'next_token' reads each answer token's log-probability as the next "
+        "token after its context (vLLM's /generative_scoring: the server's prefix cache computes the prompt once "
+        "per input); 'prompt_logprobs' asks for the log-probability of every prompt token of context + answer "
+        "(any server that returns them; the prompt is computed again for every answer); 'auto': next_token where "
+        "the server answers it and agrees with prompt_logprobs on the probe, else prompt_logprobs.",
     )
 
     @field_validator("url")

@@ -13,7 +13,12 @@ or a mapping (:class:`ServedModelSpec`). :func:`connect` checks it once, before 
    is refused rather than silently mis-scored;
 3. one probe request asks for the log-probability of every prompt token. Servers that
    return log-probabilities of generated tokens only (llama.cpp's server, Ollama) would
-   score every answer at chance: they are refused with an error naming the alternatives.
+   score every answer at chance: they are refused with an error naming the alternatives;
+4. with ``ranking: auto`` (the default) a second probe asks vLLM's ``/generative_scoring``
+   for the probe text's last token as the next token after the rest: where it answers
+   and agrees with the first probe (within 1e-3), answers are ranked by next-token reads
+   (``ranking = "next_token"``: the server's prefix cache computes each prompt once,
+   where prompt log-probabilities turn it off), else by prompt log-probabilities.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ __all__ = [
     "served_spec",
     "tokenizer_digest",
     "NO_PROMPT_LOGPROBS",
+    "next_token_body",
+    "read_next_token",
 ]
 
 log = logging.getLogger(__name__)
@@ -118,6 +125,8 @@ class ServedModel:
     checked_template: bool = False
     #: Where the server read the LoRA adapter requests go to (``spec.adapter``), as it lists it.
     adapter_root: str | None = None
+    #: How answers are scored: ``next_token`` or ``prompt_logprobs`` (decided by the probes).
+    ranking: str = "prompt_logprobs"
     family: str = "served"
     device: str = "server"
     dtype: str = "server"
@@ -191,7 +200,8 @@ def connect(ref: Any, plugins: Plugins | None = None, *, probe: bool = True) -> 
     )
     if probe:
         served.checked_template = _check_tokenizer(served)
-        _probe_logprobs(served)
+        probed = _probe_logprobs(served)
+        served.ranking = _probe_ranking(served, probed)
     return served
 
 
@@ -322,9 +332,9 @@ def _check_tokenizer(served: ServedModel) -> bool:
     return True
 
 
-def _probe_logprobs(served: ServedModel) -> None:
+def _probe_logprobs(served: ServedModel) -> list[float]:
     """One completion with ``echo``: every prompt token after the first must come back
-    with a log-probability, and the echoed ids must be the ones sent."""
+    with a log-probability, and the echoed ids must be the ones sent. The log-probabilities."""
     from optprompt.models.endpoint import Call
 
     ids = served.tokenizer(PROBE_TEXT, add_special_tokens=False).input_ids
@@ -334,9 +344,69 @@ def _probe_logprobs(served: ServedModel) -> None:
     except ServerError as e:
         raise ModelError(f"model server {served.ref}: {e}. {NO_PROMPT_LOGPROBS}") from None
     try:
-        read_prompt_logprobs(answer, [ids], served.ref)
+        return read_prompt_logprobs(answer, [ids], served.ref)[0]
     except ServerError as e:
         raise ModelError(f"model server {served.ref}: {e}. {NO_PROMPT_LOGPROBS}") from None
+
+
+#: Next-token reads and prompt log-probabilities of the same token agree within this (float32).
+NEXT_TOKEN_TOLERANCE = 1e-3
+
+
+def _probe_ranking(served: ServedModel, probed: list[float]) -> str:
+    """``next_token`` where the server reads the probe's last token as the next token after
+    the rest with the log-probability the prompt probe gave it; else ``prompt_logprobs``
+    (``ranking: next_token`` makes that an error)."""
+    from optprompt.models.endpoint import Call
+
+    wanted = served.spec.ranking
+    if wanted == "prompt_logprobs":
+        return wanted
+    ids = served.tokenizer(PROBE_TEXT, add_special_tokens=False).input_ids
+    why = ""
+    try:
+        body = next_token_body(served.model_id, [ids[:-1]], ids[-1])
+        answer = served.endpoint.call(Call("POST", "/generative_scoring", body, "the next-token probe", at_root=True))
+        got = read_next_token(answer, 1, served.ref)[0]
+        if abs(got - probed[-1]) > NEXT_TOKEN_TOLERANCE:
+            why = f"its next-token read ({got:.4f}) disagrees with its prompt log-probability ({probed[-1]:.4f})"
+    except ServerError as e:
+        why = f"no next-token reads ({e})"
+    if not why:
+        return "next_token"
+    if wanted == "next_token":
+        raise ModelError(f"model server {served.ref}: ranking: next_token, but {why}; use ranking: prompt_logprobs")
+    log.info("%s: %s; answers are ranked by prompt log-probabilities", served.ref, why)
+    return "prompt_logprobs"
+
+
+def next_token_body(model_id: str, items: list[list[int]], token: int) -> dict[str, Any]:
+    """A ``/generative_scoring`` request for the log-probability of ``token`` as the next
+    token after each of ``items`` (whole token sequences: the query is empty)."""
+    return {"model": model_id, "query": [], "items": items, "label_token_ids": [token], "apply_softmax": False}
+
+
+def read_next_token(answer: Any, n: int, ref: str) -> list[float]:
+    """The ``n`` log-probabilities a :func:`next_token_body` request asked for (``-inf``
+    where the server's probability underflowed to 0).
+
+    Raises:
+        ServerError: the answer lacks an item or is not a generative-scoring answer.
+    """
+    import math
+
+    data = answer.get("data") if isinstance(answer, dict) else None
+    if not isinstance(data, list) or len(data) != n:
+        raise ServerError(f"{ref}: expected {n} next-token scores, got {str(answer)[:200]}")
+    out: list[float | None] = [None] * n
+    for d in data:
+        i, p = d.get("index") if isinstance(d, dict) else None, d.get("score") if isinstance(d, dict) else None
+        if not isinstance(i, int) or not 0 <= i < n or out[i] is not None or not isinstance(p, (int, float)):
+            raise ServerError(f"{ref}: an unreadable next-token score ({str(d)[:200]})")
+        if not 0.0 <= p <= 1.0 + 1e-6:
+            raise ServerError(f"{ref}: a next-token probability {p} outside [0, 1]")
+        out[i] = math.log(p) if p > 0 else -math.inf
+    return [v for v in out if v is not None]
 
 
 def prompt_logprobs_body(model_id: str, prompts: list[list[int]]) -> dict[str, Any]:

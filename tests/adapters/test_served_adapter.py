@@ -39,7 +39,8 @@ def test_the_served_adapter_is_found_by_the_exports_directory(export: Path, stan
         assert isinstance(predictor, ServedAdapter) and predictor.adapter == "sentiment-lora"
         before = len(standin.requests)
         predictor.predict(["a good film", "a bad film"])
-    asked = {r["body"]["model"] for r in standin.requests[before:] if r["path"] == "/v1/completions"}
+    scoring = ("/v1/completions", "/generative_scoring")
+    asked = {r["body"]["model"] for r in standin.requests[before:] if r["path"] in scoring}
     assert asked == {"sentiment-lora"}  # every scoring request goes to the adapter
 
 

@@ -41,16 +41,86 @@ def _flat(rows: list[list[float]]) -> list[float]:
     return [v for row in rows for v in row]
 
 
-def test_served_loglikelihoods_match_in_process(served, tiny_model, plugins) -> None:
+def _connect(standin: StandIn, **options):  # type: ignore[no-untyped-def]
+    model = connect({"url": standin.url, "retries": 3, "timeout": 10, **options})
+    model.endpoint.backoff = 0.01
+    return model
+
+
+@pytest.mark.parametrize("ranking", ["next_token", "prompt_logprobs"])
+def test_served_loglikelihoods_match_in_process(standin, tiny_model, plugins, ranking) -> None:
+    served = _connect(standin, ranking=ranking)
+    assert served.ranking == ranking
     backend = make_backend(served, plugins)
     assert isinstance(backend, ServedBackend)
+    before = len(standin.requests)
     got = backend.loglikelihoods(_requests())
+    paths = {r["path"] for r in standin.requests[before:]}
+    assert paths == ({"/generative_scoring"} if ranking == "next_token" else {"/v1/completions"})
     want = CausalLMBackend(tiny_model).loglikelihoods(_requests())
     assert _flat(got) == pytest.approx(_flat(want), abs=1e-4)
     assert _flat(backend.naive_loglikelihoods(_requests())) == pytest.approx(_flat(want), abs=1e-4)
+    served.close()
 
 
-def test_several_prompts_per_request_and_each_sequence_once(served, standin) -> None:
+def test_next_token_reads_each_pair_once_each_context_first(served, standin, tiny_model) -> None:
+    assert served.ranking == "next_token"  # ranking: auto, and the stand-in reads next tokens
+    backend = ServedBackend(served, max_batch_rows=8)
+    reqs = _requests()
+    contexts, answers, _ = backend.tokens.requests(reqs)
+    before = len(standin.requests)
+    backend.loglikelihoods(reqs + reqs)  # the repeats are read once
+    sent = [r["body"] for r in standin.requests[before:]]
+    reads = [(tuple(item), b["label_token_ids"][0]) for b in sent for item in b["items"]]
+    want = {(tuple(c + a[:j]), a[j]) for c, ans in zip(contexts, answers) for a in ans for j in range(len(a))}
+    assert len(reads) == len(set(reads)) and set(reads) == want
+    # The first requests read each context (and nothing longer), so the server caches it first.
+    n_first = len({tuple(c) for c in contexts})
+    first = [item for b in sent for item in b["items"]][:n_first]
+    assert sorted(map(tuple, first)) == sorted({tuple(c) for c in contexts})
+    assert all(b["query"] == [] and len(b["items"]) <= 8 for b in sent)
+
+
+def test_a_server_without_next_token_reads_is_ranked_by_prompt_logprobs(standin, tiny_model) -> None:
+    from optprompt.errors import ModelError
+
+    standin.next_token = False
+    served = _connect(standin)
+    assert served.ranking == "prompt_logprobs"
+    got = ServedBackend(served).loglikelihoods(_requests())
+    assert _flat(got) == pytest.approx(_flat(CausalLMBackend(tiny_model).loglikelihoods(_requests())), abs=1e-4)
+    served.close()
+    with pytest.raises(ModelError, match="ranking: next_token, but no next-token reads.*ranking: prompt_logprobs"):
+        _connect(standin, ranking="next_token")
+
+
+def test_next_token_reads_that_disagree_with_the_prompt_probe_are_not_used(standin, monkeypatch) -> None:
+    read = standin._next_token
+    monkeypatch.setattr(standin, "_next_token", lambda body: [{**d, "score": d["score"] / 2} for d in read(body)])
+    served = _connect(standin)
+    assert served.ranking == "prompt_logprobs"
+    served.close()
+
+
+def test_an_underflowed_next_token_probability_is_read_from_prompt_logprobs(served, standin, tiny_model) -> None:
+    backend = ServedBackend(served)
+    reqs = _requests()[:2]
+    _, answers, _ = backend.tokens.requests(reqs)
+    gone = answers[0][1][0]  # the first token of " negative"
+    read = standin._next_token
+
+    def underflow(body):  # type: ignore[no-untyped-def]
+        return [{**d, "score": 0.0} if body["label_token_ids"][0] == gone else d for d in read(body)]
+
+    standin._next_token = underflow
+    before = len(standin.requests)
+    got = backend.loglikelihoods(reqs)
+    assert any(r["path"] == "/v1/completions" for r in standin.requests[before:])
+    assert _flat(got) == pytest.approx(_flat(CausalLMBackend(tiny_model).loglikelihoods(reqs)), abs=1e-4)
+
+
+def test_several_prompts_per_request_and_each_sequence_once(standin) -> None:
+    served = _connect(standin, ranking="prompt_logprobs")
     backend = ServedBackend(served, max_batch_rows=4)
     before = len(standin.requests)
     reqs = _requests()
@@ -81,7 +151,8 @@ def test_retries_on_server_errors_and_lost_connections(served, standin) -> None:
     assert served.endpoint.retried >= 3
 
 
-def test_a_refused_prompt_names_its_example(served, standin) -> None:
+def test_a_refused_prompt_names_its_example(standin) -> None:
+    served = _connect(standin, ranking="prompt_logprobs")
     standin.max_model_len = 20  # the server's limit; the client was told 2048
     with pytest.raises(ServerError, match=r"example 'ex-0'.*HTTP 400.*maximum context length"):
         ServedBackend(served).loglikelihoods(_requests())
@@ -103,7 +174,8 @@ def test_a_server_gone_is_unavailable_after_the_retries(served, standin) -> None
         ServedBackend(served).loglikelihoods(_requests())
 
 
-def test_other_echoed_ids_are_refused(served, standin, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_other_echoed_ids_are_refused(standin, monkeypatch: pytest.MonkeyPatch) -> None:
+    served = _connect(standin, ranking="prompt_logprobs")  # next-token reads echo no ids
     complete = standin._complete
 
     def retokenized(index, ids, body):  # type: ignore[no-untyped-def]

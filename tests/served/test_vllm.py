@@ -59,10 +59,13 @@ def _requests(tokenizer) -> list[ScoreRequest]:  # type: ignore[no-untyped-def]
     return out
 
 
-def test_served_and_in_process_loglikelihoods_agree(keyed, smollm2) -> None:
-    served = connect(keyed)
+@pytest.mark.parametrize("ranking", ["auto", "prompt_logprobs"])
+def test_served_and_in_process_loglikelihoods_agree(keyed, smollm2, ranking) -> None:
+    served = connect({**keyed, "ranking": ranking})
     try:
         assert served.checked_template  # vLLM's /tokenize agreed with the local chat template
+        # vLLM reads next tokens (/generative_scoring) as its prompt log-probabilities give them
+        assert served.ranking == ("next_token" if ranking == "auto" else "prompt_logprobs")
         backend = ServedBackend(served)
         requests = _requests(smollm2.tokenizer)
         got = backend.loglikelihoods(requests)
@@ -151,7 +154,8 @@ def test_a_server_lost_mid_study_stops_it_and_a_second_run_resumes(keyed, vllm_s
     upstream = int(vllm_server.url.rsplit(":", 1)[1].split("/")[0])
     proxy = Proxy(upstream).start()
     try:
-        model = {**keyed, "url": f"http://127.0.0.1:{proxy.port}/v1", "retries": 2}
+        # Prompt log-probabilities: one request per scoring, so the cut falls mid-search.
+        model = {**keyed, "url": f"http://127.0.0.1:{proxy.port}/v1", "retries": 2, "ranking": "prompt_logprobs"}
         spec = spec_from_dict(_study(tmp_path, model, "lost", trials=5))
         proxy.cut_after(b"POST /v1/completions", 6)  # the probe, the baseline, then part of the search
         with pytest.raises(ServerUnavailable, match="optprompt run"):

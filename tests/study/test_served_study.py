@@ -44,7 +44,8 @@ def test_a_server_lost_mid_study_voids_the_trial_and_a_second_run_resumes(
 
     proxy = Proxy(_port(standin.url)).start()
     try:
-        model = {"url": f"http://127.0.0.1:{proxy.port}/v1", "retries": 1}
+        # Prompt log-probabilities: one request per scoring here, so the cut falls mid-study.
+        model = {"url": f"http://127.0.0.1:{proxy.port}/v1", "retries": 1, "ranking": "prompt_logprobs"}
         spec = spec_from_dict({**study_dict, "model": model})
         proxy.cut_after(b"POST /v1/completions", 4)  # the probe, the baseline, two trials
         with pytest.raises(ServerUnavailable, match="optprompt run"):
