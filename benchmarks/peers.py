@@ -107,9 +107,9 @@ def study_file(name: str, method: str, work: Path, url: str, weights: Path, minu
     """The shipped study, pointed at the server and at the split files, its budget `minutes`."""
     data = yaml.safe_load((REPO / STUDIES[name]).read_text())
     data["name"] = f"peers-{name}-{method}"
-    # A CPU vLLM computes prompt log-probabilities without its prefix cache: 16 long requests in
-    # flight (the default) queue past the default 120 s timeout and are sent again. Fewer in
-    # flight and a longer timeout keep the server busy without retries.
+    # A CPU vLLM computes one engine step at a time: 16 long requests in flight (the default)
+    # queue past the default 120 s timeout and are sent again. Fewer in flight and a longer
+    # timeout keep the server busy without retries (either ranking, docs/served.md).
     data["model"] = {"url": url, "weights": str(weights), "max_concurrency": 4, "timeout": 600}
     data["seed"] = seed
     data["output"] = str(work / method)

@@ -35,6 +35,7 @@ def test_a_url_in_a_study_file_is_a_served_model(study_dict: dict) -> None:
         ({"url": "http://user:pw@h:1/v1"}, "no credentials in the URL"),
         ({"url": "http://h:1/v1", "max_concurrency": 0}, "max_concurrency"),
         ({"url": "http://h:1/v1", "api_key_env": "sk-abc def"}, "not an environment variable name"),
+        ({"url": "http://h:1/v1", "ranking": "fastest"}, "ranking"),
     ],
 )
 def test_bad_served_references_name_the_fault(study_dict: dict, model: dict, words: str) -> None:
@@ -135,3 +136,24 @@ def test_the_api_key_comes_from_the_environment(tiny_model, tiny_model_dir, monk
         served.close()
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    "answer, words",
+    [
+        ({"data": []}, "expected 2 next-token scores"),
+        ({"data": [{"index": 0, "score": 0.5}, {"index": 0, "score": 0.5}]}, "unreadable next-token score"),
+        ({"data": [{"index": 0, "score": 0.5}, {"index": 1, "score": 1.5}]}, "outside \\[0, 1\\]"),
+        ({"object": "error"}, "expected 2 next-token scores"),
+    ],
+)
+def test_unreadable_next_token_answers_are_server_errors(answer: dict, words: str) -> None:
+    from optprompt.errors import ServerError
+    from optprompt.models.served import read_next_token
+
+    with pytest.raises(ServerError, match=words):
+        read_next_token(answer, 2, "http://x/v1")
+    assert read_next_token({"data": [{"index": 1, "score": 0.0}, {"index": 0, "score": 1.0}]}, 2, "x") == [
+        0.0,
+        float("-inf"),
+    ]
