@@ -40,16 +40,23 @@ ENTRY_POINT_GROUP = "optprompt"
 CORE_DISTRIBUTION = "optprompt"
 
 
-def _is_core(ep: Any) -> bool:
+def _is_core(ep: Any, names: dict[int, str]) -> bool:
+    """Whether ``ep`` is one of the core's; ``names`` keeps each distribution's name once
+    read (reading it parses the distribution's metadata)."""
     dist = getattr(ep, "dist", None)
-    return dist is not None and dist.name == CORE_DISTRIBUTION and ep.value.startswith("optprompt.")
+    if dist is None or not ep.value.startswith("optprompt."):
+        return False
+    if id(dist) not in names:
+        names[id(dist)] = dist.name
+    return names[id(dist)] == CORE_DISTRIBUTION
 
 
 def core_entry_points() -> list[Any]:
     """The core's components as its distribution declares them in the ``optprompt`` group."""
     from importlib.metadata import entry_points
 
-    found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if _is_core(ep)]
+    names: dict[int, str] = {}
+    found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if _is_core(ep, names)]
     if not found:
         raise PluginError(
             f"optprompt's own components are not registered: no entry point of group {ENTRY_POINT_GROUP!r} in the "
@@ -196,10 +203,13 @@ def _load_entry_points(pm: PluginManager, group: str) -> None:
     import importlib.metadata
 
     for dist in list(importlib.metadata.distributions()):
+        where = None  # read once per distribution: each read parses its metadata
         for ep in dist.entry_points:
             if ep.group != group or pm.has_plugin(ep.name) or pm.is_blocked(ep.name):
                 continue
-            where = f"{dist.metadata['Name']} {dist.version}"
+            if where is None:
+                meta = dist.metadata
+                where = f"{meta['Name']} {meta['Version']}"
             what = f"{group}:{ep.name} = {ep.value}"
             try:
                 plugin = ep.load()
