@@ -24,6 +24,16 @@ if "PYTEST_XDIST_WORKER" in os.environ:
     torch.set_num_threads(int(os.environ["OPTPROMPT_THREADS"]))
 
 
+# tmp_path and tmp_path_factory in RAM (/dev/shm) where there is one, as scratch_dir does for
+# the conformance checks: tests run hundreds of tiny studies, and each commits every trial to
+# SQLite; on a disk those commits wait for syncs (measured serially: tests/kinds, tests/auto,
+# tests/soft_prompt and test_runner 64 s on disk, 46 s in RAM). PYTEST_DEBUG_TEMPROOT is
+# pytest's documented root for them; a value set outside wins, and --basetemp overrides both.
+_SHM = "/dev/shm"
+if os.path.isdir(_SHM) and os.access(_SHM, os.W_OK | os.X_OK):
+    os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", _SHM)
+
+
 def _tiny_tokenizer(*, chat: bool, bos: bool):  # type: ignore[no-untyped-def]
     from optprompt.testing.fixtures import tiny_tokenizer
 

@@ -9,7 +9,7 @@ of :func:`get_plugin_manager` / :func:`load_plugins` builds fresh ones.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,16 +40,23 @@ ENTRY_POINT_GROUP = "optprompt"
 CORE_DISTRIBUTION = "optprompt"
 
 
-def _is_core(ep: Any) -> bool:
+def _is_core(ep: Any, names: dict[int, str]) -> bool:
+    """Whether ``ep`` is one of the core's; ``names`` keeps each distribution's name once
+    read (reading it parses the distribution's metadata)."""
     dist = getattr(ep, "dist", None)
-    return dist is not None and dist.name == CORE_DISTRIBUTION and ep.value.startswith("optprompt.")
+    if dist is None or not ep.value.startswith("optprompt."):
+        return False
+    if id(dist) not in names:
+        names[id(dist)] = dist.name
+    return names[id(dist)] == CORE_DISTRIBUTION
 
 
 def core_entry_points() -> list[Any]:
     """The core's components as its distribution declares them in the ``optprompt`` group."""
     from importlib.metadata import entry_points
 
-    found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if _is_core(ep)]
+    names: dict[int, str] = {}
+    found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if _is_core(ep, names)]
     if not found:
         raise PluginError(
             f"optprompt's own components are not registered: no entry point of group {ENTRY_POINT_GROUP!r} in the "
@@ -196,10 +203,13 @@ def _load_entry_points(pm: PluginManager, group: str) -> None:
     import importlib.metadata
 
     for dist in list(importlib.metadata.distributions()):
+        where = None  # read once per distribution: each read parses its metadata
         for ep in dist.entry_points:
             if ep.group != group or pm.has_plugin(ep.name) or pm.is_blocked(ep.name):
                 continue
-            where = f"{dist.metadata['Name']} {dist.version}"
+            if where is None:
+                meta = dist.metadata
+                where = f"{meta['Name']} {meta['Version']}"
             what = f"{group}:{ep.name} = {ep.value}"
             try:
                 plugin = ep.load()
@@ -251,8 +261,8 @@ def get_plugin_manager(*, entry_points: bool = True, extra_plugins: Iterable[obj
     return pm
 
 
-def _plugin_source(pm: pluggy.PluginManager, plugin_name: str) -> str:
-    if plugin_name in {ep.name for ep in core_entry_points()}:
+def _plugin_source(pm: pluggy.PluginManager, plugin_name: str, core: Collection[str]) -> str:
+    if plugin_name in core:
         return "optprompt core"
     where = getattr(pm, "distributions", {}).get(plugin_name)
     if where is not None:
@@ -260,10 +270,22 @@ def _plugin_source(pm: pluggy.PluginManager, plugin_name: str) -> str:
     return f"registered in code ({plugin_name})"
 
 
-def _collect(pm: pluggy.PluginManager, hook_name: str, registry: Registry, make: Callable[..., Entry]) -> None:
+def _core_names() -> frozenset[str]:
+    """The names of the core's entry points (read once per load: each read parses the
+    metadata of every installed distribution)."""
+    return frozenset(ep.name for ep in core_entry_points())
+
+
+def _collect(
+    pm: pluggy.PluginManager,
+    hook_name: str,
+    registry: Registry,
+    make: Callable[..., Entry],
+    core: Collection[str],
+) -> None:
     hook = getattr(pm.hook, hook_name)
     for impl in hook.get_hookimpls():
-        source = _plugin_source(pm, impl.plugin_name)
+        source = _plugin_source(pm, impl.plugin_name, core)
 
         def register(*args: Any, _plugin: str = impl.plugin_name, _source: str = source, **kwargs: Any) -> None:
             registry.add(make(*args, plugin=_plugin, source=_source, **kwargs))
@@ -337,13 +359,14 @@ def load_plugins(pm: pluggy.PluginManager | None = None) -> Plugins:
         kinds=Registry("candidate kind"),
         task_types=Registry("task type"),
     )
-    _collect(pm, "register_strategies", plugins.strategies, _strategy_entry)
-    _collect(pm, "register_metrics", plugins.metrics, _named_entry)
-    _collect(pm, "register_task_loaders", plugins.task_loaders, _named_entry)
-    _collect(pm, "register_models", plugins.models, _named_entry)
-    _collect(pm, "register_backends", plugins.backends, _named_entry)
-    _collect(pm, "register_candidate_kinds", plugins.kinds, _kind_entry)
-    _collect(pm, "register_task_types", plugins.task_types, _task_type_entry)
+    core = _core_names()
+    _collect(pm, "register_strategies", plugins.strategies, _strategy_entry, core)
+    _collect(pm, "register_metrics", plugins.metrics, _named_entry, core)
+    _collect(pm, "register_task_loaders", plugins.task_loaders, _named_entry, core)
+    _collect(pm, "register_models", plugins.models, _named_entry, core)
+    _collect(pm, "register_backends", plugins.backends, _named_entry, core)
+    _collect(pm, "register_candidate_kinds", plugins.kinds, _kind_entry, core)
+    _collect(pm, "register_task_types", plugins.task_types, _task_type_entry, core)
     return plugins
 
 
@@ -351,5 +374,5 @@ def load_task_types(pm: pluggy.PluginManager | None = None) -> Registry:
     """The task types alone (name -> :class:`~optprompt.tasks.TaskType` instance): what a
     study file's ``task.type`` may name, without calling the other registration hooks."""
     registry = Registry("task type")
-    _collect(pm or get_plugin_manager(), "register_task_types", registry, _task_type_entry)
+    _collect(pm or get_plugin_manager(), "register_task_types", registry, _task_type_entry, _core_names())
     return registry

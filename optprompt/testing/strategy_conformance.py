@@ -13,8 +13,8 @@ and raises :class:`ConformanceError` (an ``AssertionError``) saying what broke:
 - :func:`check_survives_resume`: a study interrupted in ``propose`` (as by Ctrl-C) and run
   again keeps its finished trials, re-scores nothing, ends exactly at the budget and
   proposes what an uninterrupted run would have;
-- :func:`check_reproducible_with_seed`: two fresh runs with one seed propose the same
-  candidates in the same order.
+- :func:`check_reproducible_with_seed`: a run in a fresh process and one in this process,
+  with one seed, propose the same candidates in the same order.
 
 A plugin author subclasses :class:`StrategyConformanceTests` in a test module::
 
@@ -351,16 +351,20 @@ def check_reproducible_with_seed(
     env: TinyStudyEnv | None = None,
     seed: int = 0,
 ) -> None:
-    """Two fresh runs with the same seed propose the same candidates in the same order.
+    """A run in a fresh process proposes what a run in this process proposed, with one seed.
 
-    Each run is a new Python process (as two ``optprompt run`` invocations are), and the
-    global ``random`` and numpy generators are reseeded from the OS before each
-    ``propose`` (as other code in a user's process would leave them), so a strategy drawing
-    from module-level state (the global generators, string hashes, a module's caches) is
-    caught. That needs the strategy and ``extra_plugins`` importable in a new process
-    (a registered name, or classes and modules defined at module level of an importable
-    module); otherwise both runs are made in this process, with a warning. The score
-    cache is off, so nothing replays a first run's generations.
+    The second run is a new Python process (as a second ``optprompt run`` invocation is),
+    with its own string-hash seed and none of this process's module state, and the global
+    ``random`` and numpy generators are reseeded from the OS before each of its
+    ``propose`` calls (as other code in a user's process would leave them). It is compared
+    with the plain run in this process that the other checks read (see
+    :func:`check_proposes_valid_candidates`), which has this process's hash seed and module
+    state, so a strategy drawing from module-level state (the global generators, string
+    hashes, a module's caches) is caught. That needs the strategy and ``extra_plugins``
+    importable in a new process (a registered name, or classes and modules defined at
+    module level of an importable module); otherwise the second run is made in this
+    process too, with a warning. The score cache is off, so nothing replays a first run's
+    generations.
     """
     import warnings
 
@@ -371,6 +375,7 @@ def check_reproducible_with_seed(
     extra_refs = [reference_of(p) for p in extra]
     plugins, name = strategy_plugins(strategy, extra, hook=scrambling_hook)
     with env_or_temp(env) as env:
+        here = observed_run(env, strategy, options or {}, extra, seed).run.tokens()
         if ref is None or None in extra_refs:
             warnings.warn(
                 f"{name}: the strategy or an extra plugin cannot be imported by reference (defined in __main__, "
@@ -378,21 +383,18 @@ def check_reproducible_with_seed(
                 "module-level state shared between them goes unnoticed",
                 stacklevel=2,
             )
-            runs = [
-                run_study(env, plugins, name, options or {}, what=f"seeded run {i}", seed=seed).tokens() for i in (1, 2)
-            ]
+            other = run_study(env, plugins, name, options or {}, what="seeded run", seed=seed).tokens()
+            where = "a second run in this process"
         else:
-            runs = [
-                run_fresh(
-                    env.root, env.model_dir, env.data, env.prompt, ref, extra_refs,  # type: ignore[arg-type]
-                    options or {}, seed, env.new_dir(f"seeded-run-{i}"),
-                )
-                for i in (1, 2)
-            ]  # fmt: skip
-    a, b = runs
-    if a != b:
+            other = run_fresh(
+                env.root, env.model_dir, env.data, env.prompt, ref, extra_refs,  # type: ignore[arg-type]
+                options or {}, seed, env.new_dir("seeded-fresh-run"),
+            )  # fmt: skip
+            where = "a run in a fresh process"
+    if other != here:
         raise ConformanceError(
-            f"{name}: two runs with seed {seed}, each in a fresh process, differ: {_first_difference(a, b)} "
+            f"{name}: {where} and a run in this process, both with seed {seed}, differ: "
+            f"{_first_difference(other, here)} "
             "(seed every random choice from the study's seed: trial.suggest_*, or "
             "random.Random(...) seeded from self.context.seed; never the global `random` or numpy generator)"
         )

@@ -23,7 +23,9 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
     from optprompt.testing import make_tiny_study_env
 
-    root = tmp_path_factory.mktemp("summary")
+    # The summary prints the model's path whole, unbroken: keep it short enough for 80 columns
+    # under any temporary root (/dev/shm/pytest-of-USER/pytest-N/popen-gwN/s0/env/models/...).
+    root = tmp_path_factory.mktemp("s")
     env = make_tiny_study_env(root / "env")
     data = write_sentiment_jsonl(root / "data.jsonl", n=60)
     study = {

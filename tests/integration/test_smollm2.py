@@ -102,7 +102,8 @@ def test_soft_prompt_trains_and_reloads_exactly_on_smollm2(smollm2, demo_task, t
     cand = SoftCandidate.create(
         runner.baseline, "prompt_tuning", {"num_virtual_tokens": 8, "init": "text", "lr": 0.01, "epochs": 1}
     )
-    items, targets = training_items(cand, task.train[:32], runner.renderer, runner.model.tokenizer, chat=runner.chat)
+    # 16 rows, 4 steps of 4: the loss falls as far as over 32 rows (0.567 -> 0.489 against 0.490), in half the time.
+    items, targets = training_items(cand, task.train[:16], runner.renderer, runner.model.tokenizer, chat=runner.chat)
     texts = [e.input for e in task.dev[:6]]
     requests = runner.renderer.requests(cand, task.dev[:6])
 
