@@ -29,8 +29,11 @@ if "PYTEST_XDIST_WORKER" in os.environ:
 # SQLite; on a disk those commits wait for syncs (measured serially: tests/kinds, tests/auto,
 # tests/soft_prompt and test_runner 64 s on disk, 46 s in RAM). PYTEST_DEBUG_TEMPROOT is
 # pytest's documented root for them; a value set outside wins, and --basetemp overrides both.
+# Only where it has room (a container's default /dev/shm is 64 MiB; a run writes models and
+# adapters, and pytest keeps the last three runs' folders).
 _SHM = "/dev/shm"
-if os.path.isdir(_SHM) and os.access(_SHM, os.W_OK | os.X_OK):
+_SHM_ROOM = 1 << 30  # a whole run writes ~80 MiB there
+if os.path.isdir(_SHM) and os.access(_SHM, os.W_OK | os.X_OK) and shutil.disk_usage(_SHM).free >= _SHM_ROOM:
     os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", _SHM)
 
 
