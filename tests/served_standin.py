@@ -12,7 +12,9 @@ applies no LoRA: the real-server tests check that vLLM does). With ``embeddings`
 answers ``/v1/embeddings`` (the model's mean-pooled last hidden states), as vLLM started with
 ``--runner pooling`` does; without, that route is missing, as on a generating vLLM. It
 answers vLLM's ``/generative_scoring`` (next-token probabilities of label tokens after each
-item) unless ``next_token`` is False (as on servers without that route).
+item) unless ``next_token`` is False (as on servers without that route), and ``/metrics``
+with vLLM's ``vllm:cache_config_info`` line (prefix caching on, ``cache_block``-token blocks;
+None: off).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class StandIn:
     adapters: dict[str, str] = field(default_factory=dict)
     embeddings: bool = False
     next_token: bool = True
+    cache_block: int | None = 16
     server: ThreadingHTTPServer | None = None
     stopped: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -58,9 +61,10 @@ class StandIn:
                 pass
 
             def _answer(self, status: int, body: Any) -> None:
-                data = json.dumps(body).encode()
+                text = isinstance(body, str)  # /metrics: Prometheus text
+                data = body.encode() if text else json.dumps(body).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", "text/plain" if text else "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -128,6 +132,10 @@ class StandIn:
             vectors = ModelEmbedder(self.loaded).embed(list(body["input"]))
             data = [{"index": i, "object": "embedding", "embedding": v.tolist()} for i, v in enumerate(vectors)]
             return 200, {"object": "list", "data": data, "model": self.name}
+        if method == "GET" and path == "/metrics":
+            on = self.cache_block is not None
+            info = f'block_size="{self.cache_block or 16}",enable_prefix_caching="{on}",engine="0"'
+            return 200, f"# TYPE vllm:cache_config_info gauge\nvllm:cache_config_info{{{info}}} 1.0\n"
         if method == "POST" and path == "/generative_scoring" and self.next_token:
             if body.get("model") != self.name and body.get("model") not in self.adapters:
                 return 404, {"error": {"message": f"The model `{body.get('model')}` does not exist."}}

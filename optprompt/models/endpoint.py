@@ -40,18 +40,27 @@ RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 class Call:
     """One request: ``method`` ``path`` with a JSON ``body``; ``what`` names it in errors
     (e.g. ``"scoring example 'ex-12'"``). ``path`` is under the API root (``/v1``), or
-    under the server's own root with ``at_root`` (vLLM's ``/tokenize``)."""
+    under the server's own root with ``at_root`` (vLLM's ``/tokenize``). With ``text`` the
+    answer is returned as text, not read as JSON (vLLM's ``/metrics``)."""
 
-    __slots__ = ("method", "path", "body", "what", "at_root")
+    __slots__ = ("method", "path", "body", "what", "at_root", "text")
 
     def __init__(
-        self, method: str, path: str, body: dict[str, Any] | None = None, what: str = "", *, at_root: bool = False
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        what: str = "",
+        *,
+        at_root: bool = False,
+        text: bool = False,
     ) -> None:
         self.method = method
         self.path = path
         self.body = body
         self.what = what or f"{method} {path}"
         self.at_root = at_root
+        self.text = text
 
 
 class Endpoint:
@@ -164,6 +173,8 @@ class Endpoint:
                 except (httpx2.TimeoutException, httpx2.TransportError) as e:
                     last = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
                 else:
+                    if response.status_code < 400 and call.text:
+                        return response.text
                     if response.status_code < 400:
                         try:
                             return response.json()

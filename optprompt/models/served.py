@@ -14,11 +14,14 @@ or a mapping (:class:`ServedModelSpec`). :func:`connect` checks it once, before 
 3. one probe request asks for the log-probability of every prompt token. Servers that
    return log-probabilities of generated tokens only (llama.cpp's server, Ollama) would
    score every answer at chance: they are refused with an error naming the alternatives;
-4. with ``ranking: auto`` (the default) a second probe asks vLLM's ``/generative_scoring``
+4. unless ``ranking: prompt_logprobs``, a second probe asks vLLM's ``/generative_scoring``
    for the probe text's last token as the next token after the rest: where it answers
-   and agrees with the first probe (within 1e-3), answers are ranked by next-token reads
-   (``ranking = "next_token"``: the server's prefix cache computes each prompt once,
-   where prompt log-probabilities turn it off), else by prompt log-probabilities.
+   and agrees with the first probe (within 1e-3), the server can rank by next-token reads
+   (``ranking = "next_token"``), and its ``/metrics`` say whether its prefix cache is on
+   and its block size (``cache_block``). Next-token reads pay off through the prefix
+   cache only: with ``ranking: auto`` the scorer uses them for the inputs where they
+   compute fewer tokens (:func:`optprompt.scoring.backends.served.next_token_pays`), and
+   not at all where the cache is off or its block size unknown.
 """
 
 from __future__ import annotations
@@ -125,8 +128,12 @@ class ServedModel:
     checked_template: bool = False
     #: Where the server read the LoRA adapter requests go to (``spec.adapter``), as it lists it.
     adapter_root: str | None = None
-    #: How answers are scored: ``next_token`` or ``prompt_logprobs`` (decided by the probes).
+    #: Whether the server reads next tokens (``next_token``) or only returns prompt
+    #: log-probabilities (``prompt_logprobs``), as the probes found.
     ranking: str = "prompt_logprobs"
+    #: The server's prefix-cache block size in tokens (vLLM's ``/metrics``); None where its
+    #: prefix cache is off or it does not say.
+    cache_block: int | None = None
     family: str = "served"
     device: str = "server"
     dtype: str = "server"
@@ -202,6 +209,8 @@ def connect(ref: Any, plugins: Plugins | None = None, *, probe: bool = True) -> 
         served.checked_template = _check_tokenizer(served)
         probed = _probe_logprobs(served)
         served.ranking = _probe_ranking(served, probed)
+        if served.ranking == "next_token":
+            served.cache_block = _cache_block(served)
     return served
 
 
@@ -378,6 +387,26 @@ def _probe_ranking(served: ServedModel, probed: list[float]) -> str:
         raise ModelError(f"model server {served.ref}: ranking: next_token, but {why}; use ranking: prompt_logprobs")
     log.info("%s: %s; answers are ranked by prompt log-probabilities", served.ref, why)
     return "prompt_logprobs"
+
+
+def _cache_block(served: ServedModel) -> int | None:
+    """The prefix cache's block size vLLM's ``/metrics`` give (``vllm:cache_config_info``),
+    or None where the cache is off or the server does not say."""
+    import re
+
+    from optprompt.models.endpoint import Call
+
+    try:
+        text = served.endpoint.call(Call("GET", "/metrics", what="reading the metrics", at_root=True, text=True))
+    except ServerError as e:
+        log.info("%s: no /metrics (%s): its prefix cache is taken to be off", served.ref, e)
+        return None
+    line = next((x for x in text.splitlines() if x.startswith("vllm:cache_config_info{")), None)
+    labels = dict(re.findall(r'(\w+)="([^"]*)"', line or ""))
+    if labels.get("enable_prefix_caching") != "True" or not labels.get("block_size", "").isdigit():
+        log.info("%s: its /metrics give no prefix cache: answers are ranked by prompt log-probabilities", served.ref)
+        return None
+    return int(labels["block_size"])
 
 
 def next_token_body(model_id: str, items: list[list[int]], token: int) -> dict[str, Any]:

@@ -57,9 +57,9 @@ def test_connect_reads_the_served_model_and_probes_it(standin: StandIn, tiny_mod
         assert served.context_tokens == 2048 and served.checked_template
         assert served.fingerprint.startswith("served:stand-in:")
         paths = [r["path"] for r in standin.requests]
-        assert paths == ["/v1/models", "/tokenize", "/tokenize", "/v1/completions", "/generative_scoring"]
-        assert served.ranking == "next_token"
-        probe, read = standin.requests[-2]["body"], standin.requests[-1]["body"]
+        assert paths == ["/v1/models", "/tokenize", "/tokenize", "/v1/completions", "/generative_scoring", "/metrics"]
+        assert served.ranking == "next_token" and served.cache_block == 16  # the stand-in's /metrics say so
+        probe, read = standin.requests[-3]["body"], standin.requests[-2]["body"]
         assert probe["echo"] is True and probe["logprobs"] == 1 and isinstance(probe["prompt"][0][0], int)
         assert read["items"] == [probe["prompt"][0][:-1]] and read["label_token_ids"] == [probe["prompt"][0][-1]]
     finally:

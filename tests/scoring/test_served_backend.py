@@ -63,8 +63,8 @@ def test_served_loglikelihoods_match_in_process(standin, tiny_model, plugins, ra
     served.close()
 
 
-def test_next_token_reads_each_pair_once_each_context_first(served, standin, tiny_model) -> None:
-    assert served.ranking == "next_token"  # ranking: auto, and the stand-in reads next tokens
+def test_next_token_reads_each_pair_once_each_context_first(standin, tiny_model) -> None:
+    served = _connect(standin, ranking="next_token")
     backend = ServedBackend(served, max_batch_rows=8)
     reqs = _requests()
     contexts, answers, _ = backend.tokens.requests(reqs)
@@ -79,6 +79,51 @@ def test_next_token_reads_each_pair_once_each_context_first(served, standin, tin
     first = [item for b in sent for item in b["items"]][:n_first]
     assert sorted(map(tuple, first)) == sorted({tuple(c) for c in contexts})
     assert all(b["query"] == [] and len(b["items"]) <= 8 for b in sent)
+
+
+def test_auto_ranking_reads_next_tokens_where_they_cost_less(standin, tiny_model) -> None:
+    from optprompt.scoring.backends.served import next_token_pays
+
+    standin.cache_block = 64
+    served = _connect(standin)  # ranking: auto
+    assert served.ranking == "next_token" and served.cache_block == 64
+    backend = ServedBackend(served)
+    long_prefix = "Classify the sentiment of the review. " * 12 + "\nReview: "
+    reqs = _requests()[:3] + [
+        ScoreRequest(f"long-{i}", long_prefix, f"{t}\nSentiment:", (" positive", " negative", " Positive Negative"))
+        for i, t in enumerate(["good fun movie", "awful"])
+    ]
+    contexts, answers, _ = backend.tokens.requests(reqs)
+    pays = [next_token_pays(len(c), a, 64) for c, a in zip(contexts, answers)]
+    assert pays == [False] * 3 + [True] * 2  # short prompts (< one block) pay each answer once; long ones read
+    before = len(standin.requests)
+    got = backend.loglikelihoods(reqs)
+    sent = standin.requests[before:]
+
+    def of(seq: list[int]) -> int:  # the input a sequence belongs to (no context begins another)
+        return next(k for k, c in enumerate(contexts) if seq[: len(c)] == c)
+
+    assert {of(i) for r in sent if r["path"] == "/generative_scoring" for i in r["body"]["items"]} == {3, 4}
+    assert {of(p) for r in sent if r["path"] == "/v1/completions" for p in r["body"]["prompt"]} == {0, 1, 2}
+    assert _flat(got) == pytest.approx(_flat(CausalLMBackend(tiny_model).loglikelihoods(reqs)), abs=1e-4)
+    served.close()
+    standin.cache_block = None  # prefix cache off: reads never pay
+    served = _connect(standin)
+    assert served.ranking == "next_token" and served.cache_block is None
+    before = len(standin.requests)
+    ServedBackend(served).loglikelihoods(reqs)
+    assert {r["path"] for r in standin.requests[before:]} == {"/v1/completions"}
+    served.close()
+
+
+def test_next_token_reads_pay_for_long_prompts_only() -> None:
+    from optprompt.scoring.backends.served import next_token_pays
+
+    seven = [[1, 2, 3], [1, 2, 4], [5, 6], [7, 8, 9], [10, 2], [11, 2, 12], [13, 2, 14, 15]]
+    assert not next_token_pays(100, seven, 128)  # never cached: every read computes the prompt again
+    assert next_token_pays(100, seven, 16)  # 96 tokens cached: each read computes 4 + its prefix
+    assert next_token_pays(1000, seven, 128)
+    assert not next_token_pays(1000, [], 16)
 
 
 def test_a_server_without_next_token_reads_is_ranked_by_prompt_logprobs(standin, tiny_model) -> None:

@@ -59,13 +59,15 @@ def _requests(tokenizer) -> list[ScoreRequest]:  # type: ignore[no-untyped-def]
     return out
 
 
-@pytest.mark.parametrize("ranking", ["auto", "prompt_logprobs"])
+@pytest.mark.parametrize("ranking", ["auto", "next_token", "prompt_logprobs"])
 def test_served_and_in_process_loglikelihoods_agree(keyed, smollm2, ranking) -> None:
     served = connect({**keyed, "ranking": ranking})
     try:
         assert served.checked_template  # vLLM's /tokenize agreed with the local chat template
         # vLLM reads next tokens (/generative_scoring) as its prompt log-probabilities give them
-        assert served.ranking == ("next_token" if ranking == "auto" else "prompt_logprobs")
+        assert served.ranking == ("prompt_logprobs" if ranking == "prompt_logprobs" else "next_token")
+        if ranking == "auto":  # its /metrics give the prefix cache's block (128 tokens on a CPU)
+            assert isinstance(served.cache_block, int) and served.cache_block > 0
         backend = ServedBackend(served)
         requests = _requests(smollm2.tokenizer)
         got = backend.loglikelihoods(requests)

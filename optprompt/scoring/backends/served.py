@@ -18,7 +18,11 @@ sent. An answer's score is the sum of its tokens' log-probabilities, read one of
   answer. Any server that returns prompt log-probabilities does this, but asking for them
   turns vLLM's prefix cache off, so every answer pays for the whole prompt.
 
-The calibration and everything downstream are the in-process path's own.
+With ``ranking: auto`` each input goes the way that computes fewer tokens
+(:func:`next_token_pays`, from the server's cache block size): next-token reads for long
+prompts, prompt log-probabilities for prompts shorter than about a block, and for every
+input where the server's prefix cache is off or its block size unknown. The calibration
+and everything downstream are the in-process path's own.
 
 Requests carry several prompts each (at most ``max_batch_rows`` and ``batch_tokens``
 tokens) and run concurrently, at most ``max_concurrency`` in flight (see
@@ -44,7 +48,34 @@ from optprompt.scoring.backends.tokens import Tokens, cut_at_stop
 if TYPE_CHECKING:
     from optprompt.models.served import ServedModel
 
-__all__ = ["ServedBackend"]
+__all__ = ["ServedBackend", "next_token_pays", "READ_OVERHEAD", "PROMPT_LOGPROB_COST"]
+
+#: What one next-token read costs beside the tokens it computes (scheduling, the sampling
+#: step), in tokens.
+READ_OVERHEAD = 16
+#: What a token costs with its log-probability asked (the vocabulary projection and
+#: log-softmax at every position, and the server's per-position bookkeeping) against a token
+#: a read computes. With this factor the token counts below reproduce both measured ratios
+#: of `make bench-served` (CPU vLLM 0.32, 128-token blocks): 1.83 at 177-token prompts, 1.86
+#: at 442.
+PROMPT_LOGPROB_COST = 1.8
+
+
+def next_token_pays(context: int, answers: Sequence[Sequence[int]], block: int) -> bool:
+    """Whether next-token reads cost less for one input (``context`` tokens, its answers'
+    token ids) than prompt log-probabilities, on a server whose prefix cache keeps
+    ``block``-token blocks: the first read computes the whole context, each other read
+    what follows the context's last full block (its answer prefix included); prompt
+    log-probabilities compute context + answer for every answer, each token dearer
+    (:data:`PROMPT_LOGPROB_COST`). A context shorter than a block is never cached, so
+    there reads rarely pay."""
+    reads = {(tuple(a[:j]), a[j]) for a in answers for j in range(len(a))}
+    if not reads:
+        return False
+    uncached = context - context // block * block
+    cost = context + READ_OVERHEAD + sum(uncached + len(p) + READ_OVERHEAD for p, _ in reads)
+    cost -= uncached + READ_OVERHEAD  # counted once too many: the first read's prefix is empty
+    return cost < PROMPT_LOGPROB_COST * sum(context + len(a) for a in answers)
 
 
 class ServedBackend(Backend):
@@ -110,9 +141,21 @@ class ServedBackend(Backend):
         self, contexts: Sequence[list[int]], answers: Sequence[list[list[int]]], names: Sequence[str]
     ) -> list[list[float]]:
         self._check_lengths(contexts, answers, names)
-        if self.served.ranking == "next_token":
+        served = self.served
+        if served.ranking != "next_token":
+            return self._score_prompt(contexts, answers, names)
+        if served.spec.ranking == "next_token":
             return self._score_next_token(contexts, answers, names)
-        return self._score_prompt(contexts, answers, names)
+        block = served.cache_block
+        reads = [block is not None and next_token_pays(len(c), a, block) for c, a in zip(contexts, answers)]
+        out: list[list[float] | None] = [None] * len(contexts)
+        for way, score in ((True, self._score_next_token), (False, self._score_prompt)):
+            mine = [i for i, r in enumerate(reads) if r == way]
+            if mine:
+                rows = score([contexts[i] for i in mine], [answers[i] for i in mine], [names[i] for i in mine])
+                for i, row in zip(mine, rows):
+                    out[i] = row
+        return [row for row in out if row is not None]
 
     def _check_lengths(
         self, contexts: Sequence[list[int]], answers: Sequence[list[list[int]]], names: Sequence[str]
