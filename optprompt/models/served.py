@@ -429,7 +429,7 @@ def read_next_token(answer: Any, n: int, ref: str) -> list[float]:
         raise ServerError(f"{ref}: expected {n} next-token scores, got {str(answer)[:200]}")
     out: list[float | None] = [None] * n
     for d in data:
-        i, p = d.get("index") if isinstance(d, dict) else None, d.get("score") if isinstance(d, dict) else None
+        i, p = (d.get("index"), d.get("score")) if isinstance(d, dict) else (None, None)
         if not isinstance(i, int) or not 0 <= i < n or out[i] is not None or not isinstance(p, (int, float)):
             raise ServerError(f"{ref}: an unreadable next-token score ({str(d)[:200]})")
         if not 0.0 <= p <= 1.0 + 1e-6:
