@@ -165,6 +165,9 @@ class BudgetLock:
 
 
 def _lazy_states(obj: Any, depth: int = 0) -> Iterator[Any]:
+    """The random states of sampler ``obj``: its own, and those of the samplers (and
+    Optuna's sampler internals) it holds, such as a wrapped sampler's."""
+    import optuna
     from optuna.samplers._lazy_random_state import LazyRandomState
 
     if depth > 3:
@@ -172,7 +175,9 @@ def _lazy_states(obj: Any, depth: int = 0) -> Iterator[Any]:
     for value in vars(obj).values():
         if isinstance(value, LazyRandomState):
             yield value
-        elif hasattr(value, "__dict__") and type(value).__module__.startswith("optuna.samplers"):
+        elif isinstance(value, optuna.samplers.BaseSampler) or (
+            hasattr(value, "__dict__") and type(value).__module__.startswith("optuna.samplers")
+        ):
             yield from _lazy_states(value, depth + 1)
 
 

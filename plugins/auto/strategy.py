@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from optprompt_plugins.auto.config import AutoConfig, auto_config, families_of
+from optprompt_plugins.auto.promotion import PROMOTED, PromotingSampler, promote, to_promote
 from optprompt_plugins.auto.schedule import LOW_FIDELITY, halving, next_family, spent
 from optprompt_plugins.auto.view import FamilyStudy, FamilyTrial
 
@@ -107,6 +108,11 @@ class Auto(BaseStrategy):
             return next_family(trials, families, self.config.shares, total, unit)
         return halving(trials, families, total, unit, self.config.eta, self._training()).next
 
+    def create_sampler(self) -> optuna.samplers.BaseSampler:
+        """The study's sampler, wrapped so a full run can retrain a low-fidelity trial's
+        configuration (:mod:`.promotion`)."""
+        return PromotingSampler(super().create_sampler())
+
     def create_pruner(self, pruning: PruningSpec, n_dev: int) -> optuna.pruners.BasePruner:
         """The per-epoch pruner of the first family that trains, when one is on, judging a
         run against runs of its own fidelity only; else the study's."""
@@ -119,16 +125,21 @@ class Auto(BaseStrategy):
 
     # --- proposing --------------------------------------------------------------------
     def propose(self, trial: optuna.Trial) -> Any:
-        family = self._next_family(records(trial.study))
+        seen = records(trial.study)
+        family = self._next_family(seen)
         if family is None:
             raise CandidateRejected("the compute budget is spent")
         write(trial, family=family)
         strategy = self.families[family]
         if strategy.accepts_fidelity:
-            fidelity = self._fidelity(records(trial.study))
+            fidelity = self._fidelity(seen)
             strategy.use_fidelity(fidelity)
             if fidelity is not None:
                 trial.set_user_attr(LOW_FIDELITY, True)
+            else:  # a full run: first the family's best low-fidelity configurations, then fresh ones
+                source = to_promote(seen, family)
+                if source is not None:
+                    promote(trial, source)
         if strategy.accepts_template and self.config.soft_from_best:
             best = self._best_discrete(trial.study)
             if best is not None:
@@ -176,6 +187,9 @@ class Auto(BaseStrategy):
             ).to_dict()
         else:
             schedule = {"kind": "shares", "shares": dict(self.config.shares)}
+        promoted = {t.number: t.attr(PROMOTED)["trial"] for t in trials if t.attr(PROMOTED)}
+        if promoted:
+            schedule["promoted"] = promoted  # full-run trial -> the low-fidelity trial it retrained
         return {
             "budget": {"unit": unit, "total": self._total(), "spent": round(spent(trials, unit), 3)},
             "schedule": schedule,
