@@ -157,12 +157,19 @@ def arms_table(rows: list[dict], work: Path, reference: str = "8min-full") -> st
             ref, other = by.get((task, seed, reference)), by.get((task, seed, arm))
             if not ref or not other or ref["winner_test"] is None or other["winner_test"] is None:
                 continue
-            a = _winner_scores(work / f"{task}-{reference}-s{seed}")
-            b = _winner_scores(work / f"{task}-{arm}-s{seed}")
-            ids = sorted(set(a) & set(b))
-            c = compare([a[i] for i in ids], [b[i] for i in ids])
             d = other["winner_test"] - ref["winner_test"]
             diffs.append(d)
+            paths = [work / f"{task}-{name}-s{seed}" / "predictions.jsonl" for name in (reference, arm)]
+            if not all(p.exists() for p in paths):  # runs recorded on another machine: no pairs here
+                lines.append(
+                    f"| {task} | {seed} | {arm} | {ref['winner_test']:.3f} | {other['winner_test']:.3f} | {d:+.3f} | "
+                    f"not paired (a run's predictions are not under {work}) | "
+                    f"{ref['trials']} / {other['trials']} | {_trained(ref)} / {_trained(other)} |"
+                )
+                continue
+            a, b = (_winner_scores(p.parent) for p in paths)
+            ids = sorted(set(a) & set(b))
+            c = compare([a[i] for i in ids], [b[i] for i in ids])
             lines.append(
                 f"| {task} | {seed} | {arm} | {ref['winner_test']:.3f} | {other['winner_test']:.3f} | {d:+.3f} "
                 f"[{c.difference.low:+.3f}, {c.difference.high:+.3f}] | {c.p_value:.3g} ({c.test}) | "

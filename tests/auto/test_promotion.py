@@ -16,7 +16,9 @@ from optprompt.study.resilience import reseed_sampler
 from optprompt.trials import TrialRecord, records
 
 
-def _record(number: int, value: float | None, *, low: bool = True, promoted: int | None = None, **params) -> TrialRecord:  # type: ignore[no-untyped-def]
+def _record(
+    number: int, value: float | None, *, low: bool = True, promoted: int | None = None, **params
+) -> TrialRecord:  # type: ignore[no-untyped-def]
     attrs = {LOW_FIDELITY: True} if low else {}
     if promoted is not None:
         attrs[PROMOTED] = {"trial": promoted, "params": {}}
@@ -75,7 +77,9 @@ def test_reseeding_reaches_the_wrapped_sampler() -> None:
     assert draws[0] == draws[1]
 
 
-def test_an_auto_study_retrains_its_best_low_fidelity_configuration_in_full(tmp_path: Path, tiny_model_dir, tiny_model) -> None:  # type: ignore[no-untyped-def]
+def test_an_auto_study_retrains_its_best_low_fidelity_configuration_in_full(
+    tmp_path: Path, tiny_model_dir, tiny_model
+) -> None:  # type: ignore[no-untyped-def]
     data = write_sentiment_jsonl(tmp_path / "d.jsonl", n=64)
     spec = spec_from_dict(
         {
@@ -115,4 +119,6 @@ def test_an_auto_study_retrains_its_best_low_fidelity_configuration_in_full(tmp_
     assert first.candidate["params"]["epochs"] == 2 and "max_train_examples" not in first.candidate["params"]
     assert best.candidate["params"]["epochs"] == 1
     promoted = result["strategy_summary"]["schedule"]["promoted"]
-    assert {int(k): v for k, v in promoted.items()} == {r.number: r.attr(PROMOTED)["trial"] for r in full if r.attr(PROMOTED)}
+    assert {int(k): v for k, v in promoted.items()} == {
+        r.number: r.attr(PROMOTED)["trial"] for r in full if r.attr(PROMOTED)
+    }
