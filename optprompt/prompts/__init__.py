@@ -13,12 +13,13 @@ from optprompt.prompts.render import (
     split_request,
 )
 from optprompt.prompts.retrieval import RETRIEVAL_ORDERS, DemoPool, Embedder, Retrieval, Retrievers, select_demos
-from optprompt.prompts.wording import CASINGS, apply_casing, claims_one_word, fits_answers
+from optprompt.prompts.wording import CASINGS, apply_casing, claims_one_word, extend_instruction, fits_answers
 
 __all__ = [
     "CASINGS",
     "apply_casing",
     "claims_one_word",
+    "extend_instruction",
     "fits_answers",
     "CALIBRATIONS",
     "CHOICE_FORMATS",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["claims_one_word", "fits_answers", "CASINGS", "apply_casing"]
+__all__ = ["claims_one_word", "fits_answers", "extend_instruction", "CASINGS", "apply_casing"]
 
 _ONE_WORD = re.compile(r"\b(one|a single|single)\s+word\b", re.IGNORECASE)
 
@@ -23,6 +23,23 @@ def claims_one_word(instruction: str) -> bool:
 def fits_answers(instruction: str, answers: Iterable[str]) -> bool:
     """False when ``instruction`` asks for one word and some answer has several."""
     return not (claims_one_word(instruction) and any(len(a.split()) > 1 for a in answers))
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"[\w{}]+", text.lower()))
+
+
+def extend_instruction(base: str, variant: str) -> str | None:
+    """``variant`` with ``{base}`` standing for ``base`` (an instruction variant that adds to
+    the baseline's), or None when what it adds is already there: a sentence ``base`` already
+    says, or a second list of the labels. A careful engineer never writes "Answer with one
+    of: {labels}." twice."""
+    if "{base}" not in variant:
+        return variant
+    added = variant.replace("{base}", " ").strip()
+    if _words(added) and _words(added) in _words(base) or "{labels}" in base and "{labels}" in added:
+        return None
+    return variant.replace("{base}", base.rstrip())
 
 
 def apply_casing(word: str, casing: str) -> str:

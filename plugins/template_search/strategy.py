@@ -18,6 +18,7 @@ from optprompt.prompts import (
     PromptCandidate,
     Retrieval,
     apply_casing,
+    extend_instruction,
     fits_answers,
 )
 from optprompt.strategies import BaseStrategy, Budget, Family, StrategyConfig, StrategyContext
@@ -136,7 +137,7 @@ class TemplateSearch(BaseStrategy):
         self.instructions = _dedupe(
             [base.instruction]
             + (
-                [t.replace("{base}", base.instruction.rstrip()) for t in task.task_type.instruction_variants]
+                [extend_instruction(base.instruction, t) for t in task.task_type.instruction_variants]
                 if generic
                 else []
             )

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from optprompt.config import spec_from_dict
-from optprompt.prompts import CASINGS, apply_casing, claims_one_word, fits_answers
+from optprompt.prompts import CASINGS, apply_casing, claims_one_word, extend_instruction, fits_answers
 from optprompt.study import StudyRunner
 from optprompt.trials import records
 
@@ -29,6 +29,17 @@ def test_wording_rules() -> None:
         apply_casing("x", "shout")
 
 
+def test_an_instruction_variant_never_says_twice_what_the_baseline_says() -> None:
+    base = "Which intent is this request? Answer with one of: {labels}."
+    assert extend_instruction(base, "{base} Answer with one of: {labels}.") is None  # the same sentence
+    assert extend_instruction(base, "{base} Use only these labels: {labels}.") is None  # a second label list
+    assert extend_instruction(base, "{base} Reply with the answer only.") == f"{base} Reply with the answer only."
+    assert extend_instruction("Classify the review.", "{base} Answer with one of: {labels}.") == (
+        "Classify the review. Answer with one of: {labels}."
+    )
+    assert extend_instruction(base, "Classify the text: {labels}.") == "Classify the text: {labels}."  # no {base}
+
+
 def test_template_search_keeps_one_casing_and_instructions_that_fit(tmp_path: Path, tiny_model_dir, tiny_model) -> None:  # type: ignore[no-untyped-def]
     labels = ["add to playlist", "get weather", "Book restaurant"]
     rows = [{"id": str(i), "text": f"request number {i}", "label": labels[i % 3]} for i in range(48)]
@@ -45,7 +56,10 @@ def test_template_search_keeps_one_casing_and_instructions_that_fit(tmp_path: Pa
             "scoring": {"device": "cpu"},
         }
     )
-    StudyRunner(spec, model=tiny_model, progress=False).run()
+    runner = StudyRunner(spec, model=tiny_model, progress=False)
+    # The default instruction lists the labels: no variant lists them a second time.
+    assert all(i.count("{labels}") <= 1 for i in runner.setup().strategy.instructions)
+    runner.run()
     proposed = [r.candidate for r in records_of(spec.output) if r.candidate and not r.is_baseline]
     assert len(proposed) >= 5
     for cand in proposed:
