@@ -285,6 +285,10 @@ def print_families(result: StudyResult, width: int | None = None) -> None:
             width,
             indent="    ",
         )
+    promoted = schedule.get("promoted") or {}
+    if promoted:
+        pairs = ", ".join(f"trial {full} <- {low}" for full, low in promoted.items())
+        print_wrapped(f"  full runs retraining a low-fidelity configuration: {pairs}", width, indent="    ")
 
 
 def leaderboard(output_dir: str | Path, top: int = 10):  # type: ignore[no-untyped-def]

@@ -10,6 +10,7 @@ from optprompt_plugins.auto.promotion import PROMOTED, PromotingSampler, promote
 from optprompt_plugins.auto.schedule import LOW_FIDELITY
 from optprompt_testdata import write_sentiment_jsonl
 
+from optprompt.cli.main import main as cli_main
 from optprompt.config import spec_from_dict
 from optprompt.study import StudyRunner
 from optprompt.study.resilience import reseed_sampler
@@ -78,7 +79,7 @@ def test_reseeding_reaches_the_wrapped_sampler() -> None:
 
 
 def test_an_auto_study_retrains_its_best_low_fidelity_configuration_in_full(
-    tmp_path: Path, tiny_model_dir, tiny_model
+    tmp_path: Path, tiny_model_dir, tiny_model, capsys
 ) -> None:  # type: ignore[no-untyped-def]
     data = write_sentiment_jsonl(tmp_path / "d.jsonl", n=64)
     spec = spec_from_dict(
@@ -122,3 +123,5 @@ def test_an_auto_study_retrains_its_best_low_fidelity_configuration_in_full(
     assert {int(k): v for k, v in promoted.items()} == {
         r.number: r.attr(PROMOTED)["trial"] for r in full if r.attr(PROMOTED)
     }
+    assert cli_main(["show", str(tmp_path / "out")]) == 0
+    assert f"trial {first.number} <- {best.number}" in capsys.readouterr().out
