@@ -96,7 +96,7 @@ class PromotingSampler(optuna.samplers.BaseSampler):
         param_name: str,
         param_distribution: optuna.distributions.BaseDistribution,
     ) -> Any:
-        params = (trial.user_attrs.get(PROMOTED) or {}).get("params") or {}
+        params = (TrialRecord.from_frozen(trial).attr(PROMOTED) or {}).get("params") or {}
         if param_name in params and _holds(param_distribution, params[param_name]):
             return params[param_name]
         return self.inner.sample_independent(study, trial, param_name, param_distribution)
