@@ -8,7 +8,6 @@ from pathlib import Path
 import optuna
 import pytest
 from optprompt_plugins.auto.schedule import LOW_FIDELITY
-from optprompt_testdata import write_sentiment_jsonl
 
 from optprompt.config import spec_from_dict
 from optprompt.strategies import Fidelity
@@ -16,30 +15,8 @@ from optprompt.study import StudyRunner
 from optprompt.trials import records
 
 
-def _auto(tmp_path: Path, model_dir: Path, **options) -> dict:  # type: ignore[no-untyped-def]
-    data = write_sentiment_jsonl(tmp_path / "d.jsonl", n=64)
-    return {
-        "name": "lowfi",
-        "model": str(model_dir),
-        "output": str(tmp_path / "out"),
-        "task": {"data": str(data), "input": "text", "label": "label", "id": "id"},
-        "pruning": {"pruner": "none"},
-        "selection": {"holdout": 0},
-        "scoring": {"device": "cpu"},
-        "strategy": {
-            "name": "auto",
-            "trials": 40,
-            "budget": {"dev_examples": 600},
-            "template_search": {"max_demos": 1, "demo_pool": 4},
-            "evolution": False,
-            "soft_prompt": {"methods": ["prompt_tuning"], "virtual_tokens": [2], "epochs": [2, 2], "min_steps": 0},
-            **options,
-        },
-    }
-
-
-def test_the_first_rung_trains_on_half_of_train_for_one_epoch(tmp_path: Path, tiny_model_dir, tiny_model) -> None:  # type: ignore[no-untyped-def]
-    spec = spec_from_dict(_auto(tmp_path, tiny_model_dir))
+def test_the_first_rung_trains_on_half_of_train_for_one_epoch(tmp_path: Path, training_auto_study, tiny_model) -> None:  # type: ignore[no-untyped-def]
+    spec = spec_from_dict(training_auto_study("lowfi"))
     runner = StudyRunner(spec, model=tiny_model, progress=False)
     runner.run()
     study = optuna.load_study(study_name="lowfi", storage=f"sqlite:///{tmp_path / 'out' / 'study.db'}")
@@ -54,17 +31,17 @@ def test_the_first_rung_trains_on_half_of_train_for_one_epoch(tmp_path: Path, ti
     assert not any(r.attr(LOW_FIDELITY) for r in later)
 
 
-def test_low_fidelity_is_validated_and_can_be_turned_off(tmp_path: Path, tiny_model_dir, tiny_model) -> None:  # type: ignore[no-untyped-def]
+def test_low_fidelity_is_validated_and_can_be_turned_off(training_auto_study, tiny_model) -> None:  # type: ignore[no-untyped-def]
     from optprompt.errors import ConfigError
 
-    bad = spec_from_dict(_auto(tmp_path, tiny_model_dir, low_fidelity={"train": 0}))
+    bad = spec_from_dict(training_auto_study("lowfi", low_fidelity={"train": 0}))
     with pytest.raises(ConfigError, match=r"strategy\.low_fidelity\.train"):
         StudyRunner(bad, model=tiny_model, progress=False).setup()
     off = StudyRunner(
-        spec_from_dict(_auto(tmp_path, tiny_model_dir, low_fidelity=False)), model=tiny_model, progress=False
+        spec_from_dict(training_auto_study("lowfi", low_fidelity=False)), model=tiny_model, progress=False
     )
     assert off.setup().strategy._fidelity([]) is None
-    on = StudyRunner(spec_from_dict(_auto(tmp_path, tiny_model_dir)), model=tiny_model, progress=False)
+    on = StudyRunner(spec_from_dict(training_auto_study("lowfi")), model=tiny_model, progress=False)
     assert on.setup().strategy._fidelity([]) == Fidelity(train=0.5, epochs=1)
     with pytest.raises(ValueError, match="Fidelity.train is a share"):
         Fidelity(train=1.5)

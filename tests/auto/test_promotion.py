@@ -8,7 +8,6 @@ from pathlib import Path
 import optuna
 from optprompt_plugins.auto.promotion import PROMOTED, PromotingSampler, promote, to_promote
 from optprompt_plugins.auto.schedule import LOW_FIDELITY
-from optprompt_testdata import write_sentiment_jsonl
 
 from optprompt.cli.main import main as cli_main
 from optprompt.config import spec_from_dict
@@ -79,34 +78,10 @@ def test_reseeding_reaches_the_wrapped_sampler() -> None:
 
 
 def test_an_auto_study_retrains_its_best_low_fidelity_configuration_in_full(
-    tmp_path: Path, tiny_model_dir, tiny_model, capsys
+    tmp_path: Path, training_auto_study, tiny_model, capsys
 ) -> None:  # type: ignore[no-untyped-def]
-    data = write_sentiment_jsonl(tmp_path / "d.jsonl", n=64)
-    spec = spec_from_dict(
-        {
-            "name": "promote",
-            "model": str(tiny_model_dir),
-            "output": str(tmp_path / "out"),
-            "task": {"data": str(data), "input": "text", "label": "label", "id": "id"},
-            "pruning": {"pruner": "none"},
-            "selection": {"holdout": 0},
-            "scoring": {"device": "cpu"},
-            "strategy": {
-                "name": "auto",
-                "trials": 40,
-                "budget": {"dev_examples": 700},
-                "template_search": {"max_demos": 1, "demo_pool": 4},
-                "evolution": False,
-                "soft_prompt": {
-                    "methods": ["prompt_tuning"],
-                    "virtual_tokens": [2, 3],
-                    "epochs": [2, 2],
-                    "min_steps": 0,
-                    "prune": False,
-                },
-            },
-        }
-    )
+    soft = {"methods": ["prompt_tuning"], "virtual_tokens": [2, 3], "epochs": [2, 2], "min_steps": 0, "prune": False}
+    spec = spec_from_dict(training_auto_study("promote", budget={"dev_examples": 700}, soft_prompt=soft))
     result = StudyRunner(spec, model=tiny_model, progress=False).run().to_dict()
     study = optuna.load_study(study_name="promote", storage=f"sqlite:///{tmp_path / 'out' / 'study.db'}")
     soft = [r for r in records(study) if r.family == "soft_prompt" and r.candidate]
