@@ -37,7 +37,8 @@ def extend_instruction(base: str, variant: str) -> str | None:
     if "{base}" not in variant:
         return variant
     added = variant.replace("{base}", " ").strip()
-    if _words(added) and _words(added) in _words(base) or "{labels}" in base and "{labels}" in added:
+    said = bool(_words(added)) and _words(added) in _words(base)
+    if said or ("{labels}" in base and "{labels}" in added):
         return None
     return variant.replace("{base}", base.rstrip())
 

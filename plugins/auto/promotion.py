@@ -9,7 +9,7 @@ family's next full-fidelity trial *promotes* the best low-fidelity trial not pro
 yet: the family's strategy proposes as usual, and :class:`PromotingSampler` answers
 each of its ``suggest_*`` calls with the value the low-fidelity trial drew. The values
 are recorded as the trial's own parameters (the sampler learns from the full run), and
-the trial carries :data:`PROMOTED` (the number of the trial it promotes). Once every
+the trial carries :data:`PROMOTED` (the number and parameters of the trial it promotes). Once every
 low-fidelity trial is promoted, full runs are sampled as before.
 
 Only what the sampler draws per parameter is replayed (independent sampling: TPE, the
