@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 STAMP := $(VENV)/.optprompt-installed
 
-.PHONY: venv demo demo-sentiment demo-soft demo-auto demo-distill demo-ner test test-fast test-served bench bench-pruning bench-study bench-suite bench-served bench-served-workers bench-auto bench-peers lint clean browser serve-env serve
+.PHONY: venv demo demo-sentiment demo-soft demo-auto demo-distill demo-ner test test-fast test-served bench bench-pruning bench-study bench-suite bench-served bench-served-workers bench-auto bench-similarity bench-peers lint clean browser serve-env serve
 
 venv: $(STAMP)
 
@@ -130,6 +130,9 @@ bench-suite: venv
 # tasks and seeds (budgets are wall-clock minutes: run it on a quiet machine; hours).
 bench-auto: venv
 	$(PY) benchmarks/auto_budget.py
+
+bench-similarity: venv
+	$(PY) benchmarks/retrieval_similarity.py
 
 bench-study: venv
 	$(PY) benchmarks/engine_study.py

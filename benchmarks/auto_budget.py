@@ -38,6 +38,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -77,6 +78,7 @@ def _row(task: str, arm: str, seed: int, result: dict, wall: float, load: tuple[
         for name, f in (r.families or {}).items()
     }
     cmp = r.comparison
+    retrieval = r.best.candidate.get("retrieval")
     return {
         "task": task,
         "arm": arm,
@@ -86,6 +88,8 @@ def _row(task: str, arm: str, seed: int, result: dict, wall: float, load: tuple[
         "winner_test": r.best.test.value if r.best.test else None,
         "winner_trial": r.best.trial,
         "winner_kind": r.best.candidate.get("kind"),
+        # per-input demonstrations: how the winner compared inputs with its pool (None: fixed ones)
+        "winner_similarity": retrieval.get("similarity", "embedding") if retrieval else None,
         "kept_baseline": r.selection.kept_baseline if r.selection else None,
         "difference": cmp.difference.estimate if cmp else None,
         "p_one_sided": _one_sided(cmp),
@@ -112,6 +116,8 @@ def table(rows: list[dict]) -> str:
     fams = sorted({f for r in rows for f in r["families"]})
     head = ["task", "seed", "arm", "baseline", "winner", "gain", "p (1-sided)", "trials", "wall s", "load"]
     head += [f"best {f}" for f in fams]
+    demos = any("winner_similarity" in r for r in rows)  # template search rows: how the winner retrieved
+    head += ["winner's demonstrations"] * demos
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         gain = None if r["winner_test"] is None or r["baseline_test"] is None else r["winner_test"] - r["baseline_test"]
@@ -124,6 +130,8 @@ def table(rows: list[dict]) -> str:
             f"{r['load_before'][0]:.1f}",
         ]
         cells += [_fmt(r["families"].get(f, {}).get("test")) for f in fams]
+        if demos:
+            cells.append(f"knn, {r['winner_similarity']}" if r.get("winner_similarity") else "fixed")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -184,6 +192,48 @@ def arms_table(rows: list[dict], work: Path, reference: str = "8min-full") -> st
     return "\n".join(lines)
 
 
+def run_arms(
+    tasks: list[str],
+    arms: list[str],
+    seeds: list[int],
+    work: Path,
+    out: Path,
+    spec: Callable[[str, str, int, Path], dict],
+    reference: str,
+) -> None:
+    """Run each task x arm x seed not yet in ``out`` (the arms of one task and seed one after
+    another, each with a cold score cache), append its row to ``out`` after every run, and
+    print the tables (each arm paired with ``reference``)."""
+    rows = json.loads(out.read_text()) if out.exists() else []
+    done = {(r["task"], r["arm"], r["seed"]) for r in rows}
+    for seed in seeds:
+        for task in tasks:
+            for arm in arms:
+                if (task, arm, seed) in done:
+                    continue
+                where = work / f"{task}-{arm}-s{seed}"
+                where.mkdir(parents=True, exist_ok=True)
+                study = where / "study.yaml"
+                study.write_text(yaml.safe_dump(spec(task, arm, seed, where), sort_keys=False))
+                load = os.getloadavg()
+                start = time.perf_counter()
+                cmd = [sys.executable, "-m", "optprompt.cli.main", "run", str(study), "-q"]
+                # A cold score cache per run: minutes count trial time, and scores reused from an
+                # earlier run (the other arm's discrete candidates) would make trials free.
+                env = {**os.environ, "OPTPROMPT_SCORE_CACHE": str(where / "score-cache.sqlite")}
+                (where / "score-cache.sqlite").unlink(missing_ok=True)
+                subprocess.run(cmd, check=True, cwd=ROOT, env=env)
+                wall = time.perf_counter() - start
+                result = json.loads((where / "result.json").read_text())
+                rows.append(_row(task, arm, seed, result, wall, tuple(round(x, 1) for x in load)))
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(json.dumps(rows, indent=1))  # after every run: nothing lost
+                print(table(rows[-1:]), flush=True)
+    print(table(rows))
+    print()
+    print(arms_table(rows, work, reference))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
@@ -199,35 +249,7 @@ def main() -> None:
         print()
         print(arms_table(rows, args.work))
         return
-
-    rows = json.loads(args.out.read_text()) if args.out.exists() else []
-    done = {(r["task"], r["arm"], r["seed"]) for r in rows}
-    for seed in args.seeds:
-        for task in args.tasks:
-            for arm in args.arms:  # the arms of one task and seed one after another
-                if (task, arm, seed) in done:
-                    continue
-                where = args.work / f"{task}-{arm}-s{seed}"
-                where.mkdir(parents=True, exist_ok=True)
-                study = where / "study.yaml"
-                study.write_text(yaml.safe_dump(_spec(task, arm, seed, where), sort_keys=False))
-                load = os.getloadavg()
-                start = time.perf_counter()
-                cmd = [sys.executable, "-m", "optprompt.cli.main", "run", str(study), "-q"]
-                # A cold score cache per run: minutes count trial time, and scores reused from an
-                # earlier run (the other arm's discrete candidates) would make trials free.
-                env = {**os.environ, "OPTPROMPT_SCORE_CACHE": str(where / "score-cache.sqlite")}
-                (where / "score-cache.sqlite").unlink(missing_ok=True)
-                subprocess.run(cmd, check=True, cwd=ROOT, env=env)
-                wall = time.perf_counter() - start
-                result = json.loads((where / "result.json").read_text())
-                rows.append(_row(task, arm, seed, result, wall, tuple(round(x, 1) for x in load)))
-                args.out.parent.mkdir(parents=True, exist_ok=True)
-                args.out.write_text(json.dumps(rows, indent=1))  # after every run: nothing lost
-                print(table(rows[-1:]), flush=True)
-    print(table(rows))
-    print()
-    print(arms_table(rows, args.work))
+    run_arms(args.tasks, args.arms, args.seeds, args.work, args.out, _spec, "8min-full")
 
 
 if __name__ == "__main__":

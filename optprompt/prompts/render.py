@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from optprompt.errors import CandidateRejected, ConfigError
 from optprompt.prompts.candidate import PromptCandidate
 from optprompt.prompts.entity_formats import describe_format, describe_types, serialize_entities
-from optprompt.prompts.retrieval import Retrievers
+from optprompt.prompts.retrieval import Embedder, Retrievers
 from optprompt.tasks.task import Example, Task
 
 __all__ = [
@@ -223,12 +223,18 @@ class PromptRenderer:
             raise CandidateRejected(str(e)) from None
 
     def retrievers_for(self) -> Retrievers:
-        """The retrievers of candidates with per-input demonstrations (an error when there are none)."""
+        """The retrievers of candidates with per-input demonstrations. A renderer given none
+        retrieves by words alone (``similarity: lexical``); a candidate that compares
+        embeddings is then an error, raised when it first needs one."""
         if self.retrievers is None:
-            raise ConfigError(
-                "this candidate retrieves its demonstrations per input, but the renderer has no embedder "
-                "(PromptRenderer(..., retrievers=Retrievers(...)))"
-            )
+
+            def no_embedder(ref: str | None, pooling: str) -> Embedder:
+                raise ConfigError(
+                    "this candidate retrieves its demonstrations per input by comparing embeddings, but the renderer "
+                    "has no embedder (PromptRenderer(..., retrievers=Retrievers(...)))"
+                )
+
+            self.retrievers = Retrievers(no_embedder)
         return self.retrievers
 
     def pool(self, candidate: PromptCandidate) -> list[Example]:

@@ -3,7 +3,9 @@
 A candidate with :class:`Retrieval` settings shows, for each input, ``k`` demonstrations
 retrieved from a pool of train examples instead of fixed ones. Texts are compared by the
 cosine of their embeddings (by default the task model's mean-pooled last hidden states,
-:class:`optprompt.scoring.ModelEmbedder`); Maximal Marginal Relevance trades similarity
+:class:`optprompt.scoring.ModelEmbedder`), of their TF-IDF word vectors over the pool
+(``similarity: lexical``, :mod:`optprompt.prompts.lexical`), or by the mean of the two cosines
+(``hybrid``); Maximal Marginal Relevance trades similarity
 to the input for diversity among the demonstrations; label balance caps how many
 demonstrations share a label; the order puts the most similar demonstration next to the
 input or keeps the retrieval order.
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "POOLINGS",
+    "SIMILARITIES",
     "RETRIEVAL_ORDERS",
     "Embedder",
     "Retrieval",
@@ -50,6 +53,9 @@ RETRIEVAL_ORDERS = ("closest_last", "as_retrieved")
 #: How a text's last hidden states become one vector: ``mean`` over its tokens, or the
 #: ``last`` token's (which, in a decoder-only model, has read the whole text).
 POOLINGS = ("mean", "last")
+#: How texts are compared: the cosine of their ``embedding`` vectors, of their ``lexical``
+#: TF-IDF vectors over the pool's words and word pairs, or the mean of the two (``hybrid``).
+SIMILARITIES = ("embedding", "lexical", "hybrid")
 _QUERY_CACHE = 100_000
 
 
@@ -89,6 +95,7 @@ class Retrieval:
             :class:`~optprompt.config.ServedModelSpec`.
         pooling: One of :data:`POOLINGS`: how the embedding model's last hidden states
             become a text's vector.
+        similarity: One of :data:`SIMILARITIES`; ``lexical`` needs no embedding model.
     """
 
     pool: tuple[str, ...]
@@ -98,6 +105,7 @@ class Retrieval:
     order: Literal["closest_last", "as_retrieved"] = "closest_last"
     embedder: str | ServedModelSpec | None = None
     pooling: Literal["mean", "last"] = "mean"
+    similarity: Literal["embedding", "lexical", "hybrid"] = "embedding"
 
     def __post_init__(self) -> None:
         from optprompt.config.served import ServedModelSpec, served_model_field
@@ -130,6 +138,13 @@ class Retrieval:
             )
         if self.pooling not in POOLINGS:
             raise ConfigError(f"retrieval.pooling: {self.pooling!r} is not one of {', '.join(POOLINGS)}")
+        if self.similarity not in SIMILARITIES:
+            raise ConfigError(f"retrieval.similarity: {self.similarity!r} is not one of {', '.join(SIMILARITIES)}")
+
+    @property
+    def uses_model(self) -> bool:
+        """Whether texts are compared (partly) by an embedding model's vectors."""
+        return self.similarity != "lexical"
 
     def settings(self) -> dict[str, Any]:
         """The settings without the pool."""
@@ -139,11 +154,14 @@ class Retrieval:
         embedder = self.embedder
         if embedder is not None and not isinstance(embedder, str):
             embedder = embedder.model_dump(exclude_defaults=True)  # a served endpoint: its settings, never a key
-        return {**self.settings(), "embedder": embedder, "pooling": self.pooling, "pool": list(self.pool)}
+        out = {**self.settings(), "embedder": embedder, "pooling": self.pooling, "pool": list(self.pool)}
+        if self.similarity != "embedding":  # only when set: the hashes of earlier candidates hold
+            out["similarity"] = self.similarity
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Retrieval:
-        known = {"pool", "k", "mmr", "balance", "order", "embedder", "pooling"}
+        known = {"pool", "k", "mmr", "balance", "order", "embedder", "pooling", "similarity"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"retrieval: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -257,10 +275,13 @@ class DemoPool:
 
     Args:
         ids / texts / labels: The pool (labels for balance, None where there is none).
-        embedder: Embeds queries (and the pool, unless ``vectors`` are given).
-        vectors: The pool's vectors as :func:`normalise` returns them (an exported
+        embedder: Embeds queries (and the pool, unless ``vectors`` are given); a factory
+            is called on first use, so a ``lexical`` pool never loads a model.
+        vectors: The pool's embedding vectors as :func:`normalise` returns them (an exported
             card's); embedded (batched, once) on first use when None.
-        queries: A shared text -> vector cache for ``embedder``'s queries.
+        queries: A shared text -> embedding vector cache for ``embedder``'s queries.
+        similarity: One of :data:`SIMILARITIES`: ``lexical`` and ``hybrid`` fit a TF-IDF
+            vocabulary on ``texts`` (:class:`~optprompt.prompts.lexical.LexicalEmbedder`).
     """
 
     def __init__(
@@ -272,16 +293,24 @@ class DemoPool:
         *,
         vectors: np.ndarray | None = None,
         queries: OrderedDict[str, np.ndarray] | None = None,
+        similarity: str = "embedding",
     ) -> None:
+        from optprompt.prompts.lexical import LexicalEmbedder
+
         if not (len(ids) == len(texts) == len(labels)):
             raise ConfigError("retrieval pool: ids, texts and labels differ in length")
+        if similarity not in SIMILARITIES:
+            raise ConfigError(f"retrieval pool: similarity {similarity!r} is not one of {', '.join(SIMILARITIES)}")
         self.ids = list(ids)
         self.texts = list(texts)
         self.labels = list(labels)
         self.index = {i: n for n, i in enumerate(self.ids)}
+        self.similarity = similarity
         self._embedder = embedder
         self._vectors = vectors
         self._queries: OrderedDict[str, np.ndarray] = queries if queries is not None else OrderedDict()
+        self._lexical = LexicalEmbedder.fit(self.texts) if similarity != "embedding" else None
+        self._matrix: np.ndarray | None = None
         if vectors is not None and vectors.shape[0] != len(self.ids):
             raise ConfigError(f"retrieval pool: {vectors.shape[0]} vectors for {len(self.ids)} examples")
 
@@ -292,14 +321,37 @@ class DemoPool:
         return self._embedder  # type: ignore[return-value]
 
     @property
+    def uses_model(self) -> bool:
+        """Whether texts are compared (partly) by the embedding model's vectors."""
+        return self.similarity != "lexical"
+
+    @property
     def vectors(self) -> np.ndarray:
-        """The pool's normalised vectors (embedded once, batched)."""
+        """The pool's normalised embedding vectors (embedded once, batched; what a card stores)."""
         if self._vectors is None:
             self._vectors = normalise(self.embedder.embed(self.texts))
         return self._vectors
 
-    def query(self, text: str) -> np.ndarray:
-        """``text``'s normalised vector (cached)."""
+    @property
+    def matrix(self) -> np.ndarray:
+        """The pool's vectors as queries are compared with them (see :meth:`query`)."""
+        if self._matrix is None:
+            lexical = normalise(self._lexical.embed(self.texts)) if self._lexical is not None else None
+            self._matrix = self._combine(self.vectors if self.uses_model else None, lexical)
+        return self._matrix
+
+    def _combine(self, embedding: np.ndarray | None, lexical: np.ndarray | None) -> np.ndarray:
+        """One normalised vector per row: ``hybrid`` joins the two unit vectors, so a dot
+        product is the mean of the two cosines."""
+        import numpy as np
+
+        if lexical is None:
+            return embedding  # type: ignore[return-value]
+        if embedding is None:
+            return lexical
+        return normalise(np.concatenate([embedding, lexical], axis=1))
+
+    def _embedding(self, text: str) -> np.ndarray:
         v = self._queries.get(text)
         if v is None:
             v = normalise(self.embedder.embed_one(text))[0]
@@ -308,17 +360,23 @@ class DemoPool:
                 self._queries.popitem(last=False)
         return v
 
+    def query(self, text: str) -> np.ndarray:
+        """``text``'s normalised vector (its embedding part cached)."""
+        embedding = self._embedding(text)[None] if self.uses_model else None
+        lexical = normalise(self._lexical.embed_one(text)) if self._lexical is not None else None
+        return self._combine(embedding, lexical)[0]
+
     def select(self, settings: Retrieval, text: str, exclude_id: str | None = None) -> list[int]:
         """Pool indices of ``text``'s demonstrations, in prompt order; never ``exclude_id``."""
-        vectors = self.vectors
-        query = self.query(text)
-        if query.shape[0] != vectors.shape[1]:
-            raise ConfigError(
-                f"retrieval: the query's embedding has {query.shape[0]} dimensions, the pool's {vectors.shape[1]}: "
-                "they come from different embedding models"
-            )
+        if self.uses_model:
+            vectors, query = self.vectors, self._embedding(text)
+            if query.shape[0] != vectors.shape[1]:
+                raise ConfigError(
+                    f"retrieval: the query's embedding has {query.shape[0]} dimensions, the pool's "
+                    f"{vectors.shape[1]}: they come from different embedding models"
+                )
         exclude = [self.index[exclude_id]] if exclude_id is not None and exclude_id in self.index else []
-        return select_demos(query, vectors, settings, labels=self.labels, exclude=exclude)
+        return select_demos(self.query(text), self.matrix, settings, labels=self.labels, exclude=exclude)
 
 
 class Retrievers:
@@ -342,7 +400,7 @@ class Retrievers:
 
     def pool(self, settings: Retrieval, task: Task) -> DemoPool:
         """The pool ``settings`` retrieve from (examples of ``task``), embedded once."""
-        key = (settings.embedder, settings.pooling, settings.pool)
+        key = (settings.embedder, settings.pooling, settings.pool, settings.similarity)
         if key not in self._pools:
             try:
                 examples = [task.example(i) for i in settings.pool]
@@ -352,8 +410,10 @@ class Retrievers:
                 [ex.id for ex in examples],
                 [ex.input for ex in examples],
                 [task.task_type.balance_key(ex) for ex in examples],
-                self.embedder(settings.embedder, settings.pooling),
+                # built on first use: a lexical pool needs no embedding model (nor a served study one)
+                lambda: self.embedder(settings.embedder, settings.pooling),
                 queries=self._queries.setdefault((settings.embedder, settings.pooling), OrderedDict()),
+                similarity=settings.similarity,
             )
         return self._pools[key]
 

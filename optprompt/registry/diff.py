@@ -56,7 +56,8 @@ def _retrieval(card: PromptCard) -> str:
     vectors = (r.get("vectors") or {}).get("data", "")
     return (
         f"k={r.get('k')} mmr={r.get('mmr')} balance={_show(r.get('balance'))} order={r.get('order')} "
-        f"pool={pool} embedder={_show(embedder)} vectors={hashlib.sha256(vectors.encode()).hexdigest()[:8]}"
+        f"pool={pool} similarity={r.get('similarity', 'embedding')} embedder={_show(embedder)} "
+        f"vectors={hashlib.sha256(vectors.encode()).hexdigest()[:8]}"
     )
 
 

@@ -149,6 +149,9 @@ class StrategyContext:
     #: Whether candidates can be trained on the study's model: False for a served model
     #: without a local copy of its weights (families that train are then refused or skipped).
     can_train: bool = True
+    #: Whether the task model embeds texts in-process: False for a served model (per-input
+    #: demonstrations then compare words, or embed with a model the strategy names).
+    can_embed: bool = True
 
     def strategy_class(self, name: str) -> type[BaseStrategy]:
         """The registered strategy ``name`` (for a strategy that composes others)."""

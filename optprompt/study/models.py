@@ -54,6 +54,13 @@ class ModelPool:
 
         return not is_served_ref(self.spec.model) or served_spec(self.spec.model).weights is not None
 
+    def can_embed(self) -> bool:
+        """Whether the task model embeds texts in-process (a served one has no hidden states
+        to pool: retrieval then names an ``embedder`` or compares words)."""
+        from optprompt.models.served import is_served_ref
+
+        return not is_served_ref(self.spec.model)
+
     def training_model(self) -> LoadedModel:
         """The model kinds train and score trained candidates on: the task model, or for a
         served one the local copy of its weights when given (else the served model: kinds
@@ -116,7 +123,8 @@ class ModelPool:
                 f"per-input demonstrations need embeddings, and model {self.spec.model} is served: name an embedding "
                 "model for retrieval in the strategy's embedder option: a served embeddings endpoint "
                 "(embedder: http://HOST:PORT/v1, e.g. vLLM with --runner pooling --convert embed) or a local model "
-                "(embedder: smollm2-135m-instruct)"
+                "(embedder: smollm2-135m-instruct), or compare inputs by their words alone "
+                "(knn: {similarity: [lexical]})"
             )
         if (ref is None or self.is_task_model(ref)) and self.model is not None and not is_served_ref(ref):
             return ModelEmbedder(self.model, pooling=pooling)

@@ -87,6 +87,7 @@ def build_strategy(spec: StudySpec, task: Task, plugins: Plugins, pool: ModelPoo
         strategies=lambda name: plugins.strategies.get(name).obj,
         strategy_names=tuple(plugins.strategies.names()),
         can_train=pool.can_train(),
+        can_embed=pool.can_embed(),
     )
     strategy = plugins.strategies.get(spec.strategy.name).obj.from_options(spec.strategy.options(), context)
     if strategy.trains and not context.can_train:

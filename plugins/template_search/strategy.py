@@ -59,6 +59,13 @@ class KnnOptions(BaseModel):
         min_length=1,
         description="How hidden states become a text's vector: mean over its tokens, or its last token's.",
     )
+    similarity: list[Literal["embedding", "lexical", "hybrid"]] | None = Field(
+        None,
+        min_length=1,
+        description="How an input is compared with the pool: the cosine of embedding vectors, of TF-IDF word vectors "
+        "over the pool (lexical: no embedding model needed), or the mean of the two (hybrid). Default: "
+        "[embedding, hybrid]; [lexical] for a served task model without an embedder.",
+    )
     pool: int = Field(256, ge=1, description="Train examples demonstrations are retrieved from (a balanced sample).")
     embedder: str | ServedModelSpec | None = Field(
         None,
@@ -176,6 +183,9 @@ class TemplateSearch(BaseStrategy):
             sample = balanced_sample(task.train, config.knn.pool, rng, by_label=task.has_fixed_labels)
             order = {ex.id: i for i, ex in enumerate(task.train)}
             self.knn_pool = tuple(sorted((ex.id for ex in sample), key=order.__getitem__))
+        embeds = context.can_embed or config.knn.embedder is not None
+        default = ["embedding", "hybrid"] if embeds else ["lexical"]  # a served model has no hidden states
+        self.similarities: list[str] = list(config.knn.similarity or default)
         self.induced: Induced | None = None  # induced on the first proposal (the model is loaded by then)
 
     @staticmethod
@@ -306,4 +316,5 @@ class TemplateSearch(BaseStrategy):
             order=pick("knn_order", knn.order),
             embedder=knn.embedder,
             pooling=pick("knn_pooling", knn.pooling),
+            similarity=pick("knn_similarity", self.similarities),
         )

@@ -222,3 +222,27 @@ def test_multiple_choice_knn_on_a_plain_model(tiny_plain_model, tiny_plain_model
     want = {p["id"]: p["pred"] for p in logged if p["role"] == "best"}
     got = predictor.predict([e.input for e in test], [list(e.options) for e in test])
     assert got == [e.options[want[e.id]] for e in test]
+
+
+@pytest.mark.parametrize("similarity", ["lexical", "hybrid"])
+def test_cards_comparing_words_predict_the_studys_predictions(study_dict, tiny_model, tmp_path, similarity) -> None:  # type: ignore[no-untyped-def]
+    """``similarity: lexical`` (TF-IDF over the pool's words) and ``hybrid`` (its cosine
+    averaged with the embeddings'): the card rebuilds the vocabulary from its pool's inputs
+    and retrieves exactly as the study did; a lexical card stores no vectors and names no model."""
+    spec, runner, result = _run(study_dict, tiny_model, knn={"similarity": [similarity]})
+    r = result["best"]["retrieval"]
+    assert r["similarity"] == similarity
+    if similarity == "lexical":
+        assert r["vectors"] is None and r["embedder"] is None
+    else:
+        assert r["vectors"]["rows"] == 12 and r["embedder"]["task_model"] is True
+    export_card(spec.output, tmp_path / "card")
+    card = load_card(tmp_path / "card")
+    cand = PromptCandidate.from_dict(result["best"]["candidate"])
+    if similarity == "lexical":  # no model lent, none named: retrieval needs none
+        for ex in runner.task.test[:5]:
+            assert [d["id"] for d in card.demos_for(ex.input)] == [d.id for d in runner.renderer.demos(cand, ex)]
+    predictor = optprompt.load(tmp_path / "card", tiny_model)
+    test = runner.task.test
+    want = _study_predictions(spec.output, list(runner.task.labels))
+    assert predictor.predict([e.input for e in test]) == [want[e.id] for e in test]

@@ -117,3 +117,21 @@ def test_the_constrained_figure_comes_from_the_servers_guided_decoding(
     assert result.constrained_generation is not None
     guided = [r for r in standin.requests if (r["body"] or {}).get("structured_outputs")]
     assert guided and all(set(r["body"]["structured_outputs"]["choice"]) == {"positive", "negative"} for r in guided)
+
+
+def test_per_input_demonstrations_by_words_need_no_embedding_model(
+    study_dict: dict, standin: StandIn, tmp_path: Path
+) -> None:
+    """A served model has no hidden states to pool: without an ``embedder`` its per-input
+    demonstrations compare words (``similarity: lexical``, the default there), and the same
+    study in-process, asked for lexical retrieval, picks the same demonstrations."""
+    knn = {"k": [2], "pool": 12}
+    strategy = {**study_dict["strategy"], "trials": 4, "demos": ["knn"]}
+    base = {**study_dict, "selection": {"holdout": 0}}
+    lexical = {**strategy, "knn": {**knn, "similarity": ["lexical"]}}
+    local = run_study(spec_from_dict({**base, "strategy": lexical, "output": str(tmp_path / "l")}), progress=False)
+    served_study = {**base, "strategy": {**strategy, "knn": knn}, "model": {"url": standin.url}}
+    served = run_study(spec_from_dict({**served_study, "output": str(tmp_path / "served")}), progress=False)
+    assert served.best.candidate["retrieval"]["similarity"] == "lexical"
+    assert served.best.hash == local.best.hash
+    assert served.best.test.value == pytest.approx(local.best.test.value)

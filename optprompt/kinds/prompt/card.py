@@ -53,7 +53,7 @@ CARD_FILE = "prompt_card.json"
 PROMPT_FILE = "prompt.txt"
 CARD_FORMAT = 1
 _RETRIEVAL_KEYS = ("k", "mmr", "balance", "order", "embedder", "pool", "vectors")
-_RETRIEVAL_OPTIONAL = ("pooling",)
+_RETRIEVAL_OPTIONAL = ("pooling", "similarity")
 
 
 @dataclass(frozen=True)
@@ -181,6 +181,7 @@ class PromptCard:
                 order=r["order"],
                 embedder=None if (r.get("embedder") or {}).get("task_model", True) else r["embedder"].get("ref"),
                 pooling=r.get("pooling", "mean"),
+                similarity=r.get("similarity", "embedding"),
             )
         except (KeyError, TypeError, ConfigError) as e:
             raise OptpromptError(f"prompt card: invalid retrieval settings: {e}") from None
@@ -195,7 +196,12 @@ class PromptCard:
             lent = self.__dict__.get("_embedder")
             expected = (r.get("embedder") or {}).get("fingerprint")
             try:
-                vectors = decode_vectors(r["vectors"], where="prompt card retrieval.vectors")
+                similarity = r.get("similarity", "embedding")
+                vectors = (
+                    decode_vectors(r["vectors"], where="prompt card retrieval.vectors")
+                    if similarity != "lexical"
+                    else None
+                )
                 if lent is not None and expected and lent.fingerprint != expected:
                     # another model (evaluate --model): the stored vectors are in the card's
                     # model's space, so the pool is embedded again with the model lent
@@ -206,6 +212,7 @@ class PromptCard:
                     [d.get("label") for d in entries],
                     lent or self._load_embedder,
                     vectors=vectors,
+                    similarity=similarity,
                 )
             except (KeyError, TypeError) as e:
                 raise OptpromptError(f"prompt card: invalid retrieval pool: missing or bad {e}") from None

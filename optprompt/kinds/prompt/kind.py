@@ -27,29 +27,36 @@ def _demo(renderer: PromptRenderer, candidate: PromptCandidate, ex: Example) -> 
 
 def describe_retrieval(renderer: PromptRenderer, candidate: PromptCandidate) -> dict[str, Any]:
     """What a card needs to retrieve a candidate's demonstrations per input: the settings,
-    the embedding model, the pool (with answers and balance labels) and its vectors."""
+    the embedding model, the pool (with answers and balance labels) and its vectors (none
+    when the pool is compared by its words only: ``similarity: lexical``)."""
     from optprompt.prompts.retrieval import encode_vectors
 
     settings = candidate.retrieval
     if settings is None:
         raise ValueError("this candidate shows fixed demonstrations; it retrieves none")
     pool = renderer.retrievers_for().pool(settings, renderer.task)
-    embedder = pool.embedder
-    return {
+    out: dict[str, Any] = {
         **settings.settings(),
-        "embedder": {
-            # what rebuilds it: a model reference, or a served endpoint's settings (never its key)
-            "ref": getattr(embedder, "reference", embedder.ref),
-            "fingerprint": embedder.fingerprint,
-            "task_model": settings.embedder is None,
-        },
+        "embedder": None,  # lexical: rebuilt from the pool's inputs, no model
         "pooling": settings.pooling,
         "pool": [
             {**_demo(renderer, candidate, ex), "label": renderer.task.task_type.balance_key(ex)}
             for ex in renderer.pool(candidate)
         ],
-        "vectors": encode_vectors(pool.vectors),
+        "vectors": None,
     }
+    if settings.similarity != "embedding":
+        out["similarity"] = settings.similarity
+    if pool.uses_model:
+        embedder = pool.embedder
+        out["embedder"] = {
+            # what rebuilds it: a model reference, or a served endpoint's settings (never its key)
+            "ref": getattr(embedder, "reference", embedder.ref),
+            "fingerprint": embedder.fingerprint,
+            "task_model": settings.embedder is None,
+        }
+        out["vectors"] = encode_vectors(pool.vectors)
+    return out
 
 
 def describe(renderer: PromptRenderer, chat: bool, candidate: PromptCandidate) -> dict[str, Any]:

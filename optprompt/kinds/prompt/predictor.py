@@ -74,7 +74,11 @@ class CardPredictor:
 
             backend = make_backend(loaded, plugins or load_plugins())
         self.backend = backend
-        if card.retrieval is not None and (card.retrieval.get("embedder") or {}).get("task_model", True):
+        if (
+            card.retrieval is not None
+            and card.retrieval.get("similarity", "embedding") != "lexical"  # lexical: words only, no model
+            and (card.retrieval.get("embedder") or {}).get("task_model", True)
+        ):
             from optprompt.scoring.embedding import ModelEmbedder
 
             card.use_embedder(
