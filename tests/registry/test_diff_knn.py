@@ -44,6 +44,10 @@ def test_diff_of_knn_cards_names_the_retrieval_and_loads_no_model() -> None:
     assert diff_cards(_knn_card(2), _knn_card(2)).startswith("no differences")
     assert "retrieval" not in fixed.to_dict()  # cards with fixed demonstrations are written as before
     assert PromptCard.from_dict(_knn_card(2).to_dict()) == _knn_card(2)
+    lexical = _knn_card(2)
+    lexical.retrieval.update(similarity="lexical", embedder=None, vectors=None)
+    assert "similarity=embedding" in diff_cards(_knn_card(2), lexical)
+    assert "similarity=lexical embedder=- vectors=" in diff_cards(_knn_card(2), lexical)
 
 
 def test_a_card_with_a_broken_retrieval_block_is_named() -> None:

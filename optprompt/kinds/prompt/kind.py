@@ -123,7 +123,12 @@ class PromptKind(CandidateKind):
                     "demonstrations",
                     f"{r['k']} retrieved per input from {len(r['pool'])} examples (mmr {r['mmr']}, "
                     f"balance {'on' if r['balance'] else 'off'}, order {r['order']}, "
-                    f"embedder {r.get('embedder') or 'the task model'}, pooling {r.get('pooling', 'mean')})",
+                    + (
+                        "compared by their words: TF-IDF over the pool)"
+                        if r.get("similarity") == "lexical"
+                        else f"embedder {r.get('embedder') or 'the task model'}, pooling {r.get('pooling', 'mean')}"
+                        + (", averaged with TF-IDF over the pool)" if r.get("similarity") == "hybrid" else ")")
+                    ),
                 )
             )
         return out
