@@ -234,23 +234,27 @@ def run_arms(
     print(arms_table(rows, work, reference))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def arms_main(
+    doc: str, arms: list[str], work: Path, out: Path, spec: Callable[[str, str, int, Path], dict], reference: str
+) -> None:
+    """The command line of an arms benchmark: run the arms asked for, or (``--table``) print
+    the tables of the runs recorded."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
-    ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    ap.add_argument("--arms", nargs="+", default=arms, choices=arms)
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
-    ap.add_argument("--work", type=Path, default=ROOT / "runs" / "auto-budget")
-    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--work", type=Path, default=work)
+    ap.add_argument("--out", type=Path, default=out)
     ap.add_argument("--table", action="store_true", help="only print the tables of the runs recorded in --out")
     args = ap.parse_args()
     if args.table:
         rows = json.loads(args.out.read_text())
         print(table(rows))
         print()
-        print(arms_table(rows, args.work))
+        print(arms_table(rows, args.work, reference))
         return
-    run_arms(args.tasks, args.arms, args.seeds, args.work, args.out, _spec, "8min-full")
+    run_arms(args.tasks, args.arms, args.seeds, args.work, args.out, spec, reference)
 
 
 if __name__ == "__main__":
-    main()
+    arms_main(__doc__, list(ARMS), ROOT / "runs" / "auto-budget", OUT, _spec, "8min-full")

@@ -24,8 +24,6 @@ demonstrations were retrieved; None: fixed demonstrations).
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -33,7 +31,7 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from auto_budget import ROOT, STUDIES, TASKS, arms_table, run_arms, table  # noqa: E402
+from auto_budget import ROOT, STUDIES, TASKS, arms_main  # noqa: E402
 
 OUT = HERE / "results" / "retrieval_similarity.json"
 ARMS = {"embedding": {"similarity": ["embedding"]}, "default": {}}
@@ -49,23 +47,5 @@ def _spec(task: str, arm: str, seed: int, where: Path) -> dict:
     return spec
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
-    ap.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
-    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
-    ap.add_argument("--work", type=Path, default=ROOT / "runs" / "retrieval-similarity")
-    ap.add_argument("--out", type=Path, default=OUT)
-    ap.add_argument("--table", action="store_true", help="only print the tables of the runs recorded in --out")
-    args = ap.parse_args()
-    if args.table:
-        rows = json.loads(args.out.read_text())
-        print(table(rows))
-        print()
-        print(arms_table(rows, args.work, "embedding"))
-        return
-    run_arms(args.tasks, args.arms, args.seeds, args.work, args.out, _spec, "embedding")
-
-
 if __name__ == "__main__":
-    main()
+    arms_main(__doc__, list(ARMS), ROOT / "runs" / "retrieval-similarity", OUT, _spec, "embedding")
