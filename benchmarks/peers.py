@@ -313,8 +313,9 @@ def table(names: list[str], seed: int) -> str:
                     ps.append("")
                     continue
                 ids = sorted(scores[ours])
-                p, _ = one_sided([s[i] for i in ids], [scores[ours][i] for i in ids])
-                ps.append(f"{p:.2g}")
+                p, test = one_sided([s[i] for i in ids], [scores[ours][i] for i in ids])
+                # a bootstrap p of 0: none of compare's 2,000 resamples reached it
+                ps.append(f"< 5e-4 ({test})" if p == 0 else f"{p:.2g}")
             m = d.get("summary", {})
             cost = (
                 f"{m['requests']:.0f} | {m['prompt_tokens'] / 1000:.0f}k / {m['generation_tokens'] / 1000:.1f}k | "
