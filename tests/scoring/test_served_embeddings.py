@@ -79,8 +79,11 @@ def test_a_served_study_retrieves_with_a_served_embedder(study_dict: dict, stand
 def test_a_served_task_model_without_an_embedder_names_the_choices(
     study_dict: dict, standin: StandIn, caplog: pytest.LogCaptureFixture
 ) -> None:
-    strategy = {**study_dict["strategy"], "trials": 3, "demos": ["knn"]}
+    """Asked for embeddings without an embedder (a served study compares words by default:
+    tests/study/test_served_study.py), each kNN trial fails naming the three ways out."""
+    strategy = {**study_dict["strategy"], "trials": 3, "demos": ["knn"], "knn": {"similarity": ["embedding"]}}
     spec = spec_from_dict({**study_dict, "model": {"url": standin.url}, "strategy": strategy})
     run_study(spec, progress=False)  # the kNN trials fail, each saying why
     assert "served embeddings endpoint (embedder: http://HOST:PORT/v1" in caplog.text
+    assert "(knn: {similarity: [lexical]})" in caplog.text
     assert not any(r["path"] == "/v1/embeddings" for r in standin.requests)  # chosen explicitly, never guessed
