@@ -141,11 +141,6 @@ class Retrieval:
         if self.similarity not in SIMILARITIES:
             raise ConfigError(f"retrieval.similarity: {self.similarity!r} is not one of {', '.join(SIMILARITIES)}")
 
-    @property
-    def uses_model(self) -> bool:
-        """Whether texts are compared (partly) by an embedding model's vectors."""
-        return self.similarity != "lexical"
-
     def settings(self) -> dict[str, Any]:
         """The settings without the pool."""
         return {"k": self.k, "mmr": self.mmr, "balance": self.balance, "order": self.order}
