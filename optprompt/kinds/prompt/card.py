@@ -145,6 +145,12 @@ class PromptCard:
         """How the card's embedding model turns a text into a vector (``mean`` or ``last``)."""
         return str((self.retrieval or {}).get("pooling", "mean"))
 
+    @property
+    def similarity(self) -> str:
+        """How inputs are compared with the pool (``embedding``, ``lexical`` or ``hybrid``;
+        cards written before the option: ``embedding``)."""
+        return str((self.retrieval or {}).get("similarity", "embedding"))
+
     def use_embedder(self, embedder: Embedder) -> None:
         """Embed inputs with ``embedder`` (a model already loaded) instead of loading the
         model the card names; warns when its fingerprint differs from the card's."""
@@ -181,7 +187,7 @@ class PromptCard:
                 order=r["order"],
                 embedder=None if (r.get("embedder") or {}).get("task_model", True) else r["embedder"].get("ref"),
                 pooling=r.get("pooling", "mean"),
-                similarity=r.get("similarity", "embedding"),
+                similarity=self.similarity,
             )
         except (KeyError, TypeError, ConfigError) as e:
             raise OptpromptError(f"prompt card: invalid retrieval settings: {e}") from None
@@ -196,10 +202,9 @@ class PromptCard:
             lent = self.__dict__.get("_embedder")
             expected = (r.get("embedder") or {}).get("fingerprint")
             try:
-                similarity = r.get("similarity", "embedding")
                 vectors = (
                     decode_vectors(r["vectors"], where="prompt card retrieval.vectors")
-                    if similarity != "lexical"
+                    if self.similarity != "lexical"
                     else None
                 )
                 if lent is not None and expected and lent.fingerprint != expected:
@@ -212,7 +217,7 @@ class PromptCard:
                     [d.get("label") for d in entries],
                     lent or self._load_embedder,
                     vectors=vectors,
-                    similarity=similarity,
+                    similarity=self.similarity,
                 )
             except (KeyError, TypeError) as e:
                 raise OptpromptError(f"prompt card: invalid retrieval pool: missing or bad {e}") from None

@@ -76,7 +76,7 @@ class CardPredictor:
         self.backend = backend
         if (
             card.retrieval is not None
-            and card.retrieval.get("similarity", "embedding") != "lexical"  # lexical: words only, no model
+            and card.similarity != "lexical"  # lexical: words only, no model
             and (card.retrieval.get("embedder") or {}).get("task_model", True)
         ):
             from optprompt.scoring.embedding import ModelEmbedder
