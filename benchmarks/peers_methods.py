@@ -54,10 +54,26 @@ def split_labels(text: str) -> list[str]:
     return [p.strip() for p in re.split(r"[,|;\n]", text) if p.strip()]
 
 
+def named_labels(text: str, labels: list[str]) -> list[str]:
+    """The labels a free-form answer names, in the order it first names them: whole words,
+    casefolded; where two labels start at one place, the longer ("very positive", not "positive")."""
+    hits = []
+    for label in labels:
+        m = re.search(r"(?<!\w)" + re.escape(label.casefold()) + r"(?!\w)", text.casefold())
+        if m:
+            hits.append((m.start(), -len(label), label))
+    return [label for _, _, label in sorted(hits)]
+
+
+MARKER = re.compile(r"\[\[\s*#+\s*\w+\s*#+\s*\]\]")
+
+
 # --------------------------------------------------------------------------- DSPy
 
 
-def run_dspy(method: str, work: Path, task: dict[str, Any], url: str, model: str, seed: int) -> dict[str, Any]:
+def run_dspy(
+    method: str, work: Path, task: dict[str, Any], url: str, model: str, seed: int, parsing: str = "strict"
+) -> dict[str, Any]:
     import dspy
     import numpy as np
 
@@ -66,13 +82,41 @@ def run_dspy(method: str, work: Path, task: dict[str, Any], url: str, model: str
     proposer = dspy.LM(
         f"openai/{model}", api_base=url, api_key="none", temperature=1.0, max_tokens=META_TOKENS, cache=False
     )
-    # no second try through the JSON adapter when an answer does not parse: it doubles the calls
-    # an answer that does not parse scores 0 (DSPy's failure score) instead of stopping the
-    # evaluation after 10 of them (DSPy's default max_errors)
-    dspy.configure(lm=lm, adapter=dspy.ChatAdapter(use_json_adapter_fallback=False), max_errors=10**6)
     multi = task["type"] == "multi_label"
     labels = task["labels"]
     field = "labels" if multi else "label"
+
+    class LenientChatAdapter(dspy.ChatAdapter):
+        """ChatAdapter that gives a small model's free-form answer its best reading (`--parse
+        lenient`): the answer field becomes the label(s) the answer names (its own field's text
+        when it wrote one, else the whole completion); a one-field call of the optimizer's own
+        (an instruction proposal) whose markers are missing takes the completion as its value."""
+
+        def parse(self, signature: Any, completion: str) -> dict[str, Any]:
+            names = list(signature.output_fields)
+            try:
+                parsed = super().parse(signature, completion)
+            except Exception:  # noqa: BLE001 - DSPy's AdapterParseError: no field markers
+                if names == [field]:
+                    parsed = {field: completion}
+                elif len(names) == 1:
+                    return {names[0]: MARKER.sub("", completion).strip()}
+                else:
+                    raise
+            if field in parsed and names == [field]:
+                found = named_labels(str(parsed[field] or ""), labels)
+                parsed[field] = ", ".join(found) if multi else (found[0] if found else "")
+            return parsed
+
+    # no second try through the JSON adapter when an answer does not parse: it doubles the calls
+    # an answer that does not parse scores 0 (DSPy's failure score) instead of stopping the
+    # evaluation after 10 of them (DSPy's default max_errors)
+    adapter = (
+        LenientChatAdapter(use_json_adapter_fallback=False)
+        if parsing == "lenient"
+        else dspy.ChatAdapter(use_json_adapter_fallback=False)
+    )
+    dspy.configure(lm=lm, adapter=adapter, max_errors=10**6)
     desc = (
         f"comma-separated list of one or more of: {', '.join(labels)}"
         if multi
@@ -106,7 +150,7 @@ def run_dspy(method: str, work: Path, task: dict[str, Any], url: str, model: str
     dev = [example(r) for r in read_jsonl(work / "dev.jsonl")]
     test_rows = read_jsonl(work / "test.jsonl")
 
-    details: dict[str, Any] = {}
+    details: dict[str, Any] = {"parse": parsing}
     if method == "dspy-zero-shot":
         compiled = program
     elif method == "dspy-mipro":
@@ -269,6 +313,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("out", type=Path)
     p.add_argument("--url", required=True)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--parse",
+        choices=["strict", "lenient"],
+        default="strict",
+        help="DSPy: strict = ChatAdapter's own parse (an answer without its field markers scores 0); "
+        "lenient = the label(s) the answer names, wherever it names them",
+    )
     args = p.parse_args(argv)
     task = json.loads((args.work / "task.json").read_text())
     models = json.loads(urllib.request.urlopen(f"{args.url}/models", timeout=30).read())
@@ -278,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.method == "capo":
         out = run_capo(args.work, task, args.url, model, args.seed)
     else:
-        out = run_dspy(args.method, args.work, task, args.url, model, args.seed)
+        out = run_dspy(args.method, args.work, task, args.url, model, args.seed, args.parse)
     out["seconds"] = time.perf_counter() - started
     out["before"], out["after"] = before, server_counts(args.url)
     args.out.write_text(json.dumps(out, indent=1, default=str))

@@ -44,3 +44,18 @@ def test_the_tables_render_from_the_shipped_results() -> None:
         sys.path.remove(str(BENCHMARKS))
     text = bench.render(list(bench.BENCHES), None)
     assert "**Adapter scoring**" in text and "**Extraction decoding**" in text
+
+
+def test_a_peers_free_answer_is_read_as_the_labels_it_names() -> None:
+    """`peers.py`'s lenient reading of a DSPy answer without field markers: the label named
+    first, whole words only, the longer label where two start at one place."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        from peers_methods import named_labels
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    labels = ["positive", "negative", "very positive", "pos"]
+    assert named_labels("The review is Negative, not positive.", labels) == ["negative", "positive"]
+    assert named_labels("very positive indeed", labels) == ["very positive", "positive"]
+    assert named_labels("a positively odd purpose", labels) == []  # no whole word
+    assert named_labels("[[ ## label ## ]]\nnegative", labels) == ["negative"]
