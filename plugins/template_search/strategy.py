@@ -57,7 +57,8 @@ class KnnOptions(BaseModel):
     pooling: list[Literal["mean", "last"]] = Field(
         default_factory=lambda: ["mean"],
         min_length=1,
-        description="How hidden states become a text's vector: mean over its tokens, or its last token's.",
+        description="How hidden states become a text's vector: mean over its tokens, or its last token's "
+        "(embedding and hybrid similarity; a lexical candidate draws none).",
     )
     similarity: list[Literal["embedding", "lexical", "hybrid"]] | None = Field(
         None,
@@ -305,16 +306,27 @@ class TemplateSearch(BaseStrategy):
             values = list(dict.fromkeys(values))
             return trial.suggest_categorical(name, values) if len(values) > 1 else values[0]
 
+        # Drawn in the order of before: with one pooling (the default) a seeded study draws what it drew.
+        k = int(pick("knn_k", knn.k))
+        mmr = float(pick("knn_mmr", knn.mmr))
+        # Free-text answers have nothing to balance (entity lists are searched all the same).
+        balance = (
+            bool(pick("knn_balance", knn.balance))
+            if self.context.task.task_type.scoring is not ScoringPath.GENERATE
+            else False
+        )
+        order = pick("knn_order", knn.order)
+        similarity = pick("knn_similarity", self.similarities)
+        # Words compared by TF-IDF have no hidden states to pool: no search dimension spent on
+        # it, and no two lexical candidates that differ in nothing else.
+        pooling = knn.pooling[0] if similarity == "lexical" else pick("knn_pooling", knn.pooling)
         return Retrieval(
             pool=self.knn_pool,
-            k=int(pick("knn_k", knn.k)),
-            mmr=float(pick("knn_mmr", knn.mmr)),
-            # Free-text answers have nothing to balance (entity lists are searched all the same).
-            balance=bool(pick("knn_balance", knn.balance))
-            if self.context.task.task_type.scoring is not ScoringPath.GENERATE
-            else False,
-            order=pick("knn_order", knn.order),
+            k=k,
+            mmr=mmr,
+            balance=balance,
+            order=order,
             embedder=knn.embedder,
-            pooling=pick("knn_pooling", knn.pooling),
-            similarity=pick("knn_similarity", self.similarities),
+            pooling=pooling,
+            similarity=similarity,
         )

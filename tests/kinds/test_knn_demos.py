@@ -151,6 +151,27 @@ def test_mixed_modes_search_both(study_dict, tiny_model) -> None:  # type: ignor
     assert all("n_demos" not in t.params for t in trials if t.params.get("demos") == "knn")
 
 
+def test_words_compared_by_tf_idf_draw_no_pooling(study_dict, tiny_model) -> None:  # type: ignore[no-untyped-def]
+    """``knn.pooling`` is searched only for candidates whose similarity uses hidden states:
+    a lexical candidate draws none and records the first pooling given."""
+    import optuna
+
+    from optprompt.trials.record import records
+
+    knn = {"similarity": ["lexical", "embedding"], "pooling": ["last", "mean"]}
+    spec = spec_from_dict(_knn_study(study_dict, trials=8, sampler="random", knn=knn))
+    StudyRunner(spec, model=tiny_model, progress=False).run()
+    trials = optuna.load_study(study_name=spec.name, storage=f"sqlite:///{Path(spec.output) / 'study.db'}").trials
+    drawn = [t for t in trials if "knn_similarity" in t.params]
+    lexical = [t for t in drawn if t.params["knn_similarity"] == "lexical"]
+    assert lexical and len(lexical) < len(drawn)  # both kinds drawn under this seed
+    assert all("knn_pooling" not in t.params for t in lexical)
+    assert all("knn_pooling" in t.params for t in drawn if t not in lexical)
+    lexical_numbers = {t.number for t in lexical}
+    pooled = {r.candidate["retrieval"]["pooling"] for r in records(trials) if r.number in lexical_numbers}
+    assert pooled == {"last"}
+
+
 @pytest.mark.parametrize(
     "strategy,match",
     [
