@@ -151,7 +151,7 @@ PEERS_ARGS ?=
 $(PEERS_STAMP): benchmarks/peers-constraints.txt
 	$(PYTHON) -m venv $(PEERS_VENV)
 	$(PEERS_VENV)/bin/python -m pip install -q --upgrade pip
-	$(PEERS_VENV)/bin/python -m pip install -q -c benchmarks/peers-constraints.txt dspy promptolution litellm
+	$(PEERS_VENV)/bin/python -m pip install -q -c benchmarks/peers-constraints.txt "dspy[optuna]" promptolution litellm
 	touch $(PEERS_STAMP)
 
 bench-peers: venv $(PEERS_STAMP)
