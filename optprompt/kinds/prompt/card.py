@@ -186,7 +186,7 @@ class PromptCard:
                 balance=r["balance"],
                 order=r["order"],
                 embedder=None if (r.get("embedder") or {}).get("task_model", True) else r["embedder"].get("ref"),
-                pooling=r.get("pooling", "mean"),
+                pooling=self.pooling,
                 similarity=self.similarity,
             )
         except (KeyError, TypeError, ConfigError) as e:
